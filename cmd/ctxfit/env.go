@@ -1,0 +1,58 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"net/url"
+
+	"github.com/ollama/ollama/api"
+
+	"github.com/ctxfit/ctxfit/daemon"
+	"github.com/ctxfit/ctxfit/internal/ollamahost"
+)
+
+// env is what a command may touch of the outside world, so that tests can
+// run commands in-process with their own output buffers and environment.
+type env struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+// errUsage reports a command line that the flag package already explained.
+var errUsage = errors.New("usage")
+
+// flags returns a flag set for command name that prints its errors to stderr.
+func (e *env) flags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("ctxfit "+name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	return fs
+}
+
+// parse parses args into fs, mapping -h and bad flags to errUsage.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errUsage
+		}
+		return errUsage
+	}
+	return nil
+}
+
+// host resolves the Ollama server from --host, OLLAMA_HOST or the default.
+func (e *env) host(flagValue string) *url.URL {
+	return ollamahost.Resolve(flagValue, e.getenv("OLLAMA_HOST"))
+}
+
+// client returns an Ollama API client for u.
+func (e *env) client(u *url.URL) *api.Client { return daemon.NewClient(u) }
+
+// store opens ctxfit's persistent state.
+func (e *env) store() (*daemon.Store, error) {
+	dir, err := daemon.DefaultStateDir(e.getenv)
+	if err != nil {
+		return nil, err
+	}
+	return daemon.OpenStore(dir), nil
+}

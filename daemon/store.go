@@ -1,0 +1,202 @@
+package daemon
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/ctxfit/ctxfit/internal/atomicfile"
+)
+
+// StateDirEnv names the environment variable that moves ctxfit's state
+// directory (tests and portable installs use it).
+const StateDirEnv = "CTXFIT_STATE_DIR"
+
+// DefaultStateDir returns where ctxfit keeps its state: $CTXFIT_STATE_DIR,
+// else ctxfit/ under the user's configuration directory (~/.config on Linux,
+// ~/Library/Application Support on macOS, %AppData% on Windows).
+func DefaultStateDir(getenv func(string) string) (string, error) {
+	if d := getenv(StateDirEnv); d != "" {
+		return d, nil
+	}
+	d, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("find a directory for ctxfit's state (set %s): %w", StateDirEnv, err)
+	}
+	return filepath.Join(d, "ctxfit"), nil
+}
+
+// Data is everything ctxfit remembers between runs.
+type Data struct {
+	Settings Settings              `json:"settings"`
+	Hosts    map[string]*HostState `json:"hosts,omitempty"` // keyed by ollamahost.Key
+	Tuned    []Tuned               `json:"tuned,omitempty"`
+}
+
+// Settings are the user's choices, shared by the tray and the CLI.
+type Settings struct {
+	// AutoFix makes ctxfit rewrite client configs with the tuned values
+	// after each tune and whenever a watched config changes.
+	AutoFix bool `json:"auto_fix"`
+	// NotificationsOff silences desktop notifications (the log still has
+	// every event).
+	NotificationsOff bool `json:"notifications_off"`
+}
+
+// HostState is what ctxfit knows about one Ollama server.
+type HostState struct {
+	// GPUSeen is set once any model on this host had size_vram > 0.
+	GPUSeen bool `json:"gpu_seen,omitempty"`
+	// GPU is the user's own answer ("present" or "absent"); it beats
+	// everything ctxfit infers. Empty when the user said nothing.
+	GPU GPUPresence `json:"gpu,omitempty"`
+}
+
+// Tuned is the result of one tune: the largest context, a multiple of Step,
+// at which Model loaded 100% on the GPU of Host with Parallel slots.
+type Tuned struct {
+	Host           string    `json:"host"` // ollamahost.Key
+	Model          string    `json:"model"`
+	Digest         string    `json:"digest,omitempty"`
+	Parallel       int       `json:"parallel"`
+	Context        int       `json:"context"`
+	Step           int       `json:"step"`
+	Loads          int       `json:"loads"`
+	TrainedContext int       `json:"trained_context,omitempty"`
+	MeasuredAt     time.Time `json:"measured_at"`
+}
+
+// TunedFor returns the most recent tuned value for model on host. A result
+// measured for the same digest is preferred over one for an older digest of
+// the same name; digest may be empty when it is not known.
+func (d *Data) TunedFor(host, model, digest string) (Tuned, bool) {
+	var best Tuned
+	found := false
+	for _, t := range d.Tuned {
+		if t.Host != host || !SameModel(t.Model, model) {
+			continue
+		}
+		better := !found ||
+			(digest != "" && t.Digest == digest && best.Digest != digest) ||
+			((digest == "" || (t.Digest == digest) == (best.Digest == digest)) && t.MeasuredAt.After(best.MeasuredAt))
+		if better {
+			best, found = t, true
+		}
+	}
+	return best, found
+}
+
+// PutTuned records t, replacing an earlier result for the same host, model,
+// digest and parallel count.
+func (d *Data) PutTuned(t Tuned) {
+	for i, o := range d.Tuned {
+		if o.Host == t.Host && SameModel(o.Model, t.Model) && o.Digest == t.Digest && o.Parallel == t.Parallel {
+			d.Tuned[i] = t
+			return
+		}
+	}
+	d.Tuned = append(d.Tuned, t)
+	sort.SliceStable(d.Tuned, func(i, j int) bool {
+		if d.Tuned[i].Host != d.Tuned[j].Host {
+			return d.Tuned[i].Host < d.Tuned[j].Host
+		}
+		return d.Tuned[i].Model < d.Tuned[j].Model
+	})
+}
+
+// Host returns the state of host, creating it when missing.
+func (d *Data) Host(host string) *HostState {
+	if d.Hosts == nil {
+		d.Hosts = map[string]*HostState{}
+	}
+	h := d.Hosts[host]
+	if h == nil {
+		h = &HostState{}
+		d.Hosts[host] = h
+	}
+	return h
+}
+
+// GPU returns what ctxfit knows about host's GPU: the user's setting, else
+// present when a model was once seen in VRAM there, else local (the evidence
+// from this machine's own hardware, GPUUnknown when host is remote).
+func (d *Data) GPU(host string, local GPUPresence) GPUPresence {
+	if h := d.Hosts[host]; h != nil {
+		if h.GPU == GPUPresent || h.GPU == GPUAbsent {
+			return h.GPU
+		}
+		if h.GPUSeen {
+			return GPUPresent
+		}
+	}
+	if local == "" {
+		return GPUUnknown
+	}
+	return local
+}
+
+// Store keeps Data in state.json under a directory. It is safe for use by
+// several goroutines; separate processes (the tray and a `ctxfit tune` in a
+// terminal) each re-read the file on every access and replace it atomically,
+// so the last writer of a field wins and no reader sees a torn file.
+type Store struct {
+	dir string
+	mu  sync.Mutex
+}
+
+// OpenStore returns the store in dir. Nothing is read or created until used.
+func OpenStore(dir string) *Store { return &Store{dir: dir} }
+
+// Dir returns the store's directory; other state (backups, logs) lives there too.
+func (s *Store) Dir() string { return s.dir }
+
+func (s *Store) path() string { return filepath.Join(s.dir, "state.json") }
+
+// Load reads the current data. A missing file is empty data, not an error.
+func (s *Store) Load() (*Data, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.load()
+}
+
+func (s *Store) load() (*Data, error) {
+	d := &Data{}
+	b, err := os.ReadFile(s.path())
+	if errors.Is(err, os.ErrNotExist) {
+		return d, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read ctxfit state: %w", err)
+	}
+	if err := json.Unmarshal(b, d); err != nil {
+		return nil, fmt.Errorf("ctxfit state %s is damaged (move it away to start afresh): %w", s.path(), err)
+	}
+	return d, nil
+}
+
+// Update loads the data, lets fn change it and saves it atomically. Nothing
+// is written when fn returns an error.
+func (s *Store) Update(fn func(*Data) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, err := s.load()
+	if err != nil {
+		return err
+	}
+	if err := fn(d); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(d, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode ctxfit state: %w", err)
+	}
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		return fmt.Errorf("create ctxfit state directory: %w", err)
+	}
+	return atomicfile.WriteFile(s.path(), append(b, '\n'), 0o600)
+}

@@ -1,0 +1,101 @@
+package daemon
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestStoreRoundTrip(t *testing.T) {
+	s := OpenStore(filepath.Join(t.TempDir(), "state"))
+	d, err := s.Load()
+	if err != nil || len(d.Tuned) != 0 {
+		t.Fatalf("Load of a missing store = %+v, %v", d, err)
+	}
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	err = s.Update(func(d *Data) error {
+		d.Settings.AutoFix = true
+		d.Host("http://127.0.0.1:11434").GPUSeen = true
+		d.PutTuned(Tuned{Host: "http://127.0.0.1:11434", Model: "llama3.1:8b", Digest: "a", Parallel: 1, Context: 24576, MeasuredAt: t0})
+		d.PutTuned(Tuned{Host: "http://127.0.0.1:11434", Model: "llama3.1:8b", Digest: "a", Parallel: 1, Context: 25600, MeasuredAt: t0.Add(time.Hour)})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err = OpenStore(s.Dir()).Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Settings.AutoFix || len(d.Tuned) != 1 || d.Tuned[0].Context != 25600 {
+		t.Errorf("reloaded data = %+v, want auto-fix and one tuned value 25600", d)
+	}
+	if g := d.GPU("http://127.0.0.1:11434", GPUAbsent); g != GPUPresent {
+		t.Errorf("GPU after a model was seen in VRAM = %s, want present", g)
+	}
+}
+
+func TestStoreDamaged(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "state.json"), []byte("{not json"), 0o600)
+	s := OpenStore(dir)
+	if _, err := s.Load(); err == nil || !strings.Contains(err.Error(), "damaged") {
+		t.Errorf("Load of damaged state: %v, want a 'damaged' error", err)
+	}
+	if err := s.Update(func(*Data) error { return nil }); err == nil {
+		t.Error("Update over damaged state succeeded; it must not overwrite the user's file")
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "state.json"))
+	if string(b) != "{not json" {
+		t.Error("damaged state file was changed")
+	}
+}
+
+func TestStoreConcurrentUpdates(t *testing.T) {
+	s := OpenStore(t.TempDir())
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			s.Update(func(d *Data) error {
+				d.PutTuned(Tuned{Host: "h", Model: "m", Parallel: i, Context: i})
+				return nil
+			})
+		}(i)
+	}
+	wg.Wait()
+	d, _ := s.Load()
+	if len(d.Tuned) != 20 {
+		t.Errorf("%d tuned values after 20 concurrent updates, want 20", len(d.Tuned))
+	}
+}
+
+func TestTunedFor(t *testing.T) {
+	t0 := time.Now()
+	d := &Data{Tuned: []Tuned{
+		{Host: "h", Model: "m:latest", Digest: "old", Context: 1, MeasuredAt: t0.Add(time.Hour)},
+		{Host: "h", Model: "m", Digest: "new", Context: 2, MeasuredAt: t0},
+		{Host: "other", Model: "m", Digest: "new", Context: 3, MeasuredAt: t0.Add(2 * time.Hour)},
+	}}
+	if tu, ok := d.TunedFor("h", "m", "new"); !ok || tu.Context != 2 {
+		t.Errorf("TunedFor with matching digest = %v %v, want context 2", tu, ok)
+	}
+	if tu, ok := d.TunedFor("h", "m:latest", ""); !ok || tu.Context != 1 {
+		t.Errorf("TunedFor without digest = %v %v, want the newest (1)", tu, ok)
+	}
+	if _, ok := d.TunedFor("h", "x", ""); ok {
+		t.Error("TunedFor found an untuned model")
+	}
+	if g := d.GPU("nowhere", ""); g != GPUUnknown {
+		t.Errorf("GPU of an unknown remote host = %s", g)
+	}
+	d.Host("h").GPU = GPUAbsent
+	d.Host("h").GPUSeen = true
+	if g := d.GPU("h", GPUPresent); g != GPUAbsent {
+		t.Errorf("user's setting should win, got %s", g)
+	}
+}

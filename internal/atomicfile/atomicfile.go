@@ -1,0 +1,77 @@
+// Package atomicfile replaces files so that a reader sees either the old
+// content or the new one, never a half-written file.
+package atomicfile
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+)
+
+// WriteFile writes data to a temporary file in the directory of path, syncs
+// it, sets perm, and renames it over path. On Windows a rename that fails
+// because another program holds the file open is retried for about a second.
+// The temporary file is removed on any error.
+func WriteFile(path string, data []byte, perm os.FileMode) (err error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".ctxfit-*.tmp")
+	if err != nil {
+		return fmt.Errorf("create temporary file beside %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if _, err = f.Write(data); err != nil {
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err = f.Chmod(perm); err != nil && runtime.GOOS != "windows" {
+		return fmt.Errorf("set mode of %s: %w", tmp, err)
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", tmp, err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", tmp, err)
+	}
+	if err = Rename(tmp, path); err != nil {
+		return err
+	}
+	syncDir(dir)
+	return nil
+}
+
+// Rename renames oldpath to newpath, retrying briefly on Windows where
+// antivirus scanners and editors hold files open and make the rename fail
+// with a sharing violation.
+func Rename(oldpath, newpath string) error {
+	var err error
+	for i := 0; i < 20; i++ {
+		if err = os.Rename(oldpath, newpath); err == nil {
+			return nil
+		}
+		if runtime.GOOS != "windows" || errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("replace %s: %w", newpath, err)
+}
+
+// syncDir flushes the directory entry of a rename to disk where the platform
+// allows it; failures are ignored because the data itself is already synced.
+func syncDir(dir string) {
+	if runtime.GOOS == "windows" {
+		return
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
