@@ -1,0 +1,6 @@
+//go:build !linux && !darwin && !windows
+
+package daemon
+
+// TotalRAM returns 0: this platform has no supported way to read it.
+func TotalRAM() int64 { return 0 }

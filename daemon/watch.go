@@ -1,0 +1,618 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ollama/ollama/api"
+	"github.com/ollama/ollama/format"
+
+	"github.com/ctxfit/ctxfit/internal/ollamahost"
+)
+
+// Model is one loaded model as ctxfit sees it.
+type Model struct {
+	Name          string    `json:"name"`
+	Digest        string    `json:"-"`
+	Size          int64     `json:"size"`
+	SizeVRAM      int64     `json:"size_vram"`
+	Processor     string    `json:"processor"`      // as `ollama ps` prints it
+	ContextLength int       `json:"context_length"` // 0 when the server does not say
+	State         State     `json:"state"`
+	Spilled       bool      `json:"spilled"`
+	TunedContext  *int      `json:"tuned_context"` // nil when no tune is known
+	ExpiresAt     time.Time `json:"-"`
+	// RAMWarning is set on a CPU-only host that is this machine when the
+	// model will not fit in RAM; it says which smaller model would.
+	RAMWarning string `json:"ram_warning,omitempty"`
+}
+
+// Snapshot is the state of one Ollama server at one moment.
+type Snapshot struct {
+	Host      string      `json:"host"`
+	Reachable bool        `json:"reachable"`
+	Error     string      `json:"error,omitempty"`
+	Version   string      `json:"version,omitempty"`
+	GPU       GPUPresence `json:"gpu"`
+	Models    []Model     `json:"models"`
+	Time      time.Time   `json:"-"`
+}
+
+// Spilled returns the models in s that spilled onto the CPU.
+func (s Snapshot) Spilled() []Model {
+	var out []Model
+	for _, m := range s.Models {
+		if m.Spilled {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// EventKind names what happened between two snapshots.
+type EventKind string
+
+// The kinds of Event.
+const (
+	EventReachable      EventKind = "reachable"       // the server answers (again)
+	EventUnreachable    EventKind = "unreachable"     // no answer: down, wrong address, firewall
+	EventError          EventKind = "error"           // an answer that is not what Ollama sends
+	EventLoaded         EventKind = "loaded"          // a model appeared in /api/ps
+	EventUnloaded       EventKind = "unloaded"        // a model left /api/ps
+	EventContextChanged EventKind = "context_changed" // the same model reloaded with another context length
+	EventSpillStarted   EventKind = "spill_started"   // a model moved (partly) onto the CPU
+	EventSpillEnded     EventKind = "spill_ended"     // a loaded model is whole on the GPU again
+	EventThrash         EventKind = "reload_thrash"   // clients disagree on num_ctx and keep reloading a model
+	EventSwapRisk       EventKind = "swap_risk"       // a model on a CPU-only host does not fit in RAM
+)
+
+// Event is one thing that happened on the watched server.
+type Event struct {
+	Kind              EventKind `json:"kind"`
+	Time              time.Time `json:"time"`
+	Host              string    `json:"host"`
+	Model             string    `json:"model,omitempty"`
+	Processor         string    `json:"processor,omitempty"`
+	Size              int64     `json:"size,omitempty"`
+	ContextLength     int       `json:"context_length,omitempty"`
+	PrevContextLength int       `json:"prev_context_length,omitempty"`
+	Contexts          []int     `json:"contexts,omitempty"` // reload thrash: the lengths seen
+	Message           string    `json:"message"`            // one line for people
+}
+
+// Update is what subscribers receive after each poll that changed something:
+// the new snapshot and the events that led to it.
+type Update struct {
+	Snapshot Snapshot
+	Events   []Event
+}
+
+// WatcherOptions tune a Watcher; the zero value gives the defaults.
+type WatcherOptions struct {
+	FastInterval   time.Duration // while models are loaded or just changed; default 1 s
+	IdleInterval   time.Duration // while nothing is loaded; default 2.5 s
+	MaxBackoff     time.Duration // ceiling while unreachable; default 30 s
+	RequestTimeout time.Duration // per request; default RequestTimeout
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// LocalGPU reports GPU evidence from this machine's hardware; it is
+	// consulted only when the host is this machine. Default DetectLocalGPU.
+	LocalGPU func() GPUPresence
+	// TotalRAM reports this machine's physical memory in bytes (0 when
+	// unknown). Default TotalRAM.
+	TotalRAM func() int64
+}
+
+func (o *WatcherOptions) defaults() {
+	if o.FastInterval <= 0 {
+		o.FastInterval = time.Second
+	}
+	if o.IdleInterval <= 0 {
+		o.IdleInterval = 2500 * time.Millisecond
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 30 * time.Second
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = RequestTimeout
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.LocalGPU == nil {
+		o.LocalGPU = DetectLocalGPU
+	}
+	if o.TotalRAM == nil {
+		o.TotalRAM = TotalRAM
+	}
+}
+
+// Thrash detection: this many loads of one model within thrashWindow, with
+// at least two different context lengths, mean clients disagree on num_ctx.
+const (
+	thrashLoads  = 3
+	thrashWindow = 10 * time.Minute
+)
+
+// Watcher polls one Ollama server's /api/ps and turns what it sees into
+// snapshots and events. Create it with NewWatcher and start it with Run.
+type Watcher struct {
+	client *api.Client
+	host   *url.URL
+	key    string
+	store  *Store
+	opts   WatcherOptions
+	local  GPUPresence // evidence from this machine, "" when the host is remote
+
+	mu      sync.Mutex
+	snap    Snapshot
+	polled  bool               // at least one poll finished
+	prev    map[string]Model   // models of the last successful poll, by ModelKey
+	loads   map[string][]load  // recent loads per model, for thrash detection
+	thrash  map[string]time.Time
+	ramWarn map[string]bool    // swap risk already reported for this load
+	subs    map[*subscriber]struct{}
+	lastErr string
+}
+
+type load struct {
+	at  time.Time
+	ctx int
+}
+
+// NewWatcher returns a watcher of the server at host, talking through
+// client. store may be nil (nothing is remembered, no tuned values shown).
+func NewWatcher(client *api.Client, host *url.URL, store *Store, opts WatcherOptions) *Watcher {
+	opts.defaults()
+	w := &Watcher{
+		client:  client,
+		host:    host,
+		key:     ollamahost.Key(host),
+		store:   store,
+		opts:    opts,
+		prev:    map[string]Model{},
+		loads:   map[string][]load{},
+		thrash:  map[string]time.Time{},
+		ramWarn: map[string]bool{},
+		subs:    map[*subscriber]struct{}{},
+	}
+	if ollamahost.IsLocal(host) {
+		w.local = opts.LocalGPU()
+	}
+	w.snap = Snapshot{Host: host.String(), GPU: GPUUnknown}
+	return w
+}
+
+// Host returns the address of the watched server.
+func (w *Watcher) Host() *url.URL { return w.host }
+
+// Snapshot returns the latest snapshot (an empty, unreachable one before the
+// first poll finishes).
+func (w *Watcher) Snapshot() Snapshot {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return cloneSnapshot(w.snap)
+}
+
+// Run polls until ctx is done: about every FastInterval while models are
+// loaded or something just changed, every IdleInterval otherwise, and with
+// exponential backoff up to MaxBackoff while the server does not answer.
+// It returns ctx's error; failures of the server are events, not errors.
+func (w *Watcher) Run(ctx context.Context) error {
+	backoff := w.opts.FastInterval
+	for {
+		u := w.Poll(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var wait time.Duration
+		switch {
+		case !u.Snapshot.Reachable:
+			wait = backoff
+			backoff = min(backoff*2, w.opts.MaxBackoff)
+		case len(u.Snapshot.Models) > 0 || len(u.Events) > 0:
+			wait, backoff = w.opts.FastInterval, w.opts.FastInterval
+		default:
+			wait, backoff = w.opts.IdleInterval, w.opts.FastInterval
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// Poll asks the server once, updates the watcher's state, tells subscribers
+// what changed, and returns the new snapshot with its events. `ctxfit
+// status` is one Poll.
+func (w *Watcher) Poll(ctx context.Context) Update {
+	now := w.opts.Now()
+	rctx, cancel := context.WithTimeout(ctx, w.opts.RequestTimeout)
+	defer cancel()
+	ps, err := w.client.ListRunning(rctx)
+	var version string
+	if err == nil {
+		w.mu.Lock()
+		version = w.snap.Version
+		reconnect := !w.snap.Reachable
+		w.mu.Unlock()
+		if reconnect || version == "" {
+			if v, verr := w.client.Version(rctx); verr == nil {
+				version = v
+			}
+		}
+	}
+	var data *Data
+	if w.store != nil {
+		data, _ = w.store.Load() // a damaged state file must not stop the watcher
+	}
+	if err == nil && data != nil && anyInVRAM(ps.Models) && !data.Hosts[w.key].gpuSeen() {
+		w.store.Update(func(d *Data) error { d.Host(w.key).GPUSeen = true; return nil })
+		data.Host(w.key).GPUSeen = true
+	}
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	snap := Snapshot{Host: w.host.String(), Time: now, Version: version, GPU: w.local}
+	if snap.GPU == "" {
+		snap.GPU = GPUUnknown
+	}
+	if data != nil {
+		snap.GPU = data.GPU(w.key, w.local)
+	}
+	var events []Event
+	if err != nil {
+		snap.Error = describe(err, w.host)
+		snap.Version = w.snap.Version
+		events = w.failed(snap, err, now)
+	} else {
+		snap.Reachable = true
+		snap.Models = w.models(ps.Models, snap.GPU, data)
+		events = w.diff(snap, now)
+	}
+	w.snap = snap
+	w.polled = true
+	u := Update{Snapshot: cloneSnapshot(snap), Events: events}
+	if len(events) > 0 || err == nil {
+		for s := range w.subs {
+			s.push(u)
+		}
+	}
+	return u
+}
+
+func (h *HostState) gpuSeen() bool { return h != nil && h.GPUSeen }
+
+func anyInVRAM(ms []api.ProcessModelResponse) bool {
+	for _, m := range ms {
+		if m.SizeVRAM > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// models classifies the models of one /api/ps answer.
+func (w *Watcher) models(in []api.ProcessModelResponse, gpu GPUPresence, data *Data) []Model {
+	out := make([]Model, 0, len(in))
+	var ram int64
+	if w.local != "" && gpu != GPUPresent {
+		ram = w.opts.TotalRAM()
+	}
+	for _, p := range in {
+		state, proc := Classify(p.Size, p.SizeVRAM)
+		name := p.Name
+		if name == "" {
+			name = p.Model
+		}
+		m := Model{
+			Name: name, Digest: p.Digest, Size: p.Size, SizeVRAM: p.SizeVRAM,
+			Processor: proc, ContextLength: max(p.ContextLength, 0),
+			State: state, Spilled: Spilled(state, gpu), ExpiresAt: p.ExpiresAt,
+		}
+		if data != nil {
+			if t, ok := data.TunedFor(w.key, name, p.Digest); ok {
+				c := t.Context
+				m.TunedContext = &c
+			}
+		}
+		if ram > 0 && gpu != GPUPresent && state == StateCPU {
+			m.RAMWarning = ramWarning(name, p.Size, ram)
+		}
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// failed records a failed poll and returns the events it causes: one
+// unreachable or error event per distinct failure, not one per poll.
+func (w *Watcher) failed(snap Snapshot, err error, now time.Time) []Event {
+	kind := EventUnreachable
+	if !isConnError(err) {
+		kind = EventError
+	}
+	msg := snap.Error
+	if (w.snap.Reachable || !w.polled || w.lastErr != msg) && msg != w.lastErr {
+		w.lastErr = msg
+		return []Event{{Kind: kind, Time: now, Host: snap.Host, Message: msg}}
+	}
+	return nil
+}
+
+// diff compares snap with the previous successful poll.
+func (w *Watcher) diff(snap Snapshot, now time.Time) []Event {
+	var events []Event
+	add := func(e Event) {
+		e.Time, e.Host = now, snap.Host
+		events = append(events, e)
+	}
+	if !w.snap.Reachable {
+		msg := fmt.Sprintf("Ollama at %s answers", snap.Host)
+		if snap.Version != "" {
+			msg += " (version " + snap.Version + ")"
+		}
+		add(Event{Kind: EventReachable, Message: msg})
+		w.lastErr = ""
+	}
+	cur := make(map[string]Model, len(snap.Models))
+	for _, m := range snap.Models {
+		k := ModelKey(m.Name)
+		cur[k] = m
+		old, was := w.prev[k]
+		switch {
+		case !was:
+			add(Event{Kind: EventLoaded, Model: m.Name, Processor: m.Processor, Size: m.Size, ContextLength: m.ContextLength,
+				Message: fmt.Sprintf("%s loaded: %s, %s%s", m.Name, format.HumanBytes(m.Size), m.Processor, ctxText(m.ContextLength))})
+			w.noteLoad(k, m.ContextLength, now)
+			delete(w.ramWarn, k)
+		case m.ContextLength != old.ContextLength && m.ContextLength > 0 && old.ContextLength > 0:
+			add(Event{Kind: EventContextChanged, Model: m.Name, Processor: m.Processor, Size: m.Size,
+				ContextLength: m.ContextLength, PrevContextLength: old.ContextLength,
+				Message: fmt.Sprintf("%s reloaded with context %d (was %d): %s, %s", m.Name, m.ContextLength, old.ContextLength, format.HumanBytes(m.Size), m.Processor)})
+			w.noteLoad(k, m.ContextLength, now)
+		}
+		if m.Spilled && (!was || !old.Spilled) {
+			add(Event{Kind: EventSpillStarted, Model: m.Name, Processor: m.Processor, Size: m.Size, ContextLength: m.ContextLength,
+				Message: spillText(m)})
+		}
+		if was && old.Spilled && !m.Spilled {
+			add(Event{Kind: EventSpillEnded, Model: m.Name, Processor: m.Processor, Size: m.Size, ContextLength: m.ContextLength,
+				Message: fmt.Sprintf("%s is %s again%s", m.Name, m.Processor, ctxText(m.ContextLength))})
+		}
+		if m.RAMWarning != "" && !w.ramWarn[k] {
+			w.ramWarn[k] = true
+			add(Event{Kind: EventSwapRisk, Model: m.Name, Size: m.Size, ContextLength: m.ContextLength, Message: m.RAMWarning})
+		}
+		if e, ok := w.checkThrash(k, m.Name, now); ok {
+			add(e)
+		}
+	}
+	for k, old := range w.prev {
+		if _, ok := cur[k]; !ok {
+			add(Event{Kind: EventUnloaded, Model: old.Name, ContextLength: old.ContextLength,
+				Message: fmt.Sprintf("%s unloaded", old.Name)})
+			delete(w.ramWarn, k)
+		}
+	}
+	w.prev = cur
+	return events
+}
+
+func (w *Watcher) noteLoad(k string, ctx int, now time.Time) {
+	ls := append(w.loads[k], load{now, ctx})
+	for len(ls) > 0 && now.Sub(ls[0].at) > thrashWindow {
+		ls = ls[1:]
+	}
+	w.loads[k] = ls
+}
+
+// checkThrash reports reload thrash for model k once per window.
+func (w *Watcher) checkThrash(k, name string, now time.Time) (Event, bool) {
+	ls := w.loads[k]
+	if len(ls) < thrashLoads {
+		return Event{}, false
+	}
+	if t, ok := w.thrash[k]; ok && now.Sub(t) < thrashWindow {
+		return Event{}, false
+	}
+	var ctxs []int
+	for _, l := range ls {
+		if l.ctx > 0 && !slices.Contains(ctxs, l.ctx) {
+			ctxs = append(ctxs, l.ctx)
+		}
+	}
+	if len(ctxs) < 2 {
+		return Event{}, false
+	}
+	w.thrash[k] = now
+	slices.Sort(ctxs)
+	parts := make([]string, len(ctxs))
+	for i, c := range ctxs {
+		parts[i] = fmt.Sprint(c)
+	}
+	return Event{Kind: EventThrash, Model: name, Contexts: ctxs,
+		Message: fmt.Sprintf("%s was reloaded %d times in %s with context lengths %s: two clients ask for different num_ctx, and every switch reloads the model. Give them the same context (ctxfit fix all)",
+			name, len(ls), thrashWindow, strings.Join(parts, ", "))}, true
+}
+
+func ctxText(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(", context %d", n)
+}
+
+func spillText(m Model) string {
+	s := fmt.Sprintf("%s spilled onto the CPU: %s, %s%s", m.Name, format.HumanBytes(m.Size), m.Processor, ctxText(m.ContextLength))
+	if m.TunedContext != nil {
+		s += fmt.Sprintf("; %d stays on the GPU", *m.TunedContext)
+	} else {
+		s += fmt.Sprintf("; run `ctxfit tune %s` to find the largest context that stays on the GPU", m.Name)
+	}
+	return s
+}
+
+// describe turns a failed request into a sentence that names the server and
+// says what to do.
+func describe(err error, host *url.URL) string {
+	h := host.String()
+	var se api.StatusError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Sprintf("Ollama at %s did not answer in time; is the server overloaded, or is this the right address?", h)
+	case isConnError(err):
+		return fmt.Sprintf("cannot reach Ollama at %s: %v. Start it with `ollama serve`, or point ctxfit at it with --host or OLLAMA_HOST", h, unwrapNet(err))
+	case errors.As(err, &se):
+		if se.StatusCode == 404 {
+			return fmt.Sprintf("%s answered 404 to /api/ps: this is not an Ollama server, or a very old one; check --host or OLLAMA_HOST", h)
+		}
+		msg := se.ErrorMessage
+		if msg == "" {
+			msg = se.Status
+		}
+		return fmt.Sprintf("Ollama at %s answered HTTP %d: %s", h, se.StatusCode, msg)
+	}
+	return fmt.Sprintf("unexpected answer from %s: %v; is this an Ollama server?", h, err)
+}
+
+func isConnError(err error) bool {
+	var ne net.Error
+	var oe *net.OpError
+	if errors.As(err, &oe) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	// The api package flattens some transport errors into strings.
+	s := err.Error()
+	return strings.Contains(s, "connection refused") || strings.Contains(s, "EOF") && !strings.Contains(s, "unexpected EOF") ||
+		strings.Contains(s, "no such host") || strings.Contains(s, "connection reset")
+}
+
+func unwrapNet(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err
+	}
+	return err
+}
+
+// subscriber buffers updates for one consumer so that a slow consumer never
+// blocks the watcher; past maxQueued updates the oldest are dropped (their
+// events are kept by merging them into the next update).
+type subscriber struct {
+	mu     sync.Mutex
+	queue  []Update
+	signal chan struct{}
+	out    chan Update
+	done   chan struct{}
+}
+
+const maxQueued = 64
+
+func (s *subscriber) push(u Update) {
+	s.mu.Lock()
+	if len(s.queue) >= maxQueued {
+		merged := s.queue[1]
+		merged.Events = append(slices.Clone(s.queue[0].Events), merged.Events...)
+		s.queue = append(s.queue[:0], s.queue[1:]...)
+		s.queue[0] = merged
+	}
+	s.queue = append(s.queue, u)
+	s.mu.Unlock()
+	select {
+	case s.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (s *subscriber) forward() {
+	defer close(s.out)
+	for {
+		s.mu.Lock()
+		if len(s.queue) == 0 {
+			s.mu.Unlock()
+			select {
+			case <-s.signal:
+				continue
+			case <-s.done:
+				return
+			}
+		}
+		u := s.queue[0]
+		s.queue = s.queue[1:]
+		s.mu.Unlock()
+		select {
+		case s.out <- u:
+		case <-s.done:
+			return
+		}
+	}
+}
+
+// Subscribe returns a channel that receives an Update after every poll that
+// succeeded or produced events, and a function that ends the subscription
+// and closes the channel. The watcher never waits for a subscriber.
+func (w *Watcher) Subscribe() (<-chan Update, func()) {
+	s := &subscriber{signal: make(chan struct{}, 1), out: make(chan Update), done: make(chan struct{})}
+	w.mu.Lock()
+	w.subs[s] = struct{}{}
+	w.mu.Unlock()
+	go s.forward()
+	var once sync.Once
+	return s.out, func() {
+		once.Do(func() {
+			w.mu.Lock()
+			delete(w.subs, s)
+			w.mu.Unlock()
+			close(s.done)
+		})
+	}
+}
+
+func cloneSnapshot(s Snapshot) Snapshot {
+	s.Models = slices.Clone(s.Models)
+	return s
+}
+
+// LogEvent writes e to logger at a level that fits its kind.
+func LogEvent(logger *slog.Logger, e Event) {
+	level := slog.LevelInfo
+	switch e.Kind {
+	case EventSpillStarted, EventThrash, EventSwapRisk, EventUnreachable:
+		level = slog.LevelWarn
+	case EventError:
+		level = slog.LevelError
+	}
+	attrs := []slog.Attr{slog.String("event", string(e.Kind)), slog.String("host", e.Host)}
+	if e.Model != "" {
+		attrs = append(attrs, slog.String("model", e.Model))
+	}
+	if e.Processor != "" {
+		attrs = append(attrs, slog.String("processor", e.Processor))
+	}
+	if e.ContextLength > 0 {
+		attrs = append(attrs, slog.Int("context", e.ContextLength))
+	}
+	if e.PrevContextLength > 0 {
+		attrs = append(attrs, slog.Int("prev_context", e.PrevContextLength))
+	}
+	if len(e.Contexts) > 0 {
+		attrs = append(attrs, slog.Any("contexts", e.Contexts))
+	}
+	logger.LogAttrs(context.Background(), level, e.Message, attrs...)
+}

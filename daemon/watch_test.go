@@ -1,0 +1,446 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ollama/ollama/api"
+)
+
+// fakeOllama serves /api/ps from a script that tests change between polls,
+// and can misbehave in every way the watcher must survive.
+type fakeOllama struct {
+	mu     sync.Mutex
+	models []api.ProcessModelResponse
+	body   string // when set, /api/ps answers this raw body
+	status int    // when set, /api/ps answers this status
+}
+
+func (f *fakeOllama) set(ms ...api.ProcessModelResponse) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.models, f.body, f.status = ms, "", 0
+}
+
+func (f *fakeOllama) misbehave(status int, body string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.status, f.body = status, body
+}
+
+func (f *fakeOllama) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch r.URL.Path {
+	case "/api/version":
+		w.Write([]byte(`{"version":"0.17.4"}`))
+	case "/api/ps":
+		if f.status != 0 {
+			w.WriteHeader(f.status)
+		}
+		if f.body != "" || f.status != 0 {
+			w.Write([]byte(f.body))
+			return
+		}
+		json.NewEncoder(w).Encode(api.ProcessResponse{Models: f.models})
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+const gib = int64(1) << 30
+
+func psModel(name string, size, vram int64, ctx int) api.ProcessModelResponse {
+	return api.ProcessModelResponse{Name: name, Model: name, Size: size, SizeVRAM: vram, ContextLength: ctx, Digest: "d-" + name}
+}
+
+// clock is a fake time source the tests advance by hand.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time            { return c.t }
+func (c *clock) advance(d time.Duration)   { c.t = c.t.Add(d) }
+func newClock() *clock                     { return &clock{time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)} }
+func gpu(p GPUPresence) func() GPUPresence { return func() GPUPresence { return p } }
+func ram(n int64) func() int64             { return func() int64 { return n } }
+func kinds(es []Event) (ks []EventKind) {
+	for _, e := range es {
+		ks = append(ks, e.Kind)
+	}
+	return ks
+}
+
+func newTestWatcher(t *testing.T, h http.Handler, opts WatcherOptions) (*Watcher, *Store) {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL)
+	store := OpenStore(t.TempDir())
+	if opts.LocalGPU == nil {
+		opts.LocalGPU = gpu(GPUUnknown)
+	}
+	if opts.TotalRAM == nil {
+		opts.TotalRAM = ram(64 * gib)
+	}
+	return NewWatcher(NewClient(u), u, store, opts), store
+}
+
+func TestWatcherEvents(t *testing.T) {
+	f := &fakeOllama{}
+	c := newClock()
+	w, store := newTestWatcher(t, f, WatcherOptions{Now: c.now})
+	ctx := context.Background()
+	const model = "llama3.1:8b-instruct-fp16"
+
+	steps := []struct {
+		name   string
+		models []api.ProcessModelResponse
+		want   []EventKind
+		check  func(t *testing.T, u Update)
+	}{
+		{"empty server", nil, []EventKind{EventReachable}, func(t *testing.T, u Update) {
+			if u.Snapshot.Version != "0.17.4" || !u.Snapshot.Reachable {
+				t.Errorf("snapshot = %+v, want reachable 0.17.4", u.Snapshot)
+			}
+		}},
+		{"loads on the GPU", []api.ProcessModelResponse{psModel(model, 17*gib, 17*gib, 8192)}, []EventKind{EventLoaded}, func(t *testing.T, u Update) {
+			if u.Snapshot.GPU != GPUPresent {
+				t.Errorf("GPU = %s after a model was seen in VRAM, want present", u.Snapshot.GPU)
+			}
+		}},
+		{"nothing changes", []api.ProcessModelResponse{psModel(model, 17*gib, 17*gib, 8192)}, nil, nil},
+		{"reloaded big and spilled", []api.ProcessModelResponse{psModel(model, 49*gib, 22*gib, 131072)}, []EventKind{EventContextChanged, EventSpillStarted}, func(t *testing.T, u Update) {
+			e := u.Events[1]
+			if e.Processor != "55%/45% CPU/GPU" || e.ContextLength != 131072 || !strings.Contains(e.Message, "ctxfit tune") {
+				t.Errorf("spill event = %+v", e)
+			}
+			if !u.Snapshot.Models[0].Spilled || u.Snapshot.Models[0].State != StatePartial {
+				t.Errorf("model = %+v, want spilled partial", u.Snapshot.Models[0])
+			}
+		}},
+		{"still spilled: no second spill event", []api.ProcessModelResponse{psModel(model, 49*gib, 22*gib, 131072)}, nil, nil},
+		{"back to a fitting context: thrash (3 loads, 2 lengths)", []api.ProcessModelResponse{psModel(model, 17*gib, 17*gib, 8192)}, []EventKind{EventContextChanged, EventSpillEnded, EventThrash}, func(t *testing.T, u Update) {
+			e := u.Events[2]
+			if len(e.Contexts) != 2 || e.Contexts[0] != 8192 || e.Contexts[1] != 131072 {
+				t.Errorf("thrash contexts = %v, want [8192 131072]", e.Contexts)
+			}
+		}},
+		{"another switch in the same window: reported once", []api.ProcessModelResponse{psModel(model, 49*gib, 22*gib, 131072)}, []EventKind{EventContextChanged, EventSpillStarted}, nil},
+		{"a second model, fully on CPU on a GPU host: spilled", []api.ProcessModelResponse{psModel(model, 49*gib, 22*gib, 131072), psModel("qwen2.5:0.5b", gib, 0, 4096)}, []EventKind{EventLoaded, EventSpillStarted}, nil},
+		{"all unloaded", nil, []EventKind{EventUnloaded, EventUnloaded}, nil},
+	}
+	for _, s := range steps {
+		f.set(s.models...)
+		c.advance(10 * time.Second)
+		u := w.Poll(ctx)
+		if got := kinds(u.Events); !equalKinds(got, s.want) {
+			t.Fatalf("%s: events %v, want %v (%+v)", s.name, got, s.want, u.Events)
+		}
+		if s.check != nil {
+			s.check(t, u)
+		}
+	}
+	d, _ := store.Load()
+	if !d.Hosts[w.key].GPUSeen {
+		t.Error("GPU presence was not remembered in the store")
+	}
+}
+
+func equalKinds(a, b []EventKind) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestWatcherThrashNeedsTwoLengths(t *testing.T) {
+	f := &fakeOllama{}
+	c := newClock()
+	w, _ := newTestWatcher(t, f, WatcherOptions{Now: c.now})
+	for i := 0; i < 4; i++ { // loaded and unloaded 4 times at one length: no thrash
+		f.set(psModel("m", gib, gib, 4096))
+		c.advance(time.Minute)
+		if u := w.Poll(context.Background()); containsKind(u.Events, EventThrash) {
+			t.Fatalf("thrash reported for reloads at one context length: %+v", u.Events)
+		}
+		f.set()
+		w.Poll(context.Background())
+	}
+	// Two lengths but spread over more than ten minutes: no thrash either.
+	f.set(psModel("x", gib, gib, 2048))
+	w.Poll(context.Background())
+	c.advance(6 * time.Minute)
+	f.set(psModel("x", gib, gib, 4096))
+	w.Poll(context.Background())
+	c.advance(6 * time.Minute)
+	f.set(psModel("x", gib, gib, 2048))
+	if u := w.Poll(context.Background()); containsKind(u.Events, EventThrash) {
+		t.Fatalf("thrash reported for loads spread over 12 minutes: %+v", u.Events)
+	}
+}
+
+func containsKind(es []Event, k EventKind) bool {
+	for _, e := range es {
+		if e.Kind == k {
+			return true
+		}
+	}
+	return false
+}
+
+func TestWatcherCPUOnlyHost(t *testing.T) {
+	f := &fakeOllama{}
+	w, _ := newTestWatcher(t, f, WatcherOptions{LocalGPU: gpu(GPUAbsent), TotalRAM: ram(16 * gib)})
+	f.set(psModel("qwen2.5:0.5b", gib, 0, 4096), psModel("llama3.1:70b", 43*gib, 0, 4096))
+	u := w.Poll(context.Background())
+	if u.Snapshot.GPU != GPUAbsent {
+		t.Fatalf("GPU = %s, want absent", u.Snapshot.GPU)
+	}
+	for _, m := range u.Snapshot.Models {
+		if m.Spilled || m.Processor != "100% CPU" {
+			t.Errorf("%s: spilled=%v processor=%q on a CPU-only host", m.Name, m.Spilled, m.Processor)
+		}
+	}
+	if !containsKind(u.Events, EventSwapRisk) {
+		t.Fatalf("no swap warning for a 43 GB model with 16 GB of RAM: %v", kinds(u.Events))
+	}
+	big := u.Snapshot.Models[0] // sorted by name: llama3.1:70b first
+	if !strings.Contains(big.RAMWarning, "7–9B") || !strings.Contains(big.RAMWarning, "q4_K_M") {
+		t.Errorf("warning %q should suggest a 7–9B model at q4_K_M", big.RAMWarning)
+	}
+	if u.Snapshot.Models[1].RAMWarning != "" {
+		t.Errorf("small model warned: %q", u.Snapshot.Models[1].RAMWarning)
+	}
+	if u := w.Poll(context.Background()); containsKind(u.Events, EventSwapRisk) {
+		t.Error("swap warning repeated on the next poll")
+	}
+}
+
+func TestRAMWarningClasses(t *testing.T) {
+	tests := []struct {
+		ram  int64
+		want string
+	}{
+		{16 * gib, "7–9B"},
+		{6 * gib, "3–4B"},
+		{3 * gib, "0.5–1.5B"},
+		{gib, "No model class"},
+	}
+	for _, tt := range tests {
+		if got := ramWarning("big", 100*gib, tt.ram); !strings.Contains(got, tt.want) {
+			t.Errorf("ramWarning with %d GiB = %q, want it to mention %q", tt.ram/gib, got, tt.want)
+		}
+	}
+	if got := ramWarning("small", gib, 16*gib); got != "" {
+		t.Errorf("a 1 GiB model on 16 GiB warned: %q", got)
+	}
+}
+
+func TestWatcherBadServers(t *testing.T) {
+	tests := []struct {
+		name   string
+		status int
+		body   string
+		kind   EventKind
+		want   string
+	}{
+		{"HTTP 500", 500, `{"error":"runner crashed"}`, EventError, "HTTP 500: runner crashed"},
+		{"HTTP 404 (not Ollama)", 404, `404 page not found`, EventError, "not an Ollama server"},
+		{"non-JSON body", 200, `<html>hello</html>`, EventError, "is this an Ollama server"},
+		{"truncated JSON", 200, `{"models":[{"name":"m","size":`, EventError, "is this an Ollama server"},
+		{"wrong types", 200, `{"models":"yes"}`, EventError, "is this an Ollama server"},
+		{"huge body", 200, `{"models":[],"pad":"` + strings.Repeat("x", MaxResponseBytes+10) + `"}`, EventError, "larger than"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakeOllama{}
+			w, _ := newTestWatcher(t, f, WatcherOptions{})
+			w.Poll(context.Background())
+			f.misbehave(tt.status, tt.body)
+			u := w.Poll(context.Background())
+			if u.Snapshot.Reachable || len(u.Events) != 1 || u.Events[0].Kind != tt.kind || !strings.Contains(u.Events[0].Message, tt.want) {
+				t.Fatalf("after %s: reachable=%v events=%+v; want one %s event containing %q", tt.name, u.Snapshot.Reachable, u.Events, tt.kind, tt.want)
+			}
+			if u := w.Poll(context.Background()); len(u.Events) != 0 {
+				t.Errorf("the same failure was reported again: %+v", u.Events)
+			}
+			f.set()
+			if u := w.Poll(context.Background()); !u.Snapshot.Reachable || !containsKind(u.Events, EventReachable) {
+				t.Errorf("recovery not reported: %+v", u)
+			}
+		})
+	}
+}
+
+func TestWatcherNegativeSizes(t *testing.T) {
+	f := &fakeOllama{}
+	w, _ := newTestWatcher(t, f, WatcherOptions{})
+	f.set(psModel("m", -5, -1, -3), psModel("z", 0, 0, 0))
+	u := w.Poll(context.Background())
+	if !u.Snapshot.Reachable || u.Snapshot.Models[0].State != StateUnknown || u.Snapshot.Models[0].Spilled || u.Snapshot.Models[0].ContextLength != 0 {
+		t.Errorf("negative sizes gave %+v, want unknown, not spilled, context 0", u.Snapshot.Models)
+	}
+}
+
+func TestWatcherUnreachableAndBackoff(t *testing.T) {
+	u, _ := url.Parse("http://127.0.0.1:1") // nothing listens on port 1
+	w := NewWatcher(NewClient(u), u, nil, WatcherOptions{LocalGPU: gpu(GPUAbsent)})
+	up := w.Poll(context.Background())
+	if up.Snapshot.Reachable || len(up.Events) != 1 || up.Events[0].Kind != EventUnreachable {
+		t.Fatalf("poll of a closed port = %+v", up)
+	}
+	for _, want := range []string{"cannot reach Ollama at http://127.0.0.1:1", "ollama serve", "--host"} {
+		if !strings.Contains(up.Events[0].Message, want) {
+			t.Errorf("message %q lacks %q", up.Events[0].Message, want)
+		}
+	}
+
+	// Run backs off: over 700 ms with a 100 ms base it polls at 0, 100, 300
+	// (then 700): 3 or 4 polls, far fewer than the 7 a fixed interval makes.
+	var polls int
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		polls++
+		mu.Unlock()
+		hj, _ := w.(http.Hijacker)
+		conn, _, _ := hj.Hijack()
+		conn.Close() // answer nothing, like a dead server behind a live port
+	}))
+	defer srv.Close()
+	su, _ := url.Parse(srv.URL)
+	w = NewWatcher(NewClient(su), su, nil, WatcherOptions{FastInterval: 100 * time.Millisecond, MaxBackoff: time.Second, LocalGPU: gpu(GPUAbsent)})
+	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel()
+	w.Run(ctx)
+	mu.Lock()
+	defer mu.Unlock()
+	if polls < 2 || polls > 5 {
+		t.Errorf("%d polls in 700 ms with backoff from 100 ms, want 3 or 4", polls)
+	}
+}
+
+func TestWatcherTimeout(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(300 * time.Millisecond)
+	}))
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	w := NewWatcher(NewClient(u), u, nil, WatcherOptions{RequestTimeout: 50 * time.Millisecond, LocalGPU: gpu(GPUAbsent)})
+	up := w.Poll(context.Background())
+	if up.Snapshot.Reachable || !strings.Contains(up.Snapshot.Error, "did not answer in time") {
+		t.Errorf("slow server: %+v", up.Snapshot)
+	}
+}
+
+func TestWatcherTunedContextAndSubscribe(t *testing.T) {
+	f := &fakeOllama{}
+	w, store := newTestWatcher(t, f, WatcherOptions{FastInterval: 10 * time.Millisecond})
+	store.Update(func(d *Data) error {
+		d.PutTuned(Tuned{Host: w.key, Model: "llama3.1:8b-instruct-fp16", Context: 24576, MeasuredAt: time.Now()})
+		return nil
+	})
+	ch, cancel := w.Subscribe()
+	defer cancel()
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go w.Run(ctx)
+	f.set(psModel("llama3.1:8b-instruct-fp16", 49*gib, 22*gib, 131072))
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case u := <-ch:
+			for _, e := range u.Events {
+				if e.Kind == EventSpillStarted {
+					if !strings.Contains(e.Message, "24576 stays on the GPU") {
+						t.Errorf("spill message %q does not name the tuned context", e.Message)
+					}
+					m := u.Snapshot.Models[0]
+					if m.TunedContext == nil || *m.TunedContext != 24576 {
+						t.Errorf("tuned context in snapshot = %v", m.TunedContext)
+					}
+					return
+				}
+			}
+		case <-deadline:
+			t.Fatal("no spill event reached the subscriber in 5 s")
+		}
+	}
+}
+
+func TestSubscriberNeverBlocksWatcher(t *testing.T) {
+	f := &fakeOllama{}
+	w, _ := newTestWatcher(t, f, WatcherOptions{})
+	ch, cancel := w.Subscribe() // never read
+	done := make(chan struct{})
+	go func() {
+		for i := 0; i < 3*maxQueued; i++ {
+			f.set(psModel("m", gib, gib, 1024+i))
+			w.Poll(context.Background())
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a subscriber that never reads blocked the watcher")
+	}
+	// The queue (plus the one update in hand) kept the newest update and
+	// merged older events into it.
+	var last Update
+	n := 0
+	for u := range drain(ch, cancel) {
+		last = u
+		n++
+	}
+	if n > maxQueued+1 || last.Snapshot.Models[0].ContextLength != 1024+3*maxQueued-1 {
+		t.Errorf("received %d updates, last context %d", n, last.Snapshot.Models[0].ContextLength)
+	}
+}
+
+func drain(ch <-chan Update, cancel func()) <-chan Update {
+	out := make(chan Update)
+	go func() {
+		defer close(out)
+		for {
+			select {
+			case u, ok := <-ch:
+				if !ok {
+					return
+				}
+				out <- u
+			case <-time.After(200 * time.Millisecond):
+				cancel()
+				for range ch {
+				}
+				return
+			}
+		}
+	}()
+	return out
+}
+
+func BenchmarkPoll(b *testing.B) {
+	f := &fakeOllama{}
+	f.set(psModel("llama3.1:8b-instruct-fp16", 49*gib, 22*gib, 131072), psModel("qwen2.5:0.5b", gib, gib, 4096))
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	w := NewWatcher(NewClient(u), u, OpenStore(b.TempDir()), WatcherOptions{LocalGPU: gpu(GPUPresent)})
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		w.Poll(ctx)
+	}
+}
