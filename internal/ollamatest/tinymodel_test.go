@@ -1,0 +1,83 @@
+package ollamatest
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/ollama/ollama/fs/ggml"
+)
+
+// TestWriteTinyModel checks the file without a server: it decodes as the
+// llama model the harness promises, with the vocabulary llama.cpp needs.
+func TestWriteTinyModel(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tiny.gguf")
+	if err := WriteTinyModel(path); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := ggml.Decode(f, -1)
+	if err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	kv := m.KV()
+	if got := kv.Architecture(); got != "llama" {
+		t.Errorf("architecture %q, want llama", got)
+	}
+	if got := kv.ContextLength(); got != TinyContextLength {
+		t.Errorf("context length %d, want %d", got, TinyContextLength)
+	}
+	if got := kv.BlockCount(); got != TinyLayers {
+		t.Errorf("block count %d, want %d", got, TinyLayers)
+	}
+	if got := kv.HeadCountKVMax(); got != TinyKVHeads {
+		t.Errorf("KV heads %d, want %d", got, TinyKVHeads)
+	}
+	tokens := kv.Strings("tokenizer.ggml.tokens")
+	if len(tokens) != TinyVocab || len(kv.Floats("tokenizer.ggml.scores")) != TinyVocab || len(kv.Ints("tokenizer.ggml.token_type")) != TinyVocab {
+		t.Errorf("vocabulary arrays of %d tokens, want %d each", len(tokens), TinyVocab)
+	}
+	seen := map[string]bool{}
+	for _, tok := range tokens {
+		if seen[tok] {
+			t.Errorf("token %q twice", tok)
+		}
+		seen[tok] = true
+	}
+	if !seen["<0x0A>"] || !seen["▁"] {
+		t.Error("vocabulary lacks the newline byte token or the SentencePiece space")
+	}
+	if got, want := len(m.Tensors().Items()), 3+9*TinyLayers; got != want {
+		t.Errorf("%d tensors, want %d", got, want)
+	}
+	fi, _ := f.Stat()
+	if fi.Size() < 5<<20 || fi.Size() > 20<<20 {
+		t.Errorf("file is %d bytes, want a few MB", fi.Size())
+	}
+}
+
+func TestFloat16(t *testing.T) {
+	tests := []struct {
+		in   float32
+		want uint16
+	}{
+		{0, 0},
+		{1, 0x3c00},
+		{-2, 0xc000},
+		{0.5, 0x3800},
+		{65504, 0x7bff},
+		{1e6, 0x7c00},
+		{1e-8, 0}, // below the smallest normal: flushed
+		{float32(math.Copysign(0, -1)), 0x8000},
+	}
+	for _, tt := range tests {
+		if got := float16(tt.in); got != tt.want {
+			t.Errorf("float16(%g) = %#04x, want %#04x", tt.in, got, tt.want)
+		}
+	}
+}
