@@ -73,6 +73,11 @@ const (
 	EventSpillEnded     EventKind = "spill_ended"     // a loaded model is whole on the GPU again
 	EventThrash         EventKind = "reload_thrash"   // clients disagree on num_ctx and keep reloading a model
 	EventSwapRisk       EventKind = "swap_risk"       // a model on a CPU-only host does not fit in RAM
+
+	// Events that other parts of ctxfit publish through the watcher.
+	EventTuned         EventKind = "tuned"          // a tune finished
+	EventConfigFixed   EventKind = "config_fixed"   // ctxfit rewrote a client's config
+	EventConfigWarning EventKind = "config_warning" // a client's config asks for too much, or cannot be fixed
 )
 
 // Event is one thing that happened on the watched server.
@@ -584,6 +589,24 @@ func (w *Watcher) Subscribe() (<-chan Update, func()) {
 	}
 }
 
+// Publish sends e, stamped with the time and host when they are missing, to
+// every subscriber together with the latest snapshot. The tuner and the
+// client fixers use it so that the tray and the log see their results.
+func (w *Watcher) Publish(e Event) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if e.Time.IsZero() {
+		e.Time = w.opts.Now()
+	}
+	if e.Host == "" {
+		e.Host = w.host.String()
+	}
+	u := Update{Snapshot: cloneSnapshot(w.snap), Events: []Event{e}}
+	for s := range w.subs {
+		s.push(u)
+	}
+}
+
 func cloneSnapshot(s Snapshot) Snapshot {
 	s.Models = slices.Clone(s.Models)
 	return s
@@ -593,7 +616,7 @@ func cloneSnapshot(s Snapshot) Snapshot {
 func LogEvent(logger *slog.Logger, e Event) {
 	level := slog.LevelInfo
 	switch e.Kind {
-	case EventSpillStarted, EventThrash, EventSwapRisk, EventUnreachable:
+	case EventSpillStarted, EventThrash, EventSwapRisk, EventUnreachable, EventConfigWarning:
 		level = slog.LevelWarn
 	case EventError:
 		level = slog.LevelError

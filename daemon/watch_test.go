@@ -444,3 +444,19 @@ func BenchmarkPoll(b *testing.B) {
 		w.Poll(ctx)
 	}
 }
+
+func TestPublish(t *testing.T) {
+	f := &fakeOllama{}
+	w, _ := newTestWatcher(t, f, WatcherOptions{})
+	ch, cancel := w.Subscribe()
+	defer cancel()
+	w.Publish(Event{Kind: EventConfigFixed, Model: "m", Message: "fixed"})
+	select {
+	case u := <-ch:
+		if len(u.Events) != 1 || u.Events[0].Kind != EventConfigFixed || u.Events[0].Host == "" || u.Events[0].Time.IsZero() {
+			t.Errorf("published update = %+v", u)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("published event never arrived")
+	}
+}
