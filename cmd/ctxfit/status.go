@@ -2,9 +2,162 @@ package main
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ollama/ollama/format"
+
+	"github.com/ctxfit/ctxfit/daemon"
+	"github.com/ctxfit/ctxfit/internal/ollamahost"
 )
 
 func runStatus(ctx context.Context, e *env, args []string) error {
-	return errors.New("not built yet")
+	fs := e.flags("status")
+	host := fs.String("host", "", "Ollama server `URL` (default $OLLAMA_HOST, else "+ollamahost.Default+")")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	setGPU := fs.String("set-gpu", "", "tell ctxfit whether this host has a GPU: present, absent, or auto to infer it again")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: ctxfit status [--host URL] [--json] [--set-gpu present|absent|auto]\n\nShows the Ollama server and each loaded model: size, CPU/GPU split, context length,\nstate, and the context that stays on the GPU when a tune found one.")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	u := e.host(*host)
+	store, err := e.store()
+	if err != nil {
+		return err
+	}
+	if *setGPU != "" {
+		if err := setGPUPresence(store, u, *setGPU); err != nil {
+			return err
+		}
+	}
+	w := daemon.NewWatcher(e.client(u), u, store, daemon.WatcherOptions{})
+	snap := w.Poll(ctx).Snapshot
+	data, _ := store.Load()
+	if *asJSON {
+		return writeStatusJSON(e.stdout, snap)
+	}
+	if !snap.Reachable {
+		fmt.Fprintln(e.stderr, snap.Error)
+		return exitError(1)
+	}
+	writeStatus(e.stdout, snap, data, ollamahost.Key(u))
+	return nil
+}
+
+func setGPUPresence(store *daemon.Store, u *url.URL, value string) error {
+	var p daemon.GPUPresence
+	if value != "auto" {
+		var err error
+		if p, err = daemon.ParseGPUPresence(value); err != nil || p == daemon.GPUUnknown {
+			return fmt.Errorf("--set-gpu %q: use present, absent or auto", value)
+		}
+	}
+	return store.Update(func(d *daemon.Data) error {
+		h := d.Host(ollamahost.Key(u))
+		h.GPU = p
+		if p == "" {
+			h.GPUSeen = false
+		}
+		return nil
+	})
+}
+
+// statusJSON is the shape of `ctxfit status --json` for a reachable server.
+type statusJSON struct {
+	Host      string         `json:"host"`
+	Reachable bool           `json:"reachable"`
+	Version   string         `json:"version"`
+	GPU       string         `json:"gpu"`
+	Models    []daemon.Model `json:"models"`
+}
+
+// unreachableJSON is the shape of `ctxfit status --json` when no server answers.
+type unreachableJSON struct {
+	Host      string `json:"host"`
+	Reachable bool   `json:"reachable"`
+	Error     string `json:"error"`
+}
+
+func writeStatusJSON(w io.Writer, snap daemon.Snapshot) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if !snap.Reachable {
+		if err := enc.Encode(unreachableJSON{snap.Host, false, snap.Error}); err != nil {
+			return err
+		}
+		return exitError(1)
+	}
+	models := snap.Models
+	if models == nil {
+		models = []daemon.Model{}
+	}
+	return enc.Encode(statusJSON{snap.Host, true, snap.Version, string(snap.GPU), models})
+}
+
+func writeStatus(w io.Writer, snap daemon.Snapshot, data *daemon.Data, hostKey string) {
+	version := snap.Version
+	if version == "" {
+		version = "unknown"
+	}
+	gpu := map[daemon.GPUPresence]string{daemon.GPUPresent: "GPU present", daemon.GPUAbsent: "no GPU (CPU only)", daemon.GPUUnknown: "GPU unknown"}[snap.GPU]
+	fmt.Fprintf(w, "Ollama %s at %s, %s\n", version, snap.Host, gpu)
+	if len(snap.Models) == 0 {
+		fmt.Fprintln(w, "No model loaded.")
+	} else {
+		fmt.Fprintln(w)
+		tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tSIZE\tPROCESSOR\tCONTEXT\tSTATE\tTUNED")
+		for _, m := range snap.Models {
+			ctx, tuned, state := "?", "-", string(m.State)
+			if m.ContextLength > 0 {
+				ctx = fmt.Sprint(m.ContextLength)
+			}
+			if m.TunedContext != nil {
+				tuned = fmt.Sprint(*m.TunedContext)
+			}
+			if m.Spilled {
+				state += ", spilled"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, format.HumanBytes(m.Size), m.Processor, ctx, state, tuned)
+		}
+		tw.Flush()
+	}
+	var hints []string
+	for _, m := range snap.Models {
+		switch {
+		case m.RAMWarning != "":
+			hints = append(hints, m.RAMWarning)
+		case m.Spilled && m.TunedContext != nil:
+			hints = append(hints, fmt.Sprintf("%s spilled at context %d; %d stays on the GPU: `ctxfit fix continue` (or `ctxfit fix all`) writes it into your clients.", m.Name, m.ContextLength, *m.TunedContext))
+		case m.Spilled:
+			hints = append(hints, fmt.Sprintf("%s spilled onto the CPU: `ctxfit tune %s` finds the largest context that stays on the GPU.", m.Name, m.Name))
+		case m.State == daemon.StateUnknown:
+			hints = append(hints, fmt.Sprintf("%s: the server reports sizes that make no sense (size %d, in VRAM %d).", m.Name, m.Size, m.SizeVRAM))
+		}
+	}
+	if len(hints) > 0 {
+		fmt.Fprintln(w)
+		for _, h := range hints {
+			fmt.Fprintln(w, h)
+		}
+	}
+	if data != nil {
+		var tuned []string
+		for _, t := range data.Tuned {
+			if t.Host == hostKey {
+				tuned = append(tuned, fmt.Sprintf("  %s: %d (step %d, parallel %d, measured %s)", t.Model, t.Context, t.Step, t.Parallel, t.MeasuredAt.Local().Format(time.DateTime)))
+			}
+		}
+		if len(tuned) > 0 {
+			fmt.Fprintf(w, "\nTuned on this server:\n%s\n", strings.Join(tuned, "\n"))
+		}
+	}
 }
