@@ -3,8 +3,65 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/ctxfit/ctxfit/internal/gpusim"
+)
+
+// The demo's scene: the brief's story of a 32 GB Mac whose model spills
+// because a client asks for the model's whole trained context.
+const (
+	demoGPU     = "mac32"
+	demoModel   = "llama3.1:8b-instruct-fp16"
+	demoContext = 131072
+	demoListen  = "127.0.0.1:11435"
 )
 
 func runDemo(ctx context.Context, e *env, args []string) error {
-	return errors.New("not built yet")
+	var o runOptions
+	fs := e.flags("demo")
+	listen := fs.String("listen", demoListen, "`address` for the simulated Ollama (another free port is used when it is taken)")
+	fs.BoolVar(&o.headless, "headless", false, "run without a tray icon, logging events")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: ctxfit demo [--listen ADDR] [--headless]\n\nRuns ctxfit against a simulated Ollama on a 32 GB Mac, where\n"+demoModel+" was loaded at num_ctx 131072 and spilled onto the CPU.\nNo GPU and no Ollama needed.")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	gpu, _ := gpusim.LookupGPU(demoGPU)
+	sim := gpusim.New(gpusim.Config{GPU: gpu, LoadDelay: 400 * time.Millisecond})
+	url, err := sim.Start(*listen)
+	if errors.Is(err, syscall.EADDRINUSE) || isAddrInUse(err) {
+		url, err = sim.Start("127.0.0.1:0")
+	}
+	if err != nil {
+		return fmt.Errorf("start the simulated Ollama on %s (choose another with --listen): %w", *listen, err)
+	}
+	defer sim.Close()
+	if err := sim.Load(demoModel, demoContext, gpusim.Forever); err != nil {
+		return fmt.Errorf("load %s in the simulator: %w", demoModel, err)
+	}
+	fmt.Fprintf(e.stdout, `ctxfit demo: a simulated Ollama on a 32 GB Mac (unified memory) listens at %s
+%s is loaded at num_ctx %d, as Continue asks for it, and spills onto the CPU.
+
+Try, in another terminal:
+  go run ./cmd/ctxfit status --host %[1]s
+  go run ./cmd/ctxfit tune %[2]s --host %[1]s
+  go run ./cmd/ctxfit bench %[2]s --host %[1]s
+
+Press Ctrl-C to stop.
+
+`, url, demoModel, demoContext)
+	o.host = url
+	return e.watch(ctx, o)
+}
+
+func isAddrInUse(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && errors.Is(oe.Err, syscall.EADDRINUSE)
 }

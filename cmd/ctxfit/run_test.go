@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ctxfit/ctxfit/daemon"
+)
+
+// syncBuffer is a bytes.Buffer safe for a command writing while a test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startCommand runs a long-lived command in the background; the returned
+// function stops it and returns its exit status.
+func startCommand(t *testing.T, vars map[string]string, args ...string) (*syncBuffer, *syncBuffer, func() int) {
+	t.Helper()
+	var out, errb syncBuffer
+	e := &env{stdout: &out, stderr: &errb, getenv: func(k string) string { return vars[k] }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- e.main(ctx, args) }()
+	return &out, &errb, func() int {
+		cancel()
+		select {
+		case code := <-done:
+			return code
+		case <-time.After(10 * time.Second):
+			t.Fatal("command did not stop within 10 s of its context ending")
+			return -1
+		}
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestRunHeadlessLogsEvents(t *testing.T) {
+	sim, u := startSim(t, "mac32", nil)
+	vars := map[string]string{"OLLAMA_HOST": u, daemon.StateDirEnv: t.TempDir()}
+	_, logs, stop := startCommand(t, vars, "run", "--headless", "--log-format", "json")
+	waitFor(t, "the reachable event", func() bool { return strings.Contains(logs.String(), `"event":"reachable"`) })
+
+	// A client asks for the whole trained context: the model spills.
+	if err := sim.Load("llama3.1:8b-instruct-fp16", 131072, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the spill event", func() bool { return strings.Contains(logs.String(), `"event":"spill_started"`) })
+	// Another client asks for less: the context changes and the spill ends.
+	if err := sim.Load("llama3.1:8b-instruct-fp16", 8192, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the spill to end", func() bool { return strings.Contains(logs.String(), `"event":"spill_ended"`) })
+	if code := stop(); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	kinds := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line is not JSON: %q", line)
+		}
+		if k, ok := rec["event"].(string); ok {
+			kinds[k] = true
+		}
+	}
+	for _, k := range []string{"reachable", "loaded", "spill_started", "context_changed", "spill_ended"} {
+		if !kinds[k] {
+			t.Errorf("no %s event in the log:\n%s", k, logs)
+		}
+	}
+	if !strings.Contains(logs.String(), `"processor":"56%/44% CPU/GPU"`) {
+		t.Errorf("the spill's split is not in the log:\n%s", logs)
+	}
+}
+
+func TestRunBadFlags(t *testing.T) {
+	c := newCLI(t, nil)
+	if code, _, errOut := c.run("run", "--headless", "--log-format", "xml"); code != 1 || !strings.Contains(errOut, "use text or json") {
+		t.Errorf("--log-format xml: exit %d %q", code, errOut)
+	}
+	if code, _, errOut := c.run("run", "--headless", "--auto-fix", "perhaps"); code != 1 || !strings.Contains(errOut, "use on or off") {
+		t.Errorf("--auto-fix perhaps: exit %d %q", code, errOut)
+	}
+}

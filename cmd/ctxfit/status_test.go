@@ -1,0 +1,225 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ctxfit/ctxfit/daemon"
+	"github.com/ctxfit/ctxfit/internal/gpusim"
+	"github.com/ctxfit/ctxfit/internal/ollamahost"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files under testdata/")
+
+// cli runs ctxfit commands in-process against a simulated server.
+type cli struct {
+	t    *testing.T
+	vars map[string]string
+}
+
+func newCLI(t *testing.T, vars map[string]string) *cli {
+	t.Helper()
+	c := &cli{t: t, vars: map[string]string{daemon.StateDirEnv: t.TempDir()}}
+	for k, v := range vars {
+		c.vars[k] = v
+	}
+	return c
+}
+
+func (c *cli) run(args ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	e := &env{stdout: &out, stderr: &errb, getenv: func(k string) string { return c.vars[k] }}
+	code = e.main(context.Background(), args)
+	return code, out.String(), errb.String()
+}
+
+// startSim starts a simulated server with gpu and loads each model at its
+// context; it returns the server's URL.
+func startSim(t *testing.T, gpu string, loads map[string]int) (*gpusim.Server, string) {
+	t.Helper()
+	g, ok := gpusim.LookupGPU(gpu)
+	if !ok {
+		t.Fatalf("no GPU preset %q", gpu)
+	}
+	sim := gpusim.New(gpusim.Config{GPU: g})
+	u, err := sim.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	for m, ctx := range loads {
+		if err := sim.Load(m, ctx, gpusim.Forever); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return sim, u
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	p := filepath.Join("testdata", name)
+	if *update {
+		os.MkdirAll("testdata", 0o755)
+		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", p, got, want)
+	}
+}
+
+func TestStatus(t *testing.T) {
+	saved := time.Local
+	time.Local = time.UTC
+	t.Cleanup(func() { time.Local = saved })
+
+	tests := []struct {
+		name  string
+		gpu   string
+		loads map[string]int
+		tuned int // tuned context to record for llama3.1:8b-instruct-fp16, 0 none
+	}{
+		{"status_spilled.txt", "mac32", map[string]int{"llama3.1:8b-instruct-fp16": 131072}, 0},
+		{"status_spilled_tuned.txt", "mac32", map[string]int{"llama3.1:8b-instruct-fp16": 131072}, 24576},
+		{"status_gpu.txt", "24GB", map[string]int{"qwen2.5:0.5b": 32768, "llama3.1:8b-instruct-fp16": 2048}, 0},
+		{"status_cpu_host.txt", "none", map[string]int{"qwen2.5:0.5b": 4096}, 0},
+		{"status_idle.txt", "16GB", nil, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, u := startSim(t, tt.gpu, tt.loads)
+			c := newCLI(t, map[string]string{"OLLAMA_HOST": u})
+			if tt.tuned > 0 {
+				daemon.OpenStore(c.vars[daemon.StateDirEnv]).Update(func(d *daemon.Data) error {
+					d.PutTuned(daemon.Tuned{Host: ollamahost.Key(ollamahost.Parse(u)), Model: "llama3.1:8b-instruct-fp16", Parallel: 1,
+						Context: tt.tuned, Step: 1024, MeasuredAt: time.Date(2026, 11, 20, 9, 30, 0, 0, time.UTC)})
+					return nil
+				})
+			}
+			if tt.gpu == "none" {
+				c.run("status", "--set-gpu", "absent") // a remote test host gives no local evidence
+			}
+			code, out, errOut := c.run("status")
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			golden(t, tt.name, strings.ReplaceAll(out, u, "HOST"))
+		})
+	}
+}
+
+func TestStatusJSON(t *testing.T) {
+	_, u := startSim(t, "mac32", map[string]int{"llama3.1:8b-instruct-fp16": 131072})
+	c := newCLI(t, map[string]string{"OLLAMA_HOST": u})
+	code, out, _ := c.run("status", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	for _, k := range []string{"host", "reachable", "version", "gpu", "models"} {
+		if _, ok := got[k]; !ok {
+			t.Errorf("key %q missing from %s", k, out)
+		}
+	}
+	m := got["models"].([]any)[0].(map[string]any)
+	for _, k := range []string{"name", "size", "size_vram", "processor", "context_length", "state", "spilled", "tuned_context"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("model key %q missing", k)
+		}
+	}
+	if m["tuned_context"] != nil || m["spilled"] != true || m["state"] != "partial" || got["gpu"] != "present" {
+		t.Errorf("model = %v, gpu = %v", m, got["gpu"])
+	}
+
+	// An idle server lists no models as [], not null.
+	_, u2 := startSim(t, "16GB", nil)
+	_, out, _ = newCLI(t, map[string]string{"OLLAMA_HOST": u2}).run("status", "--json")
+	if !strings.Contains(out, `"models": []`) {
+		t.Errorf("idle server: %s", out)
+	}
+}
+
+func TestStatusBadServers(t *testing.T) {
+	tests := []struct {
+		name  string
+		fault gpusim.Fault
+		want  string
+	}{
+		{"down", gpusim.Fault{Down: true}, "cannot reach Ollama at HOST"},
+		{"HTTP 500", gpusim.Fault{Status: 500}, "answered HTTP 500"},
+		{"HTTP 404", gpusim.Fault{Status: 404}, "not an Ollama server"},
+		{"malformed", gpusim.Fault{Malformed: true}, "is this an Ollama server"},
+		{"truncated", gpusim.Fault{Truncated: true}, "is this an Ollama server"},
+		{"huge", gpusim.Fault{Huge: daemon.MaxResponseBytes + 1000}, "larger than"},
+		{"slow", gpusim.Fault{Delay: daemon.RequestTimeout + time.Second}, "did not answer in time"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sim, u := startSim(t, "24GB", nil)
+			sim.SetFault(tt.fault)
+			c := newCLI(t, map[string]string{"OLLAMA_HOST": u})
+			code, out, errOut := c.run("status")
+			errOut = strings.ReplaceAll(errOut, u, "HOST")
+			if code != 1 || out != "" || !strings.Contains(errOut, tt.want) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit 1 and one line containing %q", code, out, errOut, tt.want)
+			}
+			code, out, _ = c.run("status", "--json")
+			var got map[string]any
+			if code != 1 || json.Unmarshal([]byte(out), &got) != nil || got["reachable"] != false || got["error"] == "" {
+				t.Errorf("--json: exit %d, %s", code, out)
+			}
+		})
+	}
+	// No server at all, through --host.
+	code, _, errOut := newCLI(t, nil).run("status", "--host", "127.0.0.1:1")
+	if code != 1 || !strings.Contains(errOut, "cannot reach Ollama at http://127.0.0.1:1") {
+		t.Errorf("closed port: exit %d, %q", code, errOut)
+	}
+}
+
+func TestStatusSetGPU(t *testing.T) {
+	_, u := startSim(t, "none", map[string]int{"qwen2.5:0.5b": 4096})
+	c := newCLI(t, map[string]string{"OLLAMA_HOST": u})
+	c.run("status", "--set-gpu", "present")
+	_, out, _ := c.run("status", "--json")
+	if !strings.Contains(out, `"gpu": "present"`) || !strings.Contains(out, `"spilled": true`) {
+		t.Errorf("with --set-gpu present a 100%% CPU model is spilled:\n%s", out)
+	}
+	if code, _, errOut := c.run("status", "--set-gpu", "maybe"); code != 1 || !strings.Contains(errOut, "present, absent or auto") {
+		t.Errorf("bad --set-gpu: exit %d %q", code, errOut)
+	}
+}
+
+func TestUnknownCommandAndHelp(t *testing.T) {
+	c := newCLI(t, nil)
+	if code, _, errOut := c.run("frobnicate"); code != 2 || !strings.Contains(errOut, `unknown command "frobnicate"`) {
+		t.Errorf("unknown command: exit %d, %q", code, errOut)
+	}
+	code, out, _ := c.run("help")
+	if code != 0 {
+		t.Errorf("help: exit %d", code)
+	}
+	for _, cmd := range commands() {
+		if !strings.Contains(out, cmd.name) {
+			t.Errorf("help lacks %q", cmd.name)
+		}
+	}
+	if code, _, _ := c.run("status", "--no-such-flag"); code != 2 {
+		t.Errorf("bad flag: exit %d, want 2", code)
+	}
+}
