@@ -160,11 +160,11 @@ type Watcher struct {
 
 	mu      sync.Mutex
 	snap    Snapshot
-	polled  bool               // at least one poll finished
-	prev    map[string]Model   // models of the last successful poll, by ModelKey
-	loads   map[string][]load  // recent loads per model, for thrash detection
+	polled  bool              // at least one poll finished
+	prev    map[string]Model  // models of the last successful poll, by ModelKey
+	loads   map[string][]load // recent loads per model, for thrash detection
 	thrash  map[string]time.Time
-	ramWarn map[string]bool    // swap risk already reported for this load
+	ramWarn map[string]bool // swap risk already reported for this load
 	subs    map[*subscriber]struct{}
 	lastErr string
 }
