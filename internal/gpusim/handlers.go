@@ -341,5 +341,6 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 	for i := range n {
 		msgs = append(msgs, api.GenerateResponse{Model: req.Model, CreatedAt: created(), Response: text(i)})
 	}
+	final.CreatedAt = created()
 	stream(w, r, append(msgs, final))
 }
