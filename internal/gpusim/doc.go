@@ -3,7 +3,8 @@
 // machines with neither Ollama nor a GPU.
 //
 // A Server answers the parts of Ollama's HTTP API that ctxfit uses
-// (/api/version, /api/tags, /api/show, /api/generate, /api/ps, /api/create),
+// (/api/version, /api/tags, /api/show, /api/generate, /api/chat, /api/ps,
+// /api/create),
 // with the same JSON, status codes and error texts as Ollama v0.17.4, over a
 // deterministic memory model of one GPU. Fault injection (SetFault) makes it
 // misbehave in the ways a real server or a wrong address can.

@@ -33,6 +33,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /api/ps", s.handlePs)
 	mux.HandleFunc("POST /api/show", s.handleShow)
 	mux.HandleFunc("POST /api/generate", s.handleGenerate)
+	mux.HandleFunc("POST /api/chat", s.handleChat)
 	mux.HandleFunc("POST /api/create", s.handleCreate)
 	return mux
 }
@@ -257,26 +258,65 @@ func stream[T any](w http.ResponseWriter, r *http.Request, msgs []T) {
 // words are the simulated model's vocabulary.
 var words = strings.Fields("The quick brown fox jumps over the lazy dog while the context window stays on the GPU.")
 
+// completion is what /api/generate and /api/chat have in common.
+type completion struct {
+	model     string
+	prompt    string // empty: load (or unload) only
+	keepAlive *api.Duration
+	options   map[string]any
+	stream    *bool
+	// reply builds one message of the answer; final ones carry metrics.
+	reply func(created time.Time, text string, done bool, reason string, m api.Metrics, context []int) any
+}
+
 func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 	var req api.GenerateRequest
 	if !decode(w, r, &req) {
 		return
 	}
-	e := s.lookup(req.Model)
+	s.complete(w, r, completion{
+		model: req.Model, prompt: req.Prompt, keepAlive: req.KeepAlive, options: req.Options, stream: req.Stream,
+		reply: func(created time.Time, text string, done bool, reason string, m api.Metrics, context []int) any {
+			return api.GenerateResponse{Model: req.Model, CreatedAt: created, Response: text, Done: done, DoneReason: reason, Metrics: m, Context: context}
+		},
+	})
+}
+
+func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
+	var req api.ChatRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	var prompt strings.Builder
+	for _, m := range req.Messages {
+		fmt.Fprintf(&prompt, "<|%s|>%s\n", m.Role, m.Content)
+	}
+	s.complete(w, r, completion{
+		model: req.Model, prompt: prompt.String(), keepAlive: req.KeepAlive, options: req.Options, stream: req.Stream,
+		reply: func(created time.Time, text string, done bool, reason string, m api.Metrics, _ []int) any {
+			return api.ChatResponse{Model: req.Model, CreatedAt: created, Message: api.Message{Role: "assistant", Content: text}, Done: done, DoneReason: reason, Metrics: m}
+		},
+	})
+}
+
+// complete loads the model as the request asks and answers it: a load,
+// an unload, or a short deterministic generation with simulated timings.
+func (s *Server) complete(w http.ResponseWriter, r *http.Request, c completion) {
+	e := s.lookup(c.model)
 	if e == nil {
-		notFound(w, req.Model)
+		notFound(w, c.model)
 		return
 	}
 	created := func() time.Time { return s.cfg.Now().UTC() }
 
 	// An empty prompt with keep_alive 0 unloads.
-	if req.Prompt == "" && req.KeepAlive != nil && req.KeepAlive.Duration == 0 {
+	if c.prompt == "" && c.keepAlive != nil && c.keepAlive.Duration == 0 {
 		s.Unload(e.Name)
-		writeJSON(w, http.StatusOK, api.GenerateResponse{Model: req.Model, CreatedAt: created(), Done: true, DoneReason: "unload"})
+		writeJSON(w, http.StatusOK, c.reply(created(), "", true, "unload", api.Metrics{}, nil))
 		return
 	}
 
-	numCtx, ok, err := intOption(req.Options, "num_ctx")
+	numCtx, ok, err := intOption(c.options, "num_ctx")
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
@@ -284,14 +324,14 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		numCtx = s.defaultCtx(e)
 	}
-	numPredict, _, err := intOption(req.Options, "num_predict")
+	numPredict, _, err := intOption(c.options, "num_predict")
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	session := DefaultKeepAlive
-	if req.KeepAlive != nil {
-		session = req.KeepAlive.Duration
+	if c.keepAlive != nil {
+		session = c.keepAlive.Duration
 	}
 
 	run, loaded, err := s.schedule(r.Context(), e, max(numCtx, 4), session)
@@ -302,8 +342,8 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 	if session == 0 {
 		defer s.Unload(e.Name)
 	}
-	if req.Prompt == "" {
-		writeJSON(w, http.StatusOK, api.GenerateResponse{Model: req.Model, CreatedAt: created(), Done: true, DoneReason: "load"})
+	if c.prompt == "" {
+		writeJSON(w, http.StatusOK, c.reply(created(), "", true, "load", api.Metrics{}, nil))
 		return
 	}
 
@@ -313,13 +353,11 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 	if numPredict > 0 {
 		n, reason = min(numPredict, 4096), "length"
 	}
-	promptTokens := max(1, (len(req.Prompt)+3)/4)
+	promptTokens := max(1, (len(c.prompt)+3)/4)
 	metrics := s.cfg.GPU.timings(run, promptTokens, n, loaded)
-
-	final := api.GenerateResponse{Model: req.Model, CreatedAt: created(), Done: true, DoneReason: reason, Metrics: metrics}
-	final.Context = make([]int, 0, promptTokens+n)
+	context := make([]int, 0, promptTokens+n)
 	for i := range promptTokens + n {
-		final.Context = append(final.Context, 1000+i%500)
+		context = append(context, 1000+i%500)
 	}
 	text := func(i int) string {
 		if i == 0 {
@@ -328,19 +366,17 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 		return " " + words[i%len(words)]
 	}
 
-	if req.Stream != nil && !*req.Stream {
+	if c.stream != nil && !*c.stream {
 		var sb strings.Builder
 		for i := range n {
 			sb.WriteString(text(i))
 		}
-		final.Response = sb.String()
-		writeJSON(w, http.StatusOK, final)
+		writeJSON(w, http.StatusOK, c.reply(created(), sb.String(), true, reason, metrics, context))
 		return
 	}
-	msgs := make([]api.GenerateResponse, 0, n+1)
+	msgs := make([]any, 0, n+1)
 	for i := range n {
-		msgs = append(msgs, api.GenerateResponse{Model: req.Model, CreatedAt: created(), Response: text(i)})
+		msgs = append(msgs, c.reply(created(), text(i), false, "", api.Metrics{}, nil))
 	}
-	final.CreatedAt = created()
-	stream(w, r, append(msgs, final))
+	stream(w, r, append(msgs, c.reply(created(), "", true, reason, metrics, context)))
 }

@@ -552,6 +552,20 @@ func TestRoundTrip(t *testing.T) {
 		t.Errorf("load_duration %v of a loaded model should be below the first's %v", one[0].LoadDuration, final.LoadDuration)
 	}
 
+	// Chat shares generate's model: loads with no messages, answers as the assistant.
+	var chat []api.ChatResponse
+	err = c.Chat(ctx, &api.ChatRequest{Model: qwen05, Options: map[string]any{"num_ctx": 8192}},
+		func(r api.ChatResponse) error { chat = append(chat, r); return nil })
+	if err != nil || len(chat) != 1 || chat[0].DoneReason != "load" {
+		t.Errorf("chat load: %v %+v", err, chat)
+	}
+	chat = nil
+	err = c.Chat(ctx, &api.ChatRequest{Model: qwen05, Messages: []api.Message{{Role: "user", Content: "hi"}}, Options: map[string]any{"num_ctx": 8192, "num_predict": 3}},
+		func(r api.ChatResponse) error { chat = append(chat, r); return nil })
+	if err != nil || len(chat) != 4 || chat[0].Message.Role != "assistant" || chat[0].Message.Content == "" || chat[3].EvalCount != 3 {
+		t.Errorf("chat: %v %+v", err, chat)
+	}
+
 	ms := ps(t, c)
 	if len(ms) != 1 || ms[0].Name != qwen05 || ms[0].Model != qwen05 || len(ms[0].Digest) != 64 || ms[0].Details.Family != "qwen2" || ms[0].ContextLength != 8192 {
 		t.Errorf("ps %+v", ms)
