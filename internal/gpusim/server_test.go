@@ -227,6 +227,48 @@ func TestServerDefaults(t *testing.T) {
 	}
 }
 
+func TestParallelSlots(t *testing.T) {
+	s := gpusim.New(gpusim.Config{GPU: gpu(t, "24GB"), Parallel: 2})
+	if err := s.Load(qwen05, 8192, 0); err != nil {
+		t.Fatal(err)
+	}
+	var r api.ProcessResponse
+	get(t, s, "/api/ps", &r)
+	two, _, _ := s.Placement(qwen05, 8192, 2)
+	one, _, _ := s.Placement(qwen05, 8192, 1)
+	if len(r.Models) != 1 || r.Models[0].Size != two || r.Models[0].ContextLength != 8192 {
+		t.Errorf("with 2 slots /api/ps lists %+v, want size %d", r.Models, two)
+	}
+	if def, _, _ := s.Placement(qwen05, 8192, 0); def != two || one >= two {
+		t.Errorf("Placement: default slots %d, 1 slot %d, 2 slots %d", def, one, two)
+	}
+	if _, _, err := s.Placement("missing", 8192, 1); err == nil {
+		t.Error("Placement of an unknown model succeeded")
+	}
+	if err := s.Load("missing", 8192, 0); err == nil {
+		t.Error("Load of an unknown model succeeded")
+	}
+}
+
+func TestCustomModels(t *testing.T) {
+	m := gpusim.Model{Name: "Tiny", Arch: "llama", Family: "llama", Layers: 2, EmbeddingLength: 64, HeadCount: 1, HeadCountKV: 1,
+		TrainedContext: 2048, LayerBytes: 1 << 20, OutputBytes: 1 << 20, NumCtx: 1024}
+	s := gpusim.New(gpusim.Config{GPU: gpu(t, "8GB"), Models: []gpusim.Model{m}})
+	var tags api.ListResponse
+	get(t, s, "/api/tags", &tags)
+	if len(tags.Models) != 1 || tags.Models[0].Name != "Tiny:latest" || tags.Models[0].Size != 3<<20 {
+		t.Fatalf("/api/tags lists %+v", tags.Models)
+	}
+	if err := s.Load("tiny", 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	var r api.ProcessResponse
+	get(t, s, "/api/ps", &r)
+	if len(r.Models) != 1 || r.Models[0].ContextLength != 1024 || r.Models[0].Name != "Tiny:latest" {
+		t.Errorf("/api/ps lists %+v, want the Modelfile's num_ctx 1024", r.Models)
+	}
+}
+
 // get runs one GET through ServeHTTP and decodes its JSON answer.
 func get(t testing.TB, s *gpusim.Server, path string, v any) {
 	t.Helper()
