@@ -3,81 +3,31 @@ package autostart
 import (
 	"context"
 	"errors"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ctxfit/ctxfit/internal/autostart/autostarttest"
 )
 
-// stubSystemctl imitates `systemctl --user` for ctxfit.service: it records
-// each call in $STUB_DIR/calls, enables and disables by making and removing
-// the .wants links as systemctl does, keeps the unit's state in
-// $STUB_DIR/state, and fails the actions listed in $STUB_FAIL the way
-// systemctl does without a user manager.
-const stubSystemctl = `#!/bin/sh
-echo "$*" >> "$STUB_DIR/calls"
-action=""
-for a in "$@"; do case "$a" in --*) ;; *) action="$a"; break;; esac; done
-dir="$HOME/.config/systemd/user"
-unit="$dir/ctxfit.service"
-case " $STUB_FAIL " in *" $action "*) echo "Failed to connect to bus: No medium found" >&2; exit 1;; esac
-state=$(cat "$STUB_DIR/state" 2>/dev/null || echo inactive)
-case "$action" in
-enable)
-	[ -f "$unit" ] || { echo "Failed to enable unit: Unit file ctxfit.service does not exist." >&2; exit 1; }
-	target=$(sed -n 's/^WantedBy=//p' "$unit")
-	mkdir -p "$dir/$target.wants" && ln -sf "$unit" "$dir/$target.wants/ctxfit.service";;
-disable)
-	rm -f "$dir"/*.wants/ctxfit.service;;
-daemon-reload) ;;
-start)
-	[ -f "$unit" ] || { echo "Failed to start ctxfit.service: Unit ctxfit.service not found." >&2; exit 5; }
-	echo active > "$STUB_DIR/state";;
-stop)
-	[ -f "$unit" ] || [ "$state" = active ] || { echo "Failed to stop ctxfit.service: Unit ctxfit.service not loaded." >&2; exit 5; }
-	echo inactive > "$STUB_DIR/state";;
-is-enabled)
-	if ls "$dir"/*.wants/ctxfit.service >/dev/null 2>&1; then echo enabled; exit 0; fi
-	[ -f "$unit" ] && { echo disabled; exit 1; }
-	echo "Failed to get unit file state for ctxfit.service: No such file or directory" >&2; exit 1;;
-is-active)
-	echo "$state"; [ "$state" = active ] && exit 0; exit 3;;
-*)
-	echo "stub systemctl: unknown action $action" >&2; exit 1;;
-esac
-`
-
-// systemdEnv is a temporary HOME with a ctxfit binary and a stub systemctl
-// first on PATH.
+// systemdEnv is a fake systemctl with a temporary HOME, and a ctxfit binary.
 type systemdEnv struct {
-	home, stub, exe string
+	*autostarttest.Systemctl
+	home, exe string
 }
 
 func newSystemdEnv(t *testing.T) *systemdEnv {
 	t.Helper()
-	root := t.TempDir()
-	e := &systemdEnv{
-		home: filepath.Join(root, "home"),
-		stub: filepath.Join(root, "stub"),
-		exe:  filepath.Join(root, "opt", "ctx fit", "ctxfit"),
-	}
-	for _, d := range []string{e.home, e.stub, filepath.Dir(e.exe)} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(e.stub, "systemctl"), []byte(stubSystemctl), 0o755); err != nil {
+	sc := autostarttest.NewSystemctl(t)
+	e := &systemdEnv{Systemctl: sc, home: sc.Home, exe: filepath.Join(t.TempDir(), "ctx fit", "ctxfit")}
+	if err := os.MkdirAll(filepath.Dir(e.exe), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(e.exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("HOME", e.home)
-	t.Setenv("PATH", e.stub+string(os.PathListSeparator)+os.Getenv("PATH"))
-	t.Setenv("STUB_DIR", e.stub)
-	t.Setenv("STUB_FAIL", "")
 	return e
 }
 
@@ -90,43 +40,7 @@ func (e *systemdEnv) manager(t *testing.T, headless bool) *Manager {
 	return m
 }
 
-// calls returns and forgets the systemctl calls made so far.
-func (e *systemdEnv) calls(t *testing.T) []string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(e.stub, "calls"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Remove(filepath.Join(e.stub, "calls"))
-	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
-}
-
-func (e *systemdEnv) unitPath() string {
-	return filepath.Join(e.home, ".config", "systemd", "user", "ctxfit.service")
-}
-
-// files lists the files and links under HOME, relative to it.
-func (e *systemdEnv) files(t *testing.T) []string {
-	t.Helper()
-	var files []string
-	err := filepath.WalkDir(e.home, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() {
-			rel, _ := filepath.Rel(e.home, p)
-			files = append(files, filepath.ToSlash(rel))
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return files
-}
+func (e *systemdEnv) unitPath() string { return e.UnitPath() }
 
 const (
 	unitFile    = ".config/systemd/user/ctxfit.service"
@@ -265,16 +179,16 @@ func TestSystemdCalls(t *testing.T) {
 					t.Fatalf("%s: %v", s.do, err)
 				}
 			}
-			e.calls(t)
-			t.Setenv("STUB_FAIL", tt.fail)
+			e.Calls()
+			e.Fail(strings.Fields(tt.fail)...)
 			err := do(tt.step)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("%s: error = %v, want error %v", tt.step.do, err, tt.wantErr)
 			}
-			if got := e.calls(t); !slices.Equal(got, tt.wantCalls) {
+			if got := e.Calls(); !slices.Equal(got, tt.wantCalls) {
 				t.Errorf("systemctl calls:\n got %q\nwant %q", got, tt.wantCalls)
 			}
-			if got := e.files(t); !slices.Equal(got, tt.wantFiles) {
+			if got := e.Files(); !slices.Equal(got, tt.wantFiles) {
 				t.Errorf("files under HOME:\n got %q\nwant %q", got, tt.wantFiles)
 			}
 			if slices.Contains(tt.wantFiles, unitFile) {
@@ -310,7 +224,7 @@ func TestSystemdStatus(t *testing.T) {
 		if got.Method != "systemd user unit" || got.Path != e.unitPath() {
 			t.Errorf("%s: method %q at %q, want systemd user unit at %q", name, got.Method, got.Path, e.unitPath())
 		}
-		if calls := e.calls(t); !slices.Equal(calls, wantCalls) {
+		if calls := e.Calls(); !slices.Equal(calls, wantCalls) {
 			t.Errorf("%s: systemctl calls %q, want %q", name, calls, wantCalls)
 		}
 	}
@@ -323,13 +237,13 @@ func TestSystemdStatus(t *testing.T) {
 	if err := m.Install(ctx); err != nil {
 		t.Fatal(err)
 	}
-	e.calls(t)
+	e.Calls()
 	check("installed", Status{Installed: true, Current: true, Enabled: Yes, Running: No, Command: cmd}, both)
 
 	if err := m.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	e.calls(t)
+	e.Calls()
 	check("running", Status{Installed: true, Current: true, Enabled: Yes, Running: Yes, Command: cmd}, both)
 
 	// The user disabled the unit by hand.
@@ -342,23 +256,23 @@ func TestSystemdStatus(t *testing.T) {
 	if err := m.Uninstall(ctx); err != nil {
 		t.Fatal(err)
 	}
-	e.calls(t)
+	e.Calls()
 	got, _ := m.Status(ctx)
 	if got.Installed || got.Running != Yes || !strings.Contains(strings.Join(got.Notes, " "), "ctxfit service stop") {
 		t.Errorf("uninstalled but running: %+v", got)
 	}
-	e.calls(t)
+	e.Calls()
 	if err := m.Stop(ctx); err != nil {
 		t.Errorf("stop after uninstall: %v", err)
 	}
-	e.calls(t)
+	e.Calls()
 
 	// No user manager: the answers are unknown and the notes say why.
 	if err := m.Install(ctx); err != nil {
 		t.Fatal(err)
 	}
-	e.calls(t)
-	t.Setenv("STUB_FAIL", "is-enabled is-active")
+	e.Calls()
+	e.Fail("is-enabled", "is-active")
 	got, err := m.Status(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -408,7 +322,7 @@ func TestSystemdWithoutSystemctl(t *testing.T) {
 	if err := m.Install(ctx); !errors.Is(err, errNoSystemd) {
 		t.Errorf("Install without systemctl: %v, want errNoSystemd", err)
 	}
-	if files := e.files(t); len(files) != 0 {
+	if files := e.Files(); len(files) != 0 {
 		t.Errorf("Install without systemctl left %q", files)
 	}
 	st, err := m.Status(ctx)
