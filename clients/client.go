@@ -1,0 +1,269 @@
+// Package clients rewrites the config files of programs that talk to Ollama
+// (Continue today; Zed, aider and Cline fit in the same way) so that they ask
+// for the context length ctxfit tuned, and keeps those files fixed.
+//
+// Each client is one file that registers a Client: a small value that names
+// the files the client reads and turns their bytes into fixed bytes. It does
+// no I/O of its own beyond looking at which files exist. Everything that
+// touches a user's file lives in the shared machinery: Fixer reads, checks,
+// backs up and writes atomically (keeping symlinks and modes), prints diffs
+// and undoes; Watch and Keeper notice changes on disk and put the tuned
+// values back.
+package clients
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+)
+
+// ErrNotInstalled reports that a client has no config file on this machine.
+// It is not a failure: callers skip the client, or say so when the user
+// named it.
+var ErrNotInstalled = errors.New("not installed")
+
+// Client is one program whose config file ctxfit can fix.
+//
+// Implementations are plain values that register themselves from an init
+// function (see register) and assert the interface with
+// `var _ Client = (*myClient)(nil)`. Edit and Asks must be pure functions of
+// their arguments.
+type Client interface {
+	// Name is the client's name as users know it ("Continue"). Commands
+	// accept it in any case: `ctxfit fix continue`.
+	Name() string
+
+	// Files returns the files the client reads in env. Files.Config is empty
+	// when the client has no config file; Files.Watch is filled either way,
+	// so that a config created later is noticed.
+	Files(env Env) (Files, error)
+
+	// Edit returns in.Src with every entry that talks to t.Host about a
+	// model with a tuned value set to that value, and what it changed. It
+	// changes no byte outside the edited values and keys, and returns an
+	// error, with nothing changed, when in.Src does not parse.
+	Edit(in Input, t Target) (Result, error)
+
+	// Asks reports what context each entry for an Ollama model on t.Host
+	// asks for, with the tuned value when there is one.
+	Asks(in Input, t Target) ([]Ask, error)
+}
+
+// Env is the part of the environment that decides where clients keep their
+// files. Tests fill it with temporary directories.
+type Env struct {
+	Home    string              // the user's home directory
+	Getenv  func(string) string // environment lookups (CONTINUE_GLOBAL_DIR, APPDATA, ...)
+	GOOS    string              // runtime.GOOS, or another value in tests
+	WorkDir string              // the directory whose project files may override a config; "" for none
+}
+
+// NewEnv returns the environment of this process, reading variables with
+// getenv (so that a command's tests can inject them). The home directory is
+// $HOME, or %USERPROFILE% on Windows.
+func NewEnv(getenv func(string) string) Env {
+	e := Env{Getenv: getenv, GOOS: runtime.GOOS}
+	e.Home = getenv("HOME")
+	if e.GOOS == "windows" || e.Home == "" {
+		if p := getenv("USERPROFILE"); p != "" {
+			e.Home = p
+		}
+	}
+	if wd, err := os.Getwd(); err == nil {
+		e.WorkDir = wd
+	}
+	return e
+}
+
+func (e Env) getenv(k string) string {
+	if e.Getenv == nil {
+		return ""
+	}
+	return e.Getenv(k)
+}
+
+// Files are the files a client reads.
+type Files struct {
+	// Config is the config file the client reads now; empty when there is
+	// none. ctxfit never creates it.
+	Config string `json:"config,omitempty"`
+	// Watch lists every file whose appearance or change matters: Config and
+	// the files that would take its place.
+	Watch []string `json:"watch"`
+	// Overrides lists existing files that can override Config's values
+	// (Continue's config.ts and a project's .continuerc.json).
+	Overrides []string `json:"overrides,omitempty"`
+}
+
+// Input is a config file's content and the files that can override it.
+type Input struct {
+	Path      string            // Files.Config; its extension picks the format
+	Src       []byte            // its content
+	Overrides map[string][]byte // Files.Overrides that could be read, by path
+}
+
+// Target is what a fix aims for: the Ollama server whose models were tuned
+// and the tuned context of each model.
+type Target struct {
+	// Host is the Ollama server that ctxfit watches. Entries whose apiBase
+	// names another server are left alone; localhost, 127.0.0.1 and [::1]
+	// are the same server.
+	Host *url.URL
+	// Tuned returns the tuned context for a model name on Host ("m" and
+	// "m:latest" name the same model), and false when there is none.
+	Tuned func(model string) (context int, ok bool)
+}
+
+func (t Target) tuned(model string) (int, bool) {
+	if t.Tuned == nil || strings.TrimSpace(model) == "" {
+		return 0, false
+	}
+	n, ok := t.Tuned(model)
+	if !ok || n <= 0 {
+		return 0, false
+	}
+	return n, true
+}
+
+// MaxTokens is the completion limit ctxfit writes beside a context: half of
+// it, because clients fail or warn when the two are equal or close.
+func MaxTokens(context int) int { return context / 2 }
+
+// Result is what Edit did.
+type Result struct {
+	Out      []byte   // the new content; equal to the input when nothing changed
+	Changes  []Change // one per entry changed
+	Warnings []string // what may still override the new values
+
+	spans []span // the edits in input offsets, for tests
+}
+
+// Change describes one entry (a model) whose values Edit changed. A value
+// of 0 means the key was not set (or not a number).
+type Change struct {
+	Where        string `json:"where"` // where the entry is: "models[2]", "tabAutocompleteModel"
+	Title        string `json:"title,omitempty"`
+	Model        string `json:"model"`
+	OldContext   int    `json:"old_context"`
+	NewContext   int    `json:"new_context"`
+	OldMaxTokens int    `json:"old_max_tokens"`
+	NewMaxTokens int    `json:"new_max_tokens"`
+}
+
+// Label names the entry for people: its title and model, or the model alone.
+func (c Change) Label() string { return label(c.Title, c.Model, c.Where) }
+
+func label(title, model, where string) string {
+	switch {
+	case title != "" && title != model:
+		return fmt.Sprintf("%s (%s)", title, model)
+	case model != "":
+		return model
+	}
+	return where
+}
+
+// Ask is what one client entry asks Ollama for.
+type Ask struct {
+	Client    string `json:"client"`
+	Path      string `json:"path"`
+	Where     string `json:"where"`
+	Title     string `json:"title,omitempty"`
+	Model     string `json:"model"`
+	Context   int    `json:"context"`    // num_ctx the entry sends; 0 when unset (the client's default)
+	MaxTokens int    `json:"max_tokens"` // num_predict; 0 when unset
+	Tuned     int    `json:"tuned"`      // the tuned context for Model; 0 when not tuned
+}
+
+// Differs reports whether the entry's values are not the tuned ones, so that
+// a fix would change them.
+func (a Ask) Differs() bool {
+	return a.Tuned > 0 && (a.Context != a.Tuned || a.MaxTokens != MaxTokens(a.Tuned))
+}
+
+// TooLarge reports whether the entry asks for more context than stays on
+// the GPU.
+func (a Ask) TooLarge() bool { return a.Tuned > 0 && a.Context > a.Tuned }
+
+// String says what the entry asks for, for warnings:
+// "Continue asks llama3.1:8b for 131072 tokens; 24576 stays on the GPU".
+func (a Ask) String() string {
+	asks := fmt.Sprintf("%d tokens", a.Context)
+	if a.Context == 0 {
+		asks = "its default context"
+	}
+	s := fmt.Sprintf("%s asks %s for %s", a.Client, a.Model, asks)
+	if a.Tuned > 0 {
+		s += fmt.Sprintf("; %d stays on the GPU", a.Tuned)
+	}
+	return s
+}
+
+// registry holds every client, keyed by lowercase name. It is filled by the
+// init functions of the client files and read-only afterwards.
+var registry = map[string]Client{}
+
+// register adds c to the clients ctxfit knows. Each client file calls it
+// from init.
+func register(c Client) {
+	k := strings.ToLower(c.Name())
+	if _, dup := registry[k]; dup {
+		panic("clients: " + c.Name() + " registered twice")
+	}
+	registry[k] = c
+}
+
+// All returns every known client, sorted by name.
+func All() []Client {
+	cs := make([]Client, 0, len(registry))
+	for _, c := range registry {
+		cs = append(cs, c)
+	}
+	sort.Slice(cs, func(i, j int) bool { return cs[i].Name() < cs[j].Name() })
+	return cs
+}
+
+// Lookup returns the client called name, in any case.
+func Lookup(name string) (Client, error) {
+	if c, ok := registry[strings.ToLower(strings.TrimSpace(name))]; ok {
+		return c, nil
+	}
+	var names []string
+	for _, c := range All() {
+		names = append(names, strings.ToLower(c.Name()))
+	}
+	return nil, fmt.Errorf("unknown client %q; ctxfit knows %s", name, strings.Join(names, ", "))
+}
+
+// exists reports whether something (a file, or a symlink even when dangling)
+// is at path.
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
+// joinHome returns the path of rel under env's home directory.
+func (e Env) joinHome(rel ...string) (string, error) {
+	if e.Home == "" {
+		return "", errors.New("cannot find the home directory (set HOME)")
+	}
+	return filepath.Join(append([]string{e.Home}, rel...)...), nil
+}
+
+// ParseError reports a config file that does not parse. ctxfit changes
+// nothing in such a file.
+type ParseError struct {
+	Path string
+	Err  error
+}
+
+func (e *ParseError) Error() string {
+	return fmt.Sprintf("%s does not parse, so ctxfit left it alone; fix it and try again: %v", e.Path, e.Err)
+}
+
+func (e *ParseError) Unwrap() error { return e.Err }

@@ -1,0 +1,352 @@
+package clients
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/tailscale/hujson"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/ctxfit/ctxfit/internal/ollamahost"
+)
+
+// Continue (the VS Code and JetBrains extension) sends
+// options.num_ctx = contextLength and options.num_predict = maxTokens with
+// every request to Ollama, so its config decides whether a model spills.
+//
+// It reads ~/.continue/config.yaml when that exists, else config.json (JSON
+// with comments and trailing commas). In config.json an entry of models[] or
+// tabAutocompleteModel (an object or an array) has contextLength and
+// completionOptions.maxTokens; in config.yaml an entry of models[] has
+// defaultCompletionOptions.contextLength and .maxTokens, and recent versions
+// honour a model-level contextLength, which then wins.
+// requestOptions.extraBodyProperties.options replaces the whole options
+// object, num_ctx included, so ctxfit sets num_ctx there too when it exists.
+
+func init() { register(continueClient{}) }
+
+var _ Client = continueClient{}
+
+type continueClient struct{}
+
+func (continueClient) Name() string { return "Continue" }
+
+// Files returns config.yaml when it exists, else config.json, in
+// $CONTINUE_GLOBAL_DIR or ~/.continue (%USERPROFILE%\.continue on Windows).
+func (continueClient) Files(env Env) (Files, error) {
+	dir := env.getenv("CONTINUE_GLOBAL_DIR")
+	if dir == "" {
+		var err error
+		if dir, err = env.joinHome(".continue"); err != nil {
+			return Files{}, err
+		}
+	}
+	yml, jsn := filepath.Join(dir, "config.yaml"), filepath.Join(dir, "config.json")
+	f := Files{Watch: []string{yml, jsn}}
+	switch {
+	case exists(yml):
+		f.Config = yml
+	case exists(jsn):
+		f.Config = jsn
+	}
+	if ts := filepath.Join(dir, "config.ts"); exists(ts) {
+		f.Overrides = append(f.Overrides, ts)
+	}
+	if env.WorkDir != "" {
+		if rc := filepath.Join(env.WorkDir, ".continuerc.json"); exists(rc) {
+			f.Overrides = append(f.Overrides, rc)
+		}
+	}
+	return f, nil
+}
+
+// continueEntry is one model entry of either format, as ctxfit reads it.
+type continueEntry struct {
+	where     string
+	path      []any // in the decoded document
+	title     string
+	model     string
+	context   int  // the contextLength that wins; 0 when unset
+	maxTokens int  // 0 when unset
+	options   bool // requestOptions.extraBodyProperties.options is set
+	numCtx    int  // num_ctx in those options
+	obj       *hujson.Value
+	node      *yaml.Node
+}
+
+// asks returns the context the entry sends to Ollama.
+func (e continueEntry) asks() int {
+	if e.options {
+		return e.numCtx
+	}
+	return e.context
+}
+
+// continueEntries returns the entries that talk to Ollama on host.
+func continueEntries(path string, src []byte, host *ollamaHost) (*jsonDoc, *yamlDoc, []continueEntry, error) {
+	if isYAML(path) {
+		d, err := parseYAML(src)
+		if err != nil {
+			return nil, nil, nil, &ParseError{Path: path, Err: err}
+		}
+		return nil, d, yamlEntries(d, host), nil
+	}
+	d, err := parseJSON(src)
+	if err != nil {
+		return nil, nil, nil, &ParseError{Path: path, Err: err}
+	}
+	if object(&d.root) == nil {
+		return nil, nil, nil, &ParseError{Path: path, Err: fmt.Errorf("the top level is not an object")}
+	}
+	return d, nil, jsonEntries(d, host), nil
+}
+
+// ollamaHost matches apiBase values against the watched server.
+type ollamaHost struct{ key string }
+
+func newOllamaHost(t Target) *ollamaHost {
+	if t.Host == nil {
+		return &ollamaHost{key: ollamahost.Key(ollamahost.Parse(""))}
+	}
+	return &ollamaHost{key: ollamahost.Key(t.Host)}
+}
+
+// matches reports whether an entry with this provider and apiBase talks to
+// the watched Ollama server. An absent apiBase means Ollama's default
+// address, which Continue uses.
+func (h *ollamaHost) matches(provider, apiBase string, hasBase bool) bool {
+	if provider != "ollama" {
+		return false
+	}
+	if !hasBase || strings.TrimSpace(apiBase) == "" {
+		return h.key == ollamahost.Key(ollamahost.Parse(""))
+	}
+	return h.key == ollamahost.Key(ollamahost.Parse(apiBase))
+}
+
+func jsonEntries(d *jsonDoc, host *ollamaHost) []continueEntry {
+	var out []continueEntry
+	one := func(v *hujson.Value, where string, path []any) {
+		if object(v) == nil || !host.matches(str(v, "provider"), str(v, "apiBase"), member(v, "apiBase") != nil) {
+			return
+		}
+		e := continueEntry{
+			where: where, path: path, obj: v,
+			title:     str(v, "title"),
+			model:     str(v, "model"),
+			context:   num(v, "contextLength"),
+			maxTokens: num(member(v, "completionOptions"), "maxTokens"),
+		}
+		if opts := member(member(member(v, "requestOptions"), "extraBodyProperties"), "options"); object(opts) != nil {
+			e.options, e.numCtx = true, num(opts, "num_ctx")
+		}
+		out = append(out, e)
+	}
+	root := &d.root
+	if a := array(member(root, "models")); a != nil {
+		for i := range a.Elements {
+			one(&a.Elements[i], fmt.Sprintf("models[%d]", i), []any{"models", i})
+		}
+	}
+	tab := member(root, "tabAutocompleteModel")
+	if a := array(tab); a != nil {
+		for i := range a.Elements {
+			one(&a.Elements[i], fmt.Sprintf("tabAutocompleteModel[%d]", i), []any{"tabAutocompleteModel", i})
+		}
+	} else {
+		one(tab, "tabAutocompleteModel", []any{"tabAutocompleteModel"})
+	}
+	return out
+}
+
+func yamlEntries(d *yamlDoc, host *ollamaHost) []continueEntry {
+	_, models := get(mapping(d.root), "models")
+	if models == nil || models.Kind != yaml.SequenceNode {
+		return nil
+	}
+	var out []continueEntry
+	for i, m := range models.Content {
+		if mapping(m) == nil {
+			continue // a hub block ("uses: ...") or an alias
+		}
+		base, _ := get(m, "apiBase")
+		if !host.matches(text(m, "provider"), text(m, "apiBase"), base != nil) {
+			continue
+		}
+		_, dco := get(m, "defaultCompletionOptions")
+		e := continueEntry{
+			where: fmt.Sprintf("models[%d]", i), path: []any{"models", i}, node: m,
+			title:     text(m, "name"),
+			model:     text(m, "model"),
+			context:   integer(dco, "contextLength"),
+			maxTokens: integer(dco, "maxTokens"),
+		}
+		if k, _ := get(m, "contextLength"); k != nil {
+			e.context = integer(m, "contextLength")
+		}
+		_, ro := get(m, "requestOptions")
+		_, eb := get(ro, "extraBodyProperties")
+		if _, opts := get(eb, "options"); mapping(opts) != nil {
+			e.options, e.numCtx = true, integer(opts, "num_ctx")
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func isYAML(path string) bool {
+	ext := strings.ToLower(filepath.Ext(path))
+	return ext == ".yaml" || ext == ".yml"
+}
+
+// Edit sets contextLength to the tuned value and maxTokens to half of it in
+// every entry for an Ollama model on t.Host that has a tuned value.
+func (c continueClient) Edit(in Input, t Target) (Result, error) {
+	jd, yd, entries, err := continueEntries(in.Path, in.Src, newOllamaHost(t))
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Out: in.Src}
+	for _, e := range entries {
+		n, ok := t.tuned(e.model)
+		if !ok {
+			continue
+		}
+		changed, err := c.editEntry(jd, yd, e, n)
+		if err != nil {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("%s %s: left as it is, because %v; set contextLength %d and maxTokens %d by hand",
+				e.where, label(e.title, e.model, ""), err, n, MaxTokens(n)))
+			continue
+		}
+		if !changed {
+			continue
+		}
+		if e.options && e.numCtx != n {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("%s %s: requestOptions.extraBodyProperties.options replaces Continue's options, so ctxfit set num_ctx %d there too",
+				e.where, label(e.title, e.model, ""), n))
+		}
+		res.Changes = append(res.Changes, Change{Where: e.where, Title: e.title, Model: e.model,
+			OldContext: e.context, NewContext: n, OldMaxTokens: e.maxTokens, NewMaxTokens: MaxTokens(n)})
+	}
+	if len(res.Changes) == 0 {
+		return res, nil
+	}
+	var err2 error
+	if jd != nil {
+		res.Out, res.spans, err2 = jd.finish()
+	} else {
+		res.Out, res.spans, err2 = yd.finish()
+	}
+	if err2 != nil {
+		return Result{}, fmt.Errorf("%s: %w", in.Path, err2)
+	}
+	res.Warnings = append(res.Warnings, continueOverrides(in, res.Changes)...)
+	return res, nil
+}
+
+// editEntry queues the edits of one entry, all or none, and reports whether
+// there were any.
+func (continueClient) editEntry(jd *jsonDoc, yd *yamlDoc, e continueEntry, n int) (bool, error) {
+	type edit struct {
+		keys  []string
+		value int
+	}
+	var (
+		edits    []edit
+		current  func(keys ...string) (int, bool)
+		settable func(keys ...string) error
+		set      func(value int, keys ...string) error
+	)
+	if jd != nil {
+		edits = []edit{{[]string{"contextLength"}, n}, {[]string{"completionOptions", "maxTokens"}, MaxTokens(n)}}
+		current = func(k ...string) (int, bool) { return numAt(e.obj, k...) }
+		settable = func(k ...string) error { return jd.settable(e.obj, k...) }
+		set = func(v int, k ...string) error { return jd.set(e.obj, e.path, v, k...) }
+	} else {
+		edits = []edit{
+			{[]string{"defaultCompletionOptions", "contextLength"}, n},
+			{[]string{"defaultCompletionOptions", "maxTokens"}, MaxTokens(n)},
+		}
+		if k, _ := get(e.node, "contextLength"); k != nil {
+			edits = append(edits, edit{[]string{"contextLength"}, n})
+		}
+		current = func(k ...string) (int, bool) { return integerAt(e.node, k...) }
+		settable = func(k ...string) error { return yd.settable(e.node, k...) }
+		set = func(v int, k ...string) error { return yd.set(e.node, e.path, v, k...) }
+	}
+	if e.options {
+		edits = append(edits, edit{[]string{"requestOptions", "extraBodyProperties", "options", "num_ctx"}, n})
+	}
+	todo := edits[:0]
+	for _, ed := range edits {
+		if v, ok := current(ed.keys...); ok && v == ed.value {
+			continue
+		}
+		if err := settable(ed.keys...); err != nil {
+			return false, err
+		}
+		todo = append(todo, ed)
+	}
+	for _, ed := range todo {
+		if err := set(ed.value, ed.keys...); err != nil {
+			return false, err
+		}
+	}
+	return len(todo) > 0, nil
+}
+
+// continueOverrides warns about the files that can undo the fix: config.ts,
+// and a .continuerc.json that sets the values for a changed entry's title.
+func continueOverrides(in Input, changes []Change) []string {
+	paths := make([]string, 0, len(in.Overrides))
+	for p := range in.Overrides {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	var warns []string
+	for _, path := range paths {
+		src := in.Overrides[path]
+		if filepath.Base(path) == "config.ts" {
+			warns = append(warns, fmt.Sprintf("%s can change the models after Continue reads its config; make sure it does not set contextLength", path))
+			continue
+		}
+		d, err := parseJSON(src)
+		if err != nil {
+			warns = append(warns, fmt.Sprintf("%s does not parse (%v); Continue may ignore it or fail", path, err))
+			continue
+		}
+		a := array(member(&d.root, "models"))
+		if a == nil {
+			continue
+		}
+		for i := range a.Elements {
+			v := &a.Elements[i]
+			if member(v, "contextLength") == nil && member(member(v, "completionOptions"), "maxTokens") == nil {
+				continue
+			}
+			for _, c := range changes {
+				if c.Title != "" && str(v, "title") == c.Title {
+					warns = append(warns, fmt.Sprintf("%s sets contextLength or maxTokens for %q, which beats the fixed values in that workspace; remove them there", path, c.Title))
+				}
+			}
+		}
+	}
+	return warns
+}
+
+// Asks reports what each Ollama entry for t.Host sends as num_ctx.
+func (c continueClient) Asks(in Input, t Target) ([]Ask, error) {
+	_, _, entries, err := continueEntries(in.Path, in.Src, newOllamaHost(t))
+	if err != nil {
+		return nil, err
+	}
+	asks := make([]Ask, 0, len(entries))
+	for _, e := range entries {
+		n, _ := t.tuned(e.model)
+		asks = append(asks, Ask{Client: c.Name(), Path: in.Path, Where: e.where, Title: e.title,
+			Model: e.model, Context: e.asks(), MaxTokens: e.maxTokens, Tuned: n})
+	}
+	return asks, nil
+}
