@@ -31,6 +31,10 @@
 // Install and Uninstall never start or stop the running ctxfit, so the tray
 // may call them on itself; Start and Stop do that, and the CLI calls them
 // around Install and Uninstall.
+//
+// `ctxfit run` should run its watcher through Serve, which stops it
+// cleanly on SIGTERM (systemd, launchd) and answers Windows' service
+// manager when --headless runs as a Windows service.
 package autostart
 
 import (
