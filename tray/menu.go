@@ -1,0 +1,627 @@
+//go:build cgo || !darwin
+
+package tray
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"fyne.io/systray"
+
+	"github.com/ctxfit/ctxfit/assets"
+	"github.com/ctxfit/ctxfit/daemon"
+)
+
+// ran records that systray.Run was called: it keeps process-wide state and
+// runs once per process.
+var ran atomic.Bool
+
+// Run shows the tray until the user picks Quit (it returns nil) or ctx ends
+// (it returns ctx's error). It must be called from the main goroutine, and
+// once per process. Without a tray host it returns an error wrapping
+// ErrNoTray within a few seconds (or after opts.HostWait), having shown
+// nothing; the caller may then carry on without a tray and call Run again
+// later.
+func Run(ctx context.Context, b Backend, opts Options) (err error) {
+	if ran.Load() {
+		return errors.New("tray: the system tray already ran in this process; it can run once")
+	}
+	if err := waitForHost(ctx, opts.HostWait); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if !ran.CompareAndSwap(false, true) {
+		return errors.New("tray: the system tray already ran in this process; it can run once")
+	}
+	opts.defaults()
+	m := newMenu(b, opts)
+	m.ctx, m.cancel = context.WithCancel(ctx)
+	defer func() {
+		if r := recover(); r != nil {
+			// fyne systray panics in places (Quit without a session bus).
+			err = fmt.Errorf("%w: the system tray failed: %v", ErrNoTray, r)
+		}
+		m.stop()
+	}()
+	beforeRun(m.st.view())
+	go func() {
+		<-m.ctx.Done()
+		systray.Quit()
+	}()
+	systray.Run(m.onReady, nil)
+	if m.quitClicked.Load() {
+		return nil
+	}
+	return ctx.Err()
+}
+
+// menu is the tray's menu and its event loop, after Tailscale's
+// client/systray: one mutex for the whole state, a buffered rebuild
+// channel, and one loop that receives every click. The systray items are
+// owned by the rebuild goroutine; clicks read the view it last applied.
+type menu struct {
+	b    Backend
+	opts Options
+
+	ctx         context.Context
+	cancel      context.CancelFunc
+	quitClicked atomic.Bool
+
+	mu           sync.Mutex // guards everything below
+	st           *state
+	visible      view // what the items show now: clicks act on it
+	tunes        map[string]context.CancelFunc
+	refreshing   bool
+	refreshAgain bool
+	pending      int // settings changes the backend has not finished
+	settingsGen  int // counts settings changes, to drop stale refreshes
+
+	rebuildCh chan struct{}
+	clicks    chan click
+	notes     chan Notification
+	lane      serial         // settings changes, in click order
+	calls     sync.WaitGroup // tunes and fixes, waited for at exit
+}
+
+func newMenu(b Backend, opts Options) *menu {
+	return &menu{
+		b:         b,
+		opts:      opts,
+		st:        newState(),
+		tunes:     map[string]context.CancelFunc{},
+		rebuildCh: make(chan struct{}, 1),
+		clicks:    make(chan click, 256),
+		notes:     make(chan Notification, 32),
+	}
+}
+
+// action names what a click asks for.
+type action int
+
+const (
+	actTune action = iota
+	actFix
+	actAutoFix
+	actNotify
+	actLogin
+	actOpenConfig
+	actOpenLog
+	actQuit
+)
+
+// click is one click on a menu item; slot is the model's place in the menu.
+type click struct {
+	act  action
+	slot int
+}
+
+// items are the systray menu items, created once in menu order.
+type items struct {
+	header, status            *systray.MenuItem
+	models                    [maxModels]modelItems
+	autoFix, notify, login    *systray.MenuItem
+	openConfig, openLog, quit *systray.MenuItem
+}
+
+type modelItems struct {
+	line, tune, fix, info, note *systray.MenuItem
+}
+
+// receivers is how many goroutines wait on each item's ClickedCh: systray
+// drops a click when none is waiting, and DBus delivers clicks
+// concurrently.
+const receivers = 4
+
+func (m *menu) onReady() {
+	defer m.recoverTo("build the menu")
+	var it items
+	it.header = systray.AddMenuItem("", "")
+	it.status = systray.AddMenuItem("", "")
+	for i := range it.models {
+		line := systray.AddMenuItem("", "")
+		it.models[i] = modelItems{
+			line: line,
+			tune: line.AddSubMenuItem("Tune context", ""),
+			fix:  line.AddSubMenuItem("Fix Continue now", ""),
+			info: line.AddSubMenuItem("", ""),
+			note: line.AddSubMenuItem("", ""),
+		}
+		m.forward(it.models[i].tune, click{actTune, i})
+		m.forward(it.models[i].fix, click{actFix, i})
+	}
+	systray.AddSeparator()
+	it.autoFix = systray.AddMenuItemCheckbox("Fix Continue automatically", "", false)
+	it.notify = systray.AddMenuItemCheckbox("Notifications", "", false)
+	it.login = systray.AddMenuItemCheckbox("Start at login", "", false)
+	systray.AddSeparator()
+	it.openConfig = systray.AddMenuItem("Open Continue config", "")
+	it.openLog = systray.AddMenuItem("Open log", "")
+	systray.AddSeparator()
+	it.quit = systray.AddMenuItem("Quit", "Stop ctxfit")
+	for item, a := range map[*systray.MenuItem]action{
+		it.autoFix: actAutoFix, it.notify: actNotify, it.login: actLogin,
+		it.openConfig: actOpenConfig, it.openLog: actOpenLog, it.quit: actQuit,
+	} {
+		m.forward(item, click{act: a})
+	}
+
+	// Show the first view before onReady returns: tray hosts read the
+	// layout only after that.
+	m.mu.Lock()
+	v := m.st.view()
+	m.visible = v
+	m.mu.Unlock()
+	show(&it, v, nil)
+
+	go m.rebuildLoop(&it, v)
+	go m.clickLoop()
+	go m.notifyLoop()
+	go m.watch()
+	m.refresh()
+}
+
+// forward makes sure a click on item always finds a receiver and reaches
+// the click loop.
+func (m *menu) forward(item *systray.MenuItem, c click) {
+	for range receivers {
+		go func() {
+			for {
+				select {
+				case <-item.ClickedCh:
+					select {
+					case m.clicks <- c:
+					case <-m.ctx.Done():
+						return
+					}
+				case <-m.ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+}
+
+// signal asks for a rebuild of the menu; it never blocks.
+func (m *menu) signal() {
+	select {
+	case m.rebuildCh <- struct{}{}:
+	default:
+	}
+}
+
+func (m *menu) rebuildLoop(it *items, shown view) {
+	defer m.recoverTo("update the menu")
+	// fyne systray loses an icon set while it is still exporting its DBus
+	// properties; set the icon and tooltip once more when it has settled.
+	settle := time.NewTimer(time.Second)
+	defer settle.Stop()
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-settle.C:
+			setIcon(shown.Icon)
+			systray.SetTooltip(shown.Tooltip)
+			continue
+		case <-m.rebuildCh:
+		}
+		m.mu.Lock()
+		v := m.st.view()
+		m.visible = v
+		m.mu.Unlock()
+		show(it, v, &shown)
+		shown = v
+	}
+}
+
+// show makes the items show v; have is what they show now (nil: nothing
+// yet). Only what changed is sent, since every change is a DBus signal.
+func show(it *items, v view, have *view) {
+	var was view
+	first := have == nil
+	if !first {
+		was = *have
+	}
+	if first || v.Icon != was.Icon {
+		setIcon(v.Icon)
+	}
+	if first || v.Tooltip != was.Tooltip {
+		systray.SetTooltip(v.Tooltip)
+	}
+	set(it.header, v.Header, was.Header, first)
+	set(it.status, v.Status, was.Status, first)
+	for i, mi := range it.models {
+		mv, mw := v.Models[i], was.Models[i]
+		set(mi.line, mv.Line, mw.Line, first)
+		set(mi.tune, mv.Tune, mw.Tune, first)
+		set(mi.fix, mv.Fix, mw.Fix, first)
+		set(mi.info, mv.Info, mw.Info, first)
+		set(mi.note, mv.Note, mw.Note, first)
+	}
+	set(it.autoFix, v.AutoFix, was.AutoFix, first)
+	set(it.notify, v.Notify, was.Notify, first)
+	set(it.login, v.Login, was.Login, first)
+	set(it.openConfig, v.OpenConfig, was.OpenConfig, first)
+	set(it.openLog, v.OpenLog, was.OpenLog, first)
+}
+
+func set(item *systray.MenuItem, want, have itemView, first bool) {
+	if first || want.Title != have.Title {
+		item.SetTitle(want.Title)
+	}
+	if first || want.Tooltip != have.Tooltip {
+		item.SetTooltip(want.Tooltip)
+	}
+	if first || want.Disabled != have.Disabled {
+		if want.Disabled {
+			item.Disable()
+		} else {
+			item.Enable()
+		}
+	}
+	if first || want.Checked != have.Checked {
+		if want.Checked {
+			item.Check()
+		} else {
+			item.Uncheck()
+		}
+	}
+	if first || want.Hidden != have.Hidden {
+		if want.Hidden {
+			item.Hide()
+		} else {
+			item.Show()
+		}
+	}
+}
+
+// watch follows the backend's updates.
+func (m *menu) watch() {
+	defer m.recoverTo("follow the watcher")
+	ch, stop := m.b.Subscribe()
+	defer stop()
+	m.update(daemon.Update{Snapshot: m.b.Snapshot()})
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case u, ok := <-ch:
+			if !ok {
+				return
+			}
+			m.update(u)
+		}
+	}
+}
+
+func (m *menu) update(u daemon.Update) {
+	m.mu.Lock()
+	notes := m.st.apply(u, time.Now())
+	m.mu.Unlock()
+	for _, n := range notes {
+		select {
+		case m.notes <- n:
+		default:
+			m.opts.Logger.Warn("tray: too many notifications at once; dropped one", "title", n.Title)
+		}
+	}
+	m.signal()
+	m.refresh()
+}
+
+func (m *menu) notifyLoop() {
+	defer m.recoverTo("show notifications")
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case n := <-m.notes:
+			if err := m.opts.Notify(n); err != nil {
+				m.opts.Logger.Warn("tray: cannot show a desktop notification", "title", n.Title, "err", err)
+			}
+		}
+	}
+}
+
+// refresh reads from the backend what the snapshots do not carry: the
+// settings, the login service, Continue's config. One read runs at a time;
+// a request during one runs again after it.
+func (m *menu) refresh() {
+	m.mu.Lock()
+	if m.refreshing {
+		m.refreshAgain = true
+		m.mu.Unlock()
+		return
+	}
+	m.refreshing = true
+	m.mu.Unlock()
+	go func() {
+		defer m.recoverTo("read the settings")
+		for {
+			m.mu.Lock()
+			m.refreshAgain = false
+			gen := m.settingsGen
+			var names []string
+			if m.st.snap.Reachable {
+				for _, md := range m.st.snap.Models {
+					names = append(names, md.Name)
+				}
+			}
+			m.mu.Unlock()
+
+			settings := m.b.Settings()
+			login, loginErr := m.b.StartAtLogin()
+			path, logPath := m.b.ContinueConfigPath(), m.b.LogPath()
+			asks := map[string]ask{}
+			for _, n := range names {
+				client, n2, ok := m.b.ClientContext(n)
+				asks[daemon.ModelKey(n)] = ask{client, n2, ok}
+			}
+
+			m.mu.Lock()
+			st := m.st
+			if m.pending == 0 && gen == m.settingsGen {
+				st.settings, st.settingsKnown = settings, true
+				st.login, st.loginKnown, st.loginErr = login, true, ""
+				if loginErr != nil {
+					st.loginErr = loginErr.Error()
+				}
+			}
+			st.continuePath, st.logPath, st.asks, st.infoKnown = path, logPath, asks, true
+			again := m.refreshAgain && m.ctx.Err() == nil
+			m.refreshing = again
+			m.mu.Unlock()
+			m.signal()
+			if !again {
+				return
+			}
+		}
+	}()
+}
+
+func (m *menu) clickLoop() {
+	defer m.recoverTo("handle a click")
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case c := <-m.clicks:
+			m.handle(c)
+		}
+	}
+}
+
+// handle acts on one click. It never waits for the backend: calls run in
+// goroutines, settings changes in click order on m.lane.
+func (m *menu) handle(c click) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	defer m.signal()
+	st := m.st
+	switch c.act {
+	case actQuit:
+		m.quitClicked.Store(true)
+		m.cancel()
+	case actTune:
+		name := m.visible.Models[c.slot].Name
+		if name == "" {
+			return
+		}
+		k := daemon.ModelKey(name)
+		if cancel, ok := m.tunes[k]; ok {
+			cancel()
+			st.tuning[k] = "cancelling…"
+			return
+		}
+		if len(m.tunes) > 0 {
+			return // one tune at a time: two would evict each other's loads
+		}
+		ctx, cancel := context.WithCancel(m.ctx)
+		m.tunes[k] = cancel
+		st.tuning[k] = "starting…"
+		delete(st.results, k)
+		m.calls.Add(1)
+		go m.tune(ctx, name, k)
+	case actFix:
+		name := m.visible.Models[c.slot].Name
+		k := daemon.ModelKey(name)
+		if name == "" || st.fixing[k] || !st.fixEnabled(name) {
+			return
+		}
+		st.fixing[k] = true
+		delete(st.results, k)
+		m.calls.Add(1)
+		go m.fix(name, k)
+	case actAutoFix:
+		if !st.settingsKnown {
+			return
+		}
+		on := !st.settings.AutoFix
+		st.settings.AutoFix = on
+		m.change(func() error { return m.b.SetAutoFix(on) })
+	case actNotify:
+		if !st.settingsKnown {
+			return
+		}
+		on := st.settings.NotificationsOff
+		st.settings.NotificationsOff = !on
+		m.change(func() error { return m.b.SetNotifications(on) })
+	case actLogin:
+		if !st.loginKnown || st.loginErr != "" {
+			return
+		}
+		on := !st.login
+		st.login = on
+		m.change(func() error { return m.b.SetStartAtLogin(on) })
+	case actOpenConfig:
+		m.openFile(st.continuePath)
+	case actOpenLog:
+		m.openFile(st.logPath)
+	}
+}
+
+// change runs a settings change on the lane; m.mu is held.
+func (m *menu) change(f func() error) {
+	m.pending++
+	m.settingsGen++
+	m.st.settingsErr = ""
+	m.lane.do(func() {
+		defer m.recoverTo("change a setting")
+		err := f()
+		m.mu.Lock()
+		m.pending--
+		if err != nil {
+			m.st.settingsErr = "Could not save the setting: " + err.Error()
+			m.opts.Logger.Warn("tray: cannot change a setting", "err", err)
+		}
+		m.mu.Unlock()
+		// Read back what the backend has, failed or not.
+		m.refresh()
+	})
+}
+
+func (m *menu) openFile(path string) {
+	if path == "" {
+		return
+	}
+	go func() {
+		defer m.recoverTo("open a file")
+		if err := m.opts.Open(m.ctx, path); err != nil {
+			m.opts.Logger.Warn("tray: cannot open a file", "path", path, "err", err)
+		}
+	}()
+}
+
+func (m *menu) tune(ctx context.Context, name, k string) {
+	defer m.calls.Done()
+	defer m.recoverTo("tune " + name)
+	err := m.b.Tune(ctx, name, func(line string) {
+		m.mu.Lock()
+		if _, running := m.tunes[k]; running && ctx.Err() == nil {
+			m.st.tuning[k] = line
+		}
+		m.mu.Unlock()
+		m.signal()
+	})
+	m.mu.Lock()
+	delete(m.tunes, k)
+	delete(m.st.tuning, k)
+	var n *Notification
+	switch {
+	case ctx.Err() != nil && m.ctx.Err() == nil:
+		m.st.results[k] = "Tuning cancelled"
+	case err != nil:
+		m.st.results[k] = "Tune failed: " + err.Error()
+		n = &Notification{"Tuning " + name + " failed", err.Error(), assets.Warning}
+	}
+	notify := n != nil && !m.st.settings.NotificationsOff
+	m.mu.Unlock()
+	if notify {
+		select {
+		case m.notes <- *n:
+		default:
+		}
+	}
+	m.signal()
+	m.refresh()
+}
+
+func (m *menu) fix(name, k string) {
+	defer m.calls.Done()
+	defer m.recoverTo("fix Continue for " + name)
+	err := m.b.FixContinue(m.ctx, name)
+	m.mu.Lock()
+	delete(m.st.fixing, k)
+	m.st.quietFix[k] = time.Now().Add(manualFixQuiet)
+	if err != nil {
+		m.st.results[k] = "Fix failed: " + err.Error()
+	} else {
+		m.st.results[k] = "Continue's config was updated"
+	}
+	m.mu.Unlock()
+	m.signal()
+	m.refresh()
+}
+
+// stop ends everything Run started, waiting a little for tunes and fixes
+// to notice: a cancelled tune puts the model back as it found it.
+func (m *menu) stop() {
+	m.cancel()
+	done := make(chan struct{})
+	go func() {
+		m.calls.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		m.opts.Logger.Warn("tray: quit while a tune or a fix was still running")
+	}
+}
+
+// recoverTo keeps a panic in the tray's own goroutines from ending ctxfit:
+// it is logged, and the tray closes.
+func (m *menu) recoverTo(what string) {
+	if r := recover(); r != nil {
+		m.opts.Logger.Error("tray: internal error; closing the tray", "while", what, "panic", r)
+		m.cancel()
+	}
+}
+
+// serial runs functions one at a time, in the order given, without ever
+// blocking the caller.
+type serial struct {
+	mu      sync.Mutex
+	queue   []func()
+	running bool
+}
+
+func (s *serial) do(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.queue = append(s.queue, f)
+	if s.running {
+		return
+	}
+	s.running = true
+	go func() {
+		for {
+			s.mu.Lock()
+			if len(s.queue) == 0 {
+				s.running = false
+				s.mu.Unlock()
+				return
+			}
+			f := s.queue[0]
+			s.queue = s.queue[1:]
+			s.mu.Unlock()
+			f()
+		}
+	}()
+}

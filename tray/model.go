@@ -1,0 +1,380 @@
+package tray
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ollama/ollama/format"
+
+	"github.com/ctxfit/ctxfit/assets"
+	"github.com/ctxfit/ctxfit/daemon"
+)
+
+// maxModels is how many loaded models the menu lists; more are counted on
+// the status line. The menu has a fixed shape (items are hidden, never
+// removed) because fyne systray can panic when a clicked item is removed.
+const maxModels = 8
+
+// manualFixQuiet is how long after a "Fix Continue now" click the
+// config_fixed event it causes is not notified: the user asked for it.
+const manualFixQuiet = 10 * time.Second
+
+// state is everything the menu, the icon and the notifications are
+// computed from. The menu's event loop owns it, under menu.mu.
+type state struct {
+	snap   daemon.Snapshot
+	polled bool // at least one snapshot from the backend
+
+	settings      daemon.Settings
+	settingsKnown bool
+	login         bool
+	loginErr      string // why start at login is unavailable
+	loginKnown    bool
+	continuePath  string // "" when Continue has no config
+	logPath       string
+	infoKnown     bool              // the paths and asks below were read at least once
+	asks          map[string]ask    // by daemon.ModelKey: what Continue asks for
+	settingsErr   string            // the last settings change that failed
+	tuning        map[string]string // by ModelKey: progress of a running tune
+	fixing        map[string]bool   // by ModelKey: a Continue fix in flight
+	results       map[string]string // by ModelKey: how the last tune or fix ended
+	quietFix      map[string]time.Time
+	spilling      map[string]bool // by ModelKey: models in a spill episode
+}
+
+// ask is what Continue asks Ollama for when it uses one model.
+type ask struct {
+	client  string
+	context int
+	ok      bool
+}
+
+func newState() *state {
+	return &state{
+		asks:     map[string]ask{},
+		tuning:   map[string]string{},
+		fixing:   map[string]bool{},
+		results:  map[string]string{},
+		quietFix: map[string]time.Time{},
+		spilling: map[string]bool{},
+	}
+}
+
+// apply takes in an update from the backend and returns the notifications
+// it calls for: a spill, once per episode per model (an episode ends when
+// the model is whole on the GPU again or unloaded; a server that stops
+// answering ends none); reload thrash; a model that will swap on a
+// CPU-only host; a client config that ctxfit fixed by itself; a finished
+// tune. With notifications off it returns none, but still follows the
+// episodes, so that turning them on does not replay old spills.
+func (s *state) apply(u daemon.Update, now time.Time) []Notification {
+	s.snap = u.Snapshot
+	s.polled = true
+	var notes []Notification
+	if u.Snapshot.Reachable {
+		spilling := map[string]bool{}
+		for _, m := range u.Snapshot.Models {
+			if !m.Spilled {
+				continue
+			}
+			k := daemon.ModelKey(m.Name)
+			spilling[k] = true
+			if !s.spilling[k] {
+				notes = append(notes, spillNote(m))
+			}
+		}
+		s.spilling = spilling
+	}
+	for _, e := range u.Events {
+		switch e.Kind {
+		case daemon.EventThrash:
+			notes = append(notes, Notification{e.Model + " keeps reloading", e.Message, assets.Warning})
+		case daemon.EventSwapRisk:
+			notes = append(notes, Notification{e.Model + " will not fit in memory", e.Message, assets.Warning})
+		case daemon.EventConfigFixed:
+			if !s.quiet(e.Model, now) {
+				notes = append(notes, Notification{"Client config fixed", e.Message, assets.OK})
+			}
+		case daemon.EventTuned:
+			notes = append(notes, Notification{"Tune finished", e.Message, assets.OK})
+		}
+	}
+	for k, t := range s.quietFix {
+		if !t.After(now) {
+			delete(s.quietFix, k)
+		}
+	}
+	if s.settings.NotificationsOff {
+		return nil
+	}
+	return notes
+}
+
+// quiet reports whether a config fix of model was asked for in the menu
+// (model "" is a fix of every model).
+func (s *state) quiet(model string, now time.Time) bool {
+	if model == "" {
+		return len(s.fixing) > 0 || len(s.quietFix) > 0
+	}
+	k := daemon.ModelKey(model)
+	return s.fixing[k] || s.quietFix[k].After(now)
+}
+
+func spillNote(m daemon.Model) Notification {
+	msg := fmt.Sprintf("%s, %s%s. Answers are slow while part of it runs on the CPU.",
+		format.HumanBytes(m.Size), m.Processor, ctxSuffix(m.ContextLength))
+	if m.TunedContext != nil {
+		msg += fmt.Sprintf(" A context of %d stays on the GPU: use Fix Continue now in the ctxfit menu.", *m.TunedContext)
+	} else {
+		msg += " Use Tune context in the ctxfit menu to find the largest context that stays on the GPU."
+	}
+	return Notification{m.Name + " spilled onto the CPU", msg, assets.Warning}
+}
+
+func ctxSuffix(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" at context %d", n)
+}
+
+// itemView is what one menu item shows.
+type itemView struct {
+	Title    string
+	Tooltip  string
+	Hidden   bool
+	Disabled bool
+	Checked  bool
+}
+
+// modelView is one loaded model's line and its submenu.
+type modelView struct {
+	Name string   // "" for an unused slot
+	Line itemView // name, size, split, context; the submenu's parent
+	Tune itemView
+	Fix  itemView
+	Info itemView // the tuned value
+	Note itemView // how the last tune or fix ended, or a memory warning
+}
+
+// view is the whole tray: icon, tooltip and every menu item, in menu order.
+type view struct {
+	Icon       assets.State
+	Tooltip    string
+	Header     itemView
+	Status     itemView
+	Models     [maxModels]modelView
+	AutoFix    itemView
+	Notify     itemView
+	Login      itemView
+	OpenConfig itemView
+	OpenLog    itemView
+}
+
+// view computes what the tray shows in state s.
+func (s *state) view() view {
+	snap := s.snap
+	v := view{Icon: s.icon(), Tooltip: s.tooltip()}
+
+	v.Header = itemView{Title: "Ollama" + version(snap.Version) + at(snap.Host), Disabled: true}
+	v.Status = itemView{Disabled: true, Hidden: true}
+	switch {
+	case s.settingsErr != "":
+		v.Status = itemView{Title: shorten(s.settingsErr), Tooltip: s.settingsErr, Disabled: true}
+	case !s.polled || !snap.Reachable && snap.Error == "":
+		v.Status = itemView{Title: "Connecting…", Disabled: true}
+	case !snap.Reachable:
+		v.Status = itemView{Title: shorten(snap.Error), Tooltip: snap.Error, Disabled: true}
+	case len(snap.Models) == 0:
+		v.Status = itemView{Title: "No model loaded", Disabled: true}
+	case len(snap.Models) > maxModels:
+		v.Status = itemView{Title: fmt.Sprintf("%d more models: see ctxfit status", len(snap.Models)-maxModels), Disabled: true}
+	}
+
+	for i := range v.Models {
+		if !snap.Reachable || i >= len(snap.Models) {
+			v.Models[i] = modelView{Line: itemView{Hidden: true}}
+			continue
+		}
+		v.Models[i] = s.modelView(snap.Models[i])
+	}
+
+	v.AutoFix = itemView{Title: "Fix Continue automatically", Checked: s.settings.AutoFix, Disabled: !s.settingsKnown,
+		Tooltip: "Rewrite Continue's config with the tuned context after each tune and whenever the file changes"}
+	v.Notify = itemView{Title: "Notifications", Checked: !s.settings.NotificationsOff, Disabled: !s.settingsKnown,
+		Tooltip: "Tell me when a model spills onto the CPU, keeps reloading, or when ctxfit fixed a config"}
+	v.Login = itemView{Title: "Start at login", Checked: s.login, Disabled: !s.loginKnown || s.loginErr != ""}
+	if s.loginErr != "" {
+		v.Login.Title = "Start at login (unavailable)"
+		v.Login.Tooltip = s.loginErr
+	}
+	v.OpenConfig = itemView{Title: "Open Continue config", Tooltip: s.continuePath, Disabled: s.continuePath == ""}
+	if s.infoKnown && s.continuePath == "" {
+		v.OpenConfig.Title = "Open Continue config (none found)"
+	}
+	v.OpenLog = itemView{Title: "Open log", Tooltip: s.logPath, Disabled: s.logPath == ""}
+	return v
+}
+
+func (s *state) modelView(m daemon.Model) modelView {
+	k := daemon.ModelKey(m.Name)
+	mv := modelView{Name: m.Name}
+
+	parts := []string{m.Name, format.HumanBytes(m.Size), m.Processor}
+	if m.ContextLength > 0 {
+		parts = append(parts, fmt.Sprintf("context %d", m.ContextLength))
+	}
+	line := strings.Join(parts, " · ")
+	if m.Spilled || m.RAMWarning != "" {
+		line = "⚠ " + line
+	}
+	progress, tuning := s.tuning[k]
+	if tuning {
+		line = m.Name + " · tuning: " + progress
+	}
+	mv.Line = itemView{Title: line}
+
+	mv.Tune = itemView{Title: "Tune context",
+		Tooltip: "Load the model a few times to find the largest context that stays 100% on the GPU"}
+	switch {
+	case tuning:
+		mv.Tune = itemView{Title: "Cancel tuning"}
+	case len(s.tuning) > 0:
+		mv.Tune.Title, mv.Tune.Disabled = "Tune context (another tune is running)", true
+	case s.snap.GPU == daemon.GPUAbsent:
+		mv.Tune.Title, mv.Tune.Disabled = "Tune context (this Ollama has no GPU)", true
+	}
+
+	mv.Fix = s.fixView(m, k)
+
+	mv.Info = itemView{Title: "Not tuned yet", Disabled: true}
+	if m.TunedContext != nil {
+		mv.Info.Title = fmt.Sprintf("Tuned: context %d stays on the GPU", *m.TunedContext)
+	}
+	mv.Note = itemView{Disabled: true, Hidden: true}
+	if r := s.results[k]; r != "" {
+		mv.Note = itemView{Title: shorten(r), Tooltip: r, Disabled: true}
+	} else if m.RAMWarning != "" {
+		mv.Note = itemView{Title: shorten(m.RAMWarning), Tooltip: m.RAMWarning, Disabled: true}
+	}
+	return mv
+}
+
+// fixView is the "Fix Continue now" item: enabled when a tuned value
+// exists and Continue asks for a different one.
+func (s *state) fixView(m daemon.Model, k string) itemView {
+	const title = "Fix Continue now"
+	a, known := s.asks[k]
+	v := itemView{Title: title, Disabled: true}
+	switch {
+	case s.fixing[k]:
+		v.Title = title + " (writing…)"
+	case s.tuning[k] != "":
+		v.Title = title + " (tuning…)"
+	case !s.infoKnown || !known:
+		// Not read yet.
+	case s.continuePath == "":
+		v.Title = title + " (Continue not found)"
+	case !a.ok:
+		v.Title = title + " (Continue does not use this model)"
+	case m.TunedContext == nil:
+		v.Title = title + " (tune first)"
+	case a.context == *m.TunedContext:
+		v.Title = fmt.Sprintf("%s (Continue asks for %d)", title, a.context)
+	default:
+		v.Disabled = false
+		from := "default"
+		if a.context > 0 {
+			from = fmt.Sprint(a.context)
+		}
+		v.Title = fmt.Sprintf("%s: %s → %d", title, from, *m.TunedContext)
+		v.Tooltip = fmt.Sprintf("Set contextLength of %q in %s to %d", a.client, s.continuePath, *m.TunedContext)
+	}
+	return v
+}
+
+// fixEnabled reports whether "Fix Continue now" is enabled for model.
+func (s *state) fixEnabled(model string) bool {
+	for _, m := range s.snap.Models {
+		if daemon.SameModel(m.Name, model) {
+			return !s.fixView(m, daemon.ModelKey(m.Name)).Disabled
+		}
+	}
+	return false
+}
+
+// icon is ok when nothing is loaded or everything is whole on the GPU,
+// warning when a model spilled or will swap on a CPU-only host, and
+// unreachable when no Ollama answers.
+func (s *state) icon() assets.State {
+	if !s.snap.Reachable {
+		return assets.Unreachable
+	}
+	for _, m := range s.snap.Models {
+		if m.Spilled || m.RAMWarning != "" {
+			return assets.Warning
+		}
+	}
+	return assets.OK
+}
+
+// tooltip is the one-line summary under the icon.
+func (s *state) tooltip() string {
+	snap := s.snap
+	switch {
+	case !s.polled || !snap.Reachable && snap.Error == "":
+		return "ctxfit: connecting to Ollama" + at(snap.Host)
+	case !snap.Reachable:
+		return "ctxfit: Ollama" + at(snap.Host) + " does not answer"
+	case len(snap.Models) == 0:
+		return "ctxfit: no model loaded"
+	}
+	var spilled, swap []string
+	for _, m := range snap.Models {
+		switch {
+		case m.Spilled:
+			spilled = append(spilled, m.Name+" ("+m.Processor+")")
+		case m.RAMWarning != "":
+			swap = append(swap, m.Name)
+		}
+	}
+	switch {
+	case len(spilled) == 1:
+		return "ctxfit: " + spilled[0] + " spilled onto the CPU"
+	case len(spilled) > 1:
+		return fmt.Sprintf("ctxfit: %d models spilled onto the CPU: %s", len(spilled), strings.Join(spilled, ", "))
+	case len(swap) > 0:
+		return "ctxfit: " + strings.Join(swap, ", ") + " will not fit in memory"
+	case len(snap.Models) == 1:
+		m := snap.Models[0]
+		return "ctxfit: " + m.Name + " " + m.Processor
+	}
+	if snap.GPU == daemon.GPUAbsent {
+		return fmt.Sprintf("ctxfit: %d models loaded, all fit in memory", len(snap.Models))
+	}
+	return fmt.Sprintf("ctxfit: %d models loaded, none spilled", len(snap.Models))
+}
+
+func version(v string) string {
+	if v == "" {
+		return ""
+	}
+	return " " + v
+}
+
+func at(host string) string {
+	if host == "" {
+		return ""
+	}
+	return " at " + host
+}
+
+// shorten cuts s to a menu's width.
+func shorten(s string) string {
+	const max = 90
+	if r := []rune(s); len(r) > max {
+		return string(r[:max-1]) + "…"
+	}
+	return s
+}

@@ -1,0 +1,365 @@
+package tray
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ctxfit/ctxfit/assets"
+	"github.com/ctxfit/ctxfit/daemon"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+const host = "http://127.0.0.1:11434"
+
+func ptr(n int) *int { return &n }
+
+// model returns a loaded model with the split Classify gives.
+func model(name string, size, vram int64, ctx int, gpu daemon.GPUPresence) daemon.Model {
+	st, proc := daemon.Classify(size, vram)
+	return daemon.Model{Name: name, Size: size, SizeVRAM: vram, Processor: proc, ContextLength: ctx,
+		State: st, Spilled: daemon.Spilled(st, gpu)}
+}
+
+func tuned(m daemon.Model, n int) daemon.Model { m.TunedContext = ptr(n); return m }
+
+const gib = 1 << 30
+
+var (
+	llamaGPU     = model("llama3.1:8b", 6*gib, 6*gib, 8192, daemon.GPUPresent)
+	llamaSpilled = tuned(model("llama3.1:8b", 9*gib, 7*gib, 32768, daemon.GPUPresent), 16384)
+	qwenGPU      = model("qwen2.5-coder:7b", 5*gib, 5*gib, 4096, daemon.GPUPresent)
+)
+
+func snap(models ...daemon.Model) daemon.Snapshot {
+	return daemon.Snapshot{Host: host, Reachable: true, Version: "0.17.4", GPU: daemon.GPUPresent, Models: models, Time: time.Unix(1, 0)}
+}
+
+func unreachable() daemon.Snapshot {
+	return daemon.Snapshot{Host: host, Error: "cannot reach Ollama at " + host + ": connection refused. Start it with `ollama serve`, or point ctxfit at it with --host or OLLAMA_HOST", Time: time.Unix(1, 0)}
+}
+
+// known returns a state that has read everything from the backend.
+func known(s daemon.Snapshot, asks map[string]ask) *state {
+	st := newState()
+	st.apply(daemon.Update{Snapshot: s}, time.Unix(1, 0))
+	st.settingsKnown, st.loginKnown, st.infoKnown = true, true, true
+	st.continuePath = "/home/u/.continue/config.yaml"
+	st.logPath = "/home/u/.local/state/ctxfit/ctxfit.log"
+	st.asks = asks
+	if st.asks == nil {
+		st.asks = map[string]ask{}
+	}
+	return st
+}
+
+func TestIcon(t *testing.T) {
+	cpuOnly := func(m daemon.Model) daemon.Model {
+		m.SizeVRAM, m.State, m.Processor, m.Spilled = 0, daemon.StateCPU, "100% CPU", false
+		return m
+	}
+	swapping := cpuOnly(llamaGPU)
+	swapping.RAMWarning = "llama3.1:8b needs 6.4 GB but this machine has 4.0 GB of RAM; try llama3.2:3b"
+	for _, tt := range []struct {
+		name string
+		snap daemon.Snapshot
+		want assets.State
+	}{
+		{"before the first poll", daemon.Snapshot{Host: host}, assets.Unreachable},
+		{"unreachable", unreachable(), assets.Unreachable},
+		{"nothing loaded", snap(), assets.OK},
+		{"all on the GPU", snap(llamaGPU, qwenGPU), assets.OK},
+		{"one spilled", snap(qwenGPU, llamaSpilled), assets.Warning},
+		{"CPU-only host, fits in RAM", snap(cpuOnly(llamaGPU)), assets.OK},
+		{"CPU-only host, will swap", snap(swapping), assets.Warning},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st := newState()
+			st.apply(daemon.Update{Snapshot: tt.snap}, time.Now())
+			if got := st.icon(); got != tt.want {
+				t.Errorf("icon = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestFixItem(t *testing.T) {
+	k := daemon.ModelKey(llamaSpilled.Name)
+	for _, tt := range []struct {
+		name    string
+		model   daemon.Model
+		asks    map[string]ask
+		edit    func(*state)
+		title   string
+		enabled bool
+	}{
+		{"Continue asks for more than fits", llamaSpilled, map[string]ask{k: {"Llama", 32768, true}}, nil,
+			"Fix Continue now: 32768 → 16384", true},
+		{"Continue sets no contextLength", llamaSpilled, map[string]ask{k: {"Llama", 0, true}}, nil,
+			"Fix Continue now: default → 16384", true},
+		{"Continue asks for less than fits", llamaSpilled, map[string]ask{k: {"Llama", 8192, true}}, nil,
+			"Fix Continue now: 8192 → 16384", true},
+		{"Continue already asks for the tuned value", llamaSpilled, map[string]ask{k: {"Llama", 16384, true}}, nil,
+			"Fix Continue now (Continue asks for 16384)", false},
+		{"not tuned", llamaGPU, map[string]ask{k: {"Llama", 32768, true}}, nil,
+			"Fix Continue now (tune first)", false},
+		{"Continue does not use the model", llamaSpilled, map[string]ask{k: {}}, nil,
+			"Fix Continue now (Continue does not use this model)", false},
+		{"no Continue config", llamaSpilled, map[string]ask{k: {}}, func(s *state) { s.continuePath = "" },
+			"Fix Continue now (Continue not found)", false},
+		{"not read yet", llamaSpilled, nil, func(s *state) { s.infoKnown = false },
+			"Fix Continue now", false},
+		{"a fix is being written", llamaSpilled, map[string]ask{k: {"Llama", 32768, true}}, func(s *state) { s.fixing[k] = true },
+			"Fix Continue now (writing…)", false},
+		{"the model is being tuned", llamaSpilled, map[string]ask{k: {"Llama", 32768, true}}, func(s *state) { s.tuning[k] = "starting…" },
+			"Fix Continue now (tuning…)", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st := known(snap(tt.model), tt.asks)
+			if tt.edit != nil {
+				tt.edit(st)
+			}
+			v := st.view().Models[0].Fix
+			if v.Title != tt.title || v.Disabled == tt.enabled {
+				t.Errorf("Fix item = %q enabled=%v, want %q enabled=%v", v.Title, !v.Disabled, tt.title, tt.enabled)
+			}
+			if got := st.fixEnabled(tt.model.Name); got != tt.enabled {
+				t.Errorf("fixEnabled = %v, want %v", got, tt.enabled)
+			}
+		})
+	}
+}
+
+// TestNotifications plays sequences of updates and checks which
+// notifications each one raises.
+func TestNotifications(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	upd := func(s daemon.Snapshot, events ...daemon.Event) daemon.Update {
+		return daemon.Update{Snapshot: s, Events: events}
+	}
+	ev := func(kind daemon.EventKind, model, msg string) daemon.Event {
+		return daemon.Event{Kind: kind, Model: model, Message: msg}
+	}
+	type step struct {
+		u    daemon.Update
+		edit func(*state) // before the update
+		want []string     // titles
+	}
+	for _, tt := range []struct {
+		name  string
+		steps []step
+	}{
+		{"a spill is told once per episode", []step{
+			{u: upd(snap(llamaGPU))},
+			{u: upd(snap(llamaSpilled), ev(daemon.EventSpillStarted, "llama3.1:8b", "")), want: []string{"llama3.1:8b spilled onto the CPU"}},
+			{u: upd(snap(llamaSpilled))},
+			{u: upd(snap(llamaSpilled))},
+		}},
+		{"back on the GPU ends the episode", []step{
+			{u: upd(snap(llamaSpilled)), want: []string{"llama3.1:8b spilled onto the CPU"}},
+			{u: upd(snap(llamaGPU))},
+			{u: upd(snap(llamaSpilled)), want: []string{"llama3.1:8b spilled onto the CPU"}},
+		}},
+		{"an unload ends the episode", []step{
+			{u: upd(snap(llamaSpilled)), want: []string{"llama3.1:8b spilled onto the CPU"}},
+			{u: upd(snap())},
+			{u: upd(snap(llamaSpilled)), want: []string{"llama3.1:8b spilled onto the CPU"}},
+		}},
+		{"a server that stops answering ends no episode", []step{
+			{u: upd(snap(llamaSpilled)), want: []string{"llama3.1:8b spilled onto the CPU"}},
+			{u: upd(unreachable())},
+			{u: upd(snap(llamaSpilled))},
+		}},
+		{"episodes are per model", []step{
+			{u: upd(snap(llamaSpilled)), want: []string{"llama3.1:8b spilled onto the CPU"}},
+			{u: upd(snap(llamaSpilled, model("qwen2.5-coder:7b", 5*gib, 1*gib, 4096, daemon.GPUPresent))),
+				want: []string{"qwen2.5-coder:7b spilled onto the CPU"}},
+		}},
+		{"the model name's tag does not matter", []step{
+			{u: upd(snap(model("llama3.1", 9*gib, 7*gib, 32768, daemon.GPUPresent))), want: []string{"llama3.1 spilled onto the CPU"}},
+			{u: upd(snap(model("llama3.1:latest", 9*gib, 7*gib, 32768, daemon.GPUPresent)))},
+		}},
+		{"reload thrash, swap risk, tune", []step{
+			{u: upd(snap(llamaGPU), ev(daemon.EventThrash, "llama3.1:8b", "reloaded 3 times"),
+				ev(daemon.EventSwapRisk, "llama3.1:8b", "needs more RAM"), ev(daemon.EventTuned, "llama3.1:8b", "16384 fits"),
+				ev(daemon.EventLoaded, "llama3.1:8b", ""), ev(daemon.EventUnreachable, "", "")),
+				want: []string{"llama3.1:8b keeps reloading", "llama3.1:8b will not fit in memory", "Tune finished"}},
+		}},
+		{"an automatic fix is told", []step{
+			{u: upd(snap(llamaGPU), ev(daemon.EventConfigFixed, "llama3.1:8b", "Continue: contextLength 16384")), want: []string{"Client config fixed"}},
+		}},
+		{"a fix asked for in the menu is not", []step{
+			{u: upd(snap(llamaGPU))},
+			{edit: func(s *state) { s.fixing["llama3.1:8b"] = true },
+				u: upd(snap(llamaGPU), ev(daemon.EventConfigFixed, "llama3.1:8b", ""))},
+			{edit: func(s *state) { delete(s.fixing, "llama3.1:8b"); s.quietFix["llama3.1:8b"] = t0.Add(manualFixQuiet) },
+				u: upd(snap(llamaGPU), ev(daemon.EventConfigFixed, "llama3.1:8b", ""), ev(daemon.EventConfigFixed, "", ""))},
+			{edit: func(s *state) { s.quietFix["llama3.1:8b"] = t0.Add(-time.Second) },
+				u:    upd(snap(llamaGPU), ev(daemon.EventConfigFixed, "llama3.1:8b", "")),
+				want: []string{"Client config fixed"}},
+		}},
+		{"notifications off", []step{
+			{edit: func(s *state) { s.settings.NotificationsOff = true },
+				u: upd(snap(llamaSpilled), ev(daemon.EventThrash, "llama3.1:8b", ""))},
+			{edit: func(s *state) { s.settings.NotificationsOff = false }, u: upd(snap(llamaSpilled))},
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st := newState()
+			for i, s := range tt.steps {
+				if s.edit != nil {
+					s.edit(st)
+				}
+				var got []string
+				for _, n := range st.apply(s.u, t0) {
+					got = append(got, n.Title)
+				}
+				if fmt.Sprint(got) != fmt.Sprint(s.want) {
+					t.Errorf("step %d: notifications %q, want %q", i, got, s.want)
+				}
+			}
+		})
+	}
+}
+
+func TestSpillNoteSaysWhatToDo(t *testing.T) {
+	n := spillNote(llamaSpilled)
+	for _, want := range []string{"9.7 GB", "22%/78% CPU/GPU", "context 32768", "16384 stays on the GPU", "Fix Continue now"} {
+		if !strings.Contains(n.Message, want) {
+			t.Errorf("spill notification %q does not say %q", n.Message, want)
+		}
+	}
+	if n.Icon != assets.Warning {
+		t.Errorf("icon %s, want warning", n.Icon)
+	}
+	n = spillNote(model("gemma2:9b", 9*gib, 7*gib, 8192, daemon.GPUPresent))
+	if !strings.Contains(n.Message, "Tune context") {
+		t.Errorf("untuned spill notification %q does not point to Tune context", n.Message)
+	}
+}
+
+// TestMenu compares whole menus with golden files under testdata/menu.
+func TestMenu(t *testing.T) {
+	k := daemon.ModelKey
+	many := make([]daemon.Model, maxModels+2)
+	for i := range many {
+		many[i] = model(fmt.Sprintf("model%02d", i), 1*gib, 1*gib, 2048, daemon.GPUPresent)
+	}
+	swapping := model("llama3.1:70b", 40*gib, 0, 8192, daemon.GPUAbsent)
+	swapping.RAMWarning = "llama3.1:70b needs 40.0 GiB but this machine has 32.0 GiB of RAM: it will swap. llama3.1:8b would fit"
+	for _, tt := range []struct {
+		name string
+		st   *state
+	}{
+		{"starting", newState()},
+		{"connecting", func() *state {
+			st := newState()
+			st.apply(daemon.Update{Snapshot: daemon.Snapshot{Host: host}}, time.Now())
+			return st
+		}()},
+		{"unreachable", known(unreachable(), nil)},
+		{"idle", known(snap(), nil)},
+		{"spilled", known(snap(qwenGPU, llamaSpilled), map[string]ask{
+			k("llama3.1:8b"): {"Llama 3.1", 32768, true}, k("qwen2.5-coder:7b"): {}})},
+		{"tuning", func() *state {
+			st := known(snap(llamaSpilled, qwenGPU), nil)
+			st.tuning[k("llama3.1:8b")] = "16384: 100% GPU (3 loads)"
+			st.results[k("qwen2.5-coder:7b")] = "Tune failed: qwen2.5-coder:7b does not fit on the GPU even at context 2048"
+			return st
+		}()},
+		{"settings", func() *state {
+			st := known(snap(llamaGPU), nil)
+			st.settings = daemon.Settings{AutoFix: true, NotificationsOff: true}
+			st.login, st.loginErr = false, errors.New("start at login needs systemd --user").Error()
+			st.continuePath, st.logPath = "", ""
+			return st
+		}()},
+		{"settings failed", func() *state {
+			st := known(snap(), nil)
+			st.settingsErr = "Could not save the setting: open /home/u/.config/ctxfit/state.json: permission denied"
+			return st
+		}()},
+		{"swap risk", func() *state {
+			s := snap(swapping)
+			s.GPU = daemon.GPUAbsent
+			return known(s, nil)
+		}()},
+		{"more models than fit", known(snap(many...), nil)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := render(tt.st.view())
+			path := filepath.Join("testdata", "menu", strings.ReplaceAll(tt.name, " ", "_")+".txt")
+			if *update {
+				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test ./tray -run TestMenu -update)", err)
+			}
+			if got != string(want) {
+				t.Errorf("menu differs from %s (go test ./tray -run TestMenu -update rewrites it)\ngot:\n%s\nwant:\n%s", path, got, want)
+			}
+		})
+	}
+}
+
+// render writes a view as text: one line per visible item, "-" before a
+// disabled one, "[x]"/"[ ]" for checkboxes, submenus indented.
+func render(v view) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "icon: %s\ntooltip: %s\n", v.Icon, v.Tooltip)
+	line := func(indent string, it itemView, checkbox bool) {
+		if it.Hidden {
+			return
+		}
+		b.WriteString(indent)
+		if it.Disabled {
+			b.WriteString("- ")
+		} else {
+			b.WriteString("  ")
+		}
+		if checkbox {
+			if it.Checked {
+				b.WriteString("[x] ")
+			} else {
+				b.WriteString("[ ] ")
+			}
+		}
+		b.WriteString(it.Title)
+		if it.Tooltip != "" {
+			fmt.Fprintf(&b, "   (%s)", it.Tooltip)
+		}
+		b.WriteString("\n")
+	}
+	line("", v.Header, false)
+	line("", v.Status, false)
+	for _, m := range v.Models {
+		if m.Line.Hidden {
+			continue
+		}
+		line("", m.Line, false)
+		for _, it := range []itemView{m.Tune, m.Fix, m.Info, m.Note} {
+			line("    ", it, false)
+		}
+	}
+	b.WriteString("----\n")
+	line("", v.AutoFix, true)
+	line("", v.Notify, true)
+	line("", v.Login, true)
+	b.WriteString("----\n")
+	line("", v.OpenConfig, false)
+	line("", v.OpenLog, false)
+	b.WriteString("----\n  Quit\n")
+	return b.String()
+}

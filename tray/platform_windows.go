@@ -1,0 +1,18 @@
+package tray
+
+import (
+	"context"
+	"time"
+
+	"fyne.io/systray"
+
+	"github.com/ctxfit/ctxfit/assets"
+)
+
+// waitForHost returns nil: every Windows desktop has a notification area.
+func waitForHost(context.Context, time.Duration) error { return nil }
+
+// beforeRun does nothing: systray can set the icon only once it runs.
+func beforeRun(view) {}
+
+func setIcon(s assets.State) { systray.SetIcon(assets.ICO(s)) }
