@@ -7,6 +7,8 @@ import (
 	"log/slog"
 
 	"github.com/ctxfit/ctxfit/daemon"
+	"github.com/ctxfit/ctxfit/internal/autostart"
+	"github.com/ctxfit/ctxfit/internal/logfile"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
 )
 
@@ -53,12 +55,34 @@ func newLogger(w io.Writer, format string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: use text or json", format)
 }
 
+// openLog returns a logger that writes to stderr and to ctxfit's log file
+// (size-bounded, rotated), and a function that closes the file. When the
+// file cannot be opened the logger says so and uses stderr alone.
+func (e *env) openLog(format string) (*slog.Logger, func(), error) {
+	if _, err := newLogger(io.Discard, format); err != nil {
+		return nil, nil, err
+	}
+	path, err := logfile.DefaultPath(e.getenv)
+	var f *logfile.Writer
+	if err == nil {
+		f, err = logfile.Open(path, logfile.Options{})
+	}
+	if err != nil {
+		logger, _ := newLogger(e.stderr, format)
+		logger.Warn("no log file; logging to the terminal only", "err", err)
+		return logger, func() {}, nil
+	}
+	logger, _ := newLogger(io.MultiWriter(e.stderr, f), format)
+	return logger, func() { f.Close() }, nil
+}
+
 // watch runs the watcher until ctx ends, headless or with the tray.
 func (e *env) watch(ctx context.Context, o runOptions) error {
-	logger, err := newLogger(e.stderr, o.logFormat)
+	logger, closeLog, err := e.openLog(o.logFormat)
 	if err != nil {
 		return err
 	}
+	defer closeLog()
 	store, err := e.store()
 	if err != nil {
 		return err
@@ -75,7 +99,7 @@ func (e *env) watch(ctx context.Context, o runOptions) error {
 	u := e.host(o.host)
 	w := daemon.NewWatcher(e.client(u), u, store, daemon.WatcherOptions{})
 	logger.Info("ctxfit watching Ollama", "host", u.String(), "state", store.Dir())
-	return runHeadless(ctx, w, logger)
+	return autostart.Serve(ctx, func(ctx context.Context) error { return runHeadless(ctx, w, logger) })
 }
 
 // runHeadless logs every event of w until ctx ends.

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -64,25 +66,32 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func TestRunHeadlessLogsEvents(t *testing.T) {
 	sim, u := startSim(t, "mac32", nil)
-	vars := map[string]string{"OLLAMA_HOST": u, daemon.StateDirEnv: t.TempDir()}
-	_, logs, stop := startCommand(t, vars, "run", "--headless", "--log-format", "json")
-	waitFor(t, "the reachable event", func() bool { return strings.Contains(logs.String(), `"event":"reachable"`) })
+	logs := t.TempDir()
+	vars := map[string]string{"OLLAMA_HOST": u, daemon.StateDirEnv: t.TempDir(), "CTXFIT_LOG_DIR": logs}
+	_, stderr, stop := startCommand(t, vars, "run", "--headless", "--log-format", "json")
+	waitFor(t, "the reachable event", func() bool { return strings.Contains(stderr.String(), `"event":"reachable"`) })
 
 	// A client asks for the whole trained context: the model spills.
 	if err := sim.Load("llama3.1:8b-instruct-fp16", 131072, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the spill event", func() bool { return strings.Contains(logs.String(), `"event":"spill_started"`) })
+	waitFor(t, "the spill event", func() bool { return strings.Contains(stderr.String(), `"event":"spill_started"`) })
 	// Another client asks for less: the context changes and the spill ends.
 	if err := sim.Load("llama3.1:8b-instruct-fp16", 8192, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the spill to end", func() bool { return strings.Contains(logs.String(), `"event":"spill_ended"`) })
+	waitFor(t, "the spill to end", func() bool { return strings.Contains(stderr.String(), `"event":"spill_ended"`) })
 	if code := stop(); code != 0 {
 		t.Errorf("exit %d", code)
 	}
+	// The log file has what the terminal had.
+	file, err := os.ReadFile(filepath.Join(logs, "ctxfit.log"))
+	if err != nil || string(file) != stderr.String() {
+		t.Errorf("log file (%v) differs from stderr:\n%s\n---\n%s", err, file, stderr)
+	}
+	logText := stderr.String()
 	kinds := map[string]bool{}
-	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(logText), "\n") {
 		var rec map[string]any
 		if err := json.Unmarshal([]byte(line), &rec); err != nil {
 			t.Fatalf("log line is not JSON: %q", line)
@@ -93,11 +102,11 @@ func TestRunHeadlessLogsEvents(t *testing.T) {
 	}
 	for _, k := range []string{"reachable", "loaded", "spill_started", "context_changed", "spill_ended"} {
 		if !kinds[k] {
-			t.Errorf("no %s event in the log:\n%s", k, logs)
+			t.Errorf("no %s event in the log:\n%s", k, logText)
 		}
 	}
-	if !strings.Contains(logs.String(), `"processor":"56%/44% CPU/GPU"`) {
-		t.Errorf("the spill's split is not in the log:\n%s", logs)
+	if !strings.Contains(logText, `"processor":"56%/44% CPU/GPU"`) {
+		t.Errorf("the spill's split is not in the log:\n%s", logText)
 	}
 }
 

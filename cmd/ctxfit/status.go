@@ -13,6 +13,7 @@ import (
 	"github.com/ollama/ollama/format"
 
 	"github.com/ctxfit/ctxfit/daemon"
+	"github.com/ctxfit/ctxfit/internal/logfile"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
 )
 
@@ -49,6 +50,9 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 		return exitError(1)
 	}
 	writeStatus(e.stdout, snap, data, ollamahost.Key(u))
+	if p, err := logfile.DefaultPath(e.getenv); err == nil {
+		fmt.Fprintf(e.stdout, "\nLog: %s\n", p)
+	}
 	return nil
 }
 

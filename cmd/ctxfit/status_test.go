@@ -26,7 +26,7 @@ type cli struct {
 
 func newCLI(t *testing.T, vars map[string]string) *cli {
 	t.Helper()
-	c := &cli{t: t, vars: map[string]string{daemon.StateDirEnv: t.TempDir()}}
+	c := &cli{t: t, vars: map[string]string{daemon.StateDirEnv: t.TempDir(), "CTXFIT_LOG_DIR": "/LOGS"}}
 	for k, v := range vars {
 		c.vars[k] = v
 	}
