@@ -1,0 +1,488 @@
+package daemon
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ollama/ollama/api"
+	"github.com/ollama/ollama/format"
+)
+
+// DefaultStep is the granularity of a tuned context when none is given.
+const DefaultStep = 1024
+
+// UnknownTrainedContext caps the search when /api/show does not give the
+// model's trained context: the largest default context Ollama picks itself.
+const UnknownTrainedContext = 262144
+
+// TuneOptions says what to tune and how.
+type TuneOptions struct {
+	// Model is the Ollama model name, as `ollama run` takes it.
+	Model string
+	// Step is the granularity of the answer: a multiple of it. 0 means
+	// DefaultStep.
+	Step int
+	// Parallel is the number of parallel request slots the server runs
+	// (OLLAMA_NUM_PARALLEL). It only sharpens the first prediction, since no
+	// API reports it; 0 means 1.
+	Parallel int
+	// KeepAlive is sent with every load; nil leaves the server's default,
+	// so the tuned model stays loaded as long as the user configured.
+	KeepAlive *api.Duration
+	// GPU is what is known about the server's GPU. When it is GPUPresent, a
+	// first load with nothing in VRAM means the model is far too big at its
+	// trained context rather than a CPU-only server.
+	GPU GPUPresence
+	// Progress, when set, is called after each load.
+	Progress func(Probe)
+}
+
+// Probe is one measured load: the context it asked for and what /api/ps
+// reported afterwards.
+type Probe struct {
+	Context  int     `json:"context"`
+	Size     int64   `json:"size"`
+	SizeVRAM int64   `json:"size_vram"`
+	Seconds  float64 `json:"seconds"`
+	// Loaded is the context_length /api/ps reported; 0 from servers that
+	// do not report it. Ollama clamps to the trained context and raises
+	// small contexts of vision models to 2048.
+	Loaded int `json:"loaded_context,omitempty"`
+	// Refused is the server's error when it refused the load for lack of
+	// system memory for the part that would not fit on the GPU: a spill
+	// whose sizes are unknown.
+	Refused string `json:"refused,omitempty"`
+}
+
+// Fits reports whether the load was 100% on the GPU.
+func (p Probe) Fits() bool {
+	if p.Refused != "" {
+		return false
+	}
+	s, _ := Classify(p.Size, p.SizeVRAM)
+	return s == StateGPU
+}
+
+// Processor returns the split as `ollama ps` prints it ("100% GPU",
+// "38%/62% CPU/GPU"), or "refused" for a refused load.
+func (p Probe) Processor() string {
+	if p.Refused != "" {
+		return "refused"
+	}
+	_, proc := Classify(p.Size, p.SizeVRAM)
+	return proc
+}
+
+// TuneResult is what a tune found. Tune returns it with its errors too, so
+// that an interrupted or failed tune can still say what it had measured.
+type TuneResult struct {
+	Model  string
+	Digest string // from /api/ps; empty until the first load
+	// Context is the answer: the largest multiple of Step, at most the
+	// trained context, that loads 100% on the GPU. 0 until it is proven.
+	Context        int
+	Step           int
+	Parallel       int
+	TrainedContext int // from /api/show; 0 when it does not say
+	Loads          int
+	Probes         []Probe
+	// Before is the model as /api/ps listed it before the tune, nil when it
+	// was not loaded. Its Context is the context it ran with.
+	Before *Probe
+	// LargestFit and SmallestSpill bracket the answer with what loads
+	// proved so far; 0 when no load fit or none spilled.
+	LargestFit, SmallestSpill int
+}
+
+// Errors a tune ends with, to be told apart with errors.Is.
+var (
+	// ErrUnknownModel: the server does not have the model.
+	ErrUnknownModel = errors.New("model not found")
+	// ErrCPUOnly: the first load put nothing in VRAM.
+	ErrCPUOnly = errors.New("the server runs models on the CPU only")
+	// ErrServerGone: the server stopped answering.
+	ErrServerGone = errors.New("the Ollama server stopped answering")
+	// ErrDoesNotFit: even the smallest context spills; the error is a
+	// *DoesNotFitError with the sizes.
+	ErrDoesNotFit = errors.New("the model does not fit on the GPU")
+)
+
+// DoesNotFitError says that a model spills even at the smallest context.
+type DoesNotFitError struct {
+	Model   string
+	Context int   // the smallest context tried
+	Size    int64 // the model's size at that context
+	// Refused is the server's error when it refused that load for lack of
+	// RAM; Size is then ctxfit's estimate.
+	Refused string
+	// GPU is the most any load had in VRAM: the GPU holds at least that
+	// much and less than Size. 0 when no layer ever fit.
+	GPU int64
+}
+
+func (e *DoesNotFitError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s needs %s at num_ctx %d", e.Model, format.HumanBytes(e.Size), e.Context)
+	switch {
+	case e.GPU > 0:
+		fmt.Fprintf(&b, " but the GPU holds only about %s of it", format.HumanBytes(e.GPU))
+	case e.Refused == "":
+		b.WriteString(" and not one of its layers fits on the GPU")
+	}
+	if e.Refused != "" {
+		fmt.Fprintf(&b, " (an estimate: the server refused the load: %s)", e.Refused)
+	}
+	b.WriteString("; try a smaller quantization (a q4_K_M tag) or a smaller model")
+	return b.String()
+}
+
+// Is makes errors.Is(err, ErrDoesNotFit) true.
+func (e *DoesNotFitError) Is(target error) bool { return target == ErrDoesNotFit }
+
+// LoadError is a load the server refused or failed.
+type LoadError struct {
+	Model   string
+	Context int
+	Err     error
+}
+
+func (e *LoadError) Error() string {
+	return fmt.Sprintf("load %s at num_ctx %d: %v (see the Ollama server log)", e.Model, e.Context, e.Err)
+}
+
+func (e *LoadError) Unwrap() error { return e.Err }
+
+// Tune finds the largest context, a multiple of opts.Step no larger than the
+// model's trained context, at which opts.Model loads 100% on the GPU of the
+// server behind client. It measures: every verdict comes from a real load
+// and /api/ps; the model's architecture and the sizes measured only choose
+// which contexts to load (see tunePlan). On success the model is left loaded at
+// the answer.
+//
+// Cancelling ctx stops the tune between loads (a load in flight is
+// abandoned); the returned result then holds the bracket proven so far, and
+// the error wraps ctx.Err().
+func Tune(ctx context.Context, client *api.Client, opts TuneOptions) (*TuneResult, error) {
+	if opts.Step == 0 {
+		opts.Step = DefaultStep
+	}
+	if opts.Parallel == 0 {
+		opts.Parallel = 1
+	}
+	res := &TuneResult{Model: opts.Model, Step: opts.Step, Parallel: opts.Parallel}
+	switch {
+	case opts.Model == "":
+		return res, errors.New("no model given")
+	case opts.Step < 1:
+		return res, fmt.Errorf("step %d: use a positive number of tokens", opts.Step)
+	case opts.Parallel < 1:
+		return res, fmt.Errorf("parallel %d: use a positive number of slots", opts.Parallel)
+	}
+
+	ps, err := client.ListRunning(ctx)
+	if err != nil {
+		return res, tuneServerError(ctx, "list running models", err)
+	}
+	if m := findRunning(ps, opts.Model); m != nil {
+		res.Before = &Probe{Context: m.ContextLength, Size: m.Size, SizeVRAM: m.SizeVRAM, Loaded: m.ContextLength}
+		res.Digest = m.Digest
+	}
+
+	show, err := client.Show(ctx, &api.ShowRequest{Model: opts.Model})
+	if err != nil {
+		var se api.StatusError
+		if errors.As(err, &se) && se.StatusCode == http.StatusNotFound {
+			return res, fmt.Errorf("%w: %s (see `ollama list`, or `ollama pull %s`)", ErrUnknownModel, opts.Model, opts.Model)
+		}
+		return res, tuneServerError(ctx, "show "+opts.Model, err)
+	}
+	ma := parseModelArch(show.ModelInfo)
+	res.TrainedContext = ma.contextLength
+	limit := ma.contextLength
+	if limit <= 0 {
+		limit = UnknownTrainedContext
+	}
+	p := &tunePlan{
+		step:    opts.Step,
+		max:     limit / opts.Step * opts.Step,
+		layers:  ma.layers,
+		slope:   ma.slope(opts.Parallel),
+		kvSlope: ma.kvBytesPerToken * float64(opts.Parallel),
+	}
+	if p.max < opts.Step {
+		return res, fmt.Errorf("%s was trained for %d tokens of context, less than the step %d: use a smaller --step", opts.Model, limit, opts.Step)
+	}
+	// The weights' size sharpens the predictions; without it the tune
+	// only takes a load or two more.
+	if tags, err := client.List(ctx); err == nil {
+		for _, m := range tags.Models {
+			if SameModel(m.Name, opts.Model) || SameModel(m.Model, opts.Model) {
+				p.weights = float64(m.Size)
+				res.Digest = cmp.Or(res.Digest, m.Digest)
+			}
+		}
+	}
+
+	gpuSeen := opts.GPU == GPUPresent
+	checkGPU := false // the next load is at the smallest context, to tell a CPU-only server
+	for {
+		next, done := p.next()
+		if checkGPU {
+			next, done = p.step, false
+		}
+		if done {
+			break
+		}
+		if err := ctx.Err(); err != nil {
+			res.bracket(p)
+			return res, fmt.Errorf("tune stopped after %d loads: %w", res.Loads, err)
+		}
+		pr, digest, err := loadProbe(ctx, client, opts.Model, next, opts.KeepAlive)
+		if err != nil {
+			res.bracket(p)
+			if ctx.Err() != nil {
+				return res, fmt.Errorf("tune stopped during load %d: %w", res.Loads+1, ctx.Err())
+			}
+			return res, err
+		}
+		res.Loads++
+		res.Probes = append(res.Probes, pr)
+		res.Digest = cmp.Or(digest, res.Digest)
+		p.add(pr)
+		res.bracket(p)
+		if opts.Progress != nil {
+			opts.Progress(pr)
+		}
+
+		checkGPU = false
+		switch {
+		case pr.SizeVRAM > 0:
+			gpuSeen = true
+		case gpuSeen:
+		case pr.Refused != "":
+			// Too big for RAM, and no sign of a GPU yet: the smallest
+			// context tells whether there is one.
+			checkGPU = res.Loads == 1 && !p.probed(p.step)
+		case opts.GPU == GPUAbsent || pr.Context == p.step || p.gpuFloor(pr) < minGPU:
+			// Any GPU would have held a layer of this load.
+			return res, fmt.Errorf("%w: %s loaded with nothing in VRAM at num_ctx %d (size %s); "+
+				"ctxfit tunes for a GPU (if this server has one, check that Ollama finds it: see its log)",
+				ErrCPUOnly, opts.Model, pr.Context, format.HumanBytes(pr.Size))
+		default:
+			// Nothing in VRAM, but this load's graph and one layer would
+			// not fit a small GPU: ask at the smallest context.
+			checkGPU = !p.probed(p.step)
+		}
+	}
+
+	lo, _ := p.bracket()
+	if lo == 0 {
+		e := &DoesNotFitError{Model: opts.Model, Context: p.step, Size: -1}
+		for _, pr := range p.probes {
+			switch {
+			case pr.Context == p.step && pr.Refused != "":
+				e.Refused = pr.Refused
+			case pr.Context == p.step:
+				e.Size = pr.Size
+			}
+			e.GPU = max(e.GPU, pr.SizeVRAM)
+		}
+		if e.Size < 0 {
+			e.Size = int64(p.weights)
+			if s := p.sizeAt(p.step); !math.IsNaN(s) {
+				e.Size = int64(s)
+			}
+		}
+		return res, e
+	}
+	res.Context = lo
+	return res, nil
+}
+
+// minGPU is the least memory a GPU worth tuning for lends Ollama. A load
+// that put nothing in VRAM although its graph and one layer need less came
+// from a CPU-only server.
+const minGPU = 4 << 30
+
+// bracket copies the tunePlan's proven bracket into the result.
+func (r *TuneResult) bracket(p *tunePlan) {
+	lo, hi := p.bracket()
+	r.LargestFit, r.SmallestSpill = lo, 0
+	if hi <= p.max {
+		r.SmallestSpill = hi
+	}
+}
+
+// loadProbe loads model at num_ctx and returns what /api/ps says about it then.
+func loadProbe(ctx context.Context, client *api.Client, model string, numCtx int, keepAlive *api.Duration) (Probe, string, error) {
+	start := time.Now()
+	req := &api.GenerateRequest{
+		Model:     model,
+		Options:   map[string]any{"num_ctx": numCtx},
+		KeepAlive: keepAlive,
+	}
+	done := false
+	err := client.Generate(ctx, req, func(r api.GenerateResponse) error {
+		done = done || r.Done
+		return nil
+	})
+	if err != nil {
+		var se api.StatusError
+		if errors.As(err, &se) {
+			if se.StatusCode == http.StatusInternalServerError && strings.Contains(se.ErrorMessage, "requires more system memory") {
+				// The part that would not fit on the GPU does not fit in
+				// RAM either (llm/server.go): too big, a spill.
+				return Probe{Context: numCtx, Seconds: time.Since(start).Seconds(), Refused: se.ErrorMessage}, "", nil
+			}
+			return Probe{}, "", &LoadError{Model: model, Context: numCtx, Err: err}
+		}
+		return Probe{}, "", tuneServerError(ctx, fmt.Sprintf("load %s at num_ctx %d", model, numCtx), err)
+	}
+	if !done {
+		// api.Client stops reading a stream silently when it breaks.
+		return Probe{}, "", fmt.Errorf("load %s at num_ctx %d: %w (the answer ended before the load was done)", model, numCtx, ErrServerGone)
+	}
+	pr := Probe{Context: numCtx, Seconds: time.Since(start).Seconds()}
+
+	ps, err := client.ListRunning(ctx)
+	if err != nil {
+		return Probe{}, "", tuneServerError(ctx, "list running models", err)
+	}
+	m := findRunning(ps, model)
+	if m == nil {
+		return Probe{}, "", fmt.Errorf("%s is not listed by /api/ps right after loading it at num_ctx %d; is OLLAMA_KEEP_ALIVE 0?", model, numCtx)
+	}
+	pr.Size, pr.SizeVRAM, pr.Loaded = m.Size, m.SizeVRAM, m.ContextLength
+	if s, _ := Classify(pr.Size, pr.SizeVRAM); s == StateUnknown {
+		return Probe{}, "", fmt.Errorf("/api/ps reports %s loaded at num_ctx %d with size %d and size_vram %d, which makes no sense", model, numCtx, pr.Size, pr.SizeVRAM)
+	}
+	return pr, m.Digest, nil
+}
+
+// findRunning returns model's entry in ps, or nil.
+func findRunning(ps *api.ProcessResponse, model string) *api.ProcessModelResponse {
+	if ps == nil {
+		return nil
+	}
+	for i, m := range ps.Models {
+		if SameModel(m.Name, model) || SameModel(m.Model, model) {
+			return &ps.Models[i]
+		}
+	}
+	return nil
+}
+
+// tuneServerError wraps an error talking to the server: a dropped connection
+// becomes ErrServerGone, a cancelled context stays what it is.
+func tuneServerError(ctx context.Context, what string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s: %w", what, ctx.Err())
+	}
+	var se api.StatusError
+	if errors.As(err, &se) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	var ne net.Error
+	var ue *url.Error
+	if errors.As(err, &ne) || errors.As(err, &ue) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) {
+		return fmt.Errorf("%s: %w (is `ollama serve` still running?): %v", what, ErrServerGone, err)
+	}
+	return fmt.Errorf("%s: unexpected answer from the server (is this address an Ollama server?): %w", what, err)
+}
+
+// modelArch is what the tuner uses of a model's architecture.
+type modelArch struct {
+	layers          int
+	heads           int
+	contextLength   int
+	kvBytesPerToken float64 // f16 K and V of one token in one slot
+}
+
+// slope predicts the bytes a load grows by per context token with parallel
+// slots: the KV cache and, in the compute graph, the f32 attention scores
+// of one batch (num_batch 512) against every cached token, two copies.
+func (a modelArch) slope(parallel int) float64 {
+	return (a.kvBytesPerToken + graphBytesPerToken*float64(a.heads)) * float64(parallel)
+}
+
+// graphBytesPerToken is the compute graph's growth per cached token and
+// attention head: two f32 score matrices of a 512-token batch.
+const graphBytesPerToken = 2 * 4 * 512
+
+// parseModelArch reads /api/show's model_info. Missing keys leave zeros; the
+// tuner then learns from measurements alone.
+func parseModelArch(info map[string]any) modelArch {
+	name, _ := info["general.architecture"].(string)
+	key := func(k string) any { return info[name+"."+k] }
+	var a modelArch
+	a.layers = int(jsonNumber(key("block_count")))
+	a.contextLength = int(jsonNumber(key("context_length")))
+
+	emb := jsonNumber(key("embedding_length"))
+	heads := perLayerValues(key("attention.head_count"), a.layers)
+	for _, h := range heads {
+		a.heads = max(a.heads, int(h))
+	}
+	kvHeads := perLayerValues(key("attention.head_count_kv"), a.layers)
+	// A head's K is key_length wide and its V value_length, both
+	// embedding_length / head_count when not given (fs/ggml in Ollama).
+	keyLen := jsonNumber(key("attention.key_length"))
+	valLen := jsonNumber(key("attention.value_length"))
+	hasKV := key("attention.head_count_kv") != nil // else every head has its own K and V
+	for l := 0; l < a.layers; l++ {
+		kv := heads[l]
+		if hasKV {
+			kv = kvHeads[l]
+		}
+		k, v := keyLen, valLen
+		if heads[l] > 0 {
+			k = cmp.Or(k, emb/heads[l])
+			v = cmp.Or(v, emb/heads[l])
+		}
+		a.kvBytesPerToken += kv * (k + v) * 2 // f16
+	}
+	return a
+}
+
+// perLayerValues returns a per-layer value that model_info gives either as one
+// number or as an array with one entry per layer.
+func perLayerValues(v any, layers int) []float64 {
+	out := make([]float64, layers)
+	if arr, ok := v.([]any); ok {
+		for i := range out {
+			if i < len(arr) {
+				out[i] = jsonNumber(arr[i])
+			}
+		}
+		return out
+	}
+	n := jsonNumber(v)
+	for i := range out {
+		out[i] = n
+	}
+	return out
+}
+
+// jsonNumber converts a JSON number to float64; anything else is 0.
+func jsonNumber(v any) float64 {
+	switch n := v.(type) {
+	case float64:
+		return n
+	case int:
+		return float64(n)
+	case int64:
+		return float64(n)
+	}
+	return 0
+}

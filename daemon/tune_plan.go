@@ -1,0 +1,594 @@
+package daemon
+
+import (
+	"math"
+	"sort"
+)
+
+// tunePlan decides which context the tuner loads next. It keeps every measured
+// probe and derives two things from them: a bracket of contexts that loads
+// have proven (the largest that fit, the smallest that spilled), which alone
+// decides the answer, and a prediction of where in that bracket the boundary
+// lies, which only chooses the next load.
+//
+// The prediction models the size of a load as a piecewise-linear function of
+// the context (measured points, extended with the slope measured between the
+// nearest two, or with the KV cache's bytes per token from the model's
+// architecture while only one is known) and the GPU's usable memory as an
+// interval: a fit proves it holds at least that load's size; a spill proves
+// it holds at least the spilled load's size_vram and less than its size, and
+// suggests less than size_vram plus one more layer, since Ollama offloads
+// whole layers. With the memory spread over that interval (see capShare),
+// each candidate answer gets a probability, and a small dynamic program
+// picks the load that minimises the expected number of loads still needed,
+// counting the rule that the last load must be a fit at the answer (so the
+// model stays loaded there). While the interval is wide, scout picks loads
+// that narrow it instead, and when predictions keep failing the plan falls
+// back to bisection.
+type tunePlan struct {
+	step, max int     // candidate contexts are step, 2·step, …, max
+	layers    int     // transformer blocks; 0 when unknown
+	slope     float64 // predicted bytes per context token; 0 when unknown
+	kvSlope   float64 // predicted KV cache bytes per context token, all layers
+	weights   float64 // the model's weights in bytes (/api/tags); 0 when unknown
+	probes    []Probe // in the order they were loaded
+
+	// expect is the range of answers the prediction allowed when it chose
+	// the last load (expect[1] < 0: no prediction). A load that rules the
+	// whole range out is a surprise; after maxSurprises the predictions
+	// are not trusted and the plan falls back to bisection, so that a
+	// server unlike the model costs a logarithmic number of loads.
+	expect    [2]int
+	surprises int
+	// scouted is the number of answers the prediction allowed when scout
+	// chose the last load, 0 when it did not; a scout that fails to halve
+	// them is a surprise too.
+	scouted int
+}
+
+// maxSurprises is how many wrong predictions the plan tolerates.
+const maxSurprises = 2
+
+// The dynamic program plans over windows of up to scoutOutcomes possible
+// answers. Wider windows are narrowed by scout, or, when it lacks the sizes
+// it needs, split at their median (up to maxDPOutcomes the program still
+// plans them, slower).
+const (
+	scoutOutcomes = 8
+	maxDPOutcomes = 48
+)
+
+func (p *tunePlan) add(pr Probe) {
+	p.probes = append(p.probes, pr)
+	if p.expect[1] >= p.expect[0] && len(p.probes) > 1 {
+		lo, hi := p.bracket()
+		if hi-p.step < p.expect[0] || lo > p.expect[1] {
+			p.surprises++
+		}
+	}
+	p.expect = [2]int{0, -1}
+}
+
+// bracket returns the largest context proven to fit (0 when none) and the
+// smallest proven to spill (max+step when none).
+func (p *tunePlan) bracket() (lo, hi int) {
+	lo, hi = 0, p.max+p.step
+	for _, pr := range p.probes {
+		if pr.Fits() {
+			lo = max(lo, pr.Context)
+		} else {
+			hi = min(hi, pr.Context)
+		}
+	}
+	return lo, hi
+}
+
+// probed reports whether a load at context c was made.
+func (p *tunePlan) probed(c int) bool {
+	for _, pr := range p.probes {
+		if pr.Context == c {
+			return true
+		}
+	}
+	return false
+}
+
+// lastFitAt reports whether the most recent load was a fit at context c.
+func (p *tunePlan) lastFitAt(c int) bool {
+	if len(p.probes) == 0 {
+		return false
+	}
+	last := p.probes[len(p.probes)-1]
+	return last.Context == c && last.Fits()
+}
+
+// next returns the context to load next, or done when the loads so far
+// decide the answer: the largest proven fit lo (0 when even the smallest
+// candidate spilled) with lo+step proven to spill or lo == max, and, when
+// lo > 0, the last load a fit at lo.
+func (p *tunePlan) next() (ctx int, done bool) {
+	if len(p.probes) == 0 {
+		return p.max, false // a fit here ends the tune in one load
+	}
+	lo, hi := p.bracket()
+	if lo >= hi {
+		// A fit above a spill: the server is not monotone (something else
+		// took or freed memory meanwhile). Trust the newest evidence by
+		// keeping only probes that agree with the last one.
+		p.probes = consistentProbes(p.probes)
+		lo, hi = p.bracket()
+	}
+	n := (hi-lo)/p.step - 1 // unproven candidates strictly between lo and hi
+	if n <= 0 {
+		if lo == 0 || p.lastFitAt(lo) {
+			return 0, true
+		}
+		return lo, false // reload the answer so the model stays there
+	}
+	cands := make([]int, n)
+	thr := make([]float64, n)
+	for i := range cands {
+		cands[i] = lo + (i+1)*p.step
+		thr[i] = p.sizeAt(cands[i])
+	}
+	var prob []float64
+	if p.surprises < maxSurprises {
+		prob = p.prior(thr)
+		refused := p.probes[len(p.probes)-1].Refused != "" // a risk scout took knowingly
+		if p.scouted > 0 && !refused && 2*window(prob) > p.scouted {
+			p.surprises++
+		}
+	}
+	p.scouted = 0
+	if p.surprises >= maxSurprises {
+		prob = uniform(n + 1)
+	}
+	return p.choose(cands, thr, prob, lo), false
+}
+
+// window returns the number of outcomes from the first to the last with a
+// non-zero probability.
+func window(prob []float64) int {
+	first, last := 0, len(prob)-1
+	for first < last && prob[first] == 0 {
+		first++
+	}
+	for last > first && prob[last] == 0 {
+		last--
+	}
+	return last - first + 1
+}
+
+// uniform returns n equal probabilities.
+func uniform(n int) []float64 {
+	prob := make([]float64, n)
+	for j := range prob {
+		prob[j] = 1 / float64(n)
+	}
+	return prob
+}
+
+// consistentProbes drops the probes that contradict the newest one: fits above a
+// newer spill and spills below a newer fit.
+func consistentProbes(probes []Probe) []Probe {
+	last := probes[len(probes)-1]
+	var keep []Probe
+	for _, pr := range probes {
+		switch {
+		case last.Fits() && !pr.Fits() && pr.Context <= last.Context:
+		case !last.Fits() && pr.Fits() && pr.Context >= last.Context:
+		default:
+			keep = append(keep, pr)
+		}
+	}
+	return keep
+}
+
+// prior returns the probability of each outcome j = 0…len(thr), given the
+// predicted sizes thr of the candidates: outcome 0 means the first
+// candidate spills (the answer is the bracket's lower end), outcome j>0
+// means candidate j-1 is the answer. Without a usable prediction it is
+// uniform.
+func (p *tunePlan) prior(thr []float64) []float64 {
+	n := len(thr)
+	prob := make([]float64, n+1)
+	lo, up, ok := p.capacity()
+	if ok {
+		// Outcome j holds when size(cands[j-1]) <= capacity < size(cands[j]).
+		prev := math.Inf(-1)
+		total := 0.0
+		for j := 0; j <= n; j++ {
+			upper := math.Inf(1)
+			if j < n {
+				upper = thr[j]
+			}
+			if math.IsNaN(upper) {
+				ok = false
+				break
+			}
+			a, b := math.Max(prev, lo), math.Min(upper, up)
+			if b > a {
+				prob[j] = capShare(a, b, lo, up)
+				total += prob[j]
+			}
+			prev = math.Max(prev, upper)
+		}
+		if ok && total > 0 {
+			for j := range prob {
+				prob[j] /= total
+			}
+			return prob
+		}
+	}
+	return uniform(n + 1)
+}
+
+// capacity returns the interval [lo, up) in which the GPU's usable memory
+// lies according to the probes, and whether there is one.
+func (p *tunePlan) capacity() (lo, up float64, ok bool) {
+	up = math.Inf(1)
+	var soft []float64
+	for _, pr := range p.probes {
+		if pr.Fits() {
+			lo = math.Max(lo, float64(pr.Size))
+			continue
+		}
+		if pr.Refused != "" {
+			// Too big for the host's memory: smaller than the predicted
+			// size, if there is a prediction.
+			if s := p.sizeAt(pr.Context); !math.IsNaN(s) {
+				up = math.Min(up, s)
+			}
+			continue
+		}
+		lo = math.Max(lo, float64(pr.SizeVRAM))
+		up = math.Min(up, float64(pr.Size))
+		if s := p.spillBound(pr); s > 0 {
+			soft = append(soft, s)
+		}
+	}
+	if math.IsInf(up, 1) || up <= lo {
+		return 0, 0, false
+	}
+	for _, s := range soft {
+		if s > lo { // a bound below proven memory was a wrong guess
+			up = math.Min(up, s)
+		}
+	}
+	return lo, up, true
+}
+
+// layerMargin widens the one-layer bound of a spill: the layer's size is
+// an estimate, and a bound too tight is worse than one too loose.
+const layerMargin = 1.25
+
+// spillBound estimates an upper bound of the GPU's memory from the spilled
+// load pr, or returns 0 or +Inf when it has none. Ollama puts the compute graph and as many whole
+// layers as fit on the GPU, so one more layer did not fit: the memory is
+// less than size_vram plus a layer, or, with nothing in VRAM, less than
+// the graph plus a layer.
+func (p *tunePlan) spillBound(pr Probe) float64 {
+	layer := p.layerAt(pr)
+	switch {
+	case layer <= 0:
+		return 0
+	case pr.SizeVRAM > 0:
+		return float64(pr.SizeVRAM) + layer*layerMargin
+	}
+	return p.gpuFloor(pr)
+}
+
+// layerAt estimates the size of one layer in the load pr, its weights and
+// its KV cache, erring on the large side; 0 when the layer count is unknown.
+func (p *tunePlan) layerAt(pr Probe) float64 {
+	if p.layers <= 0 {
+		return 0
+	}
+	if p.weights > 0 && p.kvSlope > 0 {
+		// The weights' share includes the embeddings and output weights,
+		// which are not per layer: a little too much, as intended.
+		return (p.weights + p.kvSlope*float64(pr.Context)) / float64(p.layers)
+	}
+	// The share of the whole load: more so, with the graph's share.
+	return float64(pr.Size) / float64(p.layers)
+}
+
+// gpuFloor estimates the least GPU memory that would have put something of
+// the load pr in VRAM: its compute graph and one layer; +Inf when the
+// sizes needed are unknown.
+func (p *tunePlan) gpuFloor(pr Probe) float64 {
+	if p.weights <= 0 || p.kvSlope <= 0 || p.layers <= 0 {
+		return math.Inf(1)
+	}
+	graph := float64(pr.Size) - p.weights - p.kvSlope*float64(pr.Context)
+	return max(graph, 0) + p.layerAt(pr)
+}
+
+// sizeAt predicts the size of a load at context c: linear between the
+// nearest measured contexts around it, extended beyond them with the slope
+// of the nearest two or, with one measurement, the predicted slope; with
+// none, the weights plus the predicted slope. It is NaN when nothing is
+// known.
+func (p *tunePlan) sizeAt(c int) float64 {
+	pts := p.points()
+	switch len(pts) {
+	case 0:
+		if p.weights <= 0 || p.slope <= 0 {
+			return math.NaN()
+		}
+		return p.weights + p.slope*float64(c)
+	case 1:
+		if p.slope <= 0 {
+			return math.NaN()
+		}
+		return float64(pts[0].Size) + p.slope*float64(c-pts[0].Context)
+	}
+	i := sort.Search(len(pts), func(i int) bool { return pts[i].Context >= c })
+	switch {
+	case i < len(pts) && pts[i].Context == c:
+		return float64(pts[i].Size)
+	case i == 0:
+		i = 1
+	case i == len(pts):
+		i = len(pts) - 1
+	}
+	a, b := pts[i-1], pts[i]
+	k := float64(b.Size-a.Size) / float64(b.Context-a.Context)
+	return float64(a.Size) + k*float64(c-a.Context)
+}
+
+// points returns one measured size per context, sorted by context, the
+// newest winning; refused loads measured nothing.
+func (p *tunePlan) points() []Probe {
+	by := map[int]Probe{}
+	for _, pr := range p.probes {
+		if pr.Refused == "" {
+			by[pr.Context] = pr
+		}
+	}
+	pts := make([]Probe, 0, len(by))
+	for _, pr := range by {
+		pts = append(pts, pr)
+	}
+	sort.Slice(pts, func(i, j int) bool { return pts[i].Context < pts[j].Context })
+	return pts
+}
+
+// choose returns the candidate to load next given the outcome probabilities.
+// It plans over the window of outcomes the prediction allows; outcomes
+// outside it are not expected, and when one happens the next call plans
+// again from the new evidence.
+func (p *tunePlan) choose(cands []int, thr, prob []float64, lo int) int {
+	n := len(cands)
+	first, last := 0, n
+	for first < n && prob[first] == 0 {
+		first++
+	}
+	for last > first && prob[last] == 0 {
+		last--
+	}
+	// Predictions from one measured size lean on the predicted slope,
+	// which may be off; only those from measured slopes are held to account.
+	measured := len(p.points()) >= 2
+	if last-first < n && measured { // a prediction, not the whole bracket
+		p.expect = [2]int{lo + first*p.step, lo + last*p.step}
+	}
+	if last-first+1 > scoutOutcomes && p.surprises < maxSurprises {
+		if c, ok := p.scout(cands, thr); ok {
+			if measured {
+				p.scouted = last - first + 1
+			}
+			return c
+		}
+	}
+	if last-first+1 > maxDPOutcomes {
+		return cands[medianOutcome(prob, first, last)-1]
+	}
+	cum := make([]float64, len(prob)+1)
+	for j, q := range prob {
+		cum[j+1] = cum[j] + q
+	}
+	s := planSolver{
+		cum:     cum,
+		noneOK:  lo == 0,
+		lastFit: p.lastFitAt(lo),
+		memo:    map[planState]float64{},
+	}
+	low := lowUnknown
+	if first == 0 {
+		low = lowKnown
+		if s.lastFit {
+			low = lowLast
+		}
+	}
+	_, k := s.cost(planState{first, last, low, last == n})
+	return cands[k]
+}
+
+// medianOutcome returns the outcome k in (first, last] that splits the probability
+// of [first, last] most evenly into [first, k) and [k, last]: loading
+// cands[k-1] tells the two halves apart.
+func medianOutcome(prob []float64, first, last int) int {
+	total := 0.0
+	for j := first; j <= last; j++ {
+		total += prob[j]
+	}
+	acc := 0.0
+	for k := first + 1; k <= last; k++ {
+		acc += prob[k-1]
+		if acc >= total/2 {
+			return k
+		}
+	}
+	return last
+}
+
+// What is proven about the fit just below a window of outcomes.
+const (
+	lowUnknown = iota // not loaded yet
+	lowKnown          // proven to fit, but not the last load
+	lowLast           // proven to fit by the last load
+)
+
+// planState is a window [a, b] of outcomes still possible, what is proven at
+// its lower end (the candidate under outcome a fits) and whether the
+// candidate above outcome b is proven to spill.
+type planState struct {
+	a, b int
+	low  int
+	high bool
+}
+
+// planSolver is a memoised dynamic program over states: the expected number of
+// loads left when loading optimally.
+type planSolver struct {
+	cum     []float64 // cum[j] is the probability of outcomes before j
+	noneOK  bool      // outcome 0 with nothing fitting ends the tune (does not fit)
+	lastFit bool
+	memo    map[planState]float64
+}
+
+// cost returns the expected loads left in st and the candidate index
+// (outcome k loads cands[k-1]) to load first.
+func (s *planSolver) cost(st planState) (float64, int) {
+	if st.a == st.b {
+		// Prove the spill above first, then load the answer last.
+		c, k := 0.0, -1
+		if !st.high {
+			c, k = 1, st.a // cands[a] is the candidate above outcome a
+		}
+		if st.low != lowLast && !(st.a == 0 && s.noneOK) {
+			if k < 0 {
+				k = st.a - 1
+			}
+			c++
+		}
+		return c, k
+	}
+	if c, ok := s.memo[st]; ok {
+		return c, -2 // only the top level needs the move
+	}
+	total := s.sum(st.a, st.b)
+	pOf := func(a, b int) float64 {
+		if total <= 0 {
+			return float64(b-a+1) / float64(st.b-st.a+1)
+		}
+		return s.sum(a, b) / total
+	}
+	demote := st.low
+	if demote == lowLast {
+		demote = lowKnown
+	}
+	best, move := math.Inf(1), -1
+	for k := st.a + 1; k <= st.b; k++ {
+		fit, _ := s.cost(planState{k, st.b, lowLast, st.high})
+		spill, _ := s.cost(planState{st.a, k - 1, demote, true})
+		if c := 1 + pOf(k, st.b)*fit + pOf(st.a, k-1)*spill; c < best-1e-12 {
+			best, move = c, k-1
+		}
+	}
+	s.memo[st] = best
+	return best, move
+}
+
+// sum returns the probability of outcomes a…b.
+func (s *planSolver) sum(a, b int) float64 { return s.cum[b+1] - s.cum[a] }
+
+// scout picks a load for a wide window: the one expected to leave the
+// fewest possible answers, counting that a spill with something in VRAM
+// pins the memory down to within one layer, that a spill with nothing in
+// VRAM tells little, and that a server which refused a load for lack of
+// RAM may refuse others nearly as big, which tells nothing.
+func (p *tunePlan) scout(cands []int, thr []float64) (int, bool) {
+	lo, up, ok := p.capacity()
+	if !ok || p.layers <= 0 || p.weights <= 0 || p.kvSlope <= 0 || !sort.Float64sAreSorted(thr) {
+		return 0, false // also when a prediction is NaN
+	}
+	// count returns how many outcomes the capacity range [a, b) allows:
+	// outcome j needs thr[j-1] <= capacity < thr[j].
+	count := func(a, b float64) float64 {
+		if b <= a {
+			return 0
+		}
+		first := sort.Search(len(thr), func(i int) bool { return thr[i] > a })
+		last := sort.SearchFloat64s(thr, b)
+		return float64(last - first + 1)
+	}
+	// The free RAM is taken as log-uniform between its bounds (memory
+	// sizes are spread out by factors), from 1 GiB when nothing better is
+	// known.
+	ramLo, ramHi := p.ramBounds()
+	ramLo = math.Max(ramLo, 1<<30)
+	refuse := func(cpu float64) float64 {
+		if math.IsInf(ramHi, 1) || cpu <= ramLo || ramHi <= ramLo {
+			return 0
+		}
+		return math.Min(1, math.Log(cpu/ramLo)/math.Log(ramHi/ramLo))
+	}
+	cost := func(n float64) float64 { return math.Log2(n + 1) }
+	best, bestC := math.Inf(1), 0
+	for i, c := range cands {
+		s := thr[i]
+		if s <= lo || s >= up {
+			continue // the prediction already knows how this load ends
+		}
+		layer := p.layerAt(Probe{Context: c, Size: int64(s)})
+		gl := p.gpuFloor(Probe{Context: c, Size: int64(s)})
+		below := cost(count(lo, math.Min(s, up))) // a refusal only says: below c
+		pFit := capShare(math.Max(s, lo), up, lo, up)
+		score := pFit * cost(count(math.Max(s, lo), up))
+		// A spill with layers in VRAM leaves the answers within one layer
+		// above its size_vram.
+		if a, b := math.Max(gl, lo), math.Min(s, up); b > a {
+			r := refuse(s - (a+b)/2)
+			score += capShare(a, b, lo, up) * ((1-r)*cost(count(a, math.Min(b, a+layer))) + r*below)
+		}
+		if b := math.Min(gl, up); b > lo {
+			r := refuse(s)
+			score += capShare(lo, b, lo, up) * ((1-r)*cost(count(lo, b)) + r*below)
+		}
+		if score < best-1e-9 {
+			best, bestC = score, c
+		}
+	}
+	return bestC, bestC > 0
+}
+
+// ramBounds returns what the loads say about the system memory the server
+// had free for the part of a model that is not on the GPU: at least the
+// largest such part it took, less than the smallest it refused (+Inf when
+// it refused none).
+func (p *tunePlan) ramBounds() (lo, hi float64) {
+	hi = math.Inf(1)
+	for _, pr := range p.probes {
+		switch {
+		case pr.Refused != "":
+			if s := p.sizeAt(pr.Context); !math.IsNaN(s) {
+				hi = math.Min(hi, s)
+			}
+		default:
+			lo = math.Max(lo, float64(pr.Size-pr.SizeVRAM))
+		}
+	}
+	if hi <= lo {
+		hi = math.Inf(1)
+	}
+	return lo, hi
+}
+
+// capShare returns the probability that the GPU's memory, known to lie in
+// [lo, up), lies in [a, b). Within one layer (after a spill) it is about
+// uniform; across a wide range it is taken log-uniform, as memory sizes
+// come in factors (8, 12, 16, 24 GB…), from 1 GiB.
+func capShare(a, b, lo, up float64) float64 {
+	a, b = math.Max(a, lo), math.Min(b, up)
+	if b <= a {
+		return 0
+	}
+	const floor = 1 << 30
+	l := func(x float64) float64 { return math.Log(math.Max(x, floor)) }
+	if l(up) <= l(lo) {
+		return (b - a) / (up - lo)
+	}
+	return (l(b) - l(a)) / (l(up) - l(lo))
+}

@@ -1,0 +1,528 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ollama/ollama/api"
+
+	"github.com/ctxfit/ctxfit/internal/gpusim"
+)
+
+// simClient serves sim over HTTP (through wrap, when given) and returns a
+// client for it.
+func simClient(t testing.TB, h http.Handler) *api.Client {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	u, err := url.Parse(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NewClient(u)
+}
+
+// exhaustive returns the answer a hand search over every multiple of step
+// finds with the simulator's ground truth: the largest that loads 100% on
+// the GPU, 0 when none does.
+func exhaustive(t testing.TB, sim *gpusim.Server, m gpusim.Model, step, parallel int) int {
+	t.Helper()
+	best := 0
+	for c := step; c <= m.TrainedContext; c += step {
+		size, vram, err := sim.Placement(m.Name, c, parallel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if size == vram {
+			best = c
+		}
+	}
+	return best
+}
+
+// matrixCase is one tune of the matrix.
+type matrixCase struct {
+	gpu      gpusim.GPU
+	model    gpusim.Model
+	parallel int
+	step     int
+}
+
+func (c matrixCase) String() string {
+	return fmt.Sprintf("%s/%s/p%d/s%d", c.gpu.Name, c.model.Name, c.parallel, c.step)
+}
+
+// matrix returns every GPU with a GPU × every preset model × parallel
+// 1/2/4 × step 1024/4096.
+func matrix() []matrixCase {
+	var cs []matrixCase
+	for _, g := range gpusim.GPUs() {
+		if g.VRAM == 0 {
+			continue
+		}
+		for _, m := range gpusim.Models() {
+			for _, p := range []int{1, 2, 4} {
+				for _, s := range []int{1024, 4096} {
+					cs = append(cs, matrixCase{g, m, p, s})
+				}
+			}
+		}
+	}
+	return cs
+}
+
+// runCase tunes one case on a fresh simulator and checks the answer
+// against the exhaustive search and the model's state afterwards. It
+// returns the loads the tune made.
+func runCase(t testing.TB, c matrixCase) int {
+	t.Helper()
+	sim := gpusim.New(gpusim.Config{GPU: c.gpu, Parallel: c.parallel})
+	client := simClient(t, sim)
+	want := exhaustive(t, sim, c.model, c.step, c.parallel)
+
+	res, err := Tune(context.Background(), client, TuneOptions{Model: c.model.Name, Step: c.step, Parallel: c.parallel})
+	if want == 0 {
+		var dnf *DoesNotFitError
+		if !errors.As(err, &dnf) || res.Context != 0 {
+			t.Errorf("%s: Tune = %d, %v; the exhaustive search finds nothing that fits", c, res.Context, err)
+		}
+		return res.Loads
+	}
+	if err != nil {
+		t.Errorf("%s: %v (probes %+v)", c, err, res.Probes)
+		return res.Loads
+	}
+	if res.Context != want {
+		t.Errorf("%s: Tune = %d, exhaustive search = %d (probes %+v)", c, res.Context, want, res.Probes)
+	}
+	if testing.Verbose() && res.Loads >= 6 {
+		t.Logf("%s: %d in %d loads: %s", c, want, res.Loads, probeTrace(res.Probes))
+	}
+	if res.Loads != len(res.Probes) || sim.Loads() > res.Loads {
+		t.Errorf("%s: %d loads reported, %d probes, %d loads seen by the server", c, res.Loads, len(res.Probes), sim.Loads())
+	}
+	// The model stays loaded at the answer, whole on the GPU.
+	ps, err := client.ListRunning(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := findRunning(ps, c.model.Name)
+	if m == nil || m.ContextLength != res.Context || m.Size != m.SizeVRAM {
+		t.Errorf("%s: after the tune /api/ps lists %+v, want it loaded at %d on the GPU", c, m, res.Context)
+	}
+	if res.Digest == "" || res.TrainedContext != c.model.TrainedContext || res.LargestFit != res.Context {
+		t.Errorf("%s: result %+v lacks the digest, the trained context or the bracket", c, res)
+	}
+	return res.Loads
+}
+
+// probeTrace returns probes as "131072 spill 25.0/50.5G, 36864 fit…".
+func probeTrace(ps []Probe) string {
+	var b strings.Builder
+	for i, p := range ps {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		switch {
+		case p.Refused != "":
+			fmt.Fprintf(&b, "%d refused", p.Context)
+		case p.Fits():
+			fmt.Fprintf(&b, "%d fit %.2fG", p.Context, float64(p.Size)/1e9)
+		default:
+			fmt.Fprintf(&b, "%d spill %.2f/%.2fG", p.Context, float64(p.SizeVRAM)/1e9, float64(p.Size)/1e9)
+		}
+	}
+	return b.String()
+}
+
+// TestTuneMatrix is the acceptance test: over every GPU, model,
+// parallel count and step of the simulator, the tune's answer equals the
+// exhaustive search's, and it takes at most 4 loads on average.
+func TestTuneMatrix(t *testing.T) {
+	total, worst := 0, 0
+	var worstCase matrixCase
+	hist := map[int]int{}
+	cases := matrix()
+	for _, c := range cases {
+		n := runCase(t, c)
+		total += n
+		hist[n]++
+		if n > worst {
+			worst, worstCase = n, c
+		}
+	}
+	mean := float64(total) / float64(len(cases))
+	t.Logf("%d tunes: mean %.2f loads, worst %d (%s); loads→tunes %v", len(cases), mean, worst, worstCase, hist)
+	if mean > 4 {
+		t.Errorf("mean %.2f loads per tune, want at most 4", mean)
+	}
+}
+
+// BenchmarkTuneMatrix reports the loads per tune over the matrix as
+// loads/op and the worst as worst-loads.
+func BenchmarkTuneMatrix(b *testing.B) {
+	cases := matrix()
+	total, worst, n := 0, 0, 0
+	for i := 0; i < b.N; i++ {
+		c := cases[i%len(cases)]
+		l := runCase(b, c)
+		total += l
+		worst = max(worst, l)
+		n++
+	}
+	b.ReportMetric(float64(total)/float64(n), "loads/op")
+	b.ReportMetric(float64(worst), "worst-loads")
+}
+
+// TestTuneFitsAtTrainedContext: a model that fits whole at its trained
+// context takes one load.
+func TestTuneFitsAtTrainedContext(t *testing.T) {
+	gpu, _ := gpusim.LookupGPU("24GB")
+	sim := gpusim.New(gpusim.Config{GPU: gpu})
+	var seen []Probe
+	res, err := Tune(context.Background(), simClient(t, sim), TuneOptions{
+		Model:    "qwen2.5:0.5b",
+		Progress: func(p Probe) { seen = append(seen, p) },
+	})
+	if err != nil || res.Context != 32768 || res.Loads != 1 || len(seen) != 1 || sim.Loads() != 1 {
+		t.Fatalf("Tune = %+v, %v; progress %v; want 32768 in one load", res, err, seen)
+	}
+	if p := seen[0]; p.Context != 32768 || !p.Fits() || p.Processor() != "100% GPU" || p.Loaded != 32768 {
+		t.Errorf("probe %+v", p)
+	}
+}
+
+func TestTuneDoesNotFit(t *testing.T) {
+	tests := []struct {
+		gpu     string
+		refused bool // the load at 4096 needs more RAM than the host has
+		says    string
+	}{
+		{"8GB", true, "server refused the load"},
+		{"16GB", false, "the GPU holds only about 1"},
+		{"mac16", false, "the GPU holds only about 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.gpu, func(t *testing.T) {
+			gpu, _ := gpusim.LookupGPU(tt.gpu)
+			sim := gpusim.New(gpusim.Config{GPU: gpu})
+			res, err := Tune(context.Background(), simClient(t, sim), TuneOptions{Model: "llama3.1:70b", Step: 4096})
+			var dnf *DoesNotFitError
+			if !errors.As(err, &dnf) || !errors.Is(err, ErrDoesNotFit) {
+				t.Fatalf("Tune = %+v, %v; want a DoesNotFitError", res, err)
+			}
+			size, _, _ := sim.Placement("llama3.1:70b", 4096, 1)
+			if tt.refused {
+				// The size is ctxfit's estimate, within a few percent.
+				if dnf.Refused == "" || dnf.Size < size*95/100 || dnf.Size > size*105/100 {
+					t.Errorf("error %+v, want a refusal and about the size at 4096 (%d)", dnf, size)
+				}
+			} else if dnf.Refused != "" || dnf.Size != size || dnf.GPU <= 0 || dnf.GPU >= gpu.VRAM {
+				t.Errorf("error %+v, want the size at 4096 (%d) and what the GPU held (< %d)", dnf, size, gpu.VRAM)
+			}
+			for _, want := range []string{"llama3.1:70b needs 4", "GB at num_ctx 4096", tt.says, "try a smaller quantization", "or a smaller model"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("message %q lacks %q", err, want)
+				}
+			}
+			if res.Context != 0 || res.LargestFit != 0 || res.SmallestSpill != 4096 {
+				t.Errorf("result %+v", res)
+			}
+		})
+	}
+}
+
+func TestTuneCPUOnly(t *testing.T) {
+	none, _ := gpusim.LookupGPU("none")
+	tests := []struct {
+		model string
+		gpu   GPUPresence
+		loads int
+	}{
+		{"qwen2.5:0.5b", GPUUnknown, 1},
+		{"qwen2.5-coder:7b", GPUUnknown, 1},
+		{"gemma2:9b", GPUAbsent, 1},
+		// The server refuses 128k of context for lack of RAM: the verdict
+		// needs a load at the smallest context.
+		{"llama3.1:8b-instruct-fp16", GPUUnknown, 2},
+		{"deepseek-coder-v2:16b-lite-instruct-q6_K", GPUUnknown, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.model, func(t *testing.T) {
+			sim := gpusim.New(gpusim.Config{GPU: none})
+			res, err := Tune(context.Background(), simClient(t, sim), TuneOptions{Model: tt.model, GPU: tt.gpu})
+			if !errors.Is(err, ErrCPUOnly) || !strings.Contains(err.Error(), "nothing in VRAM") {
+				t.Fatalf("Tune = %+v, %v; want ErrCPUOnly", res, err)
+			}
+			if res.Loads > tt.loads {
+				t.Errorf("said after %d loads (%+v), want %d", res.Loads, res.Probes, tt.loads)
+			}
+		})
+	}
+}
+
+func TestTuneUnknownModel(t *testing.T) {
+	gpu, _ := gpusim.LookupGPU("24GB")
+	sim := gpusim.New(gpusim.Config{GPU: gpu})
+	res, err := Tune(context.Background(), simClient(t, sim), TuneOptions{Model: "nosuch:7b"})
+	if !errors.Is(err, ErrUnknownModel) || !strings.Contains(err.Error(), "ollama pull nosuch:7b") {
+		t.Errorf("Tune = %v, want ErrUnknownModel telling to pull", err)
+	}
+	if res.Loads != 0 || sim.Loads() != 0 {
+		t.Errorf("%d loads for an unknown model", res.Loads)
+	}
+}
+
+// faultAfter passes requests to sim and sets fault on it once n requests
+// have gone through (only counting paths that start with prefix).
+type faultAfter struct {
+	sim    *gpusim.Server
+	prefix string
+	n      int
+	fault  gpusim.Fault
+
+	mu   sync.Mutex
+	seen int
+}
+
+func (f *faultAfter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	if strings.HasPrefix(r.URL.Path, f.prefix) {
+		f.seen++
+		if f.seen == f.n+1 {
+			f.sim.SetFault(f.fault)
+		}
+	}
+	f.mu.Unlock()
+	f.sim.ServeHTTP(w, r)
+}
+
+func TestTuneServerFailures(t *testing.T) {
+	gpu, _ := gpusim.LookupGPU("24GB")
+	const model = "llama3.1:8b-instruct-fp16" // takes several loads here
+	tests := []struct {
+		name   string
+		prefix string
+		n      int
+		fault  gpusim.Fault
+		check  func(error) bool
+		loads  int
+	}{
+		{"load error", "/api/generate", 1, gpusim.Fault{Status: 500},
+			func(err error) bool { var le *LoadError; return errors.As(err, &le) && le.Context > 0 }, 1},
+		{"server gone at a load", "/api/generate", 2, gpusim.Fault{Down: true},
+			func(err error) bool { return errors.Is(err, ErrServerGone) }, 2},
+		{"server gone at ps", "/api/ps", 3, gpusim.Fault{Down: true},
+			func(err error) bool { return errors.Is(err, ErrServerGone) }, 2},
+		{"server gone at start", "/", 0, gpusim.Fault{Down: true},
+			func(err error) bool { return errors.Is(err, ErrServerGone) }, 0},
+		{"load answer cut off", "/api/generate", 1, gpusim.Fault{Truncated: true},
+			func(err error) bool { return strings.Contains(err.Error(), "unexpected answer") }, 1},
+		{"not Ollama", "/api/ps", 1, gpusim.Fault{Malformed: true},
+			func(err error) bool { return strings.Contains(err.Error(), "Ollama server") }, 0},
+		{"huge answer", "/api/ps", 2, gpusim.Fault{Huge: 2 * MaxResponseBytes},
+			func(err error) bool { return strings.Contains(err.Error(), "larger than") }, 1},
+		{"nonsense sizes", "/api/ps", 1, gpusim.Fault{VRAMAboveSize: true},
+			func(err error) bool { return strings.Contains(err.Error(), "makes no sense") }, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sim := gpusim.New(gpusim.Config{GPU: gpu})
+			client := simClient(t, &faultAfter{sim: sim, prefix: tt.prefix, n: tt.n, fault: tt.fault})
+			res, err := Tune(context.Background(), client, TuneOptions{Model: model})
+			if err == nil || !tt.check(err) {
+				t.Fatalf("Tune = %+v, %v", res, err)
+			}
+			if res.Context != 0 || res.Loads != tt.loads {
+				t.Errorf("result %+v after %v, want no answer and %d loads", res, err, tt.loads)
+			}
+		})
+	}
+}
+
+// TestTuneInterrupted: cancelling between loads stops the tune and keeps
+// the bracket proven so far.
+func TestTuneInterrupted(t *testing.T) {
+	gpu, _ := gpusim.LookupGPU("24GB")
+	sim := gpusim.New(gpusim.Config{GPU: gpu})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	n := 0
+	res, err := Tune(ctx, simClient(t, sim), TuneOptions{Model: "llama3.1:8b-instruct-fp16", Progress: func(Probe) {
+		if n++; n == 2 {
+			cancel()
+		}
+	}})
+	if !errors.Is(err, context.Canceled) || res.Loads != 2 || sim.Loads() != 2 {
+		t.Fatalf("Tune = %+v, %v; want context.Canceled after 2 loads", res, err)
+	}
+	want := exhaustive(t, sim, mustModel(t, "llama3.1:8b-instruct-fp16"), DefaultStep, 1)
+	if res.LargestFit > want || res.SmallestSpill != 0 && res.SmallestSpill <= want || res.LargestFit == 0 && res.SmallestSpill == 0 {
+		t.Errorf("bracket [%d, %d] after 2 loads; the answer is %d", res.LargestFit, res.SmallestSpill, want)
+	}
+}
+
+// TestTuneCancelDuringLoad: a load in flight is abandoned at once.
+func TestTuneCancelDuringLoad(t *testing.T) {
+	gpu, _ := gpusim.LookupGPU("24GB")
+	sim := gpusim.New(gpusim.Config{GPU: gpu, LoadDelay: time.Minute})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	res, err := Tune(ctx, simClient(t, sim), TuneOptions{Model: "qwen2.5:0.5b"})
+	if !errors.Is(err, context.DeadlineExceeded) || res.Loads != 0 {
+		t.Errorf("Tune = %+v, %v; want the deadline error and no completed load", res, err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("cancel took %v", d)
+	}
+}
+
+// TestTuneBefore: the model's state before the tune is kept, for the
+// speed comparison.
+func TestTuneBefore(t *testing.T) {
+	gpu, _ := gpusim.LookupGPU("mac32")
+	sim := gpusim.New(gpusim.Config{GPU: gpu})
+	const model = "llama3.1:8b-instruct-fp16"
+	if err := sim.Load(model, 32768, 0); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Tune(context.Background(), simClient(t, sim), TuneOptions{Model: model + "", Step: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := res.Before; b == nil || b.Context != 32768 || b.Fits() {
+		t.Errorf("Before = %+v, want the spilled load at 32768", b)
+	}
+}
+
+func TestTuneBadOptions(t *testing.T) {
+	gpu, _ := gpusim.LookupGPU("24GB")
+	client := simClient(t, gpusim.New(gpusim.Config{GPU: gpu}))
+	for _, o := range []TuneOptions{
+		{},
+		{Model: "qwen2.5:0.5b", Step: -1},
+		{Model: "qwen2.5:0.5b", Parallel: -2},
+		{Model: "gemma2:9b", Step: 16384}, // trained for 8192
+	} {
+		if res, err := Tune(context.Background(), client, o); err == nil || res.Loads != 0 {
+			t.Errorf("Tune(%+v) = %+v, %v; want an error before any load", o, res, err)
+		}
+	}
+}
+
+func mustModel(t testing.TB, name string) gpusim.Model {
+	m, ok := gpusim.LookupModel(name)
+	if !ok {
+		t.Fatalf("no preset %s", name)
+	}
+	return m
+}
+
+func TestParseModelArch(t *testing.T) {
+	tests := []struct {
+		name   string
+		info   map[string]any
+		layers int
+		ctx    int
+		kv     float64
+	}{
+		{"llama3.1 8B: 128 KiB per token", map[string]any{
+			"general.architecture": "llama", "llama.block_count": 32.0, "llama.context_length": 131072.0,
+			"llama.embedding_length": 4096.0, "llama.attention.head_count": 32.0, "llama.attention.head_count_kv": 8.0,
+		}, 32, 131072, 128 << 10},
+		{"key and value lengths", map[string]any{
+			"general.architecture": "deepseek2", "deepseek2.block_count": 27.0, "deepseek2.embedding_length": 2048.0,
+			"deepseek2.attention.head_count": 16.0, "deepseek2.attention.head_count_kv": 16.0,
+			"deepseek2.attention.key_length": 192.0, "deepseek2.attention.value_length": 128.0,
+		}, 27, 0, 27 * 16 * (192 + 128) * 2},
+		{"per-layer KV heads, some layers without attention", map[string]any{
+			"general.architecture": "jamba", "jamba.block_count": 4.0, "jamba.embedding_length": 1024.0,
+			"jamba.attention.head_count": 8.0, "jamba.attention.head_count_kv": []any{0.0, 2.0, 0.0, 2.0},
+		}, 4, 0, 2 * 2 * 2 * 128 * 2},
+		{"no KV heads given: one per head", map[string]any{
+			"general.architecture": "gpt2", "gpt2.block_count": 2.0, "gpt2.embedding_length": 64.0, "gpt2.attention.head_count": 4.0,
+		}, 2, 0, 2 * 4 * 2 * 16 * 2},
+		{"nothing known", map[string]any{"general.architecture": 7.0}, 0, 0, 0},
+		{"nil", nil, 0, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := parseModelArch(tt.info)
+			if a.layers != tt.layers || a.contextLength != tt.ctx || a.kvBytesPerToken != tt.kv {
+				t.Errorf("parseModelArch = %+v, want %d layers, context %d, %v KV bytes per token", a, tt.layers, tt.ctx, tt.kv)
+			}
+		})
+	}
+}
+
+// TestPlanExact drives the planner alone over random monotone servers: any
+// size curve (steps, kinks, plateaus), any memory, wrong predictions. The
+// answer must be the exhaustive search's, the last load a fit at it, and
+// the search must end.
+func TestPlanExact(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	total, worst := 0, 0
+	const cases = 2000
+	defer func() { t.Logf("%d random servers: mean %.2f loads, worst %d", cases, float64(total)/cases, worst) }()
+	for i := 0; i < cases; i++ {
+		step := []int{256, 1024, 4096}[rng.Intn(3)]
+		top := step * (1 + rng.Intn(160))
+		layers := 1 + rng.Intn(80)
+		// A random non-decreasing size per candidate.
+		sizes := map[int]int64{}
+		size := int64(rng.Intn(1 << 30))
+		for c := step; c <= top; c += step {
+			if rng.Intn(4) > 0 {
+				size += int64(rng.Intn(64 << 20))
+			}
+			sizes[c] = size
+		}
+		budget := int64(rng.Intn(int(size + size/4 + 1)))
+		want := 0
+		for c := step; c <= top; c += step {
+			if sizes[c] <= budget {
+				want = c
+			}
+		}
+		p := &tunePlan{step: step, max: top, layers: layers,
+			slope: float64(rng.Intn(1 << 20)), kvSlope: float64(rng.Intn(1 << 19)), weights: float64(rng.Intn(1 << 32))}
+		loads := 0
+		for {
+			c, done := p.next()
+			if done {
+				break
+			}
+			if loads++; loads > 24 || c < step || c > top || c%step != 0 {
+				t.Fatalf("case %d: load %d at %d (step %d, max %d) budget %d probes %+v", i, loads, c, step, top, budget, p.probes)
+			}
+			pr := Probe{Context: c, Size: sizes[c], SizeVRAM: sizes[c]}
+			switch {
+			case sizes[c] > budget && rng.Intn(8) == 0:
+				pr = Probe{Context: c, Refused: "model requires more system memory"}
+			case sizes[c] > budget:
+				pr.SizeVRAM = budget - int64(rng.Intn(int(budget/int64(layers)+1)))
+				pr.SizeVRAM = max(pr.SizeVRAM, 0)
+			}
+			p.add(pr)
+		}
+		total += loads
+		worst = max(worst, loads)
+		got, _ := p.bracket()
+		if got != want {
+			t.Fatalf("case %d: answer %d, exhaustive %d (probes %+v)", i, got, want, p.probes)
+		}
+		if want > 0 && !p.lastFitAt(want) {
+			t.Fatalf("case %d: last load is not a fit at %d (probes %+v)", i, want, p.probes)
+		}
+	}
+}
