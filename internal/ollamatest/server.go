@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -195,8 +196,15 @@ func (s *Server) Client() *api.Client { return s.client }
 // ModelsDir returns the server's OLLAMA_MODELS directory.
 func (s *Server) ModelsDir() string { return filepath.Join(s.dir, "models") }
 
-// LogTail returns the last n lines the server wrote to stdout and stderr.
-func (s *Server) LogTail(n int) string { return s.log.Tail(n) }
+// LogTail returns the last n lines the server wrote to stdout and stderr,
+// leaving out the access log lines of /api/ps and /api/version, which
+// a watcher polling the server writes by the hundred.
+func (s *Server) LogTail(n int) string { return s.log.Tail(n, polls) }
+
+// polls matches the access log lines that LogTail leaves out.
+func polls(line []byte) bool {
+	return bytes.Contains(line, []byte(`"/api/ps"`)) || bytes.Contains(line, []byte(`"/api/version"`))
+}
 
 // Close stops the server and the model runners it started: SIGTERM to the
 // process group, then SIGKILL after a few seconds. It is safe to call more
@@ -249,18 +257,20 @@ func (t *tailBuffer) String() string {
 	return string(t.b)
 }
 
-// Tail returns the last n lines.
-func (t *tailBuffer) Tail(n int) string {
+// Tail returns the last n lines for which skip returns false.
+func (t *tailBuffer) Tail(n int, skip func(line []byte) bool) string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	var lines [][]byte
 	b := bytes.TrimRight(t.b, "\n")
-	i := len(b)
-	for ; n > 0 && i > 0; n-- {
-		i = bytes.LastIndexByte(b[:i], '\n')
-		if i < 0 {
-			i = 0
-			break
+	for len(b) > 0 && len(lines) < n {
+		i := bytes.LastIndexByte(b, '\n')
+		line := b[i+1:]
+		if skip == nil || !skip(line) {
+			lines = append(lines, line)
 		}
+		b = b[:max(i, 0)]
 	}
-	return strings.TrimPrefix(string(b[i:]), "\n")
+	slices.Reverse(lines)
+	return string(bytes.Join(lines, []byte("\n")))
 }

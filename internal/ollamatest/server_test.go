@@ -1,6 +1,7 @@
 package ollamatest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,14 +19,18 @@ func TestTailBuffer(t *testing.T) {
 	b := newTailBuffer(16)
 	b.Write([]byte("one\ntwo\n")) // 19 bytes in all: "one" is cut off
 	b.Write([]byte("three\nfour\n"))
-	if got, want := b.Tail(2), "three\nfour"; got != want {
+	if got, want := b.Tail(2, nil), "three\nfour"; got != want {
 		t.Errorf("Tail(2) = %q, want %q", got, want)
 	}
 	if got := b.String(); len(got) > 16 {
 		t.Errorf("buffer kept %d bytes, max 16", len(got))
 	}
-	if got, want := b.Tail(10), "two\nthree\nfour"; got != want {
+	if got, want := b.Tail(10, nil), "two\nthree\nfour"; got != want {
 		t.Errorf("Tail(10) = %q, want %q", got, want)
+	}
+	skipT := func(line []byte) bool { return bytes.HasPrefix(line, []byte("t")) }
+	if got, want := b.Tail(10, skipT), "four"; got != want {
+		t.Errorf("Tail(10) without lines starting with t = %q, want %q", got, want)
 	}
 }
 

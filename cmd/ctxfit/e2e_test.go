@@ -1,0 +1,299 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tailscale/hujson"
+
+	"github.com/ctxfit/ctxfit/daemon"
+	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/internal/ollamatest"
+)
+
+// e2e is ctxfit's outside world for one end-to-end test: its own state,
+// home and Continue directories, and OLLAMA_HOST pointing at a test server.
+type e2e struct {
+	t    *testing.T
+	vars map[string]string
+}
+
+func newE2E(t *testing.T, host string) *e2e {
+	dir := t.TempDir()
+	vars := map[string]string{
+		"HOME":                filepath.Join(dir, "home"),
+		"USERPROFILE":         filepath.Join(dir, "home"),
+		"XDG_CONFIG_HOME":     filepath.Join(dir, "config"),
+		"XDG_CACHE_HOME":      filepath.Join(dir, "cache"),
+		daemon.StateDirEnv:    filepath.Join(dir, "state"),
+		"CONTINUE_GLOBAL_DIR": filepath.Join(dir, "continue"),
+	}
+	if host != "" {
+		vars["OLLAMA_HOST"] = host
+	}
+	for _, d := range vars {
+		if filepath.IsAbs(d) {
+			os.MkdirAll(d, 0o755)
+		}
+	}
+	return &e2e{t: t, vars: vars}
+}
+
+// ctxfit runs ctxfit in-process and returns its exit status and output.
+func (x *e2e) ctxfit(args ...string) (code int, stdout, stderr string) {
+	x.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	code = (&env{stdout: &out, stderr: &errOut, getenv: x.getenv}).main(ctx, args)
+	x.t.Logf("ctxfit %s → exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, out.String(), errOut.String())
+	return code, out.String(), errOut.String()
+}
+
+func (x *e2e) getenv(k string) string { return x.vars[k] }
+
+func (x *e2e) store() *daemon.Store { return daemon.OpenStore(x.vars[daemon.StateDirEnv]) }
+
+// TestOllamaE2E runs ctxfit's commands against a real Ollama server (built
+// by scripts/ollama-for-tests) serving the tiny model on the CPU. The
+// subtests share the server and run in order.
+func TestOllamaE2E(t *testing.T) {
+	srv := ollamatest.Start(t)
+	const model = "ctxfit-tiny"
+	digest := srv.CreateTinyModel(t, model)
+	// The Ollama built for tests has no GPU backend, so a model is 100% CPU;
+	// that is a spill only where this machine has a GPU.
+	gpu := daemon.DetectLocalGPU()
+
+	t.Run("status", func(t *testing.T) {
+		srv.UnloadAll(t)
+		x := newE2E(t, srv.Host())
+		var prev daemon.Model
+		for _, numCtx := range []int{2048, 8192} {
+			ps := srv.Load(t, model, numCtx)
+			code, out, _ := x.ctxfit("status")
+			if code != 0 {
+				t.Errorf("status: exit %d, want 0", code)
+			}
+			for _, want := range []string{model, "100% CPU", strconv.Itoa(numCtx)} {
+				if !strings.Contains(out, want) {
+					t.Errorf("status at num_ctx %d does not show %q", numCtx, want)
+				}
+			}
+
+			code, out, _ = x.ctxfit("status", "--json")
+			var snap daemon.Snapshot
+			if err := json.Unmarshal([]byte(out), &snap); code != 0 || err != nil {
+				t.Fatalf("status --json: exit %d, %v", code, err)
+			}
+			if !snap.Reachable || snap.GPU != gpu || len(snap.Models) != 1 {
+				t.Fatalf("status --json: reachable %v, gpu %s, %d models; want reachable, gpu %s, 1 model", snap.Reachable, snap.GPU, len(snap.Models), gpu)
+			}
+			m := snap.Models[0]
+			if !daemon.SameModel(m.Name, model) || m.Processor != "100% CPU" || m.State != daemon.StateCPU ||
+				m.ContextLength != numCtx || m.Size != ps.Size || m.SizeVRAM != 0 || m.Spilled != (gpu == daemon.GPUPresent) {
+				t.Errorf("status --json model = %+v; want %s at context %d, size %d, 100%% CPU, spilled only with a GPU", m, model, numCtx, ps.Size)
+			}
+			if prev.Size != 0 && m.Size <= prev.Size {
+				t.Errorf("size at context %d (%d) is not more than at %d (%d)", numCtx, m.Size, prev.ContextLength, prev.Size)
+			}
+			prev = m
+		}
+	})
+
+	t.Run("tune on a CPU-only server", func(t *testing.T) {
+		x := newE2E(t, srv.Host())
+		code, out, errOut := x.ctxfit("tune", model)
+		if code != 1 {
+			t.Errorf("tune: exit %d, want 1 (nothing to tune without a GPU)", code)
+		}
+		all := strings.ToLower(out + errOut)
+		if !strings.Contains(all, "cpu") || !strings.Contains(all, "gpu") {
+			t.Errorf("tune does not say that the server runs models on the CPU only")
+		}
+		data, err := x.store().Load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tuned, ok := data.TunedFor(ollamahost.Key(srv.URL()), model, digest); ok {
+			t.Errorf("tune on a CPU-only server stored %+v", tuned)
+		}
+	})
+
+	t.Run("bench", func(t *testing.T) {
+		x := newE2E(t, srv.Host())
+		code, out, _ := x.ctxfit("bench", model, "--context", "2048")
+		if code != 0 {
+			t.Fatalf("bench: exit %d, want 0", code)
+		}
+		m := regexp.MustCompile(`([0-9]+(?:\.[0-9]+)?)\s*tokens/s`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("bench does not report tokens/s")
+		}
+		if v, _ := strconv.ParseFloat(m[1], 64); v <= 0 {
+			t.Errorf("bench reports %s tokens/s, want more than 0", m[1])
+		}
+		if !strings.Contains(strings.ToLower(out), "first token") {
+			t.Errorf("bench does not report the time to first token")
+		}
+	})
+
+	t.Run("fix continue", func(t *testing.T) {
+		x := newE2E(t, srv.Host())
+		const tuned = 6144
+		err := x.store().Update(func(d *daemon.Data) error {
+			d.PutTuned(daemon.Tuned{
+				Host: ollamahost.Key(srv.URL()), Model: model + ":latest", Digest: digest, Parallel: 1,
+				Context: tuned, Step: 1024, Loads: 3, TrainedContext: ollamatest.TinyContextLength, MeasuredAt: time.Now(),
+			})
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Continue names the model without its tag and points at the
+		// server as "localhost": both must still match.
+		config := filepath.Join(x.vars["CONTINUE_GLOBAL_DIR"], "config.json")
+		orig := []byte(`{
+  // The tiny model, asking for far more context than was tuned.
+  "models": [
+    {
+      "title": "Tiny",
+      "provider": "ollama",
+      "model": "` + model + `",
+      "apiBase": "http://localhost:` + srv.URL().Port() + `",
+      "contextLength": 32768,
+      "completionOptions": { "maxTokens": 32768 },
+    },
+    { "title": "GPT", "provider": "openai", "model": "gpt-4o", "contextLength": 128000 },
+  ],
+}
+`)
+		if err := os.WriteFile(config, orig, 0o644); err != nil {
+			t.Fatal(err)
+		}
+
+		code, out, _ := x.ctxfit("fix", "continue")
+		if code != 0 {
+			t.Fatalf("fix continue: exit %d, want 0", code)
+		}
+		for _, want := range []string{"Tiny", "32768", strconv.Itoa(tuned)} {
+			if !strings.Contains(out, want) {
+				t.Errorf("fix continue does not mention %q", want)
+			}
+		}
+		fixed, err := os.ReadFile(config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(fixed, []byte("// The tiny model")) {
+			t.Error("fix continue dropped the file's comment")
+		}
+		var cfg struct {
+			Models []struct {
+				Title             string
+				ContextLength     int
+				CompletionOptions struct{ MaxTokens int }
+			}
+		}
+		std, err := hujson.Standardize(fixed)
+		if err != nil {
+			t.Fatalf("fixed config does not parse: %v\n%s", err, fixed)
+		}
+		if err := json.Unmarshal(std, &cfg); err != nil || len(cfg.Models) != 2 {
+			t.Fatalf("fixed config: %v, %d models\n%s", err, len(cfg.Models), fixed)
+		}
+		if m := cfg.Models[0]; m.ContextLength != tuned || m.CompletionOptions.MaxTokens != tuned/2 {
+			t.Errorf("Tiny: contextLength %d, maxTokens %d; want %d, %d", m.ContextLength, m.CompletionOptions.MaxTokens, tuned, tuned/2)
+		}
+		if m := cfg.Models[1]; m.ContextLength != 128000 {
+			t.Errorf("the OpenAI model's contextLength changed to %d", m.ContextLength)
+		}
+
+		if code, _, _ := x.ctxfit("fix", "continue"); code != 0 {
+			t.Errorf("second fix continue: exit %d, want 0 (nothing to change)", code)
+		}
+		if again, _ := os.ReadFile(config); !bytes.Equal(again, fixed) {
+			t.Errorf("second fix continue changed the file:\n%s", again)
+		}
+
+		if code, _, _ := x.ctxfit("undo", "continue"); code != 0 {
+			t.Errorf("undo continue: exit %d, want 0", code)
+		}
+		if undone, _ := os.ReadFile(config); !bytes.Equal(undone, orig) {
+			t.Errorf("undo continue did not restore the original file:\n%s", undone)
+		}
+	})
+}
+
+// TestDemoE2E starts `ctxfit demo` and asks its simulated server for
+// `ctxfit status`: the demo's model is split between CPU and GPU.
+func TestDemoE2E(t *testing.T) {
+	x := newE2E(t, "")
+	ctx, cancel := context.WithCancel(context.Background())
+	var out lockedBuffer
+	done := make(chan int, 1)
+	go func() { done <- (&env{stdout: &out, stderr: &out, getenv: x.getenv}).main(ctx, []string{"demo"}) }()
+	defer func() {
+		cancel()
+		select {
+		case code := <-done:
+			t.Logf("ctxfit demo → exit %d\n%s", code, out.String())
+		case <-time.After(10 * time.Second):
+			t.Errorf("ctxfit demo did not stop within 10 s of its context ending\n%s", out.String())
+		}
+	}()
+
+	addr := regexp.MustCompile(`(?:https?://)?(?:127\.0\.0\.1|localhost|\[::1\]):[0-9]+`)
+	var host string
+	deadline := time.Now().Add(20 * time.Second)
+	for host == "" {
+		select {
+		case code := <-done:
+			done <- code
+			t.Fatalf("ctxfit demo exited (%d) before printing its server's address:\n%s", code, out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ctxfit demo printed no server address within 20 s:\n%s", out.String())
+		}
+		host = addr.FindString(out.String())
+	}
+
+	x.vars["OLLAMA_HOST"] = host
+	code, status, _ := x.ctxfit("status")
+	if code != 0 {
+		t.Errorf("status against the demo: exit %d, want 0", code)
+	}
+	if !strings.Contains(status, "CPU/GPU") {
+		t.Errorf("status against the demo shows no model split between CPU and GPU")
+	}
+}
+
+// lockedBuffer is a bytes.Buffer that a running command and the test can
+// use at the same time.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

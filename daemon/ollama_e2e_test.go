@@ -1,0 +1,89 @@
+package daemon_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/ctxfit/ctxfit/daemon"
+	"github.com/ctxfit/ctxfit/internal/ollamatest"
+)
+
+// TestWatcherAgainstOllama watches a real Ollama server while the tiny
+// model loads at num_ctx 2048 and reloads at 8192: the watcher must report
+// the load and then the change of context, with the sizes /api/ps gives.
+func TestWatcherAgainstOllama(t *testing.T) {
+	srv := ollamatest.Start(t)
+	const model = "ctxfit-tiny"
+	srv.CreateTinyModel(t, model)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	w := daemon.NewWatcher(daemon.NewClient(srv.URL()), srv.URL(), daemon.OpenStore(t.TempDir()), daemon.WatcherOptions{
+		FastInterval: 100 * time.Millisecond,
+		IdleInterval: 100 * time.Millisecond,
+		LocalGPU:     func() daemon.GPUPresence { return daemon.GPUAbsent },
+	})
+	updates, stop := w.Subscribe()
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+
+	// next returns the next load event for model: loaded, unloaded or
+	// context changed.
+	next := func() (daemon.Event, daemon.Snapshot) {
+		t.Helper()
+		for {
+			select {
+			case u := <-updates:
+				for _, e := range u.Events {
+					t.Logf("event %s: %s", e.Kind, e.Message)
+					switch e.Kind {
+					case daemon.EventLoaded, daemon.EventUnloaded, daemon.EventContextChanged:
+						if daemon.SameModel(e.Model, model) {
+							return e, u.Snapshot
+						}
+					case daemon.EventUnreachable, daemon.EventError:
+						t.Fatalf("watcher lost the server: %s", e.Message)
+					}
+				}
+			case <-ctx.Done():
+				t.Fatalf("no event for %s: %v", model, ctx.Err())
+			}
+		}
+	}
+
+	small := srv.Load(t, model, 2048)
+	e, snap := next()
+	if e.Kind != daemon.EventLoaded {
+		t.Fatalf("first event %s, want %s", e.Kind, daemon.EventLoaded)
+	}
+	if e.ContextLength != 2048 || e.Size != small.Size || e.Processor != "100% CPU" {
+		t.Errorf("loaded event: context %d, size %d, %q; want 2048, %d, 100%% CPU", e.ContextLength, e.Size, e.Processor, small.Size)
+	}
+	if !snap.Reachable || snap.GPU != daemon.GPUAbsent || len(snap.Models) != 1 || snap.Models[0].Spilled || snap.Models[0].State != daemon.StateCPU {
+		t.Errorf("snapshot after load: %+v; want one model, 100%% CPU, not spilled, GPU absent", snap)
+	}
+
+	large := srv.Load(t, model, 8192)
+	// Ollama drops the model from /api/ps while it reloads it; the watcher
+	// must still see one reload with a new context, not an unload and a
+	// fresh load.
+	e, snap = next()
+	if e.Kind != daemon.EventContextChanged {
+		t.Fatalf("reload at num_ctx 8192 reported as %s (%s), want %s", e.Kind, e.Message, daemon.EventContextChanged)
+	}
+	if e.PrevContextLength != 2048 || e.ContextLength != 8192 || e.Size != large.Size {
+		t.Errorf("context changed event: %d → %d, size %d; want 2048 → 8192, size %d", e.PrevContextLength, e.ContextLength, e.Size, large.Size)
+	}
+	if large.Size <= small.Size {
+		t.Errorf("size at 8192 (%d) is not more than at 2048 (%d)", large.Size, small.Size)
+	}
+	if len(snap.Models) != 1 || snap.Models[0].ContextLength != 8192 {
+		t.Errorf("snapshot after reload: %+v; want the model at context 8192", snap.Models)
+	}
+}
