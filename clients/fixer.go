@@ -236,3 +236,18 @@ func hash(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
 }
+
+// AllAsks returns what every entry of every installed client asks for
+// (Asks for each), skipping clients that are not installed or whose config
+// cannot be read. The tray uses it to name the client behind a spill
+// ("Continue asks llama3.1:8b for 131072 tokens; 24576 stays on the GPU")
+// and to offer a fix when an entry Differs.
+func (f *Fixer) AllAsks(clients []Client, t Target) []Ask {
+	var all []Ask
+	for _, c := range clients {
+		if _, asks, err := f.Asks(c, t); err == nil {
+			all = append(all, asks...)
+		}
+	}
+	return all
+}

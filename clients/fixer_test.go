@@ -1,0 +1,348 @@
+package clients
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/ctxfit/ctxfit/internal/ollamahost"
+)
+
+// testHome is a home directory with a .continue folder and a state
+// directory, for tests that write real files.
+type testHome struct {
+	t     *testing.T
+	env   Env
+	dir   string // ~/.continue
+	state string
+}
+
+func newTestHome(t *testing.T) *testHome {
+	t.Helper()
+	home := t.TempDir()
+	h := &testHome{t: t, env: Env{Home: home, Getenv: func(string) string { return "" }},
+		dir: filepath.Join(home, ".continue"), state: filepath.Join(t.TempDir(), "state")}
+	if err := os.MkdirAll(h.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func (h *testHome) fixer() *Fixer { return &Fixer{Env: h.env, StateDir: h.state} }
+
+// put writes testdata/continue/NAME to ~/.continue/config.EXT and returns
+// its path.
+func (h *testHome) put(name string) string {
+	h.t.Helper()
+	src, err := os.ReadFile(filepath.Join("testdata", "continue", name))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	p := filepath.Join(h.dir, "config"+filepath.Ext(name))
+	if err := os.WriteFile(p, src, 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+	return p
+}
+
+// golden returns the fixed version of testdata/continue/NAME.
+func golden(t *testing.T, name string) []byte {
+	t.Helper()
+	ext := filepath.Ext(name)
+	b, err := os.ReadFile(filepath.Join("testdata", "continue", strings.TrimSuffix(name, ext)+".fixed"+ext))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func read(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestFixWritesAndBacksUp(t *testing.T) {
+	h := newTestHome(t)
+	p := h.put("yaml_basic.yaml")
+	orig := read(t, p)
+	rep, err := h.fixer().Fix(context.Background(), continueClient{}, testTarget(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Written || len(rep.Changes) != 2 || rep.Path != p {
+		t.Fatalf("report = %+v", rep)
+	}
+	if got := read(t, p); !bytes.Equal(got, golden(t, "yaml_basic.yaml")) {
+		t.Errorf("fixed file:\n%s", got)
+	}
+	if got := read(t, rep.Backup); !bytes.Equal(got, orig) {
+		t.Errorf("backup holds %q, want the original", got)
+	}
+	if !strings.HasPrefix(rep.Backup, filepath.Join(h.state, "backups", "continue")) {
+		t.Errorf("backup at %s, want under the state directory", rep.Backup)
+	}
+	ents, _ := os.ReadDir(h.dir)
+	if len(ents) != 1 {
+		t.Errorf("~/.continue holds %d entries, want only config.yaml (temporary file left?)", len(ents))
+	}
+}
+
+func TestFixDryRun(t *testing.T) {
+	h := newTestHome(t)
+	p := h.put("json_comments.json")
+	orig := read(t, p)
+	rep, err := h.fixer().Fix(context.Background(), continueClient{}, testTarget(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Written || !bytes.Equal(read(t, p), orig) {
+		t.Fatal("a dry run wrote the file")
+	}
+	if _, err := os.Stat(h.state); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a dry run created the state directory: %v", err)
+	}
+	diff := strings.ReplaceAll(rep.Diff, p, "~/.continue/config.json")
+	goldenPath := filepath.Join("testdata", "dry_run.diff")
+	if *update {
+		os.WriteFile(goldenPath, []byte(diff), 0o644)
+	}
+	if want := string(read(t, goldenPath)); diff != want {
+		t.Errorf("diff:\n%s\nwant:\n%s", diff, want)
+	}
+}
+
+func TestFixSymlink(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("symlinks need privileges on Windows")
+	}
+	h := newTestHome(t)
+	dotfiles := filepath.Join(h.env.Home, "dotfiles", "continue")
+	os.MkdirAll(dotfiles, 0o755)
+	target := filepath.Join(dotfiles, "config.json")
+	os.WriteFile(target, read(t, filepath.Join("testdata", "continue", "json_tabs.json")), 0o600)
+	link := filepath.Join(h.dir, "config.json")
+	if err := os.Symlink(filepath.Join("..", "dotfiles", "continue", "config.json"), link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.fixer().Fix(context.Background(), continueClient{}, testTarget(), false); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(link)
+	if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the link is no longer a symlink: %v, %v", fi.Mode(), err)
+	}
+	if got := read(t, target); !bytes.Equal(got, golden(t, "json_tabs.json")) {
+		t.Errorf("target:\n%s", got)
+	}
+	if fi, _ := os.Stat(target); fi.Mode().Perm() != 0o600 {
+		t.Errorf("target mode = %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+func TestFixReadOnlyFile(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Windows cannot rename over a read-only file")
+	}
+	h := newTestHome(t)
+	p := h.put("json_crlf.json")
+	os.Chmod(p, 0o444)
+	if _, err := h.fixer().Fix(context.Background(), continueClient{}, testTarget(), false); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, p); !bytes.Equal(got, golden(t, "json_crlf.json")) {
+		t.Errorf("fixed file:\n%q", got)
+	}
+	if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o444 {
+		t.Errorf("mode = %v, want 0444 kept", fi.Mode().Perm())
+	}
+}
+
+func TestFixBothFilesPresent(t *testing.T) {
+	h := newTestHome(t)
+	jp := h.put("json_comments.json")
+	yp := h.put("yaml_missing.yaml")
+	jsonBefore := read(t, jp)
+	rep, err := h.fixer().Fix(context.Background(), continueClient{}, testTarget(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Path != yp {
+		t.Errorf("fixed %s, want config.yaml, which Continue reads when both exist", rep.Path)
+	}
+	if !bytes.Equal(read(t, jp), jsonBefore) {
+		t.Error("config.json changed although config.yaml is the active file")
+	}
+	if !bytes.Equal(read(t, yp), golden(t, "yaml_missing.yaml")) {
+		t.Error("config.yaml not fixed")
+	}
+}
+
+func TestFixNotInstalled(t *testing.T) {
+	home := t.TempDir()
+	f := &Fixer{Env: Env{Home: home, Getenv: func(string) string { return "" }}, StateDir: t.TempDir()}
+	_, err := f.Fix(context.Background(), continueClient{}, testTarget(), false)
+	if !errors.Is(err, ErrNotInstalled) {
+		t.Fatalf("Fix = %v, want ErrNotInstalled", err)
+	}
+	if _, err := os.Stat(filepath.Join(home, ".continue")); !errors.Is(err, os.ErrNotExist) {
+		t.Error("Fix created ~/.continue")
+	}
+}
+
+func TestFixLeavesBrokenFileAlone(t *testing.T) {
+	h := newTestHome(t)
+	p := filepath.Join(h.dir, "config.json")
+	broken := []byte("{\n  \"models\": [\n    {\"provider\": \"ollama\", \"model\": \"llama3.1:8b-instruct-fp16\",,}\n  ]\n}\n")
+	os.WriteFile(p, broken, 0o644)
+	_, err := h.fixer().Fix(context.Background(), continueClient{}, testTarget(), false)
+	var pe *ParseError
+	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "left it alone") {
+		t.Fatalf("Fix = %v, want a ParseError saying the file was left alone", err)
+	}
+	if !bytes.Equal(read(t, p), broken) {
+		t.Error("the broken file changed")
+	}
+}
+
+func TestFixNothingToChange(t *testing.T) {
+	h := newTestHome(t)
+	h.put("json_fixed_already.json")
+	rep, err := h.fixer().Fix(context.Background(), continueClient{}, testTarget(), false)
+	if err != nil || rep.Written || len(rep.Changes) != 0 {
+		t.Fatalf("Fix = %+v, %v; want nothing written", rep, err)
+	}
+	if _, err := os.Stat(h.state); !errors.Is(err, os.ErrNotExist) {
+		t.Error("a fix that changed nothing made a backup")
+	}
+}
+
+// A writer that changes the file between ctxfit's read and its rename makes
+// the fix start over from the new content: both edits survive.
+func TestFixConcurrentWriterStartsOver(t *testing.T) {
+	h := newTestHome(t)
+	p := h.put("yaml_basic.yaml")
+	f := h.fixer()
+	calls := 0
+	f.beforeRename = func(real string) {
+		calls++
+		if calls == 1 {
+			b := read(t, real)
+			os.WriteFile(real, bytes.Replace(b, []byte("temperature: 0.2"), []byte("temperature: 0.7"), 1), 0o644)
+		}
+	}
+	rep, err := f.Fix(context.Background(), continueClient{}, testTarget(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls != 2 {
+		t.Errorf("wrote %d times, want 2 (a start over after the other write)", calls)
+	}
+	got := read(t, p)
+	want := bytes.Replace(golden(t, "yaml_basic.yaml"), []byte("temperature: 0.2"), []byte("temperature: 0.7"), 1)
+	if !bytes.Equal(got, want) {
+		t.Errorf("file lost an edit:\n%s", got)
+	}
+	if b := read(t, rep.Backup); !bytes.Contains(b, []byte("temperature: 0.7")) {
+		t.Error("the backup is not the version the fix replaced")
+	}
+}
+
+func TestUndo(t *testing.T) {
+	h := newTestHome(t)
+	p := h.put("json_several.json")
+	orig := read(t, p)
+	f := h.fixer()
+	ctx := context.Background()
+	if _, err := f.Fix(ctx, continueClient{}, testTarget(), false); err != nil {
+		t.Fatal(err)
+	}
+	u, err := f.Undo(ctx, continueClient{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Path != p || !bytes.Equal(read(t, p), orig) {
+		t.Errorf("Undo restored %s to %q, want the original", u.Path, read(t, p))
+	}
+	if _, err := f.Undo(ctx, continueClient{}); !errors.Is(err, ErrNothingToUndo) {
+		t.Errorf("second Undo = %v, want ErrNothingToUndo", err)
+	}
+}
+
+func TestUndoKeepsLaterEdits(t *testing.T) {
+	h := newTestHome(t)
+	p := h.put("yaml_basic.yaml")
+	f := h.fixer()
+	ctx := context.Background()
+	rep, err := f.Fix(ctx, continueClient{}, testTarget(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := append(read(t, p), "# my own edit\n"...)
+	os.WriteFile(p, edited, 0o644)
+	_, err = f.Undo(ctx, continueClient{})
+	if err == nil || !strings.Contains(err.Error(), rep.Backup) {
+		t.Fatalf("Undo = %v, want a refusal naming the backup", err)
+	}
+	if !bytes.Equal(read(t, p), edited) {
+		t.Error("Undo overwrote an edit made after the fix")
+	}
+}
+
+func TestBackupsAreBounded(t *testing.T) {
+	h := newTestHome(t)
+	h.put("json_comments.json")
+	f := h.fixer()
+	f.Keep = 3
+	for i := 0; i < 5; i++ {
+		n := 8192 + 1024*i
+		tgt := Target{Host: ollamahost.Parse(""), Tuned: func(string) (int, bool) { return n, true }}
+		if rep, err := f.Fix(context.Background(), continueClient{}, tgt, false); err != nil || !rep.Written {
+			t.Fatalf("fix %d: %+v, %v", i, rep, err)
+		}
+	}
+	ents, err := os.ReadDir(filepath.Join(h.state, "backups", "continue"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 4 { // three backups and index.json
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Errorf("backup directory holds %v, want 3 backups and index.json", names)
+	}
+	// Undo walks back through the kept versions, newest first.
+	for i := 0; i < 3; i++ {
+		if _, err := f.Undo(context.Background(), continueClient{}); err != nil {
+			t.Fatalf("undo %d: %v", i, err)
+		}
+	}
+	if !bytes.Contains(read(t, filepath.Join(h.dir, "config.json")), []byte(`"contextLength": 9216`)) {
+		t.Errorf("after three undos the file is not the second fix's:\n%s", read(t, filepath.Join(h.dir, "config.json")))
+	}
+}
+
+func TestAllAsks(t *testing.T) {
+	h := newTestHome(t)
+	h.put("yaml_several.yaml")
+	asks := h.fixer().AllAsks(All(), testTarget())
+	var over []string
+	for _, a := range asks {
+		if a.TooLarge() {
+			over = append(over, a.String())
+		}
+	}
+	want := "Continue asks llama3.1:8b-instruct-fp16 for 131072 tokens; 24576 stays on the GPU"
+	if len(over) != 1 || over[0] != want {
+		t.Errorf("too large: %q, want [%q]", over, want)
+	}
+}
