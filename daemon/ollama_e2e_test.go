@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -86,4 +87,51 @@ func TestWatcherAgainstOllama(t *testing.T) {
 	if len(snap.Models) != 1 || snap.Models[0].ContextLength != 8192 {
 		t.Errorf("snapshot after reload: %+v; want the model at context 8192", snap.Models)
 	}
+}
+
+// TestTuneAgainstOllama tunes on a real server that runs models on the CPU
+// only: the tuner must say so after at most two loads (one when the host is
+// known to have no GPU), with the trained context and digest it saw, and
+// tell an unknown model from a failure.
+func TestTuneAgainstOllama(t *testing.T) {
+	srv := ollamatest.Start(t)
+	const model = "ctxfit-tiny"
+	digest := srv.CreateTinyModel(t, model)
+	client := daemon.NewClient(srv.URL())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	tests := []struct {
+		gpu      daemon.GPUPresence
+		maxLoads int
+	}{
+		{daemon.GPUAbsent, 1},
+		{daemon.GPUUnknown, 2},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.gpu), func(t *testing.T) {
+			srv.UnloadAll(t)
+			res, err := daemon.Tune(ctx, client, daemon.TuneOptions{Model: model, GPU: tt.gpu})
+			if !errors.Is(err, daemon.ErrCPUOnly) {
+				t.Fatalf("Tune = %+v, %v; want ErrCPUOnly", res, err)
+			}
+			t.Logf("%v (%d loads)", err, res.Loads)
+			if res.Loads < 1 || res.Loads > tt.maxLoads {
+				t.Errorf("%d loads, want 1 to %d", res.Loads, tt.maxLoads)
+			}
+			if res.Context != 0 {
+				t.Errorf("context %d, want none", res.Context)
+			}
+			if res.Digest != digest || res.TrainedContext != ollamatest.TinyContextLength {
+				t.Errorf("digest %q, trained context %d; want %q, %d", res.Digest, res.TrainedContext, digest, ollamatest.TinyContextLength)
+			}
+		})
+	}
+
+	t.Run("unknown model", func(t *testing.T) {
+		res, err := daemon.Tune(ctx, client, daemon.TuneOptions{Model: "no-such-model"})
+		if !errors.Is(err, daemon.ErrUnknownModel) || res.Loads != 0 {
+			t.Errorf("Tune = %+v, %v; want ErrUnknownModel without a load", res, err)
+		}
+	})
 }
