@@ -1,0 +1,134 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/ollama/ollama/api"
+)
+
+// BenchPrompt is what Bench asks the model; any model answers it at length.
+const BenchPrompt = "Explain in a few paragraphs how a hash table works."
+
+// BenchTokens is how many tokens Bench generates: enough for a stable
+// rate, few enough to take seconds even partly on the CPU.
+const BenchTokens = 64
+
+// BenchResult is the speed of one short generation.
+type BenchResult struct {
+	Model string
+	// Context is the context the model ran with (/api/ps's context_length,
+	// else the one asked for; 0 for the model's default on old servers).
+	Context int
+	// Size and SizeVRAM are what /api/ps reported after the generation.
+	Size, SizeVRAM int64
+	// Load is how long the load before the timed generation took; about 0
+	// when the model was already loaded with that context.
+	Load time.Duration
+	// FirstToken is the time from sending the prompt to receiving the
+	// first token of the answer: what a user waits before text appears.
+	FirstToken time.Duration
+	// TokensPerSecond is eval_count / eval_duration as the server measured
+	// them: the generation rate, without the prompt.
+	TokensPerSecond float64
+	EvalCount       int
+	EvalDuration    time.Duration
+}
+
+// Processor returns the split as `ollama ps` prints it.
+func (r *BenchResult) Processor() string {
+	_, p := Classify(r.Size, r.SizeVRAM)
+	return p
+}
+
+// Bench loads model with numCtx (0: the model's default), then times a short
+// streamed generation. The model stays loaded at numCtx.
+func Bench(ctx context.Context, client *api.Client, model string, numCtx int) (*BenchResult, error) {
+	res := &BenchResult{Model: model, Context: numCtx}
+	opts := map[string]any{}
+	if numCtx > 0 {
+		opts["num_ctx"] = numCtx
+	}
+
+	start := time.Now()
+	if err := client.Generate(ctx, &api.GenerateRequest{Model: model, Options: opts}, func(api.GenerateResponse) error { return nil }); err != nil {
+		return nil, benchError(ctx, model, "load", err)
+	}
+	res.Load = time.Since(start)
+
+	genOpts := map[string]any{"num_predict": BenchTokens, "temperature": 0, "seed": 1}
+	for k, v := range opts {
+		genOpts[k] = v
+	}
+	stream := true
+	var final *api.GenerateResponse
+	start = time.Now()
+	err := client.Generate(ctx, &api.GenerateRequest{Model: model, Prompt: BenchPrompt, Options: genOpts, Stream: &stream}, func(r api.GenerateResponse) error {
+		if res.FirstToken == 0 && (r.Response != "" || r.Thinking != "") {
+			res.FirstToken = time.Since(start)
+		}
+		if r.Done {
+			final = &r
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, benchError(ctx, model, "generate", err)
+	}
+	if final == nil {
+		return nil, fmt.Errorf("bench %s: %w (the answer ended before it was done)", model, ErrServerGone)
+	}
+	if final.EvalCount <= 0 || final.EvalDuration <= 0 {
+		return nil, fmt.Errorf("bench %s: the server reported no eval_count or eval_duration; is it Ollama?", model)
+	}
+	if res.FirstToken == 0 {
+		res.FirstToken = time.Since(start)
+	}
+	res.EvalCount, res.EvalDuration = final.EvalCount, final.EvalDuration
+	res.TokensPerSecond = float64(final.EvalCount) / final.EvalDuration.Seconds()
+
+	ps, err := client.ListRunning(ctx)
+	if err != nil {
+		return nil, tuneServerError(ctx, "list running models", err)
+	}
+	if m := findRunning(ps, model); m != nil {
+		res.Size, res.SizeVRAM = m.Size, m.SizeVRAM
+		if m.ContextLength > 0 {
+			res.Context = m.ContextLength
+		}
+	}
+	return res, nil
+}
+
+func benchError(ctx context.Context, model, what string, err error) error {
+	var se api.StatusError
+	if errors.As(err, &se) && se.StatusCode == http.StatusNotFound {
+		return fmt.Errorf("%w: %s (see `ollama list`, or `ollama pull %s`)", ErrUnknownModel, model, model)
+	}
+	return tuneServerError(ctx, what+" "+model, err)
+}
+
+// BenchBeforeAfter measures what a tune paid off when the model had spilled
+// before it: tokens per second at the context the model had then, and at
+// the tuned context, in that order so that the model ends loaded at the
+// tuned context. Both are nil when there is nothing to compare: the model
+// was not loaded before, ran whole on the GPU, or already at the answer.
+func BenchBeforeAfter(ctx context.Context, client *api.Client, res *TuneResult) (before, after *BenchResult, err error) {
+	b := res.Before
+	if b == nil || res.Context <= 0 || b.Context <= 0 || b.Context == res.Context {
+		return nil, nil, nil
+	}
+	if s, _ := Classify(b.Size, b.SizeVRAM); s != StatePartial && s != StateCPU {
+		return nil, nil, nil
+	}
+	if before, err = Bench(ctx, client, res.Model, b.Context); err != nil {
+		return nil, nil, err
+	}
+	if after, err = Bench(ctx, client, res.Model, res.Context); err != nil {
+		return before, nil, err
+	}
+	return before, after, nil
+}

@@ -1,0 +1,97 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/ctxfit/ctxfit/internal/gpusim"
+)
+
+func TestBench(t *testing.T) {
+	gpu, _ := gpusim.LookupGPU("mac32")
+	sim := gpusim.New(gpusim.Config{GPU: gpu})
+	client := simClient(t, sim)
+	const model = "llama3.1:8b-instruct-fp16"
+
+	fit, err := Bench(context.Background(), client, model, 8192)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, vram, _ := sim.Placement(model, 8192, 1)
+	if fit.Context != 8192 || fit.Size != size || fit.SizeVRAM != vram || fit.Processor() != "100% GPU" {
+		t.Errorf("Bench at 8192 = %+v, want it loaded there whole on the GPU", fit)
+	}
+	if fit.EvalCount != BenchTokens || fit.TokensPerSecond != float64(fit.EvalCount)/fit.EvalDuration.Seconds() {
+		t.Errorf("Bench = %d tokens at %.1f tokens/s in %v: want %d tokens and eval_count/eval_duration", fit.EvalCount, fit.TokensPerSecond, fit.EvalDuration, BenchTokens)
+	}
+	if fit.FirstToken <= 0 || fit.Load <= 0 {
+		t.Errorf("first token after %v, load %v", fit.FirstToken, fit.Load)
+	}
+
+	spill, err := Bench(context.Background(), client, model, 32768)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := Classify(spill.Size, spill.SizeVRAM); s != StatePartial || spill.TokensPerSecond >= fit.TokensPerSecond {
+		t.Errorf("at 32768: %s, %.1f tokens/s; at 8192: %.1f tokens/s: want a spill that is slower", spill.Processor(), spill.TokensPerSecond, fit.TokensPerSecond)
+	}
+	if sim.Loads() != 2 {
+		t.Errorf("%d loads for two benches, want 2", sim.Loads())
+	}
+}
+
+func TestBenchErrors(t *testing.T) {
+	gpu, _ := gpusim.LookupGPU("24GB")
+	sim := gpusim.New(gpusim.Config{GPU: gpu})
+	client := simClient(t, sim)
+	if _, err := Bench(context.Background(), client, "nosuch", 0); !errors.Is(err, ErrUnknownModel) {
+		t.Errorf("Bench of an unknown model: %v", err)
+	}
+	sim.SetFault(gpusim.Fault{Status: 500})
+	if _, err := Bench(context.Background(), client, "qwen2.5:0.5b", 0); err == nil || !strings.Contains(err.Error(), "500") {
+		t.Errorf("Bench on a failing server: %v", err)
+	}
+	sim.SetFault(gpusim.Fault{Down: true})
+	if _, err := Bench(context.Background(), client, "qwen2.5:0.5b", 0); !errors.Is(err, ErrServerGone) {
+		t.Errorf("Bench on a server that is gone: %v", err)
+	}
+}
+
+// TestBenchBeforeAfter: the proof that a tune paid off, and the model left
+// at the tuned context.
+func TestBenchBeforeAfter(t *testing.T) {
+	gpu, _ := gpusim.LookupGPU("mac32")
+	sim := gpusim.New(gpusim.Config{GPU: gpu})
+	client := simClient(t, sim)
+	const model = "llama3.1:8b-instruct-fp16"
+	if err := sim.Load(model, 32768, 0); err != nil { // spills on this Mac
+		t.Fatal(err)
+	}
+	res, err := Tune(context.Background(), client, TuneOptions{Model: model})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, after, err := BenchBeforeAfter(context.Background(), client, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before == nil || after == nil || before.Context != 32768 || after.Context != res.Context || before.TokensPerSecond >= after.TokensPerSecond {
+		t.Fatalf("before %+v, after %+v: want a slower spilled run at 32768 and a faster one at %d", before, after, res.Context)
+	}
+	ps, _ := client.ListRunning(context.Background())
+	if m := findRunning(ps, model); m == nil || m.ContextLength != res.Context || m.Size != m.SizeVRAM {
+		t.Errorf("after the comparison /api/ps lists %+v, want the model at %d on the GPU", m, res.Context)
+	}
+
+	// Nothing to compare when the model ran whole on the GPU before.
+	res.Before = &Probe{Context: 4096, Size: 100, SizeVRAM: 100}
+	if b, a, err := BenchBeforeAfter(context.Background(), client, res); b != nil || a != nil || err != nil {
+		t.Errorf("BenchBeforeAfter after a fitting start = %v, %v, %v; want nothing", b, a, err)
+	}
+	res.Before = nil
+	if b, a, err := BenchBeforeAfter(context.Background(), client, res); b != nil || a != nil || err != nil {
+		t.Errorf("BenchBeforeAfter with nothing loaded before = %v, %v, %v; want nothing", b, a, err)
+	}
+}
