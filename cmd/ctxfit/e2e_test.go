@@ -205,7 +205,7 @@ func TestOllamaE2E(t *testing.T) {
 				CompletionOptions struct{ MaxTokens int }
 			}
 		}
-		std, err := hujson.Standardize(fixed)
+		std, err := hujson.Standardize(bytes.Clone(fixed)) // Standardize works in place
 		if err != nil {
 			t.Fatalf("fixed config does not parse: %v\n%s", err, fixed)
 		}
