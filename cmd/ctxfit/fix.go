@@ -2,17 +2,305 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+
+	"github.com/ctxfit/ctxfit/clients"
+	"github.com/ctxfit/ctxfit/daemon"
+	"github.com/ctxfit/ctxfit/internal/ollamahost"
 )
 
+// runFix is `ctxfit fix CLIENT [--dry-run] [--json] [--host URL]`: it writes
+// the tuned context of each model into CLIENT's config. `ctxfit fix ollama`
+// (derived models for clients that send no num_ctx) has its own file.
 func runFix(ctx context.Context, e *env, args []string) error {
-	return errors.New("not built yet")
+	if name, rest, ok := clientArg(args); ok && strings.EqualFold(name, "ollama") {
+		return runFixOllama(ctx, e, rest)
+	}
+	fs := e.flags("fix")
+	host := fs.String("host", "", "Ollama server `URL` whose tuned values to write (default $OLLAMA_HOST, else "+ollamahost.Default+")")
+	dryRun := fs.Bool("dry-run", false, "print the change as a unified diff and write nothing")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: ctxfit fix CLIENT [--dry-run] [--json] [--host URL]\n\n"+
+			"Writes the context that `ctxfit tune` found for each model into CLIENT's config:\n"+
+			"contextLength = the tuned value, maxTokens = half of it. Every other byte of the\n"+
+			"file stays as it is, and the previous version is kept (`ctxfit undo CLIENT`).\n\n"+
+			"CLIENT is one of: %s, or ollama (a copy of each model with the tuned num_ctx, for\n"+
+			"clients that send none; see `ctxfit fix ollama -h`).\n\n", strings.Join(clientNames(), ", "))
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return errUsage
+	}
+	c, err := clients.Lookup(pos[0])
+	if err != nil {
+		fmt.Fprintf(e.stderr, "ctxfit fix: %v (or ollama)\n", err)
+		return exitError(2)
+	}
+
+	u := e.host(*host)
+	store, err := e.store()
+	if err != nil {
+		return err
+	}
+	data, err := store.Load()
+	if err != nil {
+		return err
+	}
+	if len(tunedModels(data, ollamahost.Key(u))) == 0 {
+		fmt.Fprintf(e.stderr, "ctxfit fix: no model is tuned on %s yet, so there is nothing to write; run `ctxfit tune MODEL` first\n", u)
+		return exitError(1)
+	}
+	fixer := &clients.Fixer{Env: clients.NewEnv(e.getenv), StateDir: store.Dir()}
+	rep, err := fixer.Fix(ctx, c, tunedTarget(data, u), *dryRun)
+	switch {
+	case errors.Is(err, clients.ErrNotInstalled):
+		fmt.Fprintf(e.stderr, "ctxfit fix: %v\n", err)
+		return exitError(1)
+	case err != nil:
+		return err
+	}
+
+	if *asJSON {
+		if rep.Changes == nil {
+			rep.Changes = []clients.Change{}
+		}
+		return writeIndentedJSON(e.stdout, rep)
+	}
+	printReport(e.stdout, rep)
+	for _, w := range rep.Warnings {
+		fmt.Fprintf(e.stderr, "warning: %s\n", w)
+	}
+	return nil
 }
 
+// printReport says what a fix changed, or would change.
+func printReport(w io.Writer, rep *clients.Report) {
+	if len(rep.Changes) == 0 {
+		fmt.Fprintf(w, "%s: nothing to change in %s; every Ollama model there with a tuned value already asks for it.\n", rep.Client, rep.Path)
+		return
+	}
+	if rep.DryRun {
+		io.WriteString(w, rep.Diff)
+		fmt.Fprintln(w)
+	}
+	verb := "fixed"
+	if rep.DryRun {
+		verb = "would fix"
+	}
+	fmt.Fprintf(w, "%s: %s %s\n", rep.Client, verb, rep.Path)
+	for _, c := range rep.Changes {
+		fmt.Fprintf(w, "  %s: contextLength %s → %d, maxTokens %s → %d\n",
+			c.Label(), tokensOrUnset(c.OldContext), c.NewContext, tokensOrUnset(c.OldMaxTokens), c.NewMaxTokens)
+	}
+	switch {
+	case rep.DryRun:
+		fmt.Fprintln(w, "Dry run: nothing was written.")
+	case rep.Backup != "":
+		fmt.Fprintf(w, "The previous version is in %s; `ctxfit undo %s` restores it.\n", rep.Backup, strings.ToLower(rep.Client))
+	}
+}
+
+func tokensOrUnset(n int) string {
+	if n == 0 {
+		return "unset"
+	}
+	return fmt.Sprint(n)
+}
+
+// runUndo is `ctxfit undo CLIENT`: it restores CLIENT's config as it was
+// before ctxfit's last fix.
 func runUndo(ctx context.Context, e *env, args []string) error {
-	return errors.New("not built yet")
+	fs := e.flags("undo")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: ctxfit undo CLIENT\n\n"+
+			"Restores CLIENT's config as it was before ctxfit's last fix; run it again to go\n"+
+			"further back. It refuses when the file was edited after the fix.\n\n"+
+			"CLIENT is one of: %s.\n", strings.Join(clientNames(), ", "))
+	}
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return errUsage
+	}
+	c, err := clients.Lookup(pos[0])
+	if err != nil {
+		fmt.Fprintf(e.stderr, "ctxfit undo: %v\n", err)
+		return exitError(2)
+	}
+	store, err := e.store()
+	if err != nil {
+		return err
+	}
+	fixer := &clients.Fixer{Env: clients.NewEnv(e.getenv), StateDir: store.Dir()}
+	u, err := fixer.Undo(ctx, c)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "ctxfit undo: %v\n", err)
+		return exitError(1)
+	}
+	fmt.Fprintf(e.stdout, "%s: restored %s as it was before ctxfit's fix of %s.\n",
+		c.Name(), u.Path, u.FixedAt.Local().Format("2006-01-02 15:04:05"))
+	return nil
 }
 
+// clientReport is one client in `ctxfit clients --json`.
+type clientReport struct {
+	Client    string        `json:"client"`
+	Installed bool          `json:"installed"`
+	Path      string        `json:"path,omitempty"`
+	Error     string        `json:"error,omitempty"`
+	Entries   []clients.Ask `json:"entries"`
+}
+
+// runClients is `ctxfit clients [--json] [--host URL]`: it lists the clients
+// ctxfit knows, where their config is, and what context each Ollama model
+// entry asks for beside the tuned value.
 func runClients(ctx context.Context, e *env, args []string) error {
-	return errors.New("not built yet")
+	fs := e.flags("clients")
+	host := fs.String("host", "", "Ollama server `URL` (default $OLLAMA_HOST, else "+ollamahost.Default+")")
+	asJSON := fs.Bool("json", false, "print the list as JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "ctxfit clients: unexpected %q; it takes only flags\n", fs.Arg(0))
+		return errUsage
+	}
+	u := e.host(*host)
+	store, err := e.store()
+	if err != nil {
+		return err
+	}
+	data, err := store.Load()
+	if err != nil {
+		return err
+	}
+	fixer := &clients.Fixer{Env: clients.NewEnv(e.getenv), StateDir: store.Dir()}
+	t := tunedTarget(data, u)
+
+	var reports []clientReport
+	for _, c := range clients.All() {
+		r := clientReport{Client: c.Name(), Entries: []clients.Ask{}}
+		files, asks, err := fixer.Asks(c, t)
+		r.Path = files.Config
+		switch {
+		case errors.Is(err, clients.ErrNotInstalled):
+			r.Path = strings.Join(files.Watch, ", ")
+		case err != nil:
+			r.Installed, r.Error = true, err.Error()
+		default:
+			r.Installed = true
+			r.Entries = append(r.Entries, asks...)
+		}
+		reports = append(reports, r)
+	}
+	if *asJSON {
+		return writeIndentedJSON(e.stdout, reports)
+	}
+	for _, r := range reports {
+		switch {
+		case !r.Installed:
+			fmt.Fprintf(e.stdout, "%s: not installed (no %s)\n", r.Client, r.Path)
+			continue
+		case r.Error != "":
+			fmt.Fprintf(e.stdout, "%s: %s\n", r.Client, r.Error)
+			continue
+		}
+		fmt.Fprintf(e.stdout, "%s: %s\n", r.Client, r.Path)
+		if len(r.Entries) == 0 {
+			fmt.Fprintf(e.stdout, "  no Ollama model for %s\n", u)
+		}
+		differs := false
+		for _, a := range r.Entries {
+			asks := "its default context"
+			if a.Context > 0 {
+				asks = fmt.Sprintf("%d tokens", a.Context)
+			}
+			line := fmt.Sprintf("  %s: asks for %s", askLabel(a), asks)
+			if a.MaxTokens > 0 {
+				line += fmt.Sprintf(" (maxTokens %d)", a.MaxTokens)
+			}
+			switch {
+			case a.Tuned == 0:
+				line += "; not tuned yet"
+			case a.Differs():
+				line += fmt.Sprintf("; tuned %d, maxTokens %d", a.Tuned, clients.MaxTokens(a.Tuned))
+				if a.TooLarge() {
+					line += " (spills)"
+				}
+				differs = true
+			default:
+				line += "; tuned, as it should"
+			}
+			fmt.Fprintln(e.stdout, line)
+		}
+		if differs {
+			fmt.Fprintf(e.stdout, "  Run `ctxfit fix %s` to write the tuned values.\n", strings.ToLower(r.Client))
+		}
+	}
+	return nil
+}
+
+func askLabel(a clients.Ask) string {
+	if a.Title != "" && a.Title != a.Model {
+		return fmt.Sprintf("%s (%s)", a.Title, a.Model)
+	}
+	return a.Model
+}
+
+// tunedTarget returns what a fix aims for: the latest tuned context of each
+// model on host.
+func tunedTarget(d *daemon.Data, host *url.URL) clients.Target {
+	key := ollamahost.Key(host)
+	return clients.Target{Host: host, Tuned: func(model string) (int, bool) {
+		t, ok := d.TunedFor(key, model, "")
+		return t.Context, ok && t.Context > 0
+	}}
+}
+
+// clientArg returns the first positional argument, skipping flags and the
+// values of the flags that take one, and the arguments without it.
+func clientArg(args []string) (name string, rest []string, ok bool) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			break
+		}
+		if strings.HasPrefix(a, "-") {
+			flag := strings.TrimLeft(a, "-")
+			if !strings.Contains(flag, "=") && (flag == "host" || flag == "context") {
+				i++ // its value follows
+			}
+			continue
+		}
+		return a, append(append([]string(nil), args[:i]...), args[i+1:]...), true
+	}
+	return "", args, false
+}
+
+func clientNames() []string {
+	var names []string
+	for _, c := range clients.All() {
+		names = append(names, strings.ToLower(c.Name()))
+	}
+	return names
+}
+
+func writeIndentedJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

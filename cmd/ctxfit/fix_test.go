@@ -1,0 +1,220 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ctxfit/ctxfit/clients"
+	"github.com/ctxfit/ctxfit/daemon"
+	"github.com/ctxfit/ctxfit/internal/ollamahost"
+)
+
+// continueYAML asks for far more context than stays on the GPU for one
+// model, and leaves another to Continue's default.
+const continueYAML = `# my Continue config
+models:
+  - name: Llama
+    provider: ollama
+    model: llama3.1:8b-instruct-fp16
+    defaultCompletionOptions:
+      contextLength: 131072  # the model's maximum
+      maxTokens: 4096
+  - name: Qwen
+    provider: ollama
+    model: qwen2.5-coder:1.5b
+  - name: GPT
+    provider: openai
+    model: gpt-4o
+`
+
+// newFixCLI returns a CLI whose Continue folder holds config.yaml, with
+// tuned values for the default host.
+func newFixCLI(t *testing.T) (*cli, string) {
+	t.Helper()
+	dir := t.TempDir()
+	c := newCLI(t, map[string]string{
+		"HOME":                filepath.Join(dir, "home"),
+		"CONTINUE_GLOBAL_DIR": filepath.Join(dir, "continue"),
+	})
+	os.MkdirAll(c.vars["CONTINUE_GLOBAL_DIR"], 0o755)
+	config := filepath.Join(c.vars["CONTINUE_GLOBAL_DIR"], "config.yaml")
+	if err := os.WriteFile(config, []byte(continueYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.tune(ollamahost.Default, "llama3.1:8b-instruct-fp16", "sha256:a", 24576)
+	c.tune(ollamahost.Default, "qwen2.5-coder:1.5b", "sha256:b", 32768)
+	return c, config
+}
+
+// scrub replaces the test's temporary paths in out with stable names.
+func (c *cli) scrub(out string) string {
+	out = strings.ReplaceAll(out, c.vars["CONTINUE_GLOBAL_DIR"], "CONTINUE")
+	out = strings.ReplaceAll(out, c.vars[daemon.StateDirEnv], "STATE")
+	// Backups are named by the time of the fix.
+	if i := strings.Index(out, "STATE/backups/continue/"); i >= 0 {
+		j := strings.Index(out[i:], "-config.yaml")
+		if j > 0 {
+			out = out[:i] + "STATE/backups/continue/TIME" + out[i+j:]
+		}
+	}
+	return out
+}
+
+func TestFixContinue(t *testing.T) {
+	c, config := newFixCLI(t)
+
+	code, out, errOut := c.run("fix", "continue", "--dry-run")
+	if code != 0 {
+		t.Fatalf("fix --dry-run: exit %d\n%s", code, errOut)
+	}
+	golden(t, "fix_continue_dry_run.txt", c.scrub(out))
+	if b, _ := os.ReadFile(config); string(b) != continueYAML {
+		t.Fatal("--dry-run wrote the file")
+	}
+
+	code, out, errOut = c.run("fix", "continue")
+	if code != 0 {
+		t.Fatalf("fix: exit %d\n%s", code, errOut)
+	}
+	golden(t, "fix_continue.txt", c.scrub(out))
+	fixed, _ := os.ReadFile(config)
+	for _, want := range []string{"contextLength: 24576  # the model's maximum\n      maxTokens: 12288\n", "# my Continue config\n",
+		"    model: qwen2.5-coder:1.5b\n    defaultCompletionOptions:\n      contextLength: 32768\n      maxTokens: 16384\n"} {
+		if !strings.Contains(string(fixed), want) {
+			t.Errorf("fixed config lacks %q:\n%s", want, fixed)
+		}
+	}
+
+	code, out, _ = c.run("fix", "continue")
+	if code != 0 || !strings.Contains(out, "nothing to change") {
+		t.Errorf("second fix: exit %d, %q; want 0 and nothing to change", code, out)
+	}
+
+	code, out, errOut = c.run("undo", "continue")
+	if code != 0 || !strings.Contains(out, "restored") {
+		t.Fatalf("undo: exit %d\n%s%s", code, out, errOut)
+	}
+	if b, _ := os.ReadFile(config); string(b) != continueYAML {
+		t.Errorf("undo left:\n%s", b)
+	}
+	code, _, errOut = c.run("undo", "continue")
+	if code != 1 || !strings.Contains(errOut, "no fix of Continue to undo") {
+		t.Errorf("second undo: exit %d, %q", code, errOut)
+	}
+}
+
+func TestFixContinueJSON(t *testing.T) {
+	c, _ := newFixCLI(t)
+	code, out, errOut := c.run("fix", "--json", "continue")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+	var rep clients.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !rep.Written || len(rep.Changes) != 2 || rep.Changes[0].OldContext != 131072 || rep.Changes[0].NewMaxTokens != 12288 {
+		t.Errorf("JSON report: %+v\n%s", rep, out)
+	}
+}
+
+func TestFixContinueErrors(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		setup  func(c *cli)
+		args   []string
+		code   int
+		stderr string
+	}{
+		{"no client", nil, []string{"fix"}, 2, "Usage: ctxfit fix CLIENT"},
+		{"unknown client", nil, []string{"fix", "emacs"}, 2, `unknown client "emacs"; ctxfit knows continue`},
+		{"not installed", func(c *cli) { os.RemoveAll(c.vars["CONTINUE_GLOBAL_DIR"]) }, []string{"fix", "continue"}, 1, "Continue has no config file"},
+		{"nothing tuned", func(c *cli) { os.Remove(filepath.Join(c.vars[daemon.StateDirEnv], "state.json")) }, []string{"fix", "continue"}, 1, "no model is tuned on http://127.0.0.1:11434 yet"},
+		{"other host", nil, []string{"fix", "continue", "--host", "gpu-box"}, 1, "no model is tuned on http://gpu-box:11434 yet"},
+		{"broken config", func(c *cli) {
+			os.WriteFile(filepath.Join(c.vars["CONTINUE_GLOBAL_DIR"], "config.yaml"), []byte("models:\n  - name: a\n   provider: ollama\n"), 0o644)
+		}, []string{"fix", "continue"}, 1, "does not parse, so ctxfit left it alone"},
+		{"undo unknown", nil, []string{"undo", "emacs"}, 2, `unknown client "emacs"`},
+		{"fix ollama routes", func(c *cli) { c.vars["OLLAMA_HOST"] = "127.0.0.1:1" }, []string{"fix", "ollama"}, 1, "ctxfit fix ollama: cannot reach Ollama"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _ := newFixCLI(t)
+			if tt.setup != nil {
+				tt.setup(c)
+			}
+			code, _, errOut := c.run(tt.args...)
+			if code != tt.code || !strings.Contains(errOut, tt.stderr) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", code, errOut, tt.code, tt.stderr)
+			}
+		})
+	}
+}
+
+func TestClients(t *testing.T) {
+	c, _ := newFixCLI(t)
+	code, out, errOut := c.run("clients")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+	golden(t, "clients.txt", section(c.scrub(out), "Continue:"))
+
+	code, out, _ = c.run("clients", "--json")
+	var reports []struct {
+		Client    string
+		Installed bool
+		Entries   []clients.Ask
+	}
+	if err := json.Unmarshal([]byte(out), &reports); code != 0 || err != nil {
+		t.Fatalf("exit %d, %v\n%s", code, err, out)
+	}
+	if len(reports) == 0 || !reports[0].Installed || len(reports[0].Entries) != 2 || !reports[0].Entries[0].TooLarge() {
+		t.Errorf("clients --json: %+v", reports)
+	}
+
+	os.RemoveAll(c.vars["CONTINUE_GLOBAL_DIR"])
+	_, out, _ = c.run("clients")
+	if got := section(c.scrub(out), "Continue:"); got != "Continue: not installed (no CONTINUE/config.yaml, CONTINUE/config.json)\n" {
+		t.Errorf("clients without Continue:\n%s", out)
+	}
+}
+
+// section returns the lines of out from the one starting with head to the
+// next unindented one: one client's part of `ctxfit clients`, whatever other
+// clients are registered.
+func section(out, head string) string {
+	var b strings.Builder
+	in := false
+	for _, line := range strings.SplitAfter(out, "\n") {
+		switch {
+		case strings.HasPrefix(line, head):
+			in = true
+		case in && !strings.HasPrefix(line, " "):
+			in = false
+		}
+		if in {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
+}
+
+func TestClientArg(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		name string
+		rest string
+	}{
+		{[]string{"ollama", "--context", "8192"}, "ollama", "--context 8192"},
+		{[]string{"--host", "ollama", "continue"}, "continue", "--host ollama"},
+		{[]string{"--host=x", "--dry-run", "ollama", "m"}, "ollama", "--host=x --dry-run m"},
+		{[]string{"--json"}, "", "--json"},
+	} {
+		name, rest, _ := clientArg(tt.args)
+		if name != tt.name || strings.Join(rest, " ") != tt.rest {
+			t.Errorf("clientArg(%q) = %q, %q; want %q, %q", tt.args, name, rest, tt.name, tt.rest)
+		}
+	}
+}
