@@ -103,7 +103,11 @@ type Update struct {
 
 // WatcherOptions tune a Watcher; the zero value gives the defaults.
 type WatcherOptions struct {
-	FastInterval   time.Duration // while models are loaded or just changed; default 1 s
+	FastInterval time.Duration // while models are loaded or just changed; default 1 s
+	// ReloadGrace is how long a model may be missing from /api/ps before it
+	// counts as unloaded: Ollama lists a reloading model only once the new
+	// load is done, which takes seconds to minutes. Default 2 minutes.
+	ReloadGrace    time.Duration
 	IdleInterval   time.Duration // while nothing is loaded; default 2.5 s
 	MaxBackoff     time.Duration // ceiling while unreachable; default 30 s
 	RequestTimeout time.Duration // per request; default RequestTimeout
@@ -123,6 +127,9 @@ func (o *WatcherOptions) defaults() {
 	}
 	if o.IdleInterval <= 0 {
 		o.IdleInterval = 2500 * time.Millisecond
+	}
+	if o.ReloadGrace <= 0 {
+		o.ReloadGrace = 2 * time.Minute
 	}
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = 30 * time.Second
@@ -165,8 +172,17 @@ type Watcher struct {
 	loads   map[string][]load // recent loads per model, for thrash detection
 	thrash  map[string]time.Time
 	ramWarn map[string]bool // swap risk already reported for this load
+	// gone holds models that left /api/ps less than ReloadGrace ago. Ollama
+	// takes a model out of /api/ps for the whole of a reload, so a model
+	// that comes back in time was reloaded, not unloaded.
+	gone    map[string]goneModel
 	subs    map[*subscriber]struct{}
 	lastErr string
+}
+
+type goneModel struct {
+	Model
+	since time.Time
 }
 
 type load struct {
@@ -185,6 +201,7 @@ func NewWatcher(client *api.Client, host *url.URL, store *Store, opts WatcherOpt
 		store:   store,
 		opts:    opts,
 		prev:    map[string]Model{},
+		gone:    map[string]goneModel{},
 		loads:   map[string][]load{},
 		thrash:  map[string]time.Time{},
 		ramWarn: map[string]bool{},
@@ -224,7 +241,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		case !u.Snapshot.Reachable:
 			wait = backoff
 			backoff = min(backoff*2, w.opts.MaxBackoff)
-		case len(u.Snapshot.Models) > 0 || len(u.Events) > 0:
+		case len(u.Snapshot.Models) > 0 || len(u.Events) > 0 || w.reloading():
 			wait, backoff = w.opts.FastInterval, w.opts.FastInterval
 		default:
 			wait, backoff = w.opts.IdleInterval, w.opts.FastInterval
@@ -377,6 +394,12 @@ func (w *Watcher) diff(snap Snapshot, now time.Time) []Event {
 		k := ModelKey(m.Name)
 		cur[k] = m
 		old, was := w.prev[k]
+		reloaded := false
+		if g, ok := w.gone[k]; ok && !was {
+			// Back within the grace window: a reload, not a new load.
+			old, was, reloaded = g.Model, true, true
+			delete(w.gone, k)
+		}
 		switch {
 		case !was:
 			add(Event{Kind: EventLoaded, Model: m.Name, Processor: m.Processor, Size: m.Size, ContextLength: m.ContextLength,
@@ -387,6 +410,8 @@ func (w *Watcher) diff(snap Snapshot, now time.Time) []Event {
 			add(Event{Kind: EventContextChanged, Model: m.Name, Processor: m.Processor, Size: m.Size,
 				ContextLength: m.ContextLength, PrevContextLength: old.ContextLength,
 				Message: fmt.Sprintf("%s reloaded with context %d (was %d): %s, %s", m.Name, m.ContextLength, old.ContextLength, format.HumanBytes(m.Size), m.Processor)})
+			w.noteLoad(k, m.ContextLength, now)
+		case reloaded:
 			w.noteLoad(k, m.ContextLength, now)
 		}
 		if m.Spilled && (!was || !old.Spilled) {
@@ -407,13 +432,27 @@ func (w *Watcher) diff(snap Snapshot, now time.Time) []Event {
 	}
 	for k, old := range w.prev {
 		if _, ok := cur[k]; !ok {
-			add(Event{Kind: EventUnloaded, Model: old.Name, ContextLength: old.ContextLength,
-				Message: fmt.Sprintf("%s unloaded", old.Name)})
+			w.gone[k] = goneModel{old, now}
+		}
+	}
+	for k, g := range w.gone {
+		if now.Sub(g.since) >= w.opts.ReloadGrace {
+			add(Event{Kind: EventUnloaded, Model: g.Name, ContextLength: g.ContextLength,
+				Message: fmt.Sprintf("%s unloaded", g.Name)})
+			delete(w.gone, k)
 			delete(w.ramWarn, k)
 		}
 	}
 	w.prev = cur
 	return events
+}
+
+// reloading reports whether a model left /api/ps recently and may be
+// reloading, which keeps the watcher polling fast.
+func (w *Watcher) reloading() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.gone) > 0
 }
 
 func (w *Watcher) noteLoad(k string, ctx int, now time.Time) {

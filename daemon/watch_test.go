@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -99,22 +100,23 @@ func TestWatcherEvents(t *testing.T) {
 	const model = "llama3.1:8b-instruct-fp16"
 
 	steps := []struct {
-		name   string
-		models []api.ProcessModelResponse
-		want   []EventKind
-		check  func(t *testing.T, u Update)
+		name    string
+		models  []api.ProcessModelResponse
+		want    []EventKind
+		check   func(t *testing.T, u Update)
+		advance time.Duration // before the poll; default 10 s
 	}{
 		{"empty server", nil, []EventKind{EventReachable}, func(t *testing.T, u Update) {
 			if u.Snapshot.Version != "0.17.4" || !u.Snapshot.Reachable {
 				t.Errorf("snapshot = %+v, want reachable 0.17.4", u.Snapshot)
 			}
-		}},
+		}, 0},
 		{"loads on the GPU", []api.ProcessModelResponse{psModel(model, 17*gib, 17*gib, 8192)}, []EventKind{EventLoaded}, func(t *testing.T, u Update) {
 			if u.Snapshot.GPU != GPUPresent {
 				t.Errorf("GPU = %s after a model was seen in VRAM, want present", u.Snapshot.GPU)
 			}
-		}},
-		{"nothing changes", []api.ProcessModelResponse{psModel(model, 17*gib, 17*gib, 8192)}, nil, nil},
+		}, 0},
+		{"nothing changes", []api.ProcessModelResponse{psModel(model, 17*gib, 17*gib, 8192)}, nil, nil, 0},
 		{"reloaded big and spilled", []api.ProcessModelResponse{psModel(model, 49*gib, 22*gib, 131072)}, []EventKind{EventContextChanged, EventSpillStarted}, func(t *testing.T, u Update) {
 			e := u.Events[1]
 			if e.Processor != "55%/45% CPU/GPU" || e.ContextLength != 131072 || !strings.Contains(e.Message, "ctxfit tune") {
@@ -123,21 +125,32 @@ func TestWatcherEvents(t *testing.T) {
 			if !u.Snapshot.Models[0].Spilled || u.Snapshot.Models[0].State != StatePartial {
 				t.Errorf("model = %+v, want spilled partial", u.Snapshot.Models[0])
 			}
-		}},
-		{"still spilled: no second spill event", []api.ProcessModelResponse{psModel(model, 49*gib, 22*gib, 131072)}, nil, nil},
+		}, 0},
+		{"still spilled: no second spill event", []api.ProcessModelResponse{psModel(model, 49*gib, 22*gib, 131072)}, nil, nil, 0},
 		{"back to a fitting context: thrash (3 loads, 2 lengths)", []api.ProcessModelResponse{psModel(model, 17*gib, 17*gib, 8192)}, []EventKind{EventContextChanged, EventSpillEnded, EventThrash}, func(t *testing.T, u Update) {
 			e := u.Events[2]
 			if len(e.Contexts) != 2 || e.Contexts[0] != 8192 || e.Contexts[1] != 131072 {
 				t.Errorf("thrash contexts = %v, want [8192 131072]", e.Contexts)
 			}
-		}},
-		{"another switch in the same window: reported once", []api.ProcessModelResponse{psModel(model, 49*gib, 22*gib, 131072)}, []EventKind{EventContextChanged, EventSpillStarted}, nil},
-		{"a second model, fully on CPU on a GPU host: spilled", []api.ProcessModelResponse{psModel(model, 49*gib, 22*gib, 131072), psModel("qwen2.5:0.5b", gib, 0, 4096)}, []EventKind{EventLoaded, EventSpillStarted}, nil},
-		{"all unloaded", nil, []EventKind{EventUnloaded, EventUnloaded}, nil},
+		}, 0},
+		{"another switch in the same window: reported once", []api.ProcessModelResponse{psModel(model, 49*gib, 22*gib, 131072)}, []EventKind{EventContextChanged, EventSpillStarted}, nil, 0},
+		{"a second model, fully on CPU on a GPU host: spilled", []api.ProcessModelResponse{psModel(model, 49*gib, 22*gib, 131072), psModel("qwen2.5:0.5b", gib, 0, 4096)}, []EventKind{EventLoaded, EventSpillStarted}, nil, 0},
+		{"gone from /api/ps: maybe reloading, no event yet", nil, nil, func(t *testing.T, u Update) {
+			if len(u.Snapshot.Models) != 0 {
+				t.Errorf("snapshot still lists %d models", len(u.Snapshot.Models))
+			}
+		}, 0},
+		{"back with another context: Ollama reloaded it", []api.ProcessModelResponse{psModel(model, 17*gib, 17*gib, 8192)}, []EventKind{EventContextChanged, EventSpillEnded}, func(t *testing.T, u Update) {
+			if e := u.Events[0]; e.PrevContextLength != 131072 || e.ContextLength != 8192 {
+				t.Errorf("context change across a reload gap = %+v", e)
+			}
+		}, 0},
+		{"gone again", nil, nil, nil, 0},
+		{"still gone past the grace window: both unloaded", nil, []EventKind{EventUnloaded, EventUnloaded}, nil, 2 * time.Minute},
 	}
 	for _, s := range steps {
 		f.set(s.models...)
-		c.advance(10 * time.Second)
+		c.advance(cmp.Or(s.advance, 10*time.Second))
 		u := w.Poll(ctx)
 		if got := kinds(u.Events); !equalKinds(got, s.want) {
 			t.Fatalf("%s: events %v, want %v (%+v)", s.name, got, s.want, u.Events)
