@@ -35,6 +35,7 @@ func newE2E(t *testing.T, host string) *e2e {
 		"XDG_CONFIG_HOME":     filepath.Join(dir, "config"),
 		"XDG_CACHE_HOME":      filepath.Join(dir, "cache"),
 		daemon.StateDirEnv:    filepath.Join(dir, "state"),
+		"CTXFIT_LOG_DIR":      filepath.Join(dir, "logs"),
 		"CONTINUE_GLOBAL_DIR": filepath.Join(dir, "continue"),
 	}
 	if host != "" {
