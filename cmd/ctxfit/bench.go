@@ -2,9 +2,84 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+
+	"github.com/ctxfit/ctxfit/daemon"
+	"github.com/ctxfit/ctxfit/internal/ollamahost"
 )
 
 func runBench(ctx context.Context, e *env, args []string) error {
-	return errors.New("not built yet")
+	fs := e.flags("bench")
+	numCtx := fs.Int("context", 0, "load the model with this num_ctx `N` (default: the model's own default)")
+	host := fs.String("host", "", "Ollama server `URL` (default $OLLAMA_HOST, else "+ollamahost.Default+")")
+	asJSON := fs.Bool("json", false, "print the result as one JSON object")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), `Usage: ctxfit bench MODEL [--context N] [--host URL] [--json]
+
+Loads MODEL with num_ctx N, then times a short streamed generation:
+time to first token, and tokens per second (eval_count / eval_duration).
+The model stays loaded at N.`)
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return errUsage
+	}
+	if *numCtx < 0 {
+		fmt.Fprintf(e.stderr, "ctxfit bench: --context %d: use a positive number of tokens\n", *numCtx)
+		return errUsage
+	}
+	u := e.host(*host)
+	res, err := daemon.Bench(ctx, e.client(u), pos[0], *numCtx)
+	switch {
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintln(e.stderr, "ctxfit bench: stopped.")
+		return exitError(130)
+	case err != nil:
+		fmt.Fprintf(e.stderr, "ctxfit bench: %v\n", err)
+		return exitError(1)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(benchJSON{
+			Model:             res.Model,
+			Context:           res.Context,
+			Size:              res.Size,
+			SizeVRAM:          res.SizeVRAM,
+			Processor:         res.Processor(),
+			LoadSeconds:       res.Load.Seconds(),
+			FirstTokenSeconds: res.FirstToken.Seconds(),
+			TokensPerSecond:   res.TokensPerSecond,
+			EvalCount:         res.EvalCount,
+			EvalSeconds:       res.EvalDuration.Seconds(),
+		})
+	}
+	ctxText := "its default num_ctx"
+	if res.Context > 0 {
+		ctxText = fmt.Sprintf("num_ctx %d", res.Context)
+	}
+	fmt.Fprintf(e.stdout, "%s at %s (%s): first token after %.2f s, %.1f tokens/s (%d tokens in %.2f s).\n",
+		res.Model, ctxText, res.Processor(), res.FirstToken.Seconds(), res.TokensPerSecond, res.EvalCount, res.EvalDuration.Seconds())
+	return nil
+}
+
+// benchJSON is the shape of `ctxfit bench --json`.
+type benchJSON struct {
+	Model             string  `json:"model"`
+	Context           int     `json:"context"`
+	Size              int64   `json:"size"`
+	SizeVRAM          int64   `json:"size_vram"`
+	Processor         string  `json:"processor"`
+	LoadSeconds       float64 `json:"load_seconds"`
+	FirstTokenSeconds float64 `json:"first_token_seconds"`
+	TokensPerSecond   float64 `json:"tokens_per_second"`
+	EvalCount         int     `json:"eval_count"`
+	EvalSeconds       float64 `json:"eval_seconds"`
 }

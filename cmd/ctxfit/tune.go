@@ -2,9 +2,275 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ollama/ollama/format"
+
+	"github.com/ctxfit/ctxfit/daemon"
+	"github.com/ctxfit/ctxfit/internal/ollamahost"
 )
 
 func runTune(ctx context.Context, e *env, args []string) error {
-	return errors.New("not built yet")
+	fs := e.flags("tune")
+	step := fs.Int("step", daemon.DefaultStep, "the answer is a multiple of `N` tokens (4096 for the cautious)")
+	parallel := fs.Int("parallel", 0, "the server's parallel slots `P` (OLLAMA_NUM_PARALLEL); default: $OLLAMA_NUM_PARALLEL for a server on this machine, else 1")
+	host := fs.String("host", "", "Ollama server `URL` (default $OLLAMA_HOST, else "+ollamahost.Default+")")
+	asJSON := fs.Bool("json", false, "print the result as one JSON object")
+	list := fs.Bool("list", false, "list the stored results instead of tuning")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), `Usage: ctxfit tune MODEL [--step N] [--parallel P] [--host URL] [--json]
+       ctxfit tune --list [--json]
+
+Finds the largest context length, a multiple of --step and at most the
+model's trained context, at which MODEL loads 100% on the server's GPU,
+with a few real loads. The model stays loaded at that context; the result
+is stored for ctxfit status and ctxfit fix. Ctrl-C stops between loads.`)
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	store, err := e.store()
+	if err != nil {
+		return err
+	}
+	if *list {
+		if len(pos) > 0 {
+			fmt.Fprintln(e.stderr, "ctxfit tune: --list takes no model")
+			return errUsage
+		}
+		return listTuned(e, store, *asJSON)
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return errUsage
+	}
+	if *step < 1 {
+		fmt.Fprintf(e.stderr, "ctxfit tune: --step %d: use a positive number of tokens, such as 1024 or 4096\n", *step)
+		return errUsage
+	}
+
+	u := e.host(*host)
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "parallel" })
+	p, err := parallelSlots(e, given, *parallel, ollamahost.IsLocal(u))
+	if err != nil {
+		fmt.Fprintf(e.stderr, "ctxfit tune: %v\n", err)
+		return errUsage
+	}
+	key := ollamahost.Key(u)
+	gpu := daemon.GPUUnknown
+	if data, err := store.Load(); err == nil {
+		gpu = data.GPU(key, "")
+	}
+
+	client := e.client(u)
+	progress := e.stdout
+	if *asJSON {
+		progress = e.stderr // stdout holds only the JSON
+	}
+	model := pos[0]
+	fmt.Fprintf(progress, "Tuning %s on %s: step %d, %d parallel slot%s.\n", model, u.Redacted(), *step, p, plural(p))
+	n := 0
+	res, err := daemon.Tune(ctx, client, daemon.TuneOptions{
+		Model:    model,
+		Step:     *step,
+		Parallel: p,
+		GPU:      gpu,
+		Progress: func(pr daemon.Probe) {
+			n++
+			fmt.Fprintf(progress, "  load %d: %s\n", n, probeLine(pr))
+		},
+	})
+	if err != nil {
+		return tuneFailed(e, res, err)
+	}
+
+	err = store.Update(func(d *daemon.Data) error {
+		d.PutTuned(daemon.Tuned{
+			Host:           key,
+			Model:          res.Model,
+			Digest:         res.Digest,
+			Parallel:       res.Parallel,
+			Context:        res.Context,
+			Step:           res.Step,
+			Loads:          res.Loads,
+			TrainedContext: res.TrainedContext,
+			MeasuredAt:     time.Now().UTC(),
+		})
+		d.Host(key).GPUSeen = true // the answer loaded into VRAM
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("tuned %s to %d but could not store it: %w", res.Model, res.Context, err)
+	}
+
+	if *asJSON {
+		return writeTuneJSON(e.stdout, res)
+	}
+	fmt.Fprintln(e.stdout, tuneSummary(res))
+	before, after, err := daemon.BenchBeforeAfter(ctx, client, res)
+	switch {
+	case err != nil:
+		fmt.Fprintf(e.stderr, "ctxfit tune: comparing the speed before and after: %v\n", err)
+	case before != nil:
+		fmt.Fprintf(e.stdout, "Speed: %.1f tokens/s at num_ctx %d (%s), %.1f tokens/s at num_ctx %d (%s).\n",
+			before.TokensPerSecond, before.Context, before.Processor(), after.TokensPerSecond, after.Context, after.Processor())
+	}
+	fmt.Fprintf(e.stdout, "Stored; `ctxfit fix all` writes it into your clients' configs.\n")
+	return nil
+}
+
+// parallelSlots returns the parallel slots to tune for: --parallel when
+// given, else OLLAMA_NUM_PARALLEL when the server runs on this machine
+// (where that environment is likely the server's too), else 1.
+func parallelSlots(e *env, given bool, flagValue int, local bool) (int, error) {
+	if given {
+		if flagValue < 1 {
+			return 0, fmt.Errorf("--parallel %d: use a positive number of slots", flagValue)
+		}
+		return flagValue, nil
+	}
+	if v := strings.TrimSpace(e.getenv("OLLAMA_NUM_PARALLEL")); local && v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return 0, fmt.Errorf("OLLAMA_NUM_PARALLEL=%q: use a positive number, or pass --parallel", v)
+		}
+		return n, nil
+	}
+	return 1, nil
+}
+
+// probeLine describes one load: "num_ctx 32768: 25.8 GB, 8%/92% CPU/GPU, 2.1 s".
+func probeLine(p daemon.Probe) string {
+	if p.Refused != "" {
+		return fmt.Sprintf("num_ctx %d: refused by the server (%s), %.1f s", p.Context, p.Refused, p.Seconds)
+	}
+	return fmt.Sprintf("num_ctx %d: %s, %s, %.1f s", p.Context, format.HumanBytes(p.Size), p.Processor(), p.Seconds)
+}
+
+func tuneSummary(res *daemon.TuneResult) string {
+	var why string
+	switch {
+	case res.SmallestSpill > 0:
+		why = fmt.Sprintf("%d spills", res.SmallestSpill)
+	case res.TrainedContext > 0:
+		why = fmt.Sprintf("the model's trained context is %d", res.TrainedContext)
+	default:
+		why = "the largest context tried"
+	}
+	return fmt.Sprintf("%s: num_ctx %d stays 100%% on the GPU (%s); %d load%s.", res.Model, res.Context, why, res.Loads, plural(res.Loads))
+}
+
+// tuneFailed explains a failed or interrupted tune and returns the exit
+// status: 130 after Ctrl-C, else 1. Nothing is stored.
+func tuneFailed(e *env, res *daemon.TuneResult, err error) error {
+	var dnf *daemon.DoesNotFitError
+	switch {
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintf(e.stderr, "ctxfit tune: stopped after %d load%s; nothing stored.\n", res.Loads, plural(res.Loads))
+		if k := bracketText(res); k != "" {
+			fmt.Fprintf(e.stderr, "Known so far: %s.\n", k)
+		}
+		return exitError(130)
+	case errors.As(err, &dnf):
+		fmt.Fprintf(e.stderr, "ctxfit tune: %v.\n", err)
+	case errors.Is(err, daemon.ErrCPUOnly), errors.Is(err, daemon.ErrUnknownModel):
+		fmt.Fprintf(e.stderr, "ctxfit tune: %v\n", err)
+	default:
+		fmt.Fprintf(e.stderr, "ctxfit tune: %v\n", err)
+		if k := bracketText(res); k != "" && res.Loads > 0 {
+			fmt.Fprintf(e.stderr, "Known so far: %s. Nothing stored.\n", k)
+		}
+	}
+	return exitError(1)
+}
+
+// bracketText says what the loads proved: "num_ctx 16384 fits, 20480 spills".
+func bracketText(res *daemon.TuneResult) string {
+	switch {
+	case res == nil:
+		return ""
+	case res.LargestFit > 0 && res.SmallestSpill > 0:
+		return fmt.Sprintf("num_ctx %d fits, %d spills: the answer is %d or between them", res.LargestFit, res.SmallestSpill, res.LargestFit)
+	case res.LargestFit > 0:
+		return fmt.Sprintf("num_ctx %d fits; nothing larger was tried", res.LargestFit)
+	case res.SmallestSpill > 0:
+		return fmt.Sprintf("num_ctx %d spills; nothing smaller was tried", res.SmallestSpill)
+	}
+	return ""
+}
+
+// tuneJSON is the shape of `ctxfit tune --json`, as the issue gives it.
+type tuneJSON struct {
+	Model          string      `json:"model"`
+	Context        int         `json:"context"`
+	Step           int         `json:"step"`
+	Loads          int         `json:"loads"`
+	TrainedContext int         `json:"trained_context"`
+	Parallel       int         `json:"parallel"`
+	Probes         []probeJSON `json:"probes"`
+}
+
+type probeJSON struct {
+	Context  int   `json:"context"`
+	Size     int64 `json:"size"`
+	SizeVRAM int64 `json:"size_vram"`
+}
+
+func writeTuneJSON(w io.Writer, res *daemon.TuneResult) error {
+	out := tuneJSON{res.Model, res.Context, res.Step, res.Loads, res.TrainedContext, res.Parallel, []probeJSON{}}
+	for _, p := range res.Probes {
+		out.Probes = append(out.Probes, probeJSON{p.Context, p.Size, p.SizeVRAM})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+// listTuned prints the stored results, all hosts.
+func listTuned(e *env, store *daemon.Store, asJSON bool) error {
+	data, err := store.Load()
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		tuned := data.Tuned
+		if tuned == nil {
+			tuned = []daemon.Tuned{}
+		}
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(tuned)
+	}
+	if len(data.Tuned) == 0 {
+		fmt.Fprintln(e.stdout, "Nothing tuned yet: `ctxfit tune MODEL` finds a model's largest context that stays on the GPU.")
+		return nil
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 3, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tMODEL\tCONTEXT\tSTEP\tPARALLEL\tLOADS\tTRAINED\tMEASURED")
+	for _, t := range data.Tuned {
+		trained := "?"
+		if t.TrainedContext > 0 {
+			trained = strconv.Itoa(t.TrainedContext)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", t.Host, t.Model, t.Context, t.Step, t.Parallel, t.Loads, trained, t.MeasuredAt.Local().Format(time.DateTime))
+	}
+	return tw.Flush()
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }

@@ -1,0 +1,325 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/ctxfit/ctxfit/daemon"
+	"github.com/ctxfit/ctxfit/internal/gpusim"
+)
+
+const fp16 = "llama3.1:8b-instruct-fp16"
+
+// startSimParallel is startSim for a server with parallel slots.
+func startSimParallel(t *testing.T, gpu string, parallel int) (*gpusim.Server, string) {
+	t.Helper()
+	g, _ := gpusim.LookupGPU(gpu)
+	sim := gpusim.New(gpusim.Config{GPU: g, Parallel: parallel})
+	u, err := sim.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	return sim, u
+}
+
+// timings blanks what varies from run to run: durations and dates.
+var timings = regexp.MustCompile(`\d+\.\d+ s\b|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d|127\.0\.0\.1:\d+`)
+
+func normalize(s string) string {
+	return timings.ReplaceAllStringFunc(s, func(m string) string {
+		switch {
+		case strings.HasSuffix(m, " s"):
+			return "X s"
+		case strings.HasPrefix(m, "127."):
+			return "127.0.0.1:PORT"
+		}
+		return "DATE"
+	})
+}
+
+func exhaustiveCLI(t *testing.T, sim *gpusim.Server, model string, step, parallel int) int {
+	t.Helper()
+	m, _ := gpusim.LookupModel(model)
+	best := 0
+	for c := step; c <= m.TrainedContext; c += step {
+		if s, v, _ := sim.Placement(model, c, parallel); s == v {
+			best = c
+		}
+	}
+	return best
+}
+
+// TestTuneCommand: a spilled model on a 32 GB Mac is tuned, stored, left
+// loaded at the answer, and the speed before and after is shown.
+func TestTuneCommand(t *testing.T) {
+	sim, u := startSim(t, "mac32", map[string]int{fp16: 32768})
+	c := newCLI(t, nil)
+	code, out, errOut := c.run("tune", fp16, "--host", u)
+	if code != 0 {
+		t.Fatalf("exit %d: %s%s", code, out, errOut)
+	}
+	golden(t, "tune_mac32.txt", normalize(out))
+
+	want := exhaustiveCLI(t, sim, fp16, 1024, 1)
+	data, err := daemon.OpenStore(c.vars[daemon.StateDirEnv]).Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data.Tuned) != 1 || data.Tuned[0].Context != want || data.Tuned[0].Digest == "" || data.Tuned[0].Host != "http://127.0.0.1:"+u[strings.LastIndex(u, ":")+1:] || data.Tuned[0].MeasuredAt.IsZero() {
+		t.Errorf("stored %+v, want %d for %s", data.Tuned, want, u)
+	}
+	if !data.Hosts[data.Tuned[0].Host].GPUSeen {
+		t.Error("the host's GPU was not recorded")
+	}
+
+	// --list shows it; ctxfit status too.
+	code, out, _ = c.run("tune", "--list")
+	if code != 0 || !strings.Contains(out, fp16) || !strings.Contains(out, "CONTEXT") {
+		t.Errorf("tune --list: exit %d\n%s", code, out)
+	}
+	golden(t, "tune_list.txt", normalize(out))
+	code, out, _ = c.run("tune", "--list", "--json")
+	var list []daemon.Tuned
+	if err := json.Unmarshal([]byte(out), &list); code != 0 || err != nil || len(list) != 1 || list[0].Context != want {
+		t.Errorf("tune --list --json: exit %d, %v\n%s", code, err, out)
+	}
+}
+
+// TestTuneJSON checks the --json shape exactly as the issue gives it.
+func TestTuneJSON(t *testing.T) {
+	sim, u := startSimParallel(t, "24GB", 2)
+	c := newCLI(t, map[string]string{"OLLAMA_NUM_PARALLEL": "2"}) // the host is local
+	code, out, errOut := c.run("tune", "--json", "--host", u, "--step", "4096", fp16)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(errOut, "load 1: num_ctx 131072") {
+		t.Errorf("progress should go to stderr with --json, got %q", errOut)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(out), &raw); err != nil {
+		t.Fatalf("stdout is not one JSON object: %v\n%s", err, out)
+	}
+	keys := func(m map[string]json.RawMessage) []string {
+		var ks []string
+		for k := range m {
+			ks = append(ks, k)
+		}
+		slices.Sort(ks)
+		return ks
+	}
+	if got := keys(raw); !slices.Equal(got, []string{"context", "loads", "model", "parallel", "probes", "step", "trained_context"}) {
+		t.Errorf("keys %v", got)
+	}
+	var probes []map[string]json.RawMessage
+	json.Unmarshal(raw["probes"], &probes)
+	for _, p := range probes {
+		if got := keys(p); !slices.Equal(got, []string{"context", "size", "size_vram"}) {
+			t.Errorf("probe keys %v", got)
+		}
+	}
+	var res struct {
+		Model                                          string
+		Context, Step, Loads, Parallel, TrainedContext int
+		Probes                                         []struct{ Context int }
+	}
+	json.Unmarshal([]byte(out), &res)
+	res.TrainedContext = 0
+	json.Unmarshal(raw["trained_context"], &res.TrainedContext)
+	want := exhaustiveCLI(t, sim, fp16, 4096, 2)
+	if res.Model != fp16 || res.Context != want || res.Step != 4096 || res.Parallel != 2 || res.TrainedContext != 131072 ||
+		res.Loads != len(probes) || res.Probes[len(res.Probes)-1].Context != want {
+		t.Errorf("result %+v, want %d with parallel 2", res, want)
+	}
+}
+
+func TestTuneCommandFailures(t *testing.T) {
+	closed := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		return "http://" + addr
+	}()
+	tests := []struct {
+		name string
+		gpu  string
+		args []string
+		code int
+		says []string
+	}{
+		{"does not fit", "16GB", []string{"llama3.1:70b"}, 1,
+			[]string{"llama3.1:70b needs", "GB at num_ctx 1024 but the GPU holds only about", "try a smaller quantization (a q4_K_M tag) or a smaller model"}},
+		{"CPU only", "none", []string{"qwen2.5:0.5b"}, 1, []string{"runs models on the CPU only", "nothing in VRAM"}},
+		{"unknown model", "24GB", []string{"nosuch:1b"}, 1, []string{"model not found: nosuch:1b", "ollama pull nosuch:1b"}},
+		{"load error", "", []string{"qwen2.5:0.5b", "--host", failingLoads(t)}, 1,
+			[]string{"load qwen2.5:0.5b at num_ctx 32768", "llama runner process has terminated", "see the Ollama server log"}},
+		{"no server", "", []string{"qwen2.5:0.5b", "--host", closed}, 1, []string{"stopped answering", "ollama serve"}},
+		{"no model", "24GB", nil, 2, []string{"Usage: ctxfit tune MODEL"}},
+		{"bad step", "24GB", []string{"qwen2.5:0.5b", "--step", "0"}, 2, []string{"--step 0"}},
+		{"bad parallel", "24GB", []string{"qwen2.5:0.5b", "--parallel", "-1"}, 2, []string{"--parallel -1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCLI(t, nil)
+			args := append([]string{"tune"}, tt.args...)
+			if tt.gpu != "" {
+				_, u := startSim(t, tt.gpu, nil)
+				args = append(args, "--host", u)
+			}
+			code, out, errOut := c.run(args...)
+			t.Logf("exit %d:\n%s", code, errOut)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d\n%s%s", code, tt.code, out, errOut)
+			}
+			for _, s := range tt.says {
+				if !strings.Contains(errOut, s) {
+					t.Errorf("stderr lacks %q:\n%s", s, errOut)
+				}
+			}
+			if data, _ := daemon.OpenStore(c.vars[daemon.StateDirEnv]).Load(); len(data.Tuned) != 0 {
+				t.Errorf("stored %+v after a failed tune", data.Tuned)
+			}
+		})
+	}
+}
+
+// failingLoads returns the URL of a simulated 24 GB server whose loads fail
+// as Ollama's do when the runner crashes.
+func failingLoads(t *testing.T) string {
+	g, _ := gpusim.LookupGPU("24GB")
+	sim := gpusim.New(gpusim.Config{GPU: g})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/generate" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusInternalServerError)
+			io.WriteString(w, `{"error":"llama runner process has terminated: exit status 2"}`)
+			return
+		}
+		sim.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// cancelAfter is stdout that cancels a context once it has seen s.
+type cancelAfter struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	s      string
+	cancel func()
+}
+
+func (w *cancelAfter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if strings.Contains(w.buf.String(), w.s) {
+		w.cancel()
+	}
+	return len(p), nil
+}
+
+// TestTuneInterrupt: Ctrl-C between loads says what is known and stores
+// nothing.
+func TestTuneInterrupt(t *testing.T) {
+	_, u := startSim(t, "24GB", nil)
+	c := newCLI(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := &cancelAfter{s: "load 2:", cancel: cancel}
+	var errb bytes.Buffer
+	e := &env{stdout: out, stderr: &errb, getenv: func(k string) string { return c.vars[k] }}
+	code := e.main(ctx, []string{"tune", fp16, "--host", u})
+	t.Logf("exit %d:\n%s%s", code, out.buf.String(), errb.String())
+	if code != 130 {
+		t.Errorf("exit %d, want 130", code)
+	}
+	for _, s := range []string{"stopped after 2 loads; nothing stored", "Known so far: num_ctx"} {
+		if !strings.Contains(errb.String(), s) {
+			t.Errorf("stderr lacks %q:\n%s", s, errb.String())
+		}
+	}
+	if data, _ := daemon.OpenStore(c.vars[daemon.StateDirEnv]).Load(); len(data.Tuned) != 0 {
+		t.Errorf("stored %+v after Ctrl-C", data.Tuned)
+	}
+}
+
+func TestParallelSlots(t *testing.T) {
+	tests := []struct {
+		env       string
+		given     bool
+		flag      int
+		local     bool
+		want      int
+		wantError bool
+	}{
+		{"", false, 0, true, 1, false},
+		{"4", false, 0, true, 4, false},
+		{"4", false, 0, false, 1, false}, // a remote server's environment is not ours
+		{"4", true, 2, true, 2, false},   // the flag wins
+		{"", true, 3, false, 3, false},
+		{"", true, 0, false, 0, true},
+		{"lots", false, 0, true, 0, true},
+		{"0", false, 0, true, 0, true},
+	}
+	for _, tt := range tests {
+		e := &env{getenv: func(k string) string {
+			if k == "OLLAMA_NUM_PARALLEL" {
+				return tt.env
+			}
+			return ""
+		}}
+		got, err := parallelSlots(e, tt.given, tt.flag, tt.local)
+		if got != tt.want || (err != nil) != tt.wantError {
+			t.Errorf("parallelSlots(env %q, given %v, flag %d, local %v) = %d, %v; want %d", tt.env, tt.given, tt.flag, tt.local, got, err, tt.want)
+		}
+	}
+}
+
+func TestBenchCommand(t *testing.T) {
+	_, u := startSim(t, "mac32", nil)
+	c := newCLI(t, nil)
+	code, out, errOut := c.run("bench", fp16, "--context", "8192", "--host", u)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	golden(t, "bench_mac32.txt", normalize(out))
+
+	code, out, _ = c.run("bench", "--json", "--host", u, fp16, "--context", "32768")
+	var res struct {
+		Model           string  `json:"model"`
+		Context         int     `json:"context"`
+		Processor       string  `json:"processor"`
+		TokensPerSecond float64 `json:"tokens_per_second"`
+		EvalCount       int     `json:"eval_count"`
+		FirstToken      float64 `json:"first_token_seconds"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); code != 0 || err != nil {
+		t.Fatalf("bench --json: exit %d, %v\n%s", code, err, out)
+	}
+	if res.Model != fp16 || res.Context != 32768 || !strings.Contains(res.Processor, "CPU/GPU") || res.TokensPerSecond <= 0 || res.EvalCount != daemon.BenchTokens || res.FirstToken <= 0 {
+		t.Errorf("bench --json = %+v", res)
+	}
+
+	code, _, errOut = c.run("bench", "nosuch", "--host", u)
+	if code != 1 || !strings.Contains(errOut, "ollama pull nosuch") {
+		t.Errorf("bench of an unknown model: exit %d, %s", code, errOut)
+	}
+	if code, _, _ = c.run("bench"); code != 2 {
+		t.Errorf("bench without a model: exit %d, want 2", code)
+	}
+}
