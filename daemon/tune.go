@@ -115,7 +115,15 @@ var (
 	// ErrDoesNotFit: even the smallest context spills; the error is a
 	// *DoesNotFitError with the sizes.
 	ErrDoesNotFit = errors.New("the model does not fit on the GPU")
+	// ErrInconsistent: the loads contradict each other (a larger context
+	// fit where a smaller one spilled) until MaxLoads ran out.
+	ErrInconsistent = errors.New("the server's answers are inconsistent")
 )
+
+// MaxLoads bounds a tune. The plan needs far fewer (at most about 2·log2 of
+// the candidates even when its predictions are all wrong); only a server
+// whose free memory changes while it is tuned could make it go on.
+const MaxLoads = 40
 
 // DoesNotFitError says that a model spills even at the smallest context.
 type DoesNotFitError struct {
@@ -246,6 +254,10 @@ func Tune(ctx context.Context, client *api.Client, opts TuneOptions) (*TuneResul
 		if err := ctx.Err(); err != nil {
 			res.bracket(p)
 			return res, fmt.Errorf("tune stopped after %d loads: %w", res.Loads, err)
+		}
+		if res.Loads == MaxLoads {
+			res.bracket(p)
+			return res, fmt.Errorf("%w: %d loads of %s did not settle, as if other models were loading meanwhile; try again when the server is idle", ErrInconsistent, res.Loads, opts.Model)
 		}
 		pr, digest, err := loadProbe(ctx, client, opts.Model, next, opts.KeepAlive)
 		if err != nil {

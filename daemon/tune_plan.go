@@ -5,8 +5,8 @@ import (
 	"sort"
 )
 
-// tunePlan decides which context the tuner loads next. It keeps every measured
-// probe and derives two things from them: a bracket of contexts that loads
+// tunePlan decides which context the tuner loads next. It keeps every
+// measured probe and derives two things from them: a bracket of contexts that loads
 // have proven (the largest that fit, the smallest that spilled), which alone
 // decides the answer, and a prediction of where in that bracket the boundary
 // lies, which only chooses the next load.
@@ -34,11 +34,12 @@ type tunePlan struct {
 	probes    []Probe // in the order they were loaded
 
 	// expect is the range of answers the prediction allowed when it chose
-	// the last load (expect[1] < 0: no prediction). A load that rules the
-	// whole range out is a surprise; after maxSurprises the predictions
-	// are not trusted and the plan falls back to bisection, so that a
-	// server unlike the model costs a logarithmic number of loads.
+	// the last load, if expecting. A load that rules the whole range out
+	// is a surprise; after maxSurprises the predictions are not trusted and
+	// the plan falls back to bisection, so that a server unlike the model
+	// costs a logarithmic number of loads.
 	expect    [2]int
+	expecting bool
 	surprises int
 	// scouted is the number of answers the prediction allowed when scout
 	// chose the last load, 0 when it did not; a scout that fails to halve
@@ -58,15 +59,16 @@ const (
 	maxDPOutcomes = 48
 )
 
+// add records a measured load.
 func (p *tunePlan) add(pr Probe) {
 	p.probes = append(p.probes, pr)
-	if p.expect[1] >= p.expect[0] && len(p.probes) > 1 {
+	if p.expecting {
 		lo, hi := p.bracket()
 		if hi-p.step < p.expect[0] || lo > p.expect[1] {
 			p.surprises++
 		}
 	}
-	p.expect = [2]int{0, -1}
+	p.expecting = false
 }
 
 // bracket returns the largest context proven to fit (0 when none) and the
@@ -168,8 +170,8 @@ func uniform(n int) []float64 {
 	return prob
 }
 
-// consistentProbes drops the probes that contradict the newest one: fits above a
-// newer spill and spills below a newer fit.
+// consistentProbes drops the probes that contradict the newest one: fits
+// above a newer spill and spills below a newer fit.
 func consistentProbes(probes []Probe) []Probe {
 	last := probes[len(probes)-1]
 	var keep []Probe
@@ -263,10 +265,10 @@ func (p *tunePlan) capacity() (lo, up float64, ok bool) {
 const layerMargin = 1.25
 
 // spillBound estimates an upper bound of the GPU's memory from the spilled
-// load pr, or returns 0 or +Inf when it has none. Ollama puts the compute graph and as many whole
-// layers as fit on the GPU, so one more layer did not fit: the memory is
-// less than size_vram plus a layer, or, with nothing in VRAM, less than
-// the graph plus a layer.
+// load pr, or returns 0 or +Inf when it has none. Ollama puts the compute
+// graph and as many whole layers as fit on the GPU, so one more layer did
+// not fit: the memory is less than size_vram plus a layer, or, with nothing
+// in VRAM, less than the graph plus a layer.
 func (p *tunePlan) spillBound(pr Probe) float64 {
 	layer := p.layerAt(pr)
 	switch {
@@ -371,7 +373,7 @@ func (p *tunePlan) choose(cands []int, thr, prob []float64, lo int) int {
 	// which may be off; only those from measured slopes are held to account.
 	measured := len(p.points()) >= 2
 	if last-first < n && measured { // a prediction, not the whole bracket
-		p.expect = [2]int{lo + first*p.step, lo + last*p.step}
+		p.expect, p.expecting = [2]int{lo + first*p.step, lo + last*p.step}, true
 	}
 	if last-first+1 > scoutOutcomes && p.surprises < maxSurprises {
 		if c, ok := p.scout(cands, thr); ok {

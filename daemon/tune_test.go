@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand"
@@ -523,6 +524,61 @@ func TestPlanExact(t *testing.T) {
 		}
 		if want > 0 && !p.lastFitAt(want) {
 			t.Fatalf("case %d: last load is not a fit at %d (probes %+v)", i, want, p.probes)
+		}
+	}
+}
+
+// flakyServer answers like Ollama, but each load fits or spills at random,
+// as if other models came and went.
+type flakyServer struct {
+	mu   sync.Mutex
+	rng  *rand.Rand
+	vram int64
+	ctx  int
+}
+
+func (f *flakyServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch r.URL.Path {
+	case "/api/show":
+		fmt.Fprint(w, `{"model_info":{"general.architecture":"llama","llama.block_count":8,"llama.context_length":65536,
+			"llama.embedding_length":1024,"llama.attention.head_count":8,"llama.attention.head_count_kv":8}}`)
+	case "/api/tags":
+		fmt.Fprint(w, `{"models":[]}`)
+	case "/api/generate":
+		var req api.GenerateRequest
+		json.NewDecoder(r.Body).Decode(&req)
+		f.ctx = int(jsonNumber(req.Options["num_ctx"]))
+		f.vram = 1 << 30
+		if f.rng.Intn(2) == 0 {
+			f.vram /= 2
+		}
+		fmt.Fprint(w, `{"model":"m","done":true,"done_reason":"load"}`)
+	case "/api/ps":
+		fmt.Fprintf(w, `{"models":[{"name":"m:latest","model":"m:latest","size":%d,"size_vram":%d,"context_length":%d}]}`, 1<<30, f.vram, f.ctx)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// TestTuneFlakyServer: a server whose answers contradict each other ends
+// the tune within MaxLoads, with an answer that its last load confirmed or
+// with ErrInconsistent.
+func TestTuneFlakyServer(t *testing.T) {
+	for seed := int64(0); seed < 20; seed++ {
+		client := simClient(t, &flakyServer{rng: rand.New(rand.NewSource(seed))})
+		res, err := Tune(context.Background(), client, TuneOptions{Model: "m", GPU: GPUPresent})
+		t.Logf("seed %d: %d loads, context %d, %v", seed, res.Loads, res.Context, err)
+		switch {
+		case res.Loads > MaxLoads:
+			t.Errorf("seed %d: %d loads", seed, res.Loads)
+		case err == nil:
+			if last := res.Probes[len(res.Probes)-1]; last.Context != res.Context || !last.Fits() {
+				t.Errorf("seed %d: answer %d, but the last load was %+v", seed, res.Context, last)
+			}
+		case !errors.Is(err, ErrInconsistent) && !errors.Is(err, ErrDoesNotFit):
+			t.Errorf("seed %d: %v", seed, err)
 		}
 	}
 }
