@@ -39,9 +39,12 @@ type TuneOptions struct {
 	// KeepAlive is sent with every load; nil leaves the server's default,
 	// so the tuned model stays loaded as long as the user configured.
 	KeepAlive *api.Duration
-	// GPU is what is known about the server's GPU. When it is GPUPresent, a
-	// first load with nothing in VRAM means the model is far too big at its
-	// trained context rather than a CPU-only server.
+	// GPU is what is known about the server's GPU (Data.GPU). GPUAbsent
+	// ends the tune with ErrCPUOnly after the first load that puts nothing
+	// in VRAM; GPUPresent never does. GPUUnknown decides by the load: its
+	// compute graph and one layer need less than any GPU holds (minGPU),
+	// or it is already the smallest context; else the next load is at the
+	// smallest context, to tell.
 	GPU GPUPresence
 	// Progress, when set, is called after each load.
 	Progress func(Probe)
