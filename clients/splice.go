@@ -39,6 +39,7 @@ func splice(src []byte, spans []span) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
+// utf8BOM is the byte order mark some editors put at the start of a file.
 var utf8BOM = []byte("\xef\xbb\xbf")
 
 // cutBOM returns src without a leading UTF-8 byte order mark, and its length.

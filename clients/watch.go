@@ -93,9 +93,16 @@ func watch(ctx context.Context, paths []string, debounce time.Duration, onChange
 			if e.Op == fsnotify.Chmod {
 				continue
 			}
-			hit := append([]string(nil), s.interest[filepath.Clean(e.Name)]...)
+			name := filepath.Clean(e.Name)
+			hit := append([]string(nil), s.interest[name]...)
 			if len(hit) == 0 {
 				continue
+			}
+			if s.watched[name] && e.Has(fsnotify.Remove|fsnotify.Rename) {
+				// A watched directory went: its watch went with it, and a
+				// directory made again in its place needs a new one.
+				s.w.Remove(name)
+				delete(s.watched, name)
 			}
 			// A directory may have appeared or gone, or a link changed:
 			// watch anew, and look at every path whose watches moved.
@@ -129,12 +136,26 @@ type watchSet struct {
 
 // sync works out which directories the paths need now, adds and removes
 // watches to match, and returns the paths whose directories changed (their
-// file may have appeared with the directory).
+// file may have appeared with the directory). A directory made just before
+// the watch on its parent was added sent its event to nobody, so sync looks
+// again until the watches stop moving.
 func (s *watchSet) sync() []string {
+	var changed []string
+	for i := 0; i < 16; i++ {
+		c, added := s.syncOnce()
+		changed = append(changed, c...)
+		if !added {
+			break
+		}
+	}
+	return changed
+}
+
+// syncOnce is one round of sync; it reports whether it added a watch.
+func (s *watchSet) syncOnce() (changed []string, added bool) {
 	interest := map[string][]string{}
 	need := map[string]bool{}
 	dirOf := map[string][]string{}
-	var changed []string
 	for _, p := range s.paths {
 		var dirs []string
 		for _, name := range chain(p) {
@@ -156,6 +177,7 @@ func (s *watchSet) sync() []string {
 				child, dir = dir, parent
 				interest[child] = append(interest[child], p)
 			}
+			interest[dir] = append(interest[dir], p) // its own removal
 			need[dir] = true
 			dirs = append(dirs, dir)
 		}
@@ -168,6 +190,7 @@ func (s *watchSet) sync() []string {
 		if !s.watched[dir] {
 			if err := s.w.Add(dir); err == nil {
 				s.watched[dir] = true
+				added = true
 			}
 		}
 	}
@@ -178,7 +201,7 @@ func (s *watchSet) sync() []string {
 		}
 	}
 	s.interest, s.dirOf = interest, dirOf
-	return changed
+	return changed, added
 }
 
 // chain returns path and, when it is a symlink, every name the link leads
