@@ -1,0 +1,418 @@
+package clients
+
+import (
+	"bytes"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// aider, the terminal pair programmer, sends extra_params.num_ctx of the
+// .aider.model.settings.yml entry whose name is exactly the model it runs
+// ("ollama_chat/llama3.1:8b", or "ollama/llama3.1:8b"). Without one it sizes
+// num_ctx to each request (1.25 times the prompt's tokens plus 8192), so
+// every longer chat makes Ollama reload the model; a fixed num_ctx stops
+// that. An "aider/extra_params" entry applies to every model and wins.
+//
+// aider reads ~/.aider.model.settings.yml, then the one in the git root,
+// then the one in the working directory, each entry replacing an earlier
+// one of the same name, and only when it starts. ~/.aider.conf.yml (and its
+// copies in those places) names the models it runs: model, weak-model and
+// editor-model.
+//
+// ctxfit sets num_ctx in the entries of tuned Ollama models, and adds an
+// entry for each tuned Ollama model that an .aider.conf.yml names but the
+// settings lack.
+
+func init() { register(aiderClient{}) }
+
+var _ Client = aiderClient{}
+
+type aiderClient struct{}
+
+func (aiderClient) Name() string { return "aider" }
+
+const (
+	aiderSettingsName = ".aider.model.settings.yml"
+	aiderConfName     = ".aider.conf.yml"
+)
+
+// Files returns ~/.aider.model.settings.yml. Its overrides are the copies in
+// the git root and the working directory, and the .aider.conf.yml files
+// there and in the home directory, which name the models aider runs.
+func (aiderClient) Files(env Env) (Files, error) {
+	home, err := env.joinHome(aiderSettingsName)
+	if err != nil {
+		return Files{}, err
+	}
+	f := Files{Watch: []string{home, filepath.Join(env.Home, aiderConfName)}}
+	if exists(home) {
+		f.Config = home
+	}
+	dirs := []string{env.Home}
+	if env.WorkDir != "" {
+		if root := gitRoot(env.WorkDir); root != "" {
+			dirs = append(dirs, root)
+		}
+		dirs = append(dirs, env.WorkDir)
+	}
+	seen := map[string]bool{home: true}
+	for _, dir := range dirs {
+		for _, name := range []string{aiderConfName, aiderSettingsName} {
+			p := filepath.Join(dir, name)
+			if !seen[p] && exists(p) {
+				f.Overrides = append(f.Overrides, p)
+			}
+			seen[p] = true
+		}
+	}
+	return f, nil
+}
+
+// gitRoot returns the nearest directory at or above dir that holds .git, or
+// "".
+func gitRoot(dir string) string {
+	for {
+		if exists(filepath.Join(dir, ".git")) {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return ""
+		}
+		dir = parent
+	}
+}
+
+// aiderPrefixes are the LiteLLM providers that talk to Ollama's native API.
+var aiderPrefixes = []string{"ollama_chat/", "ollama/"}
+
+// aiderModel returns the Ollama model of an aider model name, and whether
+// it is one.
+func aiderModel(name string) (string, bool) {
+	for _, p := range aiderPrefixes {
+		if m, ok := strings.CutPrefix(name, p); ok && m != "" {
+			return m, true
+		}
+	}
+	return "", false
+}
+
+// aiderEntry is one entry of the settings for an Ollama model.
+type aiderEntry struct {
+	where  string
+	index  int
+	node   *yaml.Node
+	name   string // as aider matches it: "ollama_chat/llama3.1:8b"
+	model  string // "llama3.1:8b"
+	numCtx int    // 0 when unset
+	hasCtx bool
+}
+
+// aiderSettings is what ctxfit reads of a settings file.
+type aiderSettings struct {
+	yd      *yamlDoc
+	list    *yaml.Node // the top-level sequence; nil for an empty file
+	names   map[string]bool
+	entries []aiderEntry // for Ollama models on the host
+	global  int          // num_ctx of the aider/extra_params entry; 0 when unset
+}
+
+func parseAider(path string, src []byte, host *ollamaHost) (*aiderSettings, error) {
+	yd, err := parseYAML(src)
+	if err != nil {
+		return nil, &ParseError{Path: path, Err: err}
+	}
+	a := &aiderSettings{yd: yd, names: map[string]bool{}}
+	if yd.root == nil || (yd.root.Kind == yaml.ScalarNode && yd.root.ShortTag() == "!!null") {
+		return a, nil // aider skips an empty file
+	}
+	if yd.root.Kind != yaml.SequenceNode {
+		return nil, &ParseError{Path: path, Err: fmt.Errorf("the top level is not a list of model settings (- name: ...), so aider cannot read it either")}
+	}
+	a.list = yd.root
+	for i, item := range yd.root.Content {
+		if mapping(item) == nil {
+			continue
+		}
+		name := text(item, "name")
+		a.names[name] = true
+		_, extra := get(item, "extra_params")
+		if name == "aider/extra_params" {
+			a.global = integer(extra, "num_ctx")
+			continue
+		}
+		model, ok := aiderModel(name)
+		if !ok {
+			continue
+		}
+		base, _ := get(extra, "api_base")
+		if !host.matches("ollama", text(extra, "api_base"), base != nil) {
+			continue
+		}
+		k, _ := get(extra, "num_ctx")
+		a.entries = append(a.entries, aiderEntry{
+			where: fmt.Sprintf("[%d]", i), index: i, node: item,
+			name: name, model: model,
+			numCtx: integer(extra, "num_ctx"), hasCtx: k != nil,
+		})
+	}
+	return a, nil
+}
+
+// aiderNew is an entry to add.
+type aiderNew struct {
+	name    string // "ollama_chat/llama3.1:8b"
+	context int
+}
+
+// Edit sets extra_params.num_ctx to the tuned value in every entry for a
+// tuned Ollama model on t.Host, and adds entries for the tuned Ollama models
+// that aider's .aider.conf.yml files name but the settings lack.
+func (c aiderClient) Edit(in Input, t Target) (Result, error) {
+	a, err := parseAider(in.Path, in.Src, newOllamaHost(t))
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Out: in.Src}
+	for _, e := range a.entries {
+		n, ok := t.tuned(e.model)
+		if !ok || (e.hasCtx && e.numCtx == n) {
+			continue
+		}
+		if err := a.yd.set(e.node, []any{e.index}, n, "extra_params", "num_ctx"); err != nil {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("%s %s: left as it is, because %v; set extra_params.num_ctx %d by hand", e.where, e.name, err, n))
+			continue
+		}
+		res.Changes = append(res.Changes, Change{Where: e.where, Title: e.name, Model: e.model, OldContext: e.numCtx, NewContext: n})
+	}
+
+	var adds []aiderNew
+	for _, name := range aiderConfModels(in) {
+		model, _ := aiderModel(name)
+		n, ok := t.tuned(model)
+		if !ok || a.names[name] || !newOllamaHost(t).matches("ollama", "", false) {
+			continue // entries for another server need an api_base, which ctxfit leaves to the user
+		}
+		if a.list != nil && a.list.Style&yaml.FlowStyle != 0 {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("aider runs %s, which has no entry; the list is written in flow style ([...]), so add - name: %s with extra_params: {num_ctx: %d} by hand", name, name, n))
+			continue
+		}
+		adds = append(adds, aiderNew{name: name, context: n})
+	}
+
+	if len(res.Changes) > 0 {
+		if res.Out, res.spans, err = a.yd.finish(); err != nil {
+			return Result{}, fmt.Errorf("%s: %w", in.Path, err)
+		}
+	}
+	if len(adds) > 0 {
+		first := 0
+		if a.list != nil {
+			first = len(a.list.Content)
+		}
+		out, err := aiderAppend(res.Out, adds)
+		if err != nil {
+			return Result{}, fmt.Errorf("%s: %w", in.Path, err)
+		}
+		res.Out, res.spans = out, nil
+		for i, ad := range adds {
+			model, _ := aiderModel(ad.name)
+			res.Changes = append(res.Changes, Change{Where: fmt.Sprintf("[%d]", first+i), Title: ad.name, Model: model, NewContext: ad.context})
+		}
+	}
+	if len(res.Changes) == 0 {
+		return res, nil
+	}
+	if a.global > 0 {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("the aider/extra_params entry sets num_ctx %d for every model, which beats the per-model values; remove num_ctx there", a.global))
+	}
+	res.Warnings = append(res.Warnings, aiderOverrides(in, res.Changes)...)
+	res.Warnings = append(res.Warnings, "aider reads its model settings only when it starts: restart running aider sessions")
+	return res, nil
+}
+
+// aiderConfModels returns the Ollama models that the .aider.conf.yml files
+// among in.Overrides name, each once, in the order found.
+func aiderConfModels(in Input) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, path := range sortedKeys(in.Overrides) {
+		if filepath.Base(path) != aiderConfName {
+			continue
+		}
+		var conf map[string]any
+		if yaml.Unmarshal(in.Overrides[path], &conf) != nil {
+			continue
+		}
+		for _, k := range []string{"model", "weak-model", "editor-model"} {
+			name, _ := conf[k].(string)
+			if _, ok := aiderModel(name); ok && !seen[name] {
+				seen[name] = true
+				out = append(out, name)
+			}
+		}
+	}
+	return out
+}
+
+// aiderOverrides warns about the settings files that aider reads after this
+// one and that hold an entry of a changed name (which replaces it whole),
+// and about a model-settings-file named in a .aider.conf.yml.
+func aiderOverrides(in Input, changes []Change) []string {
+	var warns []string
+	for _, path := range sortedKeys(in.Overrides) {
+		src := in.Overrides[path]
+		if filepath.Base(path) == aiderConfName {
+			var conf map[string]any
+			if yaml.Unmarshal(src, &conf) == nil {
+				if f, _ := conf["model-settings-file"].(string); f != "" {
+					warns = append(warns, fmt.Sprintf("%s names model-settings-file %s, whose entries replace these; make sure it sets no num_ctx for these models", path, f))
+				}
+			}
+			continue
+		}
+		var list []map[string]any
+		if err := yaml.Unmarshal(src, &list); err != nil {
+			warns = append(warns, fmt.Sprintf("%s does not parse (%v); aider will fail to start", path, err))
+			continue
+		}
+		for _, e := range list {
+			name, _ := e["name"].(string)
+			for _, c := range changes {
+				if name != "" && name == c.Title {
+					warns = append(warns, fmt.Sprintf("%s has its own entry for %s, which replaces the fixed one when aider runs there; set num_ctx %d in it or remove it", path, name, c.NewContext))
+				}
+			}
+		}
+	}
+	return warns
+}
+
+func sortedKeys(m map[string][]byte) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// aiderAppend returns src with an entry for each of adds appended to its
+// list (or, for an empty file, as the list), laid out like the entries
+// before it: the same dash and key columns, the file's indentation step and
+// line endings. It checks that the result decodes to the input plus the new
+// entries.
+func aiderAppend(src []byte, adds []aiderNew) ([]byte, error) {
+	d, err := parseYAML(src)
+	if err != nil {
+		return nil, err
+	}
+	dash, key := 0, 2
+	at := len(d.src)
+	var before []any
+	if list := d.root; list != nil && list.Kind == yaml.SequenceNode && len(list.Content) > 0 {
+		last := list.Content[len(list.Content)-1]
+		dash = list.Column - 1
+		key = dash + 2
+		if first := list.Content[0]; first.Kind == yaml.MappingNode && first.Line == list.Line && first.Column > list.Column+1 {
+			key = first.Column - 1
+		}
+		end := maxLine(last)
+		if last.Kind == yaml.MappingNode {
+			end = d.blockEnd(last)
+		}
+		end = d.itemEnd(end, dash)
+		if end < len(d.lines) {
+			at = d.lines[end]
+		}
+		x, err := decodeYAML(d.src)
+		if err != nil {
+			return nil, err
+		}
+		before, _ = x.([]any)
+	} else if d.root != nil && !(d.root.Kind == yaml.ScalarNode && d.root.ShortTag() == "!!null") {
+		return nil, fmt.Errorf("internal error: no list to add aider's models to")
+	}
+
+	var b strings.Builder
+	if at == len(d.src) && at > 0 && d.src[at-1] != '\n' && d.src[at-1] != '\r' {
+		b.WriteString(d.nl)
+	}
+	want := append([]any(nil), before...)
+	for _, ad := range adds {
+		fmt.Fprintf(&b, "%s-%s%s: %s%s", strings.Repeat(" ", dash), strings.Repeat(" ", key-dash-1), "name", yamlString(ad.name), d.nl)
+		fmt.Fprintf(&b, "%sextra_params:%s", strings.Repeat(" ", key), d.nl)
+		fmt.Fprintf(&b, "%snum_ctx: %d%s", strings.Repeat(" ", key+d.unit), ad.context, d.nl)
+		want = append(want, map[string]any{"name": ad.name, "extra_params": map[string]any{"num_ctx": ad.context}})
+	}
+	body, err := splice(d.src, []span{{at, at, b.String()}})
+	if err != nil {
+		return nil, err
+	}
+	after, err := decodeYAML(body)
+	if err != nil {
+		return nil, fmt.Errorf("internal error: the edited file does not parse: %w", err)
+	}
+	if err := checkEdit(any(want), after, nil, nil); err != nil {
+		return nil, err
+	}
+	return append(append([]byte(nil), utf8BOM[:d.bom]...), body...), nil
+}
+
+// itemEnd returns the last line of the list item that ends at line end:
+// the comments after it that are indented deeper than its dash still
+// belong to it.
+func (d *yamlDoc) itemEnd(end, dash int) int {
+	for l := end + 1; l <= len(d.lines); l++ {
+		start, stop := d.lines[l-1], len(d.src)
+		if l < len(d.lines) {
+			stop = d.lines[l]
+		}
+		line := d.src[start:stop]
+		trimmed := bytes.TrimLeft(line, " ")
+		if len(bytes.TrimSpace(trimmed)) == 0 {
+			continue
+		}
+		if len(line)-len(trimmed) <= dash || trimmed[0] != '#' {
+			break
+		}
+		end = l
+	}
+	return end
+}
+
+// yamlString returns s as a YAML scalar: plain when it reads back as the
+// same string, else double-quoted.
+func yamlString(s string) string {
+	var back map[string]any
+	if yaml.Unmarshal([]byte("k: "+s), &back) == nil {
+		if v, ok := back["k"].(string); ok && v == s {
+			return s
+		}
+	}
+	return strconv.Quote(s)
+}
+
+// Asks reports what num_ctx each entry for an Ollama model on t.Host sets;
+// 0 means none, so that aider sizes it to each request.
+func (c aiderClient) Asks(in Input, t Target) ([]Ask, error) {
+	a, err := parseAider(in.Path, in.Src, newOllamaHost(t))
+	if err != nil {
+		return nil, err
+	}
+	asks := make([]Ask, 0, len(a.entries))
+	for _, e := range a.entries {
+		n, _ := t.tuned(e.model)
+		ctx := e.numCtx
+		if a.global > 0 {
+			ctx = a.global
+		}
+		asks = append(asks, Ask{Client: c.Name(), Path: in.Path, Where: e.where, Title: e.name, Model: e.model, Context: ctx, Tuned: n})
+	}
+	return asks, nil
+}
