@@ -1,0 +1,227 @@
+package clients
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/tailscale/hujson"
+)
+
+// Cline 4 (its CLI and the editor extensions built on its SDK) keeps the
+// settings of each provider in providers.json:
+// providers.ollama.settings = {provider, model, baseUrl, contextWindow,
+// maxTokens, ...}. For Ollama it sends contextWindow as num_ctx.
+//
+// The file is strict JSON, written by JSON.stringify with mode 0600, and it
+// holds the API keys and tokens of every provider: Cline discards a file it
+// cannot parse, keys included. So ctxfit refuses to edit anything but
+// strict JSON, checks that its output is strict JSON, and never shows the
+// file's content: the Fixer's backups are private (0600 in a 0700
+// directory), and a dry run's diff goes through redactDiff.
+
+func init() { register(clineClient{}) }
+
+var _ Client = clineClient{}
+
+type clineClient struct{}
+
+func (clineClient) Name() string { return "Cline" }
+
+// Files returns providers.json: $CLINE_PROVIDER_SETTINGS_PATH, else
+// $CLINE_DATA_DIR/settings/providers.json, else
+// $CLINE_DIR/data/settings/providers.json, else
+// ~/.cline/data/settings/providers.json.
+func (clineClient) Files(env Env) (Files, error) {
+	var path string
+	switch {
+	case env.getenv("CLINE_PROVIDER_SETTINGS_PATH") != "":
+		path = env.getenv("CLINE_PROVIDER_SETTINGS_PATH")
+	case env.getenv("CLINE_DATA_DIR") != "":
+		path = filepath.Join(env.getenv("CLINE_DATA_DIR"), "settings", "providers.json")
+	case env.getenv("CLINE_DIR") != "":
+		path = filepath.Join(env.getenv("CLINE_DIR"), "data", "settings", "providers.json")
+	default:
+		var err error
+		if path, err = env.joinHome(".cline", "data", "settings", "providers.json"); err != nil {
+			return Files{}, err
+		}
+	}
+	f := Files{Watch: []string{path}}
+	if exists(path) {
+		f.Config = path
+	}
+	return f, nil
+}
+
+// clineWhere is where the Ollama settings live, for reports.
+const clineWhere = "providers.ollama.settings"
+
+// clineSettings is what ctxfit reads of providers.json.
+type clineSettings struct {
+	jd        *jsonDoc
+	settings  *hujson.Value // providers.ollama.settings for the host; nil when absent or for another server
+	model     string
+	context   int // contextWindow; 0 when unset
+	maxTokens int
+	openAI    []string // ids of OpenAI-compatible providers pointed at the host's /v1
+}
+
+// parseCline reads providers.json, which must be strict JSON.
+func parseCline(path string, src []byte, host *ollamaHost) (*clineSettings, error) {
+	if err := strictJSON(src); err != nil {
+		return nil, &ParseError{Path: path, Err: err}
+	}
+	jd, err := parseJSON(src)
+	if err != nil {
+		return nil, &ParseError{Path: path, Err: err}
+	}
+	root := &jd.root
+	if object(root) == nil {
+		return nil, &ParseError{Path: path, Err: errors.New("the top level is not an object")}
+	}
+	c := &clineSettings{jd: jd}
+	providers := object(member(root, "providers"))
+	if providers == nil {
+		return c, nil
+	}
+	for i := range providers.Members {
+		m := &providers.Members[i]
+		s := member(&m.Value, "settings")
+		id := str(s, "provider")
+		switch {
+		case id == "ollama" && host.matches("ollama", str(s, "baseUrl"), member(s, "baseUrl") != nil):
+			c.settings = s
+			c.model = str(s, "model")
+			c.context = num(s, "contextWindow")
+			c.maxTokens = num(s, "maxTokens")
+		case id != "ollama" && id != "" && str(s, "baseUrl") != "" && host.matches("ollama", strings.TrimSuffix(strings.TrimSuffix(str(s, "baseUrl"), "/"), "/v1"), true):
+			c.openAI = append(c.openAI, id)
+		}
+	}
+	return c, nil
+}
+
+// strictJSON returns an error, without quoting the content, when src is
+// not strict JSON.
+func strictJSON(src []byte) error {
+	if json.Valid(src) {
+		return nil
+	}
+	var x any
+	err := json.Unmarshal(src, &x)
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Errorf("not strict JSON (at byte %d), which Cline would discard", se.Offset)
+	}
+	return errors.New("not strict JSON, which Cline would discard")
+}
+
+// Edit sets contextWindow to the tuned value of the Ollama provider's
+// model, and lowers maxTokens to half of it when it would leave no room for
+// the prompt.
+func (c clineClient) Edit(in Input, t Target) (Result, error) {
+	s, err := parseCline(in.Path, in.Src, newOllamaHost(t))
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Out: in.Src}
+	for _, id := range s.openAI {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("providers.%s talks to Ollama's OpenAI-compatible /v1 API, which cannot send num_ctx; `ctxfit fix ollama MODEL` creates a copy of the model that runs at its tuned context", id))
+	}
+	if s.settings == nil {
+		return res, nil
+	}
+	n, ok := t.tuned(s.model)
+	if !ok {
+		return res, nil
+	}
+	maxTokens := s.maxTokens
+	if s.context != n {
+		if err := s.jd.set(s.settings, []any{"providers", "ollama", "settings"}, n, "contextWindow"); err != nil {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("%s: left as it is, because %v; set contextWindow %d in Cline's settings", clineWhere, err, n))
+			return res, nil
+		}
+	}
+	if s.maxTokens >= n {
+		maxTokens = MaxTokens(n)
+		if err := s.jd.set(s.settings, []any{"providers", "ollama", "settings"}, maxTokens, "maxTokens"); err != nil {
+			return Result{}, fmt.Errorf("%s: %w", in.Path, err)
+		}
+	}
+	if s.context == n && maxTokens == s.maxTokens {
+		return res, nil
+	}
+	if res.Out, res.spans, err = s.jd.finish(); err != nil {
+		return Result{}, fmt.Errorf("%s: %w", in.Path, err)
+	}
+	if err := strictJSON(res.Out); err != nil {
+		return Result{}, fmt.Errorf("internal error: the fixed %s would be %v; nothing was written", in.Path, err)
+	}
+	res.Changes = append(res.Changes, Change{Where: clineWhere, Model: s.model,
+		OldContext: s.context, NewContext: n, OldMaxTokens: s.maxTokens, NewMaxTokens: maxTokens})
+	return res, nil
+}
+
+// Asks reports the context the Ollama provider asks for.
+func (c clineClient) Asks(in Input, t Target) ([]Ask, error) {
+	s, err := parseCline(in.Path, in.Src, newOllamaHost(t))
+	if err != nil {
+		return nil, err
+	}
+	if s.settings == nil || s.model == "" {
+		return nil, nil
+	}
+	n, _ := t.tuned(s.model)
+	return []Ask{{Client: c.Name(), Path: in.Path, Where: clineWhere, Model: s.model, Context: s.context, MaxTokens: s.maxTokens, Tuned: n}}, nil
+}
+
+// diffRedacter is a client whose config holds secrets. A dry run shows its
+// diff only through redactDiff.
+type diffRedacter interface {
+	redactDiff(diff string) string
+}
+
+var _ diffRedacter = clineClient{}
+
+// clineShown are the keys whose values a redacted diff shows.
+var clineShown = map[string]bool{"contextWindow": true, "maxTokens": true}
+
+// clineKeyLine matches a changed line of a JSON object member: its sign,
+// indentation and key, then the value.
+var clineKeyLine = regexp.MustCompile(`^([-+])(\s*"((?:[^"\\]|\\.)*)"\s*:\s*)(.*?)(,?)\s*$`)
+
+// redactDiff returns a unified diff of providers.json that keeps only the
+// file names, the hunk headers and the changed lines, and in those only the
+// keys, the values of contextWindow and maxTokens, and the structure
+// ({, }, commas): context lines and every other value, where API keys and
+// tokens live, are left out. It is for reading, not for applying.
+func (clineClient) redactDiff(diff string) string {
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(diff, "\n") {
+		body := strings.TrimRight(line, "\r\n")
+		switch {
+		case body == "":
+		case strings.HasPrefix(body, "--- ") || strings.HasPrefix(body, "+++ ") || strings.HasPrefix(body, "@@"):
+			b.WriteString(body + "\n")
+		case strings.HasPrefix(body, "-") || strings.HasPrefix(body, "+"):
+			if m := clineKeyLine.FindStringSubmatch(body); m != nil {
+				value := m[4]
+				if !clineShown[m[3]] && value != "{" && value != "[" {
+					value = "…"
+				}
+				b.WriteString(m[1] + m[2] + value + m[5] + "\n")
+				continue
+			}
+			if t := strings.TrimSpace(body[1:]); t == "}" || t == "}," || t == "]" || t == "]," || t == "{" {
+				b.WriteString(body + "\n")
+				continue
+			}
+			b.WriteString(body[:1] + "  …\n")
+		}
+	}
+	return b.String()
+}
