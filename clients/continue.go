@@ -31,6 +31,7 @@ var _ Client = continueClient{}
 
 type continueClient struct{}
 
+// Name returns "Continue".
 func (continueClient) Name() string { return "Continue" }
 
 // Files returns config.yaml when it exists, else config.json, in

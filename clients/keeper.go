@@ -54,6 +54,7 @@ type keptFile struct {
 	fixes  []time.Time // when Keeper put the values back after a revert, within the last minute
 	paused time.Time   // Keeper leaves the file alone until then
 	warned string      // the last "asks for more" warning, so it is said once
+	failed string      // the content and error of the last failure, so it is said once
 }
 
 // The limits of a fight: more than maxReverts reverts within revertWindow
@@ -195,8 +196,10 @@ func (k *Keeper) check(ctx context.Context, c Client, reason why) (*Report, erro
 		st = &keptFile{}
 		k.files[c.Name()] = st
 	}
+	var sum string // the content's hash, once read
 	fail := func(path string, err error) (*Report, error) {
-		if reason != userAsked {
+		if key := sum + err.Error(); reason != userAsked && key != st.failed {
+			st.failed = key
 			k.notify(Notice{Kind: NoticeFailed, Client: c.Name(), Path: path, Err: err})
 		}
 		return nil, err
@@ -219,7 +222,7 @@ func (k *Keeper) check(ctx context.Context, c Client, reason why) (*Report, erro
 	if err != nil {
 		return fail(files.Config, err)
 	}
-	sum := hash(src)
+	sum = hash(src)
 	if reason == changedOnDisk && sum == st.wrote {
 		return nil, nil // Keeper's own write
 	}
@@ -282,6 +285,7 @@ func (k *Keeper) check(ctx context.Context, c Client, reason why) (*Report, erro
 	if err != nil {
 		return fail(files.Config, err)
 	}
+	st.failed = ""
 	if rep.Written {
 		st.wrote, st.warned = rep.sum, ""
 		k.notify(Notice{Kind: NoticeFixed, Client: c.Name(), Path: rep.Path, Report: rep})

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -313,4 +314,29 @@ func TestKeeperCheckAfterTune(t *testing.T) {
 	}
 	r.k.Check(context.Background())
 	r.quiet(1)
+}
+
+// A config saved broken is reported once and left exactly as it is.
+func TestKeeperLeavesABrokenFileAlone(t *testing.T) {
+	h := newTestHome(t)
+	p := filepath.Join(h.dir, "config.json")
+	os.WriteFile(p, golden(t, "json_comments.json"), 0o644)
+	r := startKeeper(t, h, true)
+
+	broken := []byte("{\n  \"models\": [\n    { \"provider\": \"ollama\", \"model\": \"llama3.1:8b-instruct-fp16\", \"contextLength\": 131072\n")
+	os.WriteFile(p, broken, 0o644)
+	var n Notice
+	select {
+	case n = <-r.notices:
+	case <-time.After(settle):
+		t.Fatal("no notice about the broken file")
+	}
+	if n.Kind != NoticeFailed || !strings.Contains(n.String(), "does not parse") {
+		t.Fatalf("notice %s, want a failure saying the file does not parse", n)
+	}
+	os.WriteFile(p, broken, 0o644) // saved again, unchanged
+	r.quiet(0)
+	if !bytes.Equal(read(t, p), broken) {
+		t.Error("the broken file changed")
+	}
 }
