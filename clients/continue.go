@@ -3,6 +3,7 @@ package clients
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -210,11 +211,13 @@ func (c continueClient) Edit(in Input, t Target) (Result, error) {
 		return Result{}, err
 	}
 	res := Result{Out: in.Src}
+	var titles []string // of the entries ctxfit keeps fixed, changed or not
 	for _, e := range entries {
 		n, ok := t.tuned(e.model)
 		if !ok {
 			continue
 		}
+		titles = append(titles, e.title)
 		changed, err := c.editEntry(jd, yd, e, n)
 		if err != nil {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("%s %s: left as it is, because %v; set contextLength %d and maxTokens %d by hand",
@@ -231,19 +234,20 @@ func (c continueClient) Edit(in Input, t Target) (Result, error) {
 		res.Changes = append(res.Changes, Change{Where: e.where, Title: e.title, Model: e.model,
 			OldContext: e.context, NewContext: n, OldMaxTokens: e.maxTokens, NewMaxTokens: MaxTokens(n)})
 	}
+	if len(titles) > 0 {
+		res.Warnings = append(res.Warnings, continueOverrides(in, titles)...)
+	}
 	if len(res.Changes) == 0 {
 		return res, nil
 	}
-	var err2 error
 	if jd != nil {
-		res.Out, res.spans, err2 = jd.finish()
+		res.Out, res.spans, err = jd.finish()
 	} else {
-		res.Out, res.spans, err2 = yd.finish()
+		res.Out, res.spans, err = yd.finish()
 	}
-	if err2 != nil {
-		return Result{}, fmt.Errorf("%s: %w", in.Path, err2)
+	if err != nil {
+		return Result{}, fmt.Errorf("%s: %w", in.Path, err)
 	}
-	res.Warnings = append(res.Warnings, continueOverrides(in, res.Changes)...)
 	return res, nil
 }
 
@@ -299,8 +303,8 @@ func (continueClient) editEntry(jd *jsonDoc, yd *yamlDoc, e continueEntry, n int
 }
 
 // continueOverrides warns about the files that can undo the fix: config.ts,
-// and a .continuerc.json that sets the values for a changed entry's title.
-func continueOverrides(in Input, changes []Change) []string {
+// and a .continuerc.json that sets the values for one of titles.
+func continueOverrides(in Input, titles []string) []string {
 	paths := make([]string, 0, len(in.Overrides))
 	for p := range in.Overrides {
 		paths = append(paths, p)
@@ -327,10 +331,8 @@ func continueOverrides(in Input, changes []Change) []string {
 			if member(v, "contextLength") == nil && member(member(v, "completionOptions"), "maxTokens") == nil {
 				continue
 			}
-			for _, c := range changes {
-				if c.Title != "" && str(v, "title") == c.Title {
-					warns = append(warns, fmt.Sprintf("%s sets contextLength or maxTokens for %q, which beats the fixed values in that workspace; remove them there", path, c.Title))
-				}
+			if title := str(v, "title"); title != "" && slices.Contains(titles, title) {
+				warns = append(warns, fmt.Sprintf("%s sets contextLength or maxTokens for %q, which beats the tuned values in that workspace; remove them there", path, title))
 			}
 		}
 	}
