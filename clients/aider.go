@@ -398,8 +398,9 @@ func yamlString(s string) string {
 	return strconv.Quote(s)
 }
 
-// Asks reports what num_ctx each entry for an Ollama model on t.Host sets;
-// 0 means none, so that aider sizes it to each request.
+// Asks reports what num_ctx each entry for an Ollama model on t.Host sets,
+// and, when in.Overrides holds .aider.conf.yml files, the models they name
+// that have no entry; 0 means none, so that aider sizes it to each request.
 func (c aiderClient) Asks(in Input, t Target) ([]Ask, error) {
 	a, err := parseAider(in.Path, in.Src, newOllamaHost(t))
 	if err != nil {
@@ -413,6 +414,17 @@ func (c aiderClient) Asks(in Input, t Target) ([]Ask, error) {
 			ctx = a.global
 		}
 		asks = append(asks, Ask{Client: c.Name(), Path: in.Path, Where: e.where, Title: e.name, Model: e.model, Context: ctx, Tuned: n})
+	}
+	if !newOllamaHost(t).matches("ollama", "", false) {
+		return asks, nil // the models .aider.conf.yml names talk to the default server
+	}
+	for _, name := range aiderConfModels(in) {
+		if a.names[name] {
+			continue
+		}
+		model, _ := aiderModel(name)
+		n, _ := t.tuned(model)
+		asks = append(asks, Ask{Client: c.Name(), Path: in.Path, Where: aiderConfName, Title: name, Model: model, Context: a.global, Tuned: n})
 	}
 	return asks, nil
 }

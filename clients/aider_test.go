@@ -75,6 +75,27 @@ func TestAiderAsks(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("Asks:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+
+	// The models .aider.conf.yml names without an entry ask for aider's
+	// per-request sizing.
+	in := Input{Path: "s.yml", Src: readFile(t, filepath.Join("testdata", "aider", "add_to_list.yml")),
+		Overrides: map[string][]byte{"/h/.aider.conf.yml": readFile(t, filepath.Join("testdata", "aider", "add_to_list.conf.yml"))}}
+	asks, err = aiderClient{}.Asks(in, clientTarget())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = got[:0]
+	for _, a := range asks {
+		got = append(got, fmt.Sprintf("%s %s", a.Where, a))
+	}
+	want = []string{
+		"[0] aider asks phi3:mini for 4096 tokens",
+		".aider.conf.yml aider asks llama3.1:8b-instruct-fp16 for its default context; 24576 stays on the GPU",
+		".aider.conf.yml aider asks qwen2.5-coder:1.5b for its default context; 32768 stays on the GPU",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("Asks with .aider.conf.yml:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 }
 
 func TestAiderFiles(t *testing.T) {
@@ -164,6 +185,9 @@ func FuzzAiderEdit(f *testing.F) {
 		in := Input{Path: ".aider.model.settings.yml", Src: src, Overrides: map[string][]byte{"/h/.aider.conf.yml": conf}}
 		res, err := aiderClient{}.Edit(in, clientTarget())
 		if err != nil {
+			if strings.Contains(err.Error(), "internal error") {
+				t.Fatalf("Edit refused a file it should handle: %v", err)
+			}
 			return
 		}
 		checkClientEdit(t, aiderClient{}, in, res, clientTarget())

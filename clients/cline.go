@@ -64,6 +64,7 @@ const clineWhere = "providers.ollama.settings"
 type clineSettings struct {
 	jd        *jsonDoc
 	settings  *hujson.Value // providers.ollama.settings for the host; nil when absent or for another server
+	path      []any         // where settings is in the decoded document
 	model     string
 	context   int // contextWindow; 0 when unset
 	maxTokens int
@@ -84,17 +85,22 @@ func parseCline(path string, src []byte, host *ollamaHost) (*clineSettings, erro
 		return nil, &ParseError{Path: path, Err: errors.New("the top level is not an object")}
 	}
 	c := &clineSettings{jd: jd}
-	providers := object(member(root, "providers"))
+	pv := member(root, "providers")
+	providers := object(pv)
 	if providers == nil {
 		return c, nil
 	}
 	for i := range providers.Members {
 		m := &providers.Members[i]
+		key, _ := m.Name.Value.(hujson.Literal)
+		if member(pv, key.String()) != &m.Value {
+			continue // a later member of the same name wins, as in JSON.parse
+		}
 		s := member(&m.Value, "settings")
 		id := str(s, "provider")
 		switch {
 		case id == "ollama" && host.matches("ollama", str(s, "baseUrl"), member(s, "baseUrl") != nil):
-			c.settings = s
+			c.settings, c.path = s, []any{"providers", key.String(), "settings"}
 			c.model = str(s, "model")
 			c.context = num(s, "contextWindow")
 			c.maxTokens = num(s, "maxTokens")
@@ -141,14 +147,14 @@ func (c clineClient) Edit(in Input, t Target) (Result, error) {
 	}
 	maxTokens := s.maxTokens
 	if s.context != n {
-		if err := s.jd.set(s.settings, []any{"providers", "ollama", "settings"}, n, "contextWindow"); err != nil {
+		if err := s.jd.set(s.settings, s.path, n, "contextWindow"); err != nil {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("%s: left as it is, because %v; set contextWindow %d in Cline's settings", clineWhere, err, n))
 			return res, nil
 		}
 	}
 	if s.maxTokens >= n {
 		maxTokens = MaxTokens(n)
-		if err := s.jd.set(s.settings, []any{"providers", "ollama", "settings"}, maxTokens, "maxTokens"); err != nil {
+		if err := s.jd.set(s.settings, s.path, maxTokens, "maxTokens"); err != nil {
 			return Result{}, fmt.Errorf("%s: %w", in.Path, err)
 		}
 	}

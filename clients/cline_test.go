@@ -195,6 +195,9 @@ func FuzzClineEdit(f *testing.F) {
 		in := Input{Path: "providers.json", Src: src}
 		res, err := clineClient{}.Edit(in, clientTarget())
 		if err != nil {
+			if strings.Contains(err.Error(), "internal error") {
+				t.Fatalf("Edit refused a file it should handle: %v", err)
+			}
 			if bytes.Contains(src, []byte("SECRET")) && strings.Contains(err.Error(), "SECRET") {
 				t.Fatalf("the error quotes the file: %v", err)
 			}

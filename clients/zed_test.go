@@ -319,6 +319,9 @@ func FuzzZedEdit(f *testing.F) {
 		in := Input{Path: "settings.json", Src: src}
 		res, err := zedClient{}.Edit(in, clientTarget())
 		if err != nil {
+			if strings.Contains(err.Error(), "internal error") {
+				t.Fatalf("Edit refused a file it should handle: %v", err)
+			}
 			return
 		}
 		if len(res.Changes) > 0 {
