@@ -171,3 +171,17 @@ func TestFixOllamaErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestFixOllamaThroughMain runs `ctxfit fix ollama` as a user types it,
+// with --host before the model.
+func TestFixOllamaThroughMain(t *testing.T) {
+	_, u := startSim(t, "mac32", nil)
+	c := newCLI(t, nil)
+	code, out, errOut := c.run("fix", "--host", u, "ollama", "qwen2.5:0.5b", "--context", "8192")
+	if code != 0 || !strings.Contains(out, "Created qwen2.5:0.5b-ctx8k on "+u) {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if n := numCtxOf(t, u, "qwen2.5:0.5b-ctx8k"); n != 8192 {
+		t.Errorf("num_ctx = %d, want 8192", n)
+	}
+}
