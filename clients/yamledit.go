@@ -484,10 +484,45 @@ func (d *yamlDoc) insert(m *yaml.Node, a *yamlAdd) (span, int, error) {
 	}
 	var b strings.Builder
 	if at == len(d.src) && at > 0 && d.src[at-1] != '\n' && d.src[at-1] != '\r' {
-		b.WriteString(d.nl) // the file's last line has no line break
+		// The file's last line has no line break. Adding one would change
+		// a block scalar ending there ("|" keeps one final line break), so
+		// the keys go above m's last key instead, when that starts a line.
+		if k := d.lastKeyLine(m); a.key == nil && k > 0 && endsInBlockScalar(m) {
+			at = k
+		} else {
+			b.WriteString(d.nl)
+		}
 	}
 	d.writeLines(&b, &a.obj, indent)
 	return span{at, at, b.String()}, indent, nil
+}
+
+// endsInBlockScalar reports whether the last node in n is a block scalar
+// (| or >).
+func endsInBlockScalar(n *yaml.Node) bool {
+	for len(n.Content) > 0 {
+		n = n.Content[len(n.Content)-1]
+	}
+	return n.Kind == yaml.ScalarNode && n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0
+}
+
+// lastKeyLine returns the offset of the line of block mapping m's last key
+// when that key is not its first and nothing but spaces precede it on its
+// line; else 0.
+func (d *yamlDoc) lastKeyLine(m *yaml.Node) int {
+	if m.Kind != yaml.MappingNode || len(m.Content) < 4 {
+		return 0
+	}
+	k := m.Content[len(m.Content)-2]
+	at, err := d.offset(k)
+	if err != nil {
+		return 0
+	}
+	start := d.lines[k.Line-1]
+	if !onlyBlanks(d.src[start:at]) || strings.ContainsRune(string(d.src[start:at]), '\t') {
+		return 0
+	}
+	return start
 }
 
 // blockEnd returns the last line that belongs to block mapping m: the last
