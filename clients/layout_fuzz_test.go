@@ -128,7 +128,7 @@ func jsonLayout(bits func(uint) uint64, comment, title string) string {
 func yamlLayout(bits func(uint) uint64, comment, title string) string {
 	nl := []string{"\n", "\r\n"}[bits(1)]
 	unit := []string{"  ", "    "}[bits(1)]
-	compact := bits(1) == 1 // "- name" at the key's own indentation
+	compact := bits(1) == 1          // "- name" at the key's own indentation
 	q := strconv.QuoteToASCII(title) // Go's escapes are all YAML escapes too
 	var b strings.Builder
 	if bits(1) == 1 {
