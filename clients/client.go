@@ -218,13 +218,13 @@ func register(c Client) {
 	registry[k] = c
 }
 
-// All returns every known client, sorted by name.
+// All returns every known client, sorted by name in any case.
 func All() []Client {
 	cs := make([]Client, 0, len(registry))
 	for _, c := range registry {
 		cs = append(cs, c)
 	}
-	sort.Slice(cs, func(i, j int) bool { return cs[i].Name() < cs[j].Name() })
+	sort.Slice(cs, func(i, j int) bool { return strings.ToLower(cs[i].Name()) < strings.ToLower(cs[j].Name()) })
 	return cs
 }
 
