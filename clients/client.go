@@ -178,12 +178,16 @@ type Ask struct {
 	Context   int    `json:"context"`    // num_ctx the entry sends; 0 when unset (the client's default)
 	MaxTokens int    `json:"max_tokens"` // num_predict; 0 when unset
 	Tuned     int    `json:"tuned"`      // the tuned context for Model; 0 when not tuned
+	// WantMaxTokens is the completion limit this client's fix writes beside
+	// Tuned; 0 when the fix leaves the entry's limit alone (Zed and aider
+	// have none, Cline's is lowered only when it would not fit).
+	WantMaxTokens int `json:"-"`
 }
 
 // Differs reports whether the entry's values are not the tuned ones, so that
 // a fix would change them.
 func (a Ask) Differs() bool {
-	return a.Tuned > 0 && (a.Context != a.Tuned || a.MaxTokens != MaxTokens(a.Tuned))
+	return a.Tuned > 0 && (a.Context != a.Tuned || (a.WantMaxTokens > 0 && a.MaxTokens != a.WantMaxTokens))
 }
 
 // TooLarge reports whether the entry asks for more context than stays on

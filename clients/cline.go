@@ -182,7 +182,11 @@ func (c clineClient) Asks(in Input, t Target) ([]Ask, error) {
 		return nil, nil
 	}
 	n, _ := t.tuned(s.model)
-	return []Ask{{Client: c.Name(), Path: in.Path, Where: clineWhere, Model: s.model, Context: s.context, MaxTokens: s.maxTokens, Tuned: n}}, nil
+	a := Ask{Client: c.Name(), Path: in.Path, Where: clineWhere, Model: s.model, Context: s.context, MaxTokens: s.maxTokens, Tuned: n}
+	if n > 0 && s.maxTokens >= n { // the fix lowers a limit that leaves no room for the prompt
+		a.WantMaxTokens = MaxTokens(n)
+	}
+	return []Ask{a}, nil
 }
 
 // diffRedacter is a client whose config holds secrets. A dry run shows its

@@ -77,7 +77,7 @@ func TestClineFiles(t *testing.T) {
 }
 
 // TestClineFixKeepsSecrets fixes a real providers.json with mode 0600: the
-// mode stays, the backup is private, the dry run's diff once redacted shows
+// mode stays, the backup is private, the dry run's diff shows
 // the change and no secret, and undo restores the original bytes.
 func TestClineFixKeepsSecrets(t *testing.T) {
 	home, state := t.TempDir(), filepath.Join(t.TempDir(), "state")
@@ -95,8 +95,8 @@ func TestClineFixKeepsSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	redacted := clineClient{}.redactDiff(rep.Diff)
-	redacted = strings.ReplaceAll(redacted, p, "~/.cline/data/settings/providers.json")
+	// The Fixer itself redacts: what `ctxfit fix cline --dry-run` prints.
+	redacted := strings.ReplaceAll(rep.Diff, p, "~/.cline/data/settings/providers.json")
 	if strings.Contains(redacted, clineSecret) {
 		t.Errorf("the redacted diff shows a secret:\n%s", redacted)
 	}

@@ -349,7 +349,7 @@ func (c continueClient) Asks(in Input, t Target) ([]Ask, error) {
 	for _, e := range entries {
 		n, _ := t.tuned(e.model)
 		asks = append(asks, Ask{Client: c.Name(), Path: in.Path, Where: e.where, Title: e.title,
-			Model: e.model, Context: e.asks(), MaxTokens: e.maxTokens, Tuned: n})
+			Model: e.model, Context: e.asks(), MaxTokens: e.maxTokens, Tuned: n, WantMaxTokens: MaxTokens(n)})
 	}
 	return asks, nil
 }

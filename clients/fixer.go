@@ -70,6 +70,9 @@ func (f *Fixer) Fix(ctx context.Context, c Client, t Target, dryRun bool) (*Repo
 		}
 		if dryRun {
 			rep.Diff = unifiedDiff(p.files.Config, p.files.Config+" (fixed)", p.src, p.res.Out)
+			if r, ok := c.(diffRedacter); ok { // the file holds secrets: show only the changed values
+				rep.Diff = r.redactDiff(rep.Diff)
+			}
 			return rep, nil
 		}
 		rep.Backup, err = f.replace(c, p, p.res.Out, true)
