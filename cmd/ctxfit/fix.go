@@ -26,12 +26,13 @@ func runFix(ctx context.Context, e *env, args []string) error {
 	dryRun := fs.Bool("dry-run", false, "print the change as a unified diff and write nothing")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: ctxfit fix CLIENT [--dry-run] [--json] [--host URL]\n\n"+
+		fmt.Fprintf(fs.Output(), "Usage: ctxfit fix CLIENT|all [--dry-run] [--json] [--host URL]\n\n"+
 			"Writes the context that `ctxfit tune` found for each model into CLIENT's config:\n"+
 			"contextLength = the tuned value, maxTokens = half of it. Every other byte of the\n"+
 			"file stays as it is, and the previous version is kept (`ctxfit undo CLIENT`).\n\n"+
 			"CLIENT is one of: %s, or ollama (a copy of each model with the tuned num_ctx, for\n"+
-			"clients that send none; see `ctxfit fix ollama -h`).\n\n", strings.Join(clientNames(), ", "))
+			"clients that send none; see `ctxfit fix ollama -h`), or all: every client found\n"+
+			"here, then ollama.\n\n", strings.Join(clientNames(), ", "))
 		fs.PrintDefaults()
 	}
 	pos, err := parseInterspersed(fs, args)
@@ -42,10 +43,13 @@ func runFix(ctx context.Context, e *env, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
-	c, err := clients.Lookup(pos[0])
-	if err != nil {
-		fmt.Fprintf(e.stderr, "ctxfit fix: %v (or ollama)\n", err)
-		return exitError(2)
+	all := strings.EqualFold(pos[0], "all")
+	var c clients.Client
+	if !all {
+		if c, err = clients.Lookup(pos[0]); err != nil {
+			fmt.Fprintf(e.stderr, "ctxfit fix: %v (or ollama, or all)\n", err)
+			return exitError(2)
+		}
 	}
 
 	u := e.host(*host)
@@ -62,6 +66,9 @@ func runFix(ctx context.Context, e *env, args []string) error {
 		return exitError(1)
 	}
 	fixer := &clients.Fixer{Env: clients.NewEnv(e.getenv), StateDir: store.Dir()}
+	if all {
+		return fixAll(ctx, e, fixer, tunedTarget(data, u), u, *dryRun, *asJSON)
+	}
 	rep, err := fixer.Fix(ctx, c, tunedTarget(data, u), *dryRun)
 	switch {
 	case errors.Is(err, clients.ErrNotInstalled):
@@ -84,6 +91,56 @@ func runFix(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
+// fixAll is `ctxfit fix all`: every client installed on this machine, then
+// a derived model on the Ollama side for clients that send no num_ctx. One
+// client's broken config does not stop the others; it makes the exit status 1.
+func fixAll(ctx context.Context, e *env, fixer *clients.Fixer, t clients.Target, u *url.URL, dryRun, asJSON bool) error {
+	var reports []*clients.Report
+	failed := false
+	for _, c := range clients.All() {
+		rep, err := fixer.Fix(ctx, c, t, dryRun)
+		switch {
+		case errors.Is(err, clients.ErrNotInstalled):
+			if !asJSON {
+				fmt.Fprintf(e.stdout, "%s: not installed here.\n", c.Name())
+			}
+			continue
+		case err != nil:
+			failed = true
+			fmt.Fprintf(e.stderr, "ctxfit fix all: %s: %v\n", c.Name(), err)
+			continue
+		}
+		reports = append(reports, rep)
+		if !asJSON {
+			printReport(e.stdout, rep)
+			for _, w := range rep.Warnings {
+				fmt.Fprintf(e.stderr, "warning: %s: %s\n", c.Name(), w)
+			}
+		}
+	}
+	if asJSON {
+		if reports == nil {
+			reports = []*clients.Report{}
+		}
+		if err := writeIndentedJSON(e.stdout, reports); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintln(e.stdout)
+		args := []string{"--host", u.String()}
+		if dryRun {
+			args = append(args, "--dry-run")
+		}
+		if err := runFixOllama(ctx, e, args); err != nil {
+			return err
+		}
+	}
+	if failed {
+		return exitError(1)
+	}
+	return nil
+}
+
 // printReport says what a fix changed, or would change.
 func printReport(w io.Writer, rep *clients.Report) {
 	if len(rep.Changes) == 0 {
@@ -100,8 +157,11 @@ func printReport(w io.Writer, rep *clients.Report) {
 	}
 	fmt.Fprintf(w, "%s: %s %s\n", rep.Client, verb, rep.Path)
 	for _, c := range rep.Changes {
-		fmt.Fprintf(w, "  %s: contextLength %s → %d, maxTokens %s → %d\n",
-			c.Label(), tokensOrUnset(c.OldContext), c.NewContext, tokensOrUnset(c.OldMaxTokens), c.NewMaxTokens)
+		line := fmt.Sprintf("  %s: context %s → %d", c.Label(), tokensOrUnset(c.OldContext), c.NewContext)
+		if c.NewMaxTokens != c.OldMaxTokens && c.NewMaxTokens > 0 {
+			line += fmt.Sprintf(", max tokens %s → %d", tokensOrUnset(c.OldMaxTokens), c.NewMaxTokens)
+		}
+		fmt.Fprintln(w, line)
 	}
 	switch {
 	case rep.DryRun:

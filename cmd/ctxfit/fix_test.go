@@ -228,3 +228,69 @@ func TestClientArg(t *testing.T) {
 		}
 	}
 }
+
+// TestFixAll fixes every client found, goes on past a client whose config
+// is broken (exit 1, that file untouched), and ends with the derived model
+// on the Ollama side.
+func TestFixAll(t *testing.T) {
+	_, u := startSim(t, "mac32", nil)
+	dir := t.TempDir()
+	home := filepath.Join(dir, "home")
+	c := newCLI(t, map[string]string{"HOME": home, "CONTINUE_GLOBAL_DIR": filepath.Join(dir, "continue"), "OLLAMA_HOST": u})
+	write := func(p, s string) {
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The entries name the simulator's address: without one they would
+	// talk to Ollama's default address, another server.
+	continueFile := filepath.Join(dir, "continue", "config.yaml")
+	write(continueFile, strings.Replace(continueYAML, "    model: llama3.1:8b-instruct-fp16\n", "    model: llama3.1:8b-instruct-fp16\n    apiBase: "+u+"\n", 1))
+	zedFile := filepath.Join(home, ".config", "zed", "settings.json")
+	write(zedFile, `{
+  // my Zed settings
+  "language_models": {
+    "ollama": {
+      "api_url": "`+u+`",
+      "available_models": [
+        {"name": "llama3.1:8b-instruct-fp16", "display_name": "Llama", "max_tokens": 131072},
+      ],
+    },
+  },
+}
+`)
+	const brokenAider = "- name: ollama_chat/llama3.1:8b-instruct-fp16\n  extra_params: {num_ctx: [\n"
+	aiderFile := filepath.Join(home, ".aider.model.settings.yml")
+	write(aiderFile, brokenAider)
+	c.tune(u, "llama3.1:8b-instruct-fp16", "", 24576)
+
+	code, out, errOut := c.run("fix", "all")
+	if code != 1 {
+		t.Errorf("exit %d, want 1 for the broken aider file\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	if !strings.Contains(errOut, "aider") {
+		t.Errorf("stderr does not name aider's broken file:\n%s", errOut)
+	}
+	for _, want := range []string{"Continue: fixed", "Zed: fixed", "Cline: not installed here.", "llama3.1:8b-instruct-fp16-ctx24k"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out)
+		}
+	}
+	if b, _ := os.ReadFile(aiderFile); string(b) != brokenAider {
+		t.Errorf("the broken aider file was changed:\n%s", b)
+	}
+	if b, _ := os.ReadFile(zedFile); !strings.Contains(string(b), `"max_tokens": 24576`) || !strings.Contains(string(b), "// my Zed settings") {
+		t.Errorf("Zed's settings were not fixed byte-preservingly:\n%s", b)
+	}
+	if b, _ := os.ReadFile(continueFile); !strings.Contains(string(b), "contextLength: 24576") {
+		t.Errorf("Continue's config was not fixed:\n%s", b)
+	}
+
+	// Everything is right now (aider aside): a second run changes nothing.
+	os.Remove(aiderFile)
+	code, out, _ = c.run("fix", "all")
+	if code != 0 || !strings.Contains(out, "Continue: nothing to change") || !strings.Contains(out, "Zed: nothing to change") {
+		t.Errorf("second fix all: exit %d\n%s", code, out)
+	}
+}
