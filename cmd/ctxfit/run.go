@@ -97,27 +97,14 @@ func (e *env) watch(ctx context.Context, o runOptions) error {
 		}
 	}
 	u := e.host(o.host)
-	w := daemon.NewWatcher(e.client(u), u, store, daemon.WatcherOptions{})
+	a := newApp(e, u, store, logger)
 	logger.Info("ctxfit watching Ollama", "host", u.String(), "state", store.Dir())
-	return autostart.Serve(ctx, func(ctx context.Context) error { return runHeadless(ctx, w, logger) })
-}
-
-// runHeadless logs every event of w until ctx ends.
-func runHeadless(ctx context.Context, w *daemon.Watcher, logger *slog.Logger) error {
-	updates, cancel := w.Subscribe()
-	defer cancel()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for u := range updates {
-			for _, ev := range u.Events {
-				daemon.LogEvent(logger, ev)
-			}
+	err = autostart.Serve(ctx, func(ctx context.Context) error {
+		if o.headless {
+			return a.run(ctx)
 		}
-	}()
-	w.Run(ctx)
-	cancel()
-	<-done
+		return a.runWithTray(ctx)
+	})
 	logger.Info("ctxfit stopped")
-	return nil
+	return err
 }

@@ -33,7 +33,7 @@ func (s *syncBuffer) String() string {
 }
 
 // startCommand runs a long-lived command in the background; the returned
-// function stops it and returns its exit status.
+// function stops it and returns its exit status (it may be called again).
 func startCommand(t *testing.T, vars map[string]string, args ...string) (*syncBuffer, *syncBuffer, func() int) {
 	t.Helper()
 	var out, errb syncBuffer
@@ -41,15 +41,18 @@ func startCommand(t *testing.T, vars map[string]string, args ...string) (*syncBu
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() { done <- e.main(ctx, args) }()
+	var once sync.Once
+	code := -1
 	return &out, &errb, func() int {
-		cancel()
-		select {
-		case code := <-done:
-			return code
-		case <-time.After(10 * time.Second):
-			t.Fatal("command did not stop within 10 s of its context ending")
-			return -1
-		}
+		once.Do(func() {
+			cancel()
+			select {
+			case code = <-done:
+			case <-time.After(10 * time.Second):
+				t.Error("command did not stop within 10 s of its context ending")
+			}
+		})
+		return code
 	}
 }
 

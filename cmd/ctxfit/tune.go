@@ -95,7 +95,29 @@ is stored for ctxfit status and ctxfit fix. Ctrl-C stops between loads.`)
 		return tuneFailed(e, res, err)
 	}
 
-	err = store.Update(func(d *daemon.Data) error {
+	if err := storeTuned(store, key, res); err != nil {
+		return err
+	}
+
+	if *asJSON {
+		return writeTuneJSON(e.stdout, res)
+	}
+	fmt.Fprintln(e.stdout, tuneSummary(res))
+	before, after, err := daemon.BenchBeforeAfter(ctx, client, res)
+	switch {
+	case err != nil:
+		fmt.Fprintf(e.stderr, "ctxfit tune: comparing the speed before and after: %v\n", err)
+	case before != nil:
+		fmt.Fprintf(e.stdout, "Speed: %.1f tokens/s at num_ctx %d (%s), %.1f tokens/s at num_ctx %d (%s).\n",
+			before.TokensPerSecond, before.Context, before.Processor(), after.TokensPerSecond, after.Context, after.Processor())
+	}
+	fmt.Fprintf(e.stdout, "Stored; `ctxfit fix all` writes it into your clients' configs.\n")
+	return nil
+}
+
+// storeTuned remembers a finished tune of the server with host key.
+func storeTuned(store *daemon.Store, key string, res *daemon.TuneResult) error {
+	err := store.Update(func(d *daemon.Data) error {
 		d.PutTuned(daemon.Tuned{
 			Host:           key,
 			Model:          res.Model,
@@ -113,20 +135,6 @@ is stored for ctxfit status and ctxfit fix. Ctrl-C stops between loads.`)
 	if err != nil {
 		return fmt.Errorf("tuned %s to %d but could not store it: %w", res.Model, res.Context, err)
 	}
-
-	if *asJSON {
-		return writeTuneJSON(e.stdout, res)
-	}
-	fmt.Fprintln(e.stdout, tuneSummary(res))
-	before, after, err := daemon.BenchBeforeAfter(ctx, client, res)
-	switch {
-	case err != nil:
-		fmt.Fprintf(e.stderr, "ctxfit tune: comparing the speed before and after: %v\n", err)
-	case before != nil:
-		fmt.Fprintf(e.stdout, "Speed: %.1f tokens/s at num_ctx %d (%s), %.1f tokens/s at num_ctx %d (%s).\n",
-			before.TokensPerSecond, before.Context, before.Processor(), after.TokensPerSecond, after.Context, after.Processor())
-	}
-	fmt.Fprintf(e.stdout, "Stored; `ctxfit fix all` writes it into your clients' configs.\n")
 	return nil
 }
 

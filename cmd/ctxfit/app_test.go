@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ctxfit/ctxfit/daemon"
+	"github.com/ctxfit/ctxfit/internal/ollamahost"
+)
+
+// appFixture is a simulated Ollama, a home with Continue's and Zed's
+// configs pointing at it, and ctxfit's state.
+type appFixture struct {
+	t    *testing.T
+	u    string
+	vars map[string]string
+	cont string // Continue's config.yaml
+	zed  string // Zed's settings.json
+	sim  interface {
+		Load(string, int, time.Duration) error
+	}
+	stateDir string
+}
+
+const llama = "llama3.1:8b-instruct-fp16"
+
+func newAppFixture(t *testing.T, continueCtx, zedCtx int) *appFixture {
+	t.Helper()
+	sim, u := startSim(t, "mac32", nil)
+	dir := t.TempDir()
+	f := &appFixture{t: t, u: u, sim: sim, stateDir: filepath.Join(dir, "state")}
+	f.vars = map[string]string{
+		"HOME":                filepath.Join(dir, "home"),
+		"CONTINUE_GLOBAL_DIR": filepath.Join(dir, "continue"),
+		"OLLAMA_HOST":         u,
+		daemon.StateDirEnv:    f.stateDir,
+		"CTXFIT_LOG_DIR":      filepath.Join(dir, "logs"),
+	}
+	f.cont = filepath.Join(dir, "continue", "config.yaml")
+	f.write(f.cont, continueConfig(u, continueCtx))
+	if zedCtx > 0 {
+		f.zed = filepath.Join(dir, "home", ".config", "zed", "settings.json")
+		f.write(f.zed, `{
+  "language_models": {
+    "ollama": {
+      "api_url": "`+u+`",
+      "available_models": [{"name": "`+llama+`", "display_name": "Llama", "max_tokens": `+strconv.Itoa(zedCtx)+`}]
+    }
+  }
+}
+`)
+	}
+	return f
+}
+
+func continueConfig(u string, ctx int) string {
+	return `# Continue
+models:
+  - name: Llama
+    provider: ollama
+    model: ` + llama + `
+    apiBase: ` + u + `
+    defaultCompletionOptions:
+      contextLength: ` + strconv.Itoa(ctx) + `
+      maxTokens: 4096
+`
+}
+
+func (f *appFixture) write(p, s string) {
+	f.t.Helper()
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *appFixture) read(p string) string {
+	b, _ := os.ReadFile(p)
+	return string(b)
+}
+
+func (f *appFixture) tune(ctx int) {
+	daemon.OpenStore(f.stateDir).Update(func(d *daemon.Data) error {
+		d.PutTuned(daemon.Tuned{Host: ollamahost.Key(ollamahost.Parse(f.u)), Model: llama, Parallel: 1, Context: ctx, Step: 1024, MeasuredAt: time.Now()})
+		return nil
+	})
+}
+
+func TestRunAutoFixKeepsContinueFixed(t *testing.T) {
+	f := newAppFixture(t, 131072, 0)
+	f.tune(24576)
+	_, logs, stop := startCommand(t, f.vars, "run", "--headless", "--auto-fix", "on")
+	defer stop()
+	waitFor(t, "the fix at start", func() bool { return strings.Contains(f.read(f.cont), "contextLength: 24576") })
+	if !strings.Contains(f.read(f.cont), "maxTokens: 12288") || !strings.Contains(f.read(f.cont), "# Continue") {
+		t.Fatalf("config after the fix:\n%s", f.read(f.cont))
+	}
+	// Continue (or the user) writes the big value back: ctxfit fixes it again.
+	f.write(f.cont, continueConfig(f.u, 131072))
+	start := time.Now()
+	waitFor(t, "the fix after an external edit", func() bool { return strings.Contains(f.read(f.cont), "contextLength: 24576") })
+	t.Logf("fixed %v after the external edit", time.Since(start).Round(time.Millisecond))
+	waitFor(t, "config_fixed in the log", func() bool { return strings.Count(logs.String(), "event=config_fixed") >= 2 })
+	if code := stop(); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}
+
+func TestSpillWarningNamesTheClient(t *testing.T) {
+	f := newAppFixture(t, 131072, 0)
+	f.tune(24576)
+	_, logs, stop := startCommand(t, f.vars, "run", "--headless")
+	defer stop()
+	waitFor(t, "the watcher", func() bool { return strings.Contains(logs.String(), "event=reachable") })
+	// Continue loads the model at its contextLength: it spills.
+	if err := f.sim.Load(llama, 131072, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	// The keeper says it at start already; the spill must say it again.
+	want := "Continue asks " + llama + " for 131072 tokens; 24576 stays on the GPU"
+	waitFor(t, "the spill's warning naming Continue", func() bool {
+		l := logs.String()
+		i := strings.Index(l, "event=spill_started")
+		return i >= 0 && strings.Contains(l[i:], want)
+	})
+	if !strings.Contains(f.read(f.cont), "contextLength: 131072") {
+		t.Error("with auto-fix off the config was changed")
+	}
+}
+
+func TestThrashNamesTheClients(t *testing.T) {
+	f := newAppFixture(t, 131072, 8192)
+	f.tune(24576)
+	_, logs, stop := startCommand(t, f.vars, "run", "--headless")
+	defer stop()
+	waitFor(t, "the watcher", func() bool { return strings.Contains(logs.String(), "event=reachable") })
+	// Continue and Zed take turns: every switch reloads the model.
+	for i, ctx := range []int{131072, 8192, 131072} {
+		if err := f.sim.Load(llama, ctx, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		n := i + 1
+		waitFor(t, "the load to be seen", func() bool {
+			return strings.Count(logs.String(), "event=loaded")+strings.Count(logs.String(), "event=context_changed") >= n
+		})
+	}
+	want := "clients disagree: Continue asks for 131072, Zed asks for 8192; `ctxfit fix all` gives them all 24576"
+	waitFor(t, "the thrash warning naming both clients", func() bool { return strings.Contains(logs.String(), want) })
+}
+
+func TestAppTuneThenAutoFix(t *testing.T) {
+	f := newAppFixture(t, 131072, 0)
+	daemon.OpenStore(f.stateDir).Update(func(d *daemon.Data) error { d.Settings.AutoFix = true; return nil })
+	e := &env{stdout: io.Discard, stderr: io.Discard, getenv: func(k string) string { return f.vars[k] }}
+	store, _ := e.store()
+	a := newApp(e, ollamahost.Parse(f.u), store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go a.run(ctx)
+
+	if label, asks, ok := a.ClientContext(llama); !ok || label != "Llama" || asks != 131072 {
+		t.Errorf("ClientContext = %q %d %v, want Llama 131072", label, asks, ok)
+	}
+	var progress []string
+	if err := a.Tune(ctx, llama, func(s string) { progress = append(progress, s) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(progress) == 0 {
+		t.Error("no progress lines")
+	}
+	tuned, ok := a.tuned(llama)
+	if !ok || tuned != 25600 && tuned != 24576 {
+		t.Fatalf("tuned = %d %v; the simulator's mac32 fits %s up to 25856", tuned, ok, llama)
+	}
+	waitFor(t, "auto-fix after the tune", func() bool { return strings.Contains(f.read(f.cont), "contextLength: "+strconv.Itoa(tuned)) })
+	if _, asks, _ := a.ClientContext(llama); asks != tuned {
+		t.Errorf("Continue asks %d after the fix, want %d", asks, tuned)
+	}
+	// The tray's switches are remembered.
+	if err := a.SetNotifications(false); err != nil || !a.Settings().NotificationsOff {
+		t.Errorf("SetNotifications(false): %v, settings %+v", err, a.Settings())
+	}
+	if a.ContinueConfigPath() != f.cont {
+		t.Errorf("ContinueConfigPath = %q, want %q", a.ContinueConfigPath(), f.cont)
+	}
+}
