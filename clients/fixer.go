@@ -163,7 +163,7 @@ func (f *Fixer) Asks(c Client, t Target) (Files, []Ask, error) {
 	if err != nil {
 		return files, nil, fmt.Errorf("read %s's config: %w", c.Name(), err)
 	}
-	asks, err := c.Asks(Input{Path: files.Config, Src: src}, t)
+	asks, err := c.Asks(Input{Path: files.Config, Src: src, Overrides: readOverrides(files)}, t)
 	return files, asks, err
 }
 
