@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,9 +27,9 @@ var ran atomic.Bool
 // ErrNoTray within a few seconds (or after opts.HostWait), having shown
 // nothing; the caller may then carry on without a tray and call Run again
 // later.
-func Run(ctx context.Context, b Backend, opts Options) (err error) {
+func Run(ctx context.Context, b Backend, opts Options) error {
 	if ran.Load() {
-		return errors.New("tray: the system tray already ran in this process; it can run once")
+		return errAgain
 	}
 	if err := waitForHost(ctx, opts.HostWait); err != nil {
 		return err
@@ -36,20 +37,30 @@ func Run(ctx context.Context, b Backend, opts Options) (err error) {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	return run(ctx, b, opts)
+}
+
+var errAgain = errors.New("tray: the system tray already ran in this process; it can run once")
+
+// run runs systray once a tray host is known to be there.
+func run(ctx context.Context, b Backend, opts Options) (err error) {
 	if !ran.CompareAndSwap(false, true) {
-		return errors.New("tray: the system tray already ran in this process; it can run once")
+		return errAgain
 	}
 	opts.defaults()
 	m := newMenu(b, opts)
 	m.ctx, m.cancel = context.WithCancel(ctx)
 	defer func() {
-		if r := recover(); r != nil {
+		if r := recover(); r != nil && !m.quitClicked.Load() {
 			// fyne systray panics in places (Quit without a session bus).
 			err = fmt.Errorf("%w: the system tray failed: %v", ErrNoTray, r)
 		}
 		m.stop()
 	}()
-	beforeRun(m.st.view())
+	m.first = m.st.view()
+	if setIconBeforeRun {
+		beforeRun(m.first)
+	}
 	go func() {
 		<-m.ctx.Done()
 		systray.Quit()
@@ -72,6 +83,7 @@ type menu struct {
 	ctx         context.Context
 	cancel      context.CancelFunc
 	quitClicked atomic.Bool
+	first       view // the view before systray runs
 
 	mu           sync.Mutex // guards everything below
 	st           *state
@@ -79,13 +91,19 @@ type menu struct {
 	tunes        map[string]context.CancelFunc
 	refreshing   bool
 	refreshAgain bool
-	pending      int // settings changes the backend has not finished
-	settingsGen  int // counts settings changes, to drop stale refreshes
+	refreshed    time.Time // when the last refresh began
+	models       string    // the loaded models at that refresh
+	// Settings changes run in click order, one lane per setting, so that a
+	// login service that hangs does not hold up the others. pending counts
+	// changes not finished, gen all changes, so that a refresh that read
+	// the backend before a change does not undo it on screen.
+	lanes   map[action]*serial
+	pending map[action]int
+	gen     map[action]int
 
 	rebuildCh chan struct{}
 	clicks    chan click
 	notes     chan Notification
-	lane      serial         // settings changes, in click order
 	calls     sync.WaitGroup // tunes and fixes, waited for at exit
 }
 
@@ -95,6 +113,9 @@ func newMenu(b Backend, opts Options) *menu {
 		opts:      opts,
 		st:        newState(),
 		tunes:     map[string]context.CancelFunc{},
+		lanes:     map[action]*serial{actAutoFix: {}, actNotify: {}, actLogin: {}},
+		pending:   map[action]int{},
+		gen:       map[action]int{},
 		rebuildCh: make(chan struct{}, 1),
 		clicks:    make(chan click, 256),
 		notes:     make(chan Notification, 32),
@@ -133,10 +154,10 @@ type modelItems struct {
 	line, tune, fix, info, note *systray.MenuItem
 }
 
-// receivers is how many goroutines wait on each item's ClickedCh: systray
-// drops a click when none is waiting, and DBus delivers clicks
-// concurrently.
-const receivers = 4
+// clickBuffer is how many clicks on one item may wait. fyne systray drops
+// a click when its send on ClickedCh would block, and DBus delivers clicks
+// concurrently; a buffered ClickedCh takes them all.
+const clickBuffer = 64
 
 func (m *menu) onReady() {
 	defer m.recoverTo("build the menu")
@@ -177,34 +198,42 @@ func (m *menu) onReady() {
 	v := m.st.view()
 	m.visible = v
 	m.mu.Unlock()
-	show(&it, v, nil)
+	shown := v
+	if setIconBeforeRun {
+		// The icon and tooltip are those beforeRun set.
+		shown.Icon, shown.Tooltip = m.first.Icon, m.first.Tooltip
+	}
+	show(&it, v, nil, !setIconBeforeRun)
 
-	go m.rebuildLoop(&it, v)
+	go m.rebuildLoop(&it, shown)
 	go m.clickLoop()
 	go m.notifyLoop()
 	go m.watch()
 	m.refresh()
 }
 
-// forward makes sure a click on item always finds a receiver and reaches
-// the click loop.
+// forward passes every click on item to the click loop. It swaps item's
+// ClickedCh for a buffered channel before the menu is shown, so that
+// systray's non-blocking send never finds it full; the later updates of
+// the item (under systray's item lock) publish the new channel to the
+// goroutines that deliver clicks.
 func (m *menu) forward(item *systray.MenuItem, c click) {
-	for range receivers {
-		go func() {
-			for {
+	ch := make(chan struct{}, clickBuffer)
+	item.ClickedCh = ch
+	go func() {
+		for {
+			select {
+			case <-ch:
 				select {
-				case <-item.ClickedCh:
-					select {
-					case m.clicks <- c:
-					case <-m.ctx.Done():
-						return
-					}
+				case m.clicks <- c:
 				case <-m.ctx.Done():
 					return
 				}
+			case <-m.ctx.Done():
+				return
 			}
-		}()
-	}
+		}
+	}()
 }
 
 // signal asks for a rebuild of the menu; it never blocks.
@@ -215,44 +244,52 @@ func (m *menu) signal() {
 	}
 }
 
+// startupQuiet is how long the icon and tooltip stay as beforeRun set
+// them. fyne systray exports them while it starts and loses a change made
+// in that moment; changing them later is safe.
+const startupQuiet = 500 * time.Millisecond
+
 func (m *menu) rebuildLoop(it *items, shown view) {
 	defer m.recoverTo("update the menu")
-	// fyne systray loses an icon set while it is still exporting its DBus
-	// properties; set the icon and tooltip once more when it has settled.
-	settle := time.NewTimer(time.Second)
-	defer settle.Stop()
+	iconsOn := !setIconBeforeRun
+	quiet := time.NewTimer(startupQuiet)
+	defer quiet.Stop()
 	for {
 		select {
 		case <-m.ctx.Done():
 			return
-		case <-settle.C:
-			setIcon(shown.Icon)
-			systray.SetTooltip(shown.Tooltip)
-			continue
+		case <-quiet.C:
+			iconsOn = true
 		case <-m.rebuildCh:
 		}
 		m.mu.Lock()
 		v := m.st.view()
 		m.visible = v
 		m.mu.Unlock()
-		show(it, v, &shown)
+		show(it, v, &shown, iconsOn)
+		if !iconsOn {
+			v.Icon, v.Tooltip = shown.Icon, shown.Tooltip
+		}
 		shown = v
 	}
 }
 
 // show makes the items show v; have is what they show now (nil: nothing
 // yet). Only what changed is sent, since every change is a DBus signal.
-func show(it *items, v view, have *view) {
+// With icons false the icon and tooltip are left alone.
+func show(it *items, v view, have *view, icons bool) {
 	var was view
 	first := have == nil
 	if !first {
 		was = *have
 	}
-	if first || v.Icon != was.Icon {
-		setIcon(v.Icon)
-	}
-	if first || v.Tooltip != was.Tooltip {
+	// The tooltip first: hosts read both when the icon's NewIcon signal
+	// comes.
+	if icons && (first || v.Tooltip != was.Tooltip) {
 		systray.SetTooltip(v.Tooltip)
+	}
+	if icons && (first || v.Icon != was.Icon) {
+		setIcon(v.Icon)
 	}
 	set(it.header, v.Header, was.Header, first)
 	set(it.status, v.Status, was.Status, first)
@@ -320,9 +357,15 @@ func (m *menu) watch() {
 	}
 }
 
+// refreshEvery is how often the backend is read again while nothing
+// happens, to notice edits of Continue's config made by hand.
+const refreshEvery = 10 * time.Second
+
 func (m *menu) update(u daemon.Update) {
+	now := time.Now()
 	m.mu.Lock()
-	notes := m.st.apply(u, time.Now())
+	notes := m.st.apply(u, now)
+	stale := len(u.Events) > 0 || m.st.loaded() != m.models || now.Sub(m.refreshed) >= refreshEvery
 	m.mu.Unlock()
 	for _, n := range notes {
 		select {
@@ -332,7 +375,9 @@ func (m *menu) update(u daemon.Update) {
 		}
 	}
 	m.signal()
-	m.refresh()
+	if stale {
+		m.refresh()
+	}
 }
 
 func (m *menu) notifyLoop() {
@@ -350,8 +395,10 @@ func (m *menu) notifyLoop() {
 }
 
 // refresh reads from the backend what the snapshots do not carry: the
-// settings, the login service, Continue's config. One read runs at a time;
-// a request during one runs again after it.
+// settings, the login service, Continue's config. It runs at start, after
+// clicks, when the loaded models change or events come, and every
+// refreshEvery. One read runs at a time; a request during one runs again
+// after it.
 func (m *menu) refresh() {
 	m.mu.Lock()
 	if m.refreshing {
@@ -366,7 +413,8 @@ func (m *menu) refresh() {
 		for {
 			m.mu.Lock()
 			m.refreshAgain = false
-			gen := m.settingsGen
+			m.refreshed, m.models = time.Now(), m.st.loaded()
+			gen := maps.Clone(m.gen)
 			var names []string
 			if m.st.snap.Reachable {
 				for _, md := range m.st.snap.Models {
@@ -386,8 +434,14 @@ func (m *menu) refresh() {
 
 			m.mu.Lock()
 			st := m.st
-			if m.pending == 0 && gen == m.settingsGen {
-				st.settings, st.settingsKnown = settings, true
+			if m.settled(actAutoFix, gen) {
+				st.settings.AutoFix = settings.AutoFix
+			}
+			if m.settled(actNotify, gen) {
+				st.settings.NotificationsOff = settings.NotificationsOff
+			}
+			st.settingsKnown = true
+			if m.settled(actLogin, gen) {
 				st.login, st.loginKnown, st.loginErr = login, true, ""
 				if loginErr != nil {
 					st.loginErr = loginErr.Error()
@@ -405,6 +459,12 @@ func (m *menu) refresh() {
 	}()
 }
 
+// settled reports whether setting a has no change in flight and none
+// since gen was taken; m.mu is held.
+func (m *menu) settled(a action, gen map[action]int) bool {
+	return m.pending[a] == 0 && m.gen[a] == gen[a]
+}
+
 func (m *menu) clickLoop() {
 	defer m.recoverTo("handle a click")
 	for {
@@ -418,7 +478,7 @@ func (m *menu) clickLoop() {
 }
 
 // handle acts on one click. It never waits for the backend: calls run in
-// goroutines, settings changes in click order on m.lane.
+// goroutines, settings changes in click order on their lanes.
 func (m *menu) handle(c click) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -464,21 +524,21 @@ func (m *menu) handle(c click) {
 		}
 		on := !st.settings.AutoFix
 		st.settings.AutoFix = on
-		m.change(func() error { return m.b.SetAutoFix(on) })
+		m.change(c.act, func() error { return m.b.SetAutoFix(on) })
 	case actNotify:
 		if !st.settingsKnown {
 			return
 		}
 		on := st.settings.NotificationsOff
 		st.settings.NotificationsOff = !on
-		m.change(func() error { return m.b.SetNotifications(on) })
+		m.change(c.act, func() error { return m.b.SetNotifications(on) })
 	case actLogin:
 		if !st.loginKnown || st.loginErr != "" {
 			return
 		}
 		on := !st.login
 		st.login = on
-		m.change(func() error { return m.b.SetStartAtLogin(on) })
+		m.change(c.act, func() error { return m.b.SetStartAtLogin(on) })
 	case actOpenConfig:
 		m.openFile(st.continuePath)
 	case actOpenLog:
@@ -486,16 +546,16 @@ func (m *menu) handle(c click) {
 	}
 }
 
-// change runs a settings change on the lane; m.mu is held.
-func (m *menu) change(f func() error) {
-	m.pending++
-	m.settingsGen++
+// change runs a change of setting a on its lane; m.mu is held.
+func (m *menu) change(a action, f func() error) {
+	m.pending[a]++
+	m.gen[a]++
 	m.st.settingsErr = ""
-	m.lane.do(func() {
+	m.lanes[a].do(func() {
 		defer m.recoverTo("change a setting")
 		err := f()
 		m.mu.Lock()
-		m.pending--
+		m.pending[a]--
 		if err != nil {
 			m.st.settingsErr = "Could not save the setting: " + err.Error()
 			m.opts.Logger.Warn("tray: cannot change a setting", "err", err)

@@ -111,6 +111,18 @@ func (s *state) apply(u daemon.Update, now time.Time) []Notification {
 	return notes
 }
 
+// loaded names the loaded models, for noticing a change.
+func (s *state) loaded() string {
+	var b strings.Builder
+	if s.snap.Reachable {
+		for _, m := range s.snap.Models {
+			b.WriteString(daemon.ModelKey(m.Name))
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
+
 // quiet reports whether a config fix of model was asked for in the menu
 // (model "" is a fix of every model).
 func (s *state) quiet(model string, now time.Time) bool {

@@ -104,4 +104,8 @@ func beforeRun(v view) {
 	systray.SetTooltip(v.Tooltip)
 }
 
+// setIconBeforeRun is true: systray exports the icon and tooltip as DBus
+// properties when it starts, so they are set before.
+const setIconBeforeRun = true
+
 func setIcon(s assets.State) { systray.SetIcon(assets.PNG(s)) }
