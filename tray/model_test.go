@@ -363,3 +363,22 @@ func render(v view) string {
 	b.WriteString("----\n  Quit\n")
 	return b.String()
 }
+
+// BenchmarkPoll measures what the tray does for each poll of the watcher
+// while models are loaded: take in the update and compute the view.
+func BenchmarkPoll(b *testing.B) {
+	models := make([]daemon.Model, maxModels)
+	asks := map[string]ask{}
+	for i := range models {
+		models[i] = tuned(model(fmt.Sprintf("model%02d:7b", i), 9*gib, 7*gib, 32768, daemon.GPUPresent), 16384)
+		asks[daemon.ModelKey(models[i].Name)] = ask{"Model", 32768, true}
+	}
+	st := known(snap(models...), asks)
+	u := daemon.Update{Snapshot: snap(models...)}
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		st.apply(u, now)
+		_ = st.view()
+	}
+}

@@ -717,6 +717,7 @@ func TestNoTrayHost(t *testing.T) {
 			if took > tt.wait+2*time.Second {
 				t.Errorf("Run took %s to give up", took)
 			}
+			t.Logf("gave up after %s", took.Round(time.Millisecond))
 		})
 	}
 }
