@@ -496,7 +496,7 @@ func (m *menu) handle(c click) {
 		k := daemon.ModelKey(name)
 		if cancel, ok := m.tunes[k]; ok {
 			cancel()
-			st.tuning[k] = "cancelling…"
+			st.tuning[k] = tuneProgress{name, "cancelling…", true}
 			return
 		}
 		if len(m.tunes) > 0 {
@@ -504,7 +504,7 @@ func (m *menu) handle(c click) {
 		}
 		ctx, cancel := context.WithCancel(m.ctx)
 		m.tunes[k] = cancel
-		st.tuning[k] = "starting…"
+		st.tuning[k] = tuneProgress{model: name, line: "starting…"}
 		delete(st.results, k)
 		m.calls.Add(1)
 		go m.tune(ctx, name, k)
@@ -584,7 +584,7 @@ func (m *menu) tune(ctx context.Context, name, k string) {
 	err := m.b.Tune(ctx, name, func(line string) {
 		m.mu.Lock()
 		if _, running := m.tunes[k]; running && ctx.Err() == nil {
-			m.st.tuning[k] = line
+			m.st.tuning[k] = tuneProgress{model: name, line: line}
 		}
 		m.mu.Unlock()
 		m.signal()

@@ -2,6 +2,7 @@ package tray
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,14 +34,20 @@ type state struct {
 	loginKnown    bool
 	continuePath  string // "" when Continue has no config
 	logPath       string
-	infoKnown     bool              // the paths and asks below were read at least once
-	asks          map[string]ask    // by daemon.ModelKey: what Continue asks for
-	settingsErr   string            // the last settings change that failed
-	tuning        map[string]string // by ModelKey: progress of a running tune
-	fixing        map[string]bool   // by ModelKey: a Continue fix in flight
-	results       map[string]string // by ModelKey: how the last tune or fix ended
+	infoKnown     bool                    // the paths and asks below were read at least once
+	asks          map[string]ask          // by daemon.ModelKey: what Continue asks for
+	settingsErr   string                  // the last settings change that failed
+	tuning        map[string]tuneProgress // by ModelKey: a running tune
+	fixing        map[string]bool         // by ModelKey: a Continue fix in flight
+	results       map[string]string       // by ModelKey: how the last tune or fix ended
 	quietFix      map[string]time.Time
 	spilling      map[string]bool // by ModelKey: models in a spill episode
+}
+
+// tuneProgress is a running tune: the model, and the tuner's last line.
+type tuneProgress struct {
+	model, line string
+	cancelled   bool // Cancel was clicked; the tuner is restoring the model
 }
 
 // ask is what Continue asks Ollama for when it uses one model.
@@ -53,7 +60,7 @@ type ask struct {
 func newState() *state {
 	return &state{
 		asks:     map[string]ask{},
-		tuning:   map[string]string{},
+		tuning:   map[string]tuneProgress{},
 		fixing:   map[string]bool{},
 		results:  map[string]string{},
 		quietFix: map[string]time.Time{},
@@ -204,12 +211,13 @@ func (s *state) view() view {
 		v.Status = itemView{Title: fmt.Sprintf("%d more models: see ctxfit status", len(snap.Models)-maxModels), Disabled: true}
 	}
 
+	models := s.listed()
 	for i := range v.Models {
-		if !snap.Reachable || i >= len(snap.Models) {
+		if i >= len(models) {
 			v.Models[i] = modelView{Line: itemView{Hidden: true}}
 			continue
 		}
-		v.Models[i] = s.modelView(snap.Models[i])
+		v.Models[i] = s.modelView(models[i])
 	}
 
 	v.AutoFix = itemView{Title: "Fix Continue automatically", Checked: s.settings.AutoFix, Disabled: !s.settingsKnown,
@@ -229,6 +237,22 @@ func (s *state) view() view {
 	return v
 }
 
+// listed returns the models the menu lists: the loaded ones, and one being
+// tuned even while it is not loaded (a tune reloads it, and the server may
+// not answer for a moment), so that its progress and Cancel stay in view.
+func (s *state) listed() []daemon.Model {
+	var models []daemon.Model
+	if s.snap.Reachable {
+		models = s.snap.Models
+	}
+	for k, t := range s.tuning {
+		if !slices.ContainsFunc(models, func(m daemon.Model) bool { return daemon.ModelKey(m.Name) == k }) {
+			models = append(slices.Clip(models), daemon.Model{Name: t.model})
+		}
+	}
+	return models
+}
+
 func (s *state) modelView(m daemon.Model) modelView {
 	k := daemon.ModelKey(m.Name)
 	mv := modelView{Name: m.Name}
@@ -243,13 +267,15 @@ func (s *state) modelView(m daemon.Model) modelView {
 	}
 	progress, tuning := s.tuning[k]
 	if tuning {
-		line = m.Name + " · tuning: " + progress
+		line = m.Name + " · tuning: " + progress.line
 	}
 	mv.Line = itemView{Title: line}
 
 	mv.Tune = itemView{Title: "Tune context",
 		Tooltip: "Load the model a few times to find the largest context that stays 100% on the GPU"}
 	switch {
+	case tuning && progress.cancelled:
+		mv.Tune = itemView{Title: "Cancelling…", Disabled: true}
 	case tuning:
 		mv.Tune = itemView{Title: "Cancel tuning"}
 	case len(s.tuning) > 0:
@@ -282,7 +308,7 @@ func (s *state) fixView(m daemon.Model, k string) itemView {
 	switch {
 	case s.fixing[k]:
 		v.Title = title + " (writing…)"
-	case s.tuning[k] != "":
+	case s.tuning[k] != tuneProgress{}:
 		v.Title = title + " (tuning…)"
 	case !s.infoKnown || !known:
 		// Not read yet.
@@ -308,7 +334,7 @@ func (s *state) fixView(m daemon.Model, k string) itemView {
 
 // fixEnabled reports whether "Fix Continue now" is enabled for model.
 func (s *state) fixEnabled(model string) bool {
-	for _, m := range s.snap.Models {
+	for _, m := range s.listed() {
 		if daemon.SameModel(m.Name, model) {
 			return !s.fixView(m, daemon.ModelKey(m.Name)).Disabled
 		}

@@ -117,7 +117,7 @@ func TestFixItem(t *testing.T) {
 			"Fix Continue now", false},
 		{"a fix is being written", llamaSpilled, map[string]ask{k: {"Llama", 32768, true}}, func(s *state) { s.fixing[k] = true },
 			"Fix Continue now (writing…)", false},
-		{"the model is being tuned", llamaSpilled, map[string]ask{k: {"Llama", 32768, true}}, func(s *state) { s.tuning[k] = "starting…" },
+		{"the model is being tuned", llamaSpilled, map[string]ask{k: {"Llama", 32768, true}}, func(s *state) { s.tuning[k] = tuneProgress{model: "llama3.1:8b", line: "starting…"} },
 			"Fix Continue now (tuning…)", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -269,7 +269,7 @@ func TestMenu(t *testing.T) {
 			k("llama3.1:8b"): {"Llama 3.1", 32768, true}, k("qwen2.5-coder:7b"): {}})},
 		{"tuning", func() *state {
 			st := known(snap(llamaSpilled, qwenGPU), nil)
-			st.tuning[k("llama3.1:8b")] = "16384: 100% GPU (3 loads)"
+			st.tuning[k("llama3.1:8b")] = tuneProgress{model: "llama3.1:8b", line: "16384: 100% GPU (3 loads)"}
 			st.results[k("qwen2.5-coder:7b")] = "Tune failed: qwen2.5-coder:7b does not fit on the GPU even at context 2048"
 			return st
 		}()},
@@ -283,6 +283,16 @@ func TestMenu(t *testing.T) {
 		{"settings failed", func() *state {
 			st := known(snap(), nil)
 			st.settingsErr = "Could not save the setting: open /home/u/.config/ctxfit/state.json: permission denied"
+			return st
+		}()},
+		{"tuned model reloading", func() *state {
+			st := known(snap(qwenGPU), nil)
+			st.tuning[k("llama3.1:8b")] = tuneProgress{model: "llama3.1:8b", line: "32768: 22%/78% CPU/GPU (2 loads)"}
+			return st
+		}()},
+		{"tuning while Ollama restarts", func() *state {
+			st := known(unreachable(), nil)
+			st.tuning[k("llama3.1:8b")] = tuneProgress{"llama3.1:8b", "cancelling…", true}
 			return st
 		}()},
 		{"swap risk", func() *state {
