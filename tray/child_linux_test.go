@@ -187,12 +187,12 @@ func (b *scripted) Tune(ctx context.Context, model string, progress func(string)
 	return ctx.Err()
 }
 
-func (b *scripted) Settings() daemon.Settings {
+func (b *scripted) Settings() (daemon.Settings, error) {
 	d, err := b.store.Load()
 	if err != nil {
-		return daemon.Settings{}
+		return daemon.Settings{}, err
 	}
-	return d.Settings
+	return d.Settings, nil
 }
 
 func (b *scripted) SetAutoFix(on bool) error {
@@ -226,7 +226,7 @@ func (stuck) Tune(context.Context, string, func(string)) error { select {} }
 func (stuck) ClientContext(string) (string, int, bool)         { select {} }
 func (stuck) FixContinue(context.Context, string) error        { select {} }
 func (stuck) ContinueConfigPath() string                       { select {} }
-func (stuck) Settings() daemon.Settings                        { select {} }
+func (stuck) Settings() (daemon.Settings, error)               { select {} }
 func (stuck) SetAutoFix(bool) error                            { select {} }
 func (stuck) SetNotifications(bool) error                      { select {} }
 func (stuck) StartAtLogin() (bool, error)                      { select {} }

@@ -423,7 +423,7 @@ func (m *menu) refresh() {
 			}
 			m.mu.Unlock()
 
-			settings := m.b.Settings()
+			settings, settingsErr := m.b.Settings()
 			login, loginErr := m.b.StartAtLogin()
 			path, logPath := m.b.ContinueConfigPath(), m.b.LogPath()
 			asks := map[string]ask{}
@@ -434,13 +434,19 @@ func (m *menu) refresh() {
 
 			m.mu.Lock()
 			st := m.st
-			if m.settled(actAutoFix, gen) {
-				st.settings.AutoFix = settings.AutoFix
+			st.readErr = ""
+			switch {
+			case settingsErr != nil:
+				st.readErr = "Cannot read ctxfit's settings: " + settingsErr.Error()
+			default:
+				if m.settled(actAutoFix, gen) {
+					st.settings.AutoFix = settings.AutoFix
+				}
+				if m.settled(actNotify, gen) {
+					st.settings.NotificationsOff = settings.NotificationsOff
+				}
+				st.settingsKnown = true
 			}
-			if m.settled(actNotify, gen) {
-				st.settings.NotificationsOff = settings.NotificationsOff
-			}
-			st.settingsKnown = true
 			if m.settled(actLogin, gen) {
 				st.login, st.loginKnown, st.loginErr = login, true, ""
 				if loginErr != nil {

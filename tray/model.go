@@ -37,11 +37,12 @@ type state struct {
 	infoKnown     bool                    // the paths and asks below were read at least once
 	asks          map[string]ask          // by daemon.ModelKey: what Continue asks for
 	settingsErr   string                  // the last settings change that failed
+	readErr       string                  // why the settings cannot be read
 	tuning        map[string]tuneProgress // by ModelKey: a running tune
 	fixing        map[string]bool         // by ModelKey: a Continue fix in flight
 	results       map[string]string       // by ModelKey: how the last tune or fix ended
-	quietFix      map[string]time.Time
-	spilling      map[string]bool // by ModelKey: models in a spill episode
+	quietFix      map[string]time.Time    // by ModelKey: until when its config_fixed events are not told
+	spilling      map[string]bool         // by ModelKey: models in a spill episode
 }
 
 // tuneProgress is a running tune: the model, and the tuner's last line.
@@ -201,6 +202,8 @@ func (s *state) view() view {
 	switch {
 	case s.settingsErr != "":
 		v.Status = itemView{Title: shorten(s.settingsErr), Tooltip: s.settingsErr, Disabled: true}
+	case s.readErr != "":
+		v.Status = itemView{Title: shorten(s.readErr), Tooltip: s.readErr, Disabled: true}
 	case !s.polled || !snap.Reachable && snap.Error == "":
 		v.Status = itemView{Title: "Connecting…", Disabled: true}
 	case !snap.Reachable:

@@ -295,6 +295,12 @@ func TestMenu(t *testing.T) {
 			st.tuning[k("llama3.1:8b")] = tuneProgress{"llama3.1:8b", "cancelling…", true}
 			return st
 		}()},
+		{"settings unreadable", func() *state {
+			st := known(snap(), nil)
+			st.settingsKnown = false
+			st.readErr = "Cannot read ctxfit's settings: state.json: invalid character 'x' looking for beginning of value"
+			return st
+		}()},
 		{"swap risk", func() *state {
 			s := snap(swapping)
 			s.GPU = daemon.GPUAbsent

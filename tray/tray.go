@@ -53,8 +53,9 @@ type Backend interface {
 	// "" when there is none.
 	ContinueConfigPath() string
 
-	// Settings returns the user's choices.
-	Settings() daemon.Settings
+	// Settings returns the user's choices. While it fails the settings'
+	// checkboxes stay disabled and the menu shows the error.
+	Settings() (daemon.Settings, error)
 	// SetAutoFix turns automatic fixing of client configs on or off.
 	SetAutoFix(on bool) error
 	// SetNotifications turns desktop notifications on or off.
