@@ -56,7 +56,7 @@ func newApp(e *env, u *url.URL, store *daemon.Store, logger *slog.Logger) *app {
 	a.keeper = &clients.Keeper{
 		Fixer:   a.fixer,
 		Target:  a.target,
-		AutoFix: func() bool { return a.Settings().AutoFix },
+		AutoFix: func() bool { s, _ := a.Settings(); return s.AutoFix },
 		Notify:  a.noticed,
 	}
 	return a
@@ -302,13 +302,13 @@ func (a *app) ContinueConfigPath() string {
 	return f.Config
 }
 
-// Settings returns the user's choices; the defaults when they cannot be read.
-func (a *app) Settings() daemon.Settings {
+// Settings returns the user's choices.
+func (a *app) Settings() (daemon.Settings, error) {
 	d, err := a.store.Load()
 	if err != nil {
-		return daemon.Settings{}
+		return daemon.Settings{}, err
 	}
-	return d.Settings
+	return d.Settings, nil
 }
 
 // SetAutoFix turns auto-fix on or off; turning it on fixes the configs now.

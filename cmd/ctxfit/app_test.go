@@ -184,8 +184,11 @@ func TestAppTuneThenAutoFix(t *testing.T) {
 		t.Errorf("Continue asks %d after the fix, want %d", asks, tuned)
 	}
 	// The tray's switches are remembered.
-	if err := a.SetNotifications(false); err != nil || !a.Settings().NotificationsOff {
-		t.Errorf("SetNotifications(false): %v, settings %+v", err, a.Settings())
+	if err := a.SetNotifications(false); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := a.Settings(); err != nil || !s.NotificationsOff {
+		t.Errorf("after SetNotifications(false): settings %+v, %v", s, err)
 	}
 	if a.ContinueConfigPath() != f.cont {
 		t.Errorf("ContinueConfigPath = %q, want %q", a.ContinueConfigPath(), f.cont)
