@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 
 	"github.com/ctxfit/ctxfit/daemon"
 	"github.com/ctxfit/ctxfit/internal/autostart"
+	"github.com/ctxfit/ctxfit/internal/instance"
 	"github.com/ctxfit/ctxfit/internal/logfile"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
 )
@@ -97,6 +99,15 @@ func (e *env) watch(ctx context.Context, o runOptions) error {
 		}
 	}
 	u := e.host(o.host)
+	lock, err := instance.Acquire(store.Dir(), ollamahost.Key(u))
+	if errors.Is(err, instance.ErrRunning) {
+		fmt.Fprintf(e.stderr, "%v.\nUse that one (its tray icon, or its log at `ctxfit status`), or stop it first: Quit in its menu, or `ctxfit service stop`.\n", err)
+		return exitError(1)
+	}
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	a := newApp(e, u, store, logger)
 	logger.Info("ctxfit watching Ollama", "host", u.String(), "state", store.Dir())
 	err = autostart.Serve(ctx, func(ctx context.Context) error {

@@ -122,3 +122,27 @@ func TestRunBadFlags(t *testing.T) {
 		t.Errorf("--auto-fix perhaps: exit %d %q", code, errOut)
 	}
 }
+
+func TestRunOncePerServer(t *testing.T) {
+	_, u := startSim(t, "24GB", nil)
+	vars := map[string]string{"OLLAMA_HOST": u, daemon.StateDirEnv: t.TempDir(), "CTXFIT_LOG_DIR": t.TempDir()}
+	_, stderr, stop := startCommand(t, vars, "run", "--headless")
+	defer stop()
+	waitFor(t, "the first ctxfit", func() bool { return strings.Contains(stderr.String(), "event=reachable") })
+
+	var out, errb syncBuffer
+	e := &env{stdout: &out, stderr: &errb, getenv: func(k string) string { return vars[k] }}
+	if code := e.main(context.Background(), []string{"run", "--headless"}); code != 1 {
+		t.Fatalf("a second ctxfit run for the same server: exit %d, want 1", code)
+	}
+	if !strings.Contains(errb.String(), "ctxfit is already running for "+strings.TrimSuffix(u, "/")) || !strings.Contains(errb.String(), "Quit in its menu") {
+		t.Errorf("message: %q", errb.String())
+	}
+	if code := stop(); code != 0 {
+		t.Errorf("first ctxfit: exit %d", code)
+	}
+	// Once the first one has stopped, another may start.
+	_, stderr2, stop2 := startCommand(t, vars, "run", "--headless")
+	waitFor(t, "the next ctxfit", func() bool { return strings.Contains(stderr2.String(), "event=reachable") })
+	stop2()
+}
