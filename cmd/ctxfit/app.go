@@ -173,11 +173,18 @@ func (a *app) thrashCulprits(model string) string {
 // noticed turns what the keeper did or found into events for the tray and
 // the log. The keeper calls it with its lock held; Publish never calls back.
 func (a *app) noticed(n clients.Notice) {
-	kind := daemon.EventConfigWarning
-	if n.Kind == clients.NoticeFixed {
+	kind, msg := daemon.EventConfigWarning, n.String()
+	switch n.Kind {
+	case clients.NoticeFixed:
 		kind = daemon.EventConfigFixed
+	case clients.NoticeTooLarge:
+		msg += fmt.Sprintf(". `ctxfit fix %s` (or Fix in the tray, or auto-fix) writes the tuned value", strings.ToLower(n.Client))
 	}
-	a.watcher.Publish(daemon.Event{Kind: kind, Message: n.String()})
+	var model string
+	if len(n.Asks) > 0 {
+		model = n.Asks[0].Model
+	}
+	a.watcher.Publish(daemon.Event{Kind: kind, Model: model, Message: msg})
 }
 
 // target is what the client configs should ask for: the latest tuned value
