@@ -220,19 +220,8 @@ func (f *Fixer) replace(c Client, p *plan, content []byte, backup bool) (saved s
 		}
 		return "", err
 	}
-	syncDir(dir)
+	atomicfile.SyncDir(dir)
 	return saved, nil
-}
-
-// syncDir flushes a rename to disk where the platform allows it.
-func syncDir(dir string) {
-	if runtime.GOOS == "windows" {
-		return
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }
 
 func hash(b []byte) string {

@@ -185,21 +185,7 @@ func (d *jsonDoc) add(v *hujson.Value, keys []string, n int) {
 		d.pending[v] = o
 		d.order = append(d.order, v)
 	}
-	for i, k := range keys {
-		m := o.get(k)
-		if m == nil {
-			m = &newMember{name: k}
-			o.members = append(o.members, m)
-		}
-		if i == len(keys)-1 {
-			m.num, m.obj = n, nil
-			return
-		}
-		if m.obj == nil {
-			m.obj = &newObject{}
-		}
-		o = m.obj
-	}
+	addMembers(o, keys, n)
 }
 
 // finish returns the edited file, with its byte order mark, and the spans

@@ -308,6 +308,9 @@ func (d *yamlDoc) add(m, key *yaml.Node, keys []string, n int) {
 	addMembers(&a.obj, keys, n)
 }
 
+// addMembers adds the path keys to o, creating the objects on the way, with
+// n as the last key's value; the JSON and YAML editors both queue additions
+// this way.
 func addMembers(o *newObject, keys []string, n int) {
 	for i, k := range keys {
 		m := o.get(k)

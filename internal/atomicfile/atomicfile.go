@@ -43,7 +43,7 @@ func WriteFile(path string, data []byte, perm os.FileMode) (err error) {
 	if err = Rename(tmp, path); err != nil {
 		return err
 	}
-	syncDir(dir)
+	SyncDir(dir)
 	return nil
 }
 
@@ -64,9 +64,9 @@ func Rename(oldpath, newpath string) error {
 	return fmt.Errorf("replace %s: %w", newpath, err)
 }
 
-// syncDir flushes the directory entry of a rename to disk where the platform
+// SyncDir flushes the directory entry of a rename to disk where the platform
 // allows it; failures are ignored because the data itself is already synced.
-func syncDir(dir string) {
+func SyncDir(dir string) {
 	if runtime.GOOS == "windows" {
 		return
 	}
