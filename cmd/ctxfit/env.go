@@ -48,6 +48,19 @@ func (e *env) host(flagValue string) *url.URL {
 // client returns an Ollama API client for u.
 func (e *env) client(u *url.URL) *api.Client { return daemon.NewClient(u) }
 
+// state opens ctxfit's persistent state and reads it.
+func (e *env) state() (*daemon.Store, *daemon.Data, error) {
+	store, err := e.store()
+	if err != nil {
+		return nil, nil, err
+	}
+	data, err := store.Load()
+	if err != nil {
+		return nil, nil, err
+	}
+	return store, data, nil
+}
+
 // store opens ctxfit's persistent state.
 func (e *env) store() (*daemon.Store, error) {
 	dir, err := daemon.DefaultStateDir(e.getenv)

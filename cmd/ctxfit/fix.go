@@ -53,11 +53,7 @@ func runFix(ctx context.Context, e *env, args []string) error {
 	}
 
 	u := e.host(*host)
-	store, err := e.store()
-	if err != nil {
-		return err
-	}
-	data, err := store.Load()
+	store, data, err := e.state()
 	if err != nil {
 		return err
 	}
@@ -240,11 +236,7 @@ func runClients(ctx context.Context, e *env, args []string) error {
 		return errUsage
 	}
 	u := e.host(*host)
-	store, err := e.store()
-	if err != nil {
-		return err
-	}
-	data, err := store.Load()
+	store, data, err := e.state()
 	if err != nil {
 		return err
 	}

@@ -54,11 +54,7 @@ func runFixOllama(ctx context.Context, e *env, args []string) error {
 	u := e.host(*host)
 	hostKey := ollamahost.Key(u)
 	client := e.client(u)
-	store, err := e.store()
-	if err != nil {
-		return err
-	}
-	data, err := store.Load()
+	_, data, err := e.state()
 	if err != nil {
 		return err
 	}
