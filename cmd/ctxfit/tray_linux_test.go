@@ -143,7 +143,7 @@ func TestTrayRealApp(t *testing.T) {
 		return l != nil && strings.HasSuffix(l.Label, " · 56%/44% CPU/GPU · context 131072") && f != nil && f.Enabled
 	})
 	for _, want := range []string{"Tune context", fix, "Tuned: context 24576 stays on the GPU"} {
-		if m.Find("⚠ " + llama).Find(want) == nil {
+		if m.Find("⚠ "+llama).Find(want) == nil {
 			t.Errorf("the model's submenu lacks %q:\n%v", want, m)
 		}
 	}
