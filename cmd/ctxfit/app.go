@@ -371,12 +371,12 @@ func (a *app) LogPath() string {
 // runWithTray shows the tray (on the calling goroutine, which must be the
 // main one) while the app runs. Without a tray host it says so once and
 // carries on as the headless watcher.
-func (a *app) runWithTray(ctx context.Context) error {
+func (a *app) runWithTray(ctx context.Context, hostWait time.Duration) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- a.run(ctx) }()
-	err := tray.Run(ctx, a, tray.Options{Logger: a.logger, HostWait: trayHostWait})
+	err := tray.Run(ctx, a, tray.Options{Logger: a.logger, HostWait: hostWait})
 	if errors.Is(err, tray.ErrNoTray) {
 		a.logger.Warn("no system tray here, so ctxfit carries on as the headless watcher (use `ctxfit run --headless` to skip the tray)", "reason", err.Error())
 		return <-done
@@ -388,7 +388,3 @@ func (a *app) runWithTray(ctx context.Context) error {
 	}
 	return err
 }
-
-// trayHostWait is how long ctxfit waits for the desktop's tray to appear:
-// started at login, ctxfit may be up before the panel is.
-const trayHostWait = 10 * time.Second

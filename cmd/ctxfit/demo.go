@@ -26,6 +26,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	listen := fs.String("listen", demoListen, "`address` for the simulated Ollama (another free port is used when it is taken)")
 	fs.BoolVar(&o.headless, "headless", false, "run without a tray icon, logging events")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	o.registerTrayWait(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: ctxfit demo [--listen ADDR] [--headless]\n\nRuns ctxfit against a simulated Ollama on a 32 GB Mac, where\n"+demoModel+" was loaded at num_ctx 131072 and spilled onto the CPU.\nNo GPU and no Ollama needed.")
 		fs.PrintDefaults()

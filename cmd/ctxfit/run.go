@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/ctxfit/ctxfit/daemon"
 	"github.com/ctxfit/ctxfit/internal/autostart"
@@ -20,16 +22,22 @@ type runOptions struct {
 	headless  bool
 	logFormat string
 	autoFix   string
+	trayWait  time.Duration
 }
 
-func (o *runOptions) register(fs interface {
-	StringVar(*string, string, string, string)
-	BoolVar(*bool, string, bool, string)
-}) {
+func (o *runOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.host, "host", "", "Ollama server `URL` (default $OLLAMA_HOST, else "+ollamahost.Default+")")
 	fs.BoolVar(&o.headless, "headless", false, "run without a tray icon, logging events (for servers and Docker hosts)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.autoFix, "auto-fix", "", "on or off: keep client configs fixed with the tuned values (remembered)")
+	o.registerTrayWait(fs)
+}
+
+// registerTrayWait adds --tray-wait. Started at login, ctxfit may be up
+// before the desktop's panel; the watcher runs meanwhile, so waiting costs
+// nothing but the "no system tray" message coming later.
+func (o *runOptions) registerTrayWait(fs *flag.FlagSet) {
+	fs.DurationVar(&o.trayWait, "tray-wait", 30*time.Second, "how long to wait for the desktop's tray before carrying on headless")
 }
 
 func runRun(ctx context.Context, e *env, args []string) error {
@@ -114,7 +122,7 @@ func (e *env) watch(ctx context.Context, o runOptions) error {
 		if o.headless {
 			return a.run(ctx)
 		}
-		return a.runWithTray(ctx)
+		return a.runWithTray(ctx, o.trayWait)
 	})
 	logger.Info("ctxfit stopped")
 	return err

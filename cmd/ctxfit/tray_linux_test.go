@@ -124,7 +124,7 @@ func TestTrayRealApp(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p := traytest.Start(t, mainCommand(h.vars, "run", "--host", u))
+	p := traytest.Start(t, mainCommand(h.vars, "run", "--host", u, "--tray-wait", "300ms"))
 	it := w.Attach(t, p.Done())
 	it.WaitMenu("the header and an idle server", func(n *traytest.Node) bool {
 		hd := n.Find("Ollama ")
@@ -188,11 +188,11 @@ func TestTrayNoHost(t *testing.T) {
 	addr := traytest.StartBus(t)
 	sim, u := startSim(t, "mac32", nil)
 	h := newTrayHome(t, addr)
-	p := traytest.Start(t, mainCommand(h.vars, "run", "--host", u))
+	p := traytest.Start(t, mainCommand(h.vars, "run", "--host", u, "--tray-wait", "300ms"))
 
 	const noTray = "no system tray here"
-	// ctxfit waits trayHostWait for a tray host to appear.
-	waitOutput(t, p, "the no-tray warning", noTray, trayHostWait+traytest.Patience)
+	// ctxfit waits --tray-wait for a tray host to appear.
+	waitOutput(t, p, "the no-tray warning", noTray, traytest.Patience)
 	// Watching goes on: a spill after the warning is logged.
 	if err := sim.Load(llama, 131072, gpusim.Forever); err != nil {
 		t.Fatal(err)
