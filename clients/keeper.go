@@ -92,7 +92,11 @@ func (n Notice) String() string {
 	case NoticeFixed:
 		var parts []string
 		for _, c := range n.Report.Changes {
-			parts = append(parts, fmt.Sprintf("%s → contextLength %d, maxTokens %d", c.Label(), c.NewContext, c.NewMaxTokens))
+			part := fmt.Sprintf("%s → context %d", c.Label(), c.NewContext)
+			if c.NewMaxTokens > 0 && c.NewMaxTokens != c.OldMaxTokens {
+				part += fmt.Sprintf(", max tokens %d", c.NewMaxTokens)
+			}
+			parts = append(parts, part)
 		}
 		return fmt.Sprintf("%s: fixed %s: %s", n.Client, n.Path, strings.Join(parts, "; "))
 	case NoticeTooLarge:
