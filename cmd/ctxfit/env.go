@@ -5,6 +5,7 @@ import (
 	"flag"
 	"io"
 	"net/url"
+	"time"
 
 	"github.com/ollama/ollama/api"
 
@@ -17,6 +18,17 @@ import (
 type env struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// loc is the time zone of times shown to the user; nil means the
+	// machine's (tests use UTC without touching the global time.Local).
+	loc *time.Location
+}
+
+// local returns t in the user's time zone.
+func (e *env) local(t time.Time) time.Time {
+	if e.loc != nil {
+		return t.In(e.loc)
+	}
+	return t.Local()
 }
 
 // errUsage reports a command line that the flag package already explained.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/ctxfit/ctxfit/clients"
 	"github.com/ctxfit/ctxfit/daemon"
@@ -208,7 +209,7 @@ func runUndo(ctx context.Context, e *env, args []string) error {
 		return exitError(1)
 	}
 	fmt.Fprintf(e.stdout, "%s: restored %s as it was before ctxfit's fix of %s.\n",
-		c.Name(), u.Path, u.FixedAt.Local().Format("2006-01-02 15:04:05"))
+		c.Name(), u.Path, e.local(u.FixedAt).Format(time.DateTime))
 	return nil
 }
 

@@ -79,7 +79,7 @@ func runFixOllama(ctx context.Context, e *env, args []string) error {
 		if i > 0 {
 			fmt.Fprintln(e.stdout)
 		}
-		p := derivePlan{host: u, model: model, context: *numCtx}
+		p := derivePlan{host: u, model: model, context: *numCtx, local: e.local}
 		if p.context == 0 {
 			t, ok := data.TunedFor(hostKey, model, digestOf(list, model))
 			if !ok {
@@ -128,6 +128,7 @@ type derivePlan struct {
 	context int
 	tuned   *daemon.Tuned // where context came from; nil when --context gave it
 	stale   bool          // the model was pulled again after the tune
+	local   func(time.Time) time.Time
 }
 
 func (p derivePlan) run(ctx context.Context, client *api.Client, w io.Writer, dryRun bool) error {
@@ -137,7 +138,7 @@ func (p derivePlan) run(ctx context.Context, client *api.Client, w io.Writer, dr
 	}
 	source := fmt.Sprintf("--context %d", p.context)
 	if p.tuned != nil {
-		source = fmt.Sprintf("the context that stays 100%% on the GPU, tuned %s", p.tuned.MeasuredAt.Local().Format("2006-01-02"))
+		source = fmt.Sprintf("the context that stays 100%% on the GPU, tuned %s", p.local(p.tuned.MeasuredAt).Format(time.DateOnly))
 	}
 	if dryRun {
 		fmt.Fprintf(w, "Would create %s on %s: %s with num_ctx %d (%s).\n", name, p.host, p.model, p.context, source)

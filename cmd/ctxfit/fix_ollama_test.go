@@ -21,7 +21,7 @@ const fixOllamaModel = "llama3.1:8b-instruct-fp16"
 // returns the exit status and output with the server's URL replaced by HOST.
 func (c *cli) fixOllama(u string, args ...string) (code int, stdout, stderr string) {
 	var out, errb bytes.Buffer
-	e := &env{stdout: &out, stderr: &errb, getenv: func(k string) string { return c.vars[k] }}
+	e := &env{stdout: &out, stderr: &errb, getenv: func(k string) string { return c.vars[k] }, loc: time.UTC}
 	err := runFixOllama(context.Background(), e, args)
 	var exit exitError
 	switch {
@@ -64,9 +64,6 @@ func numCtxOf(t *testing.T, u, model string) int {
 }
 
 func TestFixOllama(t *testing.T) {
-	saved := time.Local
-	time.Local = time.UTC
-	t.Cleanup(func() { time.Local = saved })
 
 	_, u := startSim(t, "mac32", nil)
 	c := newCLI(t, map[string]string{"OLLAMA_HOST": u})

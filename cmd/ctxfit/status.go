@@ -49,7 +49,7 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stderr, snap.Error)
 		return exitError(1)
 	}
-	writeStatus(e.stdout, snap, data, ollamahost.Key(u))
+	writeStatus(e.stdout, snap, data, ollamahost.Key(u), e.local)
 	if p, err := logfile.DefaultPath(e.getenv); err == nil {
 		fmt.Fprintf(e.stdout, "\nLog: %s\n", p)
 	}
@@ -106,7 +106,7 @@ func writeStatusJSON(w io.Writer, snap daemon.Snapshot) error {
 	return enc.Encode(statusJSON{snap.Host, true, snap.Version, string(snap.GPU), models})
 }
 
-func writeStatus(w io.Writer, snap daemon.Snapshot, data *daemon.Data, hostKey string) {
+func writeStatus(w io.Writer, snap daemon.Snapshot, data *daemon.Data, hostKey string, local func(time.Time) time.Time) {
 	version := snap.Version
 	if version == "" {
 		version = "unknown"
@@ -157,7 +157,7 @@ func writeStatus(w io.Writer, snap daemon.Snapshot, data *daemon.Data, hostKey s
 		var tuned []string
 		for _, t := range data.Tuned {
 			if t.Host == hostKey {
-				tuned = append(tuned, fmt.Sprintf("  %s: %d (step %d, parallel %d, measured %s)", t.Model, t.Context, t.Step, t.Parallel, t.MeasuredAt.Local().Format(time.DateTime)))
+				tuned = append(tuned, fmt.Sprintf("  %s: %d (step %d, parallel %d, measured %s)", t.Model, t.Context, t.Step, t.Parallel, local(t.MeasuredAt).Format(time.DateTime)))
 			}
 		}
 		if len(tuned) > 0 {

@@ -35,7 +35,7 @@ func newCLI(t *testing.T, vars map[string]string) *cli {
 
 func (c *cli) run(args ...string) (code int, stdout, stderr string) {
 	var out, errb bytes.Buffer
-	e := &env{stdout: &out, stderr: &errb, getenv: func(k string) string { return c.vars[k] }}
+	e := &env{stdout: &out, stderr: &errb, getenv: func(k string) string { return c.vars[k] }, loc: time.UTC}
 	code = e.main(context.Background(), args)
 	return code, out.String(), errb.String()
 }
@@ -81,9 +81,6 @@ func golden(t *testing.T, name, got string) {
 }
 
 func TestStatus(t *testing.T) {
-	saved := time.Local
-	time.Local = time.UTC
-	t.Cleanup(func() { time.Local = saved })
 
 	tests := []struct {
 		name  string

@@ -271,7 +271,7 @@ func listTuned(e *env, store *daemon.Store, asJSON bool) error {
 		if t.TrainedContext > 0 {
 			trained = strconv.Itoa(t.TrainedContext)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", t.Host, t.Model, t.Context, t.Step, t.Parallel, t.Loads, trained, t.MeasuredAt.Local().Format(time.DateTime))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", t.Host, t.Model, t.Context, t.Step, t.Parallel, t.Loads, trained, e.local(t.MeasuredAt).Format(time.DateTime))
 	}
 	return tw.Flush()
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ctxfit/ctxfit/daemon"
 	"github.com/ctxfit/ctxfit/internal/gpusim"
@@ -242,7 +243,7 @@ func TestTuneInterrupt(t *testing.T) {
 	defer cancel()
 	out := &cancelAfter{s: "load 2:", cancel: cancel}
 	var errb bytes.Buffer
-	e := &env{stdout: out, stderr: &errb, getenv: func(k string) string { return c.vars[k] }}
+	e := &env{stdout: out, stderr: &errb, getenv: func(k string) string { return c.vars[k] }, loc: time.UTC}
 	code := e.main(ctx, []string{"tune", fp16, "--host", u})
 	t.Logf("exit %d:\n%s%s", code, out.buf.String(), errb.String())
 	if code != 130 {
