@@ -23,13 +23,9 @@ time to first token, and tokens per second (eval_count / eval_duration).
 The model stays loaded at N.`)
 		fs.PrintDefaults()
 	}
-	pos, err := parseInterspersed(fs, args)
+	pos, err := parseOneArg(fs, args)
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return errUsage
 	}
 	if *numCtx < 0 {
 		fmt.Fprintf(e.stderr, "ctxfit bench: --context %d: use a positive number of tokens\n", *numCtx)

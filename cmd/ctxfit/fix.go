@@ -36,13 +36,9 @@ func runFix(ctx context.Context, e *env, args []string) error {
 			"here, then ollama.\n\n", strings.Join(clientNames(), ", "))
 		fs.PrintDefaults()
 	}
-	pos, err := parseInterspersed(fs, args)
+	pos, err := parseOneArg(fs, args)
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return errUsage
 	}
 	all := strings.EqualFold(pos[0], "all")
 	var c clients.Client
@@ -185,13 +181,9 @@ func runUndo(ctx context.Context, e *env, args []string) error {
 			"further back. It refuses when the file was edited after the fix.\n\n"+
 			"CLIENT is one of: %s.\n", strings.Join(clientNames(), ", "))
 	}
-	pos, err := parseInterspersed(fs, args)
+	pos, err := parseOneArg(fs, args)
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return errUsage
 	}
 	c, err := clients.Lookup(pos[0])
 	if err != nil {

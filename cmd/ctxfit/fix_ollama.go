@@ -103,6 +103,20 @@ func runFixOllama(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
+// parseOneArg parses args like parseInterspersed and requires exactly one
+// argument besides the flags, showing the usage otherwise.
+func parseOneArg(fs *flag.FlagSet, args []string) ([]string, error) {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return nil, errUsage
+	}
+	return pos, nil
+}
+
 // parseInterspersed parses flags that may come before, between or after the
 // positional arguments (`fix ollama MODEL --context 8192`), and returns the
 // positional ones.
