@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -191,12 +192,21 @@ func (c aiderClient) Edit(in Input, t Target) (Result, error) {
 		res.Changes = append(res.Changes, Change{Where: e.where, Title: e.name, Model: e.model, OldContext: e.numCtx, NewContext: n})
 	}
 
+	// Entries to add: the models aider is configured to run, then every
+	// tuned model, as ollama_chat/<model> (the prefix aider recommends).
 	var adds []aiderNew
-	for _, name := range aiderConfModels(in) {
+	names := aiderConfModels(in)
+	for _, m := range t.Models {
+		names = append(names, "ollama_chat/"+m)
+	}
+	for _, name := range names {
 		model, _ := aiderModel(name)
 		n, ok := t.tuned(model)
 		if !ok || a.names[name] || !newOllamaHost(t).matches("ollama", "", false) {
 			continue // entries for another server need an api_base, which ctxfit leaves to the user
+		}
+		if a.hasModel(model) || slices.ContainsFunc(adds, func(ad aiderNew) bool { m, _ := aiderModel(ad.name); return sameModelName(m, model) }) {
+			continue
 		}
 		if a.list != nil && a.list.Style&yaml.FlowStyle != 0 {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("aider runs %s, which has no entry; the list is written in flow style ([...]), so add - name: %s with extra_params: {num_ctx: %d} by hand", name, name, n))
@@ -234,6 +244,16 @@ func (c aiderClient) Edit(in Input, t Target) (Result, error) {
 	res.Warnings = append(res.Warnings, aiderOverrides(in, res.Changes)...)
 	res.Warnings = append(res.Warnings, "aider reads its model settings only when it starts: restart running aider sessions")
 	return res, nil
+}
+
+// hasModel reports whether an entry already sets model's settings.
+func (a *aiderSettings) hasModel(model string) bool {
+	for _, e := range a.entries {
+		if sameModelName(e.model, model) {
+			return true
+		}
+	}
+	return false
 }
 
 // aiderConfModels returns the Ollama models that the .aider.conf.yml files

@@ -193,3 +193,30 @@ func FuzzAiderEdit(f *testing.F) {
 		checkClientEdit(t, aiderClient{}, in, res, clientTarget())
 	})
 }
+
+// TestAiderAddsTunedModels adds an ollama_chat/ entry for each tuned model
+// the file lacks, in the file's own layout, and none for a model that an
+// entry (under either prefix, with or without :latest) already covers.
+func TestAiderAddsTunedModels(t *testing.T) {
+	src := []byte("# my aider models\n- name: ollama/qwen2.5-coder:1.5b\n  extra_params:\n    num_ctx: 32768\n")
+	tgt := clientTarget()
+	tgt.Models = []string{"llama3.1:8b-instruct-fp16", "qwen2.5-coder:1.5b"}
+	res, err := aiderClient{}.Edit(Input{Path: "/home/u/.aider.model.settings.yml", Src: src}, tgt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := string(src) + "- name: ollama_chat/llama3.1:8b-instruct-fp16\n  extra_params:\n    num_ctx: 24576\n"
+	if string(res.Out) != want {
+		t.Errorf("Edit gave\n%s\nwant\n%s", res.Out, want)
+	}
+	if len(res.Changes) != 1 || res.Changes[0].Model != "llama3.1:8b-instruct-fp16" || res.Changes[0].NewContext != 24576 {
+		t.Errorf("changes = %+v", res.Changes)
+	}
+	checkClientEdit(t, aiderClient{}, Input{Path: "/home/u/.aider.model.settings.yml", Src: src}, res, tgt)
+
+	// Once there, nothing more is added.
+	again, err := aiderClient{}.Edit(Input{Path: "/home/u/.aider.model.settings.yml", Src: res.Out}, tgt)
+	if err != nil || len(again.Changes) != 0 || string(again.Out) != string(res.Out) {
+		t.Errorf("second Edit = %+v, %v; want no change", again.Changes, err)
+	}
+}

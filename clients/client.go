@@ -117,6 +117,9 @@ type Target struct {
 	// Tuned returns the tuned context for a model name on Host ("m" and
 	// "m:latest" name the same model), and false when there is none.
 	Tuned func(model string) (context int, ok bool)
+	// Models lists the models with a tuned value on Host, for clients that
+	// add an entry for each (aider's model settings); nil when unknown.
+	Models []string
 }
 
 func (t Target) tuned(model string) (int, bool) {

@@ -310,7 +310,7 @@ func askLabel(a clients.Ask) string {
 // model on host.
 func tunedTarget(d *daemon.Data, host *url.URL) clients.Target {
 	key := ollamahost.Key(host)
-	return clients.Target{Host: host, Tuned: func(model string) (int, bool) {
+	return clients.Target{Host: host, Models: tunedModels(d, key), Tuned: func(model string) (int, bool) {
 		t, ok := d.TunedFor(key, model, "")
 		return t.Context, ok && t.Context > 0
 	}}
