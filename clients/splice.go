@@ -3,6 +3,7 @@ package clients
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"reflect"
 	"sort"
 	"strconv"
@@ -137,17 +138,13 @@ func assign(tree any, path []any, v any) (any, error) {
 			return map[string]any{key: child}, err
 		case map[string]any:
 			c := make(map[string]any, len(m)+1)
-			for k, x := range m {
-				c[k] = x
-			}
+			maps.Copy(c, m)
 			child, err := assign(m[key], path[1:], v)
 			c[key] = child
 			return c, err
 		case map[any]any:
 			c := make(map[any]any, len(m)+1)
-			for k, x := range m {
-				c[k] = x
-			}
+			maps.Copy(c, m)
 			child, err := assign(m[key], path[1:], v)
 			c[key] = child
 			return c, err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -42,9 +41,7 @@ The model stays loaded at N.`)
 		return exitError(1)
 	}
 	if *asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(benchJSON{
+		return writeIndentedJSON(e.stdout, benchJSON{
 			Model:             res.Model,
 			Context:           res.Context,
 			Size:              res.Size,

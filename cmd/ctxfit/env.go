@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"io"
@@ -29,6 +30,13 @@ func (e *env) local(t time.Time) time.Time {
 		return t.In(e.loc)
 	}
 	return t.Local()
+}
+
+// writeIndentedJSON writes v as the indented JSON every --json flag prints.
+func writeIndentedJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // errUsage reports a command line that the flag package already explained.

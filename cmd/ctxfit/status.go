@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
@@ -91,10 +90,8 @@ type unreachableJSON struct {
 }
 
 func writeStatusJSON(w io.Writer, snap daemon.Snapshot) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
 	if !snap.Reachable {
-		if err := enc.Encode(unreachableJSON{snap.Host, false, snap.Error}); err != nil {
+		if err := writeIndentedJSON(w, unreachableJSON{snap.Host, false, snap.Error}); err != nil {
 			return err
 		}
 		return exitError(1)
@@ -103,7 +100,7 @@ func writeStatusJSON(w io.Writer, snap daemon.Snapshot) error {
 	if models == nil {
 		models = []daemon.Model{}
 	}
-	return enc.Encode(statusJSON{snap.Host, true, snap.Version, string(snap.GPU), models})
+	return writeIndentedJSON(w, statusJSON{snap.Host, true, snap.Version, string(snap.GPU), models})
 }
 
 func writeStatus(w io.Writer, snap daemon.Snapshot, data *daemon.Data, hostKey string, local func(time.Time) time.Time) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -240,9 +239,7 @@ func writeTuneJSON(w io.Writer, res *daemon.TuneResult) error {
 	for _, p := range res.Probes {
 		out.Probes = append(out.Probes, probeJSON{p.Context, p.Size, p.SizeVRAM})
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(out)
+	return writeIndentedJSON(w, out)
 }
 
 // listTuned prints the stored results, all hosts.
@@ -256,9 +253,7 @@ func listTuned(e *env, store *daemon.Store, asJSON bool) error {
 		if tuned == nil {
 			tuned = []daemon.Tuned{}
 		}
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(tuned)
+		return writeIndentedJSON(e.stdout, tuned)
 	}
 	if len(data.Tuned) == 0 {
 		fmt.Fprintln(e.stdout, "Nothing tuned yet: `ctxfit tune MODEL` finds a model's largest context that stays on the GPU.")
