@@ -20,6 +20,8 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+
+	"github.com/ctxfit/ctxfit/internal/ollamahost"
 )
 
 // ErrNotInstalled reports that a client has no config file on this machine.
@@ -131,6 +133,31 @@ func (t Target) tuned(model string) (int, bool) {
 		return 0, false
 	}
 	return n, true
+}
+
+// ollamaHost matches a client entry's server address (Continue's apiBase,
+// Zed's api_url, aider's api_base, Cline's baseUrl) against the watched
+// server; every client uses it, so loopback names compare alike everywhere.
+type ollamaHost struct{ key string }
+
+func newOllamaHost(t Target) *ollamaHost {
+	if t.Host == nil {
+		return &ollamaHost{key: ollamahost.Key(ollamahost.Parse(""))}
+	}
+	return &ollamaHost{key: ollamahost.Key(t.Host)}
+}
+
+// matches reports whether an entry with this provider and apiBase talks to
+// the watched Ollama server. An absent apiBase means Ollama's default
+// address, which the clients use then.
+func (h *ollamaHost) matches(provider, apiBase string, hasBase bool) bool {
+	if provider != "ollama" {
+		return false
+	}
+	if !hasBase || strings.TrimSpace(apiBase) == "" {
+		return h.key == ollamahost.Key(ollamahost.Parse(""))
+	}
+	return h.key == ollamahost.Key(ollamahost.Parse(apiBase))
 }
 
 // MaxTokens is the completion limit ctxfit writes beside a context: half of

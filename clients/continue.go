@@ -10,7 +10,6 @@ import (
 	"github.com/tailscale/hujson"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/ctxfit/ctxfit/internal/ollamahost"
 )
 
 // Continue (the VS Code and JetBrains extension) sends
@@ -103,29 +102,6 @@ func continueEntries(path string, src []byte, host *ollamaHost) (*jsonDoc, *yaml
 		return nil, nil, nil, &ParseError{Path: path, Err: fmt.Errorf("the top level is not an object")}
 	}
 	return d, nil, jsonEntries(d, host), nil
-}
-
-// ollamaHost matches apiBase values against the watched server.
-type ollamaHost struct{ key string }
-
-func newOllamaHost(t Target) *ollamaHost {
-	if t.Host == nil {
-		return &ollamaHost{key: ollamahost.Key(ollamahost.Parse(""))}
-	}
-	return &ollamaHost{key: ollamahost.Key(t.Host)}
-}
-
-// matches reports whether an entry with this provider and apiBase talks to
-// the watched Ollama server. An absent apiBase means Ollama's default
-// address, which Continue uses.
-func (h *ollamaHost) matches(provider, apiBase string, hasBase bool) bool {
-	if provider != "ollama" {
-		return false
-	}
-	if !hasBase || strings.TrimSpace(apiBase) == "" {
-		return h.key == ollamahost.Key(ollamahost.Parse(""))
-	}
-	return h.key == ollamahost.Key(ollamahost.Parse(apiBase))
 }
 
 func jsonEntries(d *jsonDoc, host *ollamaHost) []continueEntry {
