@@ -9,7 +9,6 @@ import (
 
 	"github.com/tailscale/hujson"
 	"go.yaml.in/yaml/v3"
-
 )
 
 // Continue (the VS Code and JetBrains extension) sends
