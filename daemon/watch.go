@@ -167,7 +167,6 @@ type Watcher struct {
 
 	mu      sync.Mutex
 	snap    Snapshot
-	polled  bool              // at least one poll finished
 	prev    map[string]Model  // models of the last successful poll, by ModelKey
 	loads   map[string][]load // recent loads per model, for thrash detection
 	thrash  map[string]time.Time
@@ -305,7 +304,6 @@ func (w *Watcher) Poll(ctx context.Context) Update {
 		events = w.diff(snap, now)
 	}
 	w.snap = snap
-	w.polled = true
 	u := Update{Snapshot: cloneSnapshot(snap), Events: events}
 	if len(events) > 0 || err == nil {
 		for s := range w.subs {
@@ -366,8 +364,10 @@ func (w *Watcher) failed(snap Snapshot, err error, now time.Time) []Event {
 	if !isConnError(err) {
 		kind = EventError
 	}
+	// lastErr is cleared whenever the server answers, so a failure after
+	// an answer is always told, and a repeated failure only once.
 	msg := snap.Error
-	if (w.snap.Reachable || !w.polled || w.lastErr != msg) && msg != w.lastErr {
+	if msg != w.lastErr {
 		w.lastErr = msg
 		return []Event{{Kind: kind, Time: now, Host: snap.Host, Message: msg}}
 	}
