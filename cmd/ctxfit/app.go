@@ -197,13 +197,13 @@ func (a *app) target() (clients.Target, error) {
 	return tunedTarget(d, a.host), nil
 }
 
+// tuned returns the tuned context of model on the watched server.
 func (a *app) tuned(model string) (int, bool) {
-	d, err := a.store.Load()
+	t, err := a.target()
 	if err != nil {
 		return 0, false
 	}
-	t, ok := d.TunedFor(a.key, model, "")
-	return t.Context, ok && t.Context > 0
+	return t.Tuned(model)
 }
 
 // Subscribe implements tray.Backend.
