@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ctxfit/ctxfit/daemon"
 	"github.com/ctxfit/ctxfit/internal/atomicfile"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/ollama"
+	ctxstate "github.com/ctxfit/ctxfit/state"
+	"github.com/ctxfit/ctxfit/watch"
 )
 
 // The tray tests run the tray in a child process: systray.Run wants the
@@ -51,10 +53,10 @@ func child(scenario string) int {
 			fmt.Println(perr)
 			return 2
 		}
-		store := daemon.OpenStore(dir)
-		w := daemon.NewWatcher(daemon.NewClient(u), u, store, daemon.WatcherOptions{
+		store := ctxstate.OpenStore(dir)
+		w := watch.New(ollama.NewClient(u), u, store, watch.Options{
 			FastInterval: 50 * time.Millisecond, IdleInterval: 50 * time.Millisecond,
-			LocalGPU: func() daemon.GPUPresence { return daemon.GPUPresent },
+			LocalGPU: func() ollama.GPUPresence { return ollama.GPUPresent },
 		})
 		go w.Run(ctx)
 		err = Run(ctx, &scripted{Watcher: w, store: store, dir: dir, calls: calls}, opts)
@@ -104,8 +106,8 @@ func (l *callLog) add(what, arg string) {
 // a tune that reports one probe and then waits to be cancelled, and a
 // login service that hangs.
 type scripted struct {
-	*daemon.Watcher
-	store *daemon.Store
+	*watch.Watcher
+	store *ctxstate.Store
 	dir   string
 	calls *callLog
 }
@@ -140,7 +142,7 @@ func (b *scripted) ClientContext(model string) (string, int, bool) {
 		return "", 0, false
 	}
 	for _, m := range c.Models {
-		if daemon.SameModel(m.Model, model) {
+		if ollama.SameModel(m.Model, model) {
 			return m.Title, m.ContextLength, true
 		}
 	}
@@ -162,7 +164,7 @@ func (b *scripted) FixContinue(ctx context.Context, model string) error {
 		return err
 	}
 	for i := range c.Models {
-		if daemon.SameModel(c.Models[i].Model, model) {
+		if ollama.SameModel(c.Models[i].Model, model) {
 			c.Models[i].ContextLength = t.Context
 		}
 	}
@@ -175,7 +177,7 @@ func (b *scripted) FixContinue(ctx context.Context, model string) error {
 	}
 	// The fixer publishes what it did; the tray must not notify a fix the
 	// user just asked for.
-	b.Publish(daemon.Event{Kind: daemon.EventConfigFixed, Model: model, Message: "Continue: contextLength " + fmt.Sprint(t.Context)})
+	b.Publish(watch.Event{Kind: watch.EventConfigFixed, Model: model, Message: "Continue: contextLength " + fmt.Sprint(t.Context)})
 	return nil
 }
 
@@ -187,27 +189,27 @@ func (b *scripted) Tune(ctx context.Context, model string, progress func(string)
 	return ctx.Err()
 }
 
-func (b *scripted) Settings() (daemon.Settings, error) {
+func (b *scripted) Settings() (ctxstate.Settings, error) {
 	d, err := b.store.Load()
 	if err != nil {
-		return daemon.Settings{}, err
+		return ctxstate.Settings{}, err
 	}
 	return d.Settings, nil
 }
 
 func (b *scripted) SetAutoFix(on bool) error {
 	b.calls.add("autofix", fmt.Sprint(on))
-	err := b.store.Update(func(d *daemon.Data) error { d.Settings.AutoFix = on; return nil })
+	err := b.store.Update(func(d *ctxstate.Data) error { d.Settings.AutoFix = on; return nil })
 	if on {
 		// Turning auto-fix on fixes what is off at once.
-		b.Publish(daemon.Event{Kind: daemon.EventConfigFixed, Model: "gemma2:9b", Message: "Continue: contextLength 8192 for gemma2:9b"})
+		b.Publish(watch.Event{Kind: watch.EventConfigFixed, Model: "gemma2:9b", Message: "Continue: contextLength 8192 for gemma2:9b"})
 	}
 	return err
 }
 
 func (b *scripted) SetNotifications(on bool) error {
 	b.calls.add("notifications", fmt.Sprint(on))
-	return b.store.Update(func(d *daemon.Data) error { d.Settings.NotificationsOff = !on; return nil })
+	return b.store.Update(func(d *ctxstate.Data) error { d.Settings.NotificationsOff = !on; return nil })
 }
 
 func (b *scripted) StartAtLogin() (bool, error) { return false, nil }
@@ -220,13 +222,13 @@ func (b *scripted) SetStartAtLogin(on bool) error {
 // stuck is a backend whose every method hangs.
 type stuck struct{}
 
-func (stuck) Subscribe() (<-chan daemon.Update, func())        { select {} }
-func (stuck) Snapshot() daemon.Snapshot                        { select {} }
+func (stuck) Subscribe() (<-chan watch.Update, func())         { select {} }
+func (stuck) Snapshot() watch.Snapshot                         { select {} }
 func (stuck) Tune(context.Context, string, func(string)) error { select {} }
 func (stuck) ClientContext(string) (string, int, bool)         { select {} }
 func (stuck) FixContinue(context.Context, string) error        { select {} }
 func (stuck) ContinueConfigPath() string                       { select {} }
-func (stuck) Settings() (daemon.Settings, error)               { select {} }
+func (stuck) Settings() (ctxstate.Settings, error)             { select {} }
 func (stuck) SetAutoFix(bool) error                            { select {} }
 func (stuck) SetNotifications(bool) error                      { select {} }
 func (stuck) StartAtLogin() (bool, error)                      { select {} }

@@ -14,7 +14,8 @@ import (
 	"fyne.io/systray"
 
 	"github.com/ctxfit/ctxfit/assets"
-	"github.com/ctxfit/ctxfit/daemon"
+	"github.com/ctxfit/ctxfit/ollama"
+	"github.com/ctxfit/ctxfit/watch"
 )
 
 // ran records that systray.Run was called: it keeps process-wide state and
@@ -343,7 +344,7 @@ func (m *menu) watch() {
 	defer m.recoverTo("follow the watcher")
 	ch, stop := m.b.Subscribe()
 	defer stop()
-	m.update(daemon.Update{Snapshot: m.b.Snapshot()})
+	m.update(watch.Update{Snapshot: m.b.Snapshot()})
 	for {
 		select {
 		case <-m.ctx.Done():
@@ -361,7 +362,7 @@ func (m *menu) watch() {
 // happens, to notice edits of Continue's config made by hand.
 const refreshEvery = 10 * time.Second
 
-func (m *menu) update(u daemon.Update) {
+func (m *menu) update(u watch.Update) {
 	now := time.Now()
 	m.mu.Lock()
 	notes := m.st.apply(u, now)
@@ -429,7 +430,7 @@ func (m *menu) refresh() {
 			asks := map[string]ask{}
 			for _, n := range names {
 				client, n2, ok := m.b.ClientContext(n)
-				asks[daemon.ModelKey(n)] = ask{client, n2, ok}
+				asks[ollama.ModelKey(n)] = ask{client, n2, ok}
 			}
 
 			m.mu.Lock()
@@ -499,7 +500,7 @@ func (m *menu) handle(c click) {
 		if name == "" {
 			return
 		}
-		k := daemon.ModelKey(name)
+		k := ollama.ModelKey(name)
 		if cancel, ok := m.tunes[k]; ok {
 			cancel()
 			st.tuning[k] = tuneProgress{name, "cancelling…", true}
@@ -516,7 +517,7 @@ func (m *menu) handle(c click) {
 		go m.tune(ctx, name, k)
 	case actFix:
 		name := m.visible.Models[c.slot].Name
-		k := daemon.ModelKey(name)
+		k := ollama.ModelKey(name)
 		if name == "" || st.fixing[k] || !st.fixEnabled(name) {
 			return
 		}

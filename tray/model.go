@@ -9,7 +9,9 @@ import (
 	"github.com/ollama/ollama/format"
 
 	"github.com/ctxfit/ctxfit/assets"
-	"github.com/ctxfit/ctxfit/daemon"
+	"github.com/ctxfit/ctxfit/ollama"
+	ctxstate "github.com/ctxfit/ctxfit/state"
+	"github.com/ctxfit/ctxfit/watch"
 )
 
 // maxModels is how many loaded models the menu lists; more are counted on
@@ -24,10 +26,10 @@ const manualFixQuiet = 10 * time.Second
 // state is everything the menu, the icon and the notifications are
 // computed from. The menu's event loop owns it, under menu.mu.
 type state struct {
-	snap   daemon.Snapshot
+	snap   watch.Snapshot
 	polled bool // at least one snapshot from the backend
 
-	settings      daemon.Settings
+	settings      ctxstate.Settings
 	settingsKnown bool
 	login         bool
 	loginErr      string // why start at login is unavailable
@@ -35,7 +37,7 @@ type state struct {
 	continuePath  string // "" when Continue has no config
 	logPath       string
 	infoKnown     bool                    // the paths and asks below were read at least once
-	asks          map[string]ask          // by daemon.ModelKey: what Continue asks for
+	asks          map[string]ask          // by ollama.ModelKey: what Continue asks for
 	settingsErr   string                  // the last settings change that failed
 	readErr       string                  // why the settings cannot be read
 	tuning        map[string]tuneProgress // by ModelKey: a running tune
@@ -76,7 +78,7 @@ func newState() *state {
 // CPU-only host; a client config that ctxfit fixed by itself; a finished
 // tune. With notifications off it returns none, but still follows the
 // episodes, so that turning them on does not replay old spills.
-func (s *state) apply(u daemon.Update, now time.Time) []Notification {
+func (s *state) apply(u watch.Update, now time.Time) []Notification {
 	s.snap = u.Snapshot
 	s.polled = true
 	var notes []Notification
@@ -86,7 +88,7 @@ func (s *state) apply(u daemon.Update, now time.Time) []Notification {
 			if !m.Spilled {
 				continue
 			}
-			k := daemon.ModelKey(m.Name)
+			k := ollama.ModelKey(m.Name)
 			spilling[k] = true
 			if !s.spilling[k] {
 				notes = append(notes, spillNote(m))
@@ -96,15 +98,15 @@ func (s *state) apply(u daemon.Update, now time.Time) []Notification {
 	}
 	for _, e := range u.Events {
 		switch e.Kind {
-		case daemon.EventThrash:
+		case watch.EventThrash:
 			notes = append(notes, Notification{e.Model + " keeps reloading", e.Message, assets.Warning})
-		case daemon.EventSwapRisk:
+		case watch.EventSwapRisk:
 			notes = append(notes, Notification{e.Model + " will not fit in memory", e.Message, assets.Warning})
-		case daemon.EventConfigFixed:
+		case watch.EventConfigFixed:
 			if !s.quiet(e.Model, now) {
 				notes = append(notes, Notification{"Client config fixed", e.Message, assets.OK})
 			}
-		case daemon.EventTuned:
+		case watch.EventTuned:
 			notes = append(notes, Notification{"Tune finished", e.Message, assets.OK})
 		}
 	}
@@ -124,7 +126,7 @@ func (s *state) loaded() string {
 	var b strings.Builder
 	if s.snap.Reachable {
 		for _, m := range s.snap.Models {
-			b.WriteString(daemon.ModelKey(m.Name))
+			b.WriteString(ollama.ModelKey(m.Name))
 			b.WriteByte('\n')
 		}
 	}
@@ -137,11 +139,11 @@ func (s *state) quiet(model string, now time.Time) bool {
 	if model == "" {
 		return len(s.fixing) > 0 || len(s.quietFix) > 0
 	}
-	k := daemon.ModelKey(model)
+	k := ollama.ModelKey(model)
 	return s.fixing[k] || s.quietFix[k].After(now)
 }
 
-func spillNote(m daemon.Model) Notification {
+func spillNote(m watch.Model) Notification {
 	msg := fmt.Sprintf("%s, %s%s. Answers are slow while part of it runs on the CPU.",
 		format.HumanBytes(m.Size), m.Processor, ctxSuffix(m.ContextLength))
 	if m.TunedContext != nil {
@@ -243,21 +245,21 @@ func (s *state) view() view {
 // listed returns the models the menu lists: the loaded ones, and one being
 // tuned even while it is not loaded (a tune reloads it, and the server may
 // not answer for a moment), so that its progress and Cancel stay in view.
-func (s *state) listed() []daemon.Model {
-	var models []daemon.Model
+func (s *state) listed() []watch.Model {
+	var models []watch.Model
 	if s.snap.Reachable {
 		models = s.snap.Models
 	}
 	for k, t := range s.tuning {
-		if !slices.ContainsFunc(models, func(m daemon.Model) bool { return daemon.ModelKey(m.Name) == k }) {
-			models = append(slices.Clip(models), daemon.Model{Name: t.model})
+		if !slices.ContainsFunc(models, func(m watch.Model) bool { return ollama.ModelKey(m.Name) == k }) {
+			models = append(slices.Clip(models), watch.Model{Name: t.model})
 		}
 	}
 	return models
 }
 
-func (s *state) modelView(m daemon.Model) modelView {
-	k := daemon.ModelKey(m.Name)
+func (s *state) modelView(m watch.Model) modelView {
+	k := ollama.ModelKey(m.Name)
 	mv := modelView{Name: m.Name}
 
 	parts := []string{m.Name, format.HumanBytes(m.Size), m.Processor}
@@ -283,7 +285,7 @@ func (s *state) modelView(m daemon.Model) modelView {
 		mv.Tune = itemView{Title: "Cancel tuning"}
 	case len(s.tuning) > 0:
 		mv.Tune.Title, mv.Tune.Disabled = "Tune context (another tune is running)", true
-	case s.snap.GPU == daemon.GPUAbsent:
+	case s.snap.GPU == ollama.GPUAbsent:
 		mv.Tune.Title, mv.Tune.Disabled = "Tune context (this Ollama has no GPU)", true
 	}
 
@@ -304,7 +306,7 @@ func (s *state) modelView(m daemon.Model) modelView {
 
 // fixView is the "Fix Continue now" item: enabled when a tuned value
 // exists and Continue asks for a different one.
-func (s *state) fixView(m daemon.Model, k string) itemView {
+func (s *state) fixView(m watch.Model, k string) itemView {
 	const title = "Fix Continue now"
 	a, known := s.asks[k]
 	v := itemView{Title: title, Disabled: true}
@@ -338,8 +340,8 @@ func (s *state) fixView(m daemon.Model, k string) itemView {
 // fixEnabled reports whether "Fix Continue now" is enabled for model.
 func (s *state) fixEnabled(model string) bool {
 	for _, m := range s.listed() {
-		if daemon.SameModel(m.Name, model) {
-			return !s.fixView(m, daemon.ModelKey(m.Name)).Disabled
+		if ollama.SameModel(m.Name, model) {
+			return !s.fixView(m, ollama.ModelKey(m.Name)).Disabled
 		}
 	}
 	return false
@@ -391,7 +393,7 @@ func (s *state) tooltip() string {
 		m := snap.Models[0]
 		return "ctxfit: " + m.Name + " " + m.Processor
 	}
-	if snap.GPU == daemon.GPUAbsent {
+	if snap.GPU == ollama.GPUAbsent {
 		return fmt.Sprintf("ctxfit: %d models loaded, all fit in memory", len(snap.Models))
 	}
 	return fmt.Sprintf("ctxfit: %d models loaded, none spilled", len(snap.Models))

@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/ctxfit/ctxfit/assets"
-	"github.com/ctxfit/ctxfit/daemon"
+	"github.com/ctxfit/ctxfit/ollama"
+	ctxstate "github.com/ctxfit/ctxfit/state"
+	"github.com/ctxfit/ctxfit/watch"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -21,34 +23,34 @@ const host = "http://127.0.0.1:11434"
 func ptr(n int) *int { return &n }
 
 // model returns a loaded model with the split Classify gives.
-func model(name string, size, vram int64, ctx int, gpu daemon.GPUPresence) daemon.Model {
-	st, proc := daemon.Classify(size, vram)
-	return daemon.Model{Name: name, Size: size, SizeVRAM: vram, Processor: proc, ContextLength: ctx,
-		State: st, Spilled: daemon.Spilled(st, gpu)}
+func model(name string, size, vram int64, ctx int, gpu ollama.GPUPresence) watch.Model {
+	st, proc := ollama.Classify(size, vram)
+	return watch.Model{Name: name, Size: size, SizeVRAM: vram, Processor: proc, ContextLength: ctx,
+		State: st, Spilled: ollama.Spilled(st, gpu)}
 }
 
-func tuned(m daemon.Model, n int) daemon.Model { m.TunedContext = ptr(n); return m }
+func tuned(m watch.Model, n int) watch.Model { m.TunedContext = ptr(n); return m }
 
 const gib = 1 << 30
 
 var (
-	llamaGPU     = model("llama3.1:8b", 6*gib, 6*gib, 8192, daemon.GPUPresent)
-	llamaSpilled = tuned(model("llama3.1:8b", 9*gib, 7*gib, 32768, daemon.GPUPresent), 16384)
-	qwenGPU      = model("qwen2.5-coder:7b", 5*gib, 5*gib, 4096, daemon.GPUPresent)
+	llamaGPU     = model("llama3.1:8b", 6*gib, 6*gib, 8192, ollama.GPUPresent)
+	llamaSpilled = tuned(model("llama3.1:8b", 9*gib, 7*gib, 32768, ollama.GPUPresent), 16384)
+	qwenGPU      = model("qwen2.5-coder:7b", 5*gib, 5*gib, 4096, ollama.GPUPresent)
 )
 
-func snap(models ...daemon.Model) daemon.Snapshot {
-	return daemon.Snapshot{Host: host, Reachable: true, Version: "0.17.4", GPU: daemon.GPUPresent, Models: models, Time: time.Unix(1, 0)}
+func snap(models ...watch.Model) watch.Snapshot {
+	return watch.Snapshot{Host: host, Reachable: true, Version: "0.17.4", GPU: ollama.GPUPresent, Models: models, Time: time.Unix(1, 0)}
 }
 
-func unreachable() daemon.Snapshot {
-	return daemon.Snapshot{Host: host, Error: "cannot reach Ollama at " + host + ": connection refused. Start it with `ollama serve`, or point ctxfit at it with --host or OLLAMA_HOST", Time: time.Unix(1, 0)}
+func unreachable() watch.Snapshot {
+	return watch.Snapshot{Host: host, Error: "cannot reach Ollama at " + host + ": connection refused. Start it with `ollama serve`, or point ctxfit at it with --host or OLLAMA_HOST", Time: time.Unix(1, 0)}
 }
 
 // known returns a state that has read everything from the backend.
-func known(s daemon.Snapshot, asks map[string]ask) *state {
+func known(s watch.Snapshot, asks map[string]ask) *state {
 	st := newState()
-	st.apply(daemon.Update{Snapshot: s}, time.Unix(1, 0))
+	st.apply(watch.Update{Snapshot: s}, time.Unix(1, 0))
 	st.settingsKnown, st.loginKnown, st.infoKnown = true, true, true
 	st.continuePath = "/home/u/.continue/config.yaml"
 	st.logPath = "/home/u/.local/state/ctxfit/ctxfit.log"
@@ -60,18 +62,18 @@ func known(s daemon.Snapshot, asks map[string]ask) *state {
 }
 
 func TestIcon(t *testing.T) {
-	cpuOnly := func(m daemon.Model) daemon.Model {
-		m.SizeVRAM, m.State, m.Processor, m.Spilled = 0, daemon.StateCPU, "100% CPU", false
+	cpuOnly := func(m watch.Model) watch.Model {
+		m.SizeVRAM, m.State, m.Processor, m.Spilled = 0, ollama.StateCPU, "100% CPU", false
 		return m
 	}
 	swapping := cpuOnly(llamaGPU)
 	swapping.RAMWarning = "llama3.1:8b needs 6.4 GB but this machine has 4.0 GB of RAM; try llama3.2:3b"
 	for _, tt := range []struct {
 		name string
-		snap daemon.Snapshot
+		snap watch.Snapshot
 		want assets.State
 	}{
-		{"before the first poll", daemon.Snapshot{Host: host}, assets.Unreachable},
+		{"before the first poll", watch.Snapshot{Host: host}, assets.Unreachable},
 		{"unreachable", unreachable(), assets.Unreachable},
 		{"nothing loaded", snap(), assets.OK},
 		{"all on the GPU", snap(llamaGPU, qwenGPU), assets.OK},
@@ -81,7 +83,7 @@ func TestIcon(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			st := newState()
-			st.apply(daemon.Update{Snapshot: tt.snap}, time.Now())
+			st.apply(watch.Update{Snapshot: tt.snap}, time.Now())
 			if got := st.icon(); got != tt.want {
 				t.Errorf("icon = %s, want %s", got, tt.want)
 			}
@@ -90,10 +92,10 @@ func TestIcon(t *testing.T) {
 }
 
 func TestFixItem(t *testing.T) {
-	k := daemon.ModelKey(llamaSpilled.Name)
+	k := ollama.ModelKey(llamaSpilled.Name)
 	for _, tt := range []struct {
 		name    string
-		model   daemon.Model
+		model   watch.Model
 		asks    map[string]ask
 		edit    func(*state)
 		title   string
@@ -140,14 +142,14 @@ func TestFixItem(t *testing.T) {
 // notifications each one raises.
 func TestNotifications(t *testing.T) {
 	t0 := time.Unix(1000, 0)
-	upd := func(s daemon.Snapshot, events ...daemon.Event) daemon.Update {
-		return daemon.Update{Snapshot: s, Events: events}
+	upd := func(s watch.Snapshot, events ...watch.Event) watch.Update {
+		return watch.Update{Snapshot: s, Events: events}
 	}
-	ev := func(kind daemon.EventKind, model, msg string) daemon.Event {
-		return daemon.Event{Kind: kind, Model: model, Message: msg}
+	ev := func(kind watch.EventKind, model, msg string) watch.Event {
+		return watch.Event{Kind: kind, Model: model, Message: msg}
 	}
 	type step struct {
-		u    daemon.Update
+		u    watch.Update
 		edit func(*state) // before the update
 		want []string     // titles
 	}
@@ -157,7 +159,7 @@ func TestNotifications(t *testing.T) {
 	}{
 		{"a spill is told once per episode", []step{
 			{u: upd(snap(llamaGPU))},
-			{u: upd(snap(llamaSpilled), ev(daemon.EventSpillStarted, "llama3.1:8b", "")), want: []string{"llama3.1:8b spilled onto the CPU"}},
+			{u: upd(snap(llamaSpilled), ev(watch.EventSpillStarted, "llama3.1:8b", "")), want: []string{"llama3.1:8b spilled onto the CPU"}},
 			{u: upd(snap(llamaSpilled))},
 			{u: upd(snap(llamaSpilled))},
 		}},
@@ -178,35 +180,35 @@ func TestNotifications(t *testing.T) {
 		}},
 		{"episodes are per model", []step{
 			{u: upd(snap(llamaSpilled)), want: []string{"llama3.1:8b spilled onto the CPU"}},
-			{u: upd(snap(llamaSpilled, model("qwen2.5-coder:7b", 5*gib, 1*gib, 4096, daemon.GPUPresent))),
+			{u: upd(snap(llamaSpilled, model("qwen2.5-coder:7b", 5*gib, 1*gib, 4096, ollama.GPUPresent))),
 				want: []string{"qwen2.5-coder:7b spilled onto the CPU"}},
 		}},
 		{"the model name's tag does not matter", []step{
-			{u: upd(snap(model("llama3.1", 9*gib, 7*gib, 32768, daemon.GPUPresent))), want: []string{"llama3.1 spilled onto the CPU"}},
-			{u: upd(snap(model("llama3.1:latest", 9*gib, 7*gib, 32768, daemon.GPUPresent)))},
+			{u: upd(snap(model("llama3.1", 9*gib, 7*gib, 32768, ollama.GPUPresent))), want: []string{"llama3.1 spilled onto the CPU"}},
+			{u: upd(snap(model("llama3.1:latest", 9*gib, 7*gib, 32768, ollama.GPUPresent)))},
 		}},
 		{"reload thrash, swap risk, tune", []step{
-			{u: upd(snap(llamaGPU), ev(daemon.EventThrash, "llama3.1:8b", "reloaded 3 times"),
-				ev(daemon.EventSwapRisk, "llama3.1:8b", "needs more RAM"), ev(daemon.EventTuned, "llama3.1:8b", "16384 fits"),
-				ev(daemon.EventLoaded, "llama3.1:8b", ""), ev(daemon.EventUnreachable, "", "")),
+			{u: upd(snap(llamaGPU), ev(watch.EventThrash, "llama3.1:8b", "reloaded 3 times"),
+				ev(watch.EventSwapRisk, "llama3.1:8b", "needs more RAM"), ev(watch.EventTuned, "llama3.1:8b", "16384 fits"),
+				ev(watch.EventLoaded, "llama3.1:8b", ""), ev(watch.EventUnreachable, "", "")),
 				want: []string{"llama3.1:8b keeps reloading", "llama3.1:8b will not fit in memory", "Tune finished"}},
 		}},
 		{"an automatic fix is told", []step{
-			{u: upd(snap(llamaGPU), ev(daemon.EventConfigFixed, "llama3.1:8b", "Continue: contextLength 16384")), want: []string{"Client config fixed"}},
+			{u: upd(snap(llamaGPU), ev(watch.EventConfigFixed, "llama3.1:8b", "Continue: contextLength 16384")), want: []string{"Client config fixed"}},
 		}},
 		{"a fix asked for in the menu is not", []step{
 			{u: upd(snap(llamaGPU))},
 			{edit: func(s *state) { s.fixing["llama3.1:8b"] = true },
-				u: upd(snap(llamaGPU), ev(daemon.EventConfigFixed, "llama3.1:8b", ""))},
+				u: upd(snap(llamaGPU), ev(watch.EventConfigFixed, "llama3.1:8b", ""))},
 			{edit: func(s *state) { delete(s.fixing, "llama3.1:8b"); s.quietFix["llama3.1:8b"] = t0.Add(manualFixQuiet) },
-				u: upd(snap(llamaGPU), ev(daemon.EventConfigFixed, "llama3.1:8b", ""), ev(daemon.EventConfigFixed, "", ""))},
+				u: upd(snap(llamaGPU), ev(watch.EventConfigFixed, "llama3.1:8b", ""), ev(watch.EventConfigFixed, "", ""))},
 			{edit: func(s *state) { s.quietFix["llama3.1:8b"] = t0.Add(-time.Second) },
-				u:    upd(snap(llamaGPU), ev(daemon.EventConfigFixed, "llama3.1:8b", "")),
+				u:    upd(snap(llamaGPU), ev(watch.EventConfigFixed, "llama3.1:8b", "")),
 				want: []string{"Client config fixed"}},
 		}},
 		{"notifications off", []step{
 			{edit: func(s *state) { s.settings.NotificationsOff = true },
-				u: upd(snap(llamaSpilled), ev(daemon.EventThrash, "llama3.1:8b", ""))},
+				u: upd(snap(llamaSpilled), ev(watch.EventThrash, "llama3.1:8b", ""))},
 			{edit: func(s *state) { s.settings.NotificationsOff = false }, u: upd(snap(llamaSpilled))},
 		}},
 	} {
@@ -238,7 +240,7 @@ func TestSpillNoteSaysWhatToDo(t *testing.T) {
 	if n.Icon != assets.Warning {
 		t.Errorf("icon %s, want warning", n.Icon)
 	}
-	n = spillNote(model("gemma2:9b", 9*gib, 7*gib, 8192, daemon.GPUPresent))
+	n = spillNote(model("gemma2:9b", 9*gib, 7*gib, 8192, ollama.GPUPresent))
 	if !strings.Contains(n.Message, "Tune context") {
 		t.Errorf("untuned spill notification %q does not point to Tune context", n.Message)
 	}
@@ -246,12 +248,12 @@ func TestSpillNoteSaysWhatToDo(t *testing.T) {
 
 // TestMenu compares whole menus with golden files under testdata/menu.
 func TestMenu(t *testing.T) {
-	k := daemon.ModelKey
-	many := make([]daemon.Model, maxModels+2)
+	k := ollama.ModelKey
+	many := make([]watch.Model, maxModels+2)
 	for i := range many {
-		many[i] = model(fmt.Sprintf("model%02d", i), 1*gib, 1*gib, 2048, daemon.GPUPresent)
+		many[i] = model(fmt.Sprintf("model%02d", i), 1*gib, 1*gib, 2048, ollama.GPUPresent)
 	}
-	swapping := model("llama3.1:70b", 40*gib, 0, 8192, daemon.GPUAbsent)
+	swapping := model("llama3.1:70b", 40*gib, 0, 8192, ollama.GPUAbsent)
 	swapping.RAMWarning = "llama3.1:70b needs 40.0 GiB but this machine has 32.0 GiB of RAM: it will swap. llama3.1:8b would fit"
 	for _, tt := range []struct {
 		name string
@@ -260,7 +262,7 @@ func TestMenu(t *testing.T) {
 		{"starting", newState()},
 		{"connecting", func() *state {
 			st := newState()
-			st.apply(daemon.Update{Snapshot: daemon.Snapshot{Host: host}}, time.Now())
+			st.apply(watch.Update{Snapshot: watch.Snapshot{Host: host}}, time.Now())
 			return st
 		}()},
 		{"unreachable", known(unreachable(), nil)},
@@ -275,7 +277,7 @@ func TestMenu(t *testing.T) {
 		}()},
 		{"settings", func() *state {
 			st := known(snap(llamaGPU), nil)
-			st.settings = daemon.Settings{AutoFix: true, NotificationsOff: true}
+			st.settings = ctxstate.Settings{AutoFix: true, NotificationsOff: true}
 			st.login, st.loginErr = false, errors.New("start at login needs systemd --user").Error()
 			st.continuePath, st.logPath = "", ""
 			return st
@@ -303,7 +305,7 @@ func TestMenu(t *testing.T) {
 		}()},
 		{"swap risk", func() *state {
 			s := snap(swapping)
-			s.GPU = daemon.GPUAbsent
+			s.GPU = ollama.GPUAbsent
 			return known(s, nil)
 		}()},
 		{"more models than fit", known(snap(many...), nil)},
@@ -383,14 +385,14 @@ func render(v view) string {
 // BenchmarkPoll measures what the tray does for each poll of the watcher
 // while models are loaded: take in the update and compute the view.
 func BenchmarkPoll(b *testing.B) {
-	models := make([]daemon.Model, maxModels)
+	models := make([]watch.Model, maxModels)
 	asks := map[string]ask{}
 	for i := range models {
-		models[i] = tuned(model(fmt.Sprintf("model%02d:7b", i), 9*gib, 7*gib, 32768, daemon.GPUPresent), 16384)
-		asks[daemon.ModelKey(models[i].Name)] = ask{"Model", 32768, true}
+		models[i] = tuned(model(fmt.Sprintf("model%02d:7b", i), 9*gib, 7*gib, 32768, ollama.GPUPresent), 16384)
+		asks[ollama.ModelKey(models[i].Name)] = ask{"Model", 32768, true}
 	}
 	st := known(snap(models...), asks)
-	u := daemon.Update{Snapshot: snap(models...)}
+	u := watch.Update{Snapshot: snap(models...)}
 	now := time.Now()
 	b.ReportAllocs()
 	for b.Loop() {

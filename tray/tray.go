@@ -17,7 +17,8 @@ import (
 	"github.com/gen2brain/beeep"
 
 	"github.com/ctxfit/ctxfit/assets"
-	"github.com/ctxfit/ctxfit/daemon"
+	ctxstate "github.com/ctxfit/ctxfit/state"
+	"github.com/ctxfit/ctxfit/watch"
 )
 
 // ErrNoTray reports that this session has no system tray to show an icon
@@ -32,10 +33,10 @@ var ErrNoTray = errors.New("no system tray in this session")
 // concurrent use.
 type Backend interface {
 	// Subscribe returns a channel of updates and a function that ends the
-	// subscription (daemon.Watcher.Subscribe).
-	Subscribe() (<-chan daemon.Update, func())
+	// subscription (watch.Watcher.Subscribe).
+	Subscribe() (<-chan watch.Update, func())
 	// Snapshot returns the latest snapshot, shown until the first update.
-	Snapshot() daemon.Snapshot
+	Snapshot() watch.Snapshot
 
 	// Tune finds the largest context at which model stays 100% on the GPU
 	// and remembers it; the next snapshot's Model.TunedContext shows it.
@@ -55,7 +56,7 @@ type Backend interface {
 
 	// Settings returns the user's choices. While it fails the settings'
 	// checkboxes stay disabled and the menu shows the error.
-	Settings() (daemon.Settings, error)
+	Settings() (ctxstate.Settings, error)
 	// SetAutoFix turns automatic fixing of client configs on or off.
 	SetAutoFix(on bool) error
 	// SetNotifications turns desktop notifications on or off.

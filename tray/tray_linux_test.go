@@ -14,9 +14,9 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"github.com/ctxfit/ctxfit/assets"
-	"github.com/ctxfit/ctxfit/daemon"
 	"github.com/ctxfit/ctxfit/internal/gpusim"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	ctxstate "github.com/ctxfit/ctxfit/state"
 	"github.com/ctxfit/ctxfit/tray/traytest"
 )
 
@@ -108,8 +108,8 @@ func TestTrayOverWatcher(t *testing.T) {
 
 	dir := t.TempDir()
 	u := ollamahost.Parse(simURL)
-	if err := daemon.OpenStore(dir).Update(func(d *daemon.Data) error {
-		d.PutTuned(daemon.Tuned{Host: ollamahost.Key(u), Model: simModel, Parallel: 1, Context: tunedCtx, Step: 1024, MeasuredAt: time.Now()})
+	if err := ctxstate.OpenStore(dir).Update(func(d *ctxstate.Data) error {
+		d.PutTuned(ctxstate.Tuned{Host: ollamahost.Key(u), Model: simModel, Parallel: 1, Context: tunedCtx, Step: 1024, MeasuredAt: time.Now()})
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -235,7 +235,7 @@ func TestTrayOverWatcher(t *testing.T) {
 	}
 	p.WaitMenu("notifications off", func(n *traytest.Node) bool { return !n.Find("Notifications").Checked })
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if d, _ := daemon.OpenStore(dir).Load(); d.Settings.NotificationsOff {
+		if d, _ := ctxstate.OpenStore(dir).Load(); d.Settings.NotificationsOff {
 			break
 		}
 		if time.Now().After(deadline) {

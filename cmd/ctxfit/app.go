@@ -14,11 +14,14 @@ import (
 	"github.com/ollama/ollama/api"
 
 	"github.com/ctxfit/ctxfit/clients"
-	"github.com/ctxfit/ctxfit/daemon"
 	"github.com/ctxfit/ctxfit/internal/autostart"
 	"github.com/ctxfit/ctxfit/internal/logfile"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/ollama"
+	"github.com/ctxfit/ctxfit/state"
 	"github.com/ctxfit/ctxfit/tray"
+	"github.com/ctxfit/ctxfit/tune"
+	"github.com/ctxfit/ctxfit/watch"
 )
 
 // app is ctxfit running: the watcher of one Ollama server, the keeper of
@@ -29,8 +32,8 @@ type app struct {
 	host    *url.URL
 	key     string
 	client  *api.Client
-	store   *daemon.Store
-	watcher *daemon.Watcher
+	store   *state.Store
+	watcher *watch.Watcher
 	fixer   *clients.Fixer
 	keeper  *clients.Keeper
 	logger  *slog.Logger
@@ -41,7 +44,7 @@ type app struct {
 
 var _ tray.Backend = (*app)(nil)
 
-func newApp(e *env, u *url.URL, store *daemon.Store, logger *slog.Logger) *app {
+func newApp(e *env, u *url.URL, store *state.Store, logger *slog.Logger) *app {
 	a := &app{
 		env:    e,
 		host:   u,
@@ -51,7 +54,7 @@ func newApp(e *env, u *url.URL, store *daemon.Store, logger *slog.Logger) *app {
 		logger: logger,
 		tuning: map[string]bool{},
 	}
-	a.watcher = daemon.NewWatcher(a.client, u, store, daemon.WatcherOptions{})
+	a.watcher = watch.New(a.client, u, store, watch.Options{})
 	a.fixer = &clients.Fixer{Env: clients.NewEnv(e.getenv), StateDir: store.Dir()}
 	a.keeper = &clients.Keeper{
 		Fixer:   a.fixer,
@@ -88,18 +91,18 @@ func (a *app) run(ctx context.Context) error {
 // react logs every event and adds what only the clients know: which client
 // asks for the context that made a model spill, and which clients disagree
 // when a model keeps reloading.
-func (a *app) react(ctx context.Context, updates <-chan daemon.Update) {
+func (a *app) react(ctx context.Context, updates <-chan watch.Update) {
 	for u := range updates {
 		for _, ev := range u.Events {
-			daemon.LogEvent(a.logger, ev)
+			watch.LogEvent(a.logger, ev)
 			switch ev.Kind {
-			case daemon.EventSpillStarted:
+			case watch.EventSpillStarted:
 				if msg := a.spillCulprits(ev.Model); msg != "" {
-					a.watcher.Publish(daemon.Event{Kind: daemon.EventConfigWarning, Model: ev.Model, Message: msg})
+					a.watcher.Publish(watch.Event{Kind: watch.EventConfigWarning, Model: ev.Model, Message: msg})
 				}
-			case daemon.EventThrash:
+			case watch.EventThrash:
 				if msg := a.thrashCulprits(ev.Model); msg != "" {
-					a.watcher.Publish(daemon.Event{Kind: daemon.EventConfigWarning, Model: ev.Model, Contexts: ev.Contexts, Message: msg})
+					a.watcher.Publish(watch.Event{Kind: watch.EventConfigWarning, Model: ev.Model, Contexts: ev.Contexts, Message: msg})
 				}
 			}
 		}
@@ -119,7 +122,7 @@ func (a *app) spillCulprits(model string) string {
 	}
 	var parts []string
 	for _, ask := range a.fixer.AllAsks(clients.All(), t) {
-		if daemon.SameModel(ask.Model, model) && ask.TooLarge() {
+		if ollama.SameModel(ask.Model, model) && ask.TooLarge() {
 			parts = append(parts, ask.String())
 		}
 	}
@@ -138,7 +141,7 @@ func (a *app) thrashCulprits(model string) string {
 	}
 	byClient := map[string]map[int]bool{}
 	for _, ask := range a.fixer.AllAsks(clients.All(), t) {
-		if !daemon.SameModel(ask.Model, model) {
+		if !ollama.SameModel(ask.Model, model) {
 			continue
 		}
 		if byClient[ask.Client] == nil {
@@ -173,10 +176,10 @@ func (a *app) thrashCulprits(model string) string {
 // noticed turns what the keeper did or found into events for the tray and
 // the log. The keeper calls it with its lock held; Publish never calls back.
 func (a *app) noticed(n clients.Notice) {
-	kind, msg := daemon.EventConfigWarning, n.String()
+	kind, msg := watch.EventConfigWarning, n.String()
 	switch n.Kind {
 	case clients.NoticeFixed:
-		kind = daemon.EventConfigFixed
+		kind = watch.EventConfigFixed
 	case clients.NoticeTooLarge:
 		msg += fmt.Sprintf(". `ctxfit fix %s` (or Fix in the tray, or auto-fix) writes the tuned value", strings.ToLower(n.Client))
 	}
@@ -184,7 +187,7 @@ func (a *app) noticed(n clients.Notice) {
 	if len(n.Asks) > 0 {
 		model = n.Asks[0].Model
 	}
-	a.watcher.Publish(daemon.Event{Kind: kind, Model: model, Message: msg})
+	a.watcher.Publish(watch.Event{Kind: kind, Model: model, Message: msg})
 }
 
 // target is what the client configs should ask for: the latest tuned value
@@ -207,15 +210,15 @@ func (a *app) tuned(model string) (int, bool) {
 }
 
 // Subscribe implements tray.Backend.
-func (a *app) Subscribe() (<-chan daemon.Update, func()) { return a.watcher.Subscribe() }
+func (a *app) Subscribe() (<-chan watch.Update, func()) { return a.watcher.Subscribe() }
 
 // Snapshot implements tray.Backend.
-func (a *app) Snapshot() daemon.Snapshot { return a.watcher.Snapshot() }
+func (a *app) Snapshot() watch.Snapshot { return a.watcher.Snapshot() }
 
 // Tune finds and stores the largest context at which model stays on the
 // GPU, then lets the keeper apply it (when auto-fix is on).
 func (a *app) Tune(ctx context.Context, model string, progress func(string)) error {
-	k := daemon.ModelKey(model)
+	k := ollama.ModelKey(model)
 	a.mu.Lock()
 	if a.tuning[k] {
 		a.mu.Unlock()
@@ -234,11 +237,11 @@ func (a *app) Tune(ctx context.Context, model string, progress func(string)) err
 		return err
 	}
 	a.logger.Info("tuning", "model", model, "parallel", parallel)
-	res, err := daemon.Tune(ctx, a.client, daemon.TuneOptions{
+	res, err := tune.Tune(ctx, a.client, tune.Options{
 		Model:    model,
 		Parallel: parallel,
 		GPU:      a.Snapshot().GPU,
-		Progress: func(p daemon.Probe) {
+		Progress: func(p tune.Probe) {
 			line := probeLine(p)
 			a.logger.Info("tune probe", "model", model, "probe", line)
 			if progress != nil {
@@ -253,13 +256,13 @@ func (a *app) Tune(ctx context.Context, model string, progress func(string)) err
 				msg += "; " + b
 			}
 		}
-		a.watcher.Publish(daemon.Event{Kind: daemon.EventConfigWarning, Model: model, Message: msg})
+		a.watcher.Publish(watch.Event{Kind: watch.EventConfigWarning, Model: model, Message: msg})
 		return err
 	}
 	if err := storeTuned(a.store, a.key, res); err != nil {
 		return err
 	}
-	a.watcher.Publish(daemon.Event{Kind: daemon.EventTuned, Model: res.Model, ContextLength: res.Context, Message: tuneSummary(res)})
+	a.watcher.Publish(watch.Event{Kind: watch.EventTuned, Model: res.Model, ContextLength: res.Context, Message: tuneSummary(res)})
 	a.keeper.Check(ctx)
 	return nil
 }
@@ -280,7 +283,7 @@ func (a *app) ClientContext(model string) (string, int, bool) {
 		return "", 0, false
 	}
 	for _, ask := range asks {
-		if daemon.SameModel(ask.Model, model) {
+		if ollama.SameModel(ask.Model, model) {
 			label := ask.Title
 			if label == "" {
 				label = "Continue"
@@ -310,17 +313,17 @@ func (a *app) ContinueConfigPath() string {
 }
 
 // Settings returns the user's choices.
-func (a *app) Settings() (daemon.Settings, error) {
+func (a *app) Settings() (state.Settings, error) {
 	d, err := a.store.Load()
 	if err != nil {
-		return daemon.Settings{}, err
+		return state.Settings{}, err
 	}
 	return d.Settings, nil
 }
 
 // SetAutoFix turns auto-fix on or off; turning it on fixes the configs now.
 func (a *app) SetAutoFix(on bool) error {
-	err := a.store.Update(func(d *daemon.Data) error { d.Settings.AutoFix = on; return nil })
+	err := a.store.Update(func(d *state.Data) error { d.Settings.AutoFix = on; return nil })
 	if err == nil && on {
 		go a.keeper.Check(context.Background())
 	}
@@ -329,7 +332,7 @@ func (a *app) SetAutoFix(on bool) error {
 
 // SetNotifications turns desktop notifications on or off.
 func (a *app) SetNotifications(on bool) error {
-	return a.store.Update(func(d *daemon.Data) error { d.Settings.NotificationsOff = !on; return nil })
+	return a.store.Update(func(d *state.Data) error { d.Settings.NotificationsOff = !on; return nil })
 }
 
 func (a *app) autostart() (*autostart.Manager, error) { return autostart.New(autostart.Options{}) }

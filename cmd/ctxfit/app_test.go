@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ctxfit/ctxfit/daemon"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/state"
 )
 
 // appFixture is a simulated Ollama, a home with Continue's and Zed's
@@ -40,7 +40,7 @@ func newAppFixture(t *testing.T, continueCtx, zedCtx int) *appFixture {
 		"HOME":                filepath.Join(dir, "home"),
 		"CONTINUE_GLOBAL_DIR": filepath.Join(dir, "continue"),
 		"OLLAMA_HOST":         u,
-		daemon.StateDirEnv:    f.stateDir,
+		state.StateDirEnv:     f.stateDir,
 		"CTXFIT_LOG_DIR":      filepath.Join(dir, "logs"),
 	}
 	f.cont = filepath.Join(dir, "continue", "config.yaml")
@@ -87,8 +87,8 @@ func (f *appFixture) read(p string) string {
 }
 
 func (f *appFixture) tune(ctx int) {
-	daemon.OpenStore(f.stateDir).Update(func(d *daemon.Data) error {
-		d.PutTuned(daemon.Tuned{Host: ollamahost.Key(ollamahost.Parse(f.u)), Model: llama, Parallel: 1, Context: ctx, Step: 1024, MeasuredAt: time.Now()})
+	state.OpenStore(f.stateDir).Update(func(d *state.Data) error {
+		d.PutTuned(state.Tuned{Host: ollamahost.Key(ollamahost.Parse(f.u)), Model: llama, Parallel: 1, Context: ctx, Step: 1024, MeasuredAt: time.Now()})
 		return nil
 	})
 }
@@ -157,7 +157,7 @@ func TestThrashNamesTheClients(t *testing.T) {
 
 func TestAppTuneThenAutoFix(t *testing.T) {
 	f := newAppFixture(t, 131072, 0)
-	daemon.OpenStore(f.stateDir).Update(func(d *daemon.Data) error { d.Settings.AutoFix = true; return nil })
+	state.OpenStore(f.stateDir).Update(func(d *state.Data) error { d.Settings.AutoFix = true; return nil })
 	e := &env{stdout: io.Discard, stderr: io.Discard, getenv: func(k string) string { return f.vars[k] }}
 	store, _ := e.store()
 	a := newApp(e, ollamahost.Parse(f.u), store, slog.New(slog.NewTextHandler(io.Discard, nil)))

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/ctxfit/ctxfit/daemon"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/tune"
 )
 
 func runBench(ctx context.Context, e *env, args []string) error {
@@ -31,7 +31,7 @@ The model stays loaded at N.`)
 		return errUsage
 	}
 	u := e.host(*host)
-	res, err := daemon.Bench(ctx, e.client(u), pos[0], *numCtx)
+	res, err := tune.Bench(ctx, e.client(u), pos[0], *numCtx)
 	switch {
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintln(e.stderr, "ctxfit bench: stopped.")

@@ -16,9 +16,11 @@ import (
 
 	"github.com/tailscale/hujson"
 
-	"github.com/ctxfit/ctxfit/daemon"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
 	"github.com/ctxfit/ctxfit/internal/ollamatest"
+	"github.com/ctxfit/ctxfit/ollama"
+	"github.com/ctxfit/ctxfit/state"
+	"github.com/ctxfit/ctxfit/watch"
 )
 
 // e2e is ctxfit's outside world for one end-to-end test: its own state,
@@ -35,7 +37,7 @@ func newE2E(t *testing.T, host string) *e2e {
 		"USERPROFILE":         filepath.Join(dir, "home"),
 		"XDG_CONFIG_HOME":     filepath.Join(dir, "config"),
 		"XDG_CACHE_HOME":      filepath.Join(dir, "cache"),
-		daemon.StateDirEnv:    filepath.Join(dir, "state"),
+		state.StateDirEnv:     filepath.Join(dir, "state"),
 		"CTXFIT_LOG_DIR":      filepath.Join(dir, "logs"),
 		"CONTINUE_GLOBAL_DIR": filepath.Join(dir, "continue"),
 	}
@@ -63,7 +65,7 @@ func (x *e2e) ctxfit(args ...string) (code int, stdout, stderr string) {
 
 func (x *e2e) getenv(k string) string { return x.vars[k] }
 
-func (x *e2e) store() *daemon.Store { return daemon.OpenStore(x.vars[daemon.StateDirEnv]) }
+func (x *e2e) store() *state.Store { return state.OpenStore(x.vars[state.StateDirEnv]) }
 
 // TestOllamaE2E runs ctxfit's commands against a real Ollama server (built
 // by scripts/ollama-for-tests) serving the tiny model on the CPU. The
@@ -74,12 +76,12 @@ func TestOllamaE2E(t *testing.T) {
 	digest := srv.CreateTinyModel(t, model)
 	// The Ollama built for tests has no GPU backend, so a model is 100% CPU;
 	// that is a spill only where this machine has a GPU.
-	gpu := daemon.DetectLocalGPU()
+	gpu := ollama.DetectLocalGPU()
 
 	t.Run("status", func(t *testing.T) {
 		srv.UnloadAll(t)
 		x := newE2E(t, srv.Host())
-		var prev daemon.Model
+		var prev watch.Model
 		for _, numCtx := range []int{2048, 8192} {
 			ps := srv.Load(t, model, numCtx)
 			code, out, _ := x.ctxfit("status")
@@ -93,7 +95,7 @@ func TestOllamaE2E(t *testing.T) {
 			}
 
 			code, out, _ = x.ctxfit("status", "--json")
-			var snap daemon.Snapshot
+			var snap watch.Snapshot
 			if err := json.Unmarshal([]byte(out), &snap); code != 0 || err != nil {
 				t.Fatalf("status --json: exit %d, %v", code, err)
 			}
@@ -101,8 +103,8 @@ func TestOllamaE2E(t *testing.T) {
 				t.Fatalf("status --json: reachable %v, gpu %s, %d models; want reachable, gpu %s, 1 model", snap.Reachable, snap.GPU, len(snap.Models), gpu)
 			}
 			m := snap.Models[0]
-			if !daemon.SameModel(m.Name, model) || m.Processor != "100% CPU" || m.State != daemon.StateCPU ||
-				m.ContextLength != numCtx || m.Size != ps.Size || m.SizeVRAM != 0 || m.Spilled != (gpu == daemon.GPUPresent) {
+			if !ollama.SameModel(m.Name, model) || m.Processor != "100% CPU" || m.State != ollama.StateCPU ||
+				m.ContextLength != numCtx || m.Size != ps.Size || m.SizeVRAM != 0 || m.Spilled != (gpu == ollama.GPUPresent) {
 				t.Errorf("status --json model = %+v; want %s at context %d, size %d, 100%% CPU, spilled only with a GPU", m, model, numCtx, ps.Size)
 			}
 			if prev.Size != 0 && m.Size <= prev.Size {
@@ -152,8 +154,8 @@ func TestOllamaE2E(t *testing.T) {
 	t.Run("fix continue", func(t *testing.T) {
 		x := newE2E(t, srv.Host())
 		const tuned = 6144
-		err := x.store().Update(func(d *daemon.Data) error {
-			d.PutTuned(daemon.Tuned{
+		err := x.store().Update(func(d *state.Data) error {
+			d.PutTuned(state.Tuned{
 				Host: ollamahost.Key(srv.URL()), Model: model + ":latest", Digest: digest, Parallel: 1,
 				Context: tuned, Step: 1024, Loads: 3, TrainedContext: ollamatest.TinyContextLength, MeasuredAt: time.Now(),
 			})

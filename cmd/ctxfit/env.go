@@ -10,8 +10,9 @@ import (
 
 	"github.com/ollama/ollama/api"
 
-	"github.com/ctxfit/ctxfit/daemon"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/ollama"
+	"github.com/ctxfit/ctxfit/state"
 )
 
 // env is what a command may touch of the outside world, so that tests can
@@ -66,10 +67,10 @@ func (e *env) host(flagValue string) *url.URL {
 }
 
 // client returns an Ollama API client for u.
-func (e *env) client(u *url.URL) *api.Client { return daemon.NewClient(u) }
+func (e *env) client(u *url.URL) *api.Client { return ollama.NewClient(u) }
 
 // state opens ctxfit's persistent state and reads it.
-func (e *env) state() (*daemon.Store, *daemon.Data, error) {
+func (e *env) state() (*state.Store, *state.Data, error) {
 	store, err := e.store()
 	if err != nil {
 		return nil, nil, err
@@ -82,10 +83,10 @@ func (e *env) state() (*daemon.Store, *daemon.Data, error) {
 }
 
 // store opens ctxfit's persistent state.
-func (e *env) store() (*daemon.Store, error) {
-	dir, err := daemon.DefaultStateDir(e.getenv)
+func (e *env) store() (*state.Store, error) {
+	dir, err := state.DefaultStateDir(e.getenv)
 	if err != nil {
 		return nil, err
 	}
-	return daemon.OpenStore(dir), nil
+	return state.OpenStore(dir), nil
 }

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/ctxfit/ctxfit/clients"
-	"github.com/ctxfit/ctxfit/daemon"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/state"
 )
 
 // runFix is `ctxfit fix CLIENT [--dry-run] [--json] [--host URL]`: it writes
@@ -307,7 +307,7 @@ func askLabel(a clients.Ask) string {
 
 // tunedTarget returns what a fix aims for: the latest tuned context of each
 // model on host.
-func tunedTarget(d *daemon.Data, host *url.URL) clients.Target {
+func tunedTarget(d *state.Data, host *url.URL) clients.Target {
 	key := ollamahost.Key(host)
 	return clients.Target{Host: host, Models: tunedModels(d, key), Tuned: func(model string) (int, bool) {
 		t, ok := d.TunedFor(key, model, "")

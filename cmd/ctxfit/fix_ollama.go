@@ -12,8 +12,9 @@ import (
 
 	"github.com/ollama/ollama/api"
 
-	"github.com/ctxfit/ctxfit/daemon"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/ollama"
+	"github.com/ctxfit/ctxfit/state"
 )
 
 // deriveTimeout bounds the creation of one derived model. Ollama reads the
@@ -59,7 +60,7 @@ func runFixOllama(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 
-	lctx, cancel := context.WithTimeout(ctx, daemon.RequestTimeout)
+	lctx, cancel := context.WithTimeout(ctx, ollama.RequestTimeout)
 	list, err := client.List(lctx)
 	cancel()
 	if err != nil {
@@ -140,13 +141,13 @@ type derivePlan struct {
 	host    *url.URL
 	model   string
 	context int
-	tuned   *daemon.Tuned // where context came from; nil when --context gave it
-	stale   bool          // the model was pulled again after the tune
+	tuned   *state.Tuned // where context came from; nil when --context gave it
+	stale   bool         // the model was pulled again after the tune
 	local   func(time.Time) time.Time
 }
 
 func (p derivePlan) run(ctx context.Context, client *api.Client, w io.Writer, dryRun bool) error {
-	name, err := daemon.DerivedName(p.model, p.context)
+	name, err := ollama.DerivedName(p.model, p.context)
 	if err != nil {
 		return err
 	}
@@ -162,7 +163,7 @@ func (p derivePlan) run(ctx context.Context, client *api.Client, w io.Writer, dr
 
 	dctx, cancel := context.WithTimeout(ctx, deriveTimeout)
 	defer cancel()
-	name, err = daemon.DeriveModel(dctx, client, p.model, p.context)
+	name, err = ollama.DeriveModel(dctx, client, p.model, p.context)
 	if err != nil {
 		if errors.Is(dctx.Err(), context.DeadlineExceeded) {
 			return fmt.Errorf("Ollama at %s took more than %s to create %s: %w", p.host, deriveTimeout, name, err)
@@ -202,7 +203,7 @@ Remove it with: %[4]sollama rm %[1]s
 // modifiedAt returns when model was last created or pulled on the server,
 // or the zero time when the server does not have it.
 func modifiedAt(ctx context.Context, client *api.Client, model string) time.Time {
-	ctx, cancel := context.WithTimeout(ctx, daemon.RequestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, ollama.RequestTimeout)
 	defer cancel()
 	show, err := client.Show(ctx, &api.ShowRequest{Model: model})
 	if err != nil {
@@ -213,7 +214,7 @@ func modifiedAt(ctx context.Context, client *api.Client, model string) time.Time
 
 // tunedModels returns the models tuned on host, one name each, in the
 // store's order.
-func tunedModels(d *daemon.Data, host string) []string {
+func tunedModels(d *state.Data, host string) []string {
 	var out []string
 	for _, t := range d.Tuned {
 		if t.Host != host {
@@ -221,7 +222,7 @@ func tunedModels(d *daemon.Data, host string) []string {
 		}
 		seen := false
 		for _, m := range out {
-			seen = seen || daemon.SameModel(m, t.Model)
+			seen = seen || ollama.SameModel(m, t.Model)
 		}
 		if !seen {
 			out = append(out, t.Model)
@@ -233,7 +234,7 @@ func tunedModels(d *daemon.Data, host string) []string {
 // digestOf returns model's digest in /api/tags, or "".
 func digestOf(list *api.ListResponse, model string) string {
 	for _, m := range list.Models {
-		if daemon.SameModel(m.Name, model) {
+		if ollama.SameModel(m.Name, model) {
 			return m.Digest
 		}
 	}

@@ -10,9 +10,10 @@ import (
 
 	"github.com/ollama/ollama/api"
 
-	"github.com/ctxfit/ctxfit/daemon"
 	"github.com/ctxfit/ctxfit/internal/gpusim"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/ollama"
+	"github.com/ctxfit/ctxfit/state"
 )
 
 const fixOllamaModel = "llama3.1:8b-instruct-fp16"
@@ -41,8 +42,8 @@ func (c *cli) fixOllama(u string, args ...string) (code int, stdout, stderr stri
 // `ctxfit tune` would.
 func (c *cli) tune(u, model, digest string, context int) {
 	c.t.Helper()
-	err := daemon.OpenStore(c.vars[daemon.StateDirEnv]).Update(func(d *daemon.Data) error {
-		d.PutTuned(daemon.Tuned{Host: ollamahost.Key(ollamahost.Parse(u)), Model: model, Digest: digest, Parallel: 1,
+	err := state.OpenStore(c.vars[state.StateDirEnv]).Update(func(d *state.Data) error {
+		d.PutTuned(state.Tuned{Host: ollamahost.Key(ollamahost.Parse(u)), Model: model, Digest: digest, Parallel: 1,
 			Context: context, Step: 1024, MeasuredAt: time.Date(2026, 11, 20, 9, 30, 0, 0, time.UTC)})
 		return nil
 	})
@@ -55,11 +56,11 @@ func (c *cli) tune(u, model, digest string, context int) {
 // when the server has no such model.
 func numCtxOf(t *testing.T, u, model string) int {
 	t.Helper()
-	show, err := daemon.NewClient(ollamahost.Parse(u)).Show(context.Background(), &api.ShowRequest{Model: model})
+	show, err := ollama.NewClient(ollamahost.Parse(u)).Show(context.Background(), &api.ShowRequest{Model: model})
 	if err != nil {
 		return -1
 	}
-	n, _ := daemon.ParamNumCtx(show.Parameters)
+	n, _ := ollama.ParamNumCtx(show.Parameters)
 	return n
 }
 

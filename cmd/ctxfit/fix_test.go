@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/ctxfit/ctxfit/clients"
-	"github.com/ctxfit/ctxfit/daemon"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/state"
 )
 
 // continueYAML asks for far more context than stays on the GPU for one
@@ -52,7 +52,7 @@ func newFixCLI(t *testing.T) (*cli, string) {
 // scrub replaces the test's temporary paths in out with stable names.
 func (c *cli) scrub(out string) string {
 	out = strings.ReplaceAll(out, c.vars["CONTINUE_GLOBAL_DIR"], "CONTINUE")
-	out = strings.ReplaceAll(out, c.vars[daemon.StateDirEnv], "STATE")
+	out = strings.ReplaceAll(out, c.vars[state.StateDirEnv], "STATE")
 	// Backups are named by the time of the fix.
 	if i := strings.Index(out, "STATE/backups/continue/"); i >= 0 {
 		j := strings.Index(out[i:], "-config.yaml")
@@ -132,7 +132,7 @@ func TestFixContinueErrors(t *testing.T) {
 		{"no client", nil, []string{"fix"}, 2, "Usage: ctxfit fix CLIENT"},
 		{"unknown client", nil, []string{"fix", "emacs"}, 2, `unknown client "emacs"; ctxfit knows `},
 		{"not installed", func(c *cli) { os.RemoveAll(c.vars["CONTINUE_GLOBAL_DIR"]) }, []string{"fix", "continue"}, 1, "Continue has no config file"},
-		{"nothing tuned", func(c *cli) { os.Remove(filepath.Join(c.vars[daemon.StateDirEnv], "state.json")) }, []string{"fix", "continue"}, 1, "no model is tuned on http://127.0.0.1:11434 yet"},
+		{"nothing tuned", func(c *cli) { os.Remove(filepath.Join(c.vars[state.StateDirEnv], "state.json")) }, []string{"fix", "continue"}, 1, "no model is tuned on http://127.0.0.1:11434 yet"},
 		{"other host", nil, []string{"fix", "continue", "--host", "gpu-box"}, 1, "no model is tuned on http://gpu-box:11434 yet"},
 		{"broken config", func(c *cli) {
 			os.WriteFile(filepath.Join(c.vars["CONTINUE_GLOBAL_DIR"], "config.yaml"), []byte("models:\n  - name: a\n   provider: ollama\n"), 0o644)

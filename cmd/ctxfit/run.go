@@ -9,11 +9,11 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/ctxfit/ctxfit/daemon"
 	"github.com/ctxfit/ctxfit/internal/autostart"
 	"github.com/ctxfit/ctxfit/internal/instance"
 	"github.com/ctxfit/ctxfit/internal/logfile"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/state"
 )
 
 // runOptions are the flags shared by `ctxfit run` and `ctxfit demo`.
@@ -102,7 +102,7 @@ func (e *env) watch(ctx context.Context, o runOptions) error {
 		if !on && o.autoFix != "off" && o.autoFix != "false" {
 			return fmt.Errorf("--auto-fix %q: use on or off", o.autoFix)
 		}
-		if err := store.Update(func(d *daemon.Data) error { d.Settings.AutoFix = on; return nil }); err != nil {
+		if err := store.Update(func(d *state.Data) error { d.Settings.AutoFix = on; return nil }); err != nil {
 			return err
 		}
 	}

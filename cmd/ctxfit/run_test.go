@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ctxfit/ctxfit/daemon"
+	"github.com/ctxfit/ctxfit/state"
 )
 
 // syncBuffer is a bytes.Buffer safe for a command writing while a test reads.
@@ -70,7 +70,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestRunHeadlessLogsEvents(t *testing.T) {
 	sim, u := startSim(t, "mac32", nil)
 	logs := t.TempDir()
-	vars := map[string]string{"OLLAMA_HOST": u, daemon.StateDirEnv: t.TempDir(), "CTXFIT_LOG_DIR": logs}
+	vars := map[string]string{"OLLAMA_HOST": u, state.StateDirEnv: t.TempDir(), "CTXFIT_LOG_DIR": logs}
 	_, stderr, stop := startCommand(t, vars, "run", "--headless", "--log-format", "json")
 	waitFor(t, "the reachable event", func() bool { return strings.Contains(stderr.String(), `"event":"reachable"`) })
 
@@ -125,7 +125,7 @@ func TestRunBadFlags(t *testing.T) {
 
 func TestRunOncePerServer(t *testing.T) {
 	_, u := startSim(t, "24GB", nil)
-	vars := map[string]string{"OLLAMA_HOST": u, daemon.StateDirEnv: t.TempDir(), "CTXFIT_LOG_DIR": t.TempDir()}
+	vars := map[string]string{"OLLAMA_HOST": u, state.StateDirEnv: t.TempDir(), "CTXFIT_LOG_DIR": t.TempDir()}
 	_, stderr, stop := startCommand(t, vars, "run", "--headless")
 	defer stop()
 	waitFor(t, "the first ctxfit", func() bool { return strings.Contains(stderr.String(), "event=reachable") })

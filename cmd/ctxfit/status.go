@@ -11,9 +11,11 @@ import (
 
 	"github.com/ollama/ollama/format"
 
-	"github.com/ctxfit/ctxfit/daemon"
 	"github.com/ctxfit/ctxfit/internal/logfile"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/ollama"
+	"github.com/ctxfit/ctxfit/state"
+	"github.com/ctxfit/ctxfit/watch"
 )
 
 func runStatus(ctx context.Context, e *env, args []string) error {
@@ -38,7 +40,7 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
-	w := daemon.NewWatcher(e.client(u), u, store, daemon.WatcherOptions{})
+	w := watch.New(e.client(u), u, store, watch.Options{})
 	snap := w.Poll(ctx).Snapshot
 	data, _ := store.Load()
 	if *asJSON {
@@ -55,15 +57,15 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-func setGPUPresence(store *daemon.Store, u *url.URL, value string) error {
-	var p daemon.GPUPresence
+func setGPUPresence(store *state.Store, u *url.URL, value string) error {
+	var p ollama.GPUPresence
 	if value != "auto" {
 		var err error
-		if p, err = daemon.ParseGPUPresence(value); err != nil || p == daemon.GPUUnknown {
+		if p, err = ollama.ParseGPUPresence(value); err != nil || p == ollama.GPUUnknown {
 			return fmt.Errorf("--set-gpu %q: use present, absent or auto", value)
 		}
 	}
-	return store.Update(func(d *daemon.Data) error {
+	return store.Update(func(d *state.Data) error {
 		h := d.Host(ollamahost.Key(u))
 		h.GPU = p
 		if p == "" {
@@ -75,11 +77,11 @@ func setGPUPresence(store *daemon.Store, u *url.URL, value string) error {
 
 // statusJSON is the shape of `ctxfit status --json` for a reachable server.
 type statusJSON struct {
-	Host      string         `json:"host"`
-	Reachable bool           `json:"reachable"`
-	Version   string         `json:"version"`
-	GPU       string         `json:"gpu"`
-	Models    []daemon.Model `json:"models"`
+	Host      string        `json:"host"`
+	Reachable bool          `json:"reachable"`
+	Version   string        `json:"version"`
+	GPU       string        `json:"gpu"`
+	Models    []watch.Model `json:"models"`
 }
 
 // unreachableJSON is the shape of `ctxfit status --json` when no server answers.
@@ -89,7 +91,7 @@ type unreachableJSON struct {
 	Error     string `json:"error"`
 }
 
-func writeStatusJSON(w io.Writer, snap daemon.Snapshot) error {
+func writeStatusJSON(w io.Writer, snap watch.Snapshot) error {
 	if !snap.Reachable {
 		if err := writeIndentedJSON(w, unreachableJSON{snap.Host, false, snap.Error}); err != nil {
 			return err
@@ -98,17 +100,17 @@ func writeStatusJSON(w io.Writer, snap daemon.Snapshot) error {
 	}
 	models := snap.Models
 	if models == nil {
-		models = []daemon.Model{}
+		models = []watch.Model{}
 	}
 	return writeIndentedJSON(w, statusJSON{snap.Host, true, snap.Version, string(snap.GPU), models})
 }
 
-func writeStatus(w io.Writer, snap daemon.Snapshot, data *daemon.Data, hostKey string, local func(time.Time) time.Time) {
+func writeStatus(w io.Writer, snap watch.Snapshot, data *state.Data, hostKey string, local func(time.Time) time.Time) {
 	version := snap.Version
 	if version == "" {
 		version = "unknown"
 	}
-	gpu := map[daemon.GPUPresence]string{daemon.GPUPresent: "GPU present", daemon.GPUAbsent: "no GPU (CPU only)", daemon.GPUUnknown: "GPU unknown"}[snap.GPU]
+	gpu := map[ollama.GPUPresence]string{ollama.GPUPresent: "GPU present", ollama.GPUAbsent: "no GPU (CPU only)", ollama.GPUUnknown: "GPU unknown"}[snap.GPU]
 	fmt.Fprintf(w, "Ollama %s at %s, %s\n", version, snap.Host, gpu)
 	if len(snap.Models) == 0 {
 		fmt.Fprintln(w, "No model loaded.")
@@ -140,7 +142,7 @@ func writeStatus(w io.Writer, snap daemon.Snapshot, data *daemon.Data, hostKey s
 			hints = append(hints, fmt.Sprintf("%s spilled at context %d; %d stays on the GPU: `ctxfit fix continue` (or `ctxfit fix all`) writes it into your clients.", m.Name, m.ContextLength, *m.TunedContext))
 		case m.Spilled:
 			hints = append(hints, fmt.Sprintf("%s spilled onto the CPU: `ctxfit tune %s` finds the largest context that stays on the GPU.", m.Name, m.Name))
-		case m.State == daemon.StateUnknown:
+		case m.State == ollama.StateUnknown:
 			hints = append(hints, fmt.Sprintf("%s: the server reports sizes that make no sense (size %d, in VRAM %d).", m.Name, m.Size, m.SizeVRAM))
 		}
 	}

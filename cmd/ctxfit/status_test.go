@@ -11,9 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ctxfit/ctxfit/daemon"
 	"github.com/ctxfit/ctxfit/internal/gpusim"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/ollama"
+	"github.com/ctxfit/ctxfit/state"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/")
@@ -26,7 +27,7 @@ type cli struct {
 
 func newCLI(t *testing.T, vars map[string]string) *cli {
 	t.Helper()
-	c := &cli{t: t, vars: map[string]string{daemon.StateDirEnv: t.TempDir(), "CTXFIT_LOG_DIR": "/LOGS"}}
+	c := &cli{t: t, vars: map[string]string{state.StateDirEnv: t.TempDir(), "CTXFIT_LOG_DIR": "/LOGS"}}
 	for k, v := range vars {
 		c.vars[k] = v
 	}
@@ -99,8 +100,8 @@ func TestStatus(t *testing.T) {
 			_, u := startSim(t, tt.gpu, tt.loads)
 			c := newCLI(t, map[string]string{"OLLAMA_HOST": u})
 			if tt.tuned > 0 {
-				daemon.OpenStore(c.vars[daemon.StateDirEnv]).Update(func(d *daemon.Data) error {
-					d.PutTuned(daemon.Tuned{Host: ollamahost.Key(ollamahost.Parse(u)), Model: "llama3.1:8b-instruct-fp16", Parallel: 1,
+				state.OpenStore(c.vars[state.StateDirEnv]).Update(func(d *state.Data) error {
+					d.PutTuned(state.Tuned{Host: ollamahost.Key(ollamahost.Parse(u)), Model: "llama3.1:8b-instruct-fp16", Parallel: 1,
 						Context: tt.tuned, Step: 1024, MeasuredAt: time.Date(2026, 11, 20, 9, 30, 0, 0, time.UTC)})
 					return nil
 				})
@@ -162,8 +163,8 @@ func TestStatusBadServers(t *testing.T) {
 		{"HTTP 404", gpusim.Fault{Status: 404}, "not an Ollama server"},
 		{"malformed", gpusim.Fault{Malformed: true}, "is this an Ollama server"},
 		{"truncated", gpusim.Fault{Truncated: true}, "is this an Ollama server"},
-		{"huge", gpusim.Fault{Huge: daemon.MaxResponseBytes + 1000}, "larger than"},
-		{"slow", gpusim.Fault{Delay: daemon.RequestTimeout + time.Second}, "did not answer in time"},
+		{"huge", gpusim.Fault{Huge: ollama.MaxResponseBytes + 1000}, "larger than"},
+		{"slow", gpusim.Fault{Delay: ollama.RequestTimeout + time.Second}, "did not answer in time"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/ctxfit/ctxfit/assets"
-	"github.com/ctxfit/ctxfit/daemon"
 	"github.com/ctxfit/ctxfit/internal/gpusim"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/state"
 	"github.com/ctxfit/ctxfit/tray/traytest"
 )
 
@@ -33,7 +33,7 @@ func newTrayHome(t *testing.T, busAddr string) *trayHome {
 			"XDG_CACHE_HOME":           filepath.Join(dir, "cache"),
 			"XDG_DATA_HOME":            filepath.Join(dir, "data"),
 			"XDG_STATE_HOME":           filepath.Join(dir, "xdgstate"),
-			daemon.StateDirEnv:         filepath.Join(dir, "state"),
+			state.StateDirEnv:          filepath.Join(dir, "state"),
 			"CTXFIT_LOG_DIR":           filepath.Join(dir, "logs"),
 			"CONTINUE_GLOBAL_DIR":      filepath.Join(dir, "continue"),
 			"DBUS_SESSION_BUS_ADDRESS": busAddr,
@@ -117,8 +117,8 @@ func TestTrayRealApp(t *testing.T) {
 	if err := os.WriteFile(h.cont, []byte(orig), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := daemon.OpenStore(h.vars[daemon.StateDirEnv]).Update(func(d *daemon.Data) error {
-		d.PutTuned(daemon.Tuned{Host: ollamahost.Key(ollamahost.Parse(u)), Model: llama, Parallel: 1, Context: 24576, Step: 1024, MeasuredAt: time.Now()})
+	if err := state.OpenStore(h.vars[state.StateDirEnv]).Update(func(d *state.Data) error {
+		d.PutTuned(state.Tuned{Host: ollamahost.Key(ollamahost.Parse(u)), Model: llama, Parallel: 1, Context: 24576, Step: 1024, MeasuredAt: time.Now()})
 		return nil
 	}); err != nil {
 		t.Fatal(err)

@@ -13,13 +13,15 @@ import (
 
 	"github.com/ollama/ollama/format"
 
-	"github.com/ctxfit/ctxfit/daemon"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/ollama"
+	"github.com/ctxfit/ctxfit/state"
+	"github.com/ctxfit/ctxfit/tune"
 )
 
 func runTune(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("tune")
-	step := fs.Int("step", daemon.DefaultStep, "the answer is a multiple of `N` tokens (4096 for the cautious)")
+	step := fs.Int("step", tune.DefaultStep, "the answer is a multiple of `N` tokens (4096 for the cautious)")
 	parallel := fs.Int("parallel", 0, "the server's parallel slots `P` (OLLAMA_NUM_PARALLEL); default: $OLLAMA_NUM_PARALLEL for a server on this machine, else 1")
 	host := fs.String("host", "", "Ollama server `URL` (default $OLLAMA_HOST, else "+ollamahost.Default+")")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
@@ -67,7 +69,7 @@ is stored for ctxfit status and ctxfit fix. Ctrl-C stops between loads.`)
 		return errUsage
 	}
 	key := ollamahost.Key(u)
-	gpu := daemon.GPUUnknown
+	gpu := ollama.GPUUnknown
 	if data, err := store.Load(); err == nil {
 		gpu = data.GPU(key, "")
 	}
@@ -80,12 +82,12 @@ is stored for ctxfit status and ctxfit fix. Ctrl-C stops between loads.`)
 	model := pos[0]
 	fmt.Fprintf(progress, "Tuning %s on %s: step %d, %d parallel slot%s.\n", model, u.Redacted(), *step, p, plural(p))
 	n := 0
-	res, err := daemon.Tune(ctx, client, daemon.TuneOptions{
+	res, err := tune.Tune(ctx, client, tune.Options{
 		Model:    model,
 		Step:     *step,
 		Parallel: p,
 		GPU:      gpu,
-		Progress: func(pr daemon.Probe) {
+		Progress: func(pr tune.Probe) {
 			n++
 			fmt.Fprintf(progress, "  load %d: %s\n", n, probeLine(pr))
 		},
@@ -102,7 +104,7 @@ is stored for ctxfit status and ctxfit fix. Ctrl-C stops between loads.`)
 		return writeTuneJSON(e.stdout, res)
 	}
 	fmt.Fprintln(e.stdout, tuneSummary(res))
-	before, after, err := daemon.BenchBeforeAfter(ctx, client, res)
+	before, after, err := tune.BenchBeforeAfter(ctx, client, res)
 	switch {
 	case err != nil:
 		fmt.Fprintf(e.stderr, "ctxfit tune: comparing the speed before and after: %v\n", err)
@@ -115,9 +117,9 @@ is stored for ctxfit status and ctxfit fix. Ctrl-C stops between loads.`)
 }
 
 // storeTuned remembers a finished tune of the server with host key.
-func storeTuned(store *daemon.Store, key string, res *daemon.TuneResult) error {
-	err := store.Update(func(d *daemon.Data) error {
-		d.PutTuned(daemon.Tuned{
+func storeTuned(store *state.Store, key string, res *tune.Result) error {
+	err := store.Update(func(d *state.Data) error {
+		d.PutTuned(state.Tuned{
 			Host:           key,
 			Model:          res.Model,
 			Digest:         res.Digest,
@@ -158,14 +160,14 @@ func parallelSlots(e *env, given bool, flagValue int, local bool) (int, error) {
 }
 
 // probeLine describes one load: "num_ctx 32768: 25.8 GB, 8%/92% CPU/GPU, 2.1 s".
-func probeLine(p daemon.Probe) string {
+func probeLine(p tune.Probe) string {
 	if p.Refused != "" {
 		return fmt.Sprintf("num_ctx %d: refused by the server (%s), %.1f s", p.Context, p.Refused, p.Seconds)
 	}
 	return fmt.Sprintf("num_ctx %d: %s, %s, %.1f s", p.Context, format.HumanBytes(p.Size), p.Processor(), p.Seconds)
 }
 
-func tuneSummary(res *daemon.TuneResult) string {
+func tuneSummary(res *tune.Result) string {
 	var why string
 	switch {
 	case res.SmallestSpill > 0:
@@ -180,8 +182,8 @@ func tuneSummary(res *daemon.TuneResult) string {
 
 // tuneFailed explains a failed or interrupted tune and returns the exit
 // status: 130 after Ctrl-C, else 1. Nothing is stored.
-func tuneFailed(e *env, res *daemon.TuneResult, err error) error {
-	var dnf *daemon.DoesNotFitError
+func tuneFailed(e *env, res *tune.Result, err error) error {
+	var dnf *tune.DoesNotFitError
 	switch {
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintf(e.stderr, "ctxfit tune: stopped after %d load%s; nothing stored.\n", res.Loads, plural(res.Loads))
@@ -191,7 +193,7 @@ func tuneFailed(e *env, res *daemon.TuneResult, err error) error {
 		return exitError(130)
 	case errors.As(err, &dnf):
 		fmt.Fprintf(e.stderr, "ctxfit tune: %v.\n", err)
-	case errors.Is(err, daemon.ErrCPUOnly), errors.Is(err, daemon.ErrUnknownModel):
+	case errors.Is(err, tune.ErrCPUOnly), errors.Is(err, tune.ErrUnknownModel):
 		fmt.Fprintf(e.stderr, "ctxfit tune: %v\n", err)
 	default:
 		fmt.Fprintf(e.stderr, "ctxfit tune: %v\n", err)
@@ -203,7 +205,7 @@ func tuneFailed(e *env, res *daemon.TuneResult, err error) error {
 }
 
 // bracketText says what the loads proved: "num_ctx 16384 fits, 20480 spills".
-func bracketText(res *daemon.TuneResult) string {
+func bracketText(res *tune.Result) string {
 	switch {
 	case res == nil:
 		return ""
@@ -234,7 +236,7 @@ type probeJSON struct {
 	SizeVRAM int64 `json:"size_vram"`
 }
 
-func writeTuneJSON(w io.Writer, res *daemon.TuneResult) error {
+func writeTuneJSON(w io.Writer, res *tune.Result) error {
 	out := tuneJSON{res.Model, res.Context, res.Step, res.Loads, res.TrainedContext, res.Parallel, []probeJSON{}}
 	for _, p := range res.Probes {
 		out.Probes = append(out.Probes, probeJSON{p.Context, p.Size, p.SizeVRAM})
@@ -243,7 +245,7 @@ func writeTuneJSON(w io.Writer, res *daemon.TuneResult) error {
 }
 
 // listTuned prints the stored results, all hosts.
-func listTuned(e *env, store *daemon.Store, asJSON bool) error {
+func listTuned(e *env, store *state.Store, asJSON bool) error {
 	data, err := store.Load()
 	if err != nil {
 		return err
@@ -251,7 +253,7 @@ func listTuned(e *env, store *daemon.Store, asJSON bool) error {
 	if asJSON {
 		tuned := data.Tuned
 		if tuned == nil {
-			tuned = []daemon.Tuned{}
+			tuned = []state.Tuned{}
 		}
 		return writeIndentedJSON(e.stdout, tuned)
 	}

@@ -15,8 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ctxfit/ctxfit/daemon"
 	"github.com/ctxfit/ctxfit/internal/gpusim"
+	"github.com/ctxfit/ctxfit/state"
+	"github.com/ctxfit/ctxfit/tune"
 )
 
 const fp16 = "llama3.1:8b-instruct-fp16"
@@ -73,7 +74,7 @@ func TestTuneCommand(t *testing.T) {
 	golden(t, "tune_mac32.txt", normalize(out))
 
 	want := exhaustiveCLI(t, sim, fp16, 1024, 1)
-	data, err := daemon.OpenStore(c.vars[daemon.StateDirEnv]).Load()
+	data, err := state.OpenStore(c.vars[state.StateDirEnv]).Load()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +92,7 @@ func TestTuneCommand(t *testing.T) {
 	}
 	golden(t, "tune_list.txt", normalize(out))
 	code, out, _ = c.run("tune", "--list", "--json")
-	var list []daemon.Tuned
+	var list []state.Tuned
 	if err := json.Unmarshal([]byte(out), &list); code != 0 || err != nil || len(list) != 1 || list[0].Context != want {
 		t.Errorf("tune --list --json: exit %d, %v\n%s", code, err, out)
 	}
@@ -191,7 +192,7 @@ func TestTuneCommandFailures(t *testing.T) {
 					t.Errorf("stderr lacks %q:\n%s", s, errOut)
 				}
 			}
-			if data, _ := daemon.OpenStore(c.vars[daemon.StateDirEnv]).Load(); len(data.Tuned) != 0 {
+			if data, _ := state.OpenStore(c.vars[state.StateDirEnv]).Load(); len(data.Tuned) != 0 {
 				t.Errorf("stored %+v after a failed tune", data.Tuned)
 			}
 		})
@@ -254,7 +255,7 @@ func TestTuneInterrupt(t *testing.T) {
 			t.Errorf("stderr lacks %q:\n%s", s, errb.String())
 		}
 	}
-	if data, _ := daemon.OpenStore(c.vars[daemon.StateDirEnv]).Load(); len(data.Tuned) != 0 {
+	if data, _ := state.OpenStore(c.vars[state.StateDirEnv]).Load(); len(data.Tuned) != 0 {
 		t.Errorf("stored %+v after Ctrl-C", data.Tuned)
 	}
 }
@@ -312,7 +313,7 @@ func TestBenchCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); code != 0 || err != nil {
 		t.Fatalf("bench --json: exit %d, %v\n%s", code, err, out)
 	}
-	if res.Model != fp16 || res.Context != 32768 || !strings.Contains(res.Processor, "CPU/GPU") || res.TokensPerSecond <= 0 || res.EvalCount != daemon.BenchTokens || res.FirstToken <= 0 {
+	if res.Model != fp16 || res.Context != 32768 || !strings.Contains(res.Processor, "CPU/GPU") || res.TokensPerSecond <= 0 || res.EvalCount != tune.BenchTokens || res.FirstToken <= 0 {
 		t.Errorf("bench --json = %+v", res)
 	}
 

@@ -1,4 +1,4 @@
-package daemon
+package watch
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ctxfit/ctxfit/internal/gpusim"
+	"github.com/ctxfit/ctxfit/ollama"
 )
 
 // BenchmarkSpillDelay measures how long a spill takes to become an event:
@@ -26,7 +27,7 @@ func BenchmarkSpillDelay(b *testing.B) {
 	const model = "llama3.1:8b-instruct-fp16"
 	sim.Load(model, 8192, gpusim.Forever)
 	u, _ := url.Parse(addr)
-	w := NewWatcher(NewClient(u), u, nil, WatcherOptions{LocalGPU: func() GPUPresence { return GPUPresent }})
+	w := New(ollama.NewClient(u), u, nil, Options{LocalGPU: func() ollama.GPUPresence { return ollama.GPUPresent }})
 	updates, cancel := w.Subscribe()
 	defer cancel()
 	ctx, stop := context.WithCancel(context.Background())

@@ -1,4 +1,4 @@
-package daemon
+package tune
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"github.com/ollama/ollama/api"
 
 	"github.com/ctxfit/ctxfit/internal/gpusim"
+	"github.com/ctxfit/ctxfit/ollama"
 )
 
 // simClient serves sim over HTTP (through wrap, when given) and returns a
@@ -29,7 +30,7 @@ func simClient(t testing.TB, h http.Handler) *api.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewClient(u)
+	return ollama.NewClient(u)
 }
 
 // exhaustive returns the answer a hand search over every multiple of step
@@ -90,7 +91,7 @@ func runCase(t testing.TB, c matrixCase) int {
 	client := simClient(t, sim)
 	want := exhaustive(t, sim, c.model, c.step, c.parallel)
 
-	res, err := Tune(context.Background(), client, TuneOptions{Model: c.model.Name, Step: c.step, Parallel: c.parallel})
+	res, err := Tune(context.Background(), client, Options{Model: c.model.Name, Step: c.step, Parallel: c.parallel})
 	if want == 0 {
 		var dnf *DoesNotFitError
 		if !errors.As(err, &dnf) || res.Context != 0 {
@@ -190,7 +191,7 @@ func TestTuneFitsAtTrainedContext(t *testing.T) {
 	gpu, _ := gpusim.LookupGPU("24GB")
 	sim := gpusim.New(gpusim.Config{GPU: gpu})
 	var seen []Probe
-	res, err := Tune(context.Background(), simClient(t, sim), TuneOptions{
+	res, err := Tune(context.Background(), simClient(t, sim), Options{
 		Model:    "qwen2.5:0.5b",
 		Progress: func(p Probe) { seen = append(seen, p) },
 	})
@@ -216,7 +217,7 @@ func TestTuneDoesNotFit(t *testing.T) {
 		t.Run(tt.gpu, func(t *testing.T) {
 			gpu, _ := gpusim.LookupGPU(tt.gpu)
 			sim := gpusim.New(gpusim.Config{GPU: gpu})
-			res, err := Tune(context.Background(), simClient(t, sim), TuneOptions{Model: "llama3.1:70b", Step: 4096})
+			res, err := Tune(context.Background(), simClient(t, sim), Options{Model: "llama3.1:70b", Step: 4096})
 			var dnf *DoesNotFitError
 			if !errors.As(err, &dnf) || !errors.Is(err, ErrDoesNotFit) {
 				t.Fatalf("Tune = %+v, %v; want a DoesNotFitError", res, err)
@@ -246,21 +247,21 @@ func TestTuneCPUOnly(t *testing.T) {
 	none, _ := gpusim.LookupGPU("none")
 	tests := []struct {
 		model string
-		gpu   GPUPresence
+		gpu   ollama.GPUPresence
 		loads int
 	}{
-		{"qwen2.5:0.5b", GPUUnknown, 1},
-		{"qwen2.5-coder:7b", GPUUnknown, 1},
-		{"gemma2:9b", GPUAbsent, 1},
+		{"qwen2.5:0.5b", ollama.GPUUnknown, 1},
+		{"qwen2.5-coder:7b", ollama.GPUUnknown, 1},
+		{"gemma2:9b", ollama.GPUAbsent, 1},
 		// The server refuses 128k of context for lack of RAM: the verdict
 		// needs a load at the smallest context.
-		{"llama3.1:8b-instruct-fp16", GPUUnknown, 2},
-		{"deepseek-coder-v2:16b-lite-instruct-q6_K", GPUUnknown, 2},
+		{"llama3.1:8b-instruct-fp16", ollama.GPUUnknown, 2},
+		{"deepseek-coder-v2:16b-lite-instruct-q6_K", ollama.GPUUnknown, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.model, func(t *testing.T) {
 			sim := gpusim.New(gpusim.Config{GPU: none})
-			res, err := Tune(context.Background(), simClient(t, sim), TuneOptions{Model: tt.model, GPU: tt.gpu})
+			res, err := Tune(context.Background(), simClient(t, sim), Options{Model: tt.model, GPU: tt.gpu})
 			if !errors.Is(err, ErrCPUOnly) || !strings.Contains(err.Error(), "nothing in VRAM") {
 				t.Fatalf("Tune = %+v, %v; want ErrCPUOnly", res, err)
 			}
@@ -274,7 +275,7 @@ func TestTuneCPUOnly(t *testing.T) {
 func TestTuneUnknownModel(t *testing.T) {
 	gpu, _ := gpusim.LookupGPU("24GB")
 	sim := gpusim.New(gpusim.Config{GPU: gpu})
-	res, err := Tune(context.Background(), simClient(t, sim), TuneOptions{Model: "nosuch:7b"})
+	res, err := Tune(context.Background(), simClient(t, sim), Options{Model: "nosuch:7b"})
 	if !errors.Is(err, ErrUnknownModel) || !strings.Contains(err.Error(), "ollama pull nosuch:7b") {
 		t.Errorf("Tune = %v, want ErrUnknownModel telling to pull", err)
 	}
@@ -330,7 +331,7 @@ func TestTuneServerFailures(t *testing.T) {
 			func(err error) bool { return strings.Contains(err.Error(), "unexpected answer") }, 1},
 		{"not Ollama", "/api/ps", 1, gpusim.Fault{Malformed: true},
 			func(err error) bool { return strings.Contains(err.Error(), "Ollama server") }, 0},
-		{"huge answer", "/api/ps", 2, gpusim.Fault{Huge: 2 * MaxResponseBytes},
+		{"huge answer", "/api/ps", 2, gpusim.Fault{Huge: 2 * ollama.MaxResponseBytes},
 			func(err error) bool { return strings.Contains(err.Error(), "larger than") }, 1},
 		{"nonsense sizes", "/api/ps", 1, gpusim.Fault{VRAMAboveSize: true},
 			func(err error) bool { return strings.Contains(err.Error(), "makes no sense") }, 0},
@@ -339,7 +340,7 @@ func TestTuneServerFailures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			sim := gpusim.New(gpusim.Config{GPU: gpu})
 			client := simClient(t, &faultAfter{sim: sim, prefix: tt.prefix, n: tt.n, fault: tt.fault})
-			res, err := Tune(context.Background(), client, TuneOptions{Model: model})
+			res, err := Tune(context.Background(), client, Options{Model: model})
 			if err == nil || !tt.check(err) {
 				t.Fatalf("Tune = %+v, %v", res, err)
 			}
@@ -358,7 +359,7 @@ func TestTuneInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	n := 0
-	res, err := Tune(ctx, simClient(t, sim), TuneOptions{Model: "llama3.1:8b-instruct-fp16", Progress: func(Probe) {
+	res, err := Tune(ctx, simClient(t, sim), Options{Model: "llama3.1:8b-instruct-fp16", Progress: func(Probe) {
 		if n++; n == 2 {
 			cancel()
 		}
@@ -379,7 +380,7 @@ func TestTuneCancelDuringLoad(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	res, err := Tune(ctx, simClient(t, sim), TuneOptions{Model: "qwen2.5:0.5b"})
+	res, err := Tune(ctx, simClient(t, sim), Options{Model: "qwen2.5:0.5b"})
 	if !errors.Is(err, context.DeadlineExceeded) || res.Loads != 0 {
 		t.Errorf("Tune = %+v, %v; want the deadline error and no completed load", res, err)
 	}
@@ -397,7 +398,7 @@ func TestTuneBefore(t *testing.T) {
 	if err := sim.Load(model, 32768, 0); err != nil {
 		t.Fatal(err)
 	}
-	res, err := Tune(context.Background(), simClient(t, sim), TuneOptions{Model: model + "", Step: 4096})
+	res, err := Tune(context.Background(), simClient(t, sim), Options{Model: model + "", Step: 4096})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,7 +410,7 @@ func TestTuneBefore(t *testing.T) {
 func TestTuneBadOptions(t *testing.T) {
 	gpu, _ := gpusim.LookupGPU("24GB")
 	client := simClient(t, gpusim.New(gpusim.Config{GPU: gpu}))
-	for _, o := range []TuneOptions{
+	for _, o := range []Options{
 		{},
 		{Model: "qwen2.5:0.5b", Step: -1},
 		{Model: "qwen2.5:0.5b", Parallel: -2},
@@ -568,7 +569,7 @@ func (f *flakyServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func TestTuneFlakyServer(t *testing.T) {
 	for seed := int64(0); seed < 20; seed++ {
 		client := simClient(t, &flakyServer{rng: rand.New(rand.NewSource(seed))})
-		res, err := Tune(context.Background(), client, TuneOptions{Model: "m", GPU: GPUPresent})
+		res, err := Tune(context.Background(), client, Options{Model: "m", GPU: ollama.GPUPresent})
 		t.Logf("seed %d: %d loads, context %d, %v", seed, res.Loads, res.Context, err)
 		switch {
 		case res.Loads > MaxLoads:

@@ -1,6 +1,6 @@
 //go:build !linux && !darwin && !windows
 
-package daemon
+package ollama
 
 // TotalRAM returns 0: this platform has no supported way to read it.
 func TotalRAM() int64 { return 0 }

@@ -1,4 +1,4 @@
-package daemon
+package tune
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/ollama/ollama/api"
+
+	"github.com/ctxfit/ctxfit/ollama"
 )
 
 // BenchPrompt is what Bench asks the model; any model answers it at length.
@@ -40,7 +42,7 @@ type BenchResult struct {
 
 // Processor returns the split as `ollama ps` prints it.
 func (r *BenchResult) Processor() string {
-	_, p := Classify(r.Size, r.SizeVRAM)
+	_, p := ollama.Classify(r.Size, r.SizeVRAM)
 	return p
 }
 
@@ -116,12 +118,12 @@ func benchError(ctx context.Context, model, what string, err error) error {
 // the tuned context, in that order so that the model ends loaded at the
 // tuned context. Both are nil when there is nothing to compare: the model
 // was not loaded before, ran whole on the GPU, or already at the answer.
-func BenchBeforeAfter(ctx context.Context, client *api.Client, res *TuneResult) (before, after *BenchResult, err error) {
+func BenchBeforeAfter(ctx context.Context, client *api.Client, res *Result) (before, after *BenchResult, err error) {
 	b := res.Before
 	if b == nil || res.Context <= 0 || b.Context <= 0 || b.Context == res.Context {
 		return nil, nil, nil
 	}
-	if s, _ := Classify(b.Size, b.SizeVRAM); s != StatePartial && s != StateCPU {
+	if s, _ := ollama.Classify(b.Size, b.SizeVRAM); s != ollama.StatePartial && s != ollama.StateCPU {
 		return nil, nil, nil
 	}
 	if before, err = Bench(ctx, client, res.Model, b.Context); err != nil {

@@ -1,4 +1,4 @@
-package daemon
+package watch
 
 import (
 	"context"
@@ -17,20 +17,22 @@ import (
 	"github.com/ollama/ollama/format"
 
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/ollama"
+	"github.com/ctxfit/ctxfit/state"
 )
 
 // Model is one loaded model as ctxfit sees it.
 type Model struct {
-	Name          string    `json:"name"`
-	Digest        string    `json:"-"`
-	Size          int64     `json:"size"`
-	SizeVRAM      int64     `json:"size_vram"`
-	Processor     string    `json:"processor"`      // as `ollama ps` prints it
-	ContextLength int       `json:"context_length"` // 0 when the server does not say
-	State         State     `json:"state"`
-	Spilled       bool      `json:"spilled"`
-	TunedContext  *int      `json:"tuned_context"` // nil when no tune is known
-	ExpiresAt     time.Time `json:"-"`
+	Name          string       `json:"name"`
+	Digest        string       `json:"-"`
+	Size          int64        `json:"size"`
+	SizeVRAM      int64        `json:"size_vram"`
+	Processor     string       `json:"processor"`      // as `ollama ps` prints it
+	ContextLength int          `json:"context_length"` // 0 when the server does not say
+	State         ollama.State `json:"state"`
+	Spilled       bool         `json:"spilled"`
+	TunedContext  *int         `json:"tuned_context"` // nil when no tune is known
+	ExpiresAt     time.Time    `json:"-"`
 	// RAMWarning is set on a CPU-only host that is this machine when the
 	// model will not fit in RAM; it says which smaller model would.
 	RAMWarning string `json:"ram_warning,omitempty"`
@@ -38,13 +40,13 @@ type Model struct {
 
 // Snapshot is the state of one Ollama server at one moment.
 type Snapshot struct {
-	Host      string      `json:"host"`
-	Reachable bool        `json:"reachable"`
-	Error     string      `json:"error,omitempty"`
-	Version   string      `json:"version,omitempty"`
-	GPU       GPUPresence `json:"gpu"`
-	Models    []Model     `json:"models"`
-	Time      time.Time   `json:"-"`
+	Host      string             `json:"host"`
+	Reachable bool               `json:"reachable"`
+	Error     string             `json:"error,omitempty"`
+	Version   string             `json:"version,omitempty"`
+	GPU       ollama.GPUPresence `json:"gpu"`
+	Models    []Model            `json:"models"`
+	Time      time.Time          `json:"-"`
 }
 
 // Spilled returns the models in s that spilled onto the CPU.
@@ -101,8 +103,8 @@ type Update struct {
 	Events   []Event
 }
 
-// WatcherOptions tune a Watcher; the zero value gives the defaults.
-type WatcherOptions struct {
+// Options tune a Watcher; the zero value gives the defaults.
+type Options struct {
 	FastInterval time.Duration // while models are loaded or just changed; default 1 s
 	// ReloadGrace is how long a model may be missing from /api/ps before it
 	// counts as unloaded: Ollama lists a reloading model only once the new
@@ -115,13 +117,13 @@ type WatcherOptions struct {
 	Now func() time.Time
 	// LocalGPU reports GPU evidence from this machine's hardware; it is
 	// consulted only when the host is this machine. Default DetectLocalGPU.
-	LocalGPU func() GPUPresence
+	LocalGPU func() ollama.GPUPresence
 	// TotalRAM reports this machine's physical memory in bytes (0 when
 	// unknown). Default TotalRAM.
 	TotalRAM func() int64
 }
 
-func (o *WatcherOptions) defaults() {
+func (o *Options) defaults() {
 	if o.FastInterval <= 0 {
 		o.FastInterval = time.Second
 	}
@@ -135,16 +137,16 @@ func (o *WatcherOptions) defaults() {
 		o.MaxBackoff = 30 * time.Second
 	}
 	if o.RequestTimeout <= 0 {
-		o.RequestTimeout = RequestTimeout
+		o.RequestTimeout = ollama.RequestTimeout
 	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	if o.LocalGPU == nil {
-		o.LocalGPU = DetectLocalGPU
+		o.LocalGPU = ollama.DetectLocalGPU
 	}
 	if o.TotalRAM == nil {
-		o.TotalRAM = TotalRAM
+		o.TotalRAM = ollama.TotalRAM
 	}
 }
 
@@ -156,18 +158,18 @@ const (
 )
 
 // Watcher polls one Ollama server's /api/ps and turns what it sees into
-// snapshots and events. Create it with NewWatcher and start it with Run.
+// snapshots and events. Create it with New and start it with Run.
 type Watcher struct {
 	client *api.Client
 	host   *url.URL
 	key    string
-	store  *Store
-	opts   WatcherOptions
-	local  GPUPresence // evidence from this machine, "" when the host is remote
+	store  *state.Store
+	opts   Options
+	local  ollama.GPUPresence // evidence from this machine, "" when the host is remote
 
 	mu      sync.Mutex
 	snap    Snapshot
-	prev    map[string]Model  // models of the last successful poll, by ModelKey
+	prev    map[string]Model  // models of the last successful poll, by ollama.ModelKey
 	loads   map[string][]load // recent loads per model, for thrash detection
 	thrash  map[string]time.Time
 	ramWarn map[string]bool // swap risk already reported for this load
@@ -189,9 +191,9 @@ type load struct {
 	ctx int
 }
 
-// NewWatcher returns a watcher of the server at host, talking through
+// New returns a watcher of the server at host, talking through
 // client. store may be nil (nothing is remembered, no tuned values shown).
-func NewWatcher(client *api.Client, host *url.URL, store *Store, opts WatcherOptions) *Watcher {
+func New(client *api.Client, host *url.URL, store *state.Store, opts Options) *Watcher {
 	opts.defaults()
 	w := &Watcher{
 		client:  client,
@@ -209,7 +211,7 @@ func NewWatcher(client *api.Client, host *url.URL, store *Store, opts WatcherOpt
 	if ollamahost.IsLocal(host) {
 		w.local = opts.LocalGPU()
 	}
-	w.snap = Snapshot{Host: host.String(), GPU: GPUUnknown}
+	w.snap = Snapshot{Host: host.String(), GPU: ollama.GPUUnknown}
 	return w
 }
 
@@ -275,12 +277,12 @@ func (w *Watcher) Poll(ctx context.Context) Update {
 			}
 		}
 	}
-	var data *Data
+	var data *state.Data
 	if w.store != nil {
 		data, _ = w.store.Load() // a damaged state file must not stop the watcher
 	}
-	if err == nil && data != nil && anyInVRAM(ps.Models) && !data.Hosts[w.key].gpuSeen() {
-		w.store.Update(func(d *Data) error { d.Host(w.key).GPUSeen = true; return nil })
+	if err == nil && data != nil && anyInVRAM(ps.Models) && !gpuSeen(data.Hosts[w.key]) {
+		w.store.Update(func(d *state.Data) error { d.Host(w.key).GPUSeen = true; return nil })
 		data.Host(w.key).GPUSeen = true
 	}
 
@@ -288,7 +290,7 @@ func (w *Watcher) Poll(ctx context.Context) Update {
 	defer w.mu.Unlock()
 	snap := Snapshot{Host: w.host.String(), Time: now, Version: version, GPU: w.local}
 	if snap.GPU == "" {
-		snap.GPU = GPUUnknown
+		snap.GPU = ollama.GPUUnknown
 	}
 	if data != nil {
 		snap.GPU = data.GPU(w.key, w.local)
@@ -313,8 +315,6 @@ func (w *Watcher) Poll(ctx context.Context) Update {
 	return u
 }
 
-func (h *HostState) gpuSeen() bool { return h != nil && h.GPUSeen }
-
 func anyInVRAM(ms []api.ProcessModelResponse) bool {
 	for _, m := range ms {
 		if m.SizeVRAM > 0 {
@@ -325,14 +325,14 @@ func anyInVRAM(ms []api.ProcessModelResponse) bool {
 }
 
 // models classifies the models of one /api/ps answer.
-func (w *Watcher) models(in []api.ProcessModelResponse, gpu GPUPresence, data *Data) []Model {
+func (w *Watcher) models(in []api.ProcessModelResponse, gpu ollama.GPUPresence, data *state.Data) []Model {
 	out := make([]Model, 0, len(in))
 	var ram int64
-	if w.local != "" && gpu != GPUPresent {
+	if w.local != "" && gpu != ollama.GPUPresent {
 		ram = w.opts.TotalRAM()
 	}
 	for _, p := range in {
-		state, proc := Classify(p.Size, p.SizeVRAM)
+		state, proc := ollama.Classify(p.Size, p.SizeVRAM)
 		name := p.Name
 		if name == "" {
 			name = p.Model
@@ -340,7 +340,7 @@ func (w *Watcher) models(in []api.ProcessModelResponse, gpu GPUPresence, data *D
 		m := Model{
 			Name: name, Digest: p.Digest, Size: p.Size, SizeVRAM: p.SizeVRAM,
 			Processor: proc, ContextLength: max(p.ContextLength, 0),
-			State: state, Spilled: Spilled(state, gpu), ExpiresAt: p.ExpiresAt,
+			State: state, Spilled: ollama.Spilled(state, gpu), ExpiresAt: p.ExpiresAt,
 		}
 		if data != nil {
 			if t, ok := data.TunedFor(w.key, name, p.Digest); ok {
@@ -348,8 +348,8 @@ func (w *Watcher) models(in []api.ProcessModelResponse, gpu GPUPresence, data *D
 				m.TunedContext = &c
 			}
 		}
-		if ram > 0 && gpu != GPUPresent && state == StateCPU {
-			m.RAMWarning = ramWarning(name, p.Size, ram)
+		if ram > 0 && gpu != ollama.GPUPresent && state == ollama.StateCPU {
+			m.RAMWarning = ollama.RAMWarning(name, p.Size, ram)
 		}
 		out = append(out, m)
 	}
@@ -391,7 +391,7 @@ func (w *Watcher) diff(snap Snapshot, now time.Time) []Event {
 	}
 	cur := make(map[string]Model, len(snap.Models))
 	for _, m := range snap.Models {
-		k := ModelKey(m.Name)
+		k := ollama.ModelKey(m.Name)
 		cur[k] = m
 		old, was := w.prev[k]
 		reloaded := false
@@ -678,3 +678,6 @@ func LogEvent(logger *slog.Logger, e Event) {
 	}
 	logger.LogAttrs(context.Background(), level, e.Message, attrs...)
 }
+
+// gpuSeen reports whether a GPU was ever seen on the host h describes.
+func gpuSeen(h *state.HostState) bool { return h != nil && h.GPUSeen }

@@ -1,4 +1,4 @@
-package daemon
+package ollama
 
 import (
 	"fmt"
@@ -41,10 +41,10 @@ var modelClasses = []modelClass{
 	{"0.5–1.5B", 3 << 29},
 }
 
-// ramWarning returns a warning when a model of size bytes will not fit in
+// RAMWarning returns a warning when a model of size bytes will not fit in
 // a machine with ram bytes of memory (keeping 15% for the system and other
 // programs), naming the largest model class that would; "" when it fits.
-func ramWarning(name string, size, ram int64) string {
+func RAMWarning(name string, size, ram int64) string {
 	budget := ram * 85 / 100
 	if size <= budget {
 		return ""

@@ -1,4 +1,4 @@
-package daemon
+package state
 
 import (
 	"os"
@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ctxfit/ctxfit/ollama"
 )
 
 func TestStoreRoundTrip(t *testing.T) {
@@ -33,7 +35,7 @@ func TestStoreRoundTrip(t *testing.T) {
 	if !d.Settings.AutoFix || len(d.Tuned) != 1 || d.Tuned[0].Context != 25600 {
 		t.Errorf("reloaded data = %+v, want auto-fix and one tuned value 25600", d)
 	}
-	if g := d.GPU("http://127.0.0.1:11434", GPUAbsent); g != GPUPresent {
+	if g := d.GPU("http://127.0.0.1:11434", ollama.GPUAbsent); g != ollama.GPUPresent {
 		t.Errorf("GPU after a model was seen in VRAM = %s, want present", g)
 	}
 }
@@ -90,12 +92,12 @@ func TestTunedFor(t *testing.T) {
 	if _, ok := d.TunedFor("h", "x", ""); ok {
 		t.Error("TunedFor found an untuned model")
 	}
-	if g := d.GPU("nowhere", ""); g != GPUUnknown {
+	if g := d.GPU("nowhere", ""); g != ollama.GPUUnknown {
 		t.Errorf("GPU of an unknown remote host = %s", g)
 	}
-	d.Host("h").GPU = GPUAbsent
+	d.Host("h").GPU = ollama.GPUAbsent
 	d.Host("h").GPUSeen = true
-	if g := d.GPU("h", GPUPresent); g != GPUAbsent {
+	if g := d.GPU("h", ollama.GPUPresent); g != ollama.GPUAbsent {
 		t.Errorf("user's setting should win, got %s", g)
 	}
 }

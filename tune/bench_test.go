@@ -1,4 +1,4 @@
-package daemon
+package tune
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/ctxfit/ctxfit/internal/gpusim"
+	"github.com/ctxfit/ctxfit/ollama"
 )
 
 func TestBench(t *testing.T) {
@@ -34,7 +35,7 @@ func TestBench(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s, _ := Classify(spill.Size, spill.SizeVRAM); s != StatePartial || spill.TokensPerSecond >= fit.TokensPerSecond {
+	if s, _ := ollama.Classify(spill.Size, spill.SizeVRAM); s != ollama.StatePartial || spill.TokensPerSecond >= fit.TokensPerSecond {
 		t.Errorf("at 32768: %s, %.1f tokens/s; at 8192: %.1f tokens/s: want a spill that is slower", spill.Processor(), spill.TokensPerSecond, fit.TokensPerSecond)
 	}
 	if sim.Loads() != 2 {
@@ -69,7 +70,7 @@ func TestBenchBeforeAfter(t *testing.T) {
 	if err := sim.Load(model, 32768, 0); err != nil { // spills on this Mac
 		t.Fatal(err)
 	}
-	res, err := Tune(context.Background(), client, TuneOptions{Model: model})
+	res, err := Tune(context.Background(), client, Options{Model: model})
 	if err != nil {
 		t.Fatal(err)
 	}

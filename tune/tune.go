@@ -1,4 +1,4 @@
-package daemon
+package tune
 
 import (
 	"cmp"
@@ -16,6 +16,8 @@ import (
 
 	"github.com/ollama/ollama/api"
 	"github.com/ollama/ollama/format"
+
+	"github.com/ctxfit/ctxfit/ollama"
 )
 
 // DefaultStep is the granularity of a tuned context when none is given.
@@ -25,8 +27,8 @@ const DefaultStep = 1024
 // model's trained context: the largest default context Ollama picks itself.
 const UnknownTrainedContext = 262144
 
-// TuneOptions says what to tune and how.
-type TuneOptions struct {
+// Options says what to tune and how.
+type Options struct {
 	// Model is the Ollama model name, as `ollama run` takes it.
 	Model string
 	// Step is the granularity of the answer: a multiple of it. 0 means
@@ -45,7 +47,7 @@ type TuneOptions struct {
 	// compute graph and one layer need less than any GPU holds (minGPU),
 	// or it is already the smallest context; else the next load is at the
 	// smallest context, to tell.
-	GPU GPUPresence
+	GPU ollama.GPUPresence
 	// Progress, when set, is called after each load.
 	Progress func(Probe)
 }
@@ -72,8 +74,8 @@ func (p Probe) Fits() bool {
 	if p.Refused != "" {
 		return false
 	}
-	s, _ := Classify(p.Size, p.SizeVRAM)
-	return s == StateGPU
+	s, _ := ollama.Classify(p.Size, p.SizeVRAM)
+	return s == ollama.StateGPU
 }
 
 // Processor returns the split as `ollama ps` prints it ("100% GPU",
@@ -82,13 +84,13 @@ func (p Probe) Processor() string {
 	if p.Refused != "" {
 		return "refused"
 	}
-	_, proc := Classify(p.Size, p.SizeVRAM)
+	_, proc := ollama.Classify(p.Size, p.SizeVRAM)
 	return proc
 }
 
-// TuneResult is what a tune found. Tune returns it with its errors too, so
+// Result is what a tune found. Tune returns it with its errors too, so
 // that an interrupted or failed tune can still say what it had measured.
-type TuneResult struct {
+type Result struct {
 	Model  string
 	Digest string // from /api/ps; empty until the first load
 	// Context is the answer: the largest multiple of Step, at most the
@@ -183,14 +185,14 @@ func (e *LoadError) Unwrap() error { return e.Err }
 // Cancelling ctx stops the tune between loads (a load in flight is
 // abandoned); the returned result then holds the bracket proven so far, and
 // the error wraps ctx.Err().
-func Tune(ctx context.Context, client *api.Client, opts TuneOptions) (*TuneResult, error) {
+func Tune(ctx context.Context, client *api.Client, opts Options) (*Result, error) {
 	if opts.Step == 0 {
 		opts.Step = DefaultStep
 	}
 	if opts.Parallel == 0 {
 		opts.Parallel = 1
 	}
-	res := &TuneResult{Model: opts.Model, Step: opts.Step, Parallel: opts.Parallel}
+	res := &Result{Model: opts.Model, Step: opts.Step, Parallel: opts.Parallel}
 	switch {
 	case opts.Model == "":
 		return res, errors.New("no model given")
@@ -237,14 +239,14 @@ func Tune(ctx context.Context, client *api.Client, opts TuneOptions) (*TuneResul
 	// only takes a load or two more.
 	if tags, err := client.List(ctx); err == nil {
 		for _, m := range tags.Models {
-			if SameModel(m.Name, opts.Model) || SameModel(m.Model, opts.Model) {
+			if ollama.SameModel(m.Name, opts.Model) || ollama.SameModel(m.Model, opts.Model) {
 				p.weights = float64(m.Size)
 				res.Digest = cmp.Or(res.Digest, m.Digest)
 			}
 		}
 	}
 
-	gpuSeen := opts.GPU == GPUPresent
+	gpuSeen := opts.GPU == ollama.GPUPresent
 	checkGPU := false // the next load is at the smallest context, to tell a CPU-only server
 	for {
 		next, done := p.next()
@@ -288,7 +290,7 @@ func Tune(ctx context.Context, client *api.Client, opts TuneOptions) (*TuneResul
 			// Too big for RAM, and no sign of a GPU yet: the smallest
 			// context tells whether there is one.
 			checkGPU = res.Loads == 1 && !p.probed(p.step)
-		case opts.GPU == GPUAbsent || pr.Context == p.step || p.gpuFloor(pr) < minGPU:
+		case opts.GPU == ollama.GPUAbsent || pr.Context == p.step || p.gpuFloor(pr) < minGPU:
 			// Any GPU would have held a layer of this load.
 			return res, fmt.Errorf("%w: %s loaded with nothing in VRAM at num_ctx %d (size %s); "+
 				"ctxfit tunes for a GPU (if this server has one, check that Ollama finds it: see its log)",
@@ -330,7 +332,7 @@ func Tune(ctx context.Context, client *api.Client, opts TuneOptions) (*TuneResul
 const minGPU = 4 << 30
 
 // bracket copies the tunePlan's proven bracket into the result.
-func (r *TuneResult) bracket(p *tunePlan) {
+func (r *Result) bracket(p *tunePlan) {
 	lo, hi := p.bracket()
 	r.LargestFit, r.SmallestSpill = lo, 0
 	if hi <= p.max {
@@ -378,7 +380,7 @@ func loadProbe(ctx context.Context, client *api.Client, model string, numCtx int
 		return Probe{}, "", fmt.Errorf("%s is not listed by /api/ps right after loading it at num_ctx %d; is OLLAMA_KEEP_ALIVE 0?", model, numCtx)
 	}
 	pr.Size, pr.SizeVRAM, pr.Loaded = m.Size, m.SizeVRAM, m.ContextLength
-	if s, _ := Classify(pr.Size, pr.SizeVRAM); s == StateUnknown {
+	if s, _ := ollama.Classify(pr.Size, pr.SizeVRAM); s == ollama.StateUnknown {
 		return Probe{}, "", fmt.Errorf("/api/ps reports %s loaded at num_ctx %d with size %d and size_vram %d, which makes no sense", model, numCtx, pr.Size, pr.SizeVRAM)
 	}
 	return pr, m.Digest, nil
@@ -390,7 +392,7 @@ func findRunning(ps *api.ProcessResponse, model string) *api.ProcessModelRespons
 		return nil
 	}
 	for i, m := range ps.Models {
-		if SameModel(m.Name, model) || SameModel(m.Model, model) {
+		if ollama.SameModel(m.Name, model) || ollama.SameModel(m.Model, model) {
 			return &ps.Models[i]
 		}
 	}

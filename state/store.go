@@ -1,4 +1,4 @@
-package daemon
+package state
 
 import (
 	"encoding/json"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ctxfit/ctxfit/internal/atomicfile"
+	"github.com/ctxfit/ctxfit/ollama"
 )
 
 // StateDirEnv names the environment variable that moves ctxfit's state
@@ -54,7 +55,7 @@ type HostState struct {
 	GPUSeen bool `json:"gpu_seen,omitempty"`
 	// GPU is the user's own answer ("present" or "absent"); it beats
 	// everything ctxfit infers. Empty when the user said nothing.
-	GPU GPUPresence `json:"gpu,omitempty"`
+	GPU ollama.GPUPresence `json:"gpu,omitempty"`
 }
 
 // Tuned is the result of one tune: the largest context, a multiple of Step,
@@ -78,7 +79,7 @@ func (d *Data) TunedFor(host, model, digest string) (Tuned, bool) {
 	var best Tuned
 	found := false
 	for _, t := range d.Tuned {
-		if t.Host != host || !SameModel(t.Model, model) {
+		if t.Host != host || !ollama.SameModel(t.Model, model) {
 			continue
 		}
 		better := !found ||
@@ -95,7 +96,7 @@ func (d *Data) TunedFor(host, model, digest string) (Tuned, bool) {
 // digest and parallel count.
 func (d *Data) PutTuned(t Tuned) {
 	for i, o := range d.Tuned {
-		if o.Host == t.Host && SameModel(o.Model, t.Model) && o.Digest == t.Digest && o.Parallel == t.Parallel {
+		if o.Host == t.Host && ollama.SameModel(o.Model, t.Model) && o.Digest == t.Digest && o.Parallel == t.Parallel {
 			d.Tuned[i] = t
 			return
 		}
@@ -125,17 +126,17 @@ func (d *Data) Host(host string) *HostState {
 // GPU returns what ctxfit knows about host's GPU: the user's setting, else
 // present when a model was once seen in VRAM there, else local (the evidence
 // from this machine's own hardware, GPUUnknown when host is remote).
-func (d *Data) GPU(host string, local GPUPresence) GPUPresence {
+func (d *Data) GPU(host string, local ollama.GPUPresence) ollama.GPUPresence {
 	if h := d.Hosts[host]; h != nil {
-		if h.GPU == GPUPresent || h.GPU == GPUAbsent {
+		if h.GPU == ollama.GPUPresent || h.GPU == ollama.GPUAbsent {
 			return h.GPU
 		}
 		if h.GPUSeen {
-			return GPUPresent
+			return ollama.GPUPresent
 		}
 	}
 	if local == "" {
-		return GPUUnknown
+		return ollama.GPUUnknown
 	}
 	return local
 }

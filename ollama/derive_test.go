@@ -1,4 +1,4 @@
-package daemon_test
+package ollama_test
 
 import (
 	"bytes"
@@ -15,8 +15,8 @@ import (
 
 	"github.com/ollama/ollama/api"
 
-	"github.com/ctxfit/ctxfit/daemon"
 	"github.com/ctxfit/ctxfit/internal/gpusim"
+	"github.com/ctxfit/ctxfit/ollama"
 )
 
 func TestContextLabel(t *testing.T) {
@@ -31,7 +31,7 @@ func TestContextLabel(t *testing.T) {
 		{1000, "1000"},
 		{512, "512"},
 	} {
-		if got := daemon.ContextLabel(tt.context); got != tt.want {
+		if got := ollama.ContextLabel(tt.context); got != tt.want {
 			t.Errorf("ContextLabel(%d) = %q, want %q", tt.context, got, tt.want)
 		}
 	}
@@ -63,7 +63,7 @@ func TestDerivedName(t *testing.T) {
 		{"m:" + strings.Repeat("t", 75), 8192, ""}, // the tag would pass 80 characters
 		{"bad name!", 8192, ""},
 	} {
-		got, err := daemon.DerivedName(tt.model, tt.context)
+		got, err := ollama.DerivedName(tt.model, tt.context)
 		switch {
 		case tt.want == "" && err == nil:
 			t.Errorf("DerivedName(%q, %d) = %q, want an error", tt.model, tt.context, got)
@@ -90,7 +90,7 @@ func TestParamNumCtx(t *testing.T) {
 		{"num_ctx lots", 0, false},
 		{"# num_ctx 4096", 0, false},
 	} {
-		got, ok := daemon.ParamNumCtx(tt.params)
+		got, ok := ollama.ParamNumCtx(tt.params)
 		if got != tt.want || ok != tt.ok {
 			t.Errorf("ParamNumCtx(%q) = %d, %v; want %d, %v", tt.params, got, ok, tt.want, tt.ok)
 		}
@@ -134,7 +134,7 @@ func newDeriveSim(t *testing.T, wrap func(next http.Handler) http.Handler) *deri
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.client = daemon.NewClient(u)
+	s.client = ollama.NewClient(u)
 	return s
 }
 
@@ -180,7 +180,7 @@ func TestDeriveModel(t *testing.T) {
 	s := newDeriveSim(t, nil)
 	ctx := context.Background()
 
-	name, err := daemon.DeriveModel(ctx, s.client, deriveBase, 24576)
+	name, err := ollama.DeriveModel(ctx, s.client, deriveBase, 24576)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,13 +188,13 @@ func TestDeriveModel(t *testing.T) {
 		t.Errorf("name = %q", name)
 	}
 	show := s.show(t, name)
-	if n, ok := daemon.ParamNumCtx(show.Parameters); !ok || n != 24576 {
+	if n, ok := ollama.ParamNumCtx(show.Parameters); !ok || n != 24576 {
 		t.Errorf("/api/show parameters of %s = %q; want num_ctx 24576", name, show.Parameters)
 	}
 	if !strings.Contains(show.Parameters, "<|eot_id|>") {
 		t.Errorf("the copy lost the base's stop parameters: %q", show.Parameters)
 	}
-	if !daemon.SameModel(show.Details.ParentModel, deriveBase) {
+	if !ollama.SameModel(show.Details.ParentModel, deriveBase) {
 		t.Errorf("parent model = %q, want %s", show.Details.ParentModel, deriveBase)
 	}
 	if s.creates() != 1 {
@@ -203,7 +203,7 @@ func TestDeriveModel(t *testing.T) {
 
 	// The same call again changes nothing on the server.
 	s.advance(time.Hour)
-	again, err := daemon.DeriveModel(ctx, s.client, deriveBase, 24576)
+	again, err := ollama.DeriveModel(ctx, s.client, deriveBase, 24576)
 	if err != nil || again != name {
 		t.Fatalf("second DeriveModel = %q, %v; want %q", again, err, name)
 	}
@@ -215,20 +215,20 @@ func TestDeriveModel(t *testing.T) {
 	}
 
 	// Asking by the copy's own name is fine too.
-	self, err := daemon.DeriveModel(ctx, s.client, name, 24576)
+	self, err := ollama.DeriveModel(ctx, s.client, name, 24576)
 	if err != nil || self != name || s.creates() != 1 {
 		t.Errorf("DeriveModel of the copy itself = %q, %v with %d creates; want %q without creating", self, err, s.creates(), name)
 	}
 
 	// Another context is another model; the first stays.
-	other, err := daemon.DeriveModel(ctx, s.client, deriveBase, 16000)
+	other, err := ollama.DeriveModel(ctx, s.client, deriveBase, 16000)
 	if err != nil || other != "llama3.1:8b-instruct-fp16-ctx16000" {
 		t.Fatalf("DeriveModel at 16000 = %q, %v", other, err)
 	}
-	if n, _ := daemon.ParamNumCtx(s.show(t, other).Parameters); n != 16000 {
+	if n, _ := ollama.ParamNumCtx(s.show(t, other).Parameters); n != 16000 {
 		t.Errorf("num_ctx of %s = %d, want 16000", other, n)
 	}
-	if n, _ := daemon.ParamNumCtx(s.show(t, name).Parameters); n != 24576 {
+	if n, _ := ollama.ParamNumCtx(s.show(t, name).Parameters); n != 24576 {
 		t.Errorf("num_ctx of %s = %d after deriving another, want 24576", name, n)
 	}
 
@@ -272,7 +272,7 @@ func TestDeriveModelReplacesStaleCopies(t *testing.T) {
 			tt.setup(t, s)
 			before := s.creates()
 			s.advance(time.Hour)
-			name, err := daemon.DeriveModel(context.Background(), s.client, deriveBase, 24576)
+			name, err := ollama.DeriveModel(context.Background(), s.client, deriveBase, 24576)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -280,7 +280,7 @@ func TestDeriveModelReplacesStaleCopies(t *testing.T) {
 				t.Errorf("%d create requests, want %d", s.creates(), before+1)
 			}
 			show := s.show(t, name)
-			if n, _ := daemon.ParamNumCtx(show.Parameters); n != 24576 || !daemon.SameModel(show.Details.ParentModel, deriveBase) {
+			if n, _ := ollama.ParamNumCtx(show.Parameters); n != 24576 || !ollama.SameModel(show.Details.ParentModel, deriveBase) {
 				t.Errorf("after DeriveModel: parent %q, parameters %q", show.Details.ParentModel, show.Parameters)
 			}
 		})
@@ -339,7 +339,7 @@ func TestDeriveModelErrors(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newDeriveSim(t, tt.wrap)
-			name, err := daemon.DeriveModel(context.Background(), s.client, tt.model, tt.context)
+			name, err := ollama.DeriveModel(context.Background(), s.client, tt.model, tt.context)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("DeriveModel = %q, %v; want an error saying %q", name, err, tt.want)
 			}
@@ -353,7 +353,7 @@ func TestDeriveModelErrors(t *testing.T) {
 		s := newDeriveSim(t, nil)
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		if _, err := daemon.DeriveModel(ctx, s.client, deriveBase, 8192); err == nil {
+		if _, err := ollama.DeriveModel(ctx, s.client, deriveBase, 8192); err == nil {
 			t.Error("DeriveModel with a cancelled context succeeded")
 		}
 		if s.creates() != 0 {

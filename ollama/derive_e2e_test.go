@@ -1,4 +1,4 @@
-package daemon_test
+package ollama_test
 
 import (
 	"context"
@@ -7,8 +7,8 @@ import (
 
 	"github.com/ollama/ollama/api"
 
-	"github.com/ctxfit/ctxfit/daemon"
 	"github.com/ctxfit/ctxfit/internal/ollamatest"
+	"github.com/ctxfit/ctxfit/ollama"
 )
 
 // TestDeriveModelAgainstOllama creates the derived model on a real Ollama
@@ -19,11 +19,11 @@ func TestDeriveModelAgainstOllama(t *testing.T) {
 	srv := ollamatest.Start(t)
 	const base = "ctxfit-tiny"
 	srv.CreateTinyModel(t, base)
-	client := daemon.NewClient(srv.URL())
+	client := ollama.NewClient(srv.URL())
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	name, err := daemon.DeriveModel(ctx, client, base, 3072)
+	name, err := ollama.DeriveModel(ctx, client, base, 3072)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,14 +34,14 @@ func TestDeriveModelAgainstOllama(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, ok := daemon.ParamNumCtx(show.Parameters); !ok || n != 3072 {
+	if n, ok := ollama.ParamNumCtx(show.Parameters); !ok || n != 3072 {
 		t.Errorf("/api/show parameters of %s = %q; want num_ctx 3072", name, show.Parameters)
 	}
-	if !daemon.SameModel(show.Details.ParentModel, base) {
+	if !ollama.SameModel(show.Details.ParentModel, base) {
 		t.Errorf("parent model of %s = %q, want %s", name, show.Details.ParentModel, base)
 	}
 
-	again, err := daemon.DeriveModel(ctx, client, base, 3072)
+	again, err := ollama.DeriveModel(ctx, client, base, 3072)
 	if err != nil || again != name {
 		t.Fatalf("second DeriveModel = %q, %v; want %q", again, err, name)
 	}
@@ -63,7 +63,7 @@ func TestDeriveModelAgainstOllama(t *testing.T) {
 	}
 	var got *api.ProcessModelResponse
 	for i := range ps.Models {
-		if daemon.SameModel(ps.Models[i].Name, name) {
+		if ollama.SameModel(ps.Models[i].Name, name) {
 			got = &ps.Models[i]
 		}
 	}

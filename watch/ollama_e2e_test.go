@@ -1,4 +1,4 @@
-package daemon_test
+package watch_test
 
 import (
 	"context"
@@ -6,8 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ctxfit/ctxfit/daemon"
 	"github.com/ctxfit/ctxfit/internal/ollamatest"
+	"github.com/ctxfit/ctxfit/ollama"
+	"github.com/ctxfit/ctxfit/state"
+	"github.com/ctxfit/ctxfit/tune"
+	"github.com/ctxfit/ctxfit/watch"
 )
 
 // TestWatcherAgainstOllama watches a real Ollama server while the tiny
@@ -20,10 +23,10 @@ func TestWatcherAgainstOllama(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	w := daemon.NewWatcher(daemon.NewClient(srv.URL()), srv.URL(), daemon.OpenStore(t.TempDir()), daemon.WatcherOptions{
+	w := watch.New(ollama.NewClient(srv.URL()), srv.URL(), state.OpenStore(t.TempDir()), watch.Options{
 		FastInterval: 100 * time.Millisecond,
 		IdleInterval: 100 * time.Millisecond,
-		LocalGPU:     func() daemon.GPUPresence { return daemon.GPUAbsent },
+		LocalGPU:     func() ollama.GPUPresence { return ollama.GPUAbsent },
 	})
 	updates, stop := w.Subscribe()
 	defer stop()
@@ -36,7 +39,7 @@ func TestWatcherAgainstOllama(t *testing.T) {
 
 	// next returns the next load event for model: loaded, unloaded or
 	// context changed.
-	next := func() (daemon.Event, daemon.Snapshot) {
+	next := func() (watch.Event, watch.Snapshot) {
 		t.Helper()
 		for {
 			select {
@@ -44,11 +47,11 @@ func TestWatcherAgainstOllama(t *testing.T) {
 				for _, e := range u.Events {
 					t.Logf("event %s: %s", e.Kind, e.Message)
 					switch e.Kind {
-					case daemon.EventLoaded, daemon.EventUnloaded, daemon.EventContextChanged:
-						if daemon.SameModel(e.Model, model) {
+					case watch.EventLoaded, watch.EventUnloaded, watch.EventContextChanged:
+						if ollama.SameModel(e.Model, model) {
 							return e, u.Snapshot
 						}
-					case daemon.EventUnreachable, daemon.EventError:
+					case watch.EventUnreachable, watch.EventError:
 						t.Fatalf("watcher lost the server: %s", e.Message)
 					}
 				}
@@ -60,13 +63,13 @@ func TestWatcherAgainstOllama(t *testing.T) {
 
 	small := srv.Load(t, model, 2048)
 	e, snap := next()
-	if e.Kind != daemon.EventLoaded {
-		t.Fatalf("first event %s, want %s", e.Kind, daemon.EventLoaded)
+	if e.Kind != watch.EventLoaded {
+		t.Fatalf("first event %s, want %s", e.Kind, watch.EventLoaded)
 	}
 	if e.ContextLength != 2048 || e.Size != small.Size || e.Processor != "100% CPU" {
 		t.Errorf("loaded event: context %d, size %d, %q; want 2048, %d, 100%% CPU", e.ContextLength, e.Size, e.Processor, small.Size)
 	}
-	if !snap.Reachable || snap.GPU != daemon.GPUAbsent || len(snap.Models) != 1 || snap.Models[0].Spilled || snap.Models[0].State != daemon.StateCPU {
+	if !snap.Reachable || snap.GPU != ollama.GPUAbsent || len(snap.Models) != 1 || snap.Models[0].Spilled || snap.Models[0].State != ollama.StateCPU {
 		t.Errorf("snapshot after load: %+v; want one model, 100%% CPU, not spilled, GPU absent", snap)
 	}
 
@@ -75,8 +78,8 @@ func TestWatcherAgainstOllama(t *testing.T) {
 	// must still see one reload with a new context, not an unload and a
 	// fresh load.
 	e, snap = next()
-	if e.Kind != daemon.EventContextChanged {
-		t.Fatalf("reload at num_ctx 8192 reported as %s (%s), want %s", e.Kind, e.Message, daemon.EventContextChanged)
+	if e.Kind != watch.EventContextChanged {
+		t.Fatalf("reload at num_ctx 8192 reported as %s (%s), want %s", e.Kind, e.Message, watch.EventContextChanged)
 	}
 	if e.PrevContextLength != 2048 || e.ContextLength != 8192 || e.Size != large.Size {
 		t.Errorf("context changed event: %d → %d, size %d; want 2048 → 8192, size %d", e.PrevContextLength, e.ContextLength, e.Size, large.Size)
@@ -97,22 +100,22 @@ func TestTuneAgainstOllama(t *testing.T) {
 	srv := ollamatest.Start(t)
 	const model = "ctxfit-tiny"
 	digest := srv.CreateTinyModel(t, model)
-	client := daemon.NewClient(srv.URL())
+	client := ollama.NewClient(srv.URL())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
 	tests := []struct {
-		gpu      daemon.GPUPresence
+		gpu      ollama.GPUPresence
 		maxLoads int
 	}{
-		{daemon.GPUAbsent, 1},
-		{daemon.GPUUnknown, 2},
+		{ollama.GPUAbsent, 1},
+		{ollama.GPUUnknown, 2},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.gpu), func(t *testing.T) {
 			srv.UnloadAll(t)
-			res, err := daemon.Tune(ctx, client, daemon.TuneOptions{Model: model, GPU: tt.gpu})
-			if !errors.Is(err, daemon.ErrCPUOnly) {
+			res, err := tune.Tune(ctx, client, tune.Options{Model: model, GPU: tt.gpu})
+			if !errors.Is(err, tune.ErrCPUOnly) {
 				t.Fatalf("Tune = %+v, %v; want ErrCPUOnly", res, err)
 			}
 			t.Logf("%v (%d loads)", err, res.Loads)
@@ -129,8 +132,8 @@ func TestTuneAgainstOllama(t *testing.T) {
 	}
 
 	t.Run("unknown model", func(t *testing.T) {
-		res, err := daemon.Tune(ctx, client, daemon.TuneOptions{Model: "no-such-model"})
-		if !errors.Is(err, daemon.ErrUnknownModel) || res.Loads != 0 {
+		res, err := tune.Tune(ctx, client, tune.Options{Model: "no-such-model"})
+		if !errors.Is(err, tune.ErrUnknownModel) || res.Loads != 0 {
 			t.Errorf("Tune = %+v, %v; want ErrUnknownModel without a load", res, err)
 		}
 	})

@@ -1,4 +1,4 @@
-package daemon
+package watch
 
 import (
 	"cmp"
@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/ollama/ollama/api"
+
+	"github.com/ctxfit/ctxfit/ollama"
+	"github.com/ctxfit/ctxfit/state"
 )
 
 // fakeOllama serves /api/ps from a script that tests change between polls,
@@ -65,11 +68,13 @@ func psModel(name string, size, vram int64, ctx int) api.ProcessModelResponse {
 // clock is a fake time source the tests advance by hand.
 type clock struct{ t time.Time }
 
-func (c *clock) now() time.Time            { return c.t }
-func (c *clock) advance(d time.Duration)   { c.t = c.t.Add(d) }
-func newClock() *clock                     { return &clock{time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)} }
-func gpu(p GPUPresence) func() GPUPresence { return func() GPUPresence { return p } }
-func ram(n int64) func() int64             { return func() int64 { return n } }
+func (c *clock) now() time.Time          { return c.t }
+func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
+func newClock() *clock                   { return &clock{time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)} }
+func gpu(p ollama.GPUPresence) func() ollama.GPUPresence {
+	return func() ollama.GPUPresence { return p }
+}
+func ram(n int64) func() int64 { return func() int64 { return n } }
 func kinds(es []Event) (ks []EventKind) {
 	for _, e := range es {
 		ks = append(ks, e.Kind)
@@ -77,25 +82,25 @@ func kinds(es []Event) (ks []EventKind) {
 	return ks
 }
 
-func newTestWatcher(t *testing.T, h http.Handler, opts WatcherOptions) (*Watcher, *Store) {
+func newTestWatcher(t *testing.T, h http.Handler, opts Options) (*Watcher, *state.Store) {
 	t.Helper()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	u, _ := url.Parse(srv.URL)
-	store := OpenStore(t.TempDir())
+	store := state.OpenStore(t.TempDir())
 	if opts.LocalGPU == nil {
-		opts.LocalGPU = gpu(GPUUnknown)
+		opts.LocalGPU = gpu(ollama.GPUUnknown)
 	}
 	if opts.TotalRAM == nil {
 		opts.TotalRAM = ram(64 * gib)
 	}
-	return NewWatcher(NewClient(u), u, store, opts), store
+	return New(ollama.NewClient(u), u, store, opts), store
 }
 
 func TestWatcherEvents(t *testing.T) {
 	f := &fakeOllama{}
 	c := newClock()
-	w, store := newTestWatcher(t, f, WatcherOptions{Now: c.now})
+	w, store := newTestWatcher(t, f, Options{Now: c.now})
 	ctx := context.Background()
 	const model = "llama3.1:8b-instruct-fp16"
 
@@ -112,7 +117,7 @@ func TestWatcherEvents(t *testing.T) {
 			}
 		}, 0},
 		{"loads on the GPU", []api.ProcessModelResponse{psModel(model, 17*gib, 17*gib, 8192)}, []EventKind{EventLoaded}, func(t *testing.T, u Update) {
-			if u.Snapshot.GPU != GPUPresent {
+			if u.Snapshot.GPU != ollama.GPUPresent {
 				t.Errorf("GPU = %s after a model was seen in VRAM, want present", u.Snapshot.GPU)
 			}
 		}, 0},
@@ -122,7 +127,7 @@ func TestWatcherEvents(t *testing.T) {
 			if e.Processor != "55%/45% CPU/GPU" || e.ContextLength != 131072 || !strings.Contains(e.Message, "ctxfit tune") {
 				t.Errorf("spill event = %+v", e)
 			}
-			if !u.Snapshot.Models[0].Spilled || u.Snapshot.Models[0].State != StatePartial {
+			if !u.Snapshot.Models[0].Spilled || u.Snapshot.Models[0].State != ollama.StatePartial {
 				t.Errorf("model = %+v, want spilled partial", u.Snapshot.Models[0])
 			}
 		}, 0},
@@ -180,7 +185,7 @@ func equalKinds(a, b []EventKind) bool {
 func TestWatcherThrashNeedsTwoLengths(t *testing.T) {
 	f := &fakeOllama{}
 	c := newClock()
-	w, _ := newTestWatcher(t, f, WatcherOptions{Now: c.now})
+	w, _ := newTestWatcher(t, f, Options{Now: c.now})
 	for i := 0; i < 4; i++ { // loaded and unloaded 4 times at one length: no thrash
 		f.set(psModel("m", gib, gib, 4096))
 		c.advance(time.Minute)
@@ -214,10 +219,10 @@ func containsKind(es []Event, k EventKind) bool {
 
 func TestWatcherCPUOnlyHost(t *testing.T) {
 	f := &fakeOllama{}
-	w, _ := newTestWatcher(t, f, WatcherOptions{LocalGPU: gpu(GPUAbsent), TotalRAM: ram(16 * gib)})
+	w, _ := newTestWatcher(t, f, Options{LocalGPU: gpu(ollama.GPUAbsent), TotalRAM: ram(16 * gib)})
 	f.set(psModel("qwen2.5:0.5b", gib, 0, 4096), psModel("llama3.1:70b", 43*gib, 0, 4096))
 	u := w.Poll(context.Background())
-	if u.Snapshot.GPU != GPUAbsent {
+	if u.Snapshot.GPU != ollama.GPUAbsent {
 		t.Fatalf("GPU = %s, want absent", u.Snapshot.GPU)
 	}
 	for _, m := range u.Snapshot.Models {
@@ -251,11 +256,11 @@ func TestRAMWarningClasses(t *testing.T) {
 		{gib, "No model class"},
 	}
 	for _, tt := range tests {
-		if got := ramWarning("big", 100*gib, tt.ram); !strings.Contains(got, tt.want) {
-			t.Errorf("ramWarning with %d GiB = %q, want it to mention %q", tt.ram/gib, got, tt.want)
+		if got := ollama.RAMWarning("big", 100*gib, tt.ram); !strings.Contains(got, tt.want) {
+			t.Errorf("RAMWarning with %d GiB = %q, want it to mention %q", tt.ram/gib, got, tt.want)
 		}
 	}
-	if got := ramWarning("small", gib, 16*gib); got != "" {
+	if got := ollama.RAMWarning("small", gib, 16*gib); got != "" {
 		t.Errorf("a 1 GiB model on 16 GiB warned: %q", got)
 	}
 }
@@ -273,12 +278,12 @@ func TestWatcherBadServers(t *testing.T) {
 		{"non-JSON body", 200, `<html>hello</html>`, EventError, "is this an Ollama server"},
 		{"truncated JSON", 200, `{"models":[{"name":"m","size":`, EventError, "is this an Ollama server"},
 		{"wrong types", 200, `{"models":"yes"}`, EventError, "is this an Ollama server"},
-		{"huge body", 200, `{"models":[],"pad":"` + strings.Repeat("x", MaxResponseBytes+10) + `"}`, EventError, "larger than"},
+		{"huge body", 200, `{"models":[],"pad":"` + strings.Repeat("x", ollama.MaxResponseBytes+10) + `"}`, EventError, "larger than"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := &fakeOllama{}
-			w, _ := newTestWatcher(t, f, WatcherOptions{})
+			w, _ := newTestWatcher(t, f, Options{})
 			w.Poll(context.Background())
 			f.misbehave(tt.status, tt.body)
 			u := w.Poll(context.Background())
@@ -298,17 +303,17 @@ func TestWatcherBadServers(t *testing.T) {
 
 func TestWatcherNegativeSizes(t *testing.T) {
 	f := &fakeOllama{}
-	w, _ := newTestWatcher(t, f, WatcherOptions{})
+	w, _ := newTestWatcher(t, f, Options{})
 	f.set(psModel("m", -5, -1, -3), psModel("z", 0, 0, 0))
 	u := w.Poll(context.Background())
-	if !u.Snapshot.Reachable || u.Snapshot.Models[0].State != StateUnknown || u.Snapshot.Models[0].Spilled || u.Snapshot.Models[0].ContextLength != 0 {
+	if !u.Snapshot.Reachable || u.Snapshot.Models[0].State != ollama.StateUnknown || u.Snapshot.Models[0].Spilled || u.Snapshot.Models[0].ContextLength != 0 {
 		t.Errorf("negative sizes gave %+v, want unknown, not spilled, context 0", u.Snapshot.Models)
 	}
 }
 
 func TestWatcherUnreachableAndBackoff(t *testing.T) {
 	u, _ := url.Parse("http://127.0.0.1:1") // nothing listens on port 1
-	w := NewWatcher(NewClient(u), u, nil, WatcherOptions{LocalGPU: gpu(GPUAbsent)})
+	w := New(ollama.NewClient(u), u, nil, Options{LocalGPU: gpu(ollama.GPUAbsent)})
 	up := w.Poll(context.Background())
 	if up.Snapshot.Reachable || len(up.Events) != 1 || up.Events[0].Kind != EventUnreachable {
 		t.Fatalf("poll of a closed port = %+v", up)
@@ -333,7 +338,7 @@ func TestWatcherUnreachableAndBackoff(t *testing.T) {
 	}))
 	defer srv.Close()
 	su, _ := url.Parse(srv.URL)
-	w = NewWatcher(NewClient(su), su, nil, WatcherOptions{FastInterval: 100 * time.Millisecond, MaxBackoff: time.Second, LocalGPU: gpu(GPUAbsent)})
+	w = New(ollama.NewClient(su), su, nil, Options{FastInterval: 100 * time.Millisecond, MaxBackoff: time.Second, LocalGPU: gpu(ollama.GPUAbsent)})
 	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
 	defer cancel()
 	w.Run(ctx)
@@ -350,7 +355,7 @@ func TestWatcherTimeout(t *testing.T) {
 	}))
 	defer srv.Close()
 	u, _ := url.Parse(srv.URL)
-	w := NewWatcher(NewClient(u), u, nil, WatcherOptions{RequestTimeout: 50 * time.Millisecond, LocalGPU: gpu(GPUAbsent)})
+	w := New(ollama.NewClient(u), u, nil, Options{RequestTimeout: 50 * time.Millisecond, LocalGPU: gpu(ollama.GPUAbsent)})
 	up := w.Poll(context.Background())
 	if up.Snapshot.Reachable || !strings.Contains(up.Snapshot.Error, "did not answer in time") {
 		t.Errorf("slow server: %+v", up.Snapshot)
@@ -359,9 +364,9 @@ func TestWatcherTimeout(t *testing.T) {
 
 func TestWatcherTunedContextAndSubscribe(t *testing.T) {
 	f := &fakeOllama{}
-	w, store := newTestWatcher(t, f, WatcherOptions{FastInterval: 10 * time.Millisecond})
-	store.Update(func(d *Data) error {
-		d.PutTuned(Tuned{Host: w.key, Model: "llama3.1:8b-instruct-fp16", Context: 24576, MeasuredAt: time.Now()})
+	w, store := newTestWatcher(t, f, Options{FastInterval: 10 * time.Millisecond})
+	store.Update(func(d *state.Data) error {
+		d.PutTuned(state.Tuned{Host: w.key, Model: "llama3.1:8b-instruct-fp16", Context: 24576, MeasuredAt: time.Now()})
 		return nil
 	})
 	ch, cancel := w.Subscribe()
@@ -394,7 +399,7 @@ func TestWatcherTunedContextAndSubscribe(t *testing.T) {
 
 func TestSubscriberNeverBlocksWatcher(t *testing.T) {
 	f := &fakeOllama{}
-	w, _ := newTestWatcher(t, f, WatcherOptions{})
+	w, _ := newTestWatcher(t, f, Options{})
 	ch, cancel := w.Subscribe() // never read
 	done := make(chan struct{})
 	go func() {
@@ -450,7 +455,7 @@ func BenchmarkPoll(b *testing.B) {
 	srv := httptest.NewServer(f)
 	defer srv.Close()
 	u, _ := url.Parse(srv.URL)
-	w := NewWatcher(NewClient(u), u, OpenStore(b.TempDir()), WatcherOptions{LocalGPU: gpu(GPUPresent)})
+	w := New(ollama.NewClient(u), u, state.OpenStore(b.TempDir()), Options{LocalGPU: gpu(ollama.GPUPresent)})
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -460,7 +465,7 @@ func BenchmarkPoll(b *testing.B) {
 
 func TestPublish(t *testing.T) {
 	f := &fakeOllama{}
-	w, _ := newTestWatcher(t, f, WatcherOptions{})
+	w, _ := newTestWatcher(t, f, Options{})
 	ch, cancel := w.Subscribe()
 	defer cancel()
 	w.Publish(Event{Kind: EventConfigFixed, Model: "m", Message: "fixed"})
