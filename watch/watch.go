@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/url"
 	"slices"
@@ -75,11 +74,6 @@ const (
 	EventSpillEnded     EventKind = "spill_ended"     // a loaded model is whole on the GPU again
 	EventThrash         EventKind = "reload_thrash"   // clients disagree on num_ctx and keep reloading a model
 	EventSwapRisk       EventKind = "swap_risk"       // a model on a CPU-only host does not fit in RAM
-
-	// Events that other parts of ctxfit publish through the watcher.
-	EventTuned         EventKind = "tuned"          // a tune finished
-	EventConfigFixed   EventKind = "config_fixed"   // ctxfit rewrote a client's config
-	EventConfigWarning EventKind = "config_warning" // a client's config asks for too much, or cannot be fixed
 )
 
 // Event is one thing that happened on the watched server.
@@ -101,6 +95,10 @@ type Event struct {
 type Update struct {
 	Snapshot Snapshot
 	Events   []Event
+	// Data is ctxfit's state as this poll read it (nil without a store or
+	// when it could not be read), so that the one consumer that needs the
+	// settings, the tuned values and the tune leases reads no file again.
+	Data *state.Data
 }
 
 // Options tune a Watcher; the zero value gives the defaults.
@@ -121,6 +119,11 @@ type Options struct {
 	// TotalRAM reports this machine's physical memory in bytes (0 when
 	// unknown). Default TotalRAM.
 	TotalRAM func() int64
+	// OnUpdate, when set, receives every Update a subscriber would, in
+	// poll order, synchronously from Poll (before Poll returns, and never
+	// while another poll runs). The daemon's hub is fed this way, so that a
+	// poll it asks for is judged before the poll returns.
+	OnUpdate func(Update)
 }
 
 func (o *Options) defaults() {
@@ -167,6 +170,9 @@ type Watcher struct {
 	opts   Options
 	local  ollama.GPUPresence // evidence from this machine, "" when the host is remote
 
+	pollMu sync.Mutex    // one poll at a time, so that OnUpdate sees them in order
+	kick   chan struct{} // Kick wakes Run for a poll now
+
 	mu      sync.Mutex
 	snap    Snapshot
 	prev    map[string]Model  // models of the last successful poll, by ollama.ModelKey
@@ -207,6 +213,7 @@ func New(client *api.Client, host *url.URL, store *state.Store, opts Options) *W
 		thrash:  map[string]time.Time{},
 		ramWarn: map[string]bool{},
 		subs:    map[*subscriber]struct{}{},
+		kick:    make(chan struct{}, 1),
 	}
 	if ollamahost.IsLocal(host) {
 		w.local = opts.LocalGPU()
@@ -253,14 +260,45 @@ func (w *Watcher) Run(ctx context.Context) error {
 			t.Stop()
 			return ctx.Err()
 		case <-t.C:
+		case <-w.kick:
+			t.Stop()
 		}
 	}
+}
+
+// Kick makes Run poll now instead of at its next tick; it never blocks.
+func (w *Watcher) Kick() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Forget drops what the watcher remembers of model's recent loads, so that
+// loads made on purpose (a tune's probes) count toward no reload thrash.
+func (w *Watcher) Forget(model string) {
+	k := ollama.ModelKey(model)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.loads, k)
+	delete(w.thrash, k)
 }
 
 // Poll asks the server once, updates the watcher's state, tells subscribers
 // what changed, and returns the new snapshot with its events. `ctxfit
 // status` is one Poll.
 func (w *Watcher) Poll(ctx context.Context) Update {
+	w.pollMu.Lock()
+	defer w.pollMu.Unlock()
+	u, told := w.poll(ctx)
+	if told && w.opts.OnUpdate != nil {
+		w.opts.OnUpdate(u)
+	}
+	return u
+}
+
+// poll is Poll under pollMu; told reports whether subscribers got u.
+func (w *Watcher) poll(ctx context.Context) (u Update, told bool) {
 	now := w.opts.Now()
 	rctx, cancel := context.WithTimeout(ctx, w.opts.RequestTimeout)
 	defer cancel()
@@ -306,13 +344,14 @@ func (w *Watcher) Poll(ctx context.Context) Update {
 		events = w.diff(snap, now)
 	}
 	w.snap = snap
-	u := Update{Snapshot: cloneSnapshot(snap), Events: events}
-	if len(events) > 0 || err == nil {
+	u = Update{Snapshot: cloneSnapshot(snap), Events: events, Data: data}
+	told = len(events) > 0 || err == nil
+	if told {
 		for s := range w.subs {
 			s.push(u)
 		}
 	}
-	return u
+	return u, told
 }
 
 func anyInVRAM(ms []api.ProcessModelResponse) bool {
@@ -415,8 +454,7 @@ func (w *Watcher) diff(snap Snapshot, now time.Time) []Event {
 			w.noteLoad(k, m.ContextLength, now)
 		}
 		if m.Spilled && (!was || !old.Spilled) {
-			add(Event{Kind: EventSpillStarted, Model: m.Name, Processor: m.Processor, Size: m.Size, ContextLength: m.ContextLength,
-				Message: spillText(m)})
+			add(SpillEvent(m))
 		}
 		if was && old.Spilled && !m.Spilled {
 			add(Event{Kind: EventSpillEnded, Model: m.Name, Processor: m.Processor, Size: m.Size, ContextLength: m.ContextLength,
@@ -497,6 +535,13 @@ func ctxText(n int) string {
 		return ""
 	}
 	return fmt.Sprintf(", context %d", n)
+}
+
+// SpillEvent is the spill_started event for m (without time and host).
+// The daemon uses it too, to judge a model afresh after a tune.
+func SpillEvent(m Model) Event {
+	return Event{Kind: EventSpillStarted, Model: m.Name, Processor: m.Processor, Size: m.Size, ContextLength: m.ContextLength,
+		Message: spillText(m)}
 }
 
 func spillText(m Model) string {
@@ -628,55 +673,9 @@ func (w *Watcher) Subscribe() (<-chan Update, func()) {
 	}
 }
 
-// Publish sends e, stamped with the time and host when they are missing, to
-// every subscriber together with the latest snapshot. The tuner and the
-// client fixers use it so that the tray and the log see their results.
-func (w *Watcher) Publish(e Event) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if e.Time.IsZero() {
-		e.Time = w.opts.Now()
-	}
-	if e.Host == "" {
-		e.Host = w.host.String()
-	}
-	u := Update{Snapshot: cloneSnapshot(w.snap), Events: []Event{e}}
-	for s := range w.subs {
-		s.push(u)
-	}
-}
-
 func cloneSnapshot(s Snapshot) Snapshot {
 	s.Models = slices.Clone(s.Models)
 	return s
-}
-
-// LogEvent writes e to logger at a level that fits its kind.
-func LogEvent(logger *slog.Logger, e Event) {
-	level := slog.LevelInfo
-	switch e.Kind {
-	case EventSpillStarted, EventThrash, EventSwapRisk, EventUnreachable, EventConfigWarning:
-		level = slog.LevelWarn
-	case EventError:
-		level = slog.LevelError
-	}
-	attrs := []slog.Attr{slog.String("event", string(e.Kind)), slog.String("host", e.Host)}
-	if e.Model != "" {
-		attrs = append(attrs, slog.String("model", e.Model))
-	}
-	if e.Processor != "" {
-		attrs = append(attrs, slog.String("processor", e.Processor))
-	}
-	if e.ContextLength > 0 {
-		attrs = append(attrs, slog.Int("context", e.ContextLength))
-	}
-	if e.PrevContextLength > 0 {
-		attrs = append(attrs, slog.Int("prev_context", e.PrevContextLength))
-	}
-	if len(e.Contexts) > 0 {
-		attrs = append(attrs, slog.Any("contexts", e.Contexts))
-	}
-	logger.LogAttrs(context.Background(), level, e.Message, attrs...)
 }
 
 // gpuSeen reports whether a GPU was ever seen on the host h describes.
