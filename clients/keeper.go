@@ -178,6 +178,13 @@ func (k *Keeper) Check(ctx context.Context) {
 	}
 }
 
+// CheckClient looks at c's config now, as Check does for every client, and
+// returns what it wrote (nil when it wrote nothing or only warned).
+func (k *Keeper) CheckClient(ctx context.Context, c Client) *Report {
+	rep, _ := k.check(ctx, c, recheck)
+	return rep
+}
+
 // Fix fixes c's config now, whatever the auto-fix setting, even while
 // Keeper backs off from it or holds it after an undo (the user's "Fix
 // now"), and returns what changed.

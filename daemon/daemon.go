@@ -1,4 +1,12 @@
-package main
+// Package daemon is ctxfit running: for one Ollama server, the watcher of
+// /api/ps, the keeper of client configs, the hub that owns every event, the
+// tunes of every front-end, and the control API (package localapi) that the
+// CLI talks to. The tray (package tray) is a view of a Daemon; `ctxfit run
+// --headless` runs one without it.
+//
+// What belongs to one server lives in one Daemon, so that a process may
+// later watch several servers with one Daemon each.
+package daemon
 
 import (
 	"context"
@@ -6,340 +14,552 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"sort"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
 	"github.com/ollama/ollama/api"
 
 	"github.com/ctxfit/ctxfit/clients"
+	"github.com/ctxfit/ctxfit/hub"
 	"github.com/ctxfit/ctxfit/internal/autostart"
 	"github.com/ctxfit/ctxfit/internal/logfile"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/localapi"
 	"github.com/ctxfit/ctxfit/ollama"
 	"github.com/ctxfit/ctxfit/state"
-	"github.com/ctxfit/ctxfit/tray"
 	"github.com/ctxfit/ctxfit/tune"
 	"github.com/ctxfit/ctxfit/watch"
 )
 
-// app is ctxfit running: the watcher of one Ollama server, the keeper of
-// client configs, and the actions the tray offers. It implements
-// tray.Backend; `ctxfit run --headless` uses it without a tray.
-type app struct {
-	env     *env
-	host    *url.URL
+// Config says what a Daemon watches and where it keeps things.
+type Config struct {
+	Host   *url.URL
+	Client *api.Client // talks to Host
+	Store  *state.Store
+	Logger *slog.Logger
+	// Getenv reads the environment (client config locations,
+	// OLLAMA_NUM_PARALLEL, the log directory).
+	Getenv func(string) string
+	// Socket is the control API's socket; "" serves no API.
+	Socket string
+	// Watch adjusts the watcher (tests shorten its intervals).
+	Watch watch.Options
+}
+
+// Daemon is ctxfit running for one Ollama server.
+type Daemon struct {
+	cfg     Config
 	key     string
-	client  *api.Client
-	store   *state.Store
+	hub     *hub.Hub
 	watcher *watch.Watcher
 	fixer   *clients.Fixer
 	keeper  *clients.Keeper
 	logger  *slog.Logger
 
 	mu     sync.Mutex
-	tuning map[string]bool // models being tuned, by ModelKey
+	tuned  string                   // the tuned values last seen, to notice a new tune
+	leases map[string]bool          // models tuned under a lease, by ModelKey
+	ended  map[string]chan struct{} // closed when the registered tune of a model ends
 }
 
-var _ tray.Backend = (*app)(nil)
-
-func newApp(e *env, u *url.URL, store *state.Store, logger *slog.Logger) *app {
-	a := &app{
-		env:    e,
-		host:   u,
-		key:    ollamahost.Key(u),
-		client: e.client(u),
-		store:  store,
-		logger: logger,
-		tuning: map[string]bool{},
+// New returns the daemon of cfg.Host; Run starts it.
+func New(cfg Config) *Daemon {
+	if cfg.Getenv == nil {
+		cfg.Getenv = os.Getenv
 	}
-	a.watcher = watch.New(a.client, u, store, watch.Options{})
-	a.fixer = &clients.Fixer{Env: clients.NewEnv(e.getenv), StateDir: store.Dir()}
-	a.keeper = &clients.Keeper{
-		Fixer:   a.fixer,
-		Target:  a.target,
-		AutoFix: func() bool { s, _ := a.Settings(); return s.AutoFix },
-		Notify:  a.noticed,
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
 	}
-	return a
+	d := &Daemon{
+		cfg:    cfg,
+		key:    ollamahost.Key(cfg.Host),
+		hub:    hub.New(cfg.Host.String(), nil),
+		logger: cfg.Logger,
+		leases: map[string]bool{},
+		ended:  map[string]chan struct{}{},
+	}
+	wo := cfg.Watch
+	wo.OnUpdate = d.watched
+	d.watcher = watch.New(cfg.Client, cfg.Host, cfg.Store, wo)
+	d.fixer = &clients.Fixer{Env: clients.NewEnv(cfg.Getenv), StateDir: cfg.Store.Dir()}
+	d.keeper = &clients.Keeper{
+		Fixer:   d.fixer,
+		Target:  d.target,
+		AutoFix: func() bool { return d.hub.State().Settings.AutoFix },
+		Notify:  d.noticed,
+		Checked: d.checked,
+	}
+	if data, err := cfg.Store.Load(); err == nil {
+		d.hub.SetSettings(data.Settings)
+		d.tuned = tunedKey(data, d.key)
+	}
+	return d
 }
 
-// run watches Ollama and the client configs and logs every event until ctx
-// ends.
-func (a *app) run(ctx context.Context) error {
-	updates, cancel := a.watcher.Subscribe()
+// Run watches Ollama and the client configs, logs every event and serves
+// the control API until ctx ends.
+func (d *Daemon) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	updates, stop := d.hub.Subscribe()
+	defer stop()
+	d.refreshClients()
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		a.react(ctx, updates)
-	}()
-	go func() {
-		defer wg.Done()
-		if err := a.keeper.Run(ctx); err != nil && ctx.Err() == nil {
-			a.logger.Warn("not watching client configs; auto-fix works only after a tune or a click", "err", err)
+	run := func(f func()) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f() }()
+	}
+	run(func() {
+		for u := range updates {
+			for _, e := range u.Events {
+				hub.LogEvent(d.logger, e)
+			}
 		}
-	}()
-	a.watcher.Run(ctx)
+	})
+	run(func() {
+		if err := d.keeper.Run(ctx); err != nil && ctx.Err() == nil {
+			d.logger.Warn("not watching client configs; auto-fix works only after a tune or a click", "err", err)
+		}
+	})
+	run(func() { d.followState(ctx) })
+	if d.cfg.Socket != "" {
+		run(func() {
+			err := localapi.Serve(ctx, d.cfg.Socket, localapi.Handler(d, d.cfg.Host.String()))
+			if err != nil && ctx.Err() == nil {
+				d.logger.Warn("no control API: `ctxfit` commands in a terminal work without this daemon (tunes leave a mark in the state instead)", "err", err)
+			}
+		})
+	}
+	d.watcher.Run(ctx)
 	cancel()
+	stop()
 	wg.Wait()
 	return nil
 }
 
-// react logs every event and adds what only the clients know: which client
-// asks for the context that made a model spill, and which clients disagree
-// when a model keeps reloading.
-func (a *app) react(ctx context.Context, updates <-chan watch.Update) {
-	for u := range updates {
-		for _, ev := range u.Events {
-			watch.LogEvent(a.logger, ev)
-			switch ev.Kind {
-			case watch.EventSpillStarted:
-				if msg := a.spillCulprits(ev.Model); msg != "" {
-					a.watcher.Publish(watch.Event{Kind: watch.EventConfigWarning, Model: ev.Model, Message: msg})
-				}
-			case watch.EventThrash:
-				if msg := a.thrashCulprits(ev.Model); msg != "" {
-					a.watcher.Publish(watch.Event{Kind: watch.EventConfigWarning, Model: ev.Model, Contexts: ev.Contexts, Message: msg})
-				}
-			}
+// watched is the watcher's one consumer: it runs for every poll, in order.
+func (d *Daemon) watched(u watch.Update) {
+	var began, ended []string
+	if u.Data != nil {
+		d.hub.SetSettings(u.Data.Settings)
+		began, ended = d.syncLeases(u.Data)
+	}
+	for _, m := range began {
+		d.hub.BeginTune(hub.Tune{Model: m, By: d.leaseBy(u.Data, m), Lease: true})
+	}
+	// Events of a model whose lease ended since the last poll are still
+	// the tuner's: judge it by this snapshot, after the hub saw it.
+	d.hub.Watched(u)
+	for _, m := range ended {
+		d.watcher.Forget(m)
+		d.hub.EndTune(m, nil)
+	}
+	if u.Data != nil {
+		if k := tunedKey(u.Data, d.key); d.setTuned(k) || len(ended) > 0 {
+			// A tune finished somewhere (a CLI without the API): apply it.
+			go d.applyTune(context.Background())
 		}
-		if ctx.Err() != nil {
+	}
+}
+
+func (d *Daemon) setTuned(k string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if k == d.tuned {
+		return false
+	}
+	d.tuned = k
+	return true
+}
+
+// syncLeases returns the models whose lease appeared and those whose lease
+// ended (removed or expired) since the last poll.
+func (d *Daemon) syncLeases(data *state.Data) (began, ended []string) {
+	live := map[string]string{}
+	for _, l := range data.LiveLeases(d.key, time.Now()) {
+		live[ollama.ModelKey(l.Model)] = l.Model
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for k, m := range live {
+		if !d.leases[k] {
+			if _, registered := d.ended[k]; registered {
+				continue // its tuner talks to us as well
+			}
+			d.leases[k] = true
+			began = append(began, m)
+		}
+	}
+	for k := range d.leases {
+		if _, ok := live[k]; !ok {
+			delete(d.leases, k)
+			ended = append(ended, k)
+		}
+	}
+	return began, ended
+}
+
+func (d *Daemon) leaseBy(data *state.Data, model string) string {
+	for _, l := range data.LiveLeases(d.key, time.Now()) {
+		if ollama.SameModel(l.Model, model) && l.By != "" {
+			return l.By + ", seen by its lease"
+		}
+	}
+	return "another ctxfit, seen by its lease"
+}
+
+// tunedKey sums up the tuned values of host, to notice a new tune.
+func tunedKey(data *state.Data, host string) string {
+	var b strings.Builder
+	for _, t := range data.Tuned {
+		if t.Host == host {
+			fmt.Fprintf(&b, "%s=%d@%s;", t.Model, t.Context, t.MeasuredAt.Format(time.RFC3339Nano))
+		}
+	}
+	return b.String()
+}
+
+// followState makes a change of state.json (a tune stored or a lease taken
+// or dropped by another process) reach the hub at once instead of at the
+// next poll.
+func (d *Daemon) followState(ctx context.Context) {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return
+	}
+	defer w.Close()
+	dir := d.cfg.Store.Dir()
+	os.MkdirAll(dir, 0o700)
+	if err := w.Add(dir); err != nil {
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
 			return
-		}
-	}
-}
-
-// spillCulprits names the client entries that ask for more than the tuned
-// context of model: "Continue asks llama3.1:8b-instruct-fp16 for 131072
-// tokens; 24576 stays on the GPU".
-func (a *app) spillCulprits(model string) string {
-	t, err := a.target()
-	if err != nil {
-		return ""
-	}
-	var parts []string
-	for _, ask := range a.fixer.AllAsks(clients.All(), t) {
-		if ollama.SameModel(ask.Model, model) && ask.TooLarge() {
-			parts = append(parts, ask.String())
-		}
-	}
-	if len(parts) == 0 {
-		return ""
-	}
-	return strings.Join(parts, "; ") + ". `ctxfit fix all`, or Fix in the tray, writes the tuned value."
-}
-
-// thrashCulprits names the clients whose configs ask for different
-// contexts for model, the cause of reload thrash.
-func (a *app) thrashCulprits(model string) string {
-	t, err := a.target()
-	if err != nil {
-		return ""
-	}
-	byClient := map[string]map[int]bool{}
-	for _, ask := range a.fixer.AllAsks(clients.All(), t) {
-		if !ollama.SameModel(ask.Model, model) {
-			continue
-		}
-		if byClient[ask.Client] == nil {
-			byClient[ask.Client] = map[int]bool{}
-		}
-		byClient[ask.Client][ask.Context] = true
-	}
-	if len(byClient) < 2 {
-		return ""
-	}
-	var parts []string
-	for c, ctxs := range byClient {
-		var ns []string
-		for n := range ctxs {
-			if n == 0 {
-				ns = append(ns, "its default")
-			} else {
-				ns = append(ns, fmt.Sprint(n))
+		case e, ok := <-w.Events:
+			if !ok {
+				return
+			}
+			if filepath.Base(e.Name) == "state.json" && !e.Has(fsnotify.Chmod) {
+				d.watcher.Kick()
+			}
+		case _, ok := <-w.Errors:
+			if !ok {
+				return
 			}
 		}
-		sort.Strings(ns)
-		parts = append(parts, fmt.Sprintf("%s asks for %s", c, strings.Join(ns, " and ")))
 	}
-	sort.Strings(parts)
-	fix := fmt.Sprintf("run `ctxfit tune %s`, then `ctxfit fix all` gives them all the same context", model)
-	if tu, ok := a.tuned(model); ok {
-		fix = fmt.Sprintf("`ctxfit fix all` gives them all %d, which stays on the GPU", tu)
-	}
-	return fmt.Sprintf("%s reloads because clients disagree: %s; %s.", model, strings.Join(parts, ", "), fix)
 }
 
-// noticed turns what the keeper did or found into events for the tray and
-// the log. The keeper calls it with its lock held; Publish never calls back.
-func (a *app) noticed(n clients.Notice) {
-	kind, msg := watch.EventConfigWarning, n.String()
+// refreshClients reads what every client asks for, once at start.
+func (d *Daemon) refreshClients() {
+	for _, c := range clients.All() {
+		d.refreshClient(c, false)
+	}
+}
+
+// checked is the keeper's report after each look at c's config.
+func (d *Daemon) checked(c clients.Client, held bool) {
+	d.refreshClient(c, held)
+}
+
+func (d *Daemon) refreshClient(c clients.Client, held bool) {
+	t, _ := d.target()
+	files, asks, err := d.fixer.Asks(c, t)
+	hc := hub.Client{Name: c.Name(), Path: files.Config, Installed: true, Asks: asks, Held: held}
+	switch {
+	case errors.Is(err, clients.ErrNotInstalled):
+		hc.Installed, hc.Asks = false, nil
+	case err != nil:
+		hc.Error = err.Error()
+	}
+	d.hub.SetClient(hc)
+}
+
+// noticed turns what the keeper did or found into events.
+func (d *Daemon) noticed(n clients.Notice) {
+	e := hub.Event{Event: watch.Event{Kind: hub.EventConfigWarning, Message: n.String()}, Client: n.Client}
 	switch n.Kind {
 	case clients.NoticeFixed:
-		kind = watch.EventConfigFixed
+		e.Kind = hub.EventConfigFixed
 	case clients.NoticeTooLarge:
-		msg += fmt.Sprintf(". `ctxfit fix %s` (or Fix in the tray, or auto-fix) writes the tuned value", strings.ToLower(n.Client))
+		e.Message = tooLargeText(n.Asks) + fmt.Sprintf(". Fix now in the tray, or `ctxfit fix %s`, writes the tuned value", strings.ToLower(n.Client))
 	}
-	var model string
 	if len(n.Asks) > 0 {
-		model = n.Asks[0].Model
+		e.Model = n.Asks[0].Model
+	} else if n.Report != nil && len(n.Report.Changes) > 0 {
+		e.Model = n.Report.Changes[0].Model
 	}
-	a.watcher.Publish(watch.Event{Kind: kind, Model: model, Message: msg})
+	d.hub.Publish(e)
+}
+
+// tooLargeText says what entries ask and what fits: "Continue asks
+// llama3.1:8b-instruct-fp16 131072; 25600 fits".
+func tooLargeText(asks []clients.Ask) string {
+	parts := make([]string, len(asks))
+	for i, a := range asks {
+		parts[i] = fmt.Sprintf("%s asks %s %d; %d fits", a.Client, a.Model, a.Context, a.Tuned)
+	}
+	return strings.Join(parts, "; ")
 }
 
 // target is what the client configs should ask for: the latest tuned value
 // of each model on the watched server.
-func (a *app) target() (clients.Target, error) {
-	d, err := a.store.Load()
+func (d *Daemon) target() (clients.Target, error) {
+	data, err := d.cfg.Store.Load()
 	if err != nil {
-		return clients.Target{Host: a.host}, err
+		return clients.Target{Host: d.cfg.Host}, err
 	}
-	return tunedTarget(d, a.host), nil
+	return TunedTarget(data, d.cfg.Host), nil
 }
 
-// tuned returns the tuned context of model on the watched server.
-func (a *app) tuned(model string) (int, bool) {
-	t, err := a.target()
-	if err != nil {
-		return 0, false
+// TunedTarget returns what a fix aims for: the latest tuned context of each
+// model on host.
+func TunedTarget(data *state.Data, host *url.URL) clients.Target {
+	key := ollamahost.Key(host)
+	var models []string
+	seen := map[string]bool{}
+	for _, t := range data.Tuned {
+		if t.Host == key && !seen[ollama.ModelKey(t.Model)] {
+			seen[ollama.ModelKey(t.Model)] = true
+			models = append(models, t.Model)
+		}
 	}
-	return t.Tuned(model)
+	return clients.Target{Host: host, Models: models, Tuned: func(model string) (int, bool) {
+		t, ok := data.TunedFor(key, model, "")
+		return t.Context, ok && t.Context > 0
+	}}
 }
 
-// Subscribe implements tray.Backend.
-func (a *app) Subscribe() (<-chan watch.Update, func()) { return a.watcher.Subscribe() }
+// Subscribe follows the hub: one update per change.
+func (d *Daemon) Subscribe() (<-chan hub.Update, func()) { return d.hub.Subscribe() }
 
-// Snapshot implements tray.Backend.
-func (a *app) Snapshot() watch.Snapshot { return a.watcher.Snapshot() }
+// State returns the hub's current state.
+func (d *Daemon) State() hub.State { return d.hub.State() }
 
-// Tune finds and stores the largest context at which model stays on the
-// GPU, then lets the keeper apply it (when auto-fix is on).
-func (a *app) Tune(ctx context.Context, model string, progress func(string)) error {
+// BeginTune registers a tune that a front-end runs: until EndTune the
+// watcher's events for model are the tuner's.
+func (d *Daemon) BeginTune(model, by string) error {
 	k := ollama.ModelKey(model)
-	a.mu.Lock()
-	if a.tuning[k] {
-		a.mu.Unlock()
-		return fmt.Errorf("%s is already being tuned", model)
+	d.mu.Lock()
+	if _, ok := d.ended[k]; ok {
+		d.mu.Unlock()
+		return &hub.ErrTuning{Tune: hub.Tune{Model: model, By: "another front-end"}}
 	}
-	a.tuning[k] = true
-	a.mu.Unlock()
-	defer func() {
-		a.mu.Lock()
-		delete(a.tuning, k)
-		a.mu.Unlock()
-	}()
-
-	parallel, err := parallelSlots(a.env, false, 0, ollamahost.IsLocal(a.host))
-	if err != nil {
+	if d.leases[k] {
+		// The same tuner left a lease before reaching us; we know it now.
+		delete(d.leases, k)
+		d.mu.Unlock()
+		d.hub.EndTune(model, nil)
+		d.mu.Lock()
+	}
+	d.ended[k] = make(chan struct{})
+	d.mu.Unlock()
+	if err := d.hub.BeginTune(hub.Tune{Model: model, By: by}); err != nil {
+		d.mu.Lock()
+		delete(d.ended, k)
+		d.mu.Unlock()
 		return err
 	}
-	a.logger.Info("tuning", "model", model, "parallel", parallel)
-	res, err := tune.Tune(ctx, a.client, tune.Options{
+	return nil
+}
+
+// TuneProgress records a tuner's latest line.
+func (d *Daemon) TuneProgress(model, line string) { d.hub.TuneProgress(model, line) }
+
+// EndTune ends a registered tune: it polls the watcher once more (the
+// tuner's last load is still its own), judges the model afresh, and
+// applies a successful result to every client at once.
+func (d *Daemon) EndTune(ctx context.Context, end localapi.TuneEnd) (localapi.TuneEnded, error) {
+	k := ollama.ModelKey(end.Model)
+	d.mu.Lock()
+	ch, ok := d.ended[k]
+	d.mu.Unlock()
+	if !ok {
+		return localapi.TuneEnded{}, fmt.Errorf("no tune of %s is registered", end.Model)
+	}
+	start := time.Now()
+	d.watcher.Forget(end.Model)
+	d.watcher.Poll(ctx)
+	var result *hub.Event
+	if end.Message != "" {
+		kind := hub.EventTuned
+		if end.Context <= 0 {
+			kind = hub.EventTuneFailed
+		}
+		result = &hub.Event{Event: watch.Event{Kind: kind, Model: end.Model, ContextLength: end.Context, Message: end.Message}}
+	}
+	d.hub.EndTune(end.Model, result)
+	d.mu.Lock()
+	delete(d.ended, k)
+	close(ch)
+	d.mu.Unlock()
+	var out localapi.TuneEnded
+	if end.Context > 0 {
+		out = d.applyTune(ctx)
+		d.logger.Info("tune applied", "model", end.Model, "fixed", len(out.Fixed), "still_too_large", len(out.TooLarge), "after", time.Since(start).Round(time.Millisecond).String())
+	}
+	return out, nil
+}
+
+// applyTune brings every client in line with the tuned values: with
+// auto-fix on it fixes every config asking for something else (those held
+// after an undo aside); with it off the keeper warns about each that asks
+// for more than fits. It returns what it did and what is left.
+func (d *Daemon) applyTune(ctx context.Context) localapi.TuneEnded {
+	if data, err := d.cfg.Store.Load(); err == nil {
+		d.setTuned(tunedKey(data, d.key))
+	}
+	var out localapi.TuneEnded
+	out.Fixed, out.TooLarge = []clients.Report{}, []clients.Ask{}
+	out.AutoFix = d.hub.State().Settings.AutoFix
+	for _, c := range clients.All() {
+		rep := d.keeper.CheckClient(ctx, c)
+		if rep != nil && rep.Written {
+			out.Fixed = append(out.Fixed, *rep)
+		}
+	}
+	for _, c := range d.hub.State().Clients {
+		for _, a := range c.Asks {
+			if a.TooLarge() {
+				out.TooLarge = append(out.TooLarge, a)
+			}
+		}
+	}
+	return out
+}
+
+// Tune runs a tune inside the daemon (the tray's Tune context), registered
+// as any front-end's is.
+func (d *Daemon) Tune(ctx context.Context, model string, progress func(string)) error {
+	if err := d.BeginTune(model, "the tray"); err != nil {
+		return err
+	}
+	end := localapi.TuneEnd{Model: model}
+	defer func() { d.EndTune(context.WithoutCancel(ctx), end) }()
+	parallel, err := tune.ParallelSlots(d.cfg.Getenv, false, 0, ollamahost.IsLocal(d.cfg.Host))
+	if err != nil {
+		end.Message = fmt.Sprintf("tuning %s failed: %v", model, err)
+		return err
+	}
+	res, err := tune.Tune(ctx, d.cfg.Client, tune.Options{
 		Model:    model,
 		Parallel: parallel,
-		GPU:      a.Snapshot().GPU,
+		GPU:      d.hub.State().Snapshot.GPU,
 		Progress: func(p tune.Probe) {
-			line := probeLine(p)
-			a.logger.Info("tune probe", "model", model, "probe", line)
+			line := tune.ProbeLine(p)
+			d.hub.TuneProgress(model, line)
 			if progress != nil {
 				progress(line)
 			}
 		},
 	})
 	if err != nil {
-		msg := fmt.Sprintf("tuning %s failed: %v", model, err)
-		if res != nil {
-			if b := bracketText(res); b != "" {
-				msg += "; " + b
-			}
+		end.Message = fmt.Sprintf("tuning %s failed: %v", model, err)
+		if errors.Is(err, context.Canceled) {
+			end.Message = fmt.Sprintf("tuning %s cancelled", model)
 		}
-		a.watcher.Publish(watch.Event{Kind: watch.EventConfigWarning, Model: model, Message: msg})
+		if b := tune.Bracket(res); b != "" {
+			end.Message += "; " + b
+		}
 		return err
 	}
-	if err := storeTuned(a.store, a.key, res); err != nil {
+	if err := tune.Record(d.cfg.Store, d.key, res); err != nil {
+		end.Message = err.Error()
 		return err
 	}
-	a.watcher.Publish(watch.Event{Kind: watch.EventTuned, Model: res.Model, ContextLength: res.Context, Message: tuneSummary(res)})
-	a.keeper.Check(ctx)
+	end.Context, end.Message = res.Context, tune.Summary(res)
 	return nil
 }
 
-func (a *app) continueClient() clients.Client {
-	c, err := clients.Lookup("continue")
+// Fix writes the tuned values into client's config now (the tray's Fix
+// now), whatever the auto-fix setting.
+func (d *Daemon) Fix(ctx context.Context, client string) error {
+	c, err := clients.Lookup(client)
 	if err != nil {
-		panic("the Continue client is not registered: " + err.Error())
+		return err
 	}
-	return c
-}
-
-// ClientContext reports what Continue asks for when it uses model.
-func (a *app) ClientContext(model string) (string, int, bool) {
-	t, _ := a.target()
-	_, asks, err := a.fixer.Asks(a.continueClient(), t)
-	if err != nil {
-		return "", 0, false
-	}
-	for _, ask := range asks {
-		if ollama.SameModel(ask.Model, model) {
-			label := ask.Title
-			if label == "" {
-				label = "Continue"
-			}
-			return label, ask.Context, true
-		}
-	}
-	return "", 0, false
-}
-
-// FixContinue writes the tuned values into Continue's config now.
-func (a *app) FixContinue(ctx context.Context, model string) error {
-	if _, ok := a.tuned(model); !ok {
-		return fmt.Errorf("%s has no tuned context yet; tune it first", model)
-	}
-	_, err := a.keeper.Fix(ctx, a.continueClient())
+	_, err = d.keeper.Fix(ctx, c)
 	return err
 }
 
-// ContinueConfigPath returns Continue's active config file, "" when none.
-func (a *app) ContinueConfigPath() string {
-	f, err := a.continueClient().Files(a.fixer.Env)
-	if err != nil {
-		return ""
-	}
-	return f.Config
-}
-
-// Settings returns the user's choices.
-func (a *app) Settings() (state.Settings, error) {
-	d, err := a.store.Load()
+// Set changes a setting now and persists it.
+func (d *Daemon) Set(ctx context.Context, s localapi.Setting) (state.Settings, error) {
+	var what string
+	err := d.cfg.Store.Update(func(data *state.Data) error {
+		switch s.Name {
+		case "auto-fix":
+			data.Settings.AutoFix = s.On
+			what = "auto-fix (keep client configs fixed)"
+		case "notifications":
+			data.Settings.NotificationsOff = !s.On
+			what = "desktop notifications"
+		default:
+			return fmt.Errorf("unknown setting %q; ctxfit has auto-fix and notifications", s.Name)
+		}
+		return nil
+	})
 	if err != nil {
 		return state.Settings{}, err
 	}
-	return d.Settings, nil
+	data, err := d.cfg.Store.Load()
+	if err != nil {
+		return state.Settings{}, err
+	}
+	d.hub.SetSettings(data.Settings)
+	d.hub.Publish(hub.Event{Event: watch.Event{Kind: hub.EventSettingChanged, Message: fmt.Sprintf("%s is now %s", what, onOff(s.On))}})
+	if s.Name == "auto-fix" && s.On {
+		go d.keeper.Check(context.WithoutCancel(ctx))
+	}
+	return data.Settings, nil
 }
 
-// SetAutoFix turns auto-fix on or off; turning it on fixes the configs now.
-func (a *app) SetAutoFix(on bool) error {
-	err := a.store.Update(func(d *state.Data) error { d.Settings.AutoFix = on; return nil })
-	if err == nil && on {
-		go a.keeper.Check(context.Background())
+func onOff(on bool) string {
+	if on {
+		return "on"
 	}
+	return "off"
+}
+
+// SetAutoFix turns auto-fix on or off (the tray's checkbox).
+func (d *Daemon) SetAutoFix(on bool) error {
+	_, err := d.Set(context.Background(), localapi.Setting{Name: "auto-fix", On: on})
 	return err
 }
 
 // SetNotifications turns desktop notifications on or off.
-func (a *app) SetNotifications(on bool) error {
-	return a.store.Update(func(d *state.Data) error { d.Settings.NotificationsOff = !on; return nil })
+func (d *Daemon) SetNotifications(on bool) error {
+	_, err := d.Set(context.Background(), localapi.Setting{Name: "notifications", On: on})
+	return err
 }
 
-func (a *app) autostart() (*autostart.Manager, error) { return autostart.New(autostart.Options{}) }
+// Undo restores client's config as it was before ctxfit's last fix, and
+// holds it: auto-fix leaves it alone until the user changes it.
+func (d *Daemon) Undo(ctx context.Context, client string) (localapi.Undone, error) {
+	c, err := clients.Lookup(client)
+	if err != nil {
+		return localapi.Undone{}, &localapi.Error{Code: localapi.CodeBadRequest, Message: err.Error()}
+	}
+	u, err := d.keeper.Undo(ctx, c)
+	switch {
+	case errors.Is(err, clients.ErrNothingToUndo):
+		return localapi.Undone{}, &localapi.Error{Code: localapi.CodeNothingToUndo, Message: err.Error()}
+	case err != nil:
+		return localapi.Undone{}, err
+	}
+	msg := fmt.Sprintf("%s: restored %s as it was before ctxfit's fix; auto-fix leaves it alone until you change it", c.Name(), u.Path)
+	d.hub.Publish(hub.Event{Event: watch.Event{Kind: hub.EventConfigRestored, Message: msg}, Client: c.Name()})
+	return localapi.Undone{Undone: *u, Held: true}, nil
+}
 
 // StartAtLogin reports whether the login service is installed and enabled.
-func (a *app) StartAtLogin() (bool, error) {
-	m, err := a.autostart()
+func (d *Daemon) StartAtLogin() (bool, error) {
+	m, err := autostart.New(autostart.Options{})
 	if err != nil {
 		return false, err
 	}
@@ -351,8 +571,8 @@ func (a *app) StartAtLogin() (bool, error) {
 }
 
 // SetStartAtLogin installs or removes the login service for the tray.
-func (a *app) SetStartAtLogin(on bool) error {
-	m, err := a.autostart()
+func (d *Daemon) SetStartAtLogin(on bool) error {
+	m, err := autostart.New(autostart.Options{})
 	if err != nil {
 		return err
 	}
@@ -363,31 +583,12 @@ func (a *app) SetStartAtLogin(on bool) error {
 }
 
 // LogPath returns ctxfit's log file.
-func (a *app) LogPath() string {
-	p, err := logfile.DefaultPath(a.env.getenv)
+func (d *Daemon) LogPath() string {
+	p, err := logfile.DefaultPath(d.cfg.Getenv)
 	if err != nil {
 		return ""
 	}
 	return p
 }
 
-// runWithTray shows the tray (on the calling goroutine, which must be the
-// main one) while the app runs. Without a tray host it says so once and
-// carries on as the headless watcher.
-func (a *app) runWithTray(ctx context.Context, hostWait time.Duration) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- a.run(ctx) }()
-	err := tray.Run(ctx, a, tray.Options{Logger: a.logger, HostWait: hostWait})
-	if errors.Is(err, tray.ErrNoTray) {
-		a.logger.Warn("no system tray here, so ctxfit carries on as the headless watcher (use `ctxfit run --headless` to skip the tray)", "reason", err.Error())
-		return <-done
-	}
-	cancel() // Quit was chosen, or ctx ended
-	<-done
-	if ctx.Err() != nil && err == ctx.Err() {
-		return nil
-	}
-	return err
-}
+var _ localapi.Backend = (*Daemon)(nil)

@@ -123,23 +123,27 @@ func TestTrayOverWatcher(t *testing.T) {
 	p.attach(w)
 
 	// The menu shows the simulator's model and its split as `ollama ps`.
-	line := simModel + " · 6.2 GB · 100% GPU · context 8192"
+	line := "⚠ " + simModel + " · 6.2 GB · 100% GPU · context 8192" // Continue asks for more than fits
 	m := p.WaitMenu("the loaded model", func(n *traytest.Node) bool {
-		l := n.Find(simModel)
+		l := n.Find(line)
 		return l != nil && l.Label == line && len(l.Children) > 0
 	})
 	if h := m.Find("Ollama "); h == nil || h.Label != "Ollama 0.17.4 at "+simURL {
 		t.Errorf("header = %v, want Ollama 0.17.4 at %s", h, simURL)
 	}
 	// Continue asks for more than the tuned value: it will spill the model
-	// at its next request, so the fix is offered already.
+	// at its next request, so the fix is offered already and the icon is
+	// amber.
+	m = p.WaitMenu("Continue's Fix item", func(n *traytest.Node) bool {
+		return n.Find(line) != nil && n.Find(line).Find("Fix Continue now: 32768 → 16384") != nil
+	})
 	for _, want := range []string{"Tune context", "Fix Continue now: 32768 → 16384", "Tuned: context 16384 stays on the GPU"} {
-		if m.Find(simModel).Find(want) == nil {
+		if m.Find(line).Find(want) == nil {
 			t.Errorf("the model's submenu lacks %q:\n%v", want, m)
 		}
 	}
-	p.WaitIcon(assets.OK)
-	if tip := p.Tooltip(); tip != "ctxfit: "+simModel+" 100% GPU" {
+	p.WaitIcon(assets.Warning)
+	if tip := p.Tooltip(); tip != "ctxfit: "+simModel+": Continue asks 32768; 16384 fits" {
 		t.Errorf("tooltip %q", tip)
 	}
 
@@ -160,13 +164,13 @@ func TestTrayOverWatcher(t *testing.T) {
 	p.waitCalls("notify "+simModel+" spilled onto the CPU", 1)
 
 	// Fix Continue now rewrites Continue's config with the tuned value; the
-	// item then says Continue asks for it, and no notification repeats
-	// what the user just did.
+	// item then goes, as no client asks for too much, and no notification
+	// repeats what the user just did.
 	p.Click("Fix Continue now: 32768 → 16384")
-	p.waitCalls("fix "+simModel, 1)
+	p.waitCalls("fix Continue", 1)
 	p.WaitMenu("the fixed config", func(n *traytest.Node) bool {
-		f := n.Find("Fix Continue now")
-		return f != nil && f.Label == "Fix Continue now (Continue asks for 16384)" && !f.Enabled &&
+		f := n.Find("No client asks for more than fits")
+		return f != nil && !f.Enabled && n.Find("Fix Continue now") == nil &&
 			n.Find("Continue's config was updated") != nil
 	})
 	data, _ := os.ReadFile(continuePath)
@@ -199,9 +203,9 @@ func TestTrayOverWatcher(t *testing.T) {
 	// arrive.
 	p.Click("Start at login")
 	p.waitCalls("login true", 1)
-	p.Click("Fix Continue automatically")
+	p.Click("Keep client configs fixed")
 	p.waitCalls("autofix true", 1)
-	p.WaitMenu("auto-fix on", func(n *traytest.Node) bool { return n.Find("Fix Continue automatically").Checked })
+	p.WaitMenu("auto-fix on", func(n *traytest.Node) bool { return n.Find("Keep client configs fixed").Checked })
 	p.waitCalls("notify Client config fixed", 1)
 
 	logItem := p.WaitMenu("Open log", func(n *traytest.Node) bool { f := n.Find("Open log"); return f != nil && f.Enabled }).Find("Open log").ID
@@ -267,7 +271,7 @@ func TestTrayStuckBackend(t *testing.T) {
 	p := startChild(t, addr, "stuck", t.TempDir())
 	p.attach(w)
 	m := p.WaitMenu("the first menu", func(n *traytest.Node) bool { return n.Find("Connecting…") != nil && n.Find("Quit") != nil })
-	for _, label := range []string{"Fix Continue automatically", "Notifications", "Start at login", "Open log"} {
+	for _, label := range []string{"Keep client configs fixed", "Notifications", "Start at login", "Open log"} {
 		if f := m.Find(label); f == nil || f.Enabled {
 			t.Errorf("%q should be shown disabled until the backend answers:\n%v", label, m)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ctxfit/ctxfit/clients"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/localapi"
 	"github.com/ctxfit/ctxfit/state"
 )
 
@@ -170,38 +171,89 @@ func tokensOrUnset(n int) string {
 	return fmt.Sprint(n)
 }
 
-// runUndo is `ctxfit undo CLIENT`: it restores CLIENT's config as it was
-// before ctxfit's last fix.
+// runUndo is `ctxfit undo CLIENT|all`: it restores CLIENT's config as it
+// was before ctxfit's last fix. Through a running daemon the undo sticks:
+// auto-fix leaves the file alone until the user changes it. Standalone it
+// warns when auto-fix is on.
 func runUndo(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("undo")
+	host := fs.String("host", "", "Ollama server `URL` whose running ctxfit to tell (default $OLLAMA_HOST, else "+ollamahost.Default+")")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: ctxfit undo CLIENT\n\n"+
+		fmt.Fprintf(fs.Output(), "Usage: ctxfit undo CLIENT|all [--host URL]\n\n"+
 			"Restores CLIENT's config as it was before ctxfit's last fix; run it again to go\n"+
-			"further back. It refuses when the file was edited after the fix.\n\n"+
-			"CLIENT is one of: %s.\n", strings.Join(clientNames(), ", "))
+			"further back. It refuses when the file was edited after the fix. A running ctxfit\n"+
+			"then leaves the file alone, auto-fix or not, until you change it again.\n\n"+
+			"CLIENT is one of: %s, or all.\n", strings.Join(clientNames(), ", "))
+		fs.PrintDefaults()
 	}
 	pos, err := parseOneArg(fs, args)
 	if err != nil {
 		return err
 	}
-	c, err := clients.Lookup(pos[0])
-	if err != nil {
-		fmt.Fprintf(e.stderr, "ctxfit undo: %v\n", err)
-		return exitError(2)
+	var targets []clients.Client
+	all := strings.EqualFold(pos[0], "all")
+	if all {
+		targets = clients.All()
+	} else {
+		c, err := clients.Lookup(pos[0])
+		if err != nil {
+			fmt.Fprintf(e.stderr, "ctxfit undo: %v (or all)\n", err)
+			return exitError(2)
+		}
+		targets = []clients.Client{c}
 	}
-	store, err := e.store()
+	store, data, err := e.state()
 	if err != nil {
 		return err
 	}
+	u := e.host(*host)
+	d, hello := e.daemon(ctx, store, u, "undo")
 	fixer := &clients.Fixer{Env: clients.NewEnv(e.getenv), StateDir: store.Dir()}
-	u, err := fixer.Undo(ctx, c)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "ctxfit undo: %v\n", err)
+	undone, failed := 0, false
+	for _, c := range targets {
+		var res *clients.Undone
+		if d != nil {
+			var out localapi.Undone
+			out, err = d.Undo(ctx, c.Name())
+			res = &out.Undone
+			if localapi.IsCode(err, localapi.CodeNothingToUndo) {
+				err = clients.ErrNothingToUndo
+			}
+		} else {
+			res, err = fixer.Undo(ctx, c)
+		}
+		switch {
+		case all && errors.Is(err, clients.ErrNothingToUndo):
+			continue
+		case err != nil:
+			fmt.Fprintf(e.stderr, "ctxfit undo: %v\n", err)
+			failed = true
+			continue
+		}
+		undone++
+		fmt.Fprintf(e.stdout, "%s: restored %s as it was before ctxfit's fix of %s.\n",
+			c.Name(), res.Path, e.local(res.FixedAt).Format(time.DateTime))
+	}
+	switch {
+	case undone == 0 && all && !failed:
+		fmt.Fprintln(e.stdout, "ctxfit has made no fix to undo.")
+	case undone > 0 && d != nil:
+		fmt.Fprintf(e.stdout, "The running ctxfit (pid %d) leaves %s alone until you change %s again; `ctxfit fix CLIENT` writes the tuned values back.\n",
+			hello.PID, plural2(undone, "this file", "these files"), plural2(undone, "it", "them"))
+	case undone > 0 && data.Settings.AutoFix:
+		fmt.Fprintf(e.stderr, "warning: auto-fix is on. No ctxfit answers for %s here, but one running as another user, or started later, puts the tuned values back when the file next changes; `ctxfit set auto-fix off` keeps this version.\n", u.Redacted())
+	}
+	if failed {
 		return exitError(1)
 	}
-	fmt.Fprintf(e.stdout, "%s: restored %s as it was before ctxfit's fix of %s.\n",
-		c.Name(), u.Path, e.local(u.FixedAt).Format(time.DateTime))
 	return nil
+}
+
+func plural2(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // clientReport is one client in `ctxfit clients --json`.

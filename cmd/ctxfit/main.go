@@ -32,8 +32,11 @@ func commands() []command {
 		{"tune", "find the largest context that stays 100% on the GPU", runTune},
 		{"bench", "measure time to first token and tokens per second", runBench},
 		{"fix", "write tuned context lengths into a client's config", runFix},
-		{"undo", "restore a client's config as it was before ctxfit's last fix", runUndo},
+		{"undo", "restore a client's config (or all) as it was before ctxfit's last fix", runUndo},
 		{"clients", "list the clients found on this machine and what they ask for", runClients},
+		{"settings", "show every setting ctxfit remembers", runSettings},
+		{"set", "change a setting: auto-fix or notifications, on or off", runSet},
+		{"logs", "print the log of `ctxfit run`; -f follows it", runLogs},
 		{"service", "install, remove or control ctxfit's start at login", runService},
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/ctxfit/ctxfit/daemon"
 	"github.com/ctxfit/ctxfit/internal/autostart"
 	"github.com/ctxfit/ctxfit/internal/instance"
 	"github.com/ctxfit/ctxfit/internal/logfile"
@@ -116,13 +117,16 @@ func (e *env) watch(ctx context.Context, o runOptions) error {
 		return err
 	}
 	defer lock.Release()
-	a := newApp(e, u, store, logger)
-	logger.Info("ctxfit watching Ollama", "host", u.String(), "state", store.Dir())
+	d := daemon.New(daemon.Config{
+		Host: u, Client: e.client(u), Store: store, Logger: logger, Getenv: e.getenv,
+		Socket: e.socket(store, u),
+	})
+	logger.Info("ctxfit watching Ollama", "host", u.String(), "state", store.Dir(), "control_socket", e.socket(store, u))
 	err = autostart.Serve(ctx, func(ctx context.Context) error {
 		if o.headless {
-			return a.run(ctx)
+			return d.Run(ctx)
 		}
-		return a.runWithTray(ctx, o.trayWait)
+		return d.RunWithTray(ctx, o.trayWait)
 	})
 	logger.Info("ctxfit stopped")
 	return err

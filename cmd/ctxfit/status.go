@@ -11,6 +11,7 @@ import (
 
 	"github.com/ollama/ollama/format"
 
+	"github.com/ctxfit/ctxfit/hub"
 	"github.com/ctxfit/ctxfit/internal/logfile"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
 	"github.com/ctxfit/ctxfit/ollama"
@@ -40,19 +41,45 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
-	w := watch.New(e.client(u), u, store, watch.Options{})
-	snap := w.Poll(ctx).Snapshot
+	// With a daemon running for the server, its state is the answer: the
+	// same snapshot the tray shows, and the tunes in progress. Without
+	// one, a poll of our own.
+	var snap watch.Snapshot
+	var tunes []hub.Tune
+	var daemonPID int
 	data, _ := store.Load()
+	settings := state.Settings{}
+	if data != nil {
+		settings = data.Settings
+	}
+	if c, h := e.daemon(ctx, store, u, "status"); c != nil {
+		if st, err := c.State(ctx); err == nil && st.Snapshot.Reachable {
+			snap, tunes, settings, daemonPID = st.Snapshot, st.Tunes, st.Settings, h.PID
+		}
+	}
+	if daemonPID == 0 {
+		w := watch.New(e.client(u), u, store, watch.Options{})
+		snap = w.Poll(ctx).Snapshot
+	}
 	if *asJSON {
-		return writeStatusJSON(e.stdout, snap)
+		return writeStatusJSON(e.stdout, snap, settings, tunes)
 	}
 	if !snap.Reachable {
 		fmt.Fprintln(e.stderr, snap.Error)
 		return exitError(1)
 	}
 	writeStatus(e.stdout, snap, data, ollamahost.Key(u), e.local)
+	for _, t := range tunes {
+		fmt.Fprintf(e.stdout, "\nTuning %s (%s): %s\n", t.Model, t.By, t.Line)
+	}
+	fmt.Fprintf(e.stdout, "\nSettings: auto-fix %s, notifications %s (`ctxfit settings`).\n", onOff(settings.AutoFix), onOff(!settings.NotificationsOff))
+	if daemonPID != 0 {
+		fmt.Fprintf(e.stdout, "ctxfit is running for this server (pid %d).\n", daemonPID)
+	} else {
+		fmt.Fprintln(e.stdout, "ctxfit is not running for this server: `ctxfit run` watches it.")
+	}
 	if p, err := logfile.DefaultPath(e.getenv); err == nil {
-		fmt.Fprintf(e.stdout, "\nLog: %s\n", p)
+		fmt.Fprintf(e.stdout, "Log: %s\n", p)
 	}
 	return nil
 }
@@ -77,11 +104,18 @@ func setGPUPresence(store *state.Store, u *url.URL, value string) error {
 
 // statusJSON is the shape of `ctxfit status --json` for a reachable server.
 type statusJSON struct {
-	Host      string        `json:"host"`
-	Reachable bool          `json:"reachable"`
-	Version   string        `json:"version"`
-	GPU       string        `json:"gpu"`
-	Models    []watch.Model `json:"models"`
+	Host      string            `json:"host"`
+	Reachable bool              `json:"reachable"`
+	Version   string            `json:"version"`
+	GPU       string            `json:"gpu"`
+	Models    []watch.Model     `json:"models"`
+	Settings  settingsBriefJSON `json:"settings"`
+	Tunes     []hub.Tune        `json:"tunes"` // running now, as a running ctxfit knows them
+}
+
+type settingsBriefJSON struct {
+	AutoFix       bool `json:"auto_fix"`
+	Notifications bool `json:"notifications"`
 }
 
 // unreachableJSON is the shape of `ctxfit status --json` when no server answers.
@@ -91,7 +125,7 @@ type unreachableJSON struct {
 	Error     string `json:"error"`
 }
 
-func writeStatusJSON(w io.Writer, snap watch.Snapshot) error {
+func writeStatusJSON(w io.Writer, snap watch.Snapshot, settings state.Settings, tunes []hub.Tune) error {
 	if !snap.Reachable {
 		if err := writeIndentedJSON(w, unreachableJSON{snap.Host, false, snap.Error}); err != nil {
 			return err
@@ -102,7 +136,11 @@ func writeStatusJSON(w io.Writer, snap watch.Snapshot) error {
 	if models == nil {
 		models = []watch.Model{}
 	}
-	return writeIndentedJSON(w, statusJSON{snap.Host, true, snap.Version, string(snap.GPU), models})
+	if tunes == nil {
+		tunes = []hub.Tune{}
+	}
+	return writeIndentedJSON(w, statusJSON{snap.Host, true, snap.Version, string(snap.GPU), models,
+		settingsBriefJSON{settings.AutoFix, !settings.NotificationsOff}, tunes})
 }
 
 func writeStatus(w io.Writer, snap watch.Snapshot, data *state.Data, hostKey string, local func(time.Time) time.Time) {
@@ -139,7 +177,7 @@ func writeStatus(w io.Writer, snap watch.Snapshot, data *state.Data, hostKey str
 		case m.RAMWarning != "":
 			hints = append(hints, m.RAMWarning)
 		case m.Spilled && m.TunedContext != nil:
-			hints = append(hints, fmt.Sprintf("%s spilled at context %d; %d stays on the GPU: `ctxfit fix continue` (or `ctxfit fix all`) writes it into your clients.", m.Name, m.ContextLength, *m.TunedContext))
+			hints = append(hints, fmt.Sprintf("%s spilled at context %d; %d stays on the GPU: `ctxfit fix all` writes it into your clients (`ctxfit clients` shows which ask for more).", m.Name, m.ContextLength, *m.TunedContext))
 		case m.Spilled:
 			hints = append(hints, fmt.Sprintf("%s spilled onto the CPU: `ctxfit tune %s` finds the largest context that stays on the GPU.", m.Name, m.Name))
 		case m.State == ollama.StateUnknown:

@@ -105,8 +105,9 @@ func waitOutput(t *testing.T, p *traytest.Process, what, want string, within tim
 
 // TestTrayRealApp runs `ctxfit run` with its tray over a private DBus
 // session, against the GPU simulator, as a desktop would see it: the menu
-// shows the simulator's model and split, the icon turns amber on a spill,
-// and Fix Continue now rewrites the real config.
+// shows the simulator's model and split, one Fix item per client that asks
+// for more than fits (Continue and Zed here), the icon stays amber until
+// every client is fixed, and each Fix rewrites the real config.
 func TestTrayRealApp(t *testing.T) {
 	t.Parallel()
 	addr := traytest.StartBus(t)
@@ -115,6 +116,16 @@ func TestTrayRealApp(t *testing.T) {
 	h := newTrayHome(t, addr)
 	orig := trayContinueConfig(u)
 	if err := os.WriteFile(h.cont, []byte(orig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	zed := filepath.Join(h.vars["XDG_CONFIG_HOME"], "zed", "settings.json")
+	os.MkdirAll(filepath.Dir(zed), 0o755)
+	if err := os.WriteFile(zed, []byte(`{
+  // Zed
+  "language_models": {"ollama": {"api_url": "`+u+`",
+    "available_models": [{"name": "`+llama+`", "display_name": "Llama", "max_tokens": 131072}]}}
+}
+`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := state.OpenStore(h.vars[state.StateDirEnv]).Update(func(d *state.Data) error {
@@ -136,13 +147,13 @@ func TestTrayRealApp(t *testing.T) {
 	if err := sim.Load(llama, 131072, gpusim.Forever); err != nil {
 		t.Fatal(err)
 	}
-	const fix = "Fix Continue now: 131072 → 24576"
+	const fixContinue, fixZed = "Fix Continue now: 131072 → 24576", "Fix Zed now: 131072 → 24576"
 	m := it.WaitMenu("the spill", func(n *traytest.Node) bool {
 		l := n.Find("⚠ " + llama + " · ")
-		f := n.Find(fix)
-		return l != nil && strings.HasSuffix(l.Label, " · 56%/44% CPU/GPU · context 131072") && f != nil && f.Enabled
+		f, z := n.Find(fixContinue), n.Find(fixZed)
+		return l != nil && strings.HasSuffix(l.Label, " · 56%/44% CPU/GPU · context 131072") && f != nil && f.Enabled && z != nil && z.Enabled
 	})
-	for _, want := range []string{"Tune context", fix, "Tuned: context 24576 stays on the GPU"} {
+	for _, want := range []string{"Tune context", fixContinue, fixZed, "Tuned: context 24576 stays on the GPU"} {
 		if m.Find("⚠ "+llama).Find(want) == nil {
 			t.Errorf("the model's submenu lacks %q:\n%v", want, m)
 		}
@@ -154,7 +165,7 @@ func TestTrayRealApp(t *testing.T) {
 
 	// Fix Continue now writes the tuned value and half of it as maxTokens
 	// into the real config, and changes nothing else.
-	it.Click(fix)
+	it.Click(fixContinue)
 	want := strings.Replace(orig, "contextLength: 131072 #", "contextLength: 24576 #", 1)
 	want = strings.Replace(want, "maxTokens: 4096", "maxTokens: 12288", 1)
 	var got []byte
@@ -167,10 +178,31 @@ func TestTrayRealApp(t *testing.T) {
 	if string(got) != want {
 		t.Errorf("Continue's config after the fix:\n%s\nwant:\n%s", got, want)
 	}
-	it.WaitMenu("the fixed config", func(n *traytest.Node) bool {
-		f := n.Find("Fix Continue now")
-		return f != nil && f.Label == "Fix Continue now (Continue asks for 24576)" && !f.Enabled
+	it.WaitMenu("Continue fixed, Zed not", func(n *traytest.Node) bool {
+		return n.Find("Fix Continue now") == nil && n.Find(fixZed) != nil
 	})
+	// Continue reloads the model at the fixed context: it fits, but Zed
+	// still asks for more and will spill it again: amber, saying so.
+	if err := sim.Load(llama, 24576, gpusim.Forever); err != nil {
+		t.Fatal(err)
+	}
+	it.WaitMenu("the model back on the GPU", func(n *traytest.Node) bool {
+		l := n.Find("⚠ " + llama + " · ")
+		return l != nil && strings.HasSuffix(l.Label, " · 100% GPU · context 24576")
+	})
+	it.WaitIcon(assets.Warning)
+	if tip := it.Tooltip(); tip != "ctxfit: "+llama+": Zed asks 131072; 24576 fits" {
+		t.Errorf("tooltip %q", tip)
+	}
+	it.Click(fixZed)
+	it.WaitMenu("every client fixed", func(n *traytest.Node) bool {
+		f := n.Find("No client asks for more than fits")
+		return f != nil && !f.Enabled && n.Find("Fix Zed now") == nil
+	})
+	it.WaitIcon(assets.OK)
+	if b, _ := os.ReadFile(zed); !strings.Contains(string(b), `"max_tokens": 24576`) || !strings.Contains(string(b), "// Zed") {
+		t.Errorf("Zed's settings after the fix:\n%s", b)
+	}
 
 	code, out := it.Quit(p)
 	if code != 0 || !strings.Contains(out, "ctxfit stopped") {

@@ -7,13 +7,12 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/ollama/ollama/format"
 
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/localapi"
 	"github.com/ctxfit/ctxfit/ollama"
 	"github.com/ctxfit/ctxfit/state"
 	"github.com/ctxfit/ctxfit/tune"
@@ -63,7 +62,7 @@ is stored for ctxfit status and ctxfit fix. Ctrl-C stops between loads.`)
 	u := e.host(*host)
 	given := false
 	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "parallel" })
-	p, err := parallelSlots(e, given, *parallel, ollamahost.IsLocal(u))
+	p, err := tune.ParallelSlots(e.getenv, given, *parallel, ollamahost.IsLocal(u))
 	if err != nil {
 		fmt.Fprintf(e.stderr, "ctxfit tune: %v\n", err)
 		return errUsage
@@ -80,6 +79,20 @@ is stored for ctxfit status and ctxfit fix. Ctrl-C stops between loads.`)
 		progress = e.stderr // stdout holds only the JSON
 	}
 	model := pos[0]
+	mark, err := e.beginTune(ctx, store, u, model)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "ctxfit tune: %v\n", err)
+		return exitError(1)
+	}
+	ended := false
+	endMark := func(n int, msg string) *localapi.TuneEnded {
+		if ended {
+			return nil
+		}
+		ended = true
+		return mark.end(n, msg)
+	}
+	defer endMark(0, "") // a panic or an early return still ends the mark
 	fmt.Fprintf(progress, "Tuning %s on %s: step %d, %d parallel slot%s.\n", model, u.Redacted(), *step, p, plural(p))
 	n := 0
 	res, err := tune.Tune(ctx, client, tune.Options{
@@ -89,21 +102,32 @@ is stored for ctxfit status and ctxfit fix. Ctrl-C stops between loads.`)
 		GPU:      gpu,
 		Progress: func(pr tune.Probe) {
 			n++
-			fmt.Fprintf(progress, "  load %d: %s\n", n, probeLine(pr))
+			line := tune.ProbeLine(pr)
+			fmt.Fprintf(progress, "  load %d: %s\n", n, line)
+			mark.progress(line)
 		},
 	})
 	if err != nil {
+		msg := fmt.Sprintf("tuning %s failed: %v", model, err)
+		if b := tune.Bracket(res); b != "" {
+			msg += "; " + b
+		}
+		endMark(0, msg)
 		return tuneFailed(e, res, err)
 	}
 
-	if err := storeTuned(store, key, res); err != nil {
+	if err := tune.Record(store, key, res); err != nil {
+		endMark(0, err.Error())
 		return err
 	}
 
 	if *asJSON {
+		endMark(res.Context, tune.Summary(res))
 		return writeTuneJSON(e.stdout, res)
 	}
-	fmt.Fprintln(e.stdout, tuneSummary(res))
+	fmt.Fprintln(e.stdout, tune.Summary(res))
+	// The benchmark loads the model at its old context again: still the
+	// tuner's load, so the mark ends after it.
 	before, after, err := tune.BenchBeforeAfter(ctx, client, res)
 	switch {
 	case err != nil:
@@ -112,72 +136,12 @@ is stored for ctxfit status and ctxfit fix. Ctrl-C stops between loads.`)
 		fmt.Fprintf(e.stdout, "Speed: %.1f tokens/s at num_ctx %d (%s), %.1f tokens/s at num_ctx %d (%s).\n",
 			before.TokensPerSecond, before.Context, before.Processor(), after.TokensPerSecond, after.Context, after.Processor())
 	}
+	if done := endMark(res.Context, tune.Summary(res)); done != nil {
+		printApplied(e, done)
+		return nil
+	}
 	fmt.Fprintf(e.stdout, "Stored; `ctxfit fix all` writes it into your clients' configs.\n")
 	return nil
-}
-
-// storeTuned remembers a finished tune of the server with host key.
-func storeTuned(store *state.Store, key string, res *tune.Result) error {
-	err := store.Update(func(d *state.Data) error {
-		d.PutTuned(state.Tuned{
-			Host:           key,
-			Model:          res.Model,
-			Digest:         res.Digest,
-			Parallel:       res.Parallel,
-			Context:        res.Context,
-			Step:           res.Step,
-			Loads:          res.Loads,
-			TrainedContext: res.TrainedContext,
-			MeasuredAt:     time.Now().UTC(),
-		})
-		d.Host(key).GPUSeen = true // the answer loaded into VRAM
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("tuned %s to %d but could not store it: %w", res.Model, res.Context, err)
-	}
-	return nil
-}
-
-// parallelSlots returns the parallel slots to tune for: --parallel when
-// given, else OLLAMA_NUM_PARALLEL when the server runs on this machine
-// (where that environment is likely the server's too), else 1.
-func parallelSlots(e *env, given bool, flagValue int, local bool) (int, error) {
-	if given {
-		if flagValue < 1 {
-			return 0, fmt.Errorf("--parallel %d: use a positive number of slots", flagValue)
-		}
-		return flagValue, nil
-	}
-	if v := strings.TrimSpace(e.getenv("OLLAMA_NUM_PARALLEL")); local && v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return 0, fmt.Errorf("OLLAMA_NUM_PARALLEL=%q: use a positive number, or pass --parallel", v)
-		}
-		return n, nil
-	}
-	return 1, nil
-}
-
-// probeLine describes one load: "num_ctx 32768: 25.8 GB, 8%/92% CPU/GPU, 2.1 s".
-func probeLine(p tune.Probe) string {
-	if p.Refused != "" {
-		return fmt.Sprintf("num_ctx %d: refused by the server (%s), %.1f s", p.Context, p.Refused, p.Seconds)
-	}
-	return fmt.Sprintf("num_ctx %d: %s, %s, %.1f s", p.Context, format.HumanBytes(p.Size), p.Processor(), p.Seconds)
-}
-
-func tuneSummary(res *tune.Result) string {
-	var why string
-	switch {
-	case res.SmallestSpill > 0:
-		why = fmt.Sprintf("%d spills", res.SmallestSpill)
-	case res.TrainedContext > 0:
-		why = fmt.Sprintf("the model's trained context is %d", res.TrainedContext)
-	default:
-		why = "the largest context tried"
-	}
-	return fmt.Sprintf("%s: num_ctx %d stays 100%% on the GPU (%s); %d load%s.", res.Model, res.Context, why, res.Loads, plural(res.Loads))
 }
 
 // tuneFailed explains a failed or interrupted tune and returns the exit
@@ -187,7 +151,7 @@ func tuneFailed(e *env, res *tune.Result, err error) error {
 	switch {
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintf(e.stderr, "ctxfit tune: stopped after %d load%s; nothing stored.\n", res.Loads, plural(res.Loads))
-		if k := bracketText(res); k != "" {
+		if k := tune.Bracket(res); k != "" {
 			fmt.Fprintf(e.stderr, "Known so far: %s.\n", k)
 		}
 		return exitError(130)
@@ -197,26 +161,11 @@ func tuneFailed(e *env, res *tune.Result, err error) error {
 		fmt.Fprintf(e.stderr, "ctxfit tune: %v\n", err)
 	default:
 		fmt.Fprintf(e.stderr, "ctxfit tune: %v\n", err)
-		if k := bracketText(res); k != "" && res.Loads > 0 {
+		if k := tune.Bracket(res); k != "" && res.Loads > 0 {
 			fmt.Fprintf(e.stderr, "Known so far: %s. Nothing stored.\n", k)
 		}
 	}
 	return exitError(1)
-}
-
-// bracketText says what the loads proved: "num_ctx 16384 fits, 20480 spills".
-func bracketText(res *tune.Result) string {
-	switch {
-	case res == nil:
-		return ""
-	case res.LargestFit > 0 && res.SmallestSpill > 0:
-		return fmt.Sprintf("num_ctx %d fits, %d spills: the answer is %d or between them", res.LargestFit, res.SmallestSpill, res.LargestFit)
-	case res.LargestFit > 0:
-		return fmt.Sprintf("num_ctx %d fits; nothing larger was tried", res.LargestFit)
-	case res.SmallestSpill > 0:
-		return fmt.Sprintf("num_ctx %d spills; nothing smaller was tried", res.SmallestSpill)
-	}
-	return ""
 }
 
 // tuneJSON is the shape of `ctxfit tune --json`, as the issue gives it.
@@ -271,6 +220,28 @@ func listTuned(e *env, store *state.Store, asJSON bool) error {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", t.Host, t.Model, t.Context, t.Step, t.Parallel, t.Loads, trained, e.local(t.MeasuredAt).Format(time.DateTime))
 	}
 	return tw.Flush()
+}
+
+// printApplied says what the running ctxfit did with a tune's result.
+func printApplied(e *env, done *localapi.TuneEnded) {
+	for _, r := range done.Fixed {
+		fmt.Fprintf(e.stdout, "The running ctxfit fixed %s (%s).\n", r.Client, r.Path)
+	}
+	seen := map[string]bool{}
+	for _, a := range done.TooLarge {
+		fmt.Fprintf(e.stdout, "%s asks %s %d; %d fits.\n", a.Client, a.Model, a.Context, a.Tuned)
+		seen[a.Client] = true
+	}
+	switch {
+	case len(done.TooLarge) > 0 && !done.AutoFix:
+		fmt.Fprintln(e.stdout, "Stored; `ctxfit fix all` (or Fix now in the tray) writes it, or `ctxfit set auto-fix on` keeps every client fixed.")
+	case len(done.TooLarge) > 0:
+		fmt.Fprintln(e.stdout, "Stored; auto-fix leaves those configs alone since you undid its fix: `ctxfit fix CLIENT` writes it.")
+	case len(done.Fixed) == 0:
+		fmt.Fprintln(e.stdout, "Stored; every client config ctxfit knows already asks for no more than that.")
+	default:
+		fmt.Fprintln(e.stdout, "Stored.")
+	}
 }
 
 func plural(n int) string {
