@@ -61,10 +61,20 @@ type Daemon struct {
 	logger  *slog.Logger
 
 	mu     sync.Mutex
-	tuned  string                   // the tuned values last seen, to notice a new tune
-	leases map[string]bool          // models tuned under a lease, by ModelKey
-	ended  map[string]chan struct{} // closed when the registered tune of a model ends
+	tuned  string                     // the tuned values last seen, to notice a new tune
+	leases map[string]state.TuneLease // tunes known by their lease, by ModelKey
+	tunes  map[string]time.Time       // registered tunes by ModelKey: when each began
+	fixes  []fixed                    // the keeper's recent fixes, for EndTune's answer
 }
+
+// fixed is one fix the keeper made.
+type fixed struct {
+	at  time.Time
+	rep clients.Report
+}
+
+// maxFixes bounds the fixes remembered for EndTune's answer.
+const maxFixes = 64
 
 // New returns the daemon of cfg.Host; Run starts it.
 func New(cfg Config) *Daemon {
@@ -79,8 +89,8 @@ func New(cfg Config) *Daemon {
 		key:    ollamahost.Key(cfg.Host),
 		hub:    hub.New(cfg.Host.String(), nil),
 		logger: cfg.Logger,
-		leases: map[string]bool{},
-		ended:  map[string]chan struct{}{},
+		leases: map[string]state.TuneLease{},
+		tunes:  map[string]time.Time{},
 	}
 	wo := cfg.Watch
 	wo.OnUpdate = d.watched
@@ -143,27 +153,47 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 // watched is the watcher's one consumer: it runs for every poll, in order.
 func (d *Daemon) watched(u watch.Update) {
-	var began, ended []string
+	var began, ended []state.TuneLease
 	if u.Data != nil {
 		d.hub.SetSettings(u.Data.Settings)
 		began, ended = d.syncLeases(u.Data)
 	}
-	for _, m := range began {
-		d.hub.BeginTune(hub.Tune{Model: m, By: d.leaseBy(u.Data, m), Lease: true})
+	for _, l := range began {
+		by := "another ctxfit"
+		if l.By != "" {
+			by = l.By
+		}
+		d.hub.BeginTune(hub.Tune{Model: l.Model, By: by + ", seen by its lease", Started: l.Started, Lease: true})
 	}
 	// Events of a model whose lease ended since the last poll are still
 	// the tuner's: judge it by this snapshot, after the hub saw it.
 	d.hub.Watched(u)
-	for _, m := range ended {
-		d.watcher.Forget(m)
-		d.hub.EndTune(m, nil)
+	for _, l := range ended {
+		d.watcher.Forget(l.Model)
+		d.hub.EndTune(l.Model, leaseResult(u.Data, d.key, l))
 	}
 	if u.Data != nil {
 		if k := tunedKey(u.Data, d.key); d.setTuned(k) || len(ended) > 0 {
-			// A tune finished somewhere (a CLI without the API): apply it.
+			// A tune stored its result (a CLI, with or without the API):
+			// apply it now rather than at the next change of a config.
 			go d.applyTune(context.Background())
 		}
 	}
+}
+
+// leaseResult is the event that ends a tune known by its lease: tuned when
+// it stored a result after the lease began, tune_failed otherwise.
+func leaseResult(data *state.Data, host string, l state.TuneLease) *hub.Event {
+	e := &hub.Event{Event: watch.Event{Kind: hub.EventTuneFailed, Model: l.Model,
+		Message: fmt.Sprintf("the tune of %s by %s ended without a result (stopped, or failed: its terminal says why)", l.Model, l.By)}}
+	if data == nil {
+		return e
+	}
+	if t, ok := data.TunedFor(host, l.Model, ""); ok && !t.MeasuredAt.Before(l.Started) {
+		e.Kind, e.ContextLength = hub.EventTuned, t.Context
+		e.Message = fmt.Sprintf("%s: num_ctx %d stays 100%% on the GPU (tuned by %s); %d loads.", l.Model, t.Context, l.By, t.Loads)
+	}
+	return e
 }
 
 func (d *Daemon) setTuned(k string) bool {
@@ -176,40 +206,31 @@ func (d *Daemon) setTuned(k string) bool {
 	return true
 }
 
-// syncLeases returns the models whose lease appeared and those whose lease
-// ended (removed or expired) since the last poll.
-func (d *Daemon) syncLeases(data *state.Data) (began, ended []string) {
-	live := map[string]string{}
+// syncLeases returns the leases that appeared and those that ended
+// (removed or expired) since the last poll.
+func (d *Daemon) syncLeases(data *state.Data) (began, ended []state.TuneLease) {
+	live := map[string]state.TuneLease{}
 	for _, l := range data.LiveLeases(d.key, time.Now()) {
-		live[ollama.ModelKey(l.Model)] = l.Model
+		live[ollama.ModelKey(l.Model)] = l
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for k, m := range live {
-		if !d.leases[k] {
-			if _, registered := d.ended[k]; registered {
+	for k, l := range live {
+		if _, known := d.leases[k]; !known {
+			if _, registered := d.tunes[k]; registered {
 				continue // its tuner talks to us as well
 			}
-			d.leases[k] = true
-			began = append(began, m)
+			d.leases[k] = l
+			began = append(began, l)
 		}
 	}
-	for k := range d.leases {
+	for k, l := range d.leases {
 		if _, ok := live[k]; !ok {
 			delete(d.leases, k)
-			ended = append(ended, k)
+			ended = append(ended, l)
 		}
 	}
 	return began, ended
-}
-
-func (d *Daemon) leaseBy(data *state.Data, model string) string {
-	for _, l := range data.LiveLeases(d.key, time.Now()) {
-		if ollama.SameModel(l.Model, model) && l.By != "" {
-			return l.By + ", seen by its lease"
-		}
-	}
-	return "another ctxfit, seen by its lease"
 }
 
 // tunedKey sums up the tuned values of host, to notice a new tune.
@@ -287,6 +308,12 @@ func (d *Daemon) noticed(n clients.Notice) {
 	switch n.Kind {
 	case clients.NoticeFixed:
 		e.Kind = hub.EventConfigFixed
+		d.mu.Lock()
+		d.fixes = append(d.fixes, fixed{time.Now(), *n.Report})
+		if len(d.fixes) > maxFixes {
+			d.fixes = d.fixes[len(d.fixes)-maxFixes:]
+		}
+		d.mu.Unlock()
 	case clients.NoticeTooLarge:
 		e.Message = tooLargeText(n.Asks) + fmt.Sprintf(". Fix now in the tray, or `ctxfit fix %s`, writes the tuned value", strings.ToLower(n.Client))
 	}
@@ -347,22 +374,25 @@ func (d *Daemon) State() hub.State { return d.hub.State() }
 func (d *Daemon) BeginTune(model, by string) error {
 	k := ollama.ModelKey(model)
 	d.mu.Lock()
-	if _, ok := d.ended[k]; ok {
+	if _, ok := d.tunes[k]; ok {
 		d.mu.Unlock()
 		return &hub.ErrTuning{Tune: hub.Tune{Model: model, By: "another front-end"}}
 	}
-	if d.leases[k] {
-		// The same tuner left a lease before reaching us; we know it now.
+	_, leased := d.leases[k]
+	if leased {
+		// The same tuner left a lease before reaching us: the hub knows
+		// the tune already, and it now ends through the API.
 		delete(d.leases, k)
-		d.mu.Unlock()
-		d.hub.EndTune(model, nil)
-		d.mu.Lock()
 	}
-	d.ended[k] = make(chan struct{})
+	d.tunes[k] = time.Now()
 	d.mu.Unlock()
+	if leased {
+		d.hub.TuneProgress(model, "registered by "+by)
+		return nil
+	}
 	if err := d.hub.BeginTune(hub.Tune{Model: model, By: by}); err != nil {
 		d.mu.Lock()
-		delete(d.ended, k)
+		delete(d.tunes, k)
 		d.mu.Unlock()
 		return err
 	}
@@ -374,11 +404,14 @@ func (d *Daemon) TuneProgress(model, line string) { d.hub.TuneProgress(model, li
 
 // EndTune ends a registered tune: it polls the watcher once more (the
 // tuner's last load is still its own), judges the model afresh, and
-// applies a successful result to every client at once.
+// applies a successful result to every client at once (a result stored
+// before the end, as the CLI does before its benchmark, was applied as
+// soon as it was stored). It answers with every fix made since the tune
+// began.
 func (d *Daemon) EndTune(ctx context.Context, end localapi.TuneEnd) (localapi.TuneEnded, error) {
 	k := ollama.ModelKey(end.Model)
 	d.mu.Lock()
-	ch, ok := d.ended[k]
+	began, ok := d.tunes[k]
 	d.mu.Unlock()
 	if !ok {
 		return localapi.TuneEnded{}, fmt.Errorf("no tune of %s is registered", end.Model)
@@ -396,12 +429,19 @@ func (d *Daemon) EndTune(ctx context.Context, end localapi.TuneEnd) (localapi.Tu
 	}
 	d.hub.EndTune(end.Model, result)
 	d.mu.Lock()
-	delete(d.ended, k)
-	close(ch)
+	delete(d.tunes, k)
 	d.mu.Unlock()
 	var out localapi.TuneEnded
 	if end.Context > 0 {
 		out = d.applyTune(ctx)
+		d.mu.Lock()
+		out.Fixed = out.Fixed[:0]
+		for _, f := range d.fixes {
+			if !f.at.Before(began) {
+				out.Fixed = append(out.Fixed, f.rep)
+			}
+		}
+		d.mu.Unlock()
 		d.logger.Info("tune applied", "model", end.Model, "fixed", len(out.Fixed), "still_too_large", len(out.TooLarge), "after", time.Since(start).Round(time.Millisecond).String())
 	}
 	return out, nil

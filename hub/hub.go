@@ -339,8 +339,14 @@ func (h *Hub) thrashCulprits(model string) string {
 			tuned = max(tuned, a.Tuned)
 		}
 	}
-	if len(byClient) < 2 {
-		return ""
+	distinct := map[int]bool{}
+	for _, ctxs := range byClient {
+		for n := range ctxs {
+			distinct[n] = true
+		}
+	}
+	if len(byClient) < 2 || len(distinct) < 2 {
+		return "" // no disagreement among the clients ctxfit knows
 	}
 	var parts []string
 	for c, ctxs := range byClient {

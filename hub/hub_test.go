@@ -201,3 +201,18 @@ func TestSlowConsumerLosesNoEvent(t *testing.T) {
 		t.Errorf("%d events arrived, want %d", n, 3*maxQueued)
 	}
 }
+
+// Clients that all ask for the same context do not disagree: the thrash
+// message is then the watcher's own.
+func TestThrashWithoutDisagreement(t *testing.T) {
+	h := New(host, nil)
+	h.SetClient(Client{Name: "Continue", Installed: true, Asks: []clients.Ask{{Client: "Continue", Model: "m", Context: 131072}}})
+	h.SetClient(Client{Name: "Zed", Installed: true, Asks: []clients.Ask{{Client: "Zed", Model: "m", Context: 131072}}})
+	ch, stop := h.Subscribe()
+	defer stop()
+	h.Watched(watch.Update{Snapshot: snap(model("m", false, 8192)), Events: []watch.Event{{Kind: watch.EventThrash, Model: "m", Message: "m was reloaded 3 times"}}})
+	us := recv(ch)
+	if len(us) != 1 || us[0].Events[0].Message != "m was reloaded 3 times" {
+		t.Fatalf("updates %+v", us)
+	}
+}

@@ -35,6 +35,14 @@ const llama = "llama3.1:8b-instruct-fp16"
 func newAppFixture(t *testing.T, continueCtx, zedCtx int) *appFixture {
 	t.Helper()
 	sim, u := startSim(t, "mac32", nil)
+	return newAppFixtureOn(t, sim, u, continueCtx, zedCtx)
+}
+
+// newAppFixtureOn is newAppFixture with the simulator sim at u.
+func newAppFixtureOn(t *testing.T, sim interface {
+	Load(string, int, time.Duration) error
+}, u string, continueCtx, zedCtx int) *appFixture {
+	t.Helper()
 	dir := t.TempDir()
 	f := &appFixture{t: t, u: u, sim: sim, stateDir: filepath.Join(dir, "state")}
 	f.vars = map[string]string{
