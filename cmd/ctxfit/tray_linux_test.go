@@ -240,3 +240,121 @@ func TestTrayNoHost(t *testing.T) {
 		t.Errorf("after SIGTERM ctxfit exited with %d:\n%s", code, out)
 	}
 }
+
+// startTrayDaemon runs `ctxfit run` with its tray on a private bus over f,
+// and returns the tray item once its control API answers.
+func startTrayDaemon(t *testing.T, f *daemonFixture, args ...string) (*traytest.Item, *traytest.Process) {
+	t.Helper()
+	addr := traytest.StartBus(t)
+	w := traytest.NewWatcher(t, traytest.Connect(t, addr))
+	f.vars["DBUS_SESSION_BUS_ADDRESS"] = addr
+	p := traytest.Start(t, mainCommand(f.vars, append([]string{"run", "--log-format", "json", "--tray-wait", "300ms"}, args...)...))
+	it := w.Attach(t, p.Done())
+	waitAPI(t, f.stateDir, f.u)
+	return it, p
+}
+
+// waitLong is waitFor for things that take a tune's time.
+func waitLong(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(90 * time.Second); !cond(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// A CLI tune with the tray app running: the same as headless.
+func TestTrayCLITune(t *testing.T) {
+	t.Parallel()
+	f := newDaemonFixture(t)
+	it, p := startTrayDaemon(t, f, "--auto-fix", "on")
+	checkTune(t, f, f.vars, "api, tray running")
+	it.WaitIcon(assets.OK)
+	if code, out := it.Quit(p); code != 0 {
+		t.Errorf("after Quit ctxfit exited with %d:\n%s", code, out)
+	}
+}
+
+// A tune from the tray's menu: its progress in the menu, no warning for
+// the model, and with auto-fix on every client fixed within 1 s of the
+// result.
+func TestTrayTune(t *testing.T) {
+	t.Parallel()
+	f := newDaemonFixture(t)
+	it, p := startTrayDaemon(t, f, "--auto-fix", "on")
+	if err := f.sim.Load(llama, 131072, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	it.WaitIcon(assets.Warning)
+	it.Click("Tune context")
+	it.WaitMenu("the tune's progress", func(n *traytest.Node) bool {
+		return n.Find(llama+" · tuning: ") != nil && n.Find("Cancel tuning") != nil
+	})
+	var rep tuneReport
+	waitLong(t, "the tune's end and both fixes", func() bool {
+		rep = f.tuneReport(t, llama)
+		return rep.ended && rep.fixes >= 2
+	})
+	if len(rep.warnings) > 0 {
+		for _, w := range rep.warnings {
+			t.Errorf("warning during the tray's tune: %s %s: %s", w.Event, w.Model, w.Msg)
+		}
+	}
+	if rep.fixedIn > time.Second {
+		t.Errorf("configs fixed %v after the tune's result, want within 1 s", rep.fixedIn)
+	}
+	t.Logf("tune via the tray: loads of %v each; events logged from its start: %s; both configs fixed %v after the tune stored its result",
+		slowLoad, strings.Join(rep.events, " "), rep.fixedIn.Round(time.Millisecond))
+	it.WaitIcon(assets.OK)
+	if code, out := it.Quit(p); code != 0 {
+		t.Errorf("after Quit ctxfit exited with %d:\n%s", code, out)
+	}
+}
+
+// With auto-fix off, after a tune the tray stays amber and says which
+// client asks for more than fits, with a Fix item for each; the log says
+// the same; Keep client configs fixed then fixes them all.
+func TestTrayTuneAutoFixOff(t *testing.T) {
+	t.Parallel()
+	f := newDaemonFixture(t)
+	it, p := startTrayDaemon(t, f, "--auto-fix", "off")
+	if err := f.sim.Load(llama, 131072, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	code, out := ctxfitProc(t, f.vars, "tune", llama)
+	if code != 0 {
+		t.Fatalf("tune: exit %d", code)
+	}
+	if !strings.Contains(out, "Continue asks "+llama+" 131072; 25600 fits") || !strings.Contains(out, "ctxfit set auto-fix on") {
+		t.Errorf("the CLI does not say who still asks for too much and what to do:\n%s", out)
+	}
+	m := it.WaitMenu("the Fix items after the tune", func(n *traytest.Node) bool {
+		return n.Find("Fix Continue now: 131072 → 25600") != nil && n.Find("Fix Zed now: 131072 → 25600") != nil
+	})
+	it.WaitIcon(assets.Warning)
+	if tip := it.Tooltip(); tip != "ctxfit: "+llama+": Continue asks 131072; 25600 fits, Zed asks 131072; 25600 fits" {
+		t.Errorf("tooltip %q\n%v", tip, m)
+	}
+	logged := 0
+	for _, r := range f.records(t) {
+		if r.Event == "config_warning" && strings.Contains(r.Msg, "asks "+llama+" 131072; 25600 fits") {
+			logged++
+		}
+	}
+	if logged != 2 {
+		t.Errorf("%d config warnings saying who asks for too much in the log, want 2 (Continue and Zed)", logged)
+	}
+	if !strings.Contains(f.read(f.cont), "contextLength: 131072") {
+		t.Error("auto-fix is off, but Continue's config was changed")
+	}
+	it.Click("Keep client configs fixed")
+	waitFor(t, "both configs fixed", func() bool {
+		return strings.Contains(f.read(f.cont), "contextLength: 25600") && strings.Contains(f.read(f.zed), `"max_tokens": 25600`)
+	})
+	it.WaitMenu("nothing left to fix", func(n *traytest.Node) bool { return n.Find("No client asks for more than fits") != nil })
+	it.WaitIcon(assets.OK)
+	if code, out := it.Quit(p); code != 0 {
+		t.Errorf("after Quit ctxfit exited with %d:\n%s", code, out)
+	}
+}
