@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -77,8 +79,16 @@ func newDaemonFixture(t *testing.T) *daemonFixture {
 }
 
 // startDaemon runs `ctxfit run --headless` as a process and waits until
-// its control API answers (unless noAPI: then until it polls).
+// it polls.
 func (f *daemonFixture) startDaemon(t *testing.T, vars map[string]string, args ...string) {
+	t.Helper()
+	startDaemonProc(t, vars, args...)
+}
+
+// startDaemonProc runs `ctxfit run --headless --log-format json` with vars
+// as a process, stopped with SIGINT when the test ends, and waits until it
+// polls; it returns the process's output.
+func startDaemonProc(t *testing.T, vars map[string]string, args ...string) *syncBuffer {
 	t.Helper()
 	cmd := mainCommand(vars, append([]string{"run", "--headless", "--log-format", "json"}, args...)...)
 	var out syncBuffer
@@ -86,21 +96,27 @@ func (f *daemonFixture) startDaemon(t *testing.T, vars map[string]string, args .
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			t.Error("ctxfit run did not stop within 10 s of SIGINT")
-		}
-		if t.Failed() {
-			t.Logf("ctxfit run's output:\n%s", out.String())
-		}
-	})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cmd.Process.Signal(os.Interrupt)
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				cmd.Process.Kill()
+				t.Error("ctxfit run did not stop within 10 s of SIGINT")
+			}
+			if t.Failed() {
+				t.Logf("ctxfit run's output:\n%s", out.String())
+			}
+		})
+	}
+	t.Cleanup(stop)
+	out.stop = stop
 	waitFor(t, "the daemon to poll", func() bool { return strings.Contains(out.String(), `"event":"reachable"`) })
+	return &out
 }
 
 // ctxfitProc runs one ctxfit command as a process with vars.
@@ -129,9 +145,12 @@ type record struct {
 	Context int       `json:"context"`
 }
 
-func (f *daemonFixture) records(t *testing.T) []record {
+func (f *daemonFixture) records(t *testing.T) []record { return readRecords(t, f.log) }
+
+// readRecords reads a JSON log.
+func readRecords(t *testing.T, path string) []record {
 	t.Helper()
-	fh, err := os.Open(f.log)
+	fh, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -441,5 +460,27 @@ func TestLogs(t *testing.T) {
 	cancel()
 	if code := <-done; code != 0 {
 		t.Errorf("logs -f ended with %d", code)
+	}
+}
+
+// A CLI that meets a daemon of another API version says so clearly and
+// works standalone.
+func TestCLISaysDaemonVersionDiffers(t *testing.T) {
+	stateDir := shortTempDir(t)
+	const u = "http://127.0.0.1:11434"
+	path := localapi.SocketPath("", stateDir, keyOf(u))
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(localapi.Hello{API: localapi.Version + 1, Version: "v2.0.0", PID: 4242, Host: u})
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	c := newCLI(t, map[string]string{state.StateDirEnv: stateDir, "OLLAMA_HOST": u})
+	code, out, errOut := c.run("settings")
+	if code != 0 || !strings.Contains(errOut, "speaks control API v2 and this ctxfit v1: the daemon is newer") || !strings.Contains(out, "No ctxfit runs for") {
+		t.Errorf("settings beside a newer daemon: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 }
