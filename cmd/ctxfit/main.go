@@ -35,6 +35,7 @@ func commands() []command {
 		{"undo", "restore a client's config as it was before ctxfit's last fix", runUndo},
 		{"clients", "list the clients found on this machine and what they ask for", runClients},
 		{"service", "install, remove or control ctxfit's start at login", runService},
+		{"gpu-limit", "on Apple Silicon: the GPU's share of memory, and what more of it buys", runGPULimit},
 	}
 }
 

@@ -43,14 +43,28 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	w := watch.New(e.client(u), u, store, watch.Options{})
 	snap := w.Poll(ctx).Snapshot
 	data, _ := store.Load()
+	_, mac, isMac := e.unifiedInfo(ctx, u)
 	if *asJSON {
-		return writeStatusJSON(e.stdout, snap)
+		var uj *unifiedJSON
+		if isMac {
+			uj = &unifiedJSON{mac.RAM, mac.WiredLimitMB, mac.Budget()}
+		}
+		return writeStatusJSON(e.stdout, snap, uj)
 	}
 	if !snap.Reachable {
 		fmt.Fprintln(e.stderr, snap.Error)
 		return exitError(1)
 	}
 	writeStatus(e.stdout, snap, data, ollamahost.Key(u), e.local)
+	if isMac {
+		fmt.Fprintf(e.stdout, "\nApple Silicon: the %s; `%s` says what more would buy.\n", mac, e.hint(u, "gpu-limit"))
+		for _, t := range tunedOn(e, u) {
+			if t.GPUBudget > 0 && absDiff(t.GPUBudget, mac.Budget()) > 64<<20 {
+				fmt.Fprintf(e.stdout, "%s was tuned with %s for the GPU; restart Ollama if you have not, then re-tune: %s\n",
+					t.Model, format.HumanBytes2(uint64(t.GPUBudget)), e.hint(u, "tune", t.Model))
+			}
+		}
+	}
 	if p, err := logfile.DefaultPath(e.getenv); err == nil {
 		fmt.Fprintf(e.stdout, "\nLog: %s\n", p)
 	}
@@ -82,6 +96,14 @@ type statusJSON struct {
 	Version   string        `json:"version"`
 	GPU       string        `json:"gpu"`
 	Models    []watch.Model `json:"models"`
+	Unified   *unifiedJSON  `json:"unified,omitempty"` // Apple Silicon hosts only
+}
+
+// unifiedJSON is an Apple Silicon host's GPU share of unified memory.
+type unifiedJSON struct {
+	RAM          int64 `json:"ram_bytes"`
+	WiredLimitMB int   `json:"wired_limit_mb"`
+	GPUBudget    int64 `json:"gpu_budget_bytes"`
 }
 
 // unreachableJSON is the shape of `ctxfit status --json` when no server answers.
@@ -91,7 +113,7 @@ type unreachableJSON struct {
 	Error     string `json:"error"`
 }
 
-func writeStatusJSON(w io.Writer, snap watch.Snapshot) error {
+func writeStatusJSON(w io.Writer, snap watch.Snapshot, uj *unifiedJSON) error {
 	if !snap.Reachable {
 		if err := writeIndentedJSON(w, unreachableJSON{snap.Host, false, snap.Error}); err != nil {
 			return err
@@ -102,7 +124,7 @@ func writeStatusJSON(w io.Writer, snap watch.Snapshot) error {
 	if models == nil {
 		models = []watch.Model{}
 	}
-	return writeIndentedJSON(w, statusJSON{snap.Host, true, snap.Version, string(snap.GPU), models})
+	return writeIndentedJSON(w, statusJSON{snap.Host, true, snap.Version, string(snap.GPU), models, uj})
 }
 
 func writeStatus(w io.Writer, snap watch.Snapshot, data *state.Data, hostKey string, local func(time.Time) time.Time) {

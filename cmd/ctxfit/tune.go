@@ -96,7 +96,12 @@ is stored for ctxfit status and ctxfit fix. Ctrl-C stops between loads.`)
 		return tuneFailed(e, res, err)
 	}
 
-	if err := storeTuned(store, key, res); err != nil {
+	_, mac, isMac := e.unifiedInfo(ctx, u)
+	var budget int64
+	if isMac {
+		budget = mac.Budget()
+	}
+	if err := storeTuned(store, key, res, budget); err != nil {
 		return err
 	}
 
@@ -113,11 +118,28 @@ is stored for ctxfit status and ctxfit fix. Ctrl-C stops between loads.`)
 			before.TokensPerSecond, before.Context, before.Processor(), after.TokensPerSecond, after.Context, after.Processor())
 	}
 	fmt.Fprintf(e.stdout, "Stored; `ctxfit fix all` writes it into your clients' configs.\n")
+	if isMac {
+		if t, ok := tunedFor(store, key, res); ok {
+			if advice := limitAdvice(e, u, mac, t); advice != "" {
+				fmt.Fprint(e.stdout, "\n"+advice)
+			}
+		}
+	}
 	return nil
 }
 
-// storeTuned remembers a finished tune of the server with host key.
-func storeTuned(store *state.Store, key string, res *tune.Result) error {
+// tunedFor reads back what storeTuned stored for res.
+func tunedFor(store *state.Store, key string, res *tune.Result) (state.Tuned, bool) {
+	data, err := store.Load()
+	if err != nil {
+		return state.Tuned{}, false
+	}
+	return data.TunedFor(key, res.Model, res.Digest)
+}
+
+// storeTuned remembers a finished tune of the server with host key; budget
+// is the GPU's share of unified memory on an Apple Silicon host, else 0.
+func storeTuned(store *state.Store, key string, res *tune.Result, budget int64) error {
 	err := store.Update(func(d *state.Data) error {
 		d.PutTuned(state.Tuned{
 			Host:           key,
@@ -129,6 +151,8 @@ func storeTuned(store *state.Store, key string, res *tune.Result) error {
 			Loads:          res.Loads,
 			TrainedContext: res.TrainedContext,
 			MeasuredAt:     time.Now().UTC(),
+			BytesPerToken:  bytesPerToken(res),
+			GPUBudget:      budget,
 		})
 		d.Host(key).GPUSeen = true // the answer loaded into VRAM
 		return nil
