@@ -48,6 +48,9 @@ type Config struct {
 	Socket string
 	// Watch adjusts the watcher (tests shorten its intervals).
 	Watch watch.Options
+	// GPUBudget returns the GPU's share of unified memory when Host is an
+	// Apple Silicon Mac, else 0; recorded with each tune. nil: 0.
+	GPUBudget func(ctx context.Context) int64
 }
 
 // Daemon is ctxfit running for one Ollama server.
@@ -509,7 +512,11 @@ func (d *Daemon) Tune(ctx context.Context, model string, progress func(string)) 
 		}
 		return err
 	}
-	if err := tune.Record(d.cfg.Store, d.key, res); err != nil {
+	var budget int64
+	if d.cfg.GPUBudget != nil {
+		budget = d.cfg.GPUBudget(ctx)
+	}
+	if err := tune.Record(d.cfg.Store, d.key, res, budget); err != nil {
 		end.Message = err.Error()
 		return err
 	}

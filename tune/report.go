@@ -48,8 +48,9 @@ func Bracket(res *Result) string {
 	return ""
 }
 
-// Record remembers a finished tune of the server with host key.
-func Record(store *state.Store, key string, res *Result) error {
+// Record remembers a finished tune of the server with host key; budget is
+// the GPU's share of unified memory on an Apple Silicon host, else 0.
+func Record(store *state.Store, key string, res *Result, budget int64) error {
 	err := store.Update(func(d *state.Data) error {
 		d.PutTuned(state.Tuned{
 			Host:           key,
@@ -61,6 +62,8 @@ func Record(store *state.Store, key string, res *Result) error {
 			Loads:          res.Loads,
 			TrainedContext: res.TrainedContext,
 			MeasuredAt:     time.Now().UTC(),
+			BytesPerToken:  BytesPerToken(res),
+			GPUBudget:      budget,
 		})
 		d.Host(key).GPUSeen = true // the answer loaded into VRAM
 		return nil
@@ -69,6 +72,29 @@ func Record(store *state.Store, key string, res *Result) error {
 		return fmt.Errorf("tuned %s to %d but could not store it: %w", res.Model, res.Context, err)
 	}
 	return nil
+}
+
+// BytesPerToken returns the growth of the model's size per token of
+// context, from the smallest and the largest probe; 0 when the probes do
+// not tell.
+func BytesPerToken(res *Result) float64 {
+	var lo, hi *Probe
+	for i := range res.Probes {
+		p := &res.Probes[i]
+		if p.Refused != "" || p.Size <= 0 {
+			continue
+		}
+		if lo == nil || p.Context < lo.Context {
+			lo = p
+		}
+		if hi == nil || p.Context > hi.Context {
+			hi = p
+		}
+	}
+	if lo == nil || hi == nil || hi.Context == lo.Context || hi.Size <= lo.Size {
+		return 0
+	}
+	return float64(hi.Size-lo.Size) / float64(hi.Context-lo.Context)
 }
 
 // ParallelSlots returns the parallel slots to tune for: flagValue when

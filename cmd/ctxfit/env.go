@@ -6,6 +6,7 @@ import (
 	"flag"
 	"io"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/ollama/ollama/api"
@@ -89,4 +90,14 @@ func (e *env) store() (*state.Store, error) {
 		return nil, err
 	}
 	return state.OpenStore(dir), nil
+}
+
+// hint returns a ctxfit command line for the user to run next, naming the
+// server u with --host unless it is the one ctxfit finds by itself.
+func (e *env) hint(u *url.URL, args ...string) string {
+	line := "ctxfit " + strings.Join(args, " ")
+	if !ollamahost.Same(u, e.host("")) {
+		line += " --host " + u.Redacted()
+	}
+	return line
 }

@@ -38,6 +38,7 @@ func commands() []command {
 		{"set", "change a setting: auto-fix or notifications, on or off", runSet},
 		{"logs", "print the log of `ctxfit run`; -f follows it", runLogs},
 		{"service", "install, remove or control ctxfit's start at login", runService},
+		{"gpu-limit", "on Apple Silicon: the GPU's share of memory, and what more of it buys", runGPULimit},
 	}
 }
 

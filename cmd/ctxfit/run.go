@@ -120,6 +120,12 @@ func (e *env) watch(ctx context.Context, o runOptions) error {
 	d := daemon.New(daemon.Config{
 		Host: u, Client: e.client(u), Store: store, Logger: logger, Getenv: e.getenv,
 		Socket: e.socket(store, u),
+		GPUBudget: func(ctx context.Context) int64 {
+			if _, mac, ok := e.unifiedInfo(ctx, u); ok {
+				return mac.Budget()
+			}
+			return 0
+		},
 	})
 	logger.Info("ctxfit watching Ollama", "host", u.String(), "state", store.Dir(), "control_socket", e.socket(store, u))
 	err = autostart.Serve(ctx, func(ctx context.Context) error {

@@ -61,14 +61,28 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 		w := watch.New(e.client(u), u, store, watch.Options{})
 		snap = w.Poll(ctx).Snapshot
 	}
+	_, mac, isMac := e.unifiedInfo(ctx, u)
 	if *asJSON {
-		return writeStatusJSON(e.stdout, snap, settings, tunes)
+		var uj *unifiedJSON
+		if isMac {
+			uj = &unifiedJSON{mac.RAM, mac.WiredLimitMB, mac.Budget()}
+		}
+		return writeStatusJSON(e.stdout, snap, uj, settings, tunes)
 	}
 	if !snap.Reachable {
 		fmt.Fprintln(e.stderr, snap.Error)
 		return exitError(1)
 	}
 	writeStatus(e.stdout, snap, data, ollamahost.Key(u), e.local)
+	if isMac {
+		fmt.Fprintf(e.stdout, "\nApple Silicon: the %s; `%s` says what more would buy.\n", mac, e.hint(u, "gpu-limit"))
+		for _, t := range tunedOn(e, u) {
+			if t.GPUBudget > 0 && absDiff(t.GPUBudget, mac.Budget()) > 64<<20 {
+				fmt.Fprintf(e.stdout, "%s was tuned with %s for the GPU; restart Ollama if you have not, then re-tune: %s\n",
+					t.Model, format.HumanBytes2(uint64(t.GPUBudget)), e.hint(u, "tune", t.Model))
+			}
+		}
+	}
 	for _, t := range tunes {
 		fmt.Fprintf(e.stdout, "\nTuning %s (%s): %s\n", t.Model, t.By, t.Line)
 	}
@@ -109,6 +123,7 @@ type statusJSON struct {
 	Version   string            `json:"version"`
 	GPU       string            `json:"gpu"`
 	Models    []watch.Model     `json:"models"`
+	Unified   *unifiedJSON      `json:"unified,omitempty"` // Apple Silicon hosts only
 	Settings  settingsBriefJSON `json:"settings"`
 	Tunes     []hub.Tune        `json:"tunes"` // running now, as a running ctxfit knows them
 }
@@ -118,6 +133,13 @@ type settingsBriefJSON struct {
 	Notifications bool `json:"notifications"`
 }
 
+// unifiedJSON is an Apple Silicon host's GPU share of unified memory.
+type unifiedJSON struct {
+	RAM          int64 `json:"ram_bytes"`
+	WiredLimitMB int   `json:"wired_limit_mb"`
+	GPUBudget    int64 `json:"gpu_budget_bytes"`
+}
+
 // unreachableJSON is the shape of `ctxfit status --json` when no server answers.
 type unreachableJSON struct {
 	Host      string `json:"host"`
@@ -125,7 +147,7 @@ type unreachableJSON struct {
 	Error     string `json:"error"`
 }
 
-func writeStatusJSON(w io.Writer, snap watch.Snapshot, settings state.Settings, tunes []hub.Tune) error {
+func writeStatusJSON(w io.Writer, snap watch.Snapshot, uj *unifiedJSON, settings state.Settings, tunes []hub.Tune) error {
 	if !snap.Reachable {
 		if err := writeIndentedJSON(w, unreachableJSON{snap.Host, false, snap.Error}); err != nil {
 			return err
@@ -139,7 +161,7 @@ func writeStatusJSON(w io.Writer, snap watch.Snapshot, settings state.Settings, 
 	if tunes == nil {
 		tunes = []hub.Tune{}
 	}
-	return writeIndentedJSON(w, statusJSON{snap.Host, true, snap.Version, string(snap.GPU), models,
+	return writeIndentedJSON(w, statusJSON{snap.Host, true, snap.Version, string(snap.GPU), models, uj,
 		settingsBriefJSON{settings.AutoFix, !settings.NotificationsOff}, tunes})
 }
 

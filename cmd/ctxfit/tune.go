@@ -115,7 +115,12 @@ is stored for ctxfit status and ctxfit fix. Ctrl-C stops between loads.`)
 		return tuneFailed(e, res, err)
 	}
 
-	if err := tune.Record(store, key, res); err != nil {
+	_, mac, isMac := e.unifiedInfo(ctx, u)
+	var budget int64
+	if isMac {
+		budget = mac.Budget()
+	}
+	if err := tune.Record(store, key, res, budget); err != nil {
 		endMark(0, err.Error())
 		return err
 	}
@@ -140,7 +145,23 @@ is stored for ctxfit status and ctxfit fix. Ctrl-C stops between loads.`)
 		return nil
 	}
 	fmt.Fprintf(e.stdout, "Stored; `ctxfit fix all` writes it into your clients' configs.\n")
+	if isMac {
+		if t, ok := tunedFor(store, key, res); ok {
+			if advice := limitAdvice(e, u, mac, t); advice != "" {
+				fmt.Fprint(e.stdout, "\n"+advice)
+			}
+		}
+	}
 	return nil
+}
+
+// tunedFor reads back what tune.Record stored for res.
+func tunedFor(store *state.Store, key string, res *tune.Result) (state.Tuned, bool) {
+	data, err := store.Load()
+	if err != nil {
+		return state.Tuned{}, false
+	}
+	return data.TunedFor(key, res.Model, res.Digest)
 }
 
 // tuneFailed explains a failed or interrupted tune and returns the exit

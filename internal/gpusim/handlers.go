@@ -13,6 +13,8 @@ import (
 
 	"github.com/ollama/ollama/api"
 	"github.com/ollama/ollama/types/model"
+
+	"github.com/ctxfit/ctxfit/unified"
 )
 
 // maxRequestBytes bounds a request body; prompts in tests are short.
@@ -35,6 +37,8 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /api/generate", s.handleGenerate)
 	mux.HandleFunc("POST /api/chat", s.handleChat)
 	mux.HandleFunc("POST /api/create", s.handleCreate)
+	mux.HandleFunc("GET "+unified.SimulatedPath, s.handleUnified)
+	mux.HandleFunc("POST "+unified.SimulatedPath, s.handleUnified)
 	return mux
 }
 
