@@ -142,9 +142,9 @@ is stored for ctxfit status and ctxfit fix. Ctrl-C stops between loads.`)
 	}
 	if done := endMark(res.Context, tune.Summary(res)); done != nil {
 		printApplied(e, done)
-		return nil
+	} else {
+		fmt.Fprintf(e.stdout, "Stored; `ctxfit fix all` writes it into your clients' configs.\n")
 	}
-	fmt.Fprintf(e.stdout, "Stored; `ctxfit fix all` writes it into your clients' configs.\n")
 	if isMac {
 		if t, ok := tunedFor(store, key, res); ok {
 			if advice := limitAdvice(e, u, mac, t); advice != "" {
