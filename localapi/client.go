@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"syscall"
 
@@ -148,6 +150,11 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 }
 
 func (c *Client) request(ctx context.Context, method, path string, in any) (*http.Response, error) {
+	if _, err := os.Stat(c.path); errors.Is(err, fs.ErrNotExist) {
+		// No socket file: no daemon, on every system alike (Windows
+		// reports a failed AF_UNIX dial with errors of its own).
+		return nil, fmt.Errorf("%w (no %s)", ErrNoDaemon, c.path)
+	}
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
