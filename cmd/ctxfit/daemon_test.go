@@ -192,7 +192,11 @@ func (f *daemonFixture) tuneReport(t *testing.T, model string) tuneReport {
 		if start.IsZero() || r.Event == "" {
 			continue
 		}
-		rep.events = append(rep.events, r.Event+":"+r.Client+r.Model)
+		ev := r.Event
+		if r.Client != "" {
+			ev += "(" + r.Client + ")"
+		}
+		rep.events = append(rep.events, ev)
 		switch {
 		case r.Event == "tuned" || r.Event == "tune_failed":
 			rep.ended = true

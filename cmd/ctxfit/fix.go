@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ctxfit/ctxfit/clients"
+	"github.com/ctxfit/ctxfit/daemon"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
 	"github.com/ctxfit/ctxfit/localapi"
 	"github.com/ctxfit/ctxfit/state"
@@ -358,14 +359,8 @@ func askLabel(a clients.Ask) string {
 }
 
 // tunedTarget returns what a fix aims for: the latest tuned context of each
-// model on host.
-func tunedTarget(d *state.Data, host *url.URL) clients.Target {
-	key := ollamahost.Key(host)
-	return clients.Target{Host: host, Models: tunedModels(d, key), Tuned: func(model string) (int, bool) {
-		t, ok := d.TunedFor(key, model, "")
-		return t.Context, ok && t.Context > 0
-	}}
-}
+// model on host, as the daemon aims for it.
+func tunedTarget(d *state.Data, host *url.URL) clients.Target { return daemon.TunedTarget(d, host) }
 
 // clientArg returns the first positional argument, skipping flags and the
 // values of the flags that take one, and the arguments without it.

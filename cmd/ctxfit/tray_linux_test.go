@@ -1,6 +1,7 @@
 package main
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -264,15 +265,25 @@ func waitLong(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// A CLI tune with the tray app running: the same as headless.
+// A CLI tune with the tray app running: the same as headless, through the
+// API and by lease alone (the CLI looks for the socket in another runtime
+// directory).
 func TestTrayCLITune(t *testing.T) {
-	t.Parallel()
-	f := newDaemonFixture(t)
-	it, p := startTrayDaemon(t, f, "--auto-fix", "on")
-	checkTune(t, f, f.vars, "api, tray running")
-	it.WaitIcon(assets.OK)
-	if code, out := it.Quit(p); code != 0 {
-		t.Errorf("after Quit ctxfit exited with %d:\n%s", code, out)
+	for _, via := range []string{"api", "lease"} {
+		t.Run(via, func(t *testing.T) {
+			t.Parallel()
+			f := newDaemonFixture(t)
+			it, p := startTrayDaemon(t, f, "--auto-fix", "on")
+			cli := maps.Clone(f.vars)
+			if via == "lease" {
+				cli["XDG_RUNTIME_DIR"] = shortTempDir(t)
+			}
+			checkTune(t, f, cli, via+", tray running")
+			it.WaitIcon(assets.OK)
+			if code, out := it.Quit(p); code != 0 {
+				t.Errorf("after Quit ctxfit exited with %d:\n%s", code, out)
+			}
+		})
 	}
 }
 
