@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -173,7 +174,9 @@ func Serve(ctx context.Context, path string, h http.Handler) error {
 	if err != nil {
 		return fmt.Errorf("listen on ctxfit's control socket %s: %w", path, err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	// On Windows the directory's ACL is the access control, and Chmod
+	// cannot express it.
+	if err := os.Chmod(path, 0o600); err != nil && runtime.GOOS != "windows" {
 		ln.Close()
 		os.Remove(path)
 		return fmt.Errorf("make ctxfit's control socket private: %w", err)

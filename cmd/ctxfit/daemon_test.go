@@ -244,7 +244,10 @@ func checkTune(t *testing.T, f *daemonFixture, cliVars map[string]string, via st
 	if tuned == 0 {
 		t.Fatalf("tune found neither 25600 nor 24576:\n%s", out)
 	}
-	if via == "api" && !strings.Contains(out, "The running ctxfit fixed Continue") {
+	if strings.HasPrefix(via, "lease") == strings.Contains(out, "The running ctxfit") {
+		t.Errorf("via %s, but the CLI says otherwise:\n%s", via, out)
+	}
+	if strings.HasPrefix(via, "api") && !strings.Contains(out, "The running ctxfit fixed Continue") {
 		t.Errorf("the CLI does not say the daemon fixed Continue:\n%s", out)
 	}
 	want := "contextLength: " + strconv.Itoa(tuned)
@@ -255,6 +258,13 @@ func checkTune(t *testing.T, f *daemonFixture, cliVars map[string]string, via st
 		rep = f.tuneReport(t, llama)
 		return rep.ended && rep.fixes >= 2
 	})
+	byLease := false
+	for _, r := range f.records(t) {
+		byLease = byLease || r.Event == "tune_started" && strings.Contains(r.Msg, "seen by its lease")
+	}
+	if byLease != strings.HasPrefix(via, "lease") {
+		t.Errorf("via %s, but the daemon knew the tune by its lease: %v", via, byLease)
+	}
 	if len(rep.warnings) > 0 {
 		t.Errorf("%d warning-level events for %s during or after its tune (want none):", len(rep.warnings), llama)
 		for _, w := range rep.warnings {

@@ -26,6 +26,12 @@ func (e *env) daemon(ctx context.Context, store *state.Store, u *url.URL, cmd st
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	c, h, err := localapi.Connect(ctx, e.socket(store, u))
+	if errors.Is(err, localapi.ErrNoDaemon) && e.getenv("XDG_RUNTIME_DIR") != "" {
+		// A shell without the session's runtime directory (sudo, some SSH
+		// setups) looks where a daemon without one listens, and the other
+		// way round.
+		c, h, err = localapi.Connect(ctx, localapi.SocketPath("", store.Dir(), ollamahost.Key(u)))
+	}
 	switch {
 	case err == nil:
 		return c, h

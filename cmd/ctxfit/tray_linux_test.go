@@ -246,12 +246,21 @@ func TestTrayNoHost(t *testing.T) {
 // and returns the tray item once its control API answers.
 func startTrayDaemon(t *testing.T, f *daemonFixture, args ...string) (*traytest.Item, *traytest.Process) {
 	t.Helper()
+	return startTrayDaemonEnv(t, f, f.vars, args...)
+}
+
+// startTrayDaemonEnv is startTrayDaemon with the daemon's own vars; unless
+// they move its socket to a runtime directory, it waits for its API.
+func startTrayDaemonEnv(t *testing.T, f *daemonFixture, vars map[string]string, args ...string) (*traytest.Item, *traytest.Process) {
+	t.Helper()
 	addr := traytest.StartBus(t)
 	w := traytest.NewWatcher(t, traytest.Connect(t, addr))
-	f.vars["DBUS_SESSION_BUS_ADDRESS"] = addr
-	p := traytest.Start(t, mainCommand(f.vars, append([]string{"run", "--log-format", "json", "--tray-wait", "300ms"}, args...)...))
+	vars["DBUS_SESSION_BUS_ADDRESS"] = addr
+	p := traytest.Start(t, mainCommand(vars, append([]string{"run", "--log-format", "json", "--tray-wait", "300ms"}, args...)...))
 	it := w.Attach(t, p.Done())
-	waitAPI(t, f.stateDir, f.u)
+	if vars["XDG_RUNTIME_DIR"] == "" {
+		waitAPI(t, f.stateDir, f.u)
+	}
 	return it, p
 }
 
@@ -273,12 +282,13 @@ func TestTrayCLITune(t *testing.T) {
 		t.Run(via, func(t *testing.T) {
 			t.Parallel()
 			f := newDaemonFixture(t)
-			it, p := startTrayDaemon(t, f, "--auto-fix", "on")
-			cli := maps.Clone(f.vars)
+			daemonVars := maps.Clone(f.vars)
 			if via == "lease" {
-				cli["XDG_RUNTIME_DIR"] = shortTempDir(t)
+				// The daemon listens in a runtime directory this CLI lacks.
+				daemonVars["XDG_RUNTIME_DIR"] = shortTempDir(t)
 			}
-			checkTune(t, f, cli, via+", tray running")
+			it, p := startTrayDaemonEnv(t, f, daemonVars, "--auto-fix", "on")
+			checkTune(t, f, f.vars, via+", tray running")
 			it.WaitIcon(assets.OK)
 			if code, out := it.Quit(p); code != 0 {
 				t.Errorf("after Quit ctxfit exited with %d:\n%s", code, out)
