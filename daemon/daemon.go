@@ -29,6 +29,7 @@ import (
 	"github.com/ctxfit/ctxfit/internal/logfile"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
 	"github.com/ctxfit/ctxfit/localapi"
+	"github.com/ctxfit/ctxfit/metrics"
 	"github.com/ctxfit/ctxfit/ollama"
 	"github.com/ctxfit/ctxfit/state"
 	"github.com/ctxfit/ctxfit/tune"
@@ -48,6 +49,9 @@ type Config struct {
 	Socket string
 	// Watch adjusts the watcher (tests shorten its intervals).
 	Watch watch.Options
+	// Metrics, when set, is fed every update of the hub, every poll's
+	// duration and every config fix.
+	Metrics *metrics.Collector
 	// GPUBudget returns the GPU's share of unified memory when Host is an
 	// Apple Silicon Mac, else 0; recorded with each tune. nil: 0.
 	GPUBudget func(ctx context.Context) int64
@@ -97,6 +101,10 @@ func New(cfg Config) *Daemon {
 	}
 	wo := cfg.Watch
 	wo.OnUpdate = d.watched
+	if m := cfg.Metrics; m != nil && wo.ObservePoll == nil {
+		host := cfg.Host.String()
+		wo.ObservePoll = func(dur time.Duration) { m.ObservePoll(host, dur) }
+	}
 	d.watcher = watch.New(cfg.Client, cfg.Host, cfg.Store, wo)
 	d.fixer = &clients.Fixer{Env: clients.NewEnv(cfg.Getenv), StateDir: cfg.Store.Dir()}
 	d.keeper = &clients.Keeper{
@@ -139,6 +147,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	})
 	run(func() { d.followState(ctx) })
+	stopMetrics := func() {}
+	if m := d.cfg.Metrics; m != nil {
+		var metered <-chan hub.Update
+		metered, stopMetrics = d.hub.Subscribe()
+		run(func() { observe(m, metered) })
+	}
 	if d.cfg.Socket != "" {
 		run(func() {
 			err := localapi.Serve(ctx, d.cfg.Socket, localapi.Handler(d, d.cfg.Host.String()))
@@ -150,8 +164,25 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.watcher.Run(ctx)
 	cancel()
 	stop()
+	stopMetrics()
 	wg.Wait()
 	return nil
+}
+
+// observe feeds the metrics collector from the hub: the snapshot, the
+// watcher's events the hub kept (a tune's probe loads count as no load or
+// spill), and the config fixes.
+func observe(m *metrics.Collector, updates <-chan hub.Update) {
+	for u := range updates {
+		events := make([]watch.Event, 0, len(u.Events))
+		for _, e := range u.Events {
+			events = append(events, e.Event)
+			if e.Kind == hub.EventConfigFixed {
+				m.ConfigFixed(strings.ToLower(e.Client))
+			}
+		}
+		m.Observe(watch.Update{Snapshot: u.Snapshot, Events: events})
+	}
 }
 
 // watched is the watcher's one consumer: it runs for every poll, in order.

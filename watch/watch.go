@@ -103,6 +103,9 @@ type Update struct {
 
 // Options tune a Watcher; the zero value gives the defaults.
 type Options struct {
+	// ObservePoll, when set, is called after every request for /api/ps
+	// with how long it took (the metrics' poll duration).
+	ObservePoll  func(time.Duration)
 	FastInterval time.Duration // while models are loaded or just changed; default 1 s
 	// ReloadGrace is how long a model may be missing from /api/ps before it
 	// counts as unloaded: Ollama lists a reloading model only once the new
@@ -303,6 +306,9 @@ func (w *Watcher) poll(ctx context.Context) (u Update, told bool) {
 	rctx, cancel := context.WithTimeout(ctx, w.opts.RequestTimeout)
 	defer cancel()
 	ps, err := w.client.ListRunning(rctx)
+	if w.opts.ObservePoll != nil {
+		w.opts.ObservePoll(w.opts.Now().Sub(now))
+	}
 	var version string
 	if err == nil {
 		w.mu.Lock()

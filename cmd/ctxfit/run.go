@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/debug"
 	"time"
 
 	"github.com/ctxfit/ctxfit/daemon"
@@ -14,6 +15,7 @@ import (
 	"github.com/ctxfit/ctxfit/internal/instance"
 	"github.com/ctxfit/ctxfit/internal/logfile"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/metrics"
 	"github.com/ctxfit/ctxfit/state"
 )
 
@@ -24,6 +26,9 @@ type runOptions struct {
 	logFormat string
 	autoFix   string
 	trayWait  time.Duration
+	// metricsAddr is --metrics-addr: where to serve Prometheus metrics,
+	// "off" to stop, "" to keep the remembered setting.
+	metricsAddr string
 }
 
 func (o *runOptions) register(fs *flag.FlagSet) {
@@ -31,6 +36,7 @@ func (o *runOptions) register(fs *flag.FlagSet) {
 	fs.BoolVar(&o.headless, "headless", false, "run without a tray icon, logging events (for servers and Docker hosts)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.autoFix, "auto-fix", "", "on or off: keep client configs fixed with the tuned values (remembered)")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at `HOST:PORT`/metrics, e.g. 127.0.0.1:9464; off to stop (remembered)")
 	o.registerTrayWait(fs)
 }
 
@@ -107,6 +113,15 @@ func (e *env) watch(ctx context.Context, o runOptions) error {
 			return err
 		}
 	}
+	if o.metricsAddr != "" {
+		addr := o.metricsAddr
+		if addr == "off" {
+			addr = ""
+		}
+		if err := store.Update(func(d *state.Data) error { d.Settings.MetricsAddr = addr; return nil }); err != nil {
+			return err
+		}
+	}
 	u := e.host(o.host)
 	lock, err := instance.Acquire(store.Dir(), ollamahost.Key(u))
 	if errors.Is(err, instance.ErrRunning) {
@@ -117,9 +132,14 @@ func (e *env) watch(ctx context.Context, o runOptions) error {
 		return err
 	}
 	defer lock.Release()
+	m, err := e.serveMetrics(ctx, store, logger)
+	if err != nil {
+		return err
+	}
 	d := daemon.New(daemon.Config{
 		Host: u, Client: e.client(u), Store: store, Logger: logger, Getenv: e.getenv,
-		Socket: e.socket(store, u),
+		Socket:  e.socket(store, u),
+		Metrics: m,
 		GPUBudget: func(ctx context.Context) int64 {
 			if _, mac, ok := e.unifiedInfo(ctx, u); ok {
 				return mac.Budget()
@@ -136,4 +156,39 @@ func (e *env) watch(ctx context.Context, o runOptions) error {
 	})
 	logger.Info("ctxfit stopped")
 	return err
+}
+
+// serveMetrics starts the Prometheus endpoint when the settings ask for one
+// and returns its collector; nil when metrics are off.
+func (e *env) serveMetrics(ctx context.Context, store *state.Store, logger *slog.Logger) (*metrics.Collector, error) {
+	data, err := store.Load()
+	if err != nil || data.Settings.MetricsAddr == "" {
+		return nil, nil // a damaged state file is reported by the watcher
+	}
+	addr := data.Settings.MetricsAddr
+	ln, err := metrics.Listen(addr)
+	if err != nil {
+		return nil, err
+	}
+	m := metrics.New(buildVersion())
+	go func() {
+		if err := metrics.Serve(ctx, ln, m); err != nil {
+			logger.Error("metrics stopped", "addr", addr, "err", err)
+		}
+	}()
+	if metrics.IsLoopback(addr) {
+		logger.Info("serving Prometheus metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+	} else {
+		logger.Warn("serving Prometheus metrics beyond this machine: whoever reaches this address sees the Ollama servers, model names and sizes", "url", "http://"+ln.Addr().String()+"/metrics")
+	}
+	return m, nil
+}
+
+// buildVersion returns ctxfit's module version, "devel" for a build from a
+// checkout.
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
 }
