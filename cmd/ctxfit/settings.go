@@ -21,7 +21,8 @@ import (
 type settingsJSON struct {
 	AutoFix       bool              `json:"auto_fix"`
 	Notifications bool              `json:"notifications"`
-	GPU           map[string]string `json:"gpu"` // per server, as `status --set-gpu` set it
+	MetricsAddr   string            `json:"metrics_addr"` // "" when off
+	GPU           map[string]string `json:"gpu"`          // per server, as `status --set-gpu` set it
 	StateDir      string            `json:"state_dir"`
 	Daemon        *daemonJSON       `json:"daemon"` // null when none runs for the server
 }
@@ -55,7 +56,7 @@ func runSettings(ctx context.Context, e *env, args []string) error {
 		return e.jsonOrErr(*asJSON, err)
 	}
 	out := settingsJSON{AutoFix: data.Settings.AutoFix, Notifications: !data.Settings.NotificationsOff,
-		GPU: map[string]string{}, StateDir: store.Dir()}
+		MetricsAddr: data.Settings.MetricsAddr, GPU: map[string]string{}, StateDir: store.Dir()}
 	for h, hs := range data.Hosts {
 		if hs.GPU != "" {
 			out.GPU[h] = string(hs.GPU)
@@ -73,6 +74,11 @@ func runSettings(ctx context.Context, e *env, args []string) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "auto-fix\t%s\tkeep client configs at the tuned context (`ctxfit set auto-fix on|off`)\n", onOff(out.AutoFix))
 	fmt.Fprintf(tw, "notifications\t%s\tdesktop notifications from the tray (`ctxfit set notifications on|off`)\n", onOff(out.Notifications))
+	metricsAddr := out.MetricsAddr
+	if metricsAddr == "" {
+		metricsAddr = "off"
+	}
+	fmt.Fprintf(tw, "metrics\t%s\tPrometheus metrics of `ctxfit run` (`ctxfit run --metrics-addr HOST:PORT|off`, read at start)\n", metricsAddr)
 	hosts := make([]string, 0, len(out.GPU))
 	for h := range out.GPU {
 		hosts = append(hosts, h)
