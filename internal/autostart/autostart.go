@@ -127,7 +127,7 @@ func Executable() (string, error) {
 // checkExecutable reports why exe cannot be started at login, or nil.
 func checkExecutable(exe string) error {
 	if !filepath.IsAbs(exe) {
-		return fmt.Errorf("the executable %q is not an absolute path", exe)
+		return fmt.Errorf("the executable %s is not an absolute path", exe)
 	}
 	if strings.ContainsFunc(exe, func(r rune) bool { return r < ' ' || r == 0x7f }) {
 		return fmt.Errorf("the executable path %q holds control characters; move ctxfit to a plain path", exe)
@@ -137,7 +137,7 @@ func checkExecutable(exe string) error {
 		return fmt.Errorf("the executable to start at login: %w", err)
 	}
 	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("the executable %q is not a regular file", exe)
+		return fmt.Errorf("the executable %s is not a regular file", exe)
 	}
 	return nil
 }
