@@ -121,12 +121,14 @@ func TestSystemdCalls(t *testing.T) {
 			before:    []step{{do: "install"}},
 			step:      step{do: "uninstall"},
 			wantCalls: []string{"disable --user ctxfit.service", "daemon-reload --user"},
+			wantFiles: []string{".config/systemd/user/"},
 		},
 		{
 			name:      "uninstall headless",
 			before:    []step{{do: "install", headless: true}},
 			step:      step{do: "uninstall"},
 			wantCalls: []string{"disable --user ctxfit.service", "daemon-reload --user"},
+			wantFiles: []string{".config/systemd/user/"},
 		},
 		{
 			name:      "uninstall uninstalled does nothing",
@@ -153,6 +155,7 @@ func TestSystemdCalls(t *testing.T) {
 			fail:      "disable daemon-reload",
 			step:      step{do: "uninstall"},
 			wantCalls: []string{"disable --user ctxfit.service", "--user daemon-reload"},
+			wantFiles: []string{".config/systemd/user/"},
 		},
 	}
 	for _, tt := range tests {
