@@ -60,7 +60,7 @@ func run(ctx context.Context, b Backend, opts Options) (err error) {
 	}()
 	m.first = m.st.view()
 	if setIconBeforeRun {
-		beforeRun(m.first)
+		beforeRun(m.item, m.first)
 	}
 	go func() {
 		<-m.ctx.Done()
@@ -84,7 +84,8 @@ type menu struct {
 	ctx         context.Context
 	cancel      context.CancelFunc
 	quitClicked atomic.Bool
-	first       view // the view before systray runs
+	first       view     // the view before systray runs
+	item        trayItem // the icon in the panel
 
 	mu           sync.Mutex // guards everything below
 	st           *state
@@ -112,6 +113,7 @@ func newMenu(b Backend, opts Options) *menu {
 	return &menu{
 		b:         b,
 		opts:      opts,
+		item:      newTrayItem(),
 		st:        newState(),
 		tunes:     map[string]context.CancelFunc{},
 		lanes:     map[action]*serial{actAutoFix: {}, actNotify: {}, actLogin: {}},
@@ -201,10 +203,10 @@ func (m *menu) onReady() {
 	m.mu.Unlock()
 	shown := v
 	if setIconBeforeRun {
-		// The icon and tooltip are those beforeRun set.
-		shown.Icon, shown.Tooltip = m.first.Icon, m.first.Tooltip
+		// The icon, tooltip and status are those beforeRun set.
+		shown.Icon, shown.Tooltip, shown.Attention = m.first.Icon, m.first.Tooltip, m.first.Attention
 	}
-	show(&it, v, nil, !setIconBeforeRun)
+	show(m.item, &it, v, nil, !setIconBeforeRun)
 
 	go m.rebuildLoop(&it, shown)
 	go m.clickLoop()
@@ -261,24 +263,35 @@ func (m *menu) rebuildLoop(it *items, shown view) {
 			return
 		case <-quiet.C:
 			iconsOn = true
+			go m.itemReady()
 		case <-m.rebuildCh:
 		}
 		m.mu.Lock()
 		v := m.st.view()
 		m.visible = v
 		m.mu.Unlock()
-		show(it, v, &shown, iconsOn)
+		show(m.item, it, v, &shown, iconsOn)
 		if !iconsOn {
-			v.Icon, v.Tooltip = shown.Icon, shown.Tooltip
+			v.Icon, v.Tooltip, v.Attention = shown.Icon, shown.Tooltip, shown.Attention
 		}
 		shown = v
 	}
 }
 
+// itemReady extends the panel's item once systray has exported it (on
+// Linux: the NeedsAttention status and an icon at every size).
+func (m *menu) itemReady() {
+	ctx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
+	defer cancel()
+	if err := m.item.ready(ctx); err != nil && m.ctx.Err() == nil {
+		m.opts.Logger.Warn("tray: the icon cannot ask for attention or show sized icons", "err", err)
+	}
+}
+
 // show makes the items show v; have is what they show now (nil: nothing
 // yet). Only what changed is sent, since every change is a DBus signal.
-// With icons false the icon and tooltip are left alone.
-func show(it *items, v view, have *view, icons bool) {
+// With icons false the icon, tooltip and status are left alone.
+func show(t trayItem, it *items, v view, have *view, icons bool) {
 	var was view
 	first := have == nil
 	if !first {
@@ -287,10 +300,13 @@ func show(it *items, v view, have *view, icons bool) {
 	// The tooltip first: hosts read both when the icon's NewIcon signal
 	// comes.
 	if icons && (first || v.Tooltip != was.Tooltip) {
-		systray.SetTooltip(v.Tooltip)
+		t.setTooltip(v.Tooltip)
 	}
 	if icons && (first || v.Icon != was.Icon) {
-		setIcon(v.Icon)
+		t.setIcon(v.Icon)
+	}
+	if icons && (first || v.Attention != was.Attention) {
+		t.setAttention(v.Attention)
 	}
 	set(it.header, v.Header, was.Header, first)
 	set(it.status, v.Status, was.Status, first)

@@ -182,8 +182,10 @@ type modelView struct {
 
 // view is the whole tray: icon, tooltip and every menu item, in menu order.
 type view struct {
-	Icon       assets.State
-	Tooltip    string
+	Icon    assets.State
+	Tooltip string
+	// Attention asks the desktop to raise the icon: a model spilled.
+	Attention  bool
 	Header     itemView
 	Status     itemView
 	Models     [maxModels]modelView
@@ -197,7 +199,7 @@ type view struct {
 // view computes what the tray shows in state s.
 func (s *state) view() view {
 	snap := s.snap
-	v := view{Icon: s.icon(), Tooltip: s.tooltip()}
+	v := view{Icon: s.icon(), Tooltip: s.tooltip(), Attention: s.attention()}
 
 	v.Header = itemView{Title: "Ollama" + version(snap.Version) + at(snap.Host), Disabled: true}
 	v.Status = itemView{Disabled: true, Hidden: true}
@@ -360,6 +362,15 @@ func (s *state) icon() assets.State {
 		}
 	}
 	return assets.OK
+}
+
+// attention reports whether a loaded model spilled onto the CPU: the
+// item's status asks the desktop to raise it until that ends.
+func (s *state) attention() bool {
+	if !s.snap.Reachable {
+		return false
+	}
+	return slices.ContainsFunc(s.snap.Models, func(m daemon.Model) bool { return m.Spilled })
 }
 
 // tooltip is the one-line summary under the icon.

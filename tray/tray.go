@@ -98,6 +98,18 @@ type Notification struct {
 	Icon assets.State
 }
 
+// trayItem is the icon in the panel: systray's item, extended where the
+// platform allows (sni on Linux). Its methods may be called before ready.
+type trayItem interface {
+	// ready runs once systray has started; an error means the extension
+	// is unavailable and the plain item works on.
+	ready(ctx context.Context) error
+	setIcon(assets.State)
+	setTooltip(string)
+	// setAttention asks the desktop to raise the item (a spill), or not.
+	setAttention(on bool)
+}
+
 func (o *Options) defaults() {
 	if o.Notify == nil {
 		beeep.AppName = "ctxfit" // beeep keeps the name notifications show in a package variable

@@ -1,11 +1,13 @@
 package tray
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -142,6 +144,20 @@ func TestTrayOverWatcher(t *testing.T) {
 	if tip := p.Tooltip(); tip != "ctxfit: "+simModel+" 100% GPU" {
 		t.Errorf("tooltip %q", tip)
 	}
+	p.WaitStatus("Active")
+	// The host gets the icon drawn at every size, to pick the nearest to
+	// its panel's.
+	var sizes []int
+	for _, px := range p.Pixmaps() {
+		want, w, h, err := traytest.Pixmap(assets.PNGAt(assets.OK, int(px.W)))
+		if err != nil || w != px.W || h != px.H || !bytes.Equal(px.Pix, want) {
+			t.Errorf("the %d×%d pixmap is not the OK icon drawn at that size", px.W, px.H)
+		}
+		sizes = append(sizes, int(px.W))
+	}
+	if !slices.Equal(sizes, assets.Sizes()) {
+		t.Errorf("IconPixmap sizes %v, want %v", sizes, assets.Sizes())
+	}
 
 	// A client asks for 32768: the model spills, the icon turns amber, and
 	// one notification tells it, however many polls see it.
@@ -149,6 +165,7 @@ func TestTrayOverWatcher(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.WaitIcon(assets.Warning)
+	p.WaitStatus("NeedsAttention") // desktops raise the item during a spill
 	m = p.WaitMenu("the spill", func(n *traytest.Node) bool {
 		l := n.Find("⚠ " + simModel)
 		return l != nil && strings.Contains(l.Label, "23%/77% CPU/GPU · context 32768") && n.Find("Fix Continue now: 32768 → 16384") != nil
@@ -180,6 +197,7 @@ func TestTrayOverWatcher(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.WaitIcon(assets.OK)
+	p.WaitStatus("Active")
 	p.waitCalls("notify "+simModel+" keeps reloading", 1)
 
 	// Tune context shows its progress in the model's line; a second click
