@@ -26,6 +26,9 @@ const (
 	childEnv  = "CTXFIT_TRAY_CHILD"
 	ollamaEnv = "CTXFIT_TRAY_TEST_OLLAMA" // the simulated Ollama's URL
 	dirEnv    = "CTXFIT_TRAY_TEST_DIR"    // state, Continue's config, the call log
+	// busNotifyEnv set to 1 makes the child notify through the session
+	// bus's notification service, as ctxfit does, instead of the call log.
+	busNotifyEnv = "CTXFIT_TRAY_TEST_BUS_NOTIFY"
 )
 
 func TestMain(m *testing.M) {
@@ -44,6 +47,9 @@ func child(scenario string) int {
 	opts := Options{
 		Notify: func(n Notification) error { calls.add("notify", n.Title); return nil },
 		Open:   func(_ context.Context, path string) error { calls.add("open", path); return nil },
+	}
+	if os.Getenv(busNotifyEnv) == "1" {
+		opts.Notify = nil
 	}
 	var err error
 	switch scenario {

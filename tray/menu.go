@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,6 +52,10 @@ func run(ctx context.Context, b Backend, opts Options) (err error) {
 	opts.defaults()
 	m := newMenu(b, opts)
 	m.ctx, m.cancel = context.WithCancel(ctx)
+	m.notifier = funcNotifier{show: opts.Notify, close: opts.Withdraw}
+	if opts.Notify == nil {
+		m.notifier = newNotifier(m.ctx, opts.Logger, m.action)
+	}
 	defer func() {
 		if r := recover(); r != nil && !m.quitClicked.Load() {
 			// fyne systray panics in places (Quit without a session bus).
@@ -86,6 +91,7 @@ type menu struct {
 	quitClicked atomic.Bool
 	first       view     // the view before systray runs
 	item        trayItem // the icon in the panel
+	notifier    notifier
 
 	mu           sync.Mutex // guards everything below
 	st           *state
@@ -105,7 +111,7 @@ type menu struct {
 
 	rebuildCh chan struct{}
 	clicks    chan click
-	notes     chan Notification
+	notes     chan noteOp
 	calls     sync.WaitGroup // tunes and fixes, waited for at exit
 }
 
@@ -121,7 +127,7 @@ func newMenu(b Backend, opts Options) *menu {
 		gen:       map[action]int{},
 		rebuildCh: make(chan struct{}, 1),
 		clicks:    make(chan click, 256),
-		notes:     make(chan Notification, 32),
+		notes:     make(chan noteOp, 32),
 	}
 }
 
@@ -382,18 +388,33 @@ func (m *menu) update(u watch.Update) {
 	now := time.Now()
 	m.mu.Lock()
 	notes := m.st.apply(u, now)
+	withdrawn := m.st.takeWithdrawn()
 	stale := len(u.Events) > 0 || m.st.loaded() != m.models || now.Sub(m.refreshed) >= refreshEvery
 	m.mu.Unlock()
 	for _, n := range notes {
-		select {
-		case m.notes <- n:
-		default:
-			m.opts.Logger.Warn("tray: too many notifications at once; dropped one", "title", n.Title)
-		}
+		m.send(noteOp{n: n})
+	}
+	for _, k := range withdrawn {
+		m.send(noteOp{withdraw: k})
 	}
 	m.signal()
 	if stale {
 		m.refresh()
+	}
+}
+
+// noteOp is a notification to show, or the key of one to withdraw.
+type noteOp struct {
+	n        Notification
+	withdraw string
+}
+
+// send queues op for the notify loop without blocking.
+func (m *menu) send(op noteOp) {
+	select {
+	case m.notes <- op:
+	default:
+		m.opts.Logger.Warn("tray: too many notifications at once; dropped one", "title", op.n.Title, "withdraw", op.withdraw)
 	}
 }
 
@@ -403,11 +424,45 @@ func (m *menu) notifyLoop() {
 		select {
 		case <-m.ctx.Done():
 			return
-		case n := <-m.notes:
-			if err := m.opts.Notify(n); err != nil {
-				m.opts.Logger.Warn("tray: cannot show a desktop notification", "title", n.Title, "err", err)
+		case op := <-m.notes:
+			if op.withdraw != "" {
+				if err := m.notifier.withdraw(op.withdraw); err != nil {
+					m.opts.Logger.Warn("tray: cannot close a notification", "key", op.withdraw, "err", err)
+				}
+				continue
+			}
+			if err := m.notifier.notify(op.n); err != nil {
+				m.opts.Logger.Warn("tray: cannot show a desktop notification", "title", op.n.Title, "err", err)
 			}
 		}
+	}
+}
+
+// action acts on a notification's button: key names the notification,
+// id the action ("fix", "tune"), as the menu items of that model would.
+func (m *menu) action(key, id string) {
+	defer m.recoverTo("act on a notification")
+	k, ok := strings.CutPrefix(key, "spill ")
+	if !ok {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	defer m.signal()
+	var name string
+	for _, md := range m.st.listed() {
+		if ollama.ModelKey(md.Name) == k {
+			name = md.Name
+		}
+	}
+	m.opts.Logger.Info("tray: notification action", "action", id, "model", name)
+	switch {
+	case name == "":
+		return // unloaded since
+	case id == "fix":
+		m.startFix(name)
+	case id == "tune" && len(m.tunes) == 0:
+		m.startTune(name)
 	}
 }
 
@@ -522,25 +577,9 @@ func (m *menu) handle(c click) {
 			st.tuning[k] = tuneProgress{name, "cancelling…", true}
 			return
 		}
-		if len(m.tunes) > 0 {
-			return // one tune at a time: two would evict each other's loads
-		}
-		ctx, cancel := context.WithCancel(m.ctx)
-		m.tunes[k] = cancel
-		st.tuning[k] = tuneProgress{model: name, line: "starting…"}
-		delete(st.results, k)
-		m.calls.Add(1)
-		go m.tune(ctx, name, k)
+		m.startTune(name)
 	case actFix:
-		name := m.visible.Models[c.slot].Name
-		k := ollama.ModelKey(name)
-		if name == "" || st.fixing[k] || !st.fixEnabled(name) {
-			return
-		}
-		st.fixing[k] = true
-		delete(st.results, k)
-		m.calls.Add(1)
-		go m.fix(name, k)
+		m.startFix(m.visible.Models[c.slot].Name)
 	case actAutoFix:
 		if !st.settingsKnown {
 			return
@@ -567,6 +606,33 @@ func (m *menu) handle(c click) {
 	case actOpenLog:
 		m.openFile(st.logPath)
 	}
+}
+
+// startTune starts a tune of name unless one runs; m.mu is held.
+func (m *menu) startTune(name string) {
+	if len(m.tunes) > 0 {
+		return // one tune at a time: two would evict each other's loads
+	}
+	k := ollama.ModelKey(name)
+	ctx, cancel := context.WithCancel(m.ctx)
+	m.tunes[k] = cancel
+	m.st.tuning[k] = tuneProgress{model: name, line: "starting…"}
+	delete(m.st.results, k)
+	m.calls.Add(1)
+	go m.tune(ctx, name, k)
+}
+
+// startFix starts writing name's tuned context into Continue's config
+// when the menu offers it; m.mu is held.
+func (m *menu) startFix(name string) {
+	k := ollama.ModelKey(name)
+	if name == "" || m.st.fixing[k] || !m.st.fixEnabled(name) {
+		return
+	}
+	m.st.fixing[k] = true
+	delete(m.st.results, k)
+	m.calls.Add(1)
+	go m.fix(name, k)
 }
 
 // change runs a change of setting a on its lane; m.mu is held.
@@ -621,15 +687,12 @@ func (m *menu) tune(ctx context.Context, name, k string) {
 		m.st.results[k] = "Tuning cancelled"
 	case err != nil:
 		m.st.results[k] = "Tune failed: " + err.Error()
-		n = &Notification{"Tuning " + name + " failed", err.Error(), assets.Warning}
+		n = &Notification{Title: "Tuning " + name + " failed", Message: err.Error(), Icon: assets.Warning}
 	}
 	notify := n != nil && !m.st.settings.NotificationsOff
 	m.mu.Unlock()
 	if notify {
-		select {
-		case m.notes <- *n:
-		default:
-		}
+		m.send(noteOp{n: *n})
 	}
 	m.signal()
 	m.refresh()

@@ -45,6 +45,7 @@ type state struct {
 	results       map[string]string       // by ModelKey: how the last tune or fix ended
 	quietFix      map[string]time.Time    // by ModelKey: until when its config_fixed events are not told
 	spilling      map[string]bool         // by ModelKey: models in a spill episode
+	withdraw      []string                // keys of notifications whose news is over, to close
 }
 
 // tuneProgress is a running tune: the model, and the tuner's last line.
@@ -73,11 +74,12 @@ func newState() *state {
 
 // apply takes in an update from the backend and returns the notifications
 // it calls for: a spill, once per episode per model (an episode ends when
-// the model is whole on the GPU again or unloaded; a server that stops
-// answering ends none); reload thrash; a model that will swap on a
-// CPU-only host; a client config that ctxfit fixed by itself; a finished
-// tune. With notifications off it returns none, but still follows the
-// episodes, so that turning them on does not replay old spills.
+// the model is whole on the GPU again or unloaded, which withdraws the
+// notification; a server that stops answering ends none); reload thrash; a
+// model that will swap on a CPU-only host; a client config that ctxfit
+// fixed by itself; a finished tune. With notifications off it returns
+// none, but still follows the episodes, so that turning them on does not
+// replay old spills.
 func (s *state) apply(u watch.Update, now time.Time) []Notification {
 	s.snap = u.Snapshot
 	s.polled = true
@@ -91,7 +93,12 @@ func (s *state) apply(u watch.Update, now time.Time) []Notification {
 			k := ollama.ModelKey(m.Name)
 			spilling[k] = true
 			if !s.spilling[k] {
-				notes = append(notes, spillNote(m))
+				notes = append(notes, s.spillNote(m))
+			}
+		}
+		for k := range s.spilling {
+			if !spilling[k] {
+				s.withdraw = append(s.withdraw, spillKey(k))
 			}
 		}
 		s.spilling = spilling
@@ -99,15 +106,15 @@ func (s *state) apply(u watch.Update, now time.Time) []Notification {
 	for _, e := range u.Events {
 		switch e.Kind {
 		case watch.EventThrash:
-			notes = append(notes, Notification{e.Model + " keeps reloading", e.Message, assets.Warning})
+			notes = append(notes, Notification{Title: e.Model + " keeps reloading", Message: e.Message, Icon: assets.Warning})
 		case watch.EventSwapRisk:
-			notes = append(notes, Notification{e.Model + " will not fit in memory", e.Message, assets.Warning})
+			notes = append(notes, Notification{Title: e.Model + " will not fit in memory", Message: e.Message, Icon: assets.Warning})
 		case watch.EventConfigFixed:
 			if !s.quiet(e.Model, now) {
-				notes = append(notes, Notification{"Client config fixed", e.Message, assets.OK})
+				notes = append(notes, fixedNote(e))
 			}
 		case watch.EventTuned:
-			notes = append(notes, Notification{"Tune finished", e.Message, assets.OK})
+			notes = append(notes, Notification{Title: "Tune finished", Message: e.Message, Icon: assets.OK})
 		}
 	}
 	for k, t := range s.quietFix {
@@ -119,6 +126,30 @@ func (s *state) apply(u watch.Update, now time.Time) []Notification {
 		return nil
 	}
 	return notes
+}
+
+// takeWithdrawn returns the keys of notifications to close, and forgets
+// them.
+func (s *state) takeWithdrawn() []string {
+	w := s.withdraw
+	s.withdraw = nil
+	return w
+}
+
+// spillKey is the notification key of model k's spill.
+func spillKey(k string) string { return "spill " + k }
+
+// fixedNote tells that ctxfit rewrote a client's config by itself, naming
+// the client and the model, not the file.
+func fixedNote(e watch.Event) Notification {
+	if e.Client == "" || e.Model == "" || e.ContextLength <= 0 {
+		return Notification{Title: "Client config fixed", Message: e.Message, Icon: assets.OK}
+	}
+	return Notification{
+		Title:   "ctxfit fixed " + e.Client + "'s config",
+		Message: fmt.Sprintf("%s now asks for context %d for %s, which stays on the GPU.", e.Client, e.ContextLength, e.Model),
+		Icon:    assets.OK,
+	}
 }
 
 // loaded names the loaded models, for noticing a change.
@@ -143,15 +174,31 @@ func (s *state) quiet(model string, now time.Time) bool {
 	return s.fixing[k] || s.quietFix[k].After(now)
 }
 
-func spillNote(m watch.Model) Notification {
+// spillNote tells of a spill and offers what helps: Fix now when Continue
+// asks for more than the tuned context, Tune when there is no tuned value.
+// It stays until acted on or the spill ends.
+func (s *state) spillNote(m watch.Model) Notification {
+	k := ollama.ModelKey(m.Name)
 	msg := fmt.Sprintf("%s, %s%s. Answers are slow while part of it runs on the CPU.",
 		format.HumanBytes(m.Size), m.Processor, ctxSuffix(m.ContextLength))
-	if m.TunedContext != nil {
-		msg += fmt.Sprintf(" A context of %d stays on the GPU: use Fix Continue now in the ctxfit menu.", *m.TunedContext)
-	} else {
-		msg += " Use Tune context in the ctxfit menu to find the largest context that stays on the GPU."
+	n := Notification{Title: m.Name + " spilled onto the CPU", Icon: assets.Warning, Key: spillKey(k), Persistent: true}
+	a := s.asks[k]
+	switch {
+	case m.TunedContext != nil && s.fixEnabled(m.Name):
+		asks := "its default context"
+		if a.context > 0 {
+			asks = fmt.Sprint(a.context)
+		}
+		msg += fmt.Sprintf(" Continue (%s) asks for %s; %d stays on the GPU.", a.client, asks, *m.TunedContext)
+		n.Actions = []Action{{ID: "fix", Label: "Fix now", Menu: "Fix Continue now"}}
+	case m.TunedContext != nil:
+		msg += fmt.Sprintf(" A context of %d stays on the GPU.", *m.TunedContext)
+	case s.snap.GPU != ollama.GPUAbsent:
+		msg += " Tune finds the largest context that stays on the GPU."
+		n.Actions = []Action{{ID: "tune", Label: "Tune", Menu: "Tune context"}}
 	}
-	return Notification{m.Name + " spilled onto the CPU", msg, assets.Warning}
+	n.Message = msg
+	return n
 }
 
 func ctxSuffix(n int) string {
@@ -370,7 +417,7 @@ func (s *state) attention() bool {
 	if !s.snap.Reachable {
 		return false
 	}
-	return slices.ContainsFunc(s.snap.Models, func(m daemon.Model) bool { return m.Spilled })
+	return slices.ContainsFunc(s.snap.Models, func(m watch.Model) bool { return m.Spilled })
 }
 
 // tooltip is the one-line summary under the icon.

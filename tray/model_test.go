@@ -149,9 +149,10 @@ func TestNotifications(t *testing.T) {
 		return watch.Event{Kind: kind, Model: model, Message: msg}
 	}
 	type step struct {
-		u    watch.Update
-		edit func(*state) // before the update
-		want []string     // titles
+		u        watch.Update
+		edit     func(*state) // before the update
+		want     []string     // titles
+		withdraw []string     // keys of notifications closed
 	}
 	for _, tt := range []struct {
 		name  string
@@ -165,12 +166,12 @@ func TestNotifications(t *testing.T) {
 		}},
 		{"back on the GPU ends the episode", []step{
 			{u: upd(snap(llamaSpilled)), want: []string{"llama3.1:8b spilled onto the CPU"}},
-			{u: upd(snap(llamaGPU))},
+			{u: upd(snap(llamaGPU)), withdraw: []string{"spill llama3.1:8b"}},
 			{u: upd(snap(llamaSpilled)), want: []string{"llama3.1:8b spilled onto the CPU"}},
 		}},
 		{"an unload ends the episode", []step{
 			{u: upd(snap(llamaSpilled)), want: []string{"llama3.1:8b spilled onto the CPU"}},
-			{u: upd(snap())},
+			{u: upd(snap()), withdraw: []string{"spill llama3.1:8b"}},
 			{u: upd(snap(llamaSpilled)), want: []string{"llama3.1:8b spilled onto the CPU"}},
 		}},
 		{"a server that stops answering ends no episode", []step{
@@ -225,24 +226,60 @@ func TestNotifications(t *testing.T) {
 				if fmt.Sprint(got) != fmt.Sprint(s.want) {
 					t.Errorf("step %d: notifications %q, want %q", i, got, s.want)
 				}
+				if w := st.takeWithdrawn(); fmt.Sprint(w) != fmt.Sprint(s.withdraw) {
+					t.Errorf("step %d: withdrew %q, want %q", i, w, s.withdraw)
+				}
 			}
 		})
 	}
 }
 
 func TestSpillNoteSaysWhatToDo(t *testing.T) {
-	n := spillNote(llamaSpilled)
-	for _, want := range []string{"9.7 GB", "22%/78% CPU/GPU", "context 32768", "16384 stays on the GPU", "Fix Continue now"} {
-		if !strings.Contains(n.Message, want) {
-			t.Errorf("spill notification %q does not say %q", n.Message, want)
-		}
+	asksMore := map[string]ask{"llama3.1:8b": {client: "Llama chat", context: 32768, ok: true}}
+	for _, tt := range []struct {
+		name    string
+		st      *state
+		m       watch.Model
+		says    []string
+		actions string
+	}{
+		{"Continue asks too much: Fix now", known(snap(llamaSpilled), asksMore), llamaSpilled,
+			[]string{"9.7 GB", "22%/78% CPU/GPU", "context 32768", "Continue (Llama chat) asks for 32768; 16384 stays on the GPU."}, "fix:Fix now"},
+		{"tuned, Continue not read yet", newState(), llamaSpilled,
+			[]string{"A context of 16384 stays on the GPU."}, ""},
+		{"not tuned: Tune", known(snap(), nil), model("gemma2:9b", 9*gib, 7*gib, 8192, ollama.GPUPresent),
+			[]string{"gemma2:9b", "Tune finds the largest context that stays on the GPU."}, "tune:Tune"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.st.snap.Models = append(tt.st.snap.Models, tt.m)
+			n := tt.st.spillNote(tt.m)
+			for _, want := range tt.says {
+				if !strings.Contains(n.Title+" "+n.Message, want) {
+					t.Errorf("spill notification %q: %q does not say %q", n.Title, n.Message, want)
+				}
+			}
+			if strings.Contains(n.Message, "/") && !strings.Contains(n.Message, "CPU/GPU") {
+				t.Errorf("spill notification %q shows a path", n.Message)
+			}
+			var acts []string
+			for _, a := range n.Actions {
+				acts = append(acts, a.ID+":"+a.Label)
+			}
+			if got := strings.Join(acts, " "); got != tt.actions {
+				t.Errorf("actions %q, want %q", got, tt.actions)
+			}
+			if n.Icon != assets.Warning || !n.Persistent || n.Key != "spill "+ollama.ModelKey(tt.m.Name) {
+				t.Errorf("icon %s, persistent %v, key %q: want a persistent warning keyed by the model", n.Icon, n.Persistent, n.Key)
+			}
+		})
 	}
-	if n.Icon != assets.Warning {
-		t.Errorf("icon %s, want warning", n.Icon)
-	}
-	n = spillNote(model("gemma2:9b", 9*gib, 7*gib, 8192, ollama.GPUPresent))
-	if !strings.Contains(n.Message, "Tune context") {
-		t.Errorf("untuned spill notification %q does not point to Tune context", n.Message)
+}
+
+func TestFixedNoteNamesClientAndModel(t *testing.T) {
+	n := fixedNote(watch.Event{Kind: watch.EventConfigFixed, Client: "Continue", Model: "llama3.1:8b", ContextLength: 16384,
+		Message: "Continue: fixed /home/u/.continue/config.yaml: Llama (llama3.1:8b) → context 16384"})
+	if n.Title != "ctxfit fixed Continue's config" || n.Message != "Continue now asks for context 16384 for llama3.1:8b, which stays on the GPU." {
+		t.Errorf("fixed notification %q: %q", n.Title, n.Message)
 	}
 }
 

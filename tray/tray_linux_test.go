@@ -360,3 +360,112 @@ func TestSystrayPanicIsRecovered(t *testing.T) {
 		t.Errorf("the tray exited with %d, want 3 (ErrNoTray after a recovered panic):\n%s", code, out)
 	}
 }
+
+// TestTrayNotificationActions runs the tray with its real notifier against
+// a notification service on the test bus: a spill without a tuned value
+// offers Tune, one where Continue asks for more than the tuned value
+// offers Fix now; both persist (critical, no timeout), pressing the button
+// over DBus (ActionInvoked) does what the menu item does, and the
+// notification is closed when the spill ends.
+func TestTrayNotificationActions(t *testing.T) {
+	addr := traytest.StartBus(t)
+	conn := traytest.Connect(t, addr)
+	w := traytest.NewWatcher(t, conn)
+	notes := traytest.NewNotifications(t, traytest.Connect(t, addr))
+
+	gpu, _ := gpusim.LookupGPU("8GB")
+	sim := gpusim.New(gpusim.Config{GPU: gpu})
+	simURL, err := sim.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	if err := sim.Load(simModel, fitCtx, gpusim.Forever); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	u := ollamahost.Parse(simURL)
+	continuePath := filepath.Join(dir, "continue", "config.json")
+	os.MkdirAll(filepath.Dir(continuePath), 0o755)
+	os.WriteFile(continuePath, []byte(`{"models": [{"title": "Qwen coder", "provider": "ollama", "model": "`+simModel+`", "contextLength": 32768}]}`), 0o644)
+
+	p := startChild(t, addr, "watcher", dir, ollamaEnv+"="+simURL, busNotifyEnv+"=1")
+	p.attach(w)
+	p.WaitIcon(assets.OK)
+
+	// Not tuned: the spill notification offers Tune, and stays.
+	if err := sim.Load(simModel, spillCtx, gpusim.Forever); err != nil {
+		t.Fatal(err)
+	}
+	spill := notes.Wait(simModel+" spilled onto the CPU", 0)
+	if got := strings.Join(spill.Actions, "|"); got != "tune|Tune" {
+		t.Errorf("actions %q, want tune|Tune", got)
+	}
+	if spill.App != "ctxfit" || spill.Urgency != 2 || spill.Timeout != 0 || !spill.Image {
+		t.Errorf("spill notification %+v: want app ctxfit, urgency 2 (critical), timeout 0, an image", spill)
+	}
+	if strings.Contains(spill.Body, dir) || !strings.Contains(spill.Body, "Tune finds the largest context") {
+		t.Errorf("spill notification body %q", spill.Body)
+	}
+	p.WaitStatus("NeedsAttention")
+
+	// The model fits again: the notification is withdrawn.
+	if err := sim.Load(simModel, fitCtx, gpusim.Forever); err != nil {
+		t.Fatal(err)
+	}
+	notes.WaitClosed(spill.ID)
+	p.WaitStatus("Active")
+
+	// It spills again; Tune in the notification starts the tune that
+	// Tune context in the menu would.
+	before := len(notes.Shown())
+	if err := sim.Load(simModel, spillCtx, gpusim.Forever); err != nil {
+		t.Fatal(err)
+	}
+	spill = notes.Wait(simModel+" spilled onto the CPU", before)
+	notes.Invoke(spill.ID, "tune")
+	p.waitCalls("tune "+simModel, 1)
+	p.WaitMenu("the tune the notification started", func(n *traytest.Node) bool { return n.Find("Cancel tuning") != nil })
+	p.Click("Cancel tuning")
+	p.waitCalls("tune-cancelled "+simModel, 1)
+
+	// Tuned now.
+	if err := ctxstate.OpenStore(dir).Update(func(d *ctxstate.Data) error {
+		d.PutTuned(ctxstate.Tuned{Host: ollamahost.Key(u), Model: simModel, Parallel: 1, Context: tunedCtx, Step: 1024, MeasuredAt: time.Now()})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.Load(simModel, fitCtx, gpusim.Forever); err != nil {
+		t.Fatal(err)
+	}
+	p.WaitStatus("Active")
+
+	// Continue asks for more than the tuned value: Fix now, naming the
+	// client and the model, and the button fixes Continue's config.
+	before = len(notes.Shown())
+	if err := sim.Load(simModel, spillCtx, gpusim.Forever); err != nil {
+		t.Fatal(err)
+	}
+	spill = notes.Wait(simModel+" spilled onto the CPU", before)
+	if got := strings.Join(spill.Actions, "|"); got != "fix|Fix now" {
+		t.Errorf("actions %q, want fix|Fix now", got)
+	}
+	if want := "Continue (Qwen coder) asks for 32768; 16384 stays on the GPU."; !strings.Contains(spill.Body, want) {
+		t.Errorf("body %q lacks %q", spill.Body, want)
+	}
+	notes.Invoke(spill.ID, "fix")
+	p.waitCalls("fix "+simModel, 1)
+	for deadline := time.Now().Add(traytest.Patience); ; time.Sleep(50 * time.Millisecond) {
+		if data, _ := os.ReadFile(continuePath); strings.Contains(string(data), `"contextLength": 16384`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Fix now in the notification did not fix Continue's config")
+		}
+	}
+	code, out := p.quit()
+	if code != 0 {
+		t.Errorf("after Quit the tray exited with %d:\n%s", code, out)
+	}
+}

@@ -89,6 +89,7 @@ type Event struct {
 	Time              time.Time `json:"time"`
 	Host              string    `json:"host"`
 	Model             string    `json:"model,omitempty"`
+	Client            string    `json:"client,omitempty"` // config_fixed: the client whose config ctxfit rewrote
 	Processor         string    `json:"processor,omitempty"`
 	Size              int64     `json:"size,omitempty"`
 	ContextLength     int       `json:"context_length,omitempty"`

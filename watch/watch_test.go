@@ -491,7 +491,7 @@ func TestWatcherReconnectsWithinFastInterval(t *testing.T) {
 	su, _ := url.Parse(srv.URL)
 	srv.Close() // nothing listens now: connections are refused
 	const fast = 100 * time.Millisecond
-	w := NewWatcher(NewClient(su), su, nil, WatcherOptions{FastInterval: fast, MaxBackoff: 30 * time.Second, LocalGPU: gpu(GPUAbsent)})
+	w := New(ollama.NewClient(su), su, nil, Options{FastInterval: fast, MaxBackoff: 30 * time.Second, LocalGPU: gpu(ollama.GPUAbsent)})
 	ch, stop := w.Subscribe()
 	defer stop()
 	ctx, cancel := context.WithCancel(context.Background())

@@ -199,11 +199,15 @@ func (a *app) noticed(n clients.Notice) {
 	case clients.NoticeTooLarge:
 		msg += fmt.Sprintf(". `ctxfit fix %s` (or Fix in the tray, or auto-fix) writes the tuned value", strings.ToLower(n.Client))
 	}
-	var model string
+	e := watch.Event{Kind: kind, Client: n.Client, Message: msg}
 	if len(n.Asks) > 0 {
-		model = n.Asks[0].Model
+		e.Model = n.Asks[0].Model
 	}
-	a.watcher.Publish(watch.Event{Kind: kind, Model: model, Message: msg})
+	if n.Kind == clients.NoticeFixed && n.Report != nil && len(n.Report.Changes) > 0 {
+		// The tray names the client and the model, not the file.
+		e.Model, e.ContextLength = n.Report.Changes[0].Model, n.Report.Changes[0].NewContext
+	}
+	a.watcher.Publish(e)
 }
 
 // target is what the client configs should ask for: the latest tuned value
