@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -116,11 +117,13 @@ type menu struct {
 }
 
 func newMenu(b Backend, opts Options) *menu {
+	st := newState()
+	st.version = opts.Version
 	return &menu{
 		b:         b,
 		opts:      opts,
 		item:      newTrayItem(),
-		st:        newState(),
+		st:        st,
 		tunes:     map[string]context.CancelFunc{},
 		lanes:     map[action]*serial{actAutoFix: {}, actNotify: {}, actLogin: {}},
 		pending:   map[action]int{},
@@ -142,6 +145,7 @@ const (
 	actLogin
 	actOpenConfig
 	actOpenLog
+	actAboutPage
 	actQuit
 )
 
@@ -153,10 +157,13 @@ type click struct {
 
 // items are the systray menu items, created once in menu order.
 type items struct {
-	header, status            *systray.MenuItem
+	title, header, status     *systray.MenuItem
+	problem                   *systray.MenuItem
 	models                    [maxModels]modelItems
 	autoFix, notify, login    *systray.MenuItem
 	openConfig, openLog, quit *systray.MenuItem
+	about, aboutInfo          *systray.MenuItem
+	aboutPage                 *systray.MenuItem
 }
 
 type modelItems struct {
@@ -171,8 +178,10 @@ const clickBuffer = 64
 func (m *menu) onReady() {
 	defer m.recoverTo("build the menu")
 	var it items
+	it.title = systray.AddMenuItem("", "")
 	it.header = systray.AddMenuItem("", "")
 	it.status = systray.AddMenuItem("", "")
+	it.problem = systray.AddMenuItem("", "")
 	for i := range it.models {
 		line := systray.AddMenuItem("", "")
 		it.models[i] = modelItems{
@@ -193,10 +202,14 @@ func (m *menu) onReady() {
 	it.openConfig = systray.AddMenuItem("Open Continue config", "")
 	it.openLog = systray.AddMenuItem("Open log", "")
 	systray.AddSeparator()
+	it.about = systray.AddMenuItem("About ctxfit", "")
+	it.aboutInfo = it.about.AddSubMenuItem("", "")
+	it.aboutPage = it.about.AddSubMenuItem("Project page", "")
 	it.quit = systray.AddMenuItem("Quit", "Stop ctxfit")
 	for item, a := range map[*systray.MenuItem]action{
 		it.autoFix: actAutoFix, it.notify: actNotify, it.login: actLogin,
-		it.openConfig: actOpenConfig, it.openLog: actOpenLog, it.quit: actQuit,
+		it.openConfig: actOpenConfig, it.openLog: actOpenLog, it.aboutPage: actAboutPage,
+		it.quit: actQuit,
 	} {
 		m.forward(item, click{act: a})
 	}
@@ -314,8 +327,10 @@ func show(t trayItem, it *items, v view, have *view, icons bool) {
 	if icons && (first || v.Attention != was.Attention) {
 		t.setAttention(v.Attention)
 	}
+	set(it.title, v.Title, was.Title, first)
 	set(it.header, v.Header, was.Header, first)
 	set(it.status, v.Status, was.Status, first)
+	set(it.problem, v.Problem, was.Problem, first)
 	for i, mi := range it.models {
 		mv, mw := v.Models[i], was.Models[i]
 		set(mi.line, mv.Line, mw.Line, first)
@@ -329,6 +344,9 @@ func show(t trayItem, it *items, v view, have *view, icons bool) {
 	set(it.login, v.Login, was.Login, first)
 	set(it.openConfig, v.OpenConfig, was.OpenConfig, first)
 	set(it.openLog, v.OpenLog, was.OpenLog, first)
+	set(it.about, v.About, was.About, first)
+	set(it.aboutInfo, v.AboutInfo, was.AboutInfo, first)
+	set(it.aboutPage, v.AboutPage, was.AboutPage, first)
 }
 
 func set(item *systray.MenuItem, want, have itemView, first bool) {
@@ -605,6 +623,8 @@ func (m *menu) handle(c click) {
 		m.openFile(st.continuePath)
 	case actOpenLog:
 		m.openFile(st.logPath)
+	case actAboutPage:
+		m.openFile(projectPage)
 	}
 }
 
@@ -663,6 +683,9 @@ func (m *menu) openFile(path string) {
 		defer m.recoverTo("open a file")
 		if err := m.opts.Open(m.ctx, path); err != nil {
 			m.opts.Logger.Warn("tray: cannot open a file", "path", path, "err", err)
+			// Say so, with the path, so that it can be opened by hand.
+			m.send(noteOp{n: Notification{Title: "Cannot open " + filepath.Base(path),
+				Message: "No program opened it. It is at " + path, Icon: assets.Warning}})
 		}
 	}()
 }
@@ -687,6 +710,7 @@ func (m *menu) tune(ctx context.Context, name, k string) {
 		m.st.results[k] = "Tuning cancelled"
 	case err != nil:
 		m.st.results[k] = "Tune failed: " + err.Error()
+		m.opts.Logger.Warn("tray: tune failed", "model", name, "err", err)
 		n = &Notification{Title: "Tuning " + name + " failed", Message: err.Error(), Icon: assets.Warning}
 	}
 	notify := n != nil && !m.st.settings.NotificationsOff
@@ -707,6 +731,7 @@ func (m *menu) fix(name, k string) {
 	m.st.quietFix[k] = time.Now().Add(manualFixQuiet)
 	if err != nil {
 		m.st.results[k] = "Fix failed: " + err.Error()
+		m.opts.Logger.Warn("tray: fix failed", "model", name, "err", err)
 	} else {
 		m.st.results[k] = "Continue's config was updated"
 	}

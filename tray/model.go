@@ -2,6 +2,7 @@ package tray
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -26,8 +27,9 @@ const manualFixQuiet = 10 * time.Second
 // state is everything the menu, the icon and the notifications are
 // computed from. The menu's event loop owns it, under menu.mu.
 type state struct {
-	snap   watch.Snapshot
-	polled bool // at least one snapshot from the backend
+	snap    watch.Snapshot
+	polled  bool   // at least one snapshot from the backend
+	version string // ctxfit's own, for the first line and About
 
 	settings      ctxstate.Settings
 	settingsKnown bool
@@ -232,37 +234,52 @@ type view struct {
 	Icon    assets.State
 	Tooltip string
 	// Attention asks the desktop to raise the icon: a model spilled.
-	Attention  bool
-	Header     itemView
-	Status     itemView
+	Attention bool
+	// Title names ctxfit, its version and the overall state in words.
+	Title  itemView
+	Header itemView // the Ollama server
+	Status itemView // the connection, or what else there is to say about the models
+	// Problem is a settings error, below the connection's state, shortened
+	// to what to do; the full text is its tooltip and in the log.
+	Problem    itemView
 	Models     [maxModels]modelView
 	AutoFix    itemView
 	Notify     itemView
 	Login      itemView
 	OpenConfig itemView
 	OpenLog    itemView
+	About      itemView
+	AboutInfo  itemView // version, Go, OS
+	AboutPage  itemView // opens the project page
 }
+
+// projectPage is the page About opens.
+const projectPage = "https://github.com/ctxfit/ctxfit"
 
 // view computes what the tray shows in state s.
 func (s *state) view() view {
 	snap := s.snap
 	v := view{Icon: s.icon(), Tooltip: s.tooltip(), Attention: s.attention()}
 
+	v.Title = itemView{Title: "ctxfit " + s.versionOr() + " · " + s.overall(), Disabled: true}
 	v.Header = itemView{Title: "Ollama" + version(snap.Version) + at(snap.Host), Disabled: true}
 	v.Status = itemView{Disabled: true, Hidden: true}
 	switch {
-	case s.settingsErr != "":
-		v.Status = itemView{Title: shorten(s.settingsErr), Tooltip: s.settingsErr, Disabled: true}
-	case s.readErr != "":
-		v.Status = itemView{Title: shorten(s.readErr), Tooltip: s.readErr, Disabled: true}
 	case !s.polled || !snap.Reachable && snap.Error == "":
 		v.Status = itemView{Title: "Connecting…", Disabled: true}
 	case !snap.Reachable:
-		v.Status = itemView{Title: shorten(snap.Error), Tooltip: snap.Error, Disabled: true}
-	case len(snap.Models) == 0:
+		v.Status = itemView{Title: actionable(snap.Error), Tooltip: snap.Error, Disabled: true}
+	case len(s.listed()) == 0:
 		v.Status = itemView{Title: "No model loaded", Disabled: true}
 	case len(snap.Models) > maxModels:
 		v.Status = itemView{Title: fmt.Sprintf("%d more models: see ctxfit status", len(snap.Models)-maxModels), Disabled: true}
+	}
+	v.Problem = itemView{Disabled: true, Hidden: true}
+	switch {
+	case s.settingsErr != "":
+		v.Problem = itemView{Title: "⚠ " + actionable(s.settingsErr), Tooltip: s.settingsErr, Disabled: true}
+	case s.readErr != "":
+		v.Problem = itemView{Title: "⚠ " + actionable(s.readErr), Tooltip: s.readErr, Disabled: true}
 	}
 
 	models := s.listed()
@@ -280,7 +297,8 @@ func (s *state) view() view {
 		Tooltip: "Tell me when a model spills onto the CPU, keeps reloading, or when ctxfit fixed a config"}
 	v.Login = itemView{Title: "Start at login", Checked: s.login, Disabled: !s.loginKnown || s.loginErr != ""}
 	if s.loginErr != "" {
-		v.Login.Title = "Start at login (unavailable)"
+		// The reason in the title: most Linux panels show no tooltips.
+		v.Login.Title = "Start at login (unavailable: " + reason(s.loginErr) + ")"
 		v.Login.Tooltip = s.loginErr
 	}
 	v.OpenConfig = itemView{Title: "Open Continue config", Tooltip: s.continuePath, Disabled: s.continuePath == ""}
@@ -288,7 +306,55 @@ func (s *state) view() view {
 		v.OpenConfig.Title = "Open Continue config (none found)"
 	}
 	v.OpenLog = itemView{Title: "Open log", Tooltip: s.logPath, Disabled: s.logPath == ""}
+	v.About = itemView{Title: "About ctxfit"}
+	v.AboutInfo = itemView{Title: fmt.Sprintf("ctxfit %s · %s · %s/%s", s.versionOr(), runtime.Version(), runtime.GOOS, runtime.GOARCH), Disabled: true}
+	v.AboutPage = itemView{Title: "Project page", Tooltip: projectPage}
 	return v
+}
+
+// versionOr returns ctxfit's version, or "dev" when unknown.
+func (s *state) versionOr() string {
+	if s.version == "" {
+		return "dev"
+	}
+	return s.version
+}
+
+// overall says in a few words how things stand, for the menu's first
+// line.
+func (s *state) overall() string {
+	snap := s.snap
+	switch {
+	case !s.polled || !snap.Reachable && snap.Error == "":
+		return "connecting to Ollama"
+	case !snap.Reachable:
+		return "Ollama does not answer"
+	}
+	for _, t := range s.tuning {
+		return "tuning " + t.model
+	}
+	var spilled, swap []string
+	for _, m := range snap.Models {
+		switch {
+		case m.Spilled:
+			spilled = append(spilled, m.Name)
+		case m.RAMWarning != "":
+			swap = append(swap, m.Name)
+		}
+	}
+	switch {
+	case len(spilled) == 1:
+		return spilled[0] + " spilled onto the CPU"
+	case len(spilled) > 1:
+		return fmt.Sprintf("%d models spilled onto the CPU", len(spilled))
+	case len(swap) > 0:
+		return strings.Join(swap, ", ") + " will not fit in memory"
+	case len(snap.Models) == 0:
+		return "idle"
+	case snap.GPU == ollama.GPUAbsent:
+		return "everything fits in memory"
+	}
+	return "everything on the GPU"
 }
 
 // listed returns the models the menu lists: the loaded ones, and one being
@@ -341,14 +407,17 @@ func (s *state) modelView(m watch.Model) modelView {
 	mv.Fix = s.fixView(m, k)
 
 	mv.Info = itemView{Title: "Not tuned yet", Disabled: true}
-	if m.TunedContext != nil {
+	switch {
+	case m.TunedContext != nil:
 		mv.Info.Title = fmt.Sprintf("Tuned: context %d stays on the GPU", *m.TunedContext)
+	case tuning:
+		mv.Info.Hidden = true // the line shows the tune's progress
 	}
 	mv.Note = itemView{Disabled: true, Hidden: true}
 	if r := s.results[k]; r != "" {
-		mv.Note = itemView{Title: shorten(r), Tooltip: r, Disabled: true}
+		mv.Note = itemView{Title: actionable(r), Tooltip: r, Disabled: true}
 	} else if m.RAMWarning != "" {
-		mv.Note = itemView{Title: shorten(m.RAMWarning), Tooltip: m.RAMWarning, Disabled: true}
+		mv.Note = itemView{Title: actionable(m.RAMWarning), Tooltip: m.RAMWarning, Disabled: true}
 	}
 	return mv
 }
@@ -428,6 +497,8 @@ func (s *state) tooltip() string {
 		return "ctxfit: connecting to Ollama" + at(snap.Host)
 	case !snap.Reachable:
 		return "ctxfit: Ollama" + at(snap.Host) + " does not answer"
+	case len(snap.Models) == 0 && len(s.tuning) > 0:
+		return "ctxfit: " + s.overall()
 	case len(snap.Models) == 0:
 		return "ctxfit: no model loaded"
 	}
@@ -471,11 +542,59 @@ func at(host string) string {
 	return " at " + host
 }
 
+// menuWidth is the most characters a menu line shows.
+const menuWidth = 100
+
+// actionable shortens an error or a warning to a menu line that keeps what
+// helps: what failed and what to do. ctxfit's messages read "what failed:
+// cause: cause (what to do)" or "what happened. What to do": the line is
+// the first part and the advice, dropping the chain of causes between
+// them, which the tooltip and the log keep.
+func actionable(msg string) string {
+	msg = strings.TrimSpace(msg)
+	if len([]rune(msg)) <= menuWidth {
+		return msg
+	}
+	head := msg
+	if i := strings.Index(msg, ": "); i > 0 {
+		head = msg[:i]
+	}
+	var advice string
+	switch {
+	case strings.HasSuffix(msg, ")") && strings.LastIndex(msg, " (") > len(head):
+		advice = msg[strings.LastIndex(msg, " (")+2 : len(msg)-1]
+	case strings.Contains(msg, ". "):
+		advice = msg[strings.LastIndex(msg, ". ")+2:]
+	case strings.Contains(msg, "; "):
+		advice = msg[strings.LastIndex(msg, "; ")+2:]
+	}
+	line := head
+	if advice != "" && advice != head {
+		line = head + " — " + advice
+	}
+	return shorten(line)
+}
+
+// reason shortens why something is unavailable to a few words for a menu
+// item's title.
+func reason(msg string) string {
+	const max = 50
+	short := msg
+	for _, sep := range []string{": ", " (", "; ", ". "} {
+		if i := strings.Index(short, sep); i > 0 {
+			short = short[:i]
+		}
+	}
+	if len([]rune(short)) > max {
+		short = string([]rune(short)[:max-1]) + "…"
+	}
+	return short
+}
+
 // shorten cuts s to a menu's width.
 func shorten(s string) string {
-	const max = 90
-	if r := []rune(s); len(r) > max {
-		return string(r[:max-1]) + "…"
+	if r := []rune(s); len(r) > menuWidth {
+		return string(r[:menuWidth-1]) + "…"
 	}
 	return s
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -324,6 +325,17 @@ func TestMenu(t *testing.T) {
 			st.settingsErr = "Could not save the setting: open /home/u/.config/ctxfit/state.json: permission denied"
 			return st
 		}()},
+		{"start at login failed while Ollama is down", func() *state {
+			st := known(unreachable(), nil)
+			st.settingsErr = "Could not save the setting: install /home/u/.config/systemd/user/ctxfit.service: systemctl --user enable ctxfit.service: exit status 1: Failed to connect to bus: No medium found (is a systemd user session running? `systemctl --user status` tells)"
+			st.loginErr = "no systemd user session: `systemctl --user` cannot reach a user manager (Failed to connect to bus: No medium found); add `ctxfit run` to your desktop's autostart settings instead"
+			return st
+		}()},
+		{"tuning a model that is not loaded", func() *state {
+			st := known(snap(), nil)
+			st.tuning[k("llama3.1:8b")] = tuneProgress{model: "llama3.1:8b", line: "16384: 100% GPU (3 loads)"}
+			return st
+		}()},
 		{"tuned model reloading", func() *state {
 			st := known(snap(qwenGPU), nil)
 			st.tuning[k("llama3.1:8b")] = tuneProgress{model: "llama3.1:8b", line: "32768: 22%/78% CPU/GPU (2 loads)"}
@@ -397,8 +409,10 @@ func render(v view) string {
 		}
 		b.WriteString("\n")
 	}
+	line("", v.Title, false)
 	line("", v.Header, false)
 	line("", v.Status, false)
+	line("", v.Problem, false)
 	for _, m := range v.Models {
 		if m.Line.Hidden {
 			continue
@@ -415,8 +429,13 @@ func render(v view) string {
 	b.WriteString("----\n")
 	line("", v.OpenConfig, false)
 	line("", v.OpenLog, false)
-	b.WriteString("----\n  Quit\n")
-	return b.String()
+	b.WriteString("----\n")
+	line("", v.About, false)
+	line("    ", v.AboutInfo, false)
+	line("    ", v.AboutPage, false)
+	b.WriteString("  Quit\n")
+	// The golden files hold no build details.
+	return strings.NewReplacer(runtime.Version(), "GOVERSION", runtime.GOOS+"/"+runtime.GOARCH, "OS/ARCH").Replace(b.String())
 }
 
 // BenchmarkPoll measures what the tray does for each poll of the watcher
@@ -435,5 +454,46 @@ func BenchmarkPoll(b *testing.B) {
 	for b.Loop() {
 		st.apply(u, now)
 		_ = st.view()
+	}
+}
+
+func TestActionable(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"short enough to keep whole", "short enough to keep whole"},
+		{"Could not save the setting: install /home/u/.config/systemd/user/ctxfit.service: systemctl --user enable ctxfit.service: exit status 1: Failed to connect to bus: No medium found (is a systemd user session running? `systemctl --user status` tells)",
+			"Could not save the setting — is a systemd user session running? `systemctl --user status` tells"},
+		{"Tune failed: load qwen2.5-coder:7b at context 2048: the server refused the load: model requires more system memory (9.1 GiB) than is available (4.0 GiB). Close other programs",
+			"Tune failed — Close other programs"},
+	} {
+		if got := actionable(tt.in); got != tt.want {
+			t.Errorf("actionable(%q)\n got %q\nwant %q", tt.in, got, tt.want)
+		}
+		if n := len([]rune(actionable(tt.in))); n > menuWidth {
+			t.Errorf("actionable(%q) is %d characters, more than %d", tt.in, n, menuWidth)
+		}
+	}
+}
+
+// TestMenuHasNoEmptyLines: in every state the tests know, no visible item
+// is blank, and "No model loaded" never stands beside a model's line.
+func TestMenuHasNoEmptyLines(t *testing.T) {
+	k := ollama.ModelKey
+	tuningUnloaded := known(snap(), nil)
+	tuningUnloaded.tuning[k("llama3.1:8b")] = tuneProgress{model: "llama3.1:8b", line: "8192: 100% GPU (1 load)"}
+	tuningDown := known(unreachable(), nil)
+	tuningDown.tuning[k("llama3.1:8b")] = tuneProgress{model: "llama3.1:8b", line: "starting…"}
+	for name, st := range map[string]*state{
+		"starting": newState(), "idle": known(snap(), nil), "spilled": known(snap(llamaSpilled), nil),
+		"tuning unloaded": tuningUnloaded, "tuning while down": tuningDown,
+	} {
+		out := render(st.view())
+		for i, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			if l != "----" && strings.TrimLeft(l, " -") == "" {
+				t.Errorf("%s: line %d is blank:\n%s", name, i, out)
+			}
+		}
+		if strings.Contains(out, "No model loaded") && strings.Contains(out, "tuning:") {
+			t.Errorf("%s: says No model loaded beside a tune:\n%s", name, out)
+		}
 	}
 }

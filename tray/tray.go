@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -89,6 +90,9 @@ type Options struct {
 	Open func(ctx context.Context, path string) error
 	// Logger receives what the tray could not do. Default: slog.Default().
 	Logger *slog.Logger
+	// Version is ctxfit's version, shown in the menu's first line and
+	// About. Default: the main module's version from the build info.
+	Version string
 	// HostWait is how long Run waits for a tray host to appear before it
 	// returns ErrNoTray; 0 checks once. A ctxfit started at login, before
 	// the desktop's panel, should wait half a minute.
@@ -158,6 +162,24 @@ func menuHint(n Notification) string {
 	return " Use " + strings.Join(items, " or ") + " in the ctxfit menu."
 }
 
+// buildVersion returns the main module's version ("v0.3.0" from go
+// install pkg@v0.3.0), else the VCS revision it was built from, else "".
+func buildVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 7 {
+			return "dev " + s.Value[:7]
+		}
+	}
+	return ""
+}
+
 // trayItem is the icon in the panel: systray's item, extended where the
 // platform allows (sni on Linux). Its methods may be called before ready.
 type trayItem interface {
@@ -173,6 +195,9 @@ type trayItem interface {
 func (o *Options) defaults() {
 	if o.Open == nil {
 		o.Open = open
+	}
+	if o.Version == "" {
+		o.Version = buildVersion()
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -389,15 +390,39 @@ func TestTrayNotificationActions(t *testing.T) {
 	os.MkdirAll(filepath.Dir(continuePath), 0o755)
 	os.WriteFile(continuePath, []byte(`{"models": [{"title": "Qwen coder", "provider": "ollama", "model": "`+simModel+`", "contextLength": 32768}]}`), 0o644)
 
-	p := startChild(t, addr, "watcher", dir, ollamaEnv+"="+simURL, busNotifyEnv+"=1")
+	p := startChild(t, addr, "watcher", dir, ollamaEnv+"="+simURL, busNotifyEnv+"=1", openFailsEnv+"=1")
 	p.attach(w)
 	p.WaitIcon(assets.OK)
+
+	// The whole menu, as the desktop reads it over DBus.
+	m := p.WaitMenu("the loaded model and the settings", func(n *traytest.Node) bool {
+		l, s := n.Find(simModel), n.Find("Start at login")
+		return l != nil && len(l.Children) > 0 && s != nil && s.Enabled && n.Find("Fix Continue now (tune first)") != nil
+	})
+	got := strings.NewReplacer(simURL, "SIMURL", runtime.Version(), "GOVERSION", runtime.GOOS+"/"+runtime.GOARCH, "OS/ARCH").Replace(m.String())
+	golden := filepath.Join("testdata", "tray_menu.txt")
+	if *update {
+		os.WriteFile(golden, []byte(got), 0o644)
+	}
+	if want, err := os.ReadFile(golden); err != nil || got != string(want) {
+		t.Errorf("the menu over DBus differs from %s (%v; -update rewrites it):\n%s", golden, err, got)
+	}
+
+	// An open that fails says so, with the path.
+	p.Click("Open log")
+	failed := notes.Wait("Cannot open ctxfit.log", 0)
+	if !strings.Contains(failed.Body, filepath.Join(dir, "ctxfit.log")) {
+		t.Errorf("the failed open's notification %q lacks the path", failed.Body)
+	}
 
 	// Not tuned: the spill notification offers Tune, and stays.
 	if err := sim.Load(simModel, spillCtx, gpusim.Forever); err != nil {
 		t.Fatal(err)
 	}
 	spill := notes.Wait(simModel+" spilled onto the CPU", 0)
+	if strings.Contains(spill.Body, "/") && !strings.Contains(spill.Body, "CPU/GPU") {
+		t.Errorf("the spill notification shows a path: %q", spill.Body)
+	}
 	if got := strings.Join(spill.Actions, "|"); got != "tune|Tune" {
 		t.Errorf("actions %q, want tune|Tune", got)
 	}
