@@ -367,7 +367,11 @@ func (a *app) StartAtLogin() (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	st, err := m.Status(context.Background())
+	ctx := context.Background()
+	if err := m.Usable(ctx); err != nil {
+		return false, err // the tray greys the item with this reason
+	}
+	st, err := m.Status(ctx)
 	if err != nil {
 		return false, err
 	}

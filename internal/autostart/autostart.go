@@ -179,6 +179,17 @@ func (m *Manager) Start(ctx context.Context) error { return m.b.start(ctx) }
 // that is not running does nothing.
 func (m *Manager) Stop(ctx context.Context) error { return m.b.stop(ctx) }
 
+// Usable returns nil when Install can work in this session, else why not,
+// in words that say what to do instead: on Linux, a session without a
+// systemd user manager (a container, a desktop started without systemd).
+// The tray greys Start at login with that reason.
+func (m *Manager) Usable(ctx context.Context) error {
+	if u, ok := m.b.(interface{ usable(context.Context) error }); ok {
+		return u.usable(ctx)
+	}
+	return nil
+}
+
 // Status reports what is installed, whether it is enabled and whether it
 // runs. Answers it cannot find out are Unknown, with the reason in Notes.
 func (m *Manager) Status(ctx context.Context) (Status, error) { return m.b.status(ctx) }

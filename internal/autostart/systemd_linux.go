@@ -88,6 +88,18 @@ func (u *systemdUnitFile) systemctl(ctx context.Context, args ...string) (string
 // errNoSystemd explains a missing systemctl.
 var errNoSystemd = errors.New("systemctl not found: `ctxfit service` needs a systemd user session; without systemd, add `ctxfit run` to your desktop's autostart settings")
 
+// usable asks the user manager for its environment, which only a running
+// one answers.
+func (u *systemdUnitFile) usable(ctx context.Context) error {
+	if _, err := exec.LookPath("systemctl"); err != nil {
+		return errNoSystemd
+	}
+	if _, err := u.systemctl(ctx, "show-environment"); err != nil {
+		return fmt.Errorf("no systemd user session: %w; add `ctxfit run` to your desktop's autostart settings instead", err)
+	}
+	return nil
+}
+
 func (u *systemdUnitFile) install(ctx context.Context) error {
 	if _, err := exec.LookPath("systemctl"); err != nil {
 		return errNoSystemd

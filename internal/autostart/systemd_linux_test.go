@@ -333,3 +333,18 @@ func TestSystemdWithoutSystemctl(t *testing.T) {
 		t.Errorf("Status without systemctl = %+v, %v", st, err)
 	}
 }
+
+// TestSystemdUsable: without a user manager Start at login is unusable,
+// and the reason says so and what to do instead.
+func TestSystemdUsable(t *testing.T) {
+	e := newSystemdEnv(t)
+	m := e.manager(t, false)
+	if err := m.Usable(context.Background()); err != nil {
+		t.Fatalf("with a user manager: %v", err)
+	}
+	e.Fail("show-environment")
+	err := m.Usable(context.Background())
+	if err == nil || !strings.HasPrefix(err.Error(), "no systemd user session: ") || !strings.Contains(err.Error(), "autostart settings") {
+		t.Errorf("without a user manager: %v", err)
+	}
+}

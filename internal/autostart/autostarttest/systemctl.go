@@ -34,7 +34,7 @@ enable)
 	fail;; # as systemctl: the links are made before the reload over the bus fails
 disable)
 	rm -f "$dir"/*.wants/ctxfit.service;;
-daemon-reload) ;;
+daemon-reload|show-environment) ;;
 start)
 	[ -f "$unit" ] || { echo "Failed to start ctxfit.service: Unit ctxfit.service not found." >&2; exit 5; }
 	echo active > "$FAKE_SYSTEMCTL_DIR/state";;
