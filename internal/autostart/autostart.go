@@ -11,7 +11,10 @@
 //     with RunAtLoad true and KeepAlive false, so that Quit stays quit.
 //   - Windows: the tray starts from the per-user Run key
 //     (HKCU\Software\Microsoft\Windows\CurrentVersion\Run), because a
-//     Windows service runs in session 0 and cannot show a tray icon;
+//     Windows service runs in session 0 and cannot show a tray icon. The
+//     key starts ctxfit-tray.exe, ctxfit linked for the GUI subsystem, so
+//     that no console window opens at login (Install writes it beside
+//     ctxfit.exe when a release did not ship it);
 //     --headless installs a real Windows service, which needs an
 //     Administrator prompt.
 //
