@@ -544,9 +544,13 @@ func (m *menu) refresh() {
 				}
 			}
 			st.continuePath, st.logPath, st.asks, st.infoKnown = path, logPath, asks, true
+			held := st.heldNotes()
 			again := m.refreshAgain && m.ctx.Err() == nil
 			m.refreshing = again
 			m.mu.Unlock()
+			for _, n := range held {
+				m.send(noteOp{n: n})
+			}
 			m.signal()
 			if !again {
 				return

@@ -48,7 +48,16 @@ type state struct {
 	quietFix      map[string]time.Time    // by ModelKey: until when its config_fixed events are not told
 	spilling      map[string]bool         // by ModelKey: models in a spill episode
 	withdraw      []string                // keys of notifications whose news is over, to close
+	// heldSpill holds, by ModelKey, spills not told yet because what
+	// Continue asks for that model is not read yet (the notification's
+	// Fix now depends on it): told after the next refresh, or after
+	// holdSpill at the latest.
+	heldSpill map[string]time.Time
 }
+
+// holdSpill is how long a spill's notification may wait for the refresh
+// that reads what Continue asks for.
+const holdSpill = 3 * time.Second
 
 // tuneProgress is a running tune: the model, and the tuner's last line.
 type tuneProgress struct {
@@ -65,12 +74,13 @@ type ask struct {
 
 func newState() *state {
 	return &state{
-		asks:     map[string]ask{},
-		tuning:   map[string]tuneProgress{},
-		fixing:   map[string]bool{},
-		results:  map[string]string{},
-		quietFix: map[string]time.Time{},
-		spilling: map[string]bool{},
+		asks:      map[string]ask{},
+		tuning:    map[string]tuneProgress{},
+		fixing:    map[string]bool{},
+		results:   map[string]string{},
+		quietFix:  map[string]time.Time{},
+		spilling:  map[string]bool{},
+		heldSpill: map[string]time.Time{},
 	}
 }
 
@@ -94,13 +104,27 @@ func (s *state) apply(u watch.Update, now time.Time) []Notification {
 			}
 			k := ollama.ModelKey(m.Name)
 			spilling[k] = true
-			if !s.spilling[k] {
+			_, asked := s.asks[k]
+			held, isHeld := s.heldSpill[k]
+			switch {
+			case s.spilling[k] && !isHeld:
+				// Told already.
+			case s.infoKnown && !asked && (!isHeld || now.Sub(held) < holdSpill):
+				if !isHeld {
+					s.heldSpill[k] = now
+				}
+			default:
+				delete(s.heldSpill, k)
 				notes = append(notes, s.spillNote(m))
 			}
 		}
 		for k := range s.spilling {
 			if !spilling[k] {
-				s.withdraw = append(s.withdraw, spillKey(k))
+				if _, held := s.heldSpill[k]; held {
+					delete(s.heldSpill, k) // never told
+				} else {
+					s.withdraw = append(s.withdraw, spillKey(k))
+				}
 			}
 		}
 		s.spilling = spilling
@@ -122,6 +146,24 @@ func (s *state) apply(u watch.Update, now time.Time) []Notification {
 	for k, t := range s.quietFix {
 		if !t.After(now) {
 			delete(s.quietFix, k)
+		}
+	}
+	if s.settings.NotificationsOff {
+		return nil
+	}
+	return notes
+}
+
+// heldNotes returns the notifications of the spills held until what
+// Continue asks for was read, now that it is (or the wait is over); m.mu
+// is held. With notifications off it returns none.
+func (s *state) heldNotes() []Notification {
+	var notes []Notification
+	for _, m := range s.snap.Models {
+		k := ollama.ModelKey(m.Name)
+		if _, held := s.heldSpill[k]; held && m.Spilled {
+			delete(s.heldSpill, k)
+			notes = append(notes, s.spillNote(m))
 		}
 	}
 	if s.settings.NotificationsOff {

@@ -497,3 +497,40 @@ func TestMenuHasNoEmptyLines(t *testing.T) {
 		}
 	}
 }
+
+// TestSpillWaitsForWhatContinueAsks: a model that spills as it loads is
+// told once what Continue asks for it has been read, so that the
+// notification can offer Fix now; or after holdSpill without it.
+func TestSpillWaitsForWhatContinueAsks(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	st := known(snap(), nil)
+	if notes := st.apply(watch.Update{Snapshot: snap(llamaSpilled)}, t0); len(notes) != 0 {
+		t.Fatalf("told before Continue was read: %+v", notes)
+	}
+	if notes := st.apply(watch.Update{Snapshot: snap(llamaSpilled)}, t0.Add(time.Second)); len(notes) != 0 {
+		t.Fatalf("told before Continue was read: %+v", notes)
+	}
+	st.asks[ollama.ModelKey("llama3.1:8b")] = ask{client: "Llama", context: 32768, ok: true}
+	notes := st.heldNotes()
+	if len(notes) != 1 || len(notes[0].Actions) != 1 || notes[0].Actions[0].ID != "fix" {
+		t.Fatalf("after the refresh: %+v, want one notification offering Fix now", notes)
+	}
+	if notes := st.apply(watch.Update{Snapshot: snap(llamaSpilled)}, t0.Add(2*time.Second)); len(notes) != 0 {
+		t.Errorf("told twice: %+v", notes)
+	}
+
+	// No refresh comes: told after holdSpill, without Fix now.
+	st = known(snap(), nil)
+	st.apply(watch.Update{Snapshot: snap(llamaSpilled)}, t0)
+	notes = st.apply(watch.Update{Snapshot: snap(llamaSpilled)}, t0.Add(holdSpill))
+	if len(notes) != 1 {
+		t.Errorf("after %v without a refresh: %+v, want the spill told", holdSpill, notes)
+	}
+	// A spill that ends while held is never told, nor withdrawn.
+	st = known(snap(), nil)
+	st.apply(watch.Update{Snapshot: snap(llamaSpilled)}, t0)
+	st.apply(watch.Update{Snapshot: snap(llamaGPU)}, t0.Add(time.Second))
+	if w := st.takeWithdrawn(); len(w) != 0 || len(st.heldNotes()) != 0 {
+		t.Errorf("a spill over before it was told: withdrew %q", w)
+	}
+}
