@@ -126,6 +126,8 @@ func (e *env) watch(ctx context.Context, o runOptions) error {
 	u := e.host(o.host)
 	lock, err := instance.Acquire(store.Dir(), ollamahost.Key(u))
 	if errors.Is(err, instance.ErrRunning) {
+		// Logged too: the GUI-subsystem tray of Windows has no stderr.
+		logger.Warn("another ctxfit watches this server; this one stops", "err", err)
 		fmt.Fprintf(e.stderr, "%v.\nUse that one (its tray icon, or its log at `ctxfit status`), or stop it first: Quit in its menu, or `ctxfit service stop`.\n", err)
 		return exitError(1)
 	}
