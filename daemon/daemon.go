@@ -354,7 +354,8 @@ func (d *Daemon) noticed(n clients.Notice) {
 	if len(n.Asks) > 0 {
 		e.Model = n.Asks[0].Model
 	} else if n.Report != nil && len(n.Report.Changes) > 0 {
-		e.Model = n.Report.Changes[0].Model
+		// The tray names the client and the model, not the file.
+		e.Model, e.ContextLength = n.Report.Changes[0].Model, n.Report.Changes[0].NewContext
 	}
 	d.hub.Publish(e)
 }

@@ -2,6 +2,7 @@ package tray
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -39,6 +40,7 @@ const (
 	actNotify
 	actLogin
 	actOpenLog
+	actAboutPage
 	actQuit
 )
 
@@ -46,9 +48,10 @@ const (
 // computed from: the daemon's state as its last update carried it, and
 // what only the tray knows. The menu's event loop owns it, under menu.mu.
 type state struct {
-	hs     hub.State
-	snap   watch.Snapshot // hs.Snapshot
-	polled bool           // at least one update from the backend
+	hs      hub.State
+	snap    watch.Snapshot // hs.Snapshot
+	polled  bool           // at least one update from the backend
+	version string         // ctxfit's own, for the first line and About
 
 	login       bool
 	loginErr    string // why start at login is unavailable
@@ -62,6 +65,10 @@ type state struct {
 	// pending holds settings clicked but not yet saved, so that an update
 	// read before the save does not undo the checkbox on screen.
 	pending map[action]bool
+	// spilling holds, by ModelKey, the spills told, whose notification is
+	// withdrawn when the model is whole on the GPU again or unloaded.
+	spilling map[string]bool
+	withdraw []string // keys of notifications whose news is over, to close
 }
 
 // tuneProgress is a tune started from this menu.
@@ -77,6 +84,7 @@ func newState() *state {
 		results:  map[string]string{},
 		quietFix: map[string]time.Time{},
 		pending:  map[action]bool{},
+		spilling: map[string]bool{},
 	}
 }
 
@@ -103,17 +111,26 @@ func (s *state) apply(u hub.Update, now time.Time) []Notification {
 	for _, e := range u.Events {
 		switch e.Kind {
 		case watch.EventSpillStarted:
+			s.spilling[ollama.ModelKey(e.Model)] = true
 			notes = append(notes, s.spillNote(e))
 		case watch.EventThrash:
-			notes = append(notes, Notification{e.Model + " keeps reloading", e.Message, assets.Warning})
+			notes = append(notes, Notification{Title: e.Model + " keeps reloading", Message: e.Message, Icon: assets.Warning})
 		case watch.EventSwapRisk:
-			notes = append(notes, Notification{e.Model + " will not fit in memory", e.Message, assets.Warning})
+			notes = append(notes, Notification{Title: e.Model + " will not fit in memory", Message: e.Message, Icon: assets.Warning})
 		case hub.EventConfigFixed:
 			if !s.quiet(e.Client, now) {
-				notes = append(notes, Notification{"Client config fixed", e.Message, assets.OK})
+				notes = append(notes, fixedNote(e))
 			}
 		case hub.EventTuned:
 			notes = append(notes, s.tunedNote(e))
+		}
+	}
+	if u.Snapshot.Reachable { // a server that stops answering ends no spill
+		for k := range s.spilling {
+			if !slices.ContainsFunc(u.Snapshot.Models, func(m watch.Model) bool { return m.Spilled && ollama.ModelKey(m.Name) == k }) {
+				delete(s.spilling, k)
+				s.withdraw = append(s.withdraw, spillKey(k))
+			}
 		}
 	}
 	for k, t := range s.quietFix {
@@ -125,6 +142,30 @@ func (s *state) apply(u hub.Update, now time.Time) []Notification {
 		return nil
 	}
 	return notes
+}
+
+// takeWithdrawn returns the keys of notifications to close, and forgets
+// them.
+func (s *state) takeWithdrawn() []string {
+	w := s.withdraw
+	s.withdraw = nil
+	return w
+}
+
+// spillKey is the notification key of model k's spill.
+func spillKey(k string) string { return "spill " + k }
+
+// fixedNote tells that ctxfit rewrote a client's config by itself, naming
+// the client and the model, not the file.
+func fixedNote(e hub.Event) Notification {
+	if e.Client == "" || e.Model == "" || e.ContextLength <= 0 {
+		return Notification{Title: "Client config fixed", Message: e.Message, Icon: assets.OK}
+	}
+	return Notification{
+		Title:   "ctxfit fixed " + e.Client + "'s config",
+		Message: fmt.Sprintf("%s now asks for context %d for %s, which stays on the GPU.", e.Client, e.ContextLength, e.Model),
+		Icon:    assets.OK,
+	}
 }
 
 // loaded names the loaded models, for noticing a change.
@@ -158,7 +199,9 @@ func (s *state) clientsAsking(model string) []string {
 	return names
 }
 
-// spillNote tells a spill, with the advice the menu can carry out.
+// spillNote tells a spill and offers what helps, as the menu can: Fix now
+// when clients ask for more than the tuned context, Tune when there is no
+// tuned value. It stays until acted on or the spill ends.
 func (s *state) spillNote(e hub.Event) Notification {
 	m := watch.Model{Name: e.Model, Size: e.Size, Processor: e.Processor, ContextLength: e.ContextLength}
 	for _, sm := range s.snap.Models {
@@ -168,18 +211,29 @@ func (s *state) spillNote(e hub.Event) Notification {
 	}
 	msg := fmt.Sprintf("%s, %s%s. Answers are slow while part of it runs on the CPU.",
 		format.HumanBytes(m.Size), m.Processor, ctxSuffix(m.ContextLength))
+	n := Notification{Title: m.Name + " spilled onto the CPU", Icon: assets.Warning, Key: spillKey(ollama.ModelKey(m.Name)), Persistent: true}
 	asking := s.clientsAsking(m.Name)
 	switch {
-	case len(asking) > 0:
-		msg += fmt.Sprintf(" %s asks for more than the %d that stays on the GPU: use Fix now for %s in the ctxfit menu.",
-			strings.Join(asking, " and "), *m.TunedContext, strings.Join(asking, " and "))
+	case len(asking) > 0 && m.TunedContext != nil:
+		verb := "asks"
+		if len(asking) > 1 {
+			verb = "ask"
+		}
+		msg += fmt.Sprintf(" %s %s for more than the %d that stays on the GPU.", strings.Join(asking, " and "), verb, *m.TunedContext)
+		menu := make([]string, len(asking))
+		for i, c := range asking {
+			menu[i] = "Fix " + c + " now"
+		}
+		n.Actions = []Action{{ID: "fix", Label: "Fix now", Menu: strings.Join(menu, " and ")}}
 	case m.TunedContext != nil:
 		msg += fmt.Sprintf(" A context of %d stays on the GPU, and no client config ctxfit knows asks for more: set that client's context to %d, or use `ctxfit fix ollama %s` for clients that send none.",
 			*m.TunedContext, *m.TunedContext, m.Name)
-	default:
-		msg += " Use Tune context in the ctxfit menu to find the largest context that stays on the GPU."
+	case s.snap.GPU != ollama.GPUAbsent:
+		msg += " Tune finds the largest context that stays on the GPU."
+		n.Actions = []Action{{ID: "tune", Label: "Tune", Menu: "Tune context"}}
 	}
-	return Notification{m.Name + " spilled onto the CPU", msg, assets.Warning}
+	n.Message = msg
+	return n
 }
 
 // tunedNote tells a finished tune and the next step.
@@ -190,7 +244,7 @@ func (s *state) tunedNote(e hub.Event) Notification {
 	} else if s.hs.Settings.AutoFix {
 		msg += " Every client config asks for it."
 	}
-	return Notification{"Tune finished", msg, assets.OK}
+	return Notification{Title: "Tune finished", Message: msg, Icon: assets.OK}
 }
 
 // tooLargeText says which clients ask model for more than fits:
@@ -244,33 +298,49 @@ type fixView struct {
 type view struct {
 	Icon    assets.State
 	Tooltip string
-	Header  itemView
-	Status  itemView
-	Models  [maxModels]modelView
-	AutoFix itemView
-	Notify  itemView
-	Login   itemView
-	OpenLog itemView
+	// Attention asks the desktop to raise the icon: a model spilled.
+	Attention bool
+	// Title names ctxfit, its version and the overall state in words.
+	Title  itemView
+	Header itemView // the Ollama server
+	Status itemView // the connection, or what else there is to say about the models
+	// Problem is a settings error, below the connection's state, shortened
+	// to what to do; the full text is its tooltip and in the log.
+	Problem   itemView
+	Models    [maxModels]modelView
+	AutoFix   itemView
+	Notify    itemView
+	Login     itemView
+	OpenLog   itemView
+	About     itemView
+	AboutInfo itemView // version, Go, OS
+	AboutPage itemView // opens the project page
 }
+
+// projectPage is the page About opens.
+const projectPage = "https://github.com/ctxfit/ctxfit"
 
 // view computes what the tray shows in state s.
 func (s *state) view() view {
 	snap := s.snap
-	v := view{Icon: s.icon(), Tooltip: s.tooltip()}
+	v := view{Icon: s.icon(), Tooltip: s.tooltip(), Attention: s.attention()}
 
+	v.Title = itemView{Title: "ctxfit " + s.versionOr() + " · " + s.overall(), Disabled: true}
 	v.Header = itemView{Title: "Ollama" + version(snap.Version) + at(snap.Host), Disabled: true}
 	v.Status = itemView{Disabled: true, Hidden: true}
 	switch {
-	case s.settingsErr != "":
-		v.Status = itemView{Title: shorten(s.settingsErr), Tooltip: s.settingsErr, Disabled: true}
 	case !s.polled || !snap.Reachable && snap.Error == "":
 		v.Status = itemView{Title: "Connecting…", Disabled: true}
 	case !snap.Reachable:
-		v.Status = itemView{Title: shorten(snap.Error), Tooltip: snap.Error, Disabled: true}
-	case len(snap.Models) == 0:
+		v.Status = itemView{Title: actionable(snap.Error), Tooltip: snap.Error, Disabled: true}
+	case len(s.listed()) == 0:
 		v.Status = itemView{Title: "No model loaded", Disabled: true}
 	case len(snap.Models) > maxModels:
 		v.Status = itemView{Title: fmt.Sprintf("%d more models: see ctxfit status", len(snap.Models)-maxModels), Disabled: true}
+	}
+	v.Problem = itemView{Disabled: true, Hidden: true}
+	if s.settingsErr != "" {
+		v.Problem = itemView{Title: "⚠ " + actionable(s.settingsErr), Tooltip: s.settingsErr, Disabled: true}
 	}
 
 	models := s.listed()
@@ -292,11 +362,67 @@ func (s *state) view() view {
 		Tooltip: "Tell me when a model spills onto the CPU, keeps reloading, or when ctxfit fixed a config"}
 	v.Login = itemView{Title: "Start at login", Checked: s.login, Disabled: !s.loginKnown || s.loginErr != ""}
 	if s.loginErr != "" {
-		v.Login.Title = "Start at login (unavailable)"
+		// The reason in the title: most Linux panels show no tooltips.
+		v.Login.Title = "Start at login (unavailable: " + reason(s.loginErr) + ")"
 		v.Login.Tooltip = s.loginErr
 	}
 	v.OpenLog = itemView{Title: "Open log", Tooltip: s.logPath, Disabled: s.logPath == ""}
+	v.About = itemView{Title: "About ctxfit"}
+	v.AboutInfo = itemView{Title: fmt.Sprintf("ctxfit %s · %s · %s/%s", s.versionOr(), runtime.Version(), runtime.GOOS, runtime.GOARCH), Disabled: true}
+	v.AboutPage = itemView{Title: "Project page", Tooltip: projectPage}
 	return v
+}
+
+// versionOr returns ctxfit's version, or "dev" when unknown.
+func (s *state) versionOr() string {
+	if s.version == "" {
+		return "dev"
+	}
+	return s.version
+}
+
+// overall says in a few words how things stand, for the menu's first
+// line.
+func (s *state) overall() string {
+	snap := s.snap
+	switch {
+	case !s.polled || !snap.Reachable && snap.Error == "":
+		return "connecting to Ollama"
+	case !snap.Reachable:
+		return "Ollama does not answer"
+	}
+	for _, t := range s.hs.Tunes {
+		return "tuning " + t.Model
+	}
+	for _, t := range s.tuning {
+		return "tuning " + t.model
+	}
+	var spilled, swap, asking []string
+	for _, m := range snap.Models {
+		switch {
+		case m.Spilled:
+			spilled = append(spilled, m.Name)
+		case m.RAMWarning != "":
+			swap = append(swap, m.Name)
+		case len(s.hs.TooLarge(m.Name)) > 0:
+			asking = append(asking, m.Name)
+		}
+	}
+	switch {
+	case len(spilled) == 1:
+		return spilled[0] + " spilled onto the CPU"
+	case len(spilled) > 1:
+		return fmt.Sprintf("%d models spilled onto the CPU", len(spilled))
+	case len(swap) > 0:
+		return strings.Join(swap, ", ") + " will not fit in memory"
+	case len(asking) > 0:
+		return "a client asks " + strings.Join(asking, ", ") + " for more than fits"
+	case len(snap.Models) == 0:
+		return "idle"
+	case snap.GPU == ollama.GPUAbsent:
+		return "everything fits in memory"
+	}
+	return "everything on the GPU"
 }
 
 // listed returns the models the menu lists: the loaded ones, and one being
@@ -365,14 +491,17 @@ func (s *state) modelView(m watch.Model) modelView {
 	mv.Fixes = s.fixViews(m, tuning || ours)
 
 	mv.Info = itemView{Title: "Not tuned yet", Disabled: true}
-	if m.TunedContext != nil {
+	switch {
+	case m.TunedContext != nil:
 		mv.Info.Title = fmt.Sprintf("Tuned: context %d stays on the GPU", *m.TunedContext)
+	case tuning || ours:
+		mv.Info.Hidden = true // the line shows the tune's progress
 	}
 	mv.Note = itemView{Disabled: true, Hidden: true}
 	if r := s.results[k]; r != "" {
-		mv.Note = itemView{Title: shorten(r), Tooltip: r, Disabled: true}
+		mv.Note = itemView{Title: actionable(r), Tooltip: r, Disabled: true}
 	} else if m.RAMWarning != "" {
-		mv.Note = itemView{Title: shorten(m.RAMWarning), Tooltip: m.RAMWarning, Disabled: true}
+		mv.Note = itemView{Title: actionable(m.RAMWarning), Tooltip: m.RAMWarning, Disabled: true}
 	}
 	return mv
 }
@@ -458,6 +587,19 @@ func (s *state) icon() assets.State {
 	return assets.OK
 }
 
+// attention reports whether a loaded model spilled onto the CPU (one
+// being tuned aside): the item's status asks the desktop to raise it until
+// that ends.
+func (s *state) attention() bool {
+	if !s.snap.Reachable {
+		return false
+	}
+	return slices.ContainsFunc(s.snap.Models, func(m watch.Model) bool {
+		_, tuning := s.hs.Tuning(m.Name)
+		return m.Spilled && !tuning
+	})
+}
+
 // tooltip is the one-line summary under the icon.
 func (s *state) tooltip() string {
 	snap := s.snap
@@ -466,6 +608,8 @@ func (s *state) tooltip() string {
 		return "ctxfit: connecting to Ollama" + at(snap.Host)
 	case !snap.Reachable:
 		return "ctxfit: Ollama" + at(snap.Host) + " does not answer"
+	case len(snap.Models) == 0 && (len(s.tuning) > 0 || len(s.hs.Tunes) > 0):
+		return "ctxfit: " + s.overall()
 	case len(snap.Models) == 0:
 		return "ctxfit: no model loaded"
 	}
@@ -516,11 +660,59 @@ func at(host string) string {
 	return " at " + host
 }
 
+// menuWidth is the most characters a menu line shows.
+const menuWidth = 100
+
+// actionable shortens an error or a warning to a menu line that keeps what
+// helps: what failed and what to do. ctxfit's messages read "what failed:
+// cause: cause (what to do)" or "what happened. What to do": the line is
+// the first part and the advice, dropping the chain of causes between
+// them, which the tooltip and the log keep.
+func actionable(msg string) string {
+	msg = strings.TrimSpace(msg)
+	if len([]rune(msg)) <= menuWidth {
+		return msg
+	}
+	head := msg
+	if i := strings.Index(msg, ": "); i > 0 {
+		head = msg[:i]
+	}
+	var advice string
+	switch {
+	case strings.HasSuffix(msg, ")") && strings.LastIndex(msg, " (") > len(head):
+		advice = msg[strings.LastIndex(msg, " (")+2 : len(msg)-1]
+	case strings.Contains(msg, ". "):
+		advice = msg[strings.LastIndex(msg, ". ")+2:]
+	case strings.Contains(msg, "; "):
+		advice = msg[strings.LastIndex(msg, "; ")+2:]
+	}
+	line := head
+	if advice != "" && advice != head {
+		line = head + " — " + advice
+	}
+	return shorten(line)
+}
+
+// reason shortens why something is unavailable to a few words for a menu
+// item's title.
+func reason(msg string) string {
+	const max = 50
+	short := msg
+	for _, sep := range []string{": ", " (", "; ", ". "} {
+		if i := strings.Index(short, sep); i > 0 {
+			short = short[:i]
+		}
+	}
+	if len([]rune(short)) > max {
+		short = string([]rune(short)[:max-1]) + "…"
+	}
+	return short
+}
+
 // shorten cuts s to a menu's width.
 func shorten(s string) string {
-	const max = 90
-	if r := []rune(s); len(r) > max {
-		return string(r[:max-1]) + "…"
+	if r := []rune(s); len(r) > menuWidth {
+		return string(r[:menuWidth-1]) + "…"
 	}
 	return s
 }

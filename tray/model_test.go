@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -222,7 +223,8 @@ func TestNotifications(t *testing.T) {
 	}
 }
 
-// The spill notification's advice is what the menu can do.
+// The spill notification's advice is what the menu can do, and its
+// buttons do what the menu items do.
 func TestSpillNoteSaysWhatToDo(t *testing.T) {
 	spill := hub.Event{Event: watch.Event{Kind: watch.EventSpillStarted, Model: "llama3.1:8b"}}
 	for _, tt := range []struct {
@@ -230,13 +232,14 @@ func TestSpillNoteSaysWhatToDo(t *testing.T) {
 		st      *state
 		want    []string
 		notWant string
+		actions string // id:label:menu
 	}{
 		{"Zed asks for too much", known(snap(llamaSpilled), asking("Zed", "llama3.1:8b", 32768, 16384), asking("Continue", "llama3.1:8b", 8192, 16384)),
-			[]string{"9.7 GB", "22%/78% CPU/GPU", "context 32768", "Zed asks for more than the 16384", "Fix now for Zed"}, "Continue"},
+			[]string{"9.7 GB", "22%/78% CPU/GPU", "context 32768", "Zed asks for more than the 16384"}, "Continue", "[fix:Fix now:Fix Zed now]"},
 		{"no client config asks for too much", known(snap(llamaSpilled), asking("Continue", "llama3.1:8b", 8192, 16384)),
-			[]string{"16384 stays on the GPU", "no client config ctxfit knows asks for more", "ctxfit fix ollama"}, "Fix now"},
+			[]string{"16384 stays on the GPU", "no client config ctxfit knows asks for more", "ctxfit fix ollama"}, "Fix now", "[]"},
 		{"not tuned", known(snap(model("llama3.1:8b", 9*gib, 7*gib, 8192, ollama.GPUPresent))),
-			[]string{"Tune context"}, "Fix"},
+			[]string{"Tune finds the largest context"}, "Fix", "[tune:Tune:Tune context]"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			n := tt.st.spillNote(spill)
@@ -248,10 +251,32 @@ func TestSpillNoteSaysWhatToDo(t *testing.T) {
 			if strings.Contains(n.Message, tt.notWant) {
 				t.Errorf("spill notification %q says %q, which the menu cannot do here", n.Message, tt.notWant)
 			}
-			if n.Icon != assets.Warning {
-				t.Errorf("icon %s, want warning", n.Icon)
+			var acts []string
+			for _, a := range n.Actions {
+				acts = append(acts, a.ID+":"+a.Label+":"+a.Menu)
+			}
+			if got := "[" + strings.Join(acts, " ") + "]"; got != tt.actions {
+				t.Errorf("actions %s, want %s", got, tt.actions)
+			}
+			if n.Icon != assets.Warning || !n.Persistent || n.Key != "spill llama3.1:8b" {
+				t.Errorf("notification %+v: want a persistent warning keyed by the model", n)
 			}
 		})
+	}
+}
+
+// A told spill's notification is withdrawn once the model is whole on the
+// GPU again or unloaded, not when the server stops answering.
+func TestSpillNotificationWithdrawn(t *testing.T) {
+	st := known(snap(llamaSpilled))
+	st.apply(hub.Update{State: hub.State{Snapshot: snap(llamaSpilled)}, Events: []hub.Event{{Event: watch.Event{Kind: watch.EventSpillStarted, Model: "llama3.1:8b"}}}}, time.Now())
+	st.apply(hub.Update{State: hub.State{Snapshot: unreachable()}}, time.Now())
+	if w := st.takeWithdrawn(); len(w) != 0 {
+		t.Errorf("withdrawn while the server does not answer: %v", w)
+	}
+	st.apply(hub.Update{State: hub.State{Snapshot: snap(llamaGPU)}}, time.Now())
+	if w := st.takeWithdrawn(); fmt.Sprint(w) != "[spill llama3.1:8b]" {
+		t.Errorf("withdrawn %v, want the spill's key", w)
 	}
 }
 
@@ -312,6 +337,18 @@ func TestMenu(t *testing.T) {
 		{"settings failed", func() *state {
 			st := known(snap())
 			st.settingsErr = "Could not save the setting: open /home/u/.config/ctxfit/state.json: permission denied"
+			return st
+		}()},
+		{"start at login failed while Ollama is down", func() *state {
+			st := known(unreachable())
+			st.settingsErr = "Could not save the setting: install /home/u/.config/systemd/user/ctxfit.service: systemctl --user enable ctxfit.service: exit status 1: Failed to connect to bus: No medium found (is a systemd user session running? `systemctl --user status` tells)"
+			st.loginErr = "no systemd user session: `systemctl --user` cannot reach a user manager (Failed to connect to bus: No medium found); add `ctxfit run` to your desktop's autostart settings instead"
+			return st
+		}()},
+		{"tuning a model that is not loaded", func() *state {
+			st := known(snap())
+			st.tuning[k("llama3.1:8b")] = tuneProgress{model: "llama3.1:8b"}
+			st.hs.Tunes = []hub.Tune{{Model: "llama3.1:8b", By: "the tray", Line: "16384: 100% GPU (3 loads)"}}
 			return st
 		}()},
 		{"tuned model reloading", func() *state {
@@ -382,8 +419,10 @@ func render(v view) string {
 		}
 		b.WriteString("\n")
 	}
+	line("", v.Title, false)
 	line("", v.Header, false)
 	line("", v.Status, false)
+	line("", v.Problem, false)
 	for _, m := range v.Models {
 		if m.Line.Hidden {
 			continue
@@ -402,8 +441,62 @@ func render(v view) string {
 	line("", v.Login, true)
 	b.WriteString("----\n")
 	line("", v.OpenLog, false)
-	b.WriteString("----\n  Quit\n")
-	return b.String()
+	b.WriteString("----\n")
+	line("", v.About, false)
+	line("    ", v.AboutInfo, false)
+	line("    ", v.AboutPage, false)
+	b.WriteString("  Quit\n")
+	// The golden files hold no build details.
+	return strings.NewReplacer(runtime.Version(), "GOVERSION", runtime.GOOS+"/"+runtime.GOARCH, "OS/ARCH").Replace(b.String())
+}
+
+func TestFixedNoteNamesClientAndModel(t *testing.T) {
+	n := fixedNote(hub.Event{Event: watch.Event{Kind: hub.EventConfigFixed, Model: "llama3.1:8b", ContextLength: 16384,
+		Message: "Continue: fixed /home/u/.continue/config.yaml: Llama (llama3.1:8b) → context 16384"}, Client: "Continue"})
+	if n.Title != "ctxfit fixed Continue's config" || n.Message != "Continue now asks for context 16384 for llama3.1:8b, which stays on the GPU." {
+		t.Errorf("fixed notification %q: %q", n.Title, n.Message)
+	}
+}
+
+func TestActionable(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"short enough to keep whole", "short enough to keep whole"},
+		{"Could not save the setting: install /home/u/.config/systemd/user/ctxfit.service: systemctl --user enable ctxfit.service: exit status 1: Failed to connect to bus: No medium found (is a systemd user session running? `systemctl --user status` tells)",
+			"Could not save the setting — is a systemd user session running? `systemctl --user status` tells"},
+		{"Tune failed: load qwen2.5-coder:7b at context 2048: the server refused the load: model requires more system memory (9.1 GiB) than is available (4.0 GiB). Close other programs",
+			"Tune failed — Close other programs"},
+	} {
+		if got := actionable(tt.in); got != tt.want {
+			t.Errorf("actionable(%q)\n got %q\nwant %q", tt.in, got, tt.want)
+		}
+		if n := len([]rune(actionable(tt.in))); n > menuWidth {
+			t.Errorf("actionable(%q) is %d characters, more than %d", tt.in, n, menuWidth)
+		}
+	}
+}
+
+// TestMenuHasNoEmptyLines: in every state the tests know, no visible item
+// is blank, and "No model loaded" never stands beside a model's line.
+func TestMenuHasNoEmptyLines(t *testing.T) {
+	k := ollama.ModelKey
+	tuningUnloaded := known(snap())
+	tuningUnloaded.tuning[k("llama3.1:8b")] = tuneProgress{model: "llama3.1:8b"}
+	tuningDown := known(unreachable())
+	tuningDown.tuning[k("llama3.1:8b")] = tuneProgress{model: "llama3.1:8b"}
+	for name, st := range map[string]*state{
+		"starting": newState(), "idle": known(snap()), "spilled": known(snap(llamaSpilled)),
+		"tuning unloaded": tuningUnloaded, "tuning while down": tuningDown,
+	} {
+		out := render(st.view())
+		for i, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			if l != "----" && strings.TrimLeft(l, " -") == "" {
+				t.Errorf("%s: line %d is blank:\n%s", name, i, out)
+			}
+		}
+		if strings.Contains(out, "No model loaded") && strings.Contains(out, "tuning:") {
+			t.Errorf("%s: says No model loaded beside a tune:\n%s", name, out)
+		}
+	}
 }
 
 // BenchmarkPoll measures what the tray does for each update of the daemon

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ollama/ollama/api"
@@ -188,6 +189,10 @@ type Watcher struct {
 	gone    map[string]goneModel
 	subs    map[*subscriber]struct{}
 	lastErr string
+	// refused reports that the last poll found nothing listening at the
+	// server's address: a stopped or restarting Ollama, which Run probes
+	// for every FastInterval while it backs off.
+	refused bool
 }
 
 type goneModel struct {
@@ -239,6 +244,10 @@ func (w *Watcher) Snapshot() Snapshot {
 // Run polls until ctx is done: about every FastInterval while models are
 // loaded or something just changed, every IdleInterval otherwise, and with
 // exponential backoff up to MaxBackoff while the server does not answer.
+// While nothing listens at the server's address (Ollama stopped or
+// restarting) it also tries a bare TCP connection every FastInterval and
+// polls as soon as one succeeds, so that a server that comes back is seen
+// within FastInterval, not at the end of a backoff of up to MaxBackoff.
 // It returns ctx's error; failures of the server are events, not errors.
 func (w *Watcher) Run(ctx context.Context) error {
 	backoff := w.opts.FastInterval
@@ -257,14 +266,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 		default:
 			wait, backoff = w.opts.IdleInterval, w.opts.FastInterval
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		case <-w.kick:
-			t.Stop()
+		w.mu.Lock()
+		probe := !u.Snapshot.Reachable && w.refused
+		w.mu.Unlock()
+		if err := w.sleep(ctx, wait, probe); err != nil {
+			return err
 		}
 	}
 }
@@ -285,6 +291,63 @@ func (w *Watcher) Forget(model string) {
 	defer w.mu.Unlock()
 	delete(w.loads, k)
 	delete(w.thrash, k)
+}
+
+// sleep waits for d, or until ctx ends (returning its error). With probe
+// set it returns early once a TCP connection to the server succeeds,
+// trying every FastInterval.
+func (w *Watcher) sleep(ctx context.Context, d time.Duration, probe bool) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	var tick <-chan time.Time
+	if probe && d > w.opts.FastInterval {
+		k := time.NewTicker(w.opts.FastInterval)
+		defer k.Stop()
+		tick = k.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			return nil
+		case <-w.kick:
+			return nil
+		case <-tick:
+			if w.listening(ctx) {
+				return nil
+			}
+		}
+	}
+}
+
+// listening reports whether something accepts TCP connections at the
+// server's address, trying for at most FastInterval.
+func (w *Watcher) listening(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, w.opts.FastInterval)
+	defer cancel()
+	addr := w.host.Host
+	if w.host.Port() == "" {
+		port := "80"
+		if w.host.Scheme == "https" {
+			port = "443"
+		}
+		addr = net.JoinHostPort(w.host.Hostname(), port)
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
+}
+
+// connRefused reports whether err says that nothing listens at the
+// address (ECONNREFUSED; WSAECONNREFUSED, 10061, on Windows).
+func connRefused(err error) bool {
+	var errno syscall.Errno
+	return errors.As(err, &errno) && (errno == syscall.ECONNREFUSED || errno == 10061)
 }
 
 // Poll asks the server once, updates the watcher's state, tells subscribers
@@ -332,6 +395,7 @@ func (w *Watcher) poll(ctx context.Context) (u Update, told bool) {
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.refused = err != nil && connRefused(err)
 	snap := Snapshot{Host: w.host.String(), Time: now, Version: version, GPU: w.local}
 	if snap.GPU == "" {
 		snap.GPU = ollama.GPUUnknown

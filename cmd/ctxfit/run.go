@@ -72,9 +72,11 @@ func newLogger(w io.Writer, format string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: use text or json", format)
 }
 
-// openLog returns a logger that writes to stderr and to ctxfit's log file
-// (size-bounded, rotated), and a function that closes the file. When the
-// file cannot be opened the logger says so and uses stderr alone.
+// openLog returns a logger that writes to ctxfit's log file (size-bounded,
+// rotated) and to stderr, and a function that closes the file. The file
+// comes first and a failing stderr never stops it: a Windows service and
+// the GUI-subsystem tray have no valid stderr. When the file cannot be
+// opened the logger says so and uses stderr alone.
 func (e *env) openLog(format string) (*slog.Logger, func(), error) {
 	if _, err := newLogger(io.Discard, format); err != nil {
 		return nil, nil, err
@@ -89,7 +91,7 @@ func (e *env) openLog(format string) (*slog.Logger, func(), error) {
 		logger.Warn("no log file; logging to the terminal only", "err", err)
 		return logger, func() {}, nil
 	}
-	logger, _ := newLogger(io.MultiWriter(e.stderr, f), format)
+	logger, _ := newLogger(logfile.Tee(f, e.stderr), format)
 	return logger, func() { f.Close() }, nil
 }
 
@@ -125,6 +127,8 @@ func (e *env) watch(ctx context.Context, o runOptions) error {
 	u := e.host(o.host)
 	lock, err := instance.Acquire(store.Dir(), ollamahost.Key(u))
 	if errors.Is(err, instance.ErrRunning) {
+		// Logged too: the GUI-subsystem tray of Windows has no stderr.
+		logger.Warn("another ctxfit watches this server; this one stops", "err", err)
 		fmt.Fprintf(e.stderr, "%v.\nUse that one (its tray icon, or its log at `ctxfit status`), or stop it first: Quit in its menu, or `ctxfit service stop`.\n", err)
 		return exitError(1)
 	}
