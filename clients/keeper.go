@@ -121,9 +121,16 @@ const (
 	userAsked                // the user asked for a fix
 )
 
-// Run watches every client's files, checks each client once, and then
-// checks each file that changes, until ctx is done.
+// Run cleans what a killed ctxfit left (Fixer.Clean), watches every
+// client's files, checks each client once, and then checks each file that
+// changes, until ctx is done.
 func (k *Keeper) Run(ctx context.Context) error {
+	// What a killed ctxfit left: temporary files, unlisted backups.
+	if _, err := k.Fixer.Clean(ctx, k.clients()); err != nil {
+		k.mu.Lock()
+		k.notify(Notice{Kind: NoticeFailed, Client: "ctxfit", Err: err})
+		k.mu.Unlock()
+	}
 	byPath := map[string][]Client{}
 	var paths []string
 	for _, c := range k.clients() {
@@ -219,7 +226,7 @@ func (k *Keeper) check(ctx context.Context, c Client, reason why) (*Report, erro
 		}
 		return nil, nil
 	}
-	src, err := os.ReadFile(files.Config)
+	src, _, err := readConfig(c.Name(), files.Config)
 	if errors.Is(err, os.ErrNotExist) && reason == changedOnDisk {
 		return nil, nil // gone between the event and now; its return is another event
 	}

@@ -25,8 +25,9 @@ func runFix(ctx context.Context, e *env, args []string) error {
 	host := fs.String("host", "", "Ollama server `URL` whose tuned values to write (default $OLLAMA_HOST, else "+ollamahost.Default+")")
 	dryRun := fs.Bool("dry-run", false, "print the change as a unified diff and write nothing")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	force := fs.Bool("force", false, "fix a config that is read-only (it stays read-only)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: ctxfit fix CLIENT|all [--dry-run] [--json] [--host URL]\n\n"+
+		fmt.Fprintf(fs.Output(), "Usage: ctxfit fix CLIENT|all [--dry-run] [--json] [--force] [--host URL]\n\n"+
 			"Writes the context that `ctxfit tune` found for each model into CLIENT's config:\n"+
 			"contextLength = the tuned value, maxTokens = half of it. Every other byte of the\n"+
 			"file stays as it is, and the previous version is kept (`ctxfit undo CLIENT`).\n\n"+
@@ -57,7 +58,10 @@ func runFix(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stderr, "ctxfit fix: no model is tuned on %s yet, so there is nothing to write; run `ctxfit tune MODEL` first\n", u)
 		return exitError(1)
 	}
-	fixer := &clients.Fixer{Env: clients.NewEnv(e.getenv), StateDir: store.Dir()}
+	fixer := &clients.Fixer{Env: clients.NewEnv(e.getenv), StateDir: store.Dir(), Force: *force}
+	if !*dryRun {
+		cleanLeftovers(ctx, e, fixer)
+	}
 	if all {
 		return fixAll(ctx, e, fixer, tunedTarget(data, u), u, *dryRun, *asJSON)
 	}
@@ -133,6 +137,18 @@ func fixAll(ctx context.Context, e *env, fixer *clients.Fixer, t clients.Target,
 	return nil
 }
 
+// cleanLeftovers removes what a killed ctxfit left beside the configs and
+// among the backups, and says so.
+func cleanLeftovers(ctx context.Context, e *env, fixer *clients.Fixer) {
+	removed, err := fixer.Clean(ctx, clients.All())
+	for _, p := range removed {
+		fmt.Fprintf(e.stderr, "ctxfit: removed %s, left by a ctxfit that was stopped in the middle of a fix\n", p)
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "ctxfit: %v\n", err)
+	}
+}
+
 // printReport says what a fix changed, or would change.
 func printReport(w io.Writer, rep *clients.Report) {
 	if len(rep.Changes) == 0 {
@@ -194,6 +210,7 @@ func runUndo(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	fixer := &clients.Fixer{Env: clients.NewEnv(e.getenv), StateDir: store.Dir()}
+	cleanLeftovers(ctx, e, fixer)
 	u, err := fixer.Undo(ctx, c)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "ctxfit undo: %v\n", err)
