@@ -224,7 +224,7 @@ func (f *Fixer) Undo(ctx context.Context, c Client) (*Undone, error) {
 		if err != nil {
 			return nil, fmt.Errorf("find %s: %w", last.Path, err)
 		}
-		cur, info, err := readConfig(c.Name(), real)
+		cur, info, err := readConfig(c.Name(), last.Path, real)
 		if err != nil {
 			return nil, err
 		}

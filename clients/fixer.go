@@ -80,15 +80,19 @@ var ErrNotRegular = atomicfile.ErrNotRegular
 // maxConfig is the largest config ctxfit reads.
 const maxConfig = 16 << 20
 
-// readConfig reads a config file: a regular file only, never blocking on a
-// FIFO. The error names the file and what it is.
-func readConfig(client, path string) ([]byte, fs.FileInfo, error) {
+// readConfig reads a config file, path, reached through the name shown
+// (the same path, or a symlink to it): a regular file only, never blocking
+// on a FIFO. The error names the file and what it is.
+func readConfig(client, shown, path string) ([]byte, fs.FileInfo, error) {
 	b, info, err := atomicfile.ReadRegular(path, maxConfig)
+	if path != shown {
+		shown += " (a link to " + path + ")"
+	}
 	switch {
 	case errors.Is(err, atomicfile.ErrNotRegular):
-		return nil, info, fmt.Errorf("%s's config %v; ctxfit reads only regular files and skips it", client, err)
+		return nil, info, fmt.Errorf("%s's config %s is %s, not a regular file; ctxfit reads only regular files and skips it: %w", client, shown, atomicfile.Kind(info.Mode()), ErrNotRegular)
 	case errors.Is(err, atomicfile.ErrTooLarge):
-		return nil, info, fmt.Errorf("%s's config %v; ctxfit skips it", client, err)
+		return nil, info, fmt.Errorf("%s's config %s is too large for a config file; ctxfit skips it: %w", client, shown, err)
 	case err != nil:
 		return nil, info, fmt.Errorf("read %s's config: %w", client, err)
 	}
@@ -164,7 +168,7 @@ func (f *Fixer) plan(ctx context.Context, c Client, t Target) (*plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find %s's config: %w", c.Name(), err)
 	}
-	src, info, err := readConfig(c.Name(), real)
+	src, info, err := readConfig(c.Name(), files.Config, real)
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +212,7 @@ func (f *Fixer) Asks(c Client, t Target) (Files, []Ask, error) {
 	if files.Config == "" {
 		return files, nil, fmt.Errorf("%s has no config file: %w", c.Name(), ErrNotInstalled)
 	}
-	src, _, err := readConfig(c.Name(), files.Config)
+	src, _, err := readConfig(c.Name(), files.Config, files.Config)
 	if err != nil {
 		return files, nil, err
 	}

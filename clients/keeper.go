@@ -226,7 +226,7 @@ func (k *Keeper) check(ctx context.Context, c Client, reason why) (*Report, erro
 		}
 		return nil, nil
 	}
-	src, _, err := readConfig(c.Name(), files.Config)
+	src, _, err := readConfig(c.Name(), files.Config, files.Config)
 	if errors.Is(err, os.ErrNotExist) && reason == changedOnDisk {
 		return nil, nil // gone between the event and now; its return is another event
 	}
