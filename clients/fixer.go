@@ -122,6 +122,7 @@ func (f *Fixer) Fix(ctx context.Context, c Client, t Target, dryRun bool) (*Repo
 			if r, ok := c.(diffRedacter); ok { // the file holds secrets: show only the changed values
 				rep.Diff = r.redactDiff(rep.Diff)
 			}
+			rep.Diff = Redact(rep.Diff)
 			return rep, nil
 		}
 		held, err := f.lock(ctx, c)

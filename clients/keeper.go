@@ -86,8 +86,10 @@ type Notice struct {
 	Until  time.Time
 }
 
-// String says what happened in one line.
-func (n Notice) String() string {
+// String says what happened in one line, secrets redacted (Redact).
+func (n Notice) String() string { return Redact(n.string()) }
+
+func (n Notice) string() string {
 	switch n.Kind {
 	case NoticeFixed:
 		var parts []string
