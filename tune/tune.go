@@ -50,6 +50,10 @@ type Options struct {
 	GPU ollama.GPUPresence
 	// Progress, when set, is called after each load.
 	Progress func(Probe)
+	// Timeout is the progress timeout of each load: a server that sends
+	// nothing for that long ends the tune with ollama.ErrStalled. Zero
+	// fields mean ollama's defaults.
+	Timeout ollama.Progress
 }
 
 // Probe is one measured load: the context it asked for and what /api/ps
@@ -202,16 +206,22 @@ func Tune(ctx context.Context, client *api.Client, opts Options) (*Result, error
 		return res, fmt.Errorf("parallel %d: use a positive number of slots", opts.Parallel)
 	}
 
-	ps, err := client.ListRunning(ctx)
+	ps, err := listRunning(ctx, client, opts.Timeout)
 	if err != nil {
-		return res, tuneServerError(ctx, "list running models", err)
+		return res, err
 	}
 	if m := findRunning(ps, opts.Model); m != nil {
 		res.Before = &Probe{Context: m.ContextLength, Size: m.Size, SizeVRAM: m.SizeVRAM, Loaded: m.ContextLength}
 		res.Digest = m.Digest
 	}
 
-	show, err := client.Show(ctx, &api.ShowRequest{Model: opts.Model})
+	sctx, cancel := opts.Timeout.Request(ctx, "show "+opts.Model)
+	show, err := client.Show(sctx, &api.ShowRequest{Model: opts.Model})
+	stalled := ollama.Stalled(sctx)
+	cancel()
+	if stalled != nil {
+		return res, stalled
+	}
 	if err != nil {
 		var se api.StatusError
 		if errors.As(err, &se) && se.StatusCode == http.StatusNotFound {
@@ -264,7 +274,7 @@ func Tune(ctx context.Context, client *api.Client, opts Options) (*Result, error
 			res.bracket(p)
 			return res, fmt.Errorf("%w: %d loads of %s did not settle, as if other models were loading meanwhile; try again when the server is idle", ErrInconsistent, res.Loads, opts.Model)
 		}
-		pr, digest, err := loadProbe(ctx, client, opts.Model, next, opts.KeepAlive)
+		pr, digest, err := loadProbe(ctx, client, opts.Model, next, opts.KeepAlive, opts.Timeout)
 		if err != nil {
 			res.bracket(p)
 			if ctx.Err() != nil {
@@ -341,7 +351,8 @@ func (r *Result) bracket(p *tunePlan) {
 }
 
 // loadProbe loads model at num_ctx and returns what /api/ps says about it then.
-func loadProbe(ctx context.Context, client *api.Client, model string, numCtx int, keepAlive *api.Duration) (Probe, string, error) {
+// A load that makes no progress within timeout fails with ollama.ErrStalled.
+func loadProbe(ctx context.Context, client *api.Client, model string, numCtx int, keepAlive *api.Duration, timeout ollama.Progress) (Probe, string, error) {
 	start := time.Now()
 	req := &api.GenerateRequest{
 		Model:     model,
@@ -349,10 +360,17 @@ func loadProbe(ctx context.Context, client *api.Client, model string, numCtx int
 		KeepAlive: keepAlive,
 	}
 	done := false
-	err := client.Generate(ctx, req, func(r api.GenerateResponse) error {
+	wctx, progressed, stop := timeout.Watch(ctx, fmt.Sprintf("load %s at num_ctx %d", model, numCtx))
+	err := client.Generate(wctx, req, func(r api.GenerateResponse) error {
+		progressed()
 		done = done || r.Done
 		return nil
 	})
+	stalled := ollama.Stalled(wctx)
+	stop()
+	if stalled != nil {
+		return Probe{}, "", stalled
+	}
 	if err != nil {
 		var se api.StatusError
 		if errors.As(err, &se) {
@@ -371,9 +389,9 @@ func loadProbe(ctx context.Context, client *api.Client, model string, numCtx int
 	}
 	pr := Probe{Context: numCtx, Seconds: time.Since(start).Seconds()}
 
-	ps, err := client.ListRunning(ctx)
+	ps, err := listRunning(ctx, client, timeout)
 	if err != nil {
-		return Probe{}, "", tuneServerError(ctx, "list running models", err)
+		return Probe{}, "", err
 	}
 	m := findRunning(ps, model)
 	if m == nil {
@@ -384,6 +402,20 @@ func loadProbe(ctx context.Context, client *api.Client, model string, numCtx int
 		return Probe{}, "", fmt.Errorf("/api/ps reports %s loaded at num_ctx %d with size %d and size_vram %d, which makes no sense", model, numCtx, pr.Size, pr.SizeVRAM)
 	}
 	return pr, m.Digest, nil
+}
+
+// listRunning asks /api/ps, within timeout.Stall.
+func listRunning(ctx context.Context, client *api.Client, timeout ollama.Progress) (*api.ProcessResponse, error) {
+	rctx, cancel := timeout.Request(ctx, "list running models")
+	defer cancel()
+	ps, err := client.ListRunning(rctx)
+	if s := ollama.Stalled(rctx); s != nil {
+		return nil, s
+	}
+	if err != nil {
+		return nil, tuneServerError(ctx, "list running models", err)
+	}
+	return ps, nil
 }
 
 // findRunning returns model's entry in ps, or nil.

@@ -26,6 +26,7 @@ func runTune(ctx context.Context, e *env, args []string) error {
 	host := fs.String("host", "", "Ollama server `URL` (default $OLLAMA_HOST, else "+ollamahost.Default+")")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	list := fs.Bool("list", false, "list the stored results instead of tuning")
+	timeout := progressFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), `Usage: ctxfit tune MODEL [--step N] [--parallel P] [--host URL] [--json]
        ctxfit tune --list [--json]
@@ -33,7 +34,9 @@ func runTune(ctx context.Context, e *env, args []string) error {
 Finds the largest context length, a multiple of --step and at most the
 model's trained context, at which MODEL loads 100% on the server's GPU,
 with a few real loads. The model stays loaded at that context; the result
-is stored for ctxfit status and ctxfit fix. Ctrl-C stops between loads.`)
+is stored for ctxfit status and ctxfit fix. Ctrl-C stops between loads; a
+server that sends nothing for --load-timeout (before a load's answer) or
+--stall-timeout (after) stops the tune.`)
 		fs.PrintDefaults()
 	}
 	pos, err := parseInterspersed(fs, args)
@@ -87,6 +90,7 @@ is stored for ctxfit status and ctxfit fix. Ctrl-C stops between loads.`)
 		Step:     *step,
 		Parallel: p,
 		GPU:      gpu,
+		Timeout:  *timeout,
 		Progress: func(pr tune.Probe) {
 			n++
 			fmt.Fprintf(progress, "  load %d: %s\n", n, probeLine(pr))
@@ -109,7 +113,7 @@ is stored for ctxfit status and ctxfit fix. Ctrl-C stops between loads.`)
 		return writeTuneJSON(e.stdout, res)
 	}
 	fmt.Fprintln(e.stdout, tuneSummary(res))
-	before, after, err := tune.BenchBeforeAfter(ctx, client, res)
+	before, after, err := tune.BenchBeforeAfter(ctx, client, res, *timeout)
 	switch {
 	case err != nil:
 		fmt.Fprintf(e.stderr, "ctxfit tune: comparing the speed before and after: %v\n", err)
