@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/internal/termtext"
 	"github.com/ctxfit/ctxfit/ollama"
 	"github.com/ctxfit/ctxfit/tune"
 )
@@ -41,7 +42,7 @@ The model stays loaded at N. A server that sends nothing for --load-timeout
 		fmt.Fprintln(e.stderr, "ctxfit bench: stopped.")
 		return exitError(130)
 	case err != nil:
-		fmt.Fprintf(e.stderr, "ctxfit bench: %v\n", err)
+		fmt.Fprintf(e.stderr, "ctxfit bench: %s\n", termtext.Clean(err.Error()))
 		return exitError(1)
 	}
 	if *asJSON {

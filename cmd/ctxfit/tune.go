@@ -14,6 +14,7 @@ import (
 	"github.com/ollama/ollama/format"
 
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/internal/termtext"
 	"github.com/ctxfit/ctxfit/ollama"
 	"github.com/ctxfit/ctxfit/state"
 	"github.com/ctxfit/ctxfit/tune"
@@ -68,7 +69,7 @@ server that sends nothing for --load-timeout (before a load's answer) or
 	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "parallel" })
 	p, err := parallelSlots(e, given, *parallel, ollamahost.IsLocal(u))
 	if err != nil {
-		fmt.Fprintf(e.stderr, "ctxfit tune: %v\n", err)
+		fmt.Fprintf(e.stderr, "ctxfit tune: %s\n", termtext.Clean(err.Error()))
 		return errUsage
 	}
 	key := ollamahost.Key(u)
@@ -116,7 +117,7 @@ server that sends nothing for --load-timeout (before a load's answer) or
 	before, after, err := tune.BenchBeforeAfter(ctx, client, res, *timeout)
 	switch {
 	case err != nil:
-		fmt.Fprintf(e.stderr, "ctxfit tune: comparing the speed before and after: %v\n", err)
+		fmt.Fprintf(e.stderr, "ctxfit tune: comparing the speed before and after: %s\n", termtext.Clean(err.Error()))
 	case before != nil:
 		fmt.Fprintf(e.stdout, "Speed: %.1f tokens/s at num_ctx %d (%s), %.1f tokens/s at num_ctx %d (%s).\n",
 			before.TokensPerSecond, before.Context, before.Processor(), after.TokensPerSecond, after.Context, after.Processor())
@@ -190,7 +191,7 @@ func parallelSlots(e *env, given bool, flagValue int, local bool) (int, error) {
 // probeLine describes one load: "num_ctx 32768: 25.8 GB, 8%/92% CPU/GPU, 2.1 s".
 func probeLine(p tune.Probe) string {
 	if p.Refused != "" {
-		return fmt.Sprintf("num_ctx %d: refused by the server (%s), %.1f s", p.Context, p.Refused, p.Seconds)
+		return fmt.Sprintf("num_ctx %d: refused by the server (%s), %.1f s", p.Context, termtext.Clean(p.Refused), p.Seconds)
 	}
 	return fmt.Sprintf("num_ctx %d: %s, %s, %.1f s", p.Context, format.HumanBytes(p.Size), p.Processor(), p.Seconds)
 }
@@ -220,11 +221,11 @@ func tuneFailed(e *env, res *tune.Result, err error) error {
 		}
 		return exitError(130)
 	case errors.As(err, &dnf):
-		fmt.Fprintf(e.stderr, "ctxfit tune: %v.\n", err)
+		fmt.Fprintf(e.stderr, "ctxfit tune: %s.\n", termtext.Clean(err.Error()))
 	case errors.Is(err, tune.ErrCPUOnly), errors.Is(err, tune.ErrUnknownModel):
-		fmt.Fprintf(e.stderr, "ctxfit tune: %v\n", err)
+		fmt.Fprintf(e.stderr, "ctxfit tune: %s\n", termtext.Clean(err.Error()))
 	default:
-		fmt.Fprintf(e.stderr, "ctxfit tune: %v\n", err)
+		fmt.Fprintf(e.stderr, "ctxfit tune: %s\n", termtext.Clean(err.Error()))
 		if k := bracketText(res); k != "" && res.Loads > 0 {
 			fmt.Fprintf(e.stderr, "Known so far: %s. Nothing stored.\n", k)
 		}
