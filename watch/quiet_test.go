@@ -110,6 +110,15 @@ func TestEventLogCoalesces(t *testing.T) {
 		t.Errorf("the line after the quiet minute does not count what was left out:\n%s", buf.String())
 	}
 
+	// What other parts publish is written each time.
+	buf.Reset()
+	fixed := Event{Kind: EventConfigFixed, Host: "h", Model: "m", Message: "Continue: fixed", Time: t0}
+	l.Log(fixed)
+	l.Log(fixed)
+	if n := strings.Count(buf.String(), "\n"); n != 2 {
+		t.Errorf("two fixes: %d lines, want 2:\n%s", n, buf.String())
+	}
+
 	// Escapes.
 	buf.Reset()
 	l.Log(Event{Kind: EventLoaded, Host: "h", Model: "x\x1b[2J\u202e", Message: "x\x1b[2J\u202e loaded", Time: t0})

@@ -856,15 +856,21 @@ func logEvent(logger *slog.Logger, e Event, repeated, suppressed int) {
 	logger.LogAttrs(context.Background(), level, termtext.Clean(e.Message), attrs...)
 }
 
-// EventLog writes events to a log without repeating itself: an event
-// identical to the last one written about the same model (same kind and
-// message) is counted instead of written, and the count goes with the next
-// line about that model (previous_repeated=N); and a model that changes
-// state more than MaxPerMinute times in a minute gets no more lines until
-// the minute is over, then one with the number left out (suppressed=N).
+// EventLog writes events to a log without repeating itself. For the
+// watcher's own events about the server's state (loaded, unloaded, context
+// changed, spill started and ended, swap risk, reachable, unreachable,
+// error): an event identical to the last one written about the same model
+// (same kind and message) is counted instead of written, and the count goes
+// with the next line about that model (previous_repeated=N); and a model
+// whose state changes more than MaxPerMinute times in a minute gets no more
+// lines until the minute is over, then one with the number left out
+// (suppressed=N). What other parts of ctxfit publish (a tune, a config
+// fixed or warned about, reload thrash, which has its own window) is
+// written as it comes.
 type EventLog struct {
 	Logger *slog.Logger
-	// MaxPerMinute is the most lines about one model per minute; 0 means 10.
+	// MaxPerMinute is the most state lines about one model per minute; 0
+	// means 20.
 	MaxPerMinute int
 
 	mu    sync.Mutex
@@ -881,8 +887,18 @@ type eventLine struct {
 	suppressed int         // events left out while over MaxPerMinute
 }
 
+// stateKinds are the events EventLog coalesces.
+var stateKinds = map[EventKind]bool{
+	EventLoaded: true, EventUnloaded: true, EventContextChanged: true, EventSpillStarted: true, EventSpillEnded: true,
+	EventSwapRisk: true, EventReachable: true, EventUnreachable: true, EventError: true,
+}
+
 // Log writes e, or counts it (see EventLog).
 func (l *EventLog) Log(e Event) {
+	if !stateKinds[e.Kind] {
+		logEvent(l.Logger, e, 0, 0)
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.about == nil || len(l.about) > 10000 {
@@ -910,7 +926,7 @@ func (l *EventLog) Log(e Event) {
 	}
 	limit := l.MaxPerMinute
 	if limit <= 0 {
-		limit = 10
+		limit = 20
 	}
 	if len(a.times) >= limit {
 		a.suppressed++

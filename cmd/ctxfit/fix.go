@@ -151,7 +151,12 @@ func cleanLeftovers(ctx context.Context, e *env, fixer *clients.Fixer) {
 
 // printReport says what a fix changed, or would change.
 func printReport(w io.Writer, rep *clients.Report) {
-	if len(rep.Changes) == 0 {
+	switch {
+	case len(rep.Changes) == 0 && len(rep.Warnings) > 0:
+		// Some entry could not be read or changed: do not claim it is right.
+		fmt.Fprintf(w, "%s: nothing changed in %s; the warnings below name the entries ctxfit left alone.\n", rep.Client, rep.Path)
+		return
+	case len(rep.Changes) == 0:
 		fmt.Fprintf(w, "%s: nothing to change in %s; every Ollama model there with a tuned value already asks for it.\n", rep.Client, rep.Path)
 		return
 	}
