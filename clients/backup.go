@@ -228,6 +228,9 @@ func (f *Fixer) Undo(ctx context.Context, c Client) (*Undone, error) {
 		if err != nil {
 			return nil, err
 		}
+		if atomicfile.Links(info) > 1 { // a read-only config was fixed with --force, so it may be restored
+			return nil, f.writable(c, last.Path, real, info)
+		}
 		if hash(cur) != last.Wrote {
 			return nil, fmt.Errorf("%s changed after ctxfit's fix of %s, so ctxfit leaves it alone; the version before the fix is in %s — copy it back by hand if you want it",
 				last.Path, last.Time.Local().Format("2006-01-02 15:04"), file)

@@ -173,11 +173,8 @@ func (f *Fixer) plan(ctx context.Context, c Client, t Target) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	if n := atomicfile.Links(info); n > 1 {
-		return nil, fmt.Errorf("%s has %d hard links (names); replacing it would leave the other names with the old content, so ctxfit leaves it alone: make the other names symbolic links (ln -sf %s OTHER) and run ctxfit again: %w", files.Config, n, real, ErrHardLinked)
-	}
-	if info.Mode().Perm()&0o200 == 0 && !f.Force {
-		return nil, fmt.Errorf("%s is read-only (mode %#o), so someone may want it unchanged; ctxfit leaves it alone: run `ctxfit fix %s --force` to fix it anyway (it stays read-only): %w", files.Config, info.Mode().Perm(), strings.ToLower(c.Name()), ErrReadOnly)
+	if err := f.writable(c, files.Config, real, info); err != nil {
+		return nil, err
 	}
 	in := Input{Path: files.Config, Src: src, Overrides: readOverrides(files)}
 	res, err := c.Edit(in, t)
@@ -192,6 +189,19 @@ func (f *Fixer) plan(ctx context.Context, c Client, t Target) (*plan, error) {
 		}
 	}
 	return &plan{files: files, real: real, mode: info.Mode().Perm(), src: src, res: res}, nil
+}
+
+// writable returns an error when ctxfit must not replace the config real
+// (reached as shown): it has several hard links, or, unless Force, no write
+// permission.
+func (f *Fixer) writable(c Client, shown, real string, info fs.FileInfo) error {
+	if n := atomicfile.Links(info); n > 1 {
+		return fmt.Errorf("%s has %d hard links (names); replacing it would leave the other names with the old content, so ctxfit leaves it alone: make the other names symbolic links (ln -sf %s OTHER) and run ctxfit again: %w", shown, n, real, ErrHardLinked)
+	}
+	if info.Mode().Perm()&0o200 == 0 && !f.Force {
+		return fmt.Errorf("%s is read-only (mode %#o), so someone may want it unchanged; ctxfit leaves it alone: run `ctxfit fix %s --force` to fix it anyway (it stays read-only): %w", shown, info.Mode().Perm(), strings.ToLower(c.Name()), ErrReadOnly)
+	}
+	return nil
 }
 
 func readOverrides(files Files) map[string][]byte {

@@ -239,6 +239,21 @@ func TestFixHardLinked(t *testing.T) {
 	if fi1, _ := os.Stat(p); !os.SameFile(fi1, mustStat(t, other)) {
 		t.Error("the names no longer share the file")
 	}
+
+	// Undo refuses too when the config got a second name after the fix.
+	os.Remove(other)
+	f := h.fixer()
+	if _, err := f.Fix(context.Background(), continueClient{}, testTarget(), false); err != nil {
+		t.Fatal(err)
+	}
+	os.Link(p, other)
+	fixed := read(t, p)
+	if _, err := f.Undo(context.Background(), continueClient{}); !errors.Is(err, ErrHardLinked) {
+		t.Fatalf("Undo of a hard-linked config: %v; want ErrHardLinked", err)
+	}
+	if !bytes.Equal(read(t, p), fixed) || !bytes.Equal(read(t, other), fixed) {
+		t.Error("a refused undo changed a name of the file")
+	}
 }
 
 func mustStat(t *testing.T, p string) os.FileInfo {
