@@ -251,13 +251,26 @@ func (f *Fixer) Undo(ctx context.Context, c Client) (*Undone, error) {
 	return nil, fmt.Errorf("%s kept changing while ctxfit tried to restore it; try again", c.Name())
 }
 
-// Clean removes what a ctxfit killed in the middle of a fix left behind:
-// its temporary files beside each client's config and in the backup
-// directory, and backups that the index does not list. It holds each
-// client's lock while it looks, so a fix running meanwhile is not disturbed.
-// It returns the paths removed.
-func (f *Fixer) Clean(ctx context.Context, cs []Client) ([]string, error) {
-	var removed []string
+// Cleaned is one leftover that Clean dealt with.
+type Cleaned struct {
+	Path string `json:"path"` // the leftover
+	// Kept is where Clean moved a leftover that may hold another program's
+	// edit (in the backup directory); empty when the leftover was removed.
+	Kept string `json:"kept,omitempty"`
+}
+
+// Clean deals with what a ctxfit killed in the middle of a fix left
+// behind: its temporary files beside each client's config and in the backup
+// directory, and backups that the index does not list. A ".tmp" beside a
+// config holds (part of) a fix's new version and is removed. A ".swap" holds
+// the new version, or, when the kill came after the swap, the version
+// swapped out: it is removed when it holds what a listed fix wrote, a listed
+// backup or the config's current content, and otherwise (another program's
+// edit, swapped out at that moment) moved into the backup directory as
+// recovered-<time>-<name>, never deleted. Clean holds each client's lock
+// while it looks, so a fix running meanwhile is not disturbed.
+func (f *Fixer) Clean(ctx context.Context, cs []Client) ([]Cleaned, error) {
+	var done []Cleaned
 	for _, c := range cs {
 		files, err := c.Files(f.Env)
 		if err != nil {
@@ -269,13 +282,28 @@ func (f *Fixer) Clean(ctx context.Context, cs []Client) ([]string, error) {
 		}
 		held, err := f.lock(ctx, c)
 		if err != nil {
-			return removed, err
+			return done, err
+		}
+		idx, idxErr := f.loadIndex(dir)
+		if idxErr != nil {
+			idx = &backupIndex{}
+		}
+		// What a leftover may hold without being anyone's only copy.
+		known := map[string]bool{}
+		for _, e := range idx.Backups {
+			known[e.Wrote] = true
+			if b, _, err := atomicfile.ReadRegular(filepath.Join(dir, e.File), maxConfig); err == nil {
+				known[hash(b)] = true
+			}
 		}
 		// Temporary files beside the config and where it may appear.
 		names := map[string]bool{} // dir + "\x00" + base
 		for _, p := range append([]string{files.Config}, files.Watch...) {
 			if p == "" {
 				continue
+			}
+			if b, _, err := atomicfile.ReadRegular(p, maxConfig); err == nil {
+				known[hash(b)] = true
 			}
 			names[filepath.Dir(p)+"\x00"+filepath.Base(p)] = true
 			if real, err := filepath.EvalSymlinks(p); err == nil {
@@ -284,26 +312,49 @@ func (f *Fixer) Clean(ctx context.Context, cs []Client) ([]string, error) {
 		}
 		for k := range names {
 			d, base, _ := strings.Cut(k, "\x00")
-			removed = append(removed, removeMatching(d, func(name string) bool { return isTemp(name, base) })...)
+			for _, p := range matching(d, func(name string) bool { return isTemp(name, base) }) {
+				b, _, err := atomicfile.ReadRegular(p, maxConfig)
+				if err == nil && isSwap(p) && !known[hash(b)] {
+					kept := filepath.Join(dir, "recovered-"+time.Now().UTC().Format("20060102T150405.000000000Z")+"-"+base)
+					if os.MkdirAll(dir, 0o700) == nil && atomicfile.WriteFile(kept, b, 0o600) == nil && os.Remove(p) == nil {
+						done = append(done, Cleaned{Path: p, Kept: kept})
+					}
+					continue
+				}
+				if os.Remove(p) == nil {
+					done = append(done, Cleaned{Path: p})
+				}
+			}
 		}
 		// The backup directory: temporary files and backups no entry lists.
-		if idx, err := f.loadIndex(dir); err == nil {
+		if idxErr == nil {
 			listed := map[string]bool{}
 			for _, e := range idx.Backups {
 				listed[e.File] = true
 			}
-			removed = append(removed, removeMatching(dir, func(name string) bool {
+			for _, p := range matching(dir, func(name string) bool {
 				return isTemp(name, "") || backupName.MatchString(name) && !listed[name]
-			})...)
+			}) {
+				if os.Remove(p) == nil {
+					done = append(done, Cleaned{Path: p})
+				}
+			}
 		}
 		held.Unlock()
 	}
-	return removed, nil
+	return done, nil
+}
+
+// isSwap reports whether a temporary file is one that a fix swapped, or was
+// about to swap, with the config (".swap"): it may hold the config's
+// previous content. A ".tmp" holds only what ctxfit was writing.
+func isSwap(name string) bool {
+	return strings.HasSuffix(strings.TrimSuffix(name, ".old"), ".swap")
 }
 
 // isTemp reports whether name is a temporary file of ctxfit's that replaces
-// base (any file when base is ""): atomicfile.TempPattern, and the ".old"
-// that a Windows swap leaves.
+// base (any file when base is ""): atomicfile.TempPattern, its ".swap"
+// form, and the ".old" that a Windows swap leaves.
 func isTemp(name, base string) bool {
 	rest, ok := strings.CutPrefix(name, ".")
 	if !ok {
@@ -317,24 +368,20 @@ func isTemp(name, base string) bool {
 		return false
 	}
 	rest = strings.TrimSuffix(rest, ".old")
-	return strings.HasSuffix(rest, ".tmp") && !strings.ContainsAny(rest, "/\\")
+	return (strings.HasSuffix(rest, ".tmp") || strings.HasSuffix(rest, ".swap")) && !strings.ContainsAny(rest, "/\\")
 }
 
-// removeMatching removes the regular files in dir whose names match.
-func removeMatching(dir string, match func(string) bool) []string {
+// matching returns the regular files in dir whose names match.
+func matching(dir string, match func(string) bool) []string {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil
 	}
-	var removed []string
+	var out []string
 	for _, e := range ents {
-		if !e.Type().IsRegular() || !match(e.Name()) {
-			continue
-		}
-		p := filepath.Join(dir, e.Name())
-		if os.Remove(p) == nil {
-			removed = append(removed, p)
+		if e.Type().IsRegular() && match(e.Name()) {
+			out = append(out, filepath.Join(dir, e.Name()))
 		}
 	}
-	return removed
+	return out
 }

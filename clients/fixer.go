@@ -269,10 +269,20 @@ func (f *Fixer) replace(c Client, p *plan, content []byte, backup bool) (saved s
 			return "", err
 		}
 	}
+	// Complete and backed up: from here the temporary file is a ".swap",
+	// which after the swap holds what was in the config. A ctxfit killed
+	// here leaves it, and Clean must not delete another program's edit.
+	swap := strings.TrimSuffix(tmp.Name(), ".tmp") + ".swap"
+	if err = os.Rename(tmp.Name(), swap); err != nil {
+		if saved != "" {
+			f.dropBackup(c, saved)
+		}
+		return "", fmt.Errorf("write beside %s: %w", p.real, err)
+	}
 	if f.beforeRename != nil {
 		f.beforeRename(p.real)
 	}
-	err = atomicfile.Replace(p.real, tmp.Name(), p.src)
+	err = atomicfile.Replace(p.real, swap, p.src)
 	if err != nil && saved != "" {
 		f.dropBackup(c, saved)
 	}

@@ -215,7 +215,7 @@ func assertNoDebris(t *testing.T, h *testHome) {
 	}
 	ents, _ = os.ReadDir(dir)
 	for _, e := range ents {
-		if !listed[e.Name()] {
+		if !listed[e.Name()] && !strings.HasPrefix(e.Name(), "recovered-") {
 			t.Errorf("%s in the backup directory is not listed in the index", e.Name())
 		}
 	}
@@ -377,6 +377,11 @@ func TestKilledFixLeavesNoDebris(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		for _, c := range r {
+			if c.Kept != "" {
+				t.Errorf("round %d: Clean kept %s as another program's edit; nobody else wrote the config", round, c.Path)
+			}
+		}
 		removed += len(r)
 		assertNoDebris(t, h)
 		if _, err := (continueClient{}).Asks(Input{Path: p, Src: read(t, p)}, testTarget()); err != nil {
@@ -386,35 +391,43 @@ func TestKilledFixLeavesNoDebris(t *testing.T) {
 	t.Logf("20 kills; Clean removed %d leftovers", removed)
 }
 
-// TestCleanLeavesOthersAlone checks that Clean removes only ctxfit's own
-// leftovers.
-func TestCleanLeavesOthersAlone(t *testing.T) {
+// TestClean checks that Clean removes only ctxfit's own leftovers, and
+// keeps a leftover that may be another program's edit.
+func TestClean(t *testing.T) {
 	h := newTestHome(t)
-	h.put("yaml_basic.yaml")
+	p := h.put("yaml_basic.yaml")
+	before := read(t, p)
 	f := h.fixer()
 	if _, err := f.Fix(context.Background(), continueClient{}, testTarget(), false); err != nil {
 		t.Fatal(err)
 	}
 	dir := f.backupDir(continueClient{})
-	leftovers := []string{
-		filepath.Join(h.dir, ".config.yaml.ctxfit-123.tmp"),
-		filepath.Join(h.dir, ".config.json.ctxfit-9.tmp"),
-		filepath.Join(dir, ".index.json.ctxfit-55.tmp"),
-		filepath.Join(dir, "20250101T000000.000000000Z-config.yaml"),
+	ours := map[string][]byte{
+		filepath.Join(h.dir, ".config.yaml.ctxfit-1.swap"):           read(t, p), // the fix's new version
+		filepath.Join(h.dir, ".config.yaml.ctxfit-2.swap"):           before,     // the version it replaced, swapped out
+		filepath.Join(h.dir, ".config.yaml.ctxfit-4.tmp"):            []byte("models: [] # half a fix"),
+		filepath.Join(h.dir, ".config.json.ctxfit-9.tmp"):            []byte("{}"),
+		filepath.Join(dir, ".index.json.ctxfit-55.tmp"):              []byte("x"),
+		filepath.Join(dir, "20250101T000000.000000000Z-config.yaml"): []byte("x"),
 	}
+	theirs := filepath.Join(h.dir, ".config.yaml.ctxfit-3.swap") // swapped out when a fix was killed
 	keep := []string{
 		filepath.Join(h.dir, "config.yaml.bak"),
 		filepath.Join(h.dir, ".other.ctxfit-1.tmp"),
 		filepath.Join(dir, "notes.txt"),
 	}
-	for _, p := range append(leftovers, keep...) {
+	for p, b := range ours {
+		os.WriteFile(p, b, 0o600)
+	}
+	os.WriteFile(theirs, []byte("models: [] # another program's edit\n"), 0o600)
+	for _, p := range keep {
 		os.WriteFile(p, []byte("x"), 0o600)
 	}
-	removed, err := f.Clean(context.Background(), []Client{continueClient{}})
+	cleaned, err := f.Clean(context.Background(), []Client{continueClient{}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range leftovers {
+	for p := range ours {
 		if _, err := os.Stat(p); err == nil {
 			t.Errorf("Clean left %s", p)
 		}
@@ -424,9 +437,78 @@ func TestCleanLeavesOthersAlone(t *testing.T) {
 			t.Errorf("Clean removed %s, which is not ctxfit's", p)
 		}
 	}
-	if len(removed) != len(leftovers) {
-		t.Errorf("Clean reports %d removed, want %d", len(removed), len(leftovers))
+	var kept []Cleaned
+	for _, c := range cleaned {
+		if c.Kept != "" {
+			kept = append(kept, c)
+		}
+	}
+	if len(cleaned) != len(ours)+1 || len(kept) != 1 || kept[0].Path != theirs {
+		t.Fatalf("Clean = %+v; want %d removed and %s kept", cleaned, len(ours), theirs)
+	}
+	if b := read(t, kept[0].Kept); !strings.Contains(string(b), "another program's edit") || filepath.Dir(kept[0].Kept) != dir {
+		t.Errorf("the kept version %s holds %q", kept[0].Kept, b)
+	}
+	if _, err := os.Stat(theirs); err == nil {
+		t.Error("the kept version is still beside the config")
+	}
+	// A second Clean keeps what the first one kept.
+	if again, _ := f.Clean(context.Background(), []Client{continueClient{}}); len(again) != 0 {
+		t.Errorf("second Clean: %+v", again)
 	}
 }
 
 var _ = atomicfile.ErrChanged
+
+// TestKilledFixRacingAWriter kills fixing processes while another program
+// writes the config: after Clean, that program's last write is in the
+// config (as written or fixed) or kept by Clean in the backup directory;
+// never gone.
+func TestKilledFixRacingAWriter(t *testing.T) {
+	h := newTestHome(t)
+	p := filepath.Join(h.dir, "config.yaml")
+	os.WriteFile(p, raceConfig(-1, 0), 0o644)
+	f := h.fixer()
+	dir := f.backupDir(continueClient{})
+	kept := 0
+	rounds := 30
+	for round := 0; round < rounds; round++ {
+		rng := rand.New(rand.NewPCG(uint64(round), 9))
+		cmd := childFixes(t, h, 0)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// The writer writes until the kill: its last write races the
+		// killed fix.
+		var last []byte
+		n := 5 + rng.IntN(20)
+		for w := 0; w < n; w++ {
+			time.Sleep(time.Duration(rng.IntN(2000)) * time.Microsecond)
+			last = raceConfig(round, w)
+			otherWriters[rng.IntN(len(otherWriters))].write(p, last, rng)
+		}
+		time.Sleep(time.Duration(rng.IntN(300)) * time.Microsecond)
+		cmd.Process.Kill()
+		cmd.Wait()
+		cleaned, err := f.Clean(context.Background(), []Client{continueClient{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertNoDebris(t, h)
+		got := read(t, p)
+		if bytes.Contains(got, []byte(fmt.Sprintf("# round %d, write %d\n", round, n-1))) {
+			continue
+		}
+		found := false
+		for _, c := range cleaned {
+			if c.Kept != "" && bytes.Equal(read(t, c.Kept), last) {
+				found, kept = true, kept+1
+			}
+		}
+		if !found {
+			t.Errorf("round %d: the other writer's last write is neither in the config (%q) nor kept by Clean (%+v)", round, got, cleaned)
+		}
+	}
+	ents, _ := os.ReadDir(dir)
+	t.Logf("%d kills racing a writer: its last write kept by Clean %d times, in the config otherwise (%d files in the backup directory)", rounds, kept, len(ents))
+}

@@ -140,9 +140,13 @@ func fixAll(ctx context.Context, e *env, fixer *clients.Fixer, t clients.Target,
 // cleanLeftovers removes what a killed ctxfit left beside the configs and
 // among the backups, and says so.
 func cleanLeftovers(ctx context.Context, e *env, fixer *clients.Fixer) {
-	removed, err := fixer.Clean(ctx, clients.All())
-	for _, p := range removed {
-		fmt.Fprintf(e.stderr, "ctxfit: removed %s, left by a ctxfit that was stopped in the middle of a fix\n", p)
+	cleaned, err := fixer.Clean(ctx, clients.All())
+	for _, c := range cleaned {
+		if c.Kept != "" {
+			fmt.Fprintf(e.stderr, "ctxfit: %s, left by a ctxfit that was stopped in the middle of a fix, may hold another program's edit of the config; it is now %s — compare it with the config and keep what you want\n", c.Path, c.Kept)
+			continue
+		}
+		fmt.Fprintf(e.stderr, "ctxfit: removed %s, left by a ctxfit that was stopped in the middle of a fix\n", c.Path)
 	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "ctxfit: %v\n", err)
