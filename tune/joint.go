@@ -184,9 +184,6 @@ func tuneJoint(ctx context.Context, client *api.Client, opts Options, res *Resul
 			}
 		}
 	}
-	// Evictions, not offloads, decide a joint fit: no one-layer bounds and
-	// no scouting for the layer boundary (see the comment at the top).
-	p.layers = 0
 	j := &joint{client: client, opts: opts, res: res}
 	for _, c := range opts.Companions {
 		j.comps = append(j.comps, CompanionLoad{Companion: c})
@@ -493,16 +490,24 @@ func (j *joint) measure(ctx context.Context, pr *Probe) (Probe, error) {
 	}
 	pr.CompanionSpilled = spilled && len(pr.Evicted) == 0
 	planned := *pr
-	if len(pr.Evicted) > 0 || spilled {
-		// Its size_vram is what it got beside fewer models, or beside a
-		// companion pushed onto the CPU: it bounds nothing. (Taking it
-		// less the companions' bytes as a lower bound was tried: the
-		// plan then approached the answer from above, each step an
-		// eviction and a companion's reload, 6.2 loads a tune instead of
-		// 5.8 over the test matrix.)
+	planned.CompanionSpilled = false
+	switch {
+	case spilled:
+		// Beside a companion pushed onto the CPU, its size_vram bounds
+		// nothing.
+		planned.SizeVRAM, planned.Evicted = 0, []string{""}
+	case len(pr.Evicted) == len(j.comps) && pr.SizeVRAM < pr.Size:
+		// Unloading the companions did not make room: it was offloaded
+		// onto the emptied GPU, which thus holds size_vram and less than
+		// one more layer. Ollama adds up the memory of loaded models, so
+		// beside the companions the room is that less their bytes: an
+		// offload the planner knows how to read.
+		planned.SizeVRAM, planned.Evicted = max(0, pr.SizeVRAM-j.companionBytes()), nil
+	case len(pr.Evicted) > 0:
+		// Whole on the GPU once the companions had gone: only that it
+		// did not fit beside them.
 		planned.SizeVRAM = 0
 	}
-	planned.Evicted, planned.CompanionSpilled = nil, false
 	return planned, nil
 }
 
@@ -522,4 +527,14 @@ func (j *joint) countLimited(size int64) bool {
 func aloneFits(pr Probe) bool {
 	pr.Evicted, pr.CompanionSpilled = nil, false
 	return pr.Fits()
+}
+
+// companionBytes returns what the companions take together, as last
+// measured.
+func (j *joint) companionBytes() int64 {
+	var sum int64
+	for _, c := range j.comps {
+		sum += c.Size
+	}
+	return sum
 }
