@@ -1,6 +1,7 @@
 package watch
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -33,7 +34,11 @@ type Model struct {
 	State         ollama.State `json:"state"`
 	Spilled       bool         `json:"spilled"`
 	TunedContext  *int         `json:"tuned_context"` // nil when no tune is known
-	ExpiresAt     time.Time    `json:"-"`
+	// TunedBeside names the models TunedContext leaves room for: the
+	// other models of a joint tune that are loaded beside this one now.
+	// Empty when TunedContext is the model's value alone.
+	TunedBeside []string  `json:"tuned_beside,omitempty"`
+	ExpiresAt   time.Time `json:"-"`
 	// RAMWarning is set on a CPU-only host that is this machine when the
 	// model will not fit in RAM; it says which smaller model would.
 	RAMWarning string `json:"ram_warning,omitempty"`
@@ -402,6 +407,10 @@ func (w *Watcher) models(in []api.ProcessModelResponse, gpu ollama.GPUPresence, 
 	if w.local != "" && gpu != ollama.GPUPresent {
 		ram = w.opts.TotalRAM()
 	}
+	loaded := make([]string, 0, len(in))
+	for _, p := range in {
+		loaded = append(loaded, cmp.Or(p.Name, p.Model))
+	}
 	for _, p := range in {
 		state, proc := ollama.Classify(p.Size, p.SizeVRAM)
 		name := p.Name
@@ -418,6 +427,15 @@ func (w *Watcher) models(in []api.ProcessModelResponse, gpu ollama.GPUPresence, 
 				c := t.Context
 				m.TunedContext = &c
 			}
+			if t, ok := jointApplies(data, w.key, name, loaded); ok {
+				c, _ := t.ContextFor(name)
+				m.TunedContext = &c
+				for _, o := range t.Set() {
+					if !ollama.SameModel(o, name) {
+						m.TunedBeside = append(m.TunedBeside, o)
+					}
+				}
+			}
 		}
 		if ram > 0 && gpu != ollama.GPUPresent && state == ollama.StateCPU {
 			m.RAMWarning = ollama.RAMWarning(name, p.Size, ram)
@@ -426,6 +444,34 @@ func (w *Watcher) models(in []api.ProcessModelResponse, gpu ollama.GPUPresence, 
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// jointApplies returns the joint tune that applies to model while the
+// models in loaded run: the one with the most models, all of them loaded,
+// then the newest.
+func jointApplies(data *state.Data, host, model string, loaded []string) (state.Tuned, bool) {
+	var best state.Tuned
+	found := false
+	for _, t := range data.Tuned {
+		if t.Host != host || !t.Joint() {
+			continue
+		}
+		if _, in := t.ContextFor(model); !in {
+			continue
+		}
+		all := true
+		for _, m := range t.Set() {
+			all = all && slices.ContainsFunc(loaded, func(l string) bool { return ollama.SameModel(l, m) })
+		}
+		if !all {
+			continue
+		}
+		if !found || len(t.Companions) > len(best.Companions) ||
+			len(t.Companions) == len(best.Companions) && t.MeasuredAt.After(best.MeasuredAt) {
+			best, found = t, true
+		}
+	}
+	return best, found
 }
 
 // failed records a failed poll and returns the events it causes: one
