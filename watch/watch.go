@@ -80,6 +80,7 @@ const (
 	EventSpillStarted   EventKind = "spill_started"   // a model moved (partly) onto the CPU
 	EventSpillEnded     EventKind = "spill_ended"     // a loaded model is whole on the GPU again
 	EventThrash         EventKind = "reload_thrash"   // clients disagree on num_ctx and keep reloading a model
+	EventEvictionThrash EventKind = "eviction_thrash" // models that do not fit together keep unloading each other
 	EventSwapRisk       EventKind = "swap_risk"       // a model on a CPU-only host does not fit in RAM
 
 	// Events that other parts of ctxfit publish through the watcher.
@@ -100,7 +101,11 @@ type Event struct {
 	ContextLength     int       `json:"context_length,omitempty"`
 	PrevContextLength int       `json:"prev_context_length,omitempty"`
 	Contexts          []int     `json:"contexts,omitempty"` // reload thrash: the lengths seen
-	Message           string    `json:"message"`            // one line for people
+	// Companions are, for eviction thrash, the models that keep unloading
+	// Model (the largest) as `ctxfit tune Model --with` takes them:
+	// "name=context". A joint tune of Model with them ends the thrash.
+	Companions []string `json:"companions,omitempty"`
+	Message    string   `json:"message"` // one line for people
 }
 
 // Update is what subscribers receive after each poll that changed something:
@@ -162,9 +167,14 @@ func (o *Options) defaults() {
 
 // Thrash detection: this many loads of one model within thrashWindow, with
 // at least two different context lengths, mean clients disagree on num_ctx.
+// Eviction thrash: this many swaps of the same two models within
+// thrashWindow, a swap being one model loaded while the other left /api/ps
+// at most swapGap before (Ollama unloads the idle model, then loads).
 const (
 	thrashLoads  = 3
 	thrashWindow = 10 * time.Minute
+	thrashSwaps  = 3
+	swapGap      = time.Minute
 )
 
 // Watcher polls one Ollama server's /api/ps and turns what it sees into
@@ -193,11 +203,23 @@ type Watcher struct {
 	// server's address: a stopped or restarting Ollama, which Run probes
 	// for every FastInterval while it backs off.
 	refused bool
+	// swaps are the recent evictions seen, for eviction thrash; evicted
+	// holds when each pair of models was last reported.
+	swaps   []swap
+	evicted map[[2]string]time.Time
 }
 
 type goneModel struct {
 	Model
 	since time.Time
+	// swapped is set once a model loaded after it left: one swap per leave.
+	swapped bool
+}
+
+// swap is one model loaded right after another left /api/ps.
+type swap struct {
+	at      time.Time
+	in, out Model
 }
 
 type load struct {
@@ -221,6 +243,7 @@ func New(client *api.Client, host *url.URL, store *state.Store, opts Options) *W
 		thrash:  map[string]time.Time{},
 		ramWarn: map[string]bool{},
 		subs:    map[*subscriber]struct{}{},
+		evicted: map[[2]string]time.Time{},
 	}
 	if ollamahost.IsLocal(host) {
 		w.local = opts.LocalGPU()
@@ -508,8 +531,15 @@ func (w *Watcher) diff(snap Snapshot, now time.Time) []Event {
 	}
 	cur := make(map[string]Model, len(snap.Models))
 	for _, m := range snap.Models {
+		cur[ollama.ModelKey(m.Name)] = m
+	}
+	for k, old := range w.prev {
+		if _, ok := cur[k]; !ok {
+			w.gone[k] = goneModel{Model: old, since: now}
+		}
+	}
+	for _, m := range snap.Models {
 		k := ollama.ModelKey(m.Name)
-		cur[k] = m
 		old, was := w.prev[k]
 		reloaded := false
 		if g, ok := w.gone[k]; ok && !was {
@@ -546,10 +576,10 @@ func (w *Watcher) diff(snap Snapshot, now time.Time) []Event {
 		if e, ok := w.checkThrash(k, m.Name, now); ok {
 			add(e)
 		}
-	}
-	for k, old := range w.prev {
-		if _, ok := cur[k]; !ok {
-			w.gone[k] = goneModel{old, now}
+		if !w.prevHas(k) {
+			if e, ok := w.noteSwap(m, cur, now); ok {
+				add(e)
+			}
 		}
 	}
 	for k, g := range w.gone {
@@ -562,6 +592,89 @@ func (w *Watcher) diff(snap Snapshot, now time.Time) []Event {
 	}
 	w.prev = cur
 	return events
+}
+
+func (w *Watcher) prevHas(k string) bool {
+	_, ok := w.prev[k]
+	return ok
+}
+
+// noteSwap records that m appeared while models that left /api/ps shortly
+// before are still gone, and reports eviction thrash once per window for
+// a pair of models that swapped thrashSwaps times: they do not fit on the
+// GPU together. cur is what /api/ps lists now.
+func (w *Watcher) noteSwap(m Model, cur map[string]Model, now time.Time) (Event, bool) {
+	keep := w.swaps[:0]
+	for _, s := range w.swaps {
+		if now.Sub(s.at) <= thrashWindow {
+			keep = append(keep, s)
+		}
+	}
+	w.swaps = keep
+	var pairs [][2]string
+	for k, g := range w.gone {
+		if g.swapped || now.Sub(g.since) > swapGap || ollama.SameModel(g.Name, m.Name) {
+			continue
+		}
+		g.swapped = true
+		w.gone[k] = g
+		w.swaps = append(w.swaps, swap{at: now, in: m, out: g.Model})
+		pairs = append(pairs, pairKey(m.Name, g.Name))
+	}
+	slices.SortFunc(pairs, func(a, b [2]string) int { return strings.Compare(a[0]+a[1], b[0]+b[1]) })
+	for _, p := range pairs {
+		if t, ok := w.evicted[p]; ok && now.Sub(t) < thrashWindow {
+			continue
+		}
+		var n int
+		latest := map[string]Model{}
+		for _, s := range w.swaps {
+			if pairKey(s.in.Name, s.out.Name) == p {
+				n++
+				latest[ollama.ModelKey(s.in.Name)], latest[ollama.ModelKey(s.out.Name)] = s.in, s.out
+			}
+		}
+		if n < thrashSwaps {
+			continue
+		}
+		w.evicted[p] = now
+		return evictionEvent(latest[p[0]], latest[p[1]], n, cur), true
+	}
+	return Event{}, false
+}
+
+// pairKey returns the ModelKeys of a and b, sorted.
+func pairKey(a, b string) [2]string {
+	ka, kb := ollama.ModelKey(a), ollama.ModelKey(b)
+	if kb < ka {
+		ka, kb = kb, ka
+	}
+	return [2]string{ka, kb}
+}
+
+// evictionEvent describes n swaps of a and b, with what the GPU holds now,
+// and names the joint tune that would end them: the larger model beside
+// the smaller at the context it ran with.
+func evictionEvent(a, b Model, n int, cur map[string]Model) Event {
+	big, small := a, b
+	if small.Size > big.Size {
+		big, small = small, big
+	}
+	with := small.Name
+	if small.ContextLength > 0 {
+		with = fmt.Sprintf("%s=%d", small.Name, small.ContextLength)
+	}
+	var holds []string
+	for _, m := range cur {
+		holds = append(holds, fmt.Sprintf("%s (%s, %s)", m.Name, format.HumanBytes(m.Size), m.Processor))
+	}
+	slices.Sort(holds)
+	msg := fmt.Sprintf("%s (%s%s) and %s (%s%s) unloaded each other %d times in %s: they do not fit on the GPU together, so every switch between them reloads one. "+
+		"The GPU now holds %s. `ctxfit tune %s --with %s` finds the context that leaves room for both; then `ctxfit fix all`",
+		big.Name, format.HumanBytes(big.Size), ctxText(big.ContextLength), small.Name, format.HumanBytes(small.Size), ctxText(small.ContextLength),
+		n, thrashWindow, strings.Join(holds, ", "), big.Name, with)
+	return Event{Kind: EventEvictionThrash, Model: big.Name, Size: big.Size, ContextLength: big.ContextLength,
+		Companions: []string{with}, Message: msg}
 }
 
 // reloading reports whether a model left /api/ps recently and may be
@@ -772,7 +885,7 @@ func cloneSnapshot(s Snapshot) Snapshot {
 func LogEvent(logger *slog.Logger, e Event) {
 	level := slog.LevelInfo
 	switch e.Kind {
-	case EventSpillStarted, EventThrash, EventSwapRisk, EventUnreachable, EventConfigWarning:
+	case EventSpillStarted, EventThrash, EventEvictionThrash, EventSwapRisk, EventUnreachable, EventConfigWarning:
 		level = slog.LevelWarn
 	case EventError:
 		level = slog.LevelError
@@ -792,6 +905,9 @@ func LogEvent(logger *slog.Logger, e Event) {
 	}
 	if len(e.Contexts) > 0 {
 		attrs = append(attrs, slog.Any("contexts", e.Contexts))
+	}
+	if len(e.Companions) > 0 {
+		attrs = append(attrs, slog.Any("companions", e.Companions))
 	}
 	logger.LogAttrs(context.Background(), level, e.Message, attrs...)
 }
