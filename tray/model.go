@@ -133,6 +133,8 @@ func (s *state) apply(u watch.Update, now time.Time) []Notification {
 		switch e.Kind {
 		case watch.EventThrash:
 			notes = append(notes, Notification{Title: e.Model + " keeps reloading", Message: e.Message, Icon: assets.Warning})
+		case watch.EventEvictionThrash:
+			notes = append(notes, Notification{Title: e.Model + " and " + strings.Join(e.Companions, ", ") + " keep unloading each other", Message: e.Message, Icon: assets.Warning})
 		case watch.EventSwapRisk:
 			notes = append(notes, Notification{Title: e.Model + " will not fit in memory", Message: e.Message, Icon: assets.Warning})
 		case watch.EventConfigFixed:
@@ -452,6 +454,9 @@ func (s *state) modelView(m watch.Model) modelView {
 	switch {
 	case m.TunedContext != nil:
 		mv.Info.Title = fmt.Sprintf("Tuned: context %d stays on the GPU", *m.TunedContext)
+		if len(m.TunedBeside) > 0 {
+			mv.Info.Title += " beside " + strings.Join(m.TunedBeside, ", ")
+		}
 	case tuning:
 		mv.Info.Hidden = true // the line shows the tune's progress
 	}

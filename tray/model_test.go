@@ -195,6 +195,10 @@ func TestNotifications(t *testing.T) {
 				ev(watch.EventLoaded, "llama3.1:8b", ""), ev(watch.EventUnreachable, "", "")),
 				want: []string{"llama3.1:8b keeps reloading", "llama3.1:8b will not fit in memory", "Tune finished"}},
 		}},
+		{"eviction thrash", []step{
+			{u: upd(snap(llamaGPU), watch.Event{Kind: watch.EventEvictionThrash, Model: "llama3.1:8b", Companions: []string{"qwen2.5-coder:7b=4096"}, Message: "unloaded each other"}),
+				want: []string{"llama3.1:8b and qwen2.5-coder:7b=4096 keep unloading each other"}},
+		}},
 		{"an automatic fix is told", []step{
 			{u: upd(snap(llamaGPU), ev(watch.EventConfigFixed, "llama3.1:8b", "Continue: contextLength 16384")), want: []string{"Client config fixed"}},
 		}},
