@@ -1,6 +1,7 @@
 package tune
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -335,8 +336,9 @@ func (j *joint) resident(ps *api.ProcessResponse) map[int]api.ProcessModelRespon
 			continue
 		}
 		c := j.comps[i]
-		if c.Loaded > 0 && m.ContextLength > 0 && m.ContextLength != c.Loaded {
-			continue // reloaded at another context by someone else: not ours
+		want := cmp.Or(c.Loaded, c.Context) // before its first load, the context asked for
+		if want > 0 && m.ContextLength > 0 && m.ContextLength != want {
+			continue // loaded at another context (by a client, or before the tune)
 		}
 		out[i] = m
 	}
@@ -353,6 +355,9 @@ func (j *joint) loadCompanions(ctx context.Context) error {
 		return tuneServerError(ctx, "list running models", err)
 	}
 	have := j.resident(ps)
+	for i, m := range have {
+		j.note(i, m)
+	}
 	if len(have) == len(j.comps) {
 		return nil
 	}

@@ -289,6 +289,32 @@ func TestTuneJointUnloadsOthers(t *testing.T) {
 	}
 }
 
+// TestTuneJointCompanionAtItsContext: a companion loaded at another
+// context than it runs with is reloaded at its own before the first probe.
+func TestTuneJointCompanionAtItsContext(t *testing.T) {
+	gpu, _ := gpusim.LookupGPU("24GB")
+	sim := gpusim.New(gpusim.Config{GPU: gpu})
+	if err := sim.Load("qwen2.5-coder:7b", 32768, 0); err != nil {
+		t.Fatal(err)
+	}
+	comps := []Companion{{Model: "qwen2.5-coder:7b", Context: 4096}}
+	res, err := Tune(context.Background(), simClient(t, sim), Options{Model: "llama3.1:8b-instruct-fp16", Companions: comps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := exhaustiveJoint(t, gpusim.Config{GPU: gpu}, mustModel(t, "llama3.1:8b-instruct-fp16"), DefaultStep, comps); res.Context != want {
+		t.Errorf("Tune = %d, want %d", res.Context, want)
+	}
+	for _, m := range simPS(t, sim) {
+		if m.Name == "qwen2.5-coder:7b" && m.ContextLength != 4096 {
+			t.Errorf("the companion runs at %d, want 4096", m.ContextLength)
+		}
+	}
+	if res.Companions[0].Loaded != 4096 || res.CompanionLoads == 0 {
+		t.Errorf("companions %+v after %d companion loads", res.Companions, res.CompanionLoads)
+	}
+}
+
 func TestTuneJointBadOptions(t *testing.T) {
 	sim := gpusim.New(gpusim.Config{GPU: gpusim.GPUs()[2]})
 	client := simClient(t, sim)
