@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,20 +20,15 @@ import (
 	"github.com/ctxfit/ctxfit/ollama"
 )
 
-const (
-	togetherChat = "llama3.1:8b-instruct-fp16"
-	togetherAC   = "qwen2.5-coder:7b"
-)
-
 // continueTogether is a Continue config.json with a chat model and an
 // autocomplete model on the Ollama at base.
 func continueTogether(base string, chatCtx int) string {
 	return `{
   // chat and tab autocomplete, both on the local Ollama
   "models": [
-    {"title": "Chat", "provider": "ollama", "model": "` + togetherChat + `", "apiBase": "` + base + `", "contextLength": ` + strconv.Itoa(chatCtx) + `},
+    {"title": "Chat", "provider": "ollama", "model": "` + togetherChatModel + `", "apiBase": "` + base + `", "contextLength": ` + strconv.Itoa(chatCtx) + `},
   ],
-  "tabAutocompleteModel": {"title": "Autocomplete", "provider": "ollama", "model": "` + togetherAC + `", "apiBase": "` + base + `", "contextLength": 4096},
+  "tabAutocompleteModel": {"title": "Autocomplete", "provider": "ollama", "model": "` + togetherACModel + `", "apiBase": "` + base + `", "contextLength": 4096},
 }
 `
 }
@@ -74,14 +71,14 @@ func alternate(t *testing.T, sim *gpusim.Server, client *api.Client, chatCtx, ac
 	before := sim.Loads()
 	stream := false
 	for i := 0; i < n; i++ {
-		chat := &api.ChatRequest{Model: togetherChat, Stream: &stream,
+		chat := &api.ChatRequest{Model: togetherChatModel, Stream: &stream,
 			Messages: []api.Message{{Role: "user", Content: "Explain this function."}},
 			Options:  map[string]any{"num_ctx": chatCtx, "num_predict": 16}}
 		if err := client.Chat(ctx, chat, func(api.ChatResponse) error { return nil }); err != nil {
 			t.Fatalf("chat %d: %v", i, err)
 		}
 		apart += notTogether(t, ctx, client)
-		ac := &api.GenerateRequest{Model: togetherAC, Stream: &stream, Prompt: "func main() {",
+		ac := &api.GenerateRequest{Model: togetherACModel, Stream: &stream, Prompt: "func main() {",
 			Options: map[string]any{"num_ctx": acCtx, "num_predict": 8}}
 		if err := client.Generate(ctx, ac, func(api.GenerateResponse) error { return nil }); err != nil {
 			t.Fatalf("autocomplete %d: %v", i, err)
@@ -100,7 +97,7 @@ func notTogether(t *testing.T, ctx context.Context, client *api.Client) int {
 	}
 	found := 0
 	for _, m := range ps.Models {
-		if (ollama.SameModel(m.Name, togetherChat) || ollama.SameModel(m.Name, togetherAC)) && m.Size == m.SizeVRAM {
+		if (ollama.SameModel(m.Name, togetherChatModel) || ollama.SameModel(m.Name, togetherACModel)) && m.Size == m.SizeVRAM {
 			found++
 		}
 	}
@@ -146,7 +143,7 @@ func TestChatAndAutocompleteE2E(t *testing.T) {
 
 	// One tune, one fix.
 	simLoads := sim.Loads()
-	code, out, errOut := x.ctxfit("tune", togetherChat, "--with", togetherAC+"=4096", "--json")
+	code, out, errOut := x.ctxfit("tune", togetherChatModel, "--with", togetherACModel+"=4096", "--json")
 	if code != 0 {
 		t.Fatalf("tune --with: exit %d\n%s%s", code, out, errOut)
 	}
@@ -161,7 +158,7 @@ func TestChatAndAutocompleteE2E(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	joint, ok := data.TunedSet(data.Tuned[0].Host, []string{togetherChat, togetherAC})
+	joint, ok := data.TunedSet(data.Tuned[0].Host, []string{togetherChatModel, togetherACModel})
 	if !ok || joint.Context != res.Context {
 		t.Errorf("stored %+v, %v; the tune found %d", joint, ok, res.Context)
 	}
@@ -186,7 +183,63 @@ func TestChatAndAutocompleteE2E(t *testing.T) {
 
 	// status shows which value applies.
 	code, out, _ = x.ctxfit("status")
-	if code != 0 || !strings.Contains(out, strconv.Itoa(joint.Context)+" beside "+togetherAC) {
-		t.Errorf("status does not show the joint value beside %s:\n%s", togetherAC, out)
+	if code != 0 || !strings.Contains(out, strconv.Itoa(joint.Context)+" beside "+togetherACModel) {
+		t.Errorf("status does not show the joint value beside %s:\n%s", togetherACModel, out)
+	}
+}
+
+// TestDemoTogetherE2E plays `ctxfit demo --together`: the simulated user's
+// switches are reported as eviction thrash, and after the tune and fix the
+// demo prints, both models stay loaded on the GPU.
+func TestDemoTogetherE2E(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes about 15 s of wall time; run without -short")
+	}
+	x := newE2E(t, "")
+	ctx, cancel := context.WithCancel(context.Background())
+	var out lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- (&env{stdout: &out, stderr: &out, getenv: x.getenv}).main(ctx,
+			[]string{"demo", "--together", "--headless", "--listen", "127.0.0.1:0", "--switch-every", "1s"})
+	}()
+	defer func() {
+		cancel()
+		select {
+		case code := <-done:
+			t.Logf("ctxfit demo --together → exit %d\n%s", code, out.String())
+		case <-time.After(10 * time.Second):
+			t.Errorf("ctxfit demo did not stop within 10 s of its context ending")
+		}
+	}()
+	wait := func(what string, re *regexp.Regexp, d time.Duration) []string {
+		t.Helper()
+		deadline := time.Now().Add(d)
+		for time.Now().Before(deadline) {
+			if m := re.FindStringSubmatch(out.String()); m != nil {
+				return m
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("no %s within %s:\n%s", what, d, out.String())
+		return nil
+	}
+	host := wait("server address", regexp.MustCompile(`listens at (http://127\.0\.0\.1:[0-9]+)`), 20*time.Second)[1]
+	dir := wait("Continue folder", regexp.MustCompile(`CONTINUE_GLOBAL_DIR=(\S+)`), time.Second)[1]
+	wait("eviction thrash", regexp.MustCompile(`unloaded each other 3 times`), 20*time.Second)
+
+	y := &e2e{t: t, vars: maps.Clone(x.vars)}
+	y.vars["OLLAMA_HOST"] = host
+	y.vars["CONTINUE_GLOBAL_DIR"] = dir
+	if code, _, _ := y.ctxfit("tune", togetherChatModel, "--with", togetherACModel+"=4096"); code != 0 {
+		t.Fatalf("tune --with: exit %d", code)
+	}
+	if code, _, _ := y.ctxfit("fix", "continue"); code != 0 {
+		t.Fatalf("fix continue: exit %d", code)
+	}
+	time.Sleep(4 * time.Second) // four switches of the simulated user
+	code, status, _ := y.ctxfit("status")
+	if code != 0 || strings.Count(status, "100% GPU") != 2 || strings.Count(status, " beside ") < 2 {
+		t.Errorf("after the tune and fix, status does not show both models on the GPU with their joint values:\n%s", status)
 	}
 }
