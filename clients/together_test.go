@@ -215,3 +215,30 @@ func TestFixTogether(t *testing.T) {
 		})
 	}
 }
+
+func TestZedUses(t *testing.T) {
+	src := `{
+  "agent": {
+    "default_model": {"provider": "ollama", "model": "llama3.1:8b"},
+    "inline_assistant_model": {"provider": "ollama", "model": "qwen2.5-coder:1.5b"},
+    "commit_message_model": {"provider": "openai", "model": "gpt-4o-mini"},
+    "favorite_models": [{"provider": "ollama", "model": "qwen2.5:14b"}],
+  },
+  "language_models": {"ollama": {"available_models": [
+    {"name": "llama3.1:8b", "max_tokens": 32768},
+    {"name": "qwen2.5-coder:1.5b", "max_tokens": 4096},
+  ]}},
+}`
+	got, err := zedClient{}.Uses(Input{Path: "settings.json", Src: []byte(src)}, Target{})
+	want := []Use{{"agent", "llama3.1:8b", 32768}, {"inline", "qwen2.5-coder:1.5b", 4096}, {"agent", "qwen2.5:14b", 0}}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("Uses = %+v, %v; want %+v", got, err, want)
+	}
+	var set []string
+	for _, u := range SetFor(got, "llama3.1:8b") {
+		set = append(set, u.Model)
+	}
+	if !reflect.DeepEqual(set, []string{"llama3.1:8b", "qwen2.5-coder:1.5b"}) {
+		t.Errorf("the agent's model runs beside %q", set)
+	}
+}
