@@ -198,6 +198,7 @@ func tuneJoint(ctx context.Context, client *api.Client, opts Options, res *Resul
 		return res, err
 	}
 	probes := 0
+	var err error
 	for {
 		next, done := p.next()
 		if done {
@@ -212,9 +213,22 @@ func tuneJoint(ctx context.Context, client *api.Client, opts Options, res *Resul
 			return res, fmt.Errorf("%w: %d loads of %s beside %s did not settle, as if other models were loading meanwhile; try again when the server is idle",
 				ErrInconsistent, probes, opts.Model, j.names())
 		}
-		if err := j.loadCompanions(ctx); err != nil {
-			res.bracket(p)
-			return res, err
+		// The first load, when no companion is loaded yet, goes first: on
+		// the emptied GPU it measures what the GPU holds, and the
+		// companions loaded after it either fit beside it or unload it. That
+		// is a load fewer than loading them first, having it unload one,
+		// and loading that one again.
+		mainFirst := false
+		if probes == 0 {
+			if mainFirst, err = j.noneLoaded(ctx); err != nil {
+				return res, err
+			}
+		}
+		if !mainFirst {
+			if err := j.loadCompanions(ctx); err != nil {
+				res.bracket(p)
+				return res, err
+			}
 		}
 		pr, digest, err := loadProbe(ctx, client, opts.Model, next, opts.KeepAlive)
 		if err != nil {
@@ -228,6 +242,13 @@ func tuneJoint(ctx context.Context, client *api.Client, opts Options, res *Resul
 		res.Loads++
 		if digest != "" {
 			res.Digest = digest
+		}
+		if mainFirst && pr.Refused == "" {
+			for i := range j.comps {
+				if err := j.loadCompanion(ctx, i); err != nil {
+					return res, err
+				}
+			}
 		}
 		planned, err := j.measure(ctx, &pr)
 		if err != nil {
@@ -479,6 +500,27 @@ func (j *joint) measure(ctx context.Context, pr *Probe) (Probe, error) {
 	have := j.resident(ps)
 	held := pr.SizeVRAM
 	spilled := false
+	if m := findRunning(ps, j.opts.Model); m == nil || m.ContextLength > 0 && pr.Loaded > 0 && m.ContextLength != pr.Loaded {
+		// Loaded first, it was unloaded by a companion loaded after it:
+		// the set does not fit, and pr measured it alone on the GPU.
+		held = 0
+		for _, c := range j.comps {
+			pr.Evicted = append(pr.Evicted, c.Model)
+		}
+		for i, m := range have {
+			j.note(i, m)
+			held += m.SizeVRAM
+		}
+		j.gpuMax = max(j.gpuMax, held, pr.SizeVRAM)
+		planned := *pr
+		planned.Evicted = nil
+		if pr.SizeVRAM >= pr.Size {
+			planned.SizeVRAM, planned.Evicted = 0, []string{""}
+		} else {
+			planned.SizeVRAM = max(0, pr.SizeVRAM-j.companionBytes())
+		}
+		return planned, nil
+	}
 	for i, c := range j.comps {
 		m, ok := have[i]
 		if !ok {
@@ -532,6 +574,15 @@ func (j *joint) countLimited(size int64) bool {
 func aloneFits(pr Probe) bool {
 	pr.Evicted, pr.CompanionSpilled = nil, false
 	return pr.Fits()
+}
+
+// noneLoaded reports whether no companion is loaded.
+func (j *joint) noneLoaded(ctx context.Context) (bool, error) {
+	ps, err := j.client.ListRunning(ctx)
+	if err != nil {
+		return false, tuneServerError(ctx, "list running models", err)
+	}
+	return len(j.resident(ps)) == 0, nil
 }
 
 // companionBytes returns what the companions take together, as last

@@ -254,7 +254,7 @@ func probeLine(p tune.Probe) string {
 	line := fmt.Sprintf("num_ctx %d: %s, %s, %.1f s", p.Context, format.HumanBytes(p.Size), p.Processor(), p.Seconds)
 	switch {
 	case len(p.Evicted) > 0:
-		line += "; it unloaded " + strings.Join(p.Evicted, ", ") + " to make room"
+		line += "; " + strings.Join(p.Evicted, ", ") + " did not stay loaded beside it"
 	case p.CompanionSpilled:
 		line += "; a model beside it moved onto the CPU"
 	}
