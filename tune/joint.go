@@ -111,7 +111,11 @@ func (e *JointDoesNotFitError) Error() string {
 		parts = append(parts, fmt.Sprintf("%s at %s (%s)", c.Model, companionCtx(c), format.HumanBytes(c.Size)))
 		total += c.Size
 	}
-	fmt.Fprintf(&b, "%s do not stay on the GPU together: together %s", strings.Join(parts, " and "), format.HumanBytes(total))
+	if len(parts) == 1 {
+		fmt.Fprintf(&b, "%s does not stay whole on the GPU", parts[0])
+	} else {
+		fmt.Fprintf(&b, "%s do not stay on the GPU together: together %s", strings.Join(parts, " and "), format.HumanBytes(total))
+	}
 	if len(e.Unloaded) > 0 {
 		fmt.Fprintf(&b, "; loading them unloaded %s", strings.Join(e.Unloaded, ", "))
 	}
@@ -246,6 +250,7 @@ func tuneJoint(ctx context.Context, client *api.Client, opts Options, res *Resul
 		if mainFirst && pr.Refused == "" {
 			for i := range j.comps {
 				if err := j.loadCompanion(ctx, i); err != nil {
+					res.bracket(p)
 					return res, err
 				}
 			}
@@ -378,6 +383,11 @@ func (j *joint) loadCompanions(ctx context.Context) error {
 	have := j.resident(ps)
 	for i, m := range have {
 		j.note(i, m)
+		if !j.comps[i].Fits() {
+			// Partly on the CPU (loaded beside other models, say): on the
+			// emptied GPU it may fit whole.
+			delete(have, i)
+		}
 	}
 	if len(have) == len(j.comps) {
 		return nil

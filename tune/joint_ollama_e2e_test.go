@@ -41,25 +41,33 @@ func TestJointAgainstOllama(t *testing.T) {
 				t.Errorf("the companion is not loaded at 2048 after the tune: %+v", m)
 			}
 
-			// Told there is a GPU, the tuner measures every load and finds
-			// no context at which the set is on it.
-			res, err := Tune(ctx, srv.Client(), Options{Model: chat, Step: 8192, Companions: comps, GPU: ollama.GPUPresent})
-			if !errors.Is(err, ErrDoesNotFit) || res.Loads == 0 {
-				t.Fatalf("joint tune: %+v, %v; want ErrDoesNotFit", res, err)
+			// Told there is a GPU, the tuner loads the model on the emptied
+			// server, then the companion beside it, and reads /api/ps.
+			srv.UnloadAll(t)
+			var listed [][2]bool
+			res, err := Tune(ctx, srv.Client(), Options{Model: chat, Step: 8192, Companions: comps, GPU: ollama.GPUPresent,
+				Progress: func(Probe) {
+					_, chatUp := srv.Running(t, chat)
+					_, acUp := srv.Running(t, ac)
+					listed = append(listed, [2]bool{chatUp, acUp})
+				}})
+			t.Logf("joint tune: %d loads (%d of the companion): %v", res.Loads, res.CompanionLoads, err)
+			if !errors.Is(err, ErrDoesNotFit) || len(res.Probes) == 0 {
+				t.Fatalf("joint tune: %+v, %v; want ErrDoesNotFit after a probe", res, err)
 			}
-			for _, pr := range res.Probes {
-				t.Logf("probe %d: size %d, size_vram %d, evicted %q", pr.Context, pr.Size, pr.SizeVRAM, pr.Evicted)
-				if evicted := len(pr.Evicted) > 0; evicted != tt.evicts {
-					t.Errorf("probe at %d evicted %q, want eviction %v", pr.Context, pr.Evicted, tt.evicts)
+			pr := res.Probes[0]
+			t.Logf("probe %d: size %d, size_vram %d, evicted %q, companion spilled %v; /api/ps then listed %s: %v, %s: %v",
+				pr.Context, pr.Size, pr.SizeVRAM, pr.Evicted, pr.CompanionSpilled, chat, listed[0][0], ac, listed[0][1])
+			if tt.evicts {
+				// The companion's load unloaded the model.
+				if listed[0] != [2]bool{false, true} || len(pr.Evicted) != 1 || pr.Fits() {
+					t.Errorf("with one model at a time: /api/ps listed %v, probe %+v", listed[0], pr)
 				}
-			}
-			_, chatUp := srv.Running(t, chat)
-			_, acUp := srv.Running(t, ac)
-			if together := chatUp && acUp; together == tt.evicts {
-				t.Errorf("after the tune /api/ps lists %s: %v, %s: %v", chat, chatUp, ac, acUp)
-			}
-			if tt.evicts && res.CompanionLoads < len(res.Probes) {
-				t.Errorf("%d probes evicted the companion but it was reloaded %d times", len(res.Probes), res.CompanionLoads)
+			} else {
+				// Both loaded side by side, the companion on the CPU.
+				if listed[0] != [2]bool{true, true} || len(pr.Evicted) != 0 || !pr.CompanionSpilled || pr.Fits() {
+					t.Errorf("with two models: /api/ps listed %v, probe %+v", listed[0], pr)
+				}
 			}
 		})
 	}
