@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/ctxfit/ctxfit/clients"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/ollama"
 	"github.com/ctxfit/ctxfit/state"
 )
 
@@ -330,11 +332,30 @@ func forSet(d *state.Data, key string, set []clients.Use) (func(string) (int, bo
 	for i, u := range set {
 		names[i] = u.Model
 	}
-	if t, ok := d.TunedSet(key, names); ok {
+	joint := func(t state.Tuned) func(string) (int, bool) {
 		return func(model string) (int, bool) {
 			n, ok := t.ContextFor(model)
+			if !ok {
+				if a, found := d.TunedFor(key, model, ""); found {
+					return a.Context, a.Context > 0
+				}
+			}
 			return n, ok && n > 0
-		}, true, nil
+		}
+	}
+	if t, ok := d.TunedSet(key, names); ok {
+		return joint(t), true, nil
+	}
+	// A tune of part of the set still leaves room for that part.
+	if t, ok := largestSubset(d, key, names); ok {
+		var missing []string
+		for _, n := range names {
+			if _, in := t.ContextFor(n); !in {
+				missing = append(missing, n)
+			}
+		}
+		return joint(t), true, []string{fmt.Sprintf("%s's value %d was tuned beside %s but not beside %s, which this client also runs with it; `ctxfit tune %s` with --with for each finds the value for them all",
+			t.Model, t.Context, strings.Join(t.Set()[1:], ", "), strings.Join(missing, ", "), t.Model)}
 	}
 	alone, ok := d.TunedFor(key, set[0].Model, "")
 	if !ok || alone.Context <= 0 {
@@ -350,6 +371,30 @@ func forSet(d *state.Data, key string, set []clients.Use) (func(string) (int, bo
 	}
 	return nil, false, []string{fmt.Sprintf("%s's tuned value %d was measured with the model alone on the GPU; it leaves no room for %s, which this client runs beside it (each switch unloads one of them). `ctxfit tune %s %s` finds the value for them together",
 		set[0].Model, alone.Context, strings.Join(names[1:], ", "), set[0].Model, strings.Join(with, " "))}
+}
+
+// largestSubset returns the joint tune on host whose models are all in
+// names and include names[0], with the most models, then the newest.
+func largestSubset(d *state.Data, key string, names []string) (state.Tuned, bool) {
+	var best state.Tuned
+	found := false
+	for _, t := range d.Tuned {
+		if t.Host != key || !t.Joint() {
+			continue
+		}
+		if _, in := t.ContextFor(names[0]); !in {
+			continue
+		}
+		all := true
+		for _, m := range t.Set() {
+			all = all && slices.ContainsFunc(names, func(n string) bool { return ollama.SameModel(n, m) })
+		}
+		if all && (!found || len(t.Companions) > len(best.Companions) ||
+			len(t.Companions) == len(best.Companions) && t.MeasuredAt.After(best.MeasuredAt)) {
+			best, found = t, true
+		}
+	}
+	return best, found
 }
 
 // clientArg returns the first positional argument, skipping flags and the

@@ -16,8 +16,10 @@ import (
 	"github.com/ollama/ollama/api"
 	"github.com/tailscale/hujson"
 
+	"github.com/ctxfit/ctxfit/clients"
 	"github.com/ctxfit/ctxfit/internal/gpusim"
 	"github.com/ctxfit/ctxfit/ollama"
+	"github.com/ctxfit/ctxfit/state"
 )
 
 // continueTogether is a Continue config.json with a chat model and an
@@ -241,5 +243,52 @@ func TestDemoTogetherE2E(t *testing.T) {
 	code, status, _ := y.ctxfit("status")
 	if code != 0 || strings.Count(status, "100% GPU") != 2 || strings.Count(status, " beside ") < 2 {
 		t.Errorf("after the tune and fix, status does not show both models on the GPU with their joint values:\n%s", status)
+	}
+}
+
+// TestForSet: the values fix writes for a client's set of models.
+func TestForSet(t *testing.T) {
+	now := time.Now()
+	d := &state.Data{}
+	d.PutTuned(state.Tuned{Host: "h", Model: "chat", Context: 32768, MeasuredAt: now})
+	d.PutTuned(state.Tuned{Host: "h", Model: "chat", Context: 12288, MeasuredAt: now,
+		Companions: []state.Companion{{Model: "ac", Context: 4096}}})
+	use := func(models ...string) []clients.Use {
+		var us []clients.Use
+		for _, m := range models {
+			us = append(us, clients.Use{Model: m, Context: 2048})
+		}
+		return us
+	}
+	tests := []struct {
+		set   []clients.Use
+		joint bool
+		want  map[string]int
+		warns string
+	}{
+		{use("chat", "ac"), true, map[string]int{"chat": 12288, "ac": 4096}, ""},
+		{use("ac", "chat"), true, map[string]int{"chat": 12288, "ac": 4096}, ""},
+		{use("chat", "ac", "emb"), true, map[string]int{"chat": 12288, "ac": 4096}, "tuned beside ac but not beside emb"},
+		{use("chat", "other"), false, nil, "chat's tuned value 32768 was measured with the model alone on the GPU; it leaves no room for other"},
+		{use("untuned", "ac"), false, nil, ""},
+	}
+	for _, tt := range tests {
+		tuned, joint, warns := forSet(d, "h", tt.set)
+		if joint != tt.joint || (tuned == nil) != (tt.want == nil) {
+			t.Errorf("%+v: joint %v, tuned %v", tt.set, joint, tuned != nil)
+			continue
+		}
+		for m, n := range tt.want {
+			if got, ok := tuned(m); !ok || got != n {
+				t.Errorf("%+v: %s gets %d, %v; want %d", tt.set, m, got, ok, n)
+			}
+		}
+		w := strings.Join(warns, "\n")
+		if tt.warns == "" && w != "" || !strings.Contains(w, tt.warns) {
+			t.Errorf("%+v: warnings %q, want %q", tt.set, w, tt.warns)
+		}
+		if strings.Contains(tt.warns, "alone") && !strings.Contains(w, "`ctxfit tune chat --with other=2048`") {
+			t.Errorf("%+v: warning %q names no joint tune", tt.set, w)
+		}
 	}
 }
