@@ -203,7 +203,7 @@ func TestAppTuneAfterEvictionThrash(t *testing.T) {
 	f := newAppFixture(t, 131072, 0)
 	e := &env{stdout: io.Discard, stderr: io.Discard, getenv: func(k string) string { return f.vars[k] }}
 	store, _ := e.store()
-	a := newApp(e, ollamahost.Parse(f.u), store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a := newApp(e, ollamahost.Parse(f.u), store, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go a.run(ctx)
