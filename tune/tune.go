@@ -48,12 +48,17 @@ type Options struct {
 	// or it is already the smallest context; else the next load is at the
 	// smallest context, to tell.
 	GPU ollama.GPUPresence
-	// Progress, when set, is called after each load.
+	// Progress, when set, is called after each load of Model.
 	Progress func(Probe)
 	// Timeout is the progress timeout of each load: a server that sends
 	// nothing for that long ends the tune with ollama.ErrStalled. Zero
 	// fields mean ollama's defaults.
 	Timeout ollama.Progress
+	// Companions, when set, make the tune joint: the answer is the
+	// largest context at which Model and every companion, each at its own
+	// context, are loaded 100% on the GPU at the same time. Models outside
+	// the set are unloaded first. See joint.go.
+	Companions []Companion
 }
 
 // Probe is one measured load: the context it asked for and what /api/ps
@@ -71,11 +76,18 @@ type Probe struct {
 	// system memory for the part that would not fit on the GPU: a spill
 	// whose sizes are unknown.
 	Refused string `json:"refused,omitempty"`
+	// Evicted names the companions of a joint tune that this load
+	// unloaded to make room; CompanionSpilled is set when one of them
+	// stayed but moved (partly) onto the CPU. Either way the set did not
+	// fit.
+	Evicted          []string `json:"evicted,omitempty"`
+	CompanionSpilled bool     `json:"companion_spilled,omitempty"`
 }
 
-// Fits reports whether the load was 100% on the GPU.
+// Fits reports whether the load was 100% on the GPU, beside every
+// companion of a joint tune.
 func (p Probe) Fits() bool {
-	if p.Refused != "" {
+	if p.Refused != "" || len(p.Evicted) > 0 || p.CompanionSpilled {
 		return false
 	}
 	s, _ := ollama.Classify(p.Size, p.SizeVRAM)
@@ -111,6 +123,11 @@ type Result struct {
 	// LargestFit and SmallestSpill bracket the answer with what loads
 	// proved so far; 0 when no load fit or none spilled.
 	LargestFit, SmallestSpill int
+	// Companions are the models of a joint tune that run beside Model,
+	// as /api/ps listed them last; nil for a tune of Model alone.
+	Companions []CompanionLoad
+	// CompanionLoads is how many of Loads loaded a companion.
+	CompanionLoads int
 }
 
 // Errors a tune ends with, to be told apart with errors.Is.
@@ -181,7 +198,7 @@ func (e *LoadError) Unwrap() error { return e.Err }
 
 // Tune finds the largest context, a multiple of opts.Step no larger than the
 // model's trained context, at which opts.Model loads 100% on the GPU of the
-// server behind client. It measures: every verdict comes from a real load
+// server behind client (beside opts.Companions, when given). It measures: every verdict comes from a real load
 // and /api/ps; the model's architecture and the sizes measured only choose
 // which contexts to load (see tunePlan). On success the model is left loaded at
 // the answer.
@@ -254,6 +271,10 @@ func Tune(ctx context.Context, client *api.Client, opts Options) (*Result, error
 				res.Digest = cmp.Or(res.Digest, m.Digest)
 			}
 		}
+	}
+
+	if len(opts.Companions) > 0 {
+		return tuneJoint(ctx, client, opts, res, p)
 	}
 
 	gpuSeen := opts.GPU == ollama.GPUPresent

@@ -157,6 +157,9 @@ func writeStatus(w io.Writer, snap watch.Snapshot, data *state.Data, hostKey str
 			if m.TunedContext != nil {
 				tuned = fmt.Sprint(*m.TunedContext)
 			}
+			if len(m.TunedBeside) > 0 {
+				tuned += " beside " + strings.Join(m.TunedBeside, ", ")
+			}
 			if m.Spilled {
 				state += ", spilled"
 			}
@@ -187,7 +190,11 @@ func writeStatus(w io.Writer, snap watch.Snapshot, data *state.Data, hostKey str
 		var tuned []string
 		for _, t := range data.Tuned {
 			if t.Host == hostKey {
-				tuned = append(tuned, fmt.Sprintf("  %s: %d (step %d, parallel %d, measured %s)", termtext.Clean(t.Model), t.Context, t.Step, t.Parallel, local(t.MeasuredAt).Format(time.DateTime)))
+				beside := ""
+				for i, c := range t.Companions {
+					beside += map[bool]string{true: " beside ", false: ", "}[i == 0] + fmt.Sprintf("%s at %d", termtext.Clean(c.Model), c.Context)
+				}
+				tuned = append(tuned, fmt.Sprintf("  %s: %d%s (step %d, parallel %d, measured %s)", termtext.Clean(t.Model), t.Context, beside, t.Step, t.Parallel, local(t.MeasuredAt).Format(time.DateTime)))
 			}
 		}
 		if len(tuned) > 0 {
