@@ -49,6 +49,10 @@ type Config struct {
 	Socket string
 	// Watch adjusts the watcher (tests shorten its intervals).
 	Watch watch.Options
+	// Target, when set, builds what the client configs should ask for from
+	// the state (the CLI's, with the values of joint tunes); nil:
+	// TunedTarget.
+	Target func(*state.Data) clients.Target
 	// Metrics, when set, is fed every update of the hub, every poll's
 	// duration and every config fix.
 	Metrics *metrics.Collector
@@ -72,6 +76,9 @@ type Daemon struct {
 	leases map[string]state.TuneLease // tunes known by their lease, by ModelKey
 	tunes  map[string]time.Time       // registered tunes by ModelKey: when each began
 	fixes  []fixed                    // the keeper's recent fixes, for EndTune's answer
+	// beside holds, by ModelKey, the models that keep unloading a model
+	// (eviction thrash): its next tune from the tray leaves room for them.
+	beside map[string][]tune.Companion
 }
 
 // fixed is one fix the keeper made.
@@ -98,6 +105,7 @@ func New(cfg Config) *Daemon {
 		logger: cfg.Logger,
 		leases: map[string]state.TuneLease{},
 		tunes:  map[string]time.Time{},
+		beside: map[string][]tune.Companion{},
 	}
 	wo := cfg.Watch
 	wo.OnUpdate = d.watched
@@ -135,9 +143,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 		go func() { defer wg.Done(); f() }()
 	}
 	run(func() {
+		// The watcher's events go through an EventLog, which writes no
+		// repeat and at most a few lines per model a minute; the hub's own
+		// (tunes, configs, settings) each as it comes.
+		events := &watch.EventLog{Logger: d.logger}
 		for u := range updates {
 			for _, e := range u.Events {
-				hub.LogEvent(d.logger, e)
+				if hub.Own(e.Kind) {
+					hub.LogEvent(d.logger, e)
+				} else {
+					events.Log(e.Event)
+				}
 			}
 		}
 	})
@@ -198,6 +214,23 @@ func (d *Daemon) watched(u watch.Update) {
 			by = l.By
 		}
 		d.hub.BeginTune(hub.Tune{Model: l.Model, By: by + ", seen by its lease", Started: l.Started, Lease: true})
+	}
+	for _, e := range u.Events {
+		if e.Kind != watch.EventEvictionThrash {
+			continue
+		}
+		if _, tuning := d.hub.State().Tuning(e.Model); tuning {
+			continue
+		}
+		var with []tune.Companion
+		for _, c := range e.Companions {
+			if comp, err := tune.ParseCompanion(c); err == nil {
+				with = append(with, comp)
+			}
+		}
+		d.mu.Lock()
+		d.beside[ollama.ModelKey(e.Model)] = with
+		d.mu.Unlock()
 	}
 	// Events of a model whose lease ended since the last poll are still
 	// the tuner's: judge it by this snapshot, after the hub saw it.
@@ -377,6 +410,9 @@ func (d *Daemon) target() (clients.Target, error) {
 	if err != nil {
 		return clients.Target{Host: d.cfg.Host}, err
 	}
+	if d.cfg.Target != nil {
+		return d.cfg.Target(data), nil
+	}
 	return TunedTarget(data, d.cfg.Host), nil
 }
 
@@ -522,10 +558,14 @@ func (d *Daemon) Tune(ctx context.Context, model string, progress func(string)) 
 		end.Message = fmt.Sprintf("tuning %s failed: %v", model, err)
 		return err
 	}
+	d.mu.Lock()
+	with := d.beside[ollama.ModelKey(model)]
+	d.mu.Unlock()
 	res, err := tune.Tune(ctx, d.cfg.Client, tune.Options{
-		Model:    model,
-		Parallel: parallel,
-		GPU:      d.hub.State().Snapshot.GPU,
+		Model:      model,
+		Parallel:   parallel,
+		GPU:        d.hub.State().Snapshot.GPU,
+		Companions: with,
 		Progress: func(p tune.Probe) {
 			line := tune.ProbeLine(p)
 			d.hub.TuneProgress(model, line)

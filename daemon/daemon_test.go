@@ -1,13 +1,16 @@
 package daemon
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/ctxfit/ctxfit/hub"
+	"github.com/ctxfit/ctxfit/internal/gpusim"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
 	"github.com/ctxfit/ctxfit/ollama"
 	"github.com/ctxfit/ctxfit/state"
+	"github.com/ctxfit/ctxfit/watch"
 )
 
 func newTestDaemon(t *testing.T) *Daemon {
@@ -62,5 +65,33 @@ func TestLeaseResult(t *testing.T) {
 	data.Tuned[0].MeasuredAt = now.Add(time.Second)
 	if e := leaseResult(data, "h", l); e.Kind != hub.EventTuned || e.ContextLength != 8192 {
 		t.Errorf("a fresh result did not: %+v", e)
+	}
+}
+
+// After the watcher reports two models unloading each other, the tray's
+// tune of the larger one is joint.
+func TestTuneAfterEvictionThrash(t *testing.T) {
+	g, _ := gpusim.LookupGPU("mac32")
+	sim := gpusim.New(gpusim.Config{GPU: g})
+	simURL, err := sim.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	u := ollamahost.Parse(simURL)
+	d := New(Config{Host: u, Client: ollama.NewClient(u), Store: state.OpenStore(t.TempDir()), Getenv: func(string) string { return "" }})
+	const llama, ac = "llama3.1:8b-instruct-fp16", "qwen2.5-coder:7b"
+	d.watched(watch.Update{Snapshot: watch.Snapshot{Host: u.String(), Reachable: true},
+		Events: []watch.Event{{Kind: watch.EventEvictionThrash, Model: llama, Companions: []string{ac + "=4096"}, Message: "unloaded each other"}}})
+	if err := d.Tune(context.Background(), llama, nil); err != nil {
+		t.Fatal(err)
+	}
+	data, err := d.cfg.Store.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	joint, ok := data.TunedSet(d.key, []string{llama, ac})
+	if !ok || joint.Context <= 0 || joint.Companions[0].Context != 4096 {
+		t.Errorf("stored %+v, %v; want a joint tune beside %s at 4096", joint, ok, ac)
 	}
 }

@@ -44,8 +44,18 @@ const (
 // should act on. Everything else is information.
 func Warning(k watch.EventKind) bool {
 	switch k {
-	case watch.EventSpillStarted, watch.EventThrash, watch.EventSwapRisk, watch.EventUnreachable,
+	case watch.EventSpillStarted, watch.EventThrash, watch.EventEvictionThrash, watch.EventSwapRisk, watch.EventUnreachable,
 		EventConfigWarning, EventTuneFailed:
+		return true
+	}
+	return false
+}
+
+// Own reports whether events of kind k are the hub's own (tunes, configs,
+// settings), not the watcher's.
+func Own(k watch.EventKind) bool {
+	switch k {
+	case EventTuneStarted, EventTuned, EventTuneFailed, EventConfigFixed, EventConfigWarning, EventConfigRestored, EventSettingChanged:
 		return true
 	}
 	return false

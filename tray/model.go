@@ -69,6 +69,10 @@ type state struct {
 	// withdrawn when the model is whole on the GPU again or unloaded.
 	spilling map[string]bool
 	withdraw []string // keys of notifications whose news is over, to close
+	// beside holds, by ModelKey, the models that keep unloading it
+	// (eviction thrash) as `ctxfit tune --with` takes them: its tune is
+	// then a joint one, which the backend runs (see Backend.Tune).
+	beside map[string][]string
 }
 
 // tuneProgress is a tune started from this menu.
@@ -85,6 +89,7 @@ func newState() *state {
 		quietFix: map[string]time.Time{},
 		pending:  map[action]bool{},
 		spilling: map[string]bool{},
+		beside:   map[string][]string{},
 	}
 }
 
@@ -115,6 +120,9 @@ func (s *state) apply(u hub.Update, now time.Time) []Notification {
 			notes = append(notes, s.spillNote(e))
 		case watch.EventThrash:
 			notes = append(notes, Notification{Title: e.Model + " keeps reloading", Message: e.Message, Icon: assets.Warning})
+		case watch.EventEvictionThrash:
+			notes = append(notes, Notification{Title: e.Model + " and " + strings.Join(e.Companions, ", ") + " keep unloading each other", Message: e.Message, Icon: assets.Warning})
+			s.beside[ollama.ModelKey(e.Model)] = e.Companions
 		case watch.EventSwapRisk:
 			notes = append(notes, Notification{Title: e.Model + " will not fit in memory", Message: e.Message, Icon: assets.Warning})
 		case hub.EventConfigFixed:
@@ -475,6 +483,10 @@ func (s *state) modelView(m watch.Model) modelView {
 
 	mv.Tune = itemView{Title: "Tune context",
 		Tooltip: "Load the model a few times to find the largest context that stays 100% on the GPU"}
+	if with := s.beside[k]; len(with) > 0 {
+		mv.Tune = itemView{Title: "Tune context beside " + strings.Join(with, ", "),
+			Tooltip: "It keeps unloading them: find the largest context at which they all stay 100% on the GPU together"}
+	}
 	switch {
 	case ours && mine.cancelled:
 		mv.Tune = itemView{Title: "Cancelling…", Disabled: true}
@@ -494,6 +506,9 @@ func (s *state) modelView(m watch.Model) modelView {
 	switch {
 	case m.TunedContext != nil:
 		mv.Info.Title = fmt.Sprintf("Tuned: context %d stays on the GPU", *m.TunedContext)
+		if len(m.TunedBeside) > 0 {
+			mv.Info.Title += " beside " + strings.Join(m.TunedBeside, ", ")
+		}
 	case tuning || ours:
 		mv.Info.Hidden = true // the line shows the tune's progress
 	}

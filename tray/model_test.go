@@ -155,6 +155,20 @@ func TestFixItems(t *testing.T) {
 	}
 }
 
+// TestTuneBeside: after eviction thrash the model's tune item offers the
+// joint tune that ends it.
+func TestTuneBeside(t *testing.T) {
+	st := known(snap(llamaGPU))
+	if got := st.view().Models[0].Tune.Title; got != "Tune context" {
+		t.Errorf("before: %q", got)
+	}
+	st.apply(hub.Update{State: hub.State{Snapshot: snap(llamaGPU)}, Events: []hub.Event{{Event: watch.Event{Kind: watch.EventEvictionThrash, Model: "llama3.1:8b",
+		Companions: []string{"qwen2.5-coder:7b=4096"}, Message: "unloaded each other"}}}}, time.Unix(1000, 0))
+	if got := st.view().Models[0].Tune; got.Title != "Tune context beside qwen2.5-coder:7b=4096" || got.Disabled {
+		t.Errorf("after eviction thrash the tune item is %+v", got)
+	}
+}
+
 // TestNotifications plays sequences of updates and checks which
 // notifications each one raises. The hub decides spill episodes and drops
 // the tuner's own events, so the tray tells each spill_started event.
@@ -188,6 +202,10 @@ func TestNotifications(t *testing.T) {
 				ev(watch.EventSwapRisk, "llama3.1:8b", "needs more RAM"), ev(hub.EventTuned, "llama3.1:8b", "16384 fits"),
 				ev(watch.EventLoaded, "llama3.1:8b", ""), ev(watch.EventUnreachable, "", ""), ev(hub.EventTuneStarted, "llama3.1:8b", "")),
 				want: []string{"llama3.1:8b keeps reloading", "llama3.1:8b will not fit in memory", "Tune finished"}},
+		}},
+		{"eviction thrash", []step{
+			{u: upd(snap(llamaGPU), hub.Event{Event: watch.Event{Kind: watch.EventEvictionThrash, Model: "llama3.1:8b", Companions: []string{"qwen2.5-coder:7b=4096"}, Message: "unloaded each other"}}),
+				want: []string{"llama3.1:8b and qwen2.5-coder:7b=4096 keep unloading each other"}},
 		}},
 		{"an automatic fix is told", []step{
 			{u: upd(snap(llamaGPU), fixed("Continue")), want: []string{"Client config fixed"}},

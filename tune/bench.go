@@ -47,8 +47,10 @@ func (r *BenchResult) Processor() string {
 }
 
 // Bench loads model with numCtx (0: the model's default), then times a short
-// streamed generation. The model stays loaded at numCtx.
-func Bench(ctx context.Context, client *api.Client, model string, numCtx int) (*BenchResult, error) {
+// streamed generation. The model stays loaded at numCtx. A load or a
+// generation that makes no progress within timeout fails with
+// ollama.ErrStalled.
+func Bench(ctx context.Context, client *api.Client, model string, numCtx int, timeout ollama.Progress) (*BenchResult, error) {
 	res := &BenchResult{Model: model, Context: numCtx}
 	opts := map[string]any{}
 	if numCtx > 0 {
@@ -56,7 +58,14 @@ func Bench(ctx context.Context, client *api.Client, model string, numCtx int) (*
 	}
 
 	start := time.Now()
-	if err := client.Generate(ctx, &api.GenerateRequest{Model: model, Options: opts}, func(api.GenerateResponse) error { return nil }); err != nil {
+	wctx, progressed, stop := timeout.Watch(ctx, "load "+model)
+	err := client.Generate(wctx, &api.GenerateRequest{Model: model, Options: opts}, func(api.GenerateResponse) error { progressed(); return nil })
+	stalled := ollama.Stalled(wctx)
+	stop()
+	if stalled != nil {
+		return nil, fmt.Errorf("bench %s: %w", model, stalled)
+	}
+	if err != nil {
 		return nil, benchError(ctx, model, "load", err)
 	}
 	res.Load = time.Since(start)
@@ -68,7 +77,9 @@ func Bench(ctx context.Context, client *api.Client, model string, numCtx int) (*
 	stream := true
 	var final *api.GenerateResponse
 	start = time.Now()
-	err := client.Generate(ctx, &api.GenerateRequest{Model: model, Prompt: BenchPrompt, Options: genOpts, Stream: &stream}, func(r api.GenerateResponse) error {
+	wctx, progressed, stop = timeout.Watch(ctx, "generate with "+model)
+	err = client.Generate(wctx, &api.GenerateRequest{Model: model, Prompt: BenchPrompt, Options: genOpts, Stream: &stream}, func(r api.GenerateResponse) error {
+		progressed()
 		if res.FirstToken == 0 && (r.Response != "" || r.Thinking != "") {
 			res.FirstToken = time.Since(start)
 		}
@@ -77,6 +88,11 @@ func Bench(ctx context.Context, client *api.Client, model string, numCtx int) (*
 		}
 		return nil
 	})
+	stalled = ollama.Stalled(wctx)
+	stop()
+	if stalled != nil {
+		return nil, fmt.Errorf("bench %s: %w", model, stalled)
+	}
 	if err != nil {
 		return nil, benchError(ctx, model, "generate", err)
 	}
@@ -92,9 +108,9 @@ func Bench(ctx context.Context, client *api.Client, model string, numCtx int) (*
 	res.EvalCount, res.EvalDuration = final.EvalCount, final.EvalDuration
 	res.TokensPerSecond = float64(final.EvalCount) / final.EvalDuration.Seconds()
 
-	ps, err := client.ListRunning(ctx)
+	ps, err := listRunning(ctx, client, timeout)
 	if err != nil {
-		return nil, tuneServerError(ctx, "list running models", err)
+		return nil, err
 	}
 	if m := findRunning(ps, model); m != nil {
 		res.Size, res.SizeVRAM = m.Size, m.SizeVRAM
@@ -118,7 +134,7 @@ func benchError(ctx context.Context, model, what string, err error) error {
 // the tuned context, in that order so that the model ends loaded at the
 // tuned context. Both are nil when there is nothing to compare: the model
 // was not loaded before, ran whole on the GPU, or already at the answer.
-func BenchBeforeAfter(ctx context.Context, client *api.Client, res *Result) (before, after *BenchResult, err error) {
+func BenchBeforeAfter(ctx context.Context, client *api.Client, res *Result, timeout ollama.Progress) (before, after *BenchResult, err error) {
 	b := res.Before
 	if b == nil || res.Context <= 0 || b.Context <= 0 || b.Context == res.Context {
 		return nil, nil, nil
@@ -126,10 +142,10 @@ func BenchBeforeAfter(ctx context.Context, client *api.Client, res *Result) (bef
 	if s, _ := ollama.Classify(b.Size, b.SizeVRAM); s != ollama.StatePartial && s != ollama.StateCPU {
 		return nil, nil, nil
 	}
-	if before, err = Bench(ctx, client, res.Model, b.Context); err != nil {
+	if before, err = Bench(ctx, client, res.Model, b.Context, timeout); err != nil {
 		return nil, nil, err
 	}
-	if after, err = Bench(ctx, client, res.Model, res.Context); err != nil {
+	if after, err = Bench(ctx, client, res.Model, res.Context, timeout); err != nil {
 		return before, nil, err
 	}
 	return before, after, nil

@@ -1,6 +1,7 @@
 package tune
 
 import (
+	"cmp"
 	"fmt"
 	"strconv"
 	"strings"
@@ -8,15 +9,32 @@ import (
 
 	"github.com/ollama/ollama/format"
 
+	"github.com/ctxfit/ctxfit/internal/termtext"
 	"github.com/ctxfit/ctxfit/state"
 )
 
 // ProbeLine describes one load: "num_ctx 32768: 25.8 GB, 8%/92% CPU/GPU, 2.1 s".
 func ProbeLine(p Probe) string {
 	if p.Refused != "" {
-		return fmt.Sprintf("num_ctx %d: refused by the server (%s), %.1f s", p.Context, p.Refused, p.Seconds)
+		return fmt.Sprintf("num_ctx %d: refused by the server (%s), %.1f s", p.Context, termtext.Clean(p.Refused), p.Seconds)
 	}
-	return fmt.Sprintf("num_ctx %d: %s, %s, %.1f s", p.Context, format.HumanBytes(p.Size), p.Processor(), p.Seconds)
+	line := fmt.Sprintf("num_ctx %d: %s, %s, %.1f s", p.Context, format.HumanBytes(p.Size), p.Processor(), p.Seconds)
+	switch {
+	case len(p.Evicted) > 0:
+		line += "; " + strings.Join(p.Evicted, ", ") + " did not stay loaded beside it"
+	case p.CompanionSpilled:
+		line += "; a model beside it moved onto the CPU"
+	}
+	return line
+}
+
+// CompanionLoads returns "qwen2.5-coder:1.5b at num_ctx 4096 (1.2 GB)".
+func CompanionLoads(cs []CompanionLoad) string {
+	parts := make([]string, len(cs))
+	for i, c := range cs {
+		parts[i] = fmt.Sprintf("%s at num_ctx %d (%s)", c.Model, cmp.Or(c.Loaded, c.Context), format.HumanBytes(c.Size))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Summary says what a tune found, in one sentence.
@@ -29,6 +47,13 @@ func Summary(res *Result) string {
 		why = fmt.Sprintf("the model's trained context is %d", res.TrainedContext)
 	default:
 		why = "the largest context tried"
+	}
+	if len(res.Companions) > 0 {
+		if res.SmallestSpill > 0 {
+			why = fmt.Sprintf("%d does not fit beside them", res.SmallestSpill)
+		}
+		return fmt.Sprintf("%s: num_ctx %d stays 100%% on the GPU beside %s (%s); %d load%s, %d of them of the companions.",
+			res.Model, res.Context, CompanionLoads(res.Companions), why, res.Loads, plural(res.Loads), res.CompanionLoads)
 	}
 	return fmt.Sprintf("%s: num_ctx %d stays 100%% on the GPU (%s); %d load%s.", res.Model, res.Context, why, res.Loads, plural(res.Loads))
 }
@@ -64,6 +89,7 @@ func Record(store *state.Store, key string, res *Result, budget int64) error {
 			MeasuredAt:     time.Now().UTC(),
 			BytesPerToken:  BytesPerToken(res),
 			GPUBudget:      budget,
+			Companions:     storedCompanions(res.Companions),
 		})
 		d.Host(key).GPUSeen = true // the answer loaded into VRAM
 		return nil
@@ -72,6 +98,16 @@ func Record(store *state.Store, key string, res *Result, budget int64) error {
 		return fmt.Errorf("tuned %s to %d but could not store it: %w", res.Model, res.Context, err)
 	}
 	return nil
+}
+
+// storedCompanions returns the companions of a joint tune as the state keeps
+// them: each at the context it ran with.
+func storedCompanions(cs []CompanionLoad) []state.Companion {
+	var out []state.Companion
+	for _, c := range cs {
+		out = append(out, state.Companion{Model: c.Model, Context: cmp.Or(c.Loaded, c.Context)})
+	}
+	return out
 }
 
 // BytesPerToken returns the growth of the model's size per token of

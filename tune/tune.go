@@ -48,8 +48,17 @@ type Options struct {
 	// or it is already the smallest context; else the next load is at the
 	// smallest context, to tell.
 	GPU ollama.GPUPresence
-	// Progress, when set, is called after each load.
+	// Progress, when set, is called after each load of Model.
 	Progress func(Probe)
+	// Timeout is the progress timeout of each load: a server that sends
+	// nothing for that long ends the tune with ollama.ErrStalled. Zero
+	// fields mean ollama's defaults.
+	Timeout ollama.Progress
+	// Companions, when set, make the tune joint: the answer is the
+	// largest context at which Model and every companion, each at its own
+	// context, are loaded 100% on the GPU at the same time. Models outside
+	// the set are unloaded first. See joint.go.
+	Companions []Companion
 }
 
 // Probe is one measured load: the context it asked for and what /api/ps
@@ -67,11 +76,18 @@ type Probe struct {
 	// system memory for the part that would not fit on the GPU: a spill
 	// whose sizes are unknown.
 	Refused string `json:"refused,omitempty"`
+	// Evicted names the companions of a joint tune that this load
+	// unloaded to make room; CompanionSpilled is set when one of them
+	// stayed but moved (partly) onto the CPU. Either way the set did not
+	// fit.
+	Evicted          []string `json:"evicted,omitempty"`
+	CompanionSpilled bool     `json:"companion_spilled,omitempty"`
 }
 
-// Fits reports whether the load was 100% on the GPU.
+// Fits reports whether the load was 100% on the GPU, beside every
+// companion of a joint tune.
 func (p Probe) Fits() bool {
-	if p.Refused != "" {
+	if p.Refused != "" || len(p.Evicted) > 0 || p.CompanionSpilled {
 		return false
 	}
 	s, _ := ollama.Classify(p.Size, p.SizeVRAM)
@@ -107,6 +123,11 @@ type Result struct {
 	// LargestFit and SmallestSpill bracket the answer with what loads
 	// proved so far; 0 when no load fit or none spilled.
 	LargestFit, SmallestSpill int
+	// Companions are the models of a joint tune that run beside Model,
+	// as /api/ps listed them last; nil for a tune of Model alone.
+	Companions []CompanionLoad
+	// CompanionLoads is how many of Loads loaded a companion.
+	CompanionLoads int
 }
 
 // Errors a tune ends with, to be told apart with errors.Is.
@@ -177,7 +198,7 @@ func (e *LoadError) Unwrap() error { return e.Err }
 
 // Tune finds the largest context, a multiple of opts.Step no larger than the
 // model's trained context, at which opts.Model loads 100% on the GPU of the
-// server behind client. It measures: every verdict comes from a real load
+// server behind client (beside opts.Companions, when given). It measures: every verdict comes from a real load
 // and /api/ps; the model's architecture and the sizes measured only choose
 // which contexts to load (see tunePlan). On success the model is left loaded at
 // the answer.
@@ -202,16 +223,22 @@ func Tune(ctx context.Context, client *api.Client, opts Options) (*Result, error
 		return res, fmt.Errorf("parallel %d: use a positive number of slots", opts.Parallel)
 	}
 
-	ps, err := client.ListRunning(ctx)
+	ps, err := listRunning(ctx, client, opts.Timeout)
 	if err != nil {
-		return res, tuneServerError(ctx, "list running models", err)
+		return res, err
 	}
 	if m := findRunning(ps, opts.Model); m != nil {
 		res.Before = &Probe{Context: m.ContextLength, Size: m.Size, SizeVRAM: m.SizeVRAM, Loaded: m.ContextLength}
 		res.Digest = m.Digest
 	}
 
-	show, err := client.Show(ctx, &api.ShowRequest{Model: opts.Model})
+	sctx, cancel := opts.Timeout.Request(ctx, "show "+opts.Model)
+	show, err := client.Show(sctx, &api.ShowRequest{Model: opts.Model})
+	stalled := ollama.Stalled(sctx)
+	cancel()
+	if stalled != nil {
+		return res, stalled
+	}
 	if err != nil {
 		var se api.StatusError
 		if errors.As(err, &se) && se.StatusCode == http.StatusNotFound {
@@ -246,6 +273,10 @@ func Tune(ctx context.Context, client *api.Client, opts Options) (*Result, error
 		}
 	}
 
+	if len(opts.Companions) > 0 {
+		return tuneJoint(ctx, client, opts, res, p)
+	}
+
 	gpuSeen := opts.GPU == ollama.GPUPresent
 	checkGPU := false // the next load is at the smallest context, to tell a CPU-only server
 	for {
@@ -264,7 +295,7 @@ func Tune(ctx context.Context, client *api.Client, opts Options) (*Result, error
 			res.bracket(p)
 			return res, fmt.Errorf("%w: %d loads of %s did not settle, as if other models were loading meanwhile; try again when the server is idle", ErrInconsistent, res.Loads, opts.Model)
 		}
-		pr, digest, err := loadProbe(ctx, client, opts.Model, next, opts.KeepAlive)
+		pr, digest, err := loadProbe(ctx, client, opts.Model, next, opts.KeepAlive, opts.Timeout)
 		if err != nil {
 			res.bracket(p)
 			if ctx.Err() != nil {
@@ -341,7 +372,8 @@ func (r *Result) bracket(p *tunePlan) {
 }
 
 // loadProbe loads model at num_ctx and returns what /api/ps says about it then.
-func loadProbe(ctx context.Context, client *api.Client, model string, numCtx int, keepAlive *api.Duration) (Probe, string, error) {
+// A load that makes no progress within timeout fails with ollama.ErrStalled.
+func loadProbe(ctx context.Context, client *api.Client, model string, numCtx int, keepAlive *api.Duration, timeout ollama.Progress) (Probe, string, error) {
 	start := time.Now()
 	req := &api.GenerateRequest{
 		Model:     model,
@@ -349,10 +381,17 @@ func loadProbe(ctx context.Context, client *api.Client, model string, numCtx int
 		KeepAlive: keepAlive,
 	}
 	done := false
-	err := client.Generate(ctx, req, func(r api.GenerateResponse) error {
+	wctx, progressed, stop := timeout.Watch(ctx, fmt.Sprintf("load %s at num_ctx %d", model, numCtx))
+	err := client.Generate(wctx, req, func(r api.GenerateResponse) error {
+		progressed()
 		done = done || r.Done
 		return nil
 	})
+	stalled := ollama.Stalled(wctx)
+	stop()
+	if stalled != nil {
+		return Probe{}, "", stalled
+	}
 	if err != nil {
 		var se api.StatusError
 		if errors.As(err, &se) {
@@ -371,9 +410,9 @@ func loadProbe(ctx context.Context, client *api.Client, model string, numCtx int
 	}
 	pr := Probe{Context: numCtx, Seconds: time.Since(start).Seconds()}
 
-	ps, err := client.ListRunning(ctx)
+	ps, err := listRunning(ctx, client, timeout)
 	if err != nil {
-		return Probe{}, "", tuneServerError(ctx, "list running models", err)
+		return Probe{}, "", err
 	}
 	m := findRunning(ps, model)
 	if m == nil {
@@ -384,6 +423,20 @@ func loadProbe(ctx context.Context, client *api.Client, model string, numCtx int
 		return Probe{}, "", fmt.Errorf("/api/ps reports %s loaded at num_ctx %d with size %d and size_vram %d, which makes no sense", model, numCtx, pr.Size, pr.SizeVRAM)
 	}
 	return pr, m.Digest, nil
+}
+
+// listRunning asks /api/ps, within timeout.Stall.
+func listRunning(ctx context.Context, client *api.Client, timeout ollama.Progress) (*api.ProcessResponse, error) {
+	rctx, cancel := timeout.Request(ctx, "list running models")
+	defer cancel()
+	ps, err := client.ListRunning(rctx)
+	if s := ollama.Stalled(rctx); s != nil {
+		return nil, s
+	}
+	if err != nil {
+		return nil, tuneServerError(ctx, "list running models", err)
+	}
+	return ps, nil
 }
 
 // findRunning returns model's entry in ps, or nil.

@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/internal/termtext"
+	"github.com/ctxfit/ctxfit/ollama"
 	"github.com/ctxfit/ctxfit/tune"
 )
 
@@ -14,12 +17,14 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	numCtx := fs.Int("context", 0, "load the model with this num_ctx `N` (default: the model's own default)")
 	host := fs.String("host", "", "Ollama server `URL` (default $OLLAMA_HOST, else "+ollamahost.Default+")")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
+	timeout := progressFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), `Usage: ctxfit bench MODEL [--context N] [--host URL] [--json]
+		fmt.Fprintln(fs.Output(), `Usage: ctxfit bench MODEL [--context N] [--host URL] [--json] [--load-timeout D] [--stall-timeout D]
 
 Loads MODEL with num_ctx N, then times a short streamed generation:
 time to first token, and tokens per second (eval_count / eval_duration).
-The model stays loaded at N.`)
+The model stays loaded at N. A server that sends nothing for --load-timeout
+(before the answer starts) or --stall-timeout (after) ends the bench.`)
 		fs.PrintDefaults()
 	}
 	pos, err := parseOneArg(fs, args)
@@ -31,13 +36,13 @@ The model stays loaded at N.`)
 		return errUsage
 	}
 	u := e.host(*host)
-	res, err := tune.Bench(ctx, e.client(u), pos[0], *numCtx)
+	res, err := tune.Bench(ctx, e.client(u), pos[0], *numCtx, *timeout)
 	switch {
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintln(e.stderr, "ctxfit bench: stopped.")
 		return exitError(130)
 	case err != nil:
-		fmt.Fprintf(e.stderr, "ctxfit bench: %v\n", err)
+		fmt.Fprintf(e.stderr, "ctxfit bench: %s\n", termtext.Clean(err.Error()))
 		return exitError(1)
 	}
 	if *asJSON {
@@ -61,6 +66,15 @@ The model stays loaded at N.`)
 	fmt.Fprintf(e.stdout, "%s at %s (%s): first token after %.2f s, %.1f tokens/s (%d tokens in %.2f s).\n",
 		res.Model, ctxText, res.Processor(), res.FirstToken.Seconds(), res.TokensPerSecond, res.EvalCount, res.EvalDuration.Seconds())
 	return nil
+}
+
+// progressFlags adds --load-timeout and --stall-timeout to fs: the
+// progress timeout of loads and generations.
+func progressFlags(fs *flag.FlagSet) *ollama.Progress {
+	p := &ollama.Progress{}
+	fs.DurationVar(&p.First, "load-timeout", ollama.DefaultFirstTimeout, "give up when a load or generation has not started answering after `D`")
+	fs.DurationVar(&p.Stall, "stall-timeout", ollama.DefaultStallTimeout, "give up when the server, once answering, sends nothing for `D`")
+	return p
 }
 
 // benchJSON is the shape of `ctxfit bench --json`.

@@ -27,12 +27,17 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	fs.BoolVar(&o.headless, "headless", false, "run without a tray icon, logging events")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	o.registerTrayWait(fs)
+	together := fs.Bool("together", false, "show instead a chat model and an autocomplete model on a 24 GB GPU that unload each other")
+	every := fs.Duration("switch-every", 3*time.Second, "with --together, how often the simulated user switches between chat and autocomplete")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: ctxfit demo [--listen ADDR] [--headless]\n\nRuns ctxfit against a simulated Ollama on a 32 GB Mac, where\n"+demoModel+" was loaded at num_ctx 131072 and spilled onto the CPU.\nNo GPU and no Ollama needed.")
+		fmt.Fprintln(fs.Output(), "Usage: ctxfit demo [--together] [--listen ADDR] [--headless]\n\nRuns ctxfit against a simulated Ollama on a 32 GB Mac, where\n"+demoModel+" was loaded at num_ctx 131072 and spilled onto the CPU.\nWith --together: a 24 GB GPU where Continue's chat model, tuned alone, leaves\nno room for its autocomplete model. No GPU and no Ollama needed.")
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *together {
+		return runDemoTogether(ctx, e, o, *listen, *every)
 	}
 	gpu, _ := gpusim.LookupGPU(demoGPU)
 	sim := gpusim.New(gpusim.Config{GPU: gpu, LoadDelay: 400 * time.Millisecond})

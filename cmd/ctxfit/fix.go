@@ -6,13 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/ctxfit/ctxfit/clients"
-	"github.com/ctxfit/ctxfit/daemon"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
 	"github.com/ctxfit/ctxfit/localapi"
+	"github.com/ctxfit/ctxfit/ollama"
 	"github.com/ctxfit/ctxfit/state"
 )
 
@@ -27,8 +28,9 @@ func runFix(ctx context.Context, e *env, args []string) error {
 	host := fs.String("host", "", "Ollama server `URL` whose tuned values to write (default $OLLAMA_HOST, else "+ollamahost.Default+")")
 	dryRun := fs.Bool("dry-run", false, "print the change as a unified diff and write nothing")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	force := fs.Bool("force", false, "fix a config that is read-only (it stays read-only)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: ctxfit fix CLIENT|all [--dry-run] [--json] [--host URL]\n\n"+
+		fmt.Fprintf(fs.Output(), "Usage: ctxfit fix CLIENT|all [--dry-run] [--json] [--force] [--host URL]\n\n"+
 			"Writes the context that `ctxfit tune` found for each model into CLIENT's config:\n"+
 			"contextLength = the tuned value, maxTokens = half of it. Every other byte of the\n"+
 			"file stays as it is, and the previous version is kept (`ctxfit undo CLIENT`).\n\n"+
@@ -59,7 +61,10 @@ func runFix(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stderr, "ctxfit fix: no model is tuned on %s yet, so there is nothing to write; run `ctxfit tune MODEL` first\n", u)
 		return exitError(1)
 	}
-	fixer := &clients.Fixer{Env: clients.NewEnv(e.getenv), StateDir: store.Dir()}
+	fixer := &clients.Fixer{Env: clients.NewEnv(e.getenv), StateDir: store.Dir(), Force: *force}
+	if !*dryRun {
+		cleanLeftovers(ctx, e, fixer)
+	}
 	if all {
 		return fixAll(ctx, e, fixer, tunedTarget(data, u), u, *dryRun, *asJSON)
 	}
@@ -135,9 +140,30 @@ func fixAll(ctx context.Context, e *env, fixer *clients.Fixer, t clients.Target,
 	return nil
 }
 
+// cleanLeftovers removes what a killed ctxfit left beside the configs and
+// among the backups, and says so.
+func cleanLeftovers(ctx context.Context, e *env, fixer *clients.Fixer) {
+	cleaned, err := fixer.Clean(ctx, clients.All())
+	for _, c := range cleaned {
+		if c.Kept != "" {
+			fmt.Fprintf(e.stderr, "ctxfit: %s, left by a ctxfit that was stopped in the middle of a fix, may hold another program's edit of the config; it is now %s — compare it with the config and keep what you want\n", c.Path, c.Kept)
+			continue
+		}
+		fmt.Fprintf(e.stderr, "ctxfit: removed %s, left by a ctxfit that was stopped in the middle of a fix\n", c.Path)
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "ctxfit: %v\n", err)
+	}
+}
+
 // printReport says what a fix changed, or would change.
 func printReport(w io.Writer, rep *clients.Report) {
-	if len(rep.Changes) == 0 {
+	switch {
+	case len(rep.Changes) == 0 && len(rep.Warnings) > 0:
+		// Some entry could not be read or changed: do not claim it is right.
+		fmt.Fprintf(w, "%s: nothing changed in %s; the warnings below name the entries ctxfit left alone.\n", rep.Client, rep.Path)
+		return
+	case len(rep.Changes) == 0:
 		fmt.Fprintf(w, "%s: nothing to change in %s; every Ollama model there with a tuned value already asks for it.\n", rep.Client, rep.Path)
 		return
 	}
@@ -210,6 +236,7 @@ func runUndo(ctx context.Context, e *env, args []string) error {
 	u := e.host(*host)
 	d, hello := e.daemon(ctx, store, u, "undo")
 	fixer := &clients.Fixer{Env: clients.NewEnv(e.getenv), StateDir: store.Dir()}
+	cleanLeftovers(ctx, e, fixer)
 	undone, failed := 0, false
 	for _, c := range targets {
 		var res *clients.Undone
@@ -330,17 +357,21 @@ func runClients(ctx context.Context, e *env, args []string) error {
 			if a.MaxTokens > 0 {
 				line += fmt.Sprintf(" (maxTokens %d)", a.MaxTokens)
 			}
+			beside := ""
+			if len(a.Beside) > 0 {
+				beside = " beside " + strings.Join(a.Beside, ", ")
+			}
 			switch {
 			case a.Tuned == 0:
 				line += "; not tuned yet"
 			case a.Differs():
-				line += fmt.Sprintf("; tuned %d, maxTokens %d", a.Tuned, clients.MaxTokens(a.Tuned))
+				line += fmt.Sprintf("; tuned %d%s, maxTokens %d", a.Tuned, beside, clients.MaxTokens(a.Tuned))
 				if a.TooLarge() {
 					line += " (spills)"
 				}
 				differs = true
 			default:
-				line += "; tuned, as it should"
+				line += "; tuned" + beside + ", as it should"
 			}
 			fmt.Fprintln(e.stdout, line)
 		}
@@ -359,8 +390,90 @@ func askLabel(a clients.Ask) string {
 }
 
 // tunedTarget returns what a fix aims for: the latest tuned context of each
-// model on host, as the daemon aims for it.
-func tunedTarget(d *state.Data, host *url.URL) clients.Target { return daemon.TunedTarget(d, host) }
+// model on host; for the models a client runs together, the values of
+// their joint tune.
+func tunedTarget(d *state.Data, host *url.URL) clients.Target {
+	key := ollamahost.Key(host)
+	return clients.Target{Host: host, Models: tunedModels(d, key), Tuned: func(model string) (int, bool) {
+		t, ok := d.TunedFor(key, model, "")
+		return t.Context, ok && t.Context > 0
+	}, ForSet: func(set []clients.Use) (func(string) (int, bool), bool, []string) {
+		return forSet(d, key, set)
+	}}
+}
+
+// forSet gives the models of set, which a client runs together, the values
+// of the joint tune of exactly that set. Without one it leaves them their
+// values alone and warns when set[0]'s leaves no room for the others.
+func forSet(d *state.Data, key string, set []clients.Use) (func(string) (int, bool), bool, []string) {
+	names := make([]string, len(set))
+	for i, u := range set {
+		names[i] = u.Model
+	}
+	joint := func(t state.Tuned) func(string) (int, bool) {
+		return func(model string) (int, bool) {
+			n, ok := t.ContextFor(model)
+			if !ok {
+				if a, found := d.TunedFor(key, model, ""); found {
+					return a.Context, a.Context > 0
+				}
+			}
+			return n, ok && n > 0
+		}
+	}
+	if t, ok := d.TunedSet(key, names); ok {
+		return joint(t), true, nil
+	}
+	// A tune of part of the set still leaves room for that part.
+	if t, ok := largestSubset(d, key, names); ok {
+		var missing []string
+		for _, n := range names {
+			if _, in := t.ContextFor(n); !in {
+				missing = append(missing, n)
+			}
+		}
+		return joint(t), true, []string{fmt.Sprintf("%s's value %d was tuned beside %s but not beside %s, which this client also runs with it; `ctxfit tune %s` with --with for each finds the value for them all",
+			t.Model, t.Context, strings.Join(t.Set()[1:], ", "), strings.Join(missing, ", "), t.Model)}
+	}
+	alone, ok := d.TunedFor(key, set[0].Model, "")
+	if !ok || alone.Context <= 0 {
+		return nil, false, nil
+	}
+	var with []string
+	for _, u := range set[1:] {
+		w := u.Model
+		if u.Context > 0 {
+			w = fmt.Sprintf("%s=%d", u.Model, u.Context)
+		}
+		with = append(with, "--with "+w)
+	}
+	return nil, false, []string{fmt.Sprintf("%s's tuned value %d was measured with the model alone on the GPU; it leaves no room for %s, which this client runs beside it (each switch unloads one of them). `ctxfit tune %s %s` finds the value for them together",
+		set[0].Model, alone.Context, strings.Join(names[1:], ", "), set[0].Model, strings.Join(with, " "))}
+}
+
+// largestSubset returns the joint tune on host whose models are all in
+// names and include names[0], with the most models, then the newest.
+func largestSubset(d *state.Data, key string, names []string) (state.Tuned, bool) {
+	var best state.Tuned
+	found := false
+	for _, t := range d.Tuned {
+		if t.Host != key || !t.Joint() {
+			continue
+		}
+		if _, in := t.ContextFor(names[0]); !in {
+			continue
+		}
+		all := true
+		for _, m := range t.Set() {
+			all = all && slices.ContainsFunc(names, func(n string) bool { return ollama.SameModel(n, m) })
+		}
+		if all && (!found || len(t.Companions) > len(best.Companions) ||
+			len(t.Companions) == len(best.Companions) && t.MeasuredAt.After(best.MeasuredAt)) {
+			best, found = t, true
+		}
+	}
+	return best, found
+}
 
 // clientArg returns the first positional argument, skipping flags and the
 // values of the flags that take one, and the arguments without it.

@@ -14,6 +14,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/ctxfit/ctxfit/internal/termtext"
 )
 
 // command is one ctxfit subcommand.
@@ -79,7 +81,7 @@ func (e *env) main(ctx context.Context, args []string) int {
 		case errors.Is(err, errUsage):
 			return 2
 		}
-		fmt.Fprintf(e.stderr, "ctxfit %s: %v\n", name, err)
+		fmt.Fprintf(e.stderr, "ctxfit %s: %s\n", name, termtext.Clean(err.Error()))
 		return 1
 	}
 	fmt.Fprintf(e.stderr, "ctxfit: unknown command %q\n\n", name)

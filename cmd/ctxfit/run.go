@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/ctxfit/ctxfit/clients"
 	"github.com/ctxfit/ctxfit/daemon"
 	"github.com/ctxfit/ctxfit/internal/autostart"
 	"github.com/ctxfit/ctxfit/internal/instance"
@@ -144,6 +145,7 @@ func (e *env) watch(ctx context.Context, o runOptions) error {
 		Host: u, Client: e.client(u), Store: store, Logger: logger, Getenv: e.getenv,
 		Socket:  e.socket(store, u),
 		Metrics: m,
+		Target:  func(d *state.Data) clients.Target { return tunedTarget(d, u) },
 		GPUBudget: func(ctx context.Context) int64 {
 			if _, mac, ok := e.unifiedInfo(ctx, u); ok {
 				return mac.Budget()

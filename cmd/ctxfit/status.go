@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/ctxfit/ctxfit/hub"
 	"github.com/ctxfit/ctxfit/internal/logfile"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/internal/termtext"
 	"github.com/ctxfit/ctxfit/ollama"
 	"github.com/ctxfit/ctxfit/state"
 	"github.com/ctxfit/ctxfit/watch"
@@ -70,7 +72,7 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 		return writeStatusJSON(e.stdout, snap, uj, settings, tunes)
 	}
 	if !snap.Reachable {
-		fmt.Fprintln(e.stderr, snap.Error)
+		fmt.Fprintln(e.stderr, termtext.Clean(snap.Error))
 		return exitError(1)
 	}
 	writeStatus(e.stdout, snap, data, ollamahost.Key(u), e.local)
@@ -166,6 +168,13 @@ func writeStatusJSON(w io.Writer, snap watch.Snapshot, uj *unifiedJSON, settings
 }
 
 func writeStatus(w io.Writer, snap watch.Snapshot, data *state.Data, hostKey string, local func(time.Time) time.Time) {
+	// What the server says goes to the terminal escaped.
+	snap.Version = termtext.Clean(snap.Version)
+	snap.Models = slices.Clone(snap.Models)
+	for i, m := range snap.Models {
+		m.Name, m.Processor, m.RAMWarning = termtext.Clean(m.Name), termtext.Clean(m.Processor), termtext.Clean(m.RAMWarning)
+		snap.Models[i] = m
+	}
 	version := snap.Version
 	if version == "" {
 		version = "unknown"
@@ -185,6 +194,9 @@ func writeStatus(w io.Writer, snap watch.Snapshot, data *state.Data, hostKey str
 			}
 			if m.TunedContext != nil {
 				tuned = fmt.Sprint(*m.TunedContext)
+			}
+			if len(m.TunedBeside) > 0 {
+				tuned += " beside " + strings.Join(m.TunedBeside, ", ")
 			}
 			if m.Spilled {
 				state += ", spilled"
@@ -216,7 +228,11 @@ func writeStatus(w io.Writer, snap watch.Snapshot, data *state.Data, hostKey str
 		var tuned []string
 		for _, t := range data.Tuned {
 			if t.Host == hostKey {
-				tuned = append(tuned, fmt.Sprintf("  %s: %d (step %d, parallel %d, measured %s)", t.Model, t.Context, t.Step, t.Parallel, local(t.MeasuredAt).Format(time.DateTime)))
+				beside := ""
+				for i, c := range t.Companions {
+					beside += map[bool]string{true: " beside ", false: ", "}[i == 0] + fmt.Sprintf("%s at %d", termtext.Clean(c.Model), c.Context)
+				}
+				tuned = append(tuned, fmt.Sprintf("  %s: %d%s (step %d, parallel %d, measured %s)", termtext.Clean(t.Model), t.Context, beside, t.Step, t.Parallel, local(t.MeasuredAt).Format(time.DateTime)))
 			}
 		}
 		if len(tuned) > 0 {
