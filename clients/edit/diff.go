@@ -1,4 +1,4 @@
-package clients
+package edit
 
 import (
 	"bytes"
@@ -6,10 +6,10 @@ import (
 	"strings"
 )
 
-// unifiedDiff returns the changes from a to b as a unified diff with three
+// Diff returns the changes from a to b as a unified diff with three
 // lines of context, as `diff -u` and `git diff` print them; "" when a and b
 // are equal. Line endings stay in the lines, so a CRLF file shows as one.
-func unifiedDiff(aName, bName string, a, b []byte) string {
+func Diff(aName, bName string, a, b []byte) string {
 	if bytes.Equal(a, b) {
 		return ""
 	}

@@ -1,4 +1,4 @@
-package clients
+package edit
 
 import (
 	"strings"
@@ -42,7 +42,7 @@ func TestUnifiedDiff(t *testing.T) {
 			"@@ -1,2 +1,2 @@\n a\r\n-b\r\n+c\r\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got := unifiedDiff("a", "b", []byte(tt.a), []byte(tt.b))
+			got := Diff("a", "b", []byte(tt.a), []byte(tt.b))
 			want := tt.want
 			if want != "" {
 				want = "--- a\n+++ b\n" + want

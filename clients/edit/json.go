@@ -1,4 +1,4 @@
-package clients
+package edit
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 	"github.com/tailscale/hujson"
 )
 
-// jsonDoc edits a JSON file with comments and trailing commas (HuJSON, as
+// JSON edits a JSON file with comments and trailing commas (HuJSON, as
 // Continue's and Zed's configs are). It parses with hujson, which keeps the
 // byte offsets of every value and the exact whitespace and comments around
 // it, and splices new values and keys into the original bytes at those
@@ -17,17 +17,17 @@ import (
 // own lines, in the file's indentation and line endings, and follow its
 // trailing-comma style.
 //
-// Clients look values up with member, str and num, queue changes with set
-// (after checking them with settable), and get the new bytes from finish,
+// Clients look values up with Member, Str and Num, queue changes with Set
+// (after checking them with Settable), and get the new bytes from Finish,
 // which also checks that the result parses and reads back as intended.
-type jsonDoc struct {
+type JSON struct {
 	src  []byte // the file without a byte order mark
 	bom  int    // length of the byte order mark cut from the file
 	root hujson.Value
 	nl   string // the file's line ending
 	unit string // one level of indentation
 
-	spans   []span
+	spans   []Span
 	sets    []assignment
 	pending map[*hujson.Value]*newObject // keys to add to existing objects
 	order   []*hujson.Value              // pending's keys in the order they were first used
@@ -38,11 +38,12 @@ type newObject struct {
 	members []*newMember
 }
 
-// newMember is a key to add: a number, or an object of further new keys.
+// newMember is a key to add: a value (an int or a string), or an object of
+// further new keys.
 type newMember struct {
-	name string
-	num  int
-	obj  *newObject
+	name  string
+	value any
+	obj   *newObject
 }
 
 func (o *newObject) get(name string) *newMember {
@@ -54,22 +55,26 @@ func (o *newObject) get(name string) *newMember {
 	return nil
 }
 
-// parseJSON parses src, which may start with a byte order mark.
-func parseJSON(src []byte) (*jsonDoc, error) {
+// Root returns the document's top value, for the lookups (Member, Str, Num)
+// and for Set.
+func (d *JSON) Root() *hujson.Value { return &d.root }
+
+// ParseJSON parses src, which may start with a byte order mark.
+func ParseJSON(src []byte) (*JSON, error) {
 	body, bom := cutBOM(src)
-	v, err := parseHuJSON(body)
+	v, err := ParseHuJSON(body)
 	if err != nil {
 		return nil, err
 	}
-	return &jsonDoc{
+	return &JSON{
 		src: body, bom: bom, root: v,
 		nl: newline(body), unit: indentUnit(body),
 		pending: map[*hujson.Value]*newObject{},
 	}, nil
 }
 
-// object returns v's object, or nil when v is not one.
-func object(v *hujson.Value) *hujson.Object {
+// Object returns v's object, or nil when v is not one.
+func Object(v *hujson.Value) *hujson.Object {
 	if v == nil {
 		return nil
 	}
@@ -77,8 +82,8 @@ func object(v *hujson.Value) *hujson.Object {
 	return o
 }
 
-// array returns v's array, or nil when v is not one.
-func array(v *hujson.Value) *hujson.Array {
+// Array returns v's array, or nil when v is not one.
+func Array(v *hujson.Value) *hujson.Array {
 	if v == nil {
 		return nil
 	}
@@ -86,11 +91,11 @@ func array(v *hujson.Value) *hujson.Array {
 	return a
 }
 
-// member returns the value of key name in object v, or nil. With duplicate
+// Member returns the value of key name in object v, or nil. With duplicate
 // keys it returns the last, as JavaScript's JSON.parse and Go's decoder
 // read them.
-func member(v *hujson.Value, name string) *hujson.Value {
-	o := object(v)
+func Member(v *hujson.Value, name string) *hujson.Value {
+	o := Object(v)
 	if o == nil {
 		return nil
 	}
@@ -104,9 +109,9 @@ func member(v *hujson.Value, name string) *hujson.Value {
 	return found
 }
 
-// str returns the string value of key name in object v, or "".
-func str(v *hujson.Value, name string) string {
-	m := member(v, name)
+// Str returns the string value of key name in object v, or "".
+func Str(v *hujson.Value, name string) string {
+	m := Member(v, name)
 	if m == nil {
 		return ""
 	}
@@ -116,10 +121,10 @@ func str(v *hujson.Value, name string) string {
 	return ""
 }
 
-// num returns the integer value of key name in object v; 0 when it is
+// Num returns the integer value of key name in object v; 0 when it is
 // missing or not an integer.
-func num(v *hujson.Value, name string) int {
-	m := member(v, name)
+func Num(v *hujson.Value, name string) int {
+	m := Member(v, name)
 	if m == nil {
 		return 0
 	}
@@ -129,15 +134,15 @@ func num(v *hujson.Value, name string) int {
 	return 0
 }
 
-// settable returns an error when set(v, …, keys…) cannot be made: when a
+// Settable returns an error when Set(v, …, keys…) cannot be made: when a
 // key on the way exists but is not an object.
-func (d *jsonDoc) settable(v *hujson.Value, keys ...string) error {
+func (d *JSON) Settable(v *hujson.Value, keys ...string) error {
 	for i, k := range keys[:len(keys)-1] {
-		next := member(v, k)
+		next := Member(v, k)
 		if next == nil || isNull(next) {
 			return nil
 		}
-		if object(next) == nil {
+		if Object(next) == nil {
 			return fmt.Errorf("%s is not an object", strings.Join(keys[:i+1], "."))
 		}
 		v = next
@@ -145,31 +150,35 @@ func (d *jsonDoc) settable(v *hujson.Value, keys ...string) error {
 	return nil
 }
 
-// set makes keys (a path of object keys under v, which is at path in the
-// document) hold n: it replaces the value when the key exists and adds the
-// key, and the objects on the way, when it does not. It changes nothing and
-// returns settable's error when a key on the way is not an object.
-func (d *jsonDoc) set(v *hujson.Value, path []any, n int, keys ...string) error {
-	if object(v) == nil {
+// Set makes keys (a path of object keys under v, which is at path in the
+// document) hold value, an int or a string: it replaces the value when the
+// key exists and adds the key, and the objects on the way, when it does not.
+// It changes nothing and returns Settable's error when a key on the way is
+// not an object.
+func (d *JSON) Set(v *hujson.Value, path []any, value any, keys ...string) error {
+	if err := checkValue(value); err != nil {
+		return err
+	}
+	if Object(v) == nil {
 		return fmt.Errorf("not an object")
 	}
-	if err := d.settable(v, keys...); err != nil {
+	if err := d.Settable(v, keys...); err != nil {
 		return err
 	}
 	full := append(append([]any(nil), path...), toAny(keys)...)
-	d.sets = append(d.sets, assignment{path: full, value: n})
+	d.sets = append(d.sets, assignment{path: full, value: value})
 	for i, k := range keys {
-		next := member(v, k)
+		next := Member(v, k)
 		if next == nil {
-			d.add(v, keys[i:], n)
+			d.add(v, keys[i:], value)
 			return nil
 		}
 		if i == len(keys)-1 {
-			d.spans = append(d.spans, span{next.StartOffset, next.EndOffset, itoa(n)})
+			d.spans = append(d.spans, Span{next.StartOffset, next.EndOffset, jsonText(value)})
 			return nil
 		}
 		if isNull(next) { // "completionOptions": null becomes an object
-			d.add(next, keys[i+1:], n)
+			d.add(next, keys[i+1:], value)
 			return nil
 		}
 		v = next
@@ -177,47 +186,61 @@ func (d *jsonDoc) set(v *hujson.Value, path []any, n int, keys ...string) error 
 	return nil
 }
 
+// jsonText renders an int or a string as JSON.
+func jsonText(v any) string {
+	if s, ok := v.(string); ok {
+		return string(hujson.String(s))
+	}
+	return itoa(v.(int))
+}
+
 // add queues the missing keys to create in object v.
-func (d *jsonDoc) add(v *hujson.Value, keys []string, n int) {
+func (d *JSON) add(v *hujson.Value, keys []string, value any) {
 	o := d.pending[v]
 	if o == nil {
 		o = &newObject{}
 		d.pending[v] = o
 		d.order = append(d.order, v)
 	}
-	addMembers(o, keys, n)
+	addMembers(o, keys, value)
 }
 
-// finish returns the edited file, with its byte order mark, and the spans
+// Finish returns the edited file, with its byte order mark, and the spans
 // that made it (in the file's offsets). It checks that the result parses and
 // that, decoded, it differs from the input only by the values set.
-func (d *jsonDoc) finish() ([]byte, []span, error) {
-	spans := append([]span(nil), d.spans...)
+func (d *JSON) Finish() ([]byte, []Span, error) {
+	spans := append([]Span(nil), d.spans...)
 	for _, v := range d.order {
 		spans = append(spans, d.insert(v, d.pending[v])...)
 	}
-	body, err := splice(d.src, spans)
+	body, err := Splice(d.src, spans)
 	if err != nil {
 		return nil, nil, err
 	}
-	before, err := decodeJSON(d.src)
+	before, err := DecodeJSON(d.src)
 	if err != nil {
 		return nil, nil, err
 	}
-	after, err := decodeJSON(body)
+	after, err := DecodeJSON(body)
 	if err != nil {
 		return nil, nil, fmt.Errorf("internal error: the edited file does not parse: %w", err)
 	}
-	if err := checkEdit(before, after, d.sets, func(n int) any { return json.Number(itoa(n)) }); err != nil {
+	conv := func(v any) any {
+		if n, ok := v.(int); ok {
+			return json.Number(itoa(n))
+		}
+		return v
+	}
+	if err := checkEdit(before, after, d.sets, conv); err != nil {
 		return nil, nil, err
 	}
 	out := append(append([]byte(nil), utf8BOM[:d.bom]...), body...)
 	return out, shift(spans, d.bom), nil
 }
 
-// parseHuJSON parses b, accepting, as Continue does, a file that ends in a
+// ParseHuJSON parses b, accepting, as Continue does, a file that ends in a
 // line comment without a line break. The values' offsets are b's either way.
-func parseHuJSON(b []byte) (hujson.Value, error) {
+func ParseHuJSON(b []byte) (hujson.Value, error) {
 	v, err := hujson.Parse(b)
 	if err != nil && len(b) > 0 && b[len(b)-1] != '\n' {
 		if v2, err2 := hujson.Parse(append(b[:len(b):len(b)], '\n')); err2 == nil {
@@ -227,10 +250,10 @@ func parseHuJSON(b []byte) (hujson.Value, error) {
 	return v, err
 }
 
-// decodeJSON reads HuJSON into maps, slices and json.Numbers.
-func decodeJSON(b []byte) (any, error) {
+// DecodeJSON reads HuJSON into maps, slices and json.Numbers.
+func DecodeJSON(b []byte) (any, error) {
 	// Standardize blanks comments in place, in the parsed bytes: parse a copy.
-	v, err := parseHuJSON(append([]byte(nil), b...))
+	v, err := ParseHuJSON(append([]byte(nil), b...))
 	if err != nil {
 		return nil, err
 	}
@@ -252,11 +275,11 @@ func isNull(v *hujson.Value) bool {
 
 // insert returns the spans that add o's members at the end of object v, or
 // that put an object holding them in place of null.
-func (d *jsonDoc) insert(v *hujson.Value, o *newObject) []span {
+func (d *JSON) insert(v *hujson.Value, o *newObject) []Span {
 	if isNull(v) {
-		return []span{{v.StartOffset, v.EndOffset, d.inline(o)}}
+		return []Span{{v.StartOffset, v.EndOffset, d.inline(o)}}
 	}
-	obj := object(v)
+	obj := Object(v)
 	closing := v.EndOffset - 1 // the '}'
 	extra := obj.AfterExtra    // between the last comma (or '{') and the '}'
 	extraStart := closing - len(extra)
@@ -268,10 +291,10 @@ func (d *jsonDoc) insert(v *hujson.Value, o *newObject) []span {
 			if len(extra) > 0 && extra[0] == ' ' {
 				text = " " + text
 			}
-			return []span{{extraStart, extraStart, text}}
+			return []Span{{extraStart, extraStart, text}}
 		}
 		closeIndent := indentAfter(extra, nlAt)
-		return []span{{extraStart + d.lineEnd(extra, nlAt), extraStart + d.lineEnd(extra, nlAt),
+		return []Span{{extraStart + d.lineEnd(extra, nlAt), extraStart + d.lineEnd(extra, nlAt),
 			d.lines(o, closeIndent+d.unit, d.unit, false)}}
 	}
 
@@ -287,9 +310,9 @@ func (d *jsonDoc) insert(v *hujson.Value, o *newObject) []span {
 		text := d.inlineMembers(o, sep, comma)
 		if trailingComma {
 			at := last.Value.EndOffset + len(last.Value.AfterExtra) + 1
-			return []span{{at, at, comma[1:] + text + ","}}
+			return []Span{{at, at, comma[1:] + text + ","}}
 		}
-		return []span{{last.Value.EndOffset, last.Value.EndOffset, comma + text}}
+		return []Span{{last.Value.EndOffset, last.Value.EndOffset, comma + text}}
 	}
 
 	indent := indentAfter(last.Name.BeforeExtra, memberNL)
@@ -299,21 +322,21 @@ func (d *jsonDoc) insert(v *hujson.Value, o *newObject) []span {
 			unit = indent[len(ci):]
 		}
 	}
-	var spans []span
+	var spans []Span
 	if !trailingComma {
-		spans = append(spans, span{last.Value.EndOffset, last.Value.EndOffset, ","})
+		spans = append(spans, Span{last.Value.EndOffset, last.Value.EndOffset, ","})
 	}
 	at := closing // the '}' shares the last member's line
 	if nlAt >= 0 {
 		at = extraStart + d.lineEnd(extra, nlAt)
 	}
-	return append(spans, span{at, at, d.lines(o, indent, unit, trailingComma)})
+	return append(spans, Span{at, at, d.lines(o, indent, unit, trailingComma)})
 }
 
 // lines renders o's members one per line at indent (nested objects one unit
 // deeper), each line starting with a line break; commas separate them, and
 // end the last when trailing is set.
-func (d *jsonDoc) lines(o *newObject, indent, unit string, trailing bool) string {
+func (d *JSON) lines(o *newObject, indent, unit string, trailing bool) string {
 	var b strings.Builder
 	for i, m := range o.members {
 		b.WriteString(d.nl + indent)
@@ -321,7 +344,7 @@ func (d *jsonDoc) lines(o *newObject, indent, unit string, trailing bool) string
 		if m.obj != nil {
 			b.WriteString("{" + d.lines(m.obj, indent+unit, unit, false) + d.nl + indent + "}")
 		} else {
-			b.WriteString(itoa(m.num))
+			b.WriteString(jsonText(m.value))
 		}
 		if i < len(o.members)-1 || trailing {
 			b.WriteByte(',')
@@ -331,16 +354,16 @@ func (d *jsonDoc) lines(o *newObject, indent, unit string, trailing bool) string
 }
 
 // inline renders o as a one-line object.
-func (d *jsonDoc) inline(o *newObject) string {
+func (d *JSON) inline(o *newObject) string {
 	return "{" + d.inlineMembers(o, ": ", ", ") + "}"
 }
 
 // inlineMembers renders o's members on one line, with sep between key and
 // value and comma between members.
-func (d *jsonDoc) inlineMembers(o *newObject, sep, comma string) string {
+func (d *JSON) inlineMembers(o *newObject, sep, comma string) string {
 	parts := make([]string, len(o.members))
 	for i, m := range o.members {
-		v := itoa(m.num)
+		v := jsonText(m.value)
 		if m.obj != nil {
 			v = "{" + d.inlineMembers(m.obj, sep, comma) + "}"
 		}
@@ -351,7 +374,7 @@ func (d *jsonDoc) inlineMembers(o *newObject, sep, comma string) string {
 
 // colon returns what goes between a key and its value in obj: ": " unless
 // its first member is written otherwise.
-func (d *jsonDoc) colon(obj *hujson.Object) string {
+func (d *JSON) colon(obj *hujson.Object) string {
 	m := obj.Members[0]
 	before, after := m.Name.AfterExtra, m.Value.BeforeExtra
 	if onlyBlanks(before) && onlyBlanks(after) {
@@ -362,7 +385,7 @@ func (d *jsonDoc) colon(obj *hujson.Object) string {
 
 // lineEnd returns the offset in extra where text for a new line goes: at
 // the line break at nlAt, before its carriage return.
-func (d *jsonDoc) lineEnd(extra []byte, nlAt int) int {
+func (d *JSON) lineEnd(extra []byte, nlAt int) int {
 	if nlAt > 0 && extra[nlAt-1] == '\r' {
 		return nlAt - 1
 	}
@@ -425,14 +448,14 @@ func toAny(keys []string) []any {
 	return a
 }
 
-// numAt returns the integer at the path of keys under v, and whether the
+// NumAt returns the integer at the path of keys under v, and whether the
 // path exists.
-func numAt(v *hujson.Value, keys ...string) (int, bool) {
+func NumAt(v *hujson.Value, keys ...string) (int, bool) {
 	for _, k := range keys[:len(keys)-1] {
-		v = member(v, k)
+		v = Member(v, k)
 	}
-	if member(v, keys[len(keys)-1]) == nil {
+	if Member(v, keys[len(keys)-1]) == nil {
 		return 0, false
 	}
-	return num(v, keys[len(keys)-1]), true
+	return Num(v, keys[len(keys)-1]), true
 }

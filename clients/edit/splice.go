@@ -1,4 +1,15 @@
-package clients
+// Package edit changes values in config files without re-encoding them:
+// each editor (JSON with comments, YAML, TOML) finds where a value or a new
+// key goes with its parser's own positions and splices new text into the
+// original bytes, then re-parses the result and checks that it differs from
+// the input by exactly the values set. Everything outside the spans stays
+// byte for byte: comments, commas, key order, indentation, line endings and
+// a byte order mark.
+//
+// Client files use the editors through ParseJSON, ParseYAML and ParseTOML,
+// their Set, Settable and Finish methods, and the lookup helpers beside
+// them; they never touch an editor's fields.
+package edit
 
 import (
 	"bytes"
@@ -9,32 +20,27 @@ import (
 	"strconv"
 )
 
-// The editors never re-encode a file: they find where a value or a new key
-// goes using the parser's positions, and splice new text into the original
-// bytes. Everything outside the spans stays byte for byte: comments, commas,
-// key order, indentation, line endings and a byte order mark.
-
-// span replaces src[start:end] with text; start == end inserts.
-type span struct {
-	start, end int
-	text       string
+// Span replaces src[Start:End] with Text; Start == End inserts.
+type Span struct {
+	Start, End int
+	Text       string
 }
 
-// splice applies spans, which must not overlap, to src. Insertions at the
+// Splice applies spans, which must not overlap, to src. Insertions at the
 // same offset keep their order.
-func splice(src []byte, spans []span) ([]byte, error) {
-	s := append([]span(nil), spans...)
-	sort.SliceStable(s, func(i, j int) bool { return s[i].start < s[j].start })
+func Splice(src []byte, spans []Span) ([]byte, error) {
+	s := append([]Span(nil), spans...)
+	sort.SliceStable(s, func(i, j int) bool { return s[i].Start < s[j].Start })
 	var out bytes.Buffer
 	out.Grow(len(src) + 256)
 	at := 0
 	for _, sp := range s {
-		if sp.start < at || sp.end < sp.start || sp.end > len(src) {
-			return nil, fmt.Errorf("internal error: overlapping edits at byte %d", sp.start)
+		if sp.Start < at || sp.End < sp.Start || sp.End > len(src) {
+			return nil, fmt.Errorf("internal error: overlapping edits at byte %d", sp.Start)
 		}
-		out.Write(src[at:sp.start])
-		out.WriteString(sp.text)
-		at = sp.end
+		out.Write(src[at:sp.Start])
+		out.WriteString(sp.Text)
+		at = sp.End
 	}
 	out.Write(src[at:])
 	return out.Bytes(), nil
@@ -43,7 +49,9 @@ func splice(src []byte, spans []span) ([]byte, error) {
 // utf8BOM is the byte order mark some editors put at the start of a file.
 var utf8BOM = []byte("\xef\xbb\xbf")
 
-// cutBOM returns src without a leading UTF-8 byte order mark, and its length.
+// CutBOM returns src without a leading UTF-8 byte order mark, and its length.
+func CutBOM(src []byte) ([]byte, int) { return cutBOM(src) }
+
 func cutBOM(src []byte) ([]byte, int) {
 	if bytes.HasPrefix(src, utf8BOM) {
 		return src[len(utf8BOM):], len(utf8BOM)
@@ -52,10 +60,10 @@ func cutBOM(src []byte) ([]byte, int) {
 }
 
 // shift moves spans computed on a body that follows n bytes of prefix.
-func shift(spans []span, n int) []span {
+func shift(spans []Span, n int) []Span {
 	for i := range spans {
-		spans[i].start += n
-		spans[i].end += n
+		spans[i].Start += n
+		spans[i].End += n
 	}
 	return spans
 }
@@ -99,21 +107,30 @@ func indentUnit(src []byte) string {
 	return string(bytes.Repeat([]byte(" "), unit))
 }
 
+// A value an editor writes is an int or a string; Set refuses other types.
+func checkValue(v any) error {
+	switch v.(type) {
+	case int, string:
+		return nil
+	}
+	return fmt.Errorf("internal error: cannot write a %T", v)
+}
+
 // assignment is a value an edit sets, as a path of map keys (string) and
 // list indexes (int) in the decoded document.
 type assignment struct {
 	path  []any
-	value int
+	value any // int or string
 }
 
 // checkEdit reports whether after, decoded, equals before, decoded, with the
-// assignments made: the edit changed exactly the targeted values. num turns
-// an int into the decoder's representation of numbers.
-func checkEdit(before, after any, sets []assignment, num func(int) any) error {
+// assignments made: the edit changed exactly the targeted values. conv turns
+// a value into the decoder's representation of it.
+func checkEdit(before, after any, sets []assignment, conv func(any) any) error {
 	want := before
 	for _, a := range sets {
 		var err error
-		want, err = assign(want, a.path, num(a.value))
+		want, err = assign(want, a.path, conv(a.value))
 		if err != nil {
 			return err
 		}

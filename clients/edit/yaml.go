@@ -1,4 +1,4 @@
-package clients
+package edit
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// yamlDoc edits a YAML file the way jsonDoc edits JSON: no YAML library
+// YAML edits a YAML file the way jsonDoc edits JSON: no YAML library
 // writes a file back unchanged, so it parses with go.yaml.in/yaml/v3, turns
 // each node's line and column (columns count characters) into a byte offset,
 // and splices new text into the original bytes. Added keys go at the end of
@@ -20,9 +20,9 @@ import (
 // mark stays.
 //
 // Values it cannot place safely (anchors, aliases, tags, multi-line
-// scalars, non-empty flow mappings that would need a new key) make settable
+// scalars, non-empty flow mappings that would need a new key) make Settable
 // return an error, so that the client can skip that entry with a warning.
-type yamlDoc struct {
+type YAML struct {
 	src   []byte // the file without a byte order mark
 	bom   int
 	root  *yaml.Node // the document's top value
@@ -30,7 +30,7 @@ type yamlDoc struct {
 	nl    string
 	unit  int // spaces in one level of indentation
 
-	spans   []span
+	spans   []Span
 	sets    []assignment
 	pending map[*yaml.Node]*yamlAdd
 	order   []*yaml.Node
@@ -44,17 +44,20 @@ type yamlAdd struct {
 	obj     newObject
 }
 
-// parseYAML parses src, which may start with a byte order mark.
-func parseYAML(src []byte) (*yamlDoc, error) {
+// Root returns the document's top value; nil for an empty file.
+func (d *YAML) Root() *yaml.Node { return d.root }
+
+// ParseYAML parses src, which may start with a byte order mark.
+func ParseYAML(src []byte) (*YAML, error) {
 	body, bom := cutBOM(src)
 	var doc yaml.Node
 	if err := yaml.Unmarshal(body, &doc); err != nil {
 		return nil, err
 	}
-	if _, err := decodeYAML(body); err != nil { // duplicate keys and the like
+	if _, err := DecodeYAML(body); err != nil { // duplicate keys and the like
 		return nil, err
 	}
-	d := &yamlDoc{src: body, bom: bom, nl: newline(body), pending: map[*yaml.Node]*yamlAdd{}}
+	d := &YAML{src: body, bom: bom, nl: newline(body), pending: map[*yaml.Node]*yamlAdd{}}
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
 		d.root = doc.Content[0]
 	}
@@ -63,8 +66,8 @@ func parseYAML(src []byte) (*yamlDoc, error) {
 	return d, nil
 }
 
-// decodeYAML reads YAML into maps, slices and Go scalars.
-func decodeYAML(b []byte) (any, error) {
+// DecodeYAML reads YAML into maps, slices and Go scalars.
+func DecodeYAML(b []byte) (any, error) {
 	var x any
 	err := yaml.Unmarshal(b, &x)
 	return x, err
@@ -143,7 +146,7 @@ func yamlUnit(n *yaml.Node) int {
 
 // offset returns the byte offset of a node's line and column (1-based,
 // columns counting characters).
-func (d *yamlDoc) offset(n *yaml.Node) (int, error) {
+func (d *YAML) offset(n *yaml.Node) (int, error) {
 	if n.Line < 1 || n.Line > len(d.lines) {
 		return 0, errors.New("position outside the file")
 	}
@@ -158,16 +161,16 @@ func (d *yamlDoc) offset(n *yaml.Node) (int, error) {
 	return at, nil
 }
 
-// mapping returns n when it is a mapping (not an alias of one), else nil.
-func mapping(n *yaml.Node) *yaml.Node {
+// Mapping returns n when it is a mapping (not an alias of one), else nil.
+func Mapping(n *yaml.Node) *yaml.Node {
 	if n != nil && n.Kind == yaml.MappingNode {
 		return n
 	}
 	return nil
 }
 
-// get returns the key and value nodes of key in mapping m, or nils.
-func get(m *yaml.Node, key string) (k, v *yaml.Node) {
+// Get returns the key and value nodes of key in mapping m, or nils.
+func Get(m *yaml.Node, key string) (k, v *yaml.Node) {
 	if m == nil || m.Kind != yaml.MappingNode {
 		return nil, nil
 	}
@@ -179,10 +182,10 @@ func get(m *yaml.Node, key string) (k, v *yaml.Node) {
 	return k, v
 }
 
-// text returns the scalar value of key in m, following an alias; "" when
+// Text returns the scalar value of key in m, following an alias; "" when
 // missing or not a scalar.
-func text(m *yaml.Node, key string) string {
-	_, v := get(m, key)
+func Text(m *yaml.Node, key string) string {
+	_, v := Get(m, key)
 	if v != nil && v.Kind == yaml.AliasNode {
 		v = v.Alias
 	}
@@ -192,10 +195,10 @@ func text(m *yaml.Node, key string) string {
 	return v.Value
 }
 
-// integer returns the integer value of key in m; 0 when missing or not an
+// Integer returns the integer value of key in m; 0 when missing or not an
 // integer.
-func integer(m *yaml.Node, key string) int {
-	_, v := get(m, key)
+func Integer(m *yaml.Node, key string) int {
+	_, v := Get(m, key)
 	if v != nil && v.Kind == yaml.AliasNode {
 		v = v.Alias
 	}
@@ -214,8 +217,8 @@ func isEmpty(v *yaml.Node) bool {
 	return v.Kind == yaml.ScalarNode && v.ShortTag() == "!!null" && v.Value == "" && v.Style == 0
 }
 
-// settable returns an error when set(m, …, keys…) cannot be made safely.
-func (d *yamlDoc) settable(m *yaml.Node, keys ...string) error {
+// Settable returns an error when Set(m, …, keys…) cannot be made safely.
+func (d *YAML) Settable(m *yaml.Node, keys ...string) error {
 	for i, k := range keys {
 		where := strings.Join(keys[:i+1], ".")
 		if m.Kind != yaml.MappingNode {
@@ -224,8 +227,8 @@ func (d *yamlDoc) settable(m *yaml.Node, keys ...string) error {
 		if m.Anchor != "" {
 			return fmt.Errorf("%s is shared through a YAML anchor", where)
 		}
-		_, v := get(m, k)
-		if kn, _ := get(m, "<<"); kn != nil && v == nil { // the value may live in the merged mapping
+		_, v := Get(m, k)
+		if kn, _ := Get(m, "<<"); kn != nil && v == nil { // the value may live in the merged mapping
 			what := "the entry"
 			if i > 0 {
 				what = strings.Join(keys[:i], ".")
@@ -243,7 +246,7 @@ func (d *yamlDoc) settable(m *yaml.Node, keys ...string) error {
 			return nil
 		}
 		if i == len(keys)-1 {
-			_, _, err := d.scalarSpan(v, m.Style&yaml.FlowStyle != 0)
+			_, _, err := d.ValueSpan(v, m.Style&yaml.FlowStyle != 0)
 			if err != nil {
 				return fmt.Errorf("%s: %w", where, err)
 			}
@@ -257,7 +260,7 @@ func (d *yamlDoc) settable(m *yaml.Node, keys ...string) error {
 		case isEmpty(v):
 			return nil
 		case v.Kind == yaml.ScalarNode && v.ShortTag() == "!!null":
-			if _, _, err := d.scalarSpan(v, m.Style&yaml.FlowStyle != 0); err != nil {
+			if _, _, err := d.ValueSpan(v, m.Style&yaml.FlowStyle != 0); err != nil {
 				return fmt.Errorf("%s: %w", where, err)
 			}
 			return nil
@@ -268,24 +271,28 @@ func (d *yamlDoc) settable(m *yaml.Node, keys ...string) error {
 	return nil
 }
 
-// set makes keys (a path of mapping keys under m, which is at path in the
-// document) hold n, replacing the value or adding the missing keys. It
-// changes nothing and returns settable's error when that cannot be done.
-func (d *yamlDoc) set(m *yaml.Node, path []any, n int, keys ...string) error {
-	if err := d.settable(m, keys...); err != nil {
+// Set makes keys (a path of mapping keys under m, which is at path in the
+// document) hold value (an int or a string), replacing the value or adding the missing keys. It
+// changes nothing and returns Settable's error when that cannot be done.
+func (d *YAML) Set(m *yaml.Node, path []any, value any, keys ...string) error {
+	if err := checkValue(value); err != nil {
 		return err
 	}
+	if err := d.Settable(m, keys...); err != nil {
+		return err
+	}
+	n := value
 	d.sets = append(d.sets, assignment{path: append(append([]any(nil), path...), toAny(keys)...), value: n})
 	for i, k := range keys {
-		kn, v := get(m, k)
+		kn, v := Get(m, k)
 		flow := m.Style&yaml.FlowStyle != 0
 		switch {
 		case v == nil:
 			d.add(m, nil, keys[i:], n)
 			return nil
 		case i == len(keys)-1:
-			start, end, _ := d.scalarSpan(v, flow)
-			d.spans = append(d.spans, span{start, end, itoa(n)})
+			start, end, _ := d.ValueSpan(v, flow)
+			d.spans = append(d.spans, Span{start, end, yamlText(n)})
 			return nil
 		case isEmpty(v):
 			d.add(v, kn, keys[i+1:], n)
@@ -302,7 +309,7 @@ func (d *yamlDoc) set(m *yaml.Node, path []any, n int, keys ...string) error {
 
 // add queues keys to create in mapping m, or under key when m is its empty
 // value.
-func (d *yamlDoc) add(m, key *yaml.Node, keys []string, n int) {
+func (d *YAML) add(m, key *yaml.Node, keys []string, n any) {
 	a := d.pending[m]
 	if a == nil {
 		a = &yamlAdd{key: key}
@@ -315,7 +322,7 @@ func (d *yamlDoc) add(m, key *yaml.Node, keys []string, n int) {
 // addMembers adds the path keys to o, creating the objects on the way, with
 // n as the last key's value; the JSON and YAML editors both queue additions
 // this way.
-func addMembers(o *newObject, keys []string, n int) {
+func addMembers(o *newObject, keys []string, n any) {
 	for i, k := range keys {
 		m := o.get(k)
 		if m == nil {
@@ -323,7 +330,7 @@ func addMembers(o *newObject, keys []string, n int) {
 			o.members = append(o.members, m)
 		}
 		if i == len(keys)-1 {
-			m.num, m.obj = n, nil
+			m.value, m.obj = n, nil
 			return
 		}
 		if m.obj == nil {
@@ -333,10 +340,10 @@ func addMembers(o *newObject, keys []string, n int) {
 	}
 }
 
-// scalarSpan returns where the text of scalar v starts and ends. It refuses
+// ValueSpan returns where the text of scalar v starts and ends. It refuses
 // what it cannot replace on its own: aliases, anchors, tags, block scalars
 // and scalars that run over several lines.
-func (d *yamlDoc) scalarSpan(v *yaml.Node, flow bool) (int, int, error) {
+func (d *YAML) ValueSpan(v *yaml.Node, flow bool) (int, int, error) {
 	if v.Kind == yaml.AliasNode {
 		return 0, 0, errors.New("the value is a YAML alias (*name)")
 	}
@@ -406,7 +413,7 @@ func (d *yamlDoc) scalarSpan(v *yaml.Node, flow bool) (int, int, error) {
 }
 
 // emptyFlowSpan returns where an empty flow mapping "{ }" starts and ends.
-func (d *yamlDoc) emptyFlowSpan(v *yaml.Node) (int, int, error) {
+func (d *YAML) emptyFlowSpan(v *yaml.Node) (int, int, error) {
 	start, err := d.offset(v)
 	if err != nil {
 		return 0, 0, err
@@ -423,11 +430,11 @@ func (d *yamlDoc) emptyFlowSpan(v *yaml.Node) (int, int, error) {
 	return start, i + 1, nil
 }
 
-// finish returns the edited file, with its byte order mark, and the spans
+// Finish returns the edited file, with its byte order mark, and the spans
 // that made it. It checks that the result parses and that, decoded, it
 // differs from the input only by the values set.
-func (d *yamlDoc) finish() ([]byte, []span, error) {
-	var adds []span
+func (d *YAML) Finish() ([]byte, []Span, error) {
+	var adds []Span
 	var depth []int
 	for _, m := range d.order {
 		sp, indent, err := d.insert(m, d.pending[m])
@@ -444,23 +451,23 @@ func (d *yamlDoc) finish() ([]byte, []span, error) {
 		order[i] = i
 	}
 	sort.SliceStable(order, func(i, j int) bool { return depth[order[i]] > depth[order[j]] })
-	spans := append([]span(nil), d.spans...)
+	spans := append([]Span(nil), d.spans...)
 	for _, i := range order {
 		spans = append(spans, adds[i])
 	}
-	body, err := splice(d.src, spans)
+	body, err := Splice(d.src, spans)
 	if err != nil {
 		return nil, nil, err
 	}
-	before, err := decodeYAML(d.src)
+	before, err := DecodeYAML(d.src)
 	if err != nil {
 		return nil, nil, err
 	}
-	after, err := decodeYAML(body)
+	after, err := DecodeYAML(body)
 	if err != nil {
 		return nil, nil, fmt.Errorf("internal error: the edited file does not parse: %w", err)
 	}
-	if err := checkEdit(before, after, d.sets, func(n int) any { return n }); err != nil {
+	if err := checkEdit(before, after, d.sets, func(v any) any { return v }); err != nil {
 		return nil, nil, err
 	}
 	out := append(append([]byte(nil), utf8BOM[:d.bom]...), body...)
@@ -471,13 +478,13 @@ func (d *yamlDoc) finish() ([]byte, []span, error) {
 // added lines: new lines after the last line of block mapping m, or after
 // the line of a.key when m is its empty value, or a flow mapping in place of
 // an empty "{}" or a null.
-func (d *yamlDoc) insert(m *yaml.Node, a *yamlAdd) (span, int, error) {
+func (d *YAML) insert(m *yaml.Node, a *yamlAdd) (Span, int, error) {
 	if a.replace || (m.Kind == yaml.MappingNode && m.Style&yaml.FlowStyle != 0) {
-		start, end, err := d.scalarSpan(m, true)
+		start, end, err := d.ValueSpan(m, true)
 		if err != nil {
-			return span{}, 0, err
+			return Span{}, 0, err
 		}
-		return span{start, end, inlineYAML(&a.obj)}, 0, nil
+		return Span{start, end, inlineYAML(&a.obj)}, 0, nil
 	}
 	var line, indent int // insert before line (1-based), at indent
 	if a.key != nil {
@@ -501,7 +508,7 @@ func (d *yamlDoc) insert(m *yaml.Node, a *yamlAdd) (span, int, error) {
 		}
 	}
 	d.writeLines(&b, &a.obj, indent)
-	return span{at, at, b.String()}, indent, nil
+	return Span{at, at, b.String()}, indent, nil
 }
 
 // endsInBlockScalar reports whether the last node in n is a block scalar
@@ -516,7 +523,7 @@ func endsInBlockScalar(n *yaml.Node) bool {
 // lastKeyLine returns the offset of the line of block mapping m's last key
 // when that key is not its first and nothing but spaces precede it on its
 // line; else 0.
-func (d *yamlDoc) lastKeyLine(m *yaml.Node) int {
+func (d *YAML) lastKeyLine(m *yaml.Node) int {
 	if m.Kind != yaml.MappingNode || len(m.Content) < 4 {
 		return 0
 	}
@@ -536,7 +543,7 @@ func (d *yamlDoc) lastKeyLine(m *yaml.Node) int {
 // line a node of m starts on, and after it the lines indented deeper than
 // m's keys (the rest of a block scalar, a comment) or closing a flow
 // collection.
-func (d *yamlDoc) blockEnd(m *yaml.Node) int {
+func (d *YAML) blockEnd(m *yaml.Node) int {
 	last := maxLine(m)
 	keyIndent := m.Column - 1
 	for l := last + 1; l <= len(d.lines); l++ {
@@ -574,7 +581,7 @@ func maxLine(n *yaml.Node) int {
 }
 
 // writeLines writes o's members as block mapping lines at indent.
-func (d *yamlDoc) writeLines(b *strings.Builder, o *newObject, indent int) {
+func (d *YAML) writeLines(b *strings.Builder, o *newObject, indent int) {
 	pad := strings.Repeat(" ", indent)
 	for _, m := range o.members {
 		if m.obj != nil {
@@ -582,7 +589,7 @@ func (d *yamlDoc) writeLines(b *strings.Builder, o *newObject, indent int) {
 			d.writeLines(b, m.obj, indent+d.unit)
 			continue
 		}
-		b.WriteString(pad + m.name + ": " + itoa(m.num) + d.nl)
+		b.WriteString(pad + m.name + ": " + yamlText(m.value) + d.nl)
 	}
 }
 
@@ -590,7 +597,7 @@ func (d *yamlDoc) writeLines(b *strings.Builder, o *newObject, indent int) {
 func inlineYAML(o *newObject) string {
 	parts := make([]string, len(o.members))
 	for i, m := range o.members {
-		v := itoa(m.num)
+		v := yamlText(m.value)
 		if m.obj != nil {
 			v = inlineYAML(m.obj)
 		}
@@ -599,14 +606,14 @@ func inlineYAML(o *newObject) string {
 	return "{" + strings.Join(parts, ", ") + "}"
 }
 
-// integerAt returns the integer at the path of keys under m, and whether
+// IntegerAt returns the integer at the path of keys under m, and whether
 // the path exists.
-func integerAt(m *yaml.Node, keys ...string) (int, bool) {
+func IntegerAt(m *yaml.Node, keys ...string) (int, bool) {
 	for _, k := range keys[:len(keys)-1] {
-		_, m = get(m, k)
+		_, m = Get(m, k)
 	}
-	if k, _ := get(m, keys[len(keys)-1]); k == nil {
+	if k, _ := Get(m, keys[len(keys)-1]); k == nil {
 		return 0, false
 	}
-	return integer(m, keys[len(keys)-1]), true
+	return Integer(m, keys[len(keys)-1]), true
 }
