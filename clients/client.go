@@ -21,6 +21,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ctxfit/ctxfit/clients/edit"
+
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
 )
 
@@ -174,7 +176,7 @@ type Result struct {
 	Changes  []Change // one per entry changed
 	Warnings []string // what may still override the new values
 
-	spans []span // the edits in input offsets, for tests
+	spans []edit.Span // the edits in input offsets, for tests
 }
 
 // Change describes one entry (a model) whose values Edit changed. A value

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ctxfit/ctxfit/clients/edit"
+
 	"github.com/tailscale/hujson"
 	"go.yaml.in/yaml/v3"
 
@@ -116,14 +118,14 @@ func TestContinueEditGolden(t *testing.T) {
 				t.Fatalf("%v (run go test -update to create it)", err)
 			}
 			if !bytes.Equal(res.Out, want) {
-				t.Errorf("fixed file differs from %s:\n%s", fixedPath, unifiedDiff("want", "got", want, res.Out))
+				t.Errorf("fixed file differs from %s:\n%s", fixedPath, edit.Diff("want", "got", want, res.Out))
 			}
 			wantReport, err := os.ReadFile(reportPath)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if report != string(wantReport) {
-				t.Errorf("report differs from %s:\n%s", reportPath, unifiedDiff("want", "got", wantReport, []byte(report)))
+				t.Errorf("report differs from %s:\n%s", reportPath, edit.Diff("want", "got", wantReport, []byte(report)))
 			}
 		})
 	}
@@ -148,7 +150,7 @@ func checkEditProperties(t testing.TB, path string, src []byte, res Result, tgt 
 		if err := yaml.Unmarshal(res.Out, &x); err != nil {
 			t.Fatalf("output does not parse as YAML: %v\n%s", err, res.Out)
 		}
-	} else if _, err := parseHuJSON(bytes.TrimPrefix(res.Out, utf8BOM)); err != nil {
+	} else if _, err := edit.ParseHuJSON(func() []byte { b, _ := edit.CutBOM(res.Out); return b }()); err != nil {
 		t.Fatalf("output does not parse as JSON: %v\n%s", err, res.Out)
 	}
 	again, err := c.Edit(Input{Path: path, Src: res.Out}, tgt)
@@ -170,18 +172,18 @@ func checkEditProperties(t testing.TB, path string, src []byte, res Result, tgt 
 		}
 	}
 
-	got, err := splice(src, res.spans)
+	got, err := edit.Splice(src, res.spans)
 	if err != nil || !bytes.Equal(got, res.Out) {
 		t.Fatalf("the spans do not make the output (%v): the file changed outside them", err)
 	}
 	targets := targetedValues(t, path, src)
 	for _, sp := range res.spans {
-		if sp.start != sp.end && !targets[[2]int{sp.start, sp.end}] {
-			t.Errorf("span %d..%d replaces %q, which is not a targeted value", sp.start, sp.end, src[sp.start:sp.end])
+		if sp.Start != sp.End && !targets[[2]int{sp.Start, sp.End}] {
+			t.Errorf("span %d..%d replaces %q, which is not a targeted value", sp.Start, sp.End, src[sp.Start:sp.End])
 		}
-		if strings.Trim(sp.text, "\t\r\n {}:,\"0123456789"+
+		if strings.Trim(sp.Text, "\t\r\n {}:,\"0123456789"+
 			"contextLength completionOptions maxTokens defaultCompletionOptions requestOptions extraBodyProperties options num_ctx") != "" {
-			t.Errorf("span inserts %q, more than keys and numbers", sp.text)
+			t.Errorf("span inserts %q, more than keys and numbers", sp.Text)
 		}
 	}
 }
@@ -194,9 +196,9 @@ func targetedValues(t testing.TB, path string, src []byte) map[[2]int]bool {
 	keys := map[string]bool{"contextLength": true, "maxTokens": true, "num_ctx": true,
 		"completionOptions": true, "defaultCompletionOptions": true}
 	out := map[[2]int]bool{}
-	body, bom := cutBOM(src)
+	body, bom := edit.CutBOM(src)
 	if !isYAML(path) {
-		v, err := parseHuJSON(body)
+		v, err := edit.ParseHuJSON(body)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -211,7 +213,7 @@ func targetedValues(t testing.TB, path string, src []byte) map[[2]int]bool {
 		}
 		return out
 	}
-	d, err := parseYAML(src)
+	d, err := edit.ParseYAML(src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +225,7 @@ func targetedValues(t testing.TB, path string, src []byte) map[[2]int]bool {
 		if n.Kind == yaml.MappingNode {
 			for i := 0; i+1 < len(n.Content); i += 2 {
 				if keys[n.Content[i].Value] {
-					if s, e, err := d.scalarSpan(n.Content[i+1], n.Style&yaml.FlowStyle != 0); err == nil {
+					if s, e, err := d.ValueSpan(n.Content[i+1], n.Style&yaml.FlowStyle != 0); err == nil {
 						out[[2]int{bom + s, bom + e}] = true
 					}
 				}
@@ -233,7 +235,7 @@ func targetedValues(t testing.TB, path string, src []byte) map[[2]int]bool {
 			walk(c)
 		}
 	}
-	walk(d.root)
+	walk(d.Root())
 	return out
 }
 

@@ -12,6 +12,8 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/ctxfit/ctxfit/clients/edit"
+
 	"github.com/ctxfit/ctxfit/internal/atomicfile"
 )
 
@@ -118,7 +120,7 @@ func (f *Fixer) Fix(ctx context.Context, c Client, t Target, dryRun bool) (*Repo
 			return rep, nil
 		}
 		if dryRun {
-			rep.Diff = unifiedDiff(p.files.Config, p.files.Config+" (fixed)", p.src, p.res.Out)
+			rep.Diff = edit.Diff(p.files.Config, p.files.Config+" (fixed)", p.src, p.res.Out)
 			if r, ok := c.(diffRedacter); ok { // the file holds secrets: show only the changed values
 				rep.Diff = r.redactDiff(rep.Diff)
 			}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ctxfit/ctxfit/clients/edit"
+
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
 )
 
@@ -117,7 +119,7 @@ func compareGolden(t *testing.T, path string, got []byte) {
 		t.Fatalf("%v (run go test -update to create it)", err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (go test -update rewrites it):\n%s", path, unifiedDiff("want", "got", want, got))
+		t.Errorf("%s differs (go test -update rewrites it):\n%s", path, edit.Diff("want", "got", want, got))
 	}
 }
 
@@ -325,7 +327,7 @@ func FuzzZedEdit(f *testing.F) {
 			return
 		}
 		if len(res.Changes) > 0 {
-			if _, err := decodeJSON(bytes.TrimPrefix(res.Out, utf8BOM)); err != nil {
+			if _, err := edit.DecodeJSON(func() []byte { b, _ := edit.CutBOM(res.Out); return b }()); err != nil {
 				t.Fatalf("output does not parse: %v", err)
 			}
 		}

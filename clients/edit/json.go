@@ -363,8 +363,10 @@ func (d *JSON) inline(o *newObject) string {
 func (d *JSON) inlineMembers(o *newObject, sep, comma string) string {
 	parts := make([]string, len(o.members))
 	for i, m := range o.members {
-		v := jsonText(m.value)
-		if m.obj != nil {
+		var v string
+		if m.obj == nil {
+			v = jsonText(m.value)
+		} else {
 			v = "{" + d.inlineMembers(m.obj, sep, comma) + "}"
 		}
 		parts[i] = string(hujson.String(m.name)) + sep + v

@@ -597,8 +597,10 @@ func (d *YAML) writeLines(b *strings.Builder, o *newObject, indent int) {
 func inlineYAML(o *newObject) string {
 	parts := make([]string, len(o.members))
 	for i, m := range o.members {
-		v := yamlText(m.value)
-		if m.obj != nil {
+		var v string
+		if m.obj == nil {
+			v = yamlText(m.value)
+		} else {
 			v = inlineYAML(m.obj)
 		}
 		parts[i] = m.name + ": " + v
@@ -617,3 +619,7 @@ func IntegerAt(m *yaml.Node, keys ...string) (int, bool) {
 	}
 	return Integer(m, keys[len(keys)-1]), true
 }
+
+// Source returns the file's bytes without a byte order mark, as the
+// nodes' lines and columns count them.
+func (d *YAML) Source() []byte { return d.src }
