@@ -128,6 +128,26 @@ type Target struct {
 	// run together (a client that implements Together and names two or
 	// more): they replace Tuned for that config. nil leaves Tuned alone.
 	ForSet ForSet
+	// Derive returns the name of the copy of model whose Modelfile sets
+	// num_ctx to context (ollama.DerivedName). Clients that reach Ollama
+	// through its OpenAI-compatible /v1 API, which cannot carry num_ctx,
+	// select that copy in their config; nil leaves model names alone. Tuned
+	// must then also answer for a derived name, with its base's value.
+	Derive func(model string, context int) (string, error)
+}
+
+// derived returns the model a /v1 client's entry naming model should
+// select at context n: the derived copy, or model itself when Derive is
+// nil or fails (the client's context key is still set then).
+func (t Target) derived(model string, n int) string {
+	if t.Derive == nil {
+		return model
+	}
+	d, err := t.Derive(model, n)
+	if err != nil || d == "" {
+		return model
+	}
+	return d
 }
 
 func (t Target) tuned(model string) (int, bool) {
@@ -189,6 +209,11 @@ type Change struct {
 	NewContext   int    `json:"new_context"`
 	OldMaxTokens int    `json:"old_max_tokens"`
 	NewMaxTokens int    `json:"new_max_tokens"`
+	// Derived is the model the entry names after the fix, in place of
+	// Model, when the client reaches Ollama through /v1: a copy of Model
+	// whose num_ctx is NewContext, which the fix creates on the server
+	// before writing the file (Fixer.Derive). "" when the name stays.
+	Derived string `json:"derived,omitempty"`
 }
 
 // Label names the entry for people: its title and model, or the model alone.
@@ -217,6 +242,10 @@ type Ask struct {
 	// Beside names the models that run with Model in this client when
 	// Tuned comes from their joint tune; empty when it is Model's alone.
 	Beside []string `json:"beside,omitempty"`
+	// Derived is the model the fix makes the entry name (a copy of Model
+	// with num_ctx = Tuned) for a client that reaches Ollama through /v1;
+	// "" for clients that send num_ctx themselves.
+	Derived string `json:"derived,omitempty"`
 	// WantMaxTokens is the completion limit this client's fix writes beside
 	// Tuned; 0 when the fix leaves the entry's limit alone (Zed and aider
 	// have none, Cline's is lowered only when it would not fit).
@@ -226,7 +255,8 @@ type Ask struct {
 // Differs reports whether the entry's values are not the tuned ones, so that
 // a fix would change them.
 func (a Ask) Differs() bool {
-	return a.Tuned > 0 && (a.Context != a.Tuned || (a.WantMaxTokens > 0 && a.MaxTokens != a.WantMaxTokens))
+	return a.Tuned > 0 && (a.Context != a.Tuned || (a.WantMaxTokens > 0 && a.MaxTokens != a.WantMaxTokens) ||
+		(a.Derived != "" && a.Derived != a.Model))
 }
 
 // TooLarge reports whether the entry asks for more context than stays on

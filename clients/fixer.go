@@ -41,6 +41,13 @@ type Fixer struct {
 	Keep int
 	// Force fixes a config that has no write permission (its mode stays).
 	Force bool
+	// Derive, when set, makes sure the Ollama server has the derived model
+	// a change selects (Change.Derived: a copy of model with num_ctx =
+	// context) and returns its name; Fix calls it for each such change
+	// before writing, and writes nothing when it fails. Without it a fix
+	// that selects a derived model fails, rather than naming a model the
+	// server may lack.
+	Derive func(ctx context.Context, model string, context int) (string, error)
 
 	// beforeRename, when set, runs after the new content is in its temporary
 	// file and before the config is re-read and replaced. Tests race a writer
@@ -127,6 +134,9 @@ func (f *Fixer) Fix(ctx context.Context, c Client, t Target, dryRun bool) (*Repo
 			rep.Diff = Redact(rep.Diff)
 			return rep, nil
 		}
+		if err := f.derive(ctx, p.res.Changes); err != nil {
+			return nil, err
+		}
 		held, err := f.lock(ctx, c)
 		if err != nil {
 			return nil, err
@@ -143,6 +153,26 @@ func (f *Fixer) Fix(ctx context.Context, c Client, t Target, dryRun bool) (*Repo
 		return rep, nil
 	}
 	return nil, fmt.Errorf("%s kept changing while ctxfit tried to fix it; try again when the program that writes it is done", c.Name())
+}
+
+// derive creates the derived models that changes select.
+func (f *Fixer) derive(ctx context.Context, changes []Change) error {
+	for _, ch := range changes {
+		if ch.Derived == "" || ch.Derived == ch.Model {
+			continue
+		}
+		if f.Derive == nil {
+			return fmt.Errorf("internal error: the fix selects %s, and ctxfit has no way to create it here; run `ctxfit fix ollama %s` first", ch.Derived, ch.Model)
+		}
+		name, err := f.Derive(ctx, ch.Model, ch.NewContext)
+		if err != nil {
+			return fmt.Errorf("create %s, which the fixed config selects, so nothing was written: %w", ch.Derived, err)
+		}
+		if name != ch.Derived {
+			return fmt.Errorf("internal error: ctxfit created %s, but the fix selects %s; nothing was written", name, ch.Derived)
+		}
+	}
+	return nil
 }
 
 // plan is a fix worked out but not written.

@@ -60,7 +60,8 @@ func runFix(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stderr, "ctxfit fix: no model is tuned on %s yet, so there is nothing to write; run `ctxfit tune MODEL` first\n", u)
 		return exitError(1)
 	}
-	fixer := &clients.Fixer{Env: clients.NewEnv(e.getenv), StateDir: store.Dir(), Force: *force}
+	fixer := newFixer(e, store.Dir(), u)
+	fixer.Force = *force
 	if !*dryRun {
 		cleanLeftovers(ctx, e, fixer)
 	}
@@ -180,7 +181,20 @@ func printReport(w io.Writer, rep *clients.Report) {
 		if c.NewMaxTokens != c.OldMaxTokens && c.NewMaxTokens > 0 {
 			line += fmt.Sprintf(", max tokens %s → %d", tokensOrUnset(c.OldMaxTokens), c.NewMaxTokens)
 		}
+		if c.Derived != "" && c.Derived != c.Model {
+			line += fmt.Sprintf(", model → %s", c.Derived)
+		}
 		fmt.Fprintln(w, line)
+	}
+	for _, c := range rep.Changes {
+		if c.Derived == "" || c.Derived == c.Model {
+			continue
+		}
+		if rep.DryRun {
+			fmt.Fprintf(w, "  would create %s on the server: %s with num_ctx %d (the client reaches Ollama through /v1, which cannot send num_ctx)\n", c.Derived, c.Model, c.NewContext)
+		} else {
+			fmt.Fprintf(w, "  created %s on the server: %s with num_ctx %d, which the client now selects\n", c.Derived, c.Model, c.NewContext)
+		}
 	}
 	switch {
 	case rep.DryRun:
@@ -260,7 +274,7 @@ func runClients(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	fixer := &clients.Fixer{Env: clients.NewEnv(e.getenv), StateDir: store.Dir()}
+	fixer := newFixer(e, store.Dir(), u)
 	t := tunedTarget(data, u)
 
 	var reports []clientReport
@@ -342,12 +356,30 @@ func askLabel(a clients.Ask) string {
 // their joint tune.
 func tunedTarget(d *state.Data, host *url.URL) clients.Target {
 	key := ollamahost.Key(host)
-	return clients.Target{Host: host, Models: tunedModels(d, key), Tuned: func(model string) (int, bool) {
-		t, ok := d.TunedFor(key, model, "")
-		return t.Context, ok && t.Context > 0
-	}, ForSet: func(set []clients.Use) (func(string) (int, bool), bool, []string) {
-		return forSet(d, key, set)
-	}}
+	return clients.Target{Host: host, Models: tunedModels(d, key), Derive: ollama.DerivedName,
+		Tuned: func(model string) (int, bool) {
+			t, ok := d.TunedFor(key, model, "")
+			if !ok { // a derived copy runs the base's weights: the base's value holds
+				if base, derived := ollama.DerivedBase(model); derived {
+					t, ok = d.TunedFor(key, base, "")
+				}
+			}
+			return t.Context, ok && t.Context > 0
+		}, ForSet: func(set []clients.Use) (func(string) (int, bool), bool, []string) {
+			return forSet(d, key, set)
+		}}
+}
+
+// newFixer returns the Fixer of the commands and the app: backups under
+// ctxfit's state, and the derived models that /v1 clients select created on
+// the server at u before their config names them.
+func newFixer(e *env, stateDir string, u *url.URL) *clients.Fixer {
+	return &clients.Fixer{Env: clients.NewEnv(e.getenv), StateDir: stateDir,
+		Derive: func(ctx context.Context, model string, n int) (string, error) {
+			ctx, cancel := context.WithTimeout(ctx, deriveTimeout)
+			defer cancel()
+			return ollama.DeriveModel(ctx, e.client(u), model, n)
+		}}
 }
 
 // forSet gives the models of set, which a client runs together, the values
