@@ -109,6 +109,16 @@ type Input struct {
 	Path      string            // Files.Config; its extension picks the format
 	Src       []byte            // its content
 	Overrides map[string][]byte // Files.Overrides that could be read, by path
+	// Getenv reads the environment for clients whose config means something
+	// else under a variable (Codex's CODEX_OSS_BASE_URL); nil reads nothing.
+	Getenv func(string) string
+}
+
+func (in Input) getenv(k string) string {
+	if in.Getenv == nil {
+		return ""
+	}
+	return in.Getenv(k)
 }
 
 // Target is what a fix aims for: the Ollama server whose models were tuned

@@ -211,7 +211,12 @@ var clineKeyLine = regexp.MustCompile(`^([-+])(\s*"((?:[^"\\]|\\.)*)"\s*:\s*)(.*
 // keys, the values of contextWindow and maxTokens, and the structure
 // ({, }, commas): context lines and every other value, where API keys and
 // tokens live, are left out. It is for reading, not for applying.
-func (clineClient) redactDiff(diff string) string {
+func (clineClient) redactDiff(diff string) string { return redactJSONDiff(diff, clineShown) }
+
+// redactJSONDiff returns a unified diff of a JSON file that keeps only the
+// file names, the hunk headers and the changed lines, and in those only the
+// keys, the values of the shown keys, and the structure ({, }, commas).
+func redactJSONDiff(diff string, shown map[string]bool) string {
 	var b strings.Builder
 	for _, line := range strings.SplitAfter(diff, "\n") {
 		body := strings.TrimRight(line, "\r\n")
@@ -222,7 +227,7 @@ func (clineClient) redactDiff(diff string) string {
 		case strings.HasPrefix(body, "-") || strings.HasPrefix(body, "+"):
 			if m := clineKeyLine.FindStringSubmatch(body); m != nil {
 				value := m[4]
-				if !clineShown[m[3]] && value != "{" && value != "[" {
+				if !shown[m[3]] && value != "{" && value != "[" {
 					value = "…"
 				}
 				b.WriteString(m[1] + m[2] + value + m[5] + "\n")

@@ -208,7 +208,7 @@ func (f *Fixer) plan(ctx context.Context, c Client, t Target) (*plan, error) {
 	if err := f.writable(c, files.Config, real, info); err != nil {
 		return nil, err
 	}
-	in := Input{Path: files.Config, Src: src, Overrides: readOverrides(files)}
+	in := Input{Path: files.Config, Src: src, Overrides: readOverrides(files), Getenv: f.Env.Getenv}
 	t, _, setWarns := t.forClient(c, in)
 	res, err := c.Edit(in, t)
 	if err != nil {
@@ -261,7 +261,7 @@ func (f *Fixer) Asks(c Client, t Target) (Files, []Ask, error) {
 	if err != nil {
 		return files, nil, err
 	}
-	in := Input{Path: files.Config, Src: src, Overrides: readOverrides(files)}
+	in := Input{Path: files.Config, Src: src, Overrides: readOverrides(files), Getenv: f.Env.Getenv}
 	t, g, _ := t.forClient(c, in)
 	asks, err := c.Asks(in, t)
 	for i := range asks {
