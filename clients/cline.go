@@ -213,6 +213,56 @@ var clineKeyLine = regexp.MustCompile(`^([-+])(\s*"((?:[^"\\]|\\.)*)"\s*:\s*)(.*
 // tokens live, are left out. It is for reading, not for applying.
 func (clineClient) redactDiff(diff string) string { return redactJSONDiff(diff, clineShown) }
 
+// redactInline returns a one-line JSON object or array with every value
+// replaced by … but those of the shown keys.
+func redactInline(v string, shown map[string]bool) string {
+	var b strings.Builder
+	key := ""
+	for i := 0; i < len(v); {
+		c := v[i]
+		switch {
+		case strings.IndexByte("{}[],: \t", c) >= 0:
+			if c == '{' || c == ',' {
+				key = ""
+			}
+			b.WriteByte(c)
+			i++
+		default:
+			j := i + 1
+			if c == '"' {
+				for j < len(v) && v[j] != '"' {
+					if v[j] == '\\' {
+						j++
+					}
+					j++
+				}
+				j++
+			} else {
+				for j < len(v) && strings.IndexByte("{}[],: \t", v[j]) < 0 {
+					j++
+				}
+			}
+			j = min(j, len(v))
+			tok := v[i:j]
+			k := j
+			for k < len(v) && (v[k] == ' ' || v[k] == '\t') {
+				k++
+			}
+			switch {
+			case c == '"' && k < len(v) && v[k] == ':':
+				key = strings.Trim(tok, `"`)
+				b.WriteString(tok)
+			case shown[key]:
+				b.WriteString(tok)
+			default:
+				b.WriteString("…")
+			}
+			i = j
+		}
+	}
+	return b.String()
+}
+
 // redactJSONDiff returns a unified diff of a JSON file that keeps only the
 // file names, the hunk headers and the changed lines, and in those only the
 // keys, the values of the shown keys, and the structure ({, }, commas).
@@ -227,7 +277,11 @@ func redactJSONDiff(diff string, shown map[string]bool) string {
 		case strings.HasPrefix(body, "-") || strings.HasPrefix(body, "+"):
 			if m := clineKeyLine.FindStringSubmatch(body); m != nil {
 				value := m[4]
-				if !shown[m[3]] && value != "{" && value != "[" {
+				switch {
+				case value == "{" || value == "[":
+				case strings.HasPrefix(value, "{") || strings.HasPrefix(value, "["):
+					value = redactInline(value, shown) // "limit": {"context": 8192, "output": 1024}
+				case !shown[m[3]]:
 					value = "…"
 				}
 				b.WriteString(m[1] + m[2] + value + m[5] + "\n")
@@ -235,6 +289,10 @@ func redactJSONDiff(diff string, shown map[string]bool) string {
 			}
 			if t := strings.TrimSpace(body[1:]); t == "}" || t == "}," || t == "]" || t == "]," || t == "{" {
 				b.WriteString(body + "\n")
+				continue
+			}
+			if t := strings.TrimLeft(body[1:], " \t"); strings.HasPrefix(t, "{") || strings.HasPrefix(t, "[") {
+				b.WriteString(body[:len(body)-len(t)] + redactInline(t, shown) + "\n") // a minified file
 				continue
 			}
 			b.WriteString(body[:1] + "  …\n")

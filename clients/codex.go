@@ -77,7 +77,7 @@ func codexOSSBase(env func(string) string) string {
 func codexEntries(path string, src []byte, host *ollamaHost, getenv func(string) string) (*edit.TOML, []codexEntry, error) {
 	d, err := edit.ParseTOML(src)
 	if err != nil {
-		return nil, nil, &ParseError{Path: path, Err: err}
+		return nil, nil, &ParseError{Path: path, Err: edit.Quiet(err)}
 	}
 	onHost := func(provider string) bool {
 		if provider == "ollama" {

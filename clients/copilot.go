@@ -71,7 +71,7 @@ func (copilotClient) Files(env Env) (Files, error) {
 func copilotEntries(path string, src []byte, host *ollamaHost) (*edit.JSON, []v1Entry, []string, error) {
 	jd, err := edit.ParseJSON(src)
 	if err != nil {
-		return nil, nil, nil, &ParseError{Path: path, Err: err}
+		return nil, nil, nil, &ParseError{Path: path, Err: edit.Quiet(err)}
 	}
 	groups := edit.Array(jd.Root())
 	if groups == nil {

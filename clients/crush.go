@@ -68,7 +68,7 @@ func (crushClient) Files(env Env) (Files, error) {
 func crushEntries(path string, src []byte, host *ollamaHost) (*edit.JSON, []v1Entry, error) {
 	jd, err := edit.ParseJSON(src)
 	if err != nil {
-		return nil, nil, &ParseError{Path: path, Err: err}
+		return nil, nil, &ParseError{Path: path, Err: edit.Quiet(err)}
 	}
 	root := jd.Root()
 	if edit.Object(root) == nil {

@@ -70,7 +70,7 @@ func (opencodeClient) Files(env Env) (Files, error) {
 func opencodeEntries(path string, src []byte, host *ollamaHost) (*edit.JSON, []v1Entry, error) {
 	jd, err := edit.ParseJSON(src)
 	if err != nil {
-		return nil, nil, &ParseError{Path: path, Err: err}
+		return nil, nil, &ParseError{Path: path, Err: edit.Quiet(err)}
 	}
 	if edit.Object(jd.Root()) == nil {
 		return nil, nil, &ParseError{Path: path, Err: errors.New("the top level is not an object")}

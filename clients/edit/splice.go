@@ -13,11 +13,15 @@ package edit
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"regexp"
 	"maps"
 	"reflect"
 	"sort"
 	"strconv"
+
+	"github.com/pelletier/go-toml/v2"
 )
 
 // Span replaces src[Start:End] with Text; Start == End inserts.
@@ -178,3 +182,28 @@ func assign(tree any, path []any, v any) (any, error) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// lineCol finds "line N, column M" (hujson) or "line N" (YAML) in a
+// parser's message.
+var lineCol = regexp.MustCompile(`line (\d+)(?:, column (\d+))?`)
+
+// Quiet returns a parse error that says where a file fails to parse but
+// quotes none of it, for files that hold secrets: the parsers' own
+// messages show the offending bytes.
+func Quiet(err error) error {
+	if err == nil {
+		return nil
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, col := de.Position()
+		return fmt.Errorf("invalid syntax at line %d, column %d", row, col)
+	}
+	if m := lineCol.FindStringSubmatch(err.Error()); m != nil {
+		if m[2] != "" {
+			return fmt.Errorf("invalid syntax at line %s, column %s", m[1], m[2])
+		}
+		return fmt.Errorf("invalid syntax at line %s", m[1])
+	}
+	return errors.New("invalid syntax")
+}

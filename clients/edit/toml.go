@@ -271,6 +271,10 @@ func (d *TOML) Set(value any, path ...string) error {
 	}
 	if sp.Start != sp.End {
 		sp.Text = tomlText(value)
+		if str, ok := value.(string); ok && d.src[sp.Start] == '\'' && !strings.ContainsAny(str, "'\n\r") &&
+			!bytes.HasPrefix(d.src[sp.Start:], []byte("'''")) {
+			sp.Text = "'" + str + "'" // a literal string stays one
+		}
 	} else {
 		var b strings.Builder
 		if sp.Start == len(d.src) && sp.Start > 0 && d.src[sp.Start-1] != '\n' {

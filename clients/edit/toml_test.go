@@ -38,10 +38,10 @@ func TestTOMLSet(t *testing.T) {
 			want: "[a]\nx = 1\ny = \"s\\\"q\"\n",
 		},
 		{
-			name: "literal and multi-line strings are replaced whole",
+			name: "multi-line strings are replaced whole, literal strings stay literal",
 			src:  "a = '''\nx\n'''\nb = 'lit'\n",
 			sets: [][]any{{"new", "a"}, {"é", "b"}},
-			want: "a = \"new\"\nb = \"é\"\n",
+			want: "a = \"new\"\nb = 'é'\n", // a literal string stays literal
 		},
 		{
 			name: "a value in an inline table is replaced",

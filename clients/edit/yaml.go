@@ -292,7 +292,7 @@ func (d *YAML) Set(m *yaml.Node, path []any, value any, keys ...string) error {
 			return nil
 		case i == len(keys)-1:
 			start, end, _ := d.ValueSpan(v, flow)
-			d.spans = append(d.spans, Span{start, end, yamlText(n)})
+			d.spans = append(d.spans, Span{start, end, yamlTextLike(n, v.Style)})
 			return nil
 		case isEmpty(v):
 			d.add(v, kn, keys[i+1:], n)

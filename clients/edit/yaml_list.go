@@ -24,6 +24,21 @@ func yamlText(v any) string {
 	return itoa(v.(int))
 }
 
+// yamlTextLike renders v as yamlText does, but a string in the quotes of
+// the scalar it replaces, so that a quoted value stays quoted.
+func yamlTextLike(v any, style yaml.Style) string {
+	s, ok := v.(string)
+	switch {
+	case !ok:
+		return yamlText(v)
+	case style == yaml.DoubleQuotedStyle:
+		return strconv.Quote(s)
+	case style == yaml.SingleQuotedStyle && !strings.ContainsAny(s, "\n\r"):
+		return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+	}
+	return YAMLString(s)
+}
+
 // YAMLString returns s as a YAML scalar: plain when it reads back as the
 // same string, else double-quoted.
 func YAMLString(s string) string {
