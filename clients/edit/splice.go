@@ -15,9 +15,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"regexp"
 	"maps"
 	"reflect"
+	"regexp"
 	"sort"
 	"strconv"
 
