@@ -23,6 +23,18 @@ import (
 // completionOptions.maxTokens; in config.yaml an entry of models[] has
 // defaultCompletionOptions.contextLength and .maxTokens, and recent versions
 // honour a model-level contextLength, which then wins.
+//
+// Continue's CLI (cn, npm @continuedev/cli) reads the same config.yaml (not
+// config.json) but talks to Ollama through /v1/chat/completions, which
+// cannot carry num_ctx, so it runs at the server's context whatever
+// contextLength says. So in config.yaml the fix also makes each entry name
+// the derived model (the same weights with the tuned num_ctx baked in,
+// created on the server first): the IDE sends num_ctx = contextLength, the
+// same value, so the model does not reload, and cn gets the tuned context
+// from the model itself. It does so whether or not cn is installed: a
+// derived model costs a manifest, the IDE behaves the same with it, cn is
+// often run through npx or installed later (and would then run at the
+// default context without a word), and undo restores the name.
 // requestOptions.extraBodyProperties.options replaces the whole options
 // object, num_ctx included, so ctxfit sets num_ctx there too when it exists.
 
@@ -280,7 +292,11 @@ func (c continueClient) Edit(in Input, t Target) (Result, error) {
 			continue
 		}
 		titles = append(titles, e.title)
-		changed, err := c.editEntry(jd, yd, e, n)
+		model := e.model
+		if yd != nil { // for Continue's CLI, which reads only config.yaml and sends no num_ctx
+			model = t.derived(e.model, n)
+		}
+		changed, err := c.editEntry(jd, yd, e, n, model)
 		if err != nil {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("%s %s: left as it is, because %v; set contextLength %d and maxTokens %d by hand",
 				e.where, label(e.title, e.model, ""), err, n, MaxTokens(n)))
@@ -293,8 +309,12 @@ func (c continueClient) Edit(in Input, t Target) (Result, error) {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("%s %s: requestOptions.extraBodyProperties.options replaces Continue's options, so ctxfit set num_ctx %d there too",
 				e.where, label(e.title, e.model, ""), n))
 		}
-		res.Changes = append(res.Changes, Change{Where: e.where, Title: e.title, Model: e.model,
-			OldContext: e.context, NewContext: n, OldMaxTokens: e.maxTokens, NewMaxTokens: MaxTokens(n)})
+		ch := Change{Where: e.where, Title: e.title, Model: e.model,
+			OldContext: e.context, NewContext: n, OldMaxTokens: e.maxTokens, NewMaxTokens: MaxTokens(n)}
+		if model != e.model {
+			ch.Derived = model
+		}
+		res.Changes = append(res.Changes, ch)
 	}
 	if len(titles) > 0 {
 		res.Warnings = append(res.Warnings, continueOverrides(in, titles)...)
@@ -314,8 +334,9 @@ func (c continueClient) Edit(in Input, t Target) (Result, error) {
 }
 
 // editEntry queues the edits of one entry, all or none, and reports whether
-// there were any.
-func (continueClient) editEntry(jd *edit.JSON, yd *edit.YAML, e continueEntry, n int) (bool, error) {
+// there were any: the context values n and, when model differs from the
+// entry's, its model name.
+func (continueClient) editEntry(jd *edit.JSON, yd *edit.YAML, e continueEntry, n int, model string) (bool, error) {
 	type keyEdit struct {
 		keys  []string
 		value int
@@ -324,13 +345,13 @@ func (continueClient) editEntry(jd *edit.JSON, yd *edit.YAML, e continueEntry, n
 		edits    []keyEdit
 		current  func(keys ...string) (int, bool)
 		settable func(keys ...string) error
-		set      func(value int, keys ...string) error
+		set      func(value any, keys ...string) error
 	)
 	if jd != nil {
 		edits = []keyEdit{{[]string{"contextLength"}, n}, {[]string{"completionOptions", "maxTokens"}, MaxTokens(n)}}
 		current = func(k ...string) (int, bool) { return edit.NumAt(e.obj, k...) }
 		settable = func(k ...string) error { return jd.Settable(e.obj, k...) }
-		set = func(v int, k ...string) error { return jd.Set(e.obj, e.path, v, k...) }
+		set = func(v any, k ...string) error { return jd.Set(e.obj, e.path, v, k...) }
 	} else {
 		edits = []keyEdit{
 			{[]string{"defaultCompletionOptions", "contextLength"}, n},
@@ -341,7 +362,7 @@ func (continueClient) editEntry(jd *edit.JSON, yd *edit.YAML, e continueEntry, n
 		}
 		current = func(k ...string) (int, bool) { return edit.IntegerAt(e.node, k...) }
 		settable = func(k ...string) error { return yd.Settable(e.node, k...) }
-		set = func(v int, k ...string) error { return yd.Set(e.node, e.path, v, k...) }
+		set = func(v any, k ...string) error { return yd.Set(e.node, e.path, v, k...) }
 	}
 	if e.options {
 		edits = append(edits, keyEdit{[]string{"requestOptions", "extraBodyProperties", "options", "num_ctx"}, n})
@@ -356,12 +377,23 @@ func (continueClient) editEntry(jd *edit.JSON, yd *edit.YAML, e continueEntry, n
 		}
 		todo = append(todo, ed)
 	}
+	rename := model != e.model
+	if rename {
+		if err := settable("model"); err != nil {
+			return false, err
+		}
+	}
 	for _, ed := range todo {
 		if err := set(ed.value, ed.keys...); err != nil {
 			return false, err
 		}
 	}
-	return len(todo) > 0, nil
+	if rename {
+		if err := set(model, "model"); err != nil {
+			return false, err
+		}
+	}
+	return len(todo) > 0 || rename, nil
 }
 
 // continueOverrides warns about the files that can undo the fix: config.ts,
@@ -410,8 +442,12 @@ func (c continueClient) Asks(in Input, t Target) ([]Ask, error) {
 	asks := make([]Ask, 0, len(entries))
 	for _, e := range entries {
 		n, _ := t.tuned(e.model)
-		asks = append(asks, Ask{Client: c.Name(), Path: in.Path, Where: e.where, Title: e.title,
-			Model: e.model, Context: e.asks(), MaxTokens: e.maxTokens, Tuned: n, WantMaxTokens: MaxTokens(n)})
+		a := Ask{Client: c.Name(), Path: in.Path, Where: e.where, Title: e.title,
+			Model: e.model, Context: e.asks(), MaxTokens: e.maxTokens, Tuned: n, WantMaxTokens: MaxTokens(n)}
+		if n > 0 && isYAML(in.Path) {
+			a.Derived = t.derived(e.model, n)
+		}
+		asks = append(asks, a)
 	}
 	return asks, nil
 }

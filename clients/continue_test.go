@@ -10,31 +10,12 @@ import (
 
 	"github.com/tailscale/hujson"
 	"go.yaml.in/yaml/v3"
-
-	"github.com/ctxfit/ctxfit/internal/ollamahost"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata")
 
-// testTuned are the tuned values the tests fix towards, on the default host.
-var testTuned = map[string]int{
-	"llama3.1:8b-instruct-fp16": 24576,
-	"qwen2.5-coder:1.5b":        32768,
-	"mistral-nemo:latest":       16384,
-}
-
-func testTarget() Target {
-	return Target{
-		Host: ollamahost.Parse(""),
-		Tuned: func(model string) (int, bool) {
-			if !strings.Contains(model[strings.LastIndex(model, "/")+1:], ":") {
-				model += ":latest"
-			}
-			n, ok := testTuned[strings.ToLower(model)]
-			return n, ok
-		},
-	}
-}
+// testTarget is clientTarget, for the tests written for Continue first.
+func testTarget() Target { return clientTarget() }
 
 // checkEditProperties checks what must hold for every successful edit: the
 // output parses; every entry ctxfit targets now asks for the tuned values, so
