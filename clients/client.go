@@ -102,6 +102,10 @@ type Files struct {
 	// Overrides lists existing files that can override Config's values
 	// (Continue's config.ts and a project's .continuerc.json).
 	Overrides []string `json:"overrides,omitempty"`
+	// V1Readers lists the programs found here that read Config too but
+	// reach Ollama through its /v1 API, which cannot carry num_ctx
+	// (Continue's CLI): their fix selects derived models.
+	V1Readers []string `json:"v1_readers,omitempty"`
 }
 
 // Input is a config file's content and the files that can override it.
@@ -109,6 +113,8 @@ type Input struct {
 	Path      string            // Files.Config; its extension picks the format
 	Src       []byte            // its content
 	Overrides map[string][]byte // Files.Overrides that could be read, by path
+	// V1Readers is Files.V1Readers.
+	V1Readers []string
 	// Getenv reads the environment for clients whose config means something
 	// else under a variable (Codex's CODEX_OSS_BASE_URL); nil reads nothing.
 	Getenv func(string) string
@@ -321,6 +327,27 @@ func Lookup(name string) (Client, error) {
 		names = append(names, strings.ToLower(c.Name()))
 	}
 	return nil, fmt.Errorf("unknown client %q; ctxfit knows %s", name, strings.Join(names, ", "))
+}
+
+// lookPath returns the path of the executable name in env's PATH (with
+// Windows' extensions there), or "".
+func (e Env) lookPath(name string) string {
+	sep, exts := ":", []string{""}
+	if e.GOOS == "windows" {
+		sep, exts = ";", []string{".exe", ".cmd", ".bat", ""}
+	}
+	for _, dir := range strings.Split(e.getenv("PATH"), sep) {
+		if dir == "" {
+			continue
+		}
+		for _, ext := range exts {
+			p := filepath.Join(dir, name+ext)
+			if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && (e.GOOS == "windows" || fi.Mode()&0o111 != 0) {
+				return p
+			}
+		}
+	}
+	return ""
 }
 
 // exists reports whether something (a file, or a symlink even when dangling)

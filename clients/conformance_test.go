@@ -774,3 +774,35 @@ func checkClientEdit(t testing.TB, c Client, in Input, res Result, tgt Target) {
 		}
 	}
 }
+
+// TestFindUnsettable finds Kilo Code, Roo Code and VS Code's built-in
+// Ollama provider where they live, and nothing in an empty home.
+func TestFindUnsettable(t *testing.T) {
+	home := t.TempDir()
+	env := Env{Home: home, GOOS: "linux", Getenv: func(string) string { return "" }}
+	if got := FindUnsettable(env); len(got) != 0 {
+		t.Fatalf("empty home: %+v", got)
+	}
+	for _, p := range []string{
+		".vscode/extensions/kilocode.kilo-code-4.2.0",
+		".cursor/extensions/rooveterinaryinc.roo-cline-3.1.0",
+		".vscode/extensions/ms-python.python-2026.1.0",
+	} {
+		os.MkdirAll(filepath.Join(home, p), 0o755)
+	}
+	models := filepath.Join(home, ".config", "Code", "User", "chatLanguageModels.json")
+	os.MkdirAll(filepath.Dir(models), 0o755)
+	os.WriteFile(models, readFile(t, filepath.Join("testdata", "copilot", "builtin_only.json")), 0o644)
+	var got []string
+	for _, u := range FindUnsettable(env) {
+		got = append(got, u.Name+" at "+strings.TrimPrefix(u.Where, home))
+	}
+	want := []string{
+		"Kilo Code at /.vscode/extensions/kilocode.kilo-code-4.2.0",
+		"Roo Code at /.cursor/extensions/rooveterinaryinc.roo-cline-3.1.0",
+		"VS Code's Ollama provider at /.config/Code/User/chatLanguageModels.json",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("FindUnsettable = %q, want %q", got, want)
+	}
+}

@@ -73,6 +73,9 @@ func (continueClient) Files(env Env) (Files, error) {
 			f.Overrides = append(f.Overrides, rc)
 		}
 	}
+	if cn := env.lookPath("cn"); cn != "" {
+		f.V1Readers = append(f.V1Readers, cn)
+	}
 	return f, nil
 }
 
@@ -293,7 +296,7 @@ func (c continueClient) Edit(in Input, t Target) (Result, error) {
 		}
 		titles = append(titles, e.title)
 		model := e.model
-		if yd != nil { // for Continue's CLI, which reads only config.yaml and sends no num_ctx
+		if yd != nil && len(in.V1Readers) > 0 { // Continue's CLI reads only config.yaml and sends no num_ctx
 			model = t.derived(e.model, n)
 		}
 		changed, err := c.editEntry(jd, yd, e, n, model)
@@ -444,7 +447,7 @@ func (c continueClient) Asks(in Input, t Target) ([]Ask, error) {
 		n, _ := t.tuned(e.model)
 		a := Ask{Client: c.Name(), Path: in.Path, Where: e.where, Title: e.title,
 			Model: e.model, Context: e.asks(), MaxTokens: e.maxTokens, Tuned: n, WantMaxTokens: MaxTokens(n)}
-		if n > 0 && isYAML(in.Path) {
+		if n > 0 && isYAML(in.Path) && len(in.V1Readers) > 0 {
 			a.Derived = t.derived(e.model, n)
 		}
 		asks = append(asks, a)

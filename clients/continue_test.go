@@ -2,7 +2,11 @@ package clients
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"flag"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -143,5 +147,99 @@ func TestContinueOverrideWarnings(t *testing.T) {
 	}
 	if strings.Contains(got, "Other") {
 		t.Errorf("warnings name an entry that was not changed: %q", got)
+	}
+}
+
+// TestContinueCLIGetsDerivedModels: with Continue's CLI (cn) on the PATH,
+// the fix of config.yaml also names the derived model in each entry it
+// fixes, creating it first, and undo restores the names; config.json,
+// which cn does not read, keeps its names.
+func TestContinueCLIGetsDerivedModels(t *testing.T) {
+	h := newTestHome(t)
+	bin := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bin, "cn"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h.env.Getenv = func(k string) string {
+		if k == "PATH" {
+			return bin
+		}
+		return ""
+	}
+	if f, _ := (continueClient{}).Files(h.env); len(f.V1Readers) != 1 || f.V1Readers[0] != filepath.Join(bin, "cn") {
+		t.Fatalf("Files.V1Readers = %q, want cn", f.V1Readers)
+	}
+	p := h.put("yaml_several.yaml")
+	orig := read(t, p)
+	var created []string
+	f := h.fixer()
+	f.Derive = func(ctx context.Context, model string, n int) (string, error) {
+		name, err := testDeriveModel(ctx, model, n)
+		created = append(created, name)
+		return name, err
+	}
+	rep, err := f.Fix(context.Background(), continueClient{}, testTarget(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := read(t, p)
+	for _, ch := range rep.Changes {
+		want, _ := testDerive(ch.Model, ch.NewContext)
+		if ch.Derived != want || !bytes.Contains(got, []byte("model: "+want)) {
+			t.Errorf("%s: Derived = %q; the file should name %s:\n%s", ch.Where, ch.Derived, want, got)
+		}
+	}
+	if len(created) != len(rep.Changes) || len(created) == 0 {
+		t.Errorf("created %q for %d changes", created, len(rep.Changes))
+	}
+	checkClientEdit(t, continueClient{}, Input{Path: p, Src: orig, V1Readers: []string{"cn"}},
+		Result{Out: got, Changes: rep.Changes, Warnings: rep.Warnings}, testTarget())
+	asks, _ := (continueClient{}).Asks(Input{Path: p, Src: got, V1Readers: []string{"cn"}}, testTarget())
+	for _, a := range asks {
+		if a.Tuned > 0 && a.Differs() {
+			t.Errorf("after the fix %s still differs: %+v", a.Where, a)
+		}
+	}
+	if _, err := f.Undo(context.Background(), continueClient{}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(read(t, p), orig) {
+		t.Error("undo did not restore the original names")
+	}
+
+	// config.json: cn ignores it, so the names stay.
+	res, err := continueClient{}.Edit(Input{Path: "config.json", Src: readFile(t, filepath.Join("testdata", "continue", "json_several.json")), V1Readers: []string{"cn"}}, testTarget())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range res.Changes {
+		if ch.Derived != "" {
+			t.Errorf("config.json: %s selects %s", ch.Where, ch.Derived)
+		}
+	}
+}
+
+// TestFixWithoutServerKeepsNames: when the derived models cannot be
+// created (the server is down), the fix still writes the context values,
+// keeps the model names and says why.
+func TestFixWithoutServerKeepsNames(t *testing.T) {
+	home, state := t.TempDir(), t.TempDir()
+	env := Env{Home: home, GOOS: "linux", Getenv: func(string) string { return "" }}
+	p := filepath.Join(home, ".config", "goose", "config.yaml")
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	os.WriteFile(p, readFile(t, filepath.Join("testdata", "goose", "lead_worker.yaml")), 0o644)
+	f := &Fixer{Env: env, StateDir: state, Derive: func(context.Context, string, int) (string, error) {
+		return "", errors.New("Ollama is not running")
+	}}
+	rep, err := f.Fix(context.Background(), gooseClient{}, clientTarget(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(read(t, p))
+	if !rep.Written || !strings.Contains(got, "GOOSE_CONTEXT_LIMIT: 32768") || strings.Contains(got, "ctx32k") {
+		t.Errorf("fix wrote:\n%s", got)
+	}
+	if w := strings.Join(rep.Warnings, "\n"); !strings.Contains(w, "Ollama is not running") {
+		t.Errorf("warnings do not say why the names stayed: %s", w)
 	}
 }

@@ -117,12 +117,17 @@ const maxAttempts = 5
 // ErrNotInstalled; a config that does not parse is a *ParseError and stays
 // untouched.
 func (f *Fixer) Fix(ctx context.Context, c Client, t Target, dryRun bool) (*Report, error) {
+	var deriveErr error // why the derived models could not be created
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		p, err := f.plan(ctx, c, t)
 		if err != nil {
 			return nil, err
 		}
 		rep := &Report{Client: c.Name(), Path: p.files.Config, Changes: p.res.Changes, Warnings: p.res.Warnings, DryRun: dryRun}
+		if deriveErr != nil {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("the config keeps its model names, because %v; %s through /v1 runs at the server's own context until `ctxfit fix %s` runs again with the server up",
+				deriveErr, c.Name(), strings.ToLower(c.Name())))
+		}
 		if len(p.res.Changes) == 0 {
 			return rep, nil
 		}
@@ -135,7 +140,11 @@ func (f *Fixer) Fix(ctx context.Context, c Client, t Target, dryRun bool) (*Repo
 			return rep, nil
 		}
 		if err := f.derive(ctx, p.res.Changes); err != nil {
-			return nil, err
+			// Write the context values without selecting derived models:
+			// the client's own budget is still right, and the models can
+			// be selected once the server is reachable.
+			deriveErr, t.Derive = err, nil
+			continue
 		}
 		held, err := f.lock(ctx, c)
 		if err != nil {
@@ -208,7 +217,7 @@ func (f *Fixer) plan(ctx context.Context, c Client, t Target) (*plan, error) {
 	if err := f.writable(c, files.Config, real, info); err != nil {
 		return nil, err
 	}
-	in := Input{Path: files.Config, Src: src, Overrides: readOverrides(files), Getenv: f.Env.Getenv}
+	in := Input{Path: files.Config, Src: src, Overrides: readOverrides(files), V1Readers: files.V1Readers, Getenv: f.Env.Getenv}
 	t, _, setWarns := t.forClient(c, in)
 	res, err := c.Edit(in, t)
 	if err != nil {
@@ -261,7 +270,7 @@ func (f *Fixer) Asks(c Client, t Target) (Files, []Ask, error) {
 	if err != nil {
 		return files, nil, err
 	}
-	in := Input{Path: files.Config, Src: src, Overrides: readOverrides(files), Getenv: f.Env.Getenv}
+	in := Input{Path: files.Config, Src: src, Overrides: readOverrides(files), V1Readers: files.V1Readers, Getenv: f.Env.Getenv}
 	t, g, _ := t.forClient(c, in)
 	asks, err := c.Asks(in, t)
 	for i := range asks {

@@ -186,10 +186,12 @@ func printReport(w io.Writer, rep *clients.Report) {
 		}
 		fmt.Fprintln(w, line)
 	}
+	seen := map[string]bool{}
 	for _, c := range rep.Changes {
-		if c.Derived == "" || c.Derived == c.Model {
+		if c.Derived == "" || c.Derived == c.Model || seen[c.Derived] {
 			continue
 		}
+		seen[c.Derived] = true
 		if rep.DryRun {
 			fmt.Fprintf(w, "  would create %s on the server: %s with num_ctx %d (the client reaches Ollama through /v1, which cannot send num_ctx)\n", c.Derived, c.Model, c.NewContext)
 		} else {
@@ -293,9 +295,21 @@ func runClients(ctx context.Context, e *env, args []string) error {
 		}
 		reports = append(reports, r)
 	}
+	unsettable := clients.FindUnsettable(clients.NewEnv(e.getenv))
 	if *asJSON {
-		return writeIndentedJSON(e.stdout, reports)
+		if len(unsettable) == 0 {
+			return writeIndentedJSON(e.stdout, reports)
+		}
+		return writeIndentedJSON(e.stdout, struct {
+			Clients    []clientReport       `json:"clients"`
+			Unsettable []clients.Unsettable `json:"unsettable"`
+		}{reports, unsettable})
 	}
+	defer func() {
+		for _, u := range unsettable {
+			fmt.Fprintf(e.stdout, "%s: %s (%s), so ctxfit cannot set its context; select the copy `ctxfit fix ollama MODEL` creates (MODEL with the tuned num_ctx) in it\n", u.Name, u.Why, u.Where)
+		}
+	}()
 	for _, r := range reports {
 		switch {
 		case !r.Installed:
@@ -327,7 +341,13 @@ func runClients(ctx context.Context, e *env, args []string) error {
 			case a.Tuned == 0:
 				line += "; not tuned yet"
 			case a.Differs():
-				line += fmt.Sprintf("; tuned %d%s, maxTokens %d", a.Tuned, beside, clients.MaxTokens(a.Tuned))
+				line += fmt.Sprintf("; tuned %d%s", a.Tuned, beside)
+				if a.WantMaxTokens > 0 {
+					line += fmt.Sprintf(", maxTokens %d", a.WantMaxTokens)
+				}
+				if a.Derived != "" && a.Derived != a.Model {
+					line += fmt.Sprintf(", through %s (it reaches Ollama by /v1, which cannot send num_ctx)", a.Derived)
+				}
 				if a.TooLarge() {
 					line += " (spills)"
 				}
