@@ -346,7 +346,7 @@ func runClients(ctx context.Context, e *env, args []string) error {
 					line += fmt.Sprintf(", maxTokens %d", a.WantMaxTokens)
 				}
 				if a.Derived != "" && a.Derived != a.Model {
-					line += fmt.Sprintf(", through %s (it reaches Ollama by /v1, which cannot send num_ctx)", a.Derived)
+					line += fmt.Sprintf(", selecting %s (num_ctx %d built in, for /v1)", a.Derived, a.Tuned)
 				}
 				if a.TooLarge() {
 					line += " (spills)"
