@@ -747,14 +747,14 @@ func checkClientEdit(t testing.TB, c Client, in Input, res Result, tgt Target) {
 		}
 		return
 	}
-	again, err := c.Edit(Input{Path: in.Path, Src: res.Out, Overrides: in.Overrides}, tgt)
+	again, err := c.Edit(Input{Path: in.Path, Src: res.Out, Overrides: in.Overrides, V1Readers: in.V1Readers, Getenv: in.Getenv}, tgt)
 	if err != nil {
 		t.Fatalf("second Edit: %v\n%s", err, res.Out)
 	}
 	if len(again.Changes) != 0 {
 		t.Fatalf("second Edit changed %+v again\n%s", again.Changes, res.Out)
 	}
-	asks, err := c.Asks(Input{Path: in.Path, Src: res.Out}, tgt)
+	asks, err := c.Asks(Input{Path: in.Path, Src: res.Out, V1Readers: in.V1Readers, Getenv: in.Getenv}, tgt)
 	if err != nil {
 		t.Fatalf("Asks on the output: %v", err)
 	}

@@ -299,10 +299,10 @@ func (c continueClient) Edit(in Input, t Target) (Result, error) {
 		if yd != nil && len(in.V1Readers) > 0 { // Continue's CLI reads only config.yaml and sends no num_ctx
 			model = t.derived(e.model, n)
 		}
-		changed, err := c.editEntry(jd, yd, e, n, model)
+		changed, err := c.editEntry(jd, yd, e, n, continueMaxTokens(in, n), model)
 		if err != nil {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("%s %s: left as it is, because %v; set contextLength %d and maxTokens %d by hand",
-				e.where, label(e.title, e.model, ""), err, n, MaxTokens(n)))
+				e.where, label(e.title, e.model, ""), err, n, continueMaxTokens(in, n)))
 			continue
 		}
 		if !changed {
@@ -313,7 +313,7 @@ func (c continueClient) Edit(in Input, t Target) (Result, error) {
 				e.where, label(e.title, e.model, ""), n))
 		}
 		ch := Change{Where: e.where, Title: e.title, Model: e.model,
-			OldContext: e.context, NewContext: n, OldMaxTokens: e.maxTokens, NewMaxTokens: MaxTokens(n)}
+			OldContext: e.context, NewContext: n, OldMaxTokens: e.maxTokens, NewMaxTokens: continueMaxTokens(in, n)}
 		if model != e.model {
 			ch.Derived = model
 		}
@@ -339,7 +339,7 @@ func (c continueClient) Edit(in Input, t Target) (Result, error) {
 // editEntry queues the edits of one entry, all or none, and reports whether
 // there were any: the context values n and, when model differs from the
 // entry's, its model name.
-func (continueClient) editEntry(jd *edit.JSON, yd *edit.YAML, e continueEntry, n int, model string) (bool, error) {
+func (continueClient) editEntry(jd *edit.JSON, yd *edit.YAML, e continueEntry, n, maxTokens int, model string) (bool, error) {
 	type keyEdit struct {
 		keys  []string
 		value int
@@ -351,14 +351,14 @@ func (continueClient) editEntry(jd *edit.JSON, yd *edit.YAML, e continueEntry, n
 		set      func(value any, keys ...string) error
 	)
 	if jd != nil {
-		edits = []keyEdit{{[]string{"contextLength"}, n}, {[]string{"completionOptions", "maxTokens"}, MaxTokens(n)}}
+		edits = []keyEdit{{[]string{"contextLength"}, n}, {[]string{"completionOptions", "maxTokens"}, maxTokens}}
 		current = func(k ...string) (int, bool) { return edit.NumAt(e.obj, k...) }
 		settable = func(k ...string) error { return jd.Settable(e.obj, k...) }
 		set = func(v any, k ...string) error { return jd.Set(e.obj, e.path, v, k...) }
 	} else {
 		edits = []keyEdit{
 			{[]string{"defaultCompletionOptions", "contextLength"}, n},
-			{[]string{"defaultCompletionOptions", "maxTokens"}, MaxTokens(n)},
+			{[]string{"defaultCompletionOptions", "maxTokens"}, maxTokens},
 		}
 		if k, _ := edit.Get(e.node, "contextLength"); k != nil {
 			edits = append(edits, keyEdit{[]string{"contextLength"}, n})
@@ -397,6 +397,20 @@ func (continueClient) editEntry(jd *edit.JSON, yd *edit.YAML, e continueEntry, n
 		}
 	}
 	return len(todo) > 0 || rename, nil
+}
+
+// continueMaxTokens is the maxTokens the fix writes beside a context of n:
+// half of it (MaxTokens), or a quarter in config.yaml when Continue's CLI
+// reads it too. cn refuses to run ("max_tokens is larger than
+// context_length") unless contextLength − maxTokens − min(max(maxTokens,
+// 0.2 × (contextLength − maxTokens)), 15000) > 0 (its auto-compaction
+// threshold, src/compaction.ts in @continuedev/cli 1.5.47), which half fails
+// for every context up to 30000 and a quarter meets for all.
+func continueMaxTokens(in Input, n int) int {
+	if len(in.V1Readers) > 0 && isYAML(in.Path) {
+		return n / 4
+	}
+	return MaxTokens(n)
 }
 
 // continueOverrides warns about the files that can undo the fix: config.ts,
@@ -446,7 +460,7 @@ func (c continueClient) Asks(in Input, t Target) ([]Ask, error) {
 	for _, e := range entries {
 		n, _ := t.tuned(e.model)
 		a := Ask{Client: c.Name(), Path: in.Path, Where: e.where, Title: e.title,
-			Model: e.model, Context: e.asks(), MaxTokens: e.maxTokens, Tuned: n, WantMaxTokens: MaxTokens(n)}
+			Model: e.model, Context: e.asks(), MaxTokens: e.maxTokens, Tuned: n, WantMaxTokens: continueMaxTokens(in, n)}
 		if n > 0 && isYAML(in.Path) && len(in.V1Readers) > 0 {
 			a.Derived = t.derived(e.model, n)
 		}
