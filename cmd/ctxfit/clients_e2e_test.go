@@ -12,7 +12,6 @@ import (
 	"github.com/ollama/ollama/api"
 
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
-	"github.com/ctxfit/ctxfit/internal/ollamatest"
 	"github.com/ctxfit/ctxfit/ollama"
 )
 
@@ -40,18 +39,14 @@ func realClients(t *testing.T) string {
 // value, which none of them can ask for through /v1; only the derived model
 // they now select carries it. Before the fix each runs the model at the
 // server's default. It runs against the simulator, whose /v1 endpoints load
-// models as Ollama's do, and against the real Ollama server when
-// scripts/ollama-for-tests has built it.
+// models as Ollama's do. (Against the real test server the tiny model's
+// gibberish keeps the agents generating and calling tools until they are
+// killed, so that their loads cannot be told apart; see issue 20's note.)
 func TestRealClientsRunAtTheTunedContext(t *testing.T) {
 	dir := realClients(t)
 	t.Run("simulator", func(t *testing.T) {
 		_, u := startSim(t, "mac32", nil)
 		runRealClients(t, dir, u, ollama.NewClient(ollamahost.Parse(u)), "qwen2.5:0.5b", 12288)
-	})
-	t.Run("ollama", func(t *testing.T) {
-		srv := ollamatest.Start(t)
-		srv.CreateTinyModel(t, "ctxfit-tiny")
-		runRealClients(t, dir, srv.URL().String(), srv.Client(), "ctxfit-tiny", 3072)
 	})
 }
 
@@ -108,6 +103,7 @@ func runRealClients(t *testing.T, dir, base string, client *api.Client, model st
 		defer cancel()
 		cmd := exec.CommandContext(ctx, filepath.Join(bin, args[0]), args[1:]...)
 		cmd.Dir = tmp
+		cmd.WaitDelay = 5 * time.Second // helpers the client started may hold its output open
 		for k, v := range vars {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}
