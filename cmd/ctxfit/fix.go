@@ -255,6 +255,9 @@ type clientReport struct {
 	Path      string        `json:"path,omitempty"`
 	Error     string        `json:"error,omitempty"`
 	Entries   []clients.Ask `json:"entries"`
+	// Unsettable says why ctxfit cannot set this client's context in a
+	// file (Kilo Code, Roo Code, VS Code's Ollama provider); "" otherwise.
+	Unsettable string `json:"unsettable,omitempty"`
 }
 
 // runClients is `ctxfit clients [--json] [--host URL]`: it lists the clients
