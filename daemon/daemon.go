@@ -49,6 +49,10 @@ type Config struct {
 	Socket string
 	// Watch adjusts the watcher (tests shorten its intervals).
 	Watch watch.Options
+	// Fixer, when set, writes the client configs (the CLI's, which creates
+	// derived models for /v1 clients); nil: a Fixer over Getenv and the
+	// store's directory.
+	Fixer *clients.Fixer
 	// Target, when set, builds what the client configs should ask for from
 	// the state (the CLI's, with the values of joint tunes); nil:
 	// TunedTarget.
@@ -114,7 +118,10 @@ func New(cfg Config) *Daemon {
 		wo.ObservePoll = func(dur time.Duration) { m.ObservePoll(host, dur) }
 	}
 	d.watcher = watch.New(cfg.Client, cfg.Host, cfg.Store, wo)
-	d.fixer = &clients.Fixer{Env: clients.NewEnv(cfg.Getenv), StateDir: cfg.Store.Dir()}
+	d.fixer = cfg.Fixer
+	if d.fixer == nil {
+		d.fixer = &clients.Fixer{Env: clients.NewEnv(cfg.Getenv), StateDir: cfg.Store.Dir()}
+	}
 	d.keeper = &clients.Keeper{
 		Fixer:   d.fixer,
 		Target:  d.target,

@@ -146,6 +146,7 @@ func (e *env) watch(ctx context.Context, o runOptions) error {
 		Socket:  e.socket(store, u),
 		Metrics: m,
 		Target:  func(d *state.Data) clients.Target { return tunedTarget(d, u) },
+		Fixer:   newFixer(e, store.Dir(), u),
 		GPUBudget: func(ctx context.Context) int64 {
 			if _, mac, ok := e.unifiedInfo(ctx, u); ok {
 				return mac.Budget()

@@ -39,6 +39,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /api/create", s.handleCreate)
 	mux.HandleFunc("GET "+unified.SimulatedPath, s.handleUnified)
 	mux.HandleFunc("POST "+unified.SimulatedPath, s.handleUnified)
+	s.routesV1(mux)
 	return mux
 }
 
