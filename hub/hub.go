@@ -212,7 +212,7 @@ func (h *Hub) Publish(events ...Event) {
 func (h *Hub) SetSettings(s state.Settings) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if s != h.st.Settings {
+	if !reflect.DeepEqual(s, h.st.Settings) {
 		h.st.Settings = s
 		h.publish(nil)
 	}

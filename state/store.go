@@ -100,6 +100,10 @@ type Settings struct {
 	// MetricsAddr is where `ctxfit run` serves Prometheus metrics
 	// (HOST:PORT); empty means not at all.
 	MetricsAddr string `json:"metrics_addr,omitempty"`
+	// WatchHosts lists the Ollama servers `ctxfit run` and `ctxfit status`
+	// watch when neither --host nor OLLAMA_HOST names one (set by `ctxfit
+	// run --host A --host B`); empty means the default server alone.
+	WatchHosts []string `json:"watch_hosts,omitempty"`
 }
 
 // HostState is what ctxfit knows about one Ollama server.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"runtime/debug"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 // runOptions are the flags shared by `ctxfit run` and `ctxfit demo`.
 type runOptions struct {
 	host      string
+	hosts     []string // every --host, in order; host is the first
 	headless  bool
 	logFormat string
 	autoFix   string
@@ -33,7 +35,7 @@ type runOptions struct {
 }
 
 func (o *runOptions) register(fs *flag.FlagSet) {
-	fs.StringVar(&o.host, "host", "", "Ollama server `URL` (default $OLLAMA_HOST, else "+ollamahost.Default+")")
+	fs.Var(hostsFlag{o}, "host", "Ollama server `URL` (default $OLLAMA_HOST, else the remembered list, else "+ollamahost.Default+"); repeat it to watch several servers (remembered)")
 	fs.BoolVar(&o.headless, "headless", false, "run without a tray icon, logging events (for servers and Docker hosts)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.autoFix, "auto-fix", "", "on or off: keep client configs fixed with the tuned values (remembered)")
@@ -53,7 +55,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("run")
 	o.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: ctxfit run [--headless] [--host URL] [--log-format text|json] [--auto-fix on|off]\n\nWatches the Ollama server: warns when a loaded model spills onto the CPU,\nand with auto-fix on keeps client configs at the tuned context.")
+		fmt.Fprintln(fs.Output(), "Usage: ctxfit run [--headless] [--host URL]...  [--log-format text|json] [--auto-fix on|off]\n\nWatches the Ollama server (or several, with --host repeated): warns when a loaded model spills onto the CPU,\nand with auto-fix on keeps client configs at the tuned context.")
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args); err != nil {
@@ -125,7 +127,14 @@ func (e *env) watch(ctx context.Context, o runOptions) error {
 			return err
 		}
 	}
-	u := e.host(o.host)
+	hosts, err := e.watchHosts(store, o)
+	if err != nil {
+		return err
+	}
+	if len(hosts) > 1 {
+		return e.watchMany(ctx, o, store, logger, hosts)
+	}
+	u := hosts[0]
 	lock, err := instance.Acquire(store.Dir(), ollamahost.Key(u))
 	if errors.Is(err, instance.ErrRunning) {
 		// Logged too: the GUI-subsystem tray of Windows has no stderr.
@@ -141,7 +150,21 @@ func (e *env) watch(ctx context.Context, o runOptions) error {
 	if err != nil {
 		return err
 	}
-	d := daemon.New(daemon.Config{
+	d := e.newDaemon(store, logger, m, u)
+	logger.Info("ctxfit watching Ollama", "host", u.String(), "state", store.Dir(), "control_socket", e.socket(store, u))
+	err = autostart.Serve(ctx, func(ctx context.Context) error {
+		if o.headless {
+			return d.Run(ctx)
+		}
+		return d.RunWithTray(ctx, o.trayWait)
+	})
+	logger.Info("ctxfit stopped")
+	return err
+}
+
+// newDaemon returns the daemon of server u, with the CLI's fixer and target.
+func (e *env) newDaemon(store *state.Store, logger *slog.Logger, m *metrics.Collector, u *url.URL) *daemon.Daemon {
+	return daemon.New(daemon.Config{
 		Host: u, Client: e.client(u), Store: store, Logger: logger, Getenv: e.getenv,
 		Socket:  e.socket(store, u),
 		Metrics: m,
@@ -154,15 +177,6 @@ func (e *env) watch(ctx context.Context, o runOptions) error {
 			return 0
 		},
 	})
-	logger.Info("ctxfit watching Ollama", "host", u.String(), "state", store.Dir(), "control_socket", e.socket(store, u))
-	err = autostart.Serve(ctx, func(ctx context.Context) error {
-		if o.headless {
-			return d.Run(ctx)
-		}
-		return d.RunWithTray(ctx, o.trayWait)
-	})
-	logger.Info("ctxfit stopped")
-	return err
 }
 
 // serveMetrics starts the Prometheus endpoint when the settings ask for one

@@ -129,6 +129,9 @@ func runSet(ctx context.Context, e *env, args []string) error {
 	if name == "autofix" || name == "auto_fix" {
 		name = "auto-fix"
 	}
+	if name == "watch-hosts" || name == "watch_hosts" {
+		return e.setWatchHosts(*asJSON, pos[1])
+	}
 	if name != "auto-fix" && name != "notifications" {
 		return e.jsonOrUsage(*asJSON, "set", fmt.Errorf("unknown setting %q; ctxfit has auto-fix and notifications", pos[0]))
 	}

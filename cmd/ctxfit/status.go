@@ -33,6 +33,9 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if hosts := e.rememberedHosts(); *host == "" && *setGPU == "" && len(hosts) > 1 {
+		return e.statusAll(ctx, hosts, *asJSON)
+	}
 	u := e.host(*host)
 	store, err := e.store()
 	if err != nil {
