@@ -43,7 +43,7 @@ func (f hostsFlag) Set(v string) error {
 func (e *env) watchHosts(store *state.Store, o runOptions) ([]*url.URL, error) {
 	if len(o.hosts) < 2 {
 		if len(o.hosts) == 0 && o.host == "" {
-			if hosts := e.rememberedHosts(); len(hosts) > 0 {
+			if hosts := e.rememberedHosts(); len(hosts) > 1 {
 				return hosts, nil
 			}
 		}
@@ -63,7 +63,7 @@ func (e *env) watchHosts(store *state.Store, o runOptions) ([]*url.URL, error) {
 }
 
 // rememberedHosts returns the servers remembered by `ctxfit run --host A
-// --host B` when neither OLLAMA_HOST nor a flag names one; nil otherwise.
+// --host B` (two or more) when OLLAMA_HOST names none; nil otherwise.
 func (e *env) rememberedHosts() []*url.URL {
 	if e.getenv("OLLAMA_HOST") != "" {
 		return nil
@@ -101,6 +101,9 @@ func (e *env) setWatchHosts(asJSON bool, value string) error {
 		for _, u := range distinctHosts(strings.Split(value, ",")) {
 			list = append(list, u.String())
 		}
+	}
+	if len(list) == 1 {
+		return e.jsonOrUsage(asJSON, "set", fmt.Errorf("watch-hosts %q names one server; name two or more, separated by commas (one server alone is --host or OLLAMA_HOST), or off", value))
 	}
 	store, err := e.store()
 	if err != nil {

@@ -121,6 +121,15 @@ func TestRunTwoServers(t *testing.T) {
 	if data, _ := store.Load(); data.Settings.WatchHosts != nil {
 		t.Errorf("after off: %q", data.Settings.WatchHosts)
 	}
+	if code, _, errOut := c.run("set", "watch-hosts", a); code != 2 || !strings.Contains(errOut, "names one server") {
+		t.Errorf("set watch-hosts with one server: exit %d, %s", code, errOut)
+	}
+	if code, out, _ := c.run("set", "watch-hosts", a+","+b, "--json"); code != 0 || !strings.Contains(out, `"watch_hosts"`) {
+		t.Errorf("set watch-hosts A,B --json: exit %d, %s", code, out)
+	}
+	if data, _ := store.Load(); len(data.Settings.WatchHosts) != 2 {
+		t.Errorf("after set: %q", data.Settings.WatchHosts)
+	}
 }
 
 // hostLabel is the metrics' host label of server URL u.

@@ -111,9 +111,11 @@ func runSet(ctx context.Context, e *env, args []string) error {
 	host := fs.String("host", "", "Ollama server `URL` whose daemon to tell (default $OLLAMA_HOST, else "+ollamahost.Default+")")
 	asJSON := fs.Bool("json", false, "print the settings after the change as JSON")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: ctxfit set auto-fix|notifications on|off [--host URL] [--json]\n\n"+
+		fmt.Fprintln(fs.Output(), "Usage: ctxfit set auto-fix|notifications on|off [--host URL] [--json]\n"+
+			"       ctxfit set watch-hosts URL,URL...|off [--json]\n\n"+
 			"auto-fix: keep every client's config at the tuned context, after each tune and\n"+
 			"whenever a client rewrites its file. notifications: the tray's desktop notifications.\n"+
+			"watch-hosts: the servers `ctxfit run` and `ctxfit status` watch without --host.\n"+
 			"A running ctxfit applies the change at once; it is remembered either way.")
 		fs.PrintDefaults()
 	}
@@ -133,7 +135,7 @@ func runSet(ctx context.Context, e *env, args []string) error {
 		return e.setWatchHosts(*asJSON, pos[1])
 	}
 	if name != "auto-fix" && name != "notifications" {
-		return e.jsonOrUsage(*asJSON, "set", fmt.Errorf("unknown setting %q; ctxfit has auto-fix and notifications", pos[0]))
+		return e.jsonOrUsage(*asJSON, "set", fmt.Errorf("unknown setting %q; ctxfit has auto-fix, notifications and watch-hosts", pos[0]))
 	}
 	var on bool
 	switch strings.ToLower(pos[1]) {
