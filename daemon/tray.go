@@ -12,13 +12,19 @@ var _ tray.Backend = (*Daemon)(nil)
 
 // RunWithTray shows the tray (on the calling goroutine, which must be the
 // main one) while the daemon runs. Without a tray host it says so once and
-// carries on headless.
-func (d *Daemon) RunWithTray(ctx context.Context, hostWait time.Duration) error {
+// carries on headless. others are the daemons of the other servers this
+// process watches, run by the caller: they count for the icon and the
+// tooltip, and the menu is d's.
+func (d *Daemon) RunWithTray(ctx context.Context, hostWait time.Duration, others ...*Daemon) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
-	err := tray.Run(ctx, d, tray.Options{Logger: d.logger, HostWait: hostWait})
+	opts := tray.Options{Logger: d.logger, HostWait: hostWait}
+	for _, o := range others {
+		opts.Others = append(opts.Others, o)
+	}
+	err := tray.Run(ctx, d, opts)
 	if errors.Is(err, tray.ErrNoTray) {
 		d.logger.Warn("no system tray here, so ctxfit carries on headless (use `ctxfit run --headless` to skip the tray)", "reason", err.Error())
 		return <-done

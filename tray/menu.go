@@ -95,7 +95,8 @@ type menu struct {
 
 	mu      sync.Mutex // guards everything below
 	st      *state
-	visible view // what the items show now: clicks act on it
+	others  []*state // the states of Options.Others, in order
+	visible view     // what the items show now: clicks act on it
 	tunes   map[string]context.CancelFunc
 	// Settings changes run in click order, one lane per setting, so that a
 	// login service that hangs does not hold up the others. pending counts
@@ -113,7 +114,12 @@ type menu struct {
 func newMenu(b Backend, opts Options) *menu {
 	st := newState()
 	st.version = opts.Version
+	others := make([]*state, len(opts.Others))
+	for i := range others {
+		others[i] = newState()
+	}
 	return &menu{
+		others:    others,
 		b:         b,
 		opts:      opts,
 		item:      newTrayItem(),
@@ -209,6 +215,9 @@ func (m *menu) onReady() {
 	go m.clickLoop()
 	go m.notifyLoop()
 	go m.watch()
+	for i, b := range m.opts.Others {
+		go m.watchOther(i, b)
+	}
 	m.refresh()
 }
 
@@ -266,6 +275,7 @@ func (m *menu) rebuildLoop(it *items, shown view) {
 		m.mu.Lock()
 		v := m.st.view()
 		m.visible = v
+		v = withOthers(v, m.st, m.others)
 		m.mu.Unlock()
 		show(m.item, it, v, &shown, iconsOn)
 		if !iconsOn {

@@ -87,6 +87,11 @@ type Options struct {
 	// returns ErrNoTray; 0 checks once. A ctxfit started at login, before
 	// the desktop's panel, should wait half a minute.
 	HostWait time.Duration
+	// Others are the other servers this process watches (ctxfit run with
+	// --host repeated): the icon shows the worst state across all, the
+	// tooltip names the server it is about, and their notifications name
+	// theirs. The menu shows the Backend's server.
+	Others []Backend
 }
 
 // Notification is one desktop notification.
