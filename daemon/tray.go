@@ -13,8 +13,8 @@ var _ tray.Backend = (*Daemon)(nil)
 // RunWithTray shows the tray (on the calling goroutine, which must be the
 // main one) while the daemon runs. Without a tray host it says so once and
 // carries on headless. others are the daemons of the other servers this
-// process watches, run by the caller: they count for the icon and the
-// tooltip, and the menu is d's.
+// process watches, run by the caller: each has a section of the menu and
+// counts for the icon and the tooltip.
 func (d *Daemon) RunWithTray(ctx context.Context, hostWait time.Duration, others ...*Daemon) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

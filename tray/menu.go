@@ -93,11 +93,15 @@ type menu struct {
 	item        trayItem // the icon in the panel
 	notifier    notifier
 
-	mu      sync.Mutex // guards everything below
-	st      *state
-	others  []*state // the states of Options.Others, in order
-	visible view     // what the items show now: clicks act on it
-	tunes   map[string]context.CancelFunc
+	mu     sync.Mutex // guards everything below
+	st     *state
+	others []*state // the states of Options.Others, in order
+	// otherTunes are the tunes the menu started on each of Options.Others;
+	// visibleOthers what their sections show now.
+	otherTunes    []map[string]context.CancelFunc
+	visibleOthers []section
+	visible       view // what the items show now: clicks act on it
+	tunes         map[string]context.CancelFunc
 	// Settings changes run in click order, one lane per setting, so that a
 	// login service that hangs does not hold up the others. pending counts
 	// changes not finished, so that an update from before a change does
@@ -115,21 +119,23 @@ func newMenu(b Backend, opts Options) *menu {
 	st := newState()
 	st.version = opts.Version
 	others := make([]*state, len(opts.Others))
+	otherTunes := make([]map[string]context.CancelFunc, len(opts.Others))
 	for i := range others {
-		others[i] = newState()
+		others[i], otherTunes[i] = newState(), map[string]context.CancelFunc{}
 	}
 	return &menu{
-		others:    others,
-		b:         b,
-		opts:      opts,
-		item:      newTrayItem(),
-		st:        st,
-		tunes:     map[string]context.CancelFunc{},
-		lanes:     map[action]*serial{actAutoFix: {}, actNotify: {}, actLogin: {}},
-		pending:   map[action]int{},
-		rebuildCh: make(chan struct{}, 1),
-		clicks:    make(chan click, 256),
-		notes:     make(chan noteOp, 32),
+		others:     others,
+		otherTunes: otherTunes,
+		b:          b,
+		opts:       opts,
+		item:       newTrayItem(),
+		st:         st,
+		tunes:      map[string]context.CancelFunc{},
+		lanes:      map[action]*serial{actAutoFix: {}, actNotify: {}, actLogin: {}},
+		pending:    map[action]int{},
+		rebuildCh:  make(chan struct{}, 1),
+		clicks:     make(chan click, 256),
+		notes:      make(chan noteOp, 32),
 	}
 }
 
@@ -138,6 +144,7 @@ func newMenu(b Backend, opts Options) *menu {
 type click struct {
 	act       action
 	slot, fix int
+	srv       int // 0: the Backend's server, i: Options.Others[i-1]
 }
 
 // items are the systray menu items, created once in menu order.
@@ -149,6 +156,7 @@ type items struct {
 	models                 [maxModels]modelItems
 	autoFix, notify, login *systray.MenuItem
 	openLog, quit          *systray.MenuItem
+	others                 []sectionItems // a section per Options.Others
 }
 
 type modelItems struct {
@@ -169,16 +177,11 @@ func (m *menu) onReady() {
 	it.status = systray.AddMenuItem("", "")
 	it.problem = systray.AddMenuItem("", "")
 	for i := range it.models {
-		line := systray.AddMenuItem("", "")
-		mi := modelItems{line: line, tune: line.AddSubMenuItem("Tune context", "")}
-		m.forward(mi.tune, click{act: actTune, slot: i})
-		for j := range mi.fixes {
-			mi.fixes[j] = line.AddSubMenuItem("", "")
-			m.forward(mi.fixes[j], click{act: actFix, slot: i, fix: j})
-		}
-		mi.info = line.AddSubMenuItem("", "")
-		mi.note = line.AddSubMenuItem("", "")
-		it.models[i] = mi
+		it.models[i] = m.addModel(click{slot: i})
+	}
+	it.others = make([]sectionItems, len(m.others))
+	for i := range it.others {
+		it.others[i] = m.addSection(i + 1)
 	}
 	systray.AddSeparator()
 	it.autoFix = systray.AddMenuItemCheckbox("Keep client configs fixed", "", false)
@@ -203,7 +206,9 @@ func (m *menu) onReady() {
 	m.mu.Lock()
 	v := m.st.view()
 	m.visible = v
+	secs := m.sections()
 	m.mu.Unlock()
+	showSections(it.others, secs, nil)
 	shown := v
 	if setIconBeforeRun {
 		// The icon, tooltip and status are those beforeRun set.
@@ -211,7 +216,7 @@ func (m *menu) onReady() {
 	}
 	show(m.item, &it, v, nil, !setIconBeforeRun)
 
-	go m.rebuildLoop(&it, shown)
+	go m.rebuildLoop(&it, shown, secs)
 	go m.clickLoop()
 	go m.notifyLoop()
 	go m.watch()
@@ -219,6 +224,21 @@ func (m *menu) onReady() {
 		go m.watchOther(i, b)
 	}
 	m.refresh()
+}
+
+// addModel adds the items of one model's slot: its line and submenu,
+// whose clicks carry at's server and slot.
+func (m *menu) addModel(at click) modelItems {
+	line := systray.AddMenuItem("", "")
+	mi := modelItems{line: line, tune: line.AddSubMenuItem("Tune context", "")}
+	m.forward(mi.tune, click{act: actTune, slot: at.slot, srv: at.srv})
+	for j := range mi.fixes {
+		mi.fixes[j] = line.AddSubMenuItem("", "")
+		m.forward(mi.fixes[j], click{act: actFix, slot: at.slot, fix: j, srv: at.srv})
+	}
+	mi.info = line.AddSubMenuItem("", "")
+	mi.note = line.AddSubMenuItem("", "")
+	return mi
 }
 
 // forward passes every click on item to the click loop. It swaps item's
@@ -258,7 +278,7 @@ func (m *menu) signal() {
 // in that moment; changing them later is safe.
 const startupQuiet = 500 * time.Millisecond
 
-func (m *menu) rebuildLoop(it *items, shown view) {
+func (m *menu) rebuildLoop(it *items, shown view, shownSecs []section) {
 	defer m.recoverTo("update the menu")
 	iconsOn := !setIconBeforeRun
 	quiet := time.NewTimer(startupQuiet)
@@ -276,7 +296,10 @@ func (m *menu) rebuildLoop(it *items, shown view) {
 		v := m.st.view()
 		m.visible = v
 		v = withOthers(v, m.st, m.others)
+		secs := m.sections()
 		m.mu.Unlock()
+		showSections(it.others, secs, shownSecs)
+		shownSecs = secs
 		show(m.item, it, v, &shown, iconsOn)
 		if !iconsOn {
 			v.Icon, v.Tooltip, v.Attention = shown.Icon, shown.Tooltip, shown.Attention
@@ -319,8 +342,20 @@ func show(t trayItem, it *items, v view, have *view, icons bool) {
 	set(it.header, v.Header, was.Header, first)
 	set(it.status, v.Status, was.Status, first)
 	set(it.problem, v.Problem, was.Problem, first)
-	for i, mi := range it.models {
-		mv, mw := v.Models[i], was.Models[i]
+	showModels(&it.models, &v.Models, &was.Models, first)
+	set(it.autoFix, v.AutoFix, was.AutoFix, first)
+	set(it.notify, v.Notify, was.Notify, first)
+	set(it.login, v.Login, was.Login, first)
+	set(it.openLog, v.OpenLog, was.OpenLog, first)
+	set(it.about, v.About, was.About, first)
+	set(it.aboutInfo, v.AboutInfo, was.AboutInfo, first)
+	set(it.aboutPage, v.AboutPage, was.AboutPage, first)
+}
+
+// showModels makes the model items show v; was is what they show now.
+func showModels(it *[maxModels]modelItems, v, was *[maxModels]modelView, first bool) {
+	for i, mi := range it {
+		mv, mw := v[i], was[i]
 		set(mi.line, mv.Line, mw.Line, first)
 		set(mi.tune, mv.Tune, mw.Tune, first)
 		for j, f := range mi.fixes {
@@ -329,13 +364,6 @@ func show(t trayItem, it *items, v view, have *view, icons bool) {
 		set(mi.info, mv.Info, mw.Info, first)
 		set(mi.note, mv.Note, mw.Note, first)
 	}
-	set(it.autoFix, v.AutoFix, was.AutoFix, first)
-	set(it.notify, v.Notify, was.Notify, first)
-	set(it.login, v.Login, was.Login, first)
-	set(it.openLog, v.OpenLog, was.OpenLog, first)
-	set(it.about, v.About, was.About, first)
-	set(it.aboutInfo, v.AboutInfo, was.AboutInfo, first)
-	set(it.aboutPage, v.AboutPage, was.AboutPage, first)
 }
 
 func set(item *systray.MenuItem, want, have itemView, first bool) {
@@ -462,10 +490,10 @@ func (m *menu) action(key, id string) {
 		return // unloaded since
 	case id == "fix":
 		for _, c := range m.st.clientsAsking(name) {
-			m.startFix(name, c)
+			m.startFix(m.server(0), name, c)
 		}
 	case id == "tune":
-		m.startTune(name)
+		m.startTune(m.server(0), name)
 	}
 }
 
@@ -515,19 +543,21 @@ func (m *menu) handle(c click) {
 		m.quitClicked.Store(true)
 		m.cancel()
 	case actTune:
-		name := m.visible.Models[c.slot].Name
+		srv := m.server(c.srv)
+		name := m.visibleModels(c.srv)[c.slot].Name
 		if name == "" {
 			return
 		}
 		k := ollama.ModelKey(name)
-		if cancel, ok := m.tunes[k]; ok {
+		if cancel, ok := srv.tunes[k]; ok {
 			cancel()
-			st.tuning[k] = tuneProgress{name, true}
+			srv.st.tuning[k] = tuneProgress{name, true}
 			return
 		}
-		m.startTune(name)
+		m.startTune(srv, name)
 	case actFix:
-		m.startFix(m.visible.Models[c.slot].Name, m.visible.Models[c.slot].Fixes[c.fix].Client)
+		mv := m.visibleModels(c.srv)[c.slot]
+		m.startFix(m.server(c.srv), mv.Name, mv.Fixes[c.fix].Client)
 	case actAutoFix:
 		if !st.polled {
 			return
@@ -559,29 +589,29 @@ func (m *menu) handle(c click) {
 }
 
 // startTune starts a tune of name unless one runs; m.mu is held.
-func (m *menu) startTune(name string) {
-	if len(m.tunes) > 0 || len(m.st.hs.Tunes) > 0 {
+func (m *menu) startTune(srv server, name string) {
+	if len(srv.tunes) > 0 || len(srv.st.hs.Tunes) > 0 {
 		return // one tune at a time: two would evict each other's loads
 	}
 	k := ollama.ModelKey(name)
 	ctx, cancel := context.WithCancel(m.ctx)
-	m.tunes[k] = cancel
-	m.st.tuning[k] = tuneProgress{model: name}
-	delete(m.st.results, k)
+	srv.tunes[k] = cancel
+	srv.st.tuning[k] = tuneProgress{model: name}
+	delete(srv.st.results, k)
 	m.calls.Add(1)
-	go m.tune(ctx, name, k)
+	go m.tune(ctx, srv, name, k)
 }
 
 // startFix starts writing the tuned values into client's config when the
 // menu offers it for model name; m.mu is held.
-func (m *menu) startFix(name, client string) {
-	if name == "" || client == "" || m.st.fixing[client] || !m.st.fixEnabled(name, client) {
+func (m *menu) startFix(srv server, name, client string) {
+	if name == "" || client == "" || srv.st.fixing[client] || !srv.st.fixEnabled(name, client) {
 		return
 	}
-	m.st.fixing[client] = true
-	delete(m.st.results, ollama.ModelKey(name))
+	srv.st.fixing[client] = true
+	delete(srv.st.results, ollama.ModelKey(name))
 	m.calls.Add(1)
-	go m.fix(name, client)
+	go m.fix(srv, name, client)
 }
 
 // change runs a change of setting a on its lane; m.mu is held.
@@ -625,23 +655,24 @@ func (m *menu) openFile(path string) {
 	}()
 }
 
-func (m *menu) tune(ctx context.Context, name, k string) {
+func (m *menu) tune(ctx context.Context, srv server, name, k string) {
 	defer m.calls.Done()
 	defer m.recoverTo("tune " + name)
-	err := m.b.Tune(ctx, name, nil) // progress comes with the daemon's updates
+	err := srv.b.Tune(ctx, name, nil) // progress comes with the daemon's updates
 	m.mu.Lock()
-	delete(m.tunes, k)
-	delete(m.st.tuning, k)
+	delete(srv.tunes, k)
+	st := srv.st
+	delete(st.tuning, k)
 	var n *Notification
 	switch {
 	case ctx.Err() != nil && m.ctx.Err() == nil:
-		m.st.results[k] = "Tuning cancelled"
+		st.results[k] = "Tuning cancelled"
 	case err != nil:
-		m.st.results[k] = "Tune failed: " + err.Error()
+		st.results[k] = "Tune failed: " + err.Error()
 		m.opts.Logger.Warn("tray: tune failed", "model", name, "err", err)
 		n = &Notification{Title: "Tuning " + name + " failed", Message: err.Error(), Icon: assets.Warning}
 	}
-	notify := n != nil && !m.st.hs.Settings.NotificationsOff
+	notify := n != nil && !st.hs.Settings.NotificationsOff
 	m.mu.Unlock()
 	if notify {
 		m.send(noteOp{n: *n})
@@ -649,19 +680,20 @@ func (m *menu) tune(ctx context.Context, name, k string) {
 	m.signal()
 }
 
-func (m *menu) fix(name, client string) {
+func (m *menu) fix(srv server, name, client string) {
 	defer m.calls.Done()
 	defer m.recoverTo("fix " + client)
-	err := m.b.Fix(m.ctx, client)
+	err := srv.b.Fix(m.ctx, client)
 	k := ollama.ModelKey(name)
 	m.mu.Lock()
-	delete(m.st.fixing, client)
-	m.st.quietFix[client] = time.Now().Add(manualFixQuiet)
+	st := srv.st
+	delete(st.fixing, client)
+	st.quietFix[client] = time.Now().Add(manualFixQuiet)
 	if err != nil {
 		m.opts.Logger.Warn("tray: fix failed", "client", client, "model", name, "err", err)
-		m.st.results[k] = "Fix failed: " + err.Error()
+		st.results[k] = "Fix failed: " + err.Error()
 	} else {
-		m.st.results[k] = client + "'s config was updated"
+		st.results[k] = client + "'s config was updated"
 	}
 	m.mu.Unlock()
 	m.signal()

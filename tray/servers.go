@@ -1,9 +1,12 @@
 package tray
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
+
+	"fyne.io/systray"
 
 	"github.com/ctxfit/ctxfit/assets"
 	"github.com/ctxfit/ctxfit/hub"
@@ -98,5 +101,83 @@ func (m *menu) watchOther(i int, b Backend) {
 				return
 			}
 		}
+	}
+}
+
+// server is one server the menu acts on: the Backend's, or one of
+// Options.Others.
+type server struct {
+	b     Backend
+	st    *state
+	tunes map[string]context.CancelFunc // the tunes the menu started there
+}
+
+// server returns server i: 0 is the Backend's, i the Options.Others[i-1].
+// m.mu is held.
+func (m *menu) server(i int) server {
+	if i == 0 {
+		return server{m.b, m.st, m.tunes}
+	}
+	return server{m.opts.Others[i-1], m.others[i-1], m.otherTunes[i-1]}
+}
+
+// visibleModels returns the model items server i's section shows now; m.mu
+// is held.
+func (m *menu) visibleModels(i int) [maxModels]modelView {
+	if i == 0 || i > len(m.visibleOthers) {
+		return m.visible.Models
+	}
+	return m.visibleOthers[i-1].Models
+}
+
+// section is what the menu shows of another server, below the own
+// server's models: its header, its status and its models with their Tune
+// and Fix items.
+type section struct {
+	Header, Status itemView
+	Models         [maxModels]modelView
+}
+
+// sectionItems are the menu items of a section.
+type sectionItems struct {
+	header, status *systray.MenuItem
+	models         [maxModels]modelItems
+}
+
+// sections computes the sections of Options.Others and keeps them as the
+// visible ones; m.mu is held.
+func (m *menu) sections() []section {
+	secs := make([]section, len(m.others))
+	for i, st := range m.others {
+		v := st.view()
+		secs[i] = section{Header: v.Header, Status: v.Status, Models: v.Models}
+	}
+	m.visibleOthers = secs
+	return secs
+}
+
+// addSection adds the items of server srv's section, in onReady.
+func (m *menu) addSection(srv int) sectionItems {
+	systray.AddSeparator()
+	si := sectionItems{header: systray.AddMenuItem("", ""), status: systray.AddMenuItem("", "")}
+	for i := range si.models {
+		si.models[i] = m.addModel(click{srv: srv, slot: i})
+	}
+	return si
+}
+
+// showSections makes the sections' items show secs; was is what they show
+// now (nil: nothing yet).
+func showSections(its []sectionItems, secs, was []section) {
+	for i, si := range its {
+		first := was == nil
+		var w section
+		if !first {
+			w = was[i]
+		}
+		v := secs[i]
+		set(si.header, v.Header, w.Header, first)
+		set(si.status, v.Status, w.Status, first)
+		showModels(&si.models, &v.Models, &w.Models, first)
 	}
 }

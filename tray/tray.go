@@ -88,9 +88,11 @@ type Options struct {
 	// the desktop's panel, should wait half a minute.
 	HostWait time.Duration
 	// Others are the other servers this process watches (ctxfit run with
-	// --host repeated): the icon shows the worst state across all, the
-	// tooltip names the server it is about, and their notifications name
-	// theirs. The menu shows the Backend's server.
+	// --host repeated): each has a section below the Backend's models (its
+	// server line, its models with their Tune and Fix items), the icon
+	// shows the worst state across all, the tooltip names the server it is
+	// about, and their notifications name theirs. The settings, Open log
+	// and Quit are shared. Without Others the menu is the one-server menu.
 	Others []Backend
 }
 

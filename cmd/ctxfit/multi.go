@@ -128,8 +128,8 @@ func (e *env) setWatchHosts(asJSON bool, value string) error {
 
 // watchMany runs one daemon per server in this process, each with its own
 // lock, state entries, control socket and keeper (whose target covers only
-// its server's entries), sharing the log and the metrics. The tray's menu
-// shows the first server, its icon the worst state of all.
+// its server's entries), sharing the log and the metrics. One tray shows
+// them all: a section per server, the icon the worst state of all.
 func (e *env) watchMany(ctx context.Context, o runOptions, store *state.Store, logger *slog.Logger, hosts []*url.URL) error {
 	var watched []*url.URL
 	for _, u := range hosts {
@@ -168,7 +168,6 @@ func (e *env) watchMany(ctx context.Context, o runOptions, store *state.Store, l
 		if o.headless {
 			err = ds[0].Run(ctx)
 		} else {
-			logger.Info("the tray's menu shows the first server; its icon and tooltip show the worst of all (the others' models are in `ctxfit status`)", "menu", watched[0].Redacted())
 			err = ds[0].RunWithTray(ctx, o.trayWait, ds[1:]...)
 		}
 		cancel() // Quit in the tray ends them all

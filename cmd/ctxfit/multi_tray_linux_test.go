@@ -7,12 +7,16 @@ import (
 
 	"github.com/ctxfit/ctxfit/assets"
 	"github.com/ctxfit/ctxfit/internal/gpusim"
+	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/state"
 	"github.com/ctxfit/ctxfit/tray/traytest"
 )
 
 // TestTrayTwoServers runs `ctxfit run --host A --host B` with its tray: the
 // menu is A's, and a spill on B turns the one icon amber with a tooltip
-// naming B; it turns green again when B's model unloads.
+// naming B. B has its own section below A's models, with its spilled model;
+// its Tune item tunes the model on B. The icon turns green again when B's
+// model unloads.
 func TestTrayTwoServers(t *testing.T) {
 	t.Parallel()
 	addr := traytest.StartBus(t)
@@ -39,6 +43,29 @@ func TestTrayTwoServers(t *testing.T) {
 	nameB := strings.TrimPrefix(b, "http://")
 	if tip := it.Tooltip(); tip != "ctxfit: "+nameB+": "+llama+" (56%/44% CPU/GPU) spilled onto the CPU (2 servers watched)" {
 		t.Errorf("tooltip %q", tip)
+	}
+	m := it.WaitMenu("B's section", func(n *traytest.Node) bool {
+		hd := n.Find("Ollama 0.17.4 at " + b)
+		return hd != nil && n.Find("⚠ "+llama+" · ") != nil
+	})
+	if l := m.Find("⚠ " + llama + " · "); !strings.HasSuffix(l.Label, " · 56%/44% CPU/GPU · context 131072") {
+		t.Errorf("B's model line %q", l.Label)
+	}
+	it.ClickID(m.Find("⚠ " + llama + " · ").Find("Tune context").ID)
+	store := state.OpenStore(h.vars[state.StateDirEnv])
+	keyA, keyB := ollamahost.Key(ollamahost.Parse(a)), ollamahost.Key(ollamahost.Parse(b))
+	waitLong(t, "the tune on B", func() bool {
+		d, err := store.Load()
+		if err != nil {
+			return false
+		}
+		_, ok := d.TunedFor(keyB, llama, "")
+		return ok
+	})
+	if d, _ := store.Load(); len(d.Tuned) != 1 {
+		t.Errorf("tuned %+v, want B's alone", d.Tuned)
+	} else if _, onA := d.TunedFor(keyA, llama, ""); onA {
+		t.Error("the tune in B's section tuned A")
 	}
 	simB.Unload(llama)
 	it.WaitIcon(assets.OK)
