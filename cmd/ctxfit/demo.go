@@ -68,7 +68,7 @@ a larger share buys; apply it, and tune again:
 Press Ctrl-C to stop.
 
 `, url, demoModel, demoContext)
-	o.host = url
+	o.host, o.hosts = url, nil // the simulator alone, whatever --host said
 	return e.watch(ctx, o)
 }
 

@@ -94,7 +94,7 @@ Press Ctrl-C to stop.
 	}
 	user := api.NewClient(u, &http.Client{Transport: demoUserTransport{}})
 	go demoUser(ctx, user, others, config, every)
-	o.host = base
+	o.host, o.hosts = base, nil // the simulator alone, whatever --host said
 	return e.watch(ctx, o)
 }
 

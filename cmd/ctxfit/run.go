@@ -55,7 +55,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("run")
 	o.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: ctxfit run [--headless] [--host URL]...  [--log-format text|json] [--auto-fix on|off]\n\nWatches the Ollama server (or several, with --host repeated): warns when a loaded model spills onto the CPU,\nand with auto-fix on keeps client configs at the tuned context.")
+		fmt.Fprintln(fs.Output(), "Usage: ctxfit run [--headless] [--host URL]... [--log-format text|json] [--auto-fix on|off]\n\nWatches the Ollama server: warns when a loaded model spills onto the CPU,\nand with auto-fix on keeps client configs at the tuned context. With --host\nrepeated it watches each of those servers (remembered for the next run).")
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args); err != nil {
