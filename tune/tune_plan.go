@@ -47,6 +47,24 @@ type tunePlan struct {
 	scouted int
 }
 
+// newTunePlan returns the plan for a model of architecture ma tuned at
+// multiples of step with parallel slots; weights is the model's size in
+// /api/tags, 0 when unknown.
+func newTunePlan(ma modelArch, step, parallel int, weights float64) *tunePlan {
+	limit := ma.contextLength
+	if limit <= 0 {
+		limit = UnknownTrainedContext
+	}
+	return &tunePlan{
+		step:    step,
+		max:     limit / step * step,
+		layers:  ma.layers,
+		slope:   ma.slope(parallel),
+		kvSlope: ma.kvBytesPerToken * float64(parallel),
+		weights: weights,
+	}
+}
+
 // maxSurprises is how many wrong predictions the plan tolerates.
 const maxSurprises = 2
 
