@@ -261,7 +261,9 @@ func (p *tunePlan) capacity() (lo, up float64, ok bool) {
 			}
 			continue
 		}
-		lo = math.Max(lo, float64(pr.SizeVRAM))
+		if !p.graphOnly(pr) {
+			lo = math.Max(lo, float64(pr.SizeVRAM))
+		}
 		up = math.Min(up, float64(pr.Size))
 		if s := p.spillBound(pr); s > 0 {
 			soft = append(soft, s)
@@ -293,10 +295,27 @@ func (p *tunePlan) spillBound(pr Probe) float64 {
 	case layer <= 0 || len(pr.Evicted) > 0:
 		// An eviction of a joint tune's companion is not an offload.
 		return 0
-	case pr.SizeVRAM > 0:
+	case pr.SizeVRAM > 0 && !p.graphOnly(pr):
 		return float64(pr.SizeVRAM) + layer*layerMargin
 	}
 	return p.gpuFloor(pr)
+}
+
+// graphOnly reports whether the spilled load pr had no layer in VRAM,
+// only its compute graph, which some servers put on the GPU even when it
+// alone is larger than the GPU: its size_vram then says nothing of the
+// GPU's memory. It is so when what stayed on the CPU is about all the
+// weights and the KV cache.
+func (p *tunePlan) graphOnly(pr Probe) bool {
+	if pr.SizeVRAM <= 0 {
+		return true
+	}
+	if p.weights <= 0 || p.kvSlope <= 0 || p.layers <= 0 {
+		return false
+	}
+	cpu := float64(pr.Size - pr.SizeVRAM)
+	layers := p.weights + p.kvSlope*float64(pr.Context)
+	return cpu > layers-p.layerAt(pr)/2
 }
 
 // layerAt estimates the size of one layer in the load pr, its weights and
