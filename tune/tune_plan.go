@@ -45,6 +45,9 @@ type tunePlan struct {
 	// chose the last load, 0 when it did not; a scout that fails to halve
 	// them is a surprise too.
 	scouted int
+	// widths holds the number of unproven candidates each time next chose
+	// a load.
+	widths []int
 }
 
 // newTunePlan returns the plan for a model of architecture ma tuned at
@@ -153,14 +156,18 @@ func (p *tunePlan) next() (ctx int, done bool) {
 	}
 	var prob []float64
 	if p.surprises < maxSurprises {
-		prob = p.prior(thr)
+		prob = p.mixedPrior(cands, thr)
 		refused := p.probes[len(p.probes)-1].Refused != "" // a risk scout took knowingly
 		if p.scouted > 0 && !refused && 2*window(prob) > p.scouted {
 			p.surprises++
 		}
 	}
 	p.scouted = 0
-	if p.surprises >= maxSurprises {
+	// Whatever the predictions say, two loads must at least halve the
+	// bracket; when they did not, the next load bisects it, so that a
+	// server unlike every shape costs a logarithmic number of loads.
+	p.widths = append(p.widths, n)
+	if w := p.widths; p.surprises >= maxSurprises || len(w) >= 3 && 2*w[len(w)-1] > w[len(w)-3] {
 		prob = uniform(n + 1)
 	}
 	return p.choose(cands, thr, prob, lo), false
@@ -241,6 +248,151 @@ func (p *tunePlan) prior(thr []float64) []float64 {
 		}
 	}
 	return uniform(n + 1)
+}
+
+// A shape is a hypothesis about how a load's compute graph grows with the
+// context: servers differ (llama.cpp's graph grows linearly without flash
+// attention and hardly at all with it; other engines and backends grow
+// it by other laws), and the tuner must not depend on one. Each shape
+// predicts the size of a load as weights + KV cache + graph·f(context),
+// fitted to the loads measured nearest.
+type shape struct {
+	f     func(c float64) float64 // the graph's growth; nil: it does not grow
+	prior float64
+}
+
+var shapes = []shape{
+	{f: func(c float64) float64 { return c }, prior: 0.4},
+	{f: nil, prior: 0.2},
+	{f: math.Sqrt, prior: 0.2},
+	{f: func(c float64) float64 { return c * c }, prior: 0.2},
+}
+
+// shapeSizeAt predicts the size at context c under shape sh from the
+// measured points pts (sorted by context), leaving out the one at index
+// skip (-1: none). It is NaN when the points do not suffice.
+func (p *tunePlan) shapeSizeAt(sh shape, pts []Probe, skip, c int) float64 {
+	var use []Probe
+	for i, pr := range pts {
+		if i != skip {
+			use = append(use, pr)
+		}
+	}
+	kv := p.kvSlope
+	if kv <= 0 || len(use) == 0 {
+		return math.NaN()
+	}
+	// The two points nearest to c, around it when there are.
+	i := sort.Search(len(use), func(i int) bool { return use[i].Context >= c })
+	var a, b Probe
+	switch {
+	case len(use) == 1:
+		a = use[0]
+	case i == 0:
+		a, b = use[0], use[1]
+	case i == len(use):
+		a, b = use[len(use)-2], use[len(use)-1]
+	default:
+		a, b = use[i-1], use[i]
+	}
+	x := float64(c)
+	if sh.f == nil {
+		near := a
+		if b.Context != 0 && abs(b.Context-c) < abs(a.Context-c) {
+			near = b
+		}
+		return float64(near.Size) + kv*(x-float64(near.Context))
+	}
+	var base, g float64
+	if b.Context == 0 {
+		// One point: the base is the weights.
+		if p.weights <= 0 {
+			return math.NaN()
+		}
+		base = p.weights
+		g = (float64(a.Size) - base - kv*float64(a.Context)) / sh.f(float64(a.Context))
+	} else {
+		fa, fb := sh.f(float64(a.Context)), sh.f(float64(b.Context))
+		g = (float64(b.Size-a.Size) - kv*float64(b.Context-a.Context)) / (fb - fa)
+		base = float64(a.Size) - kv*float64(a.Context) - g*fa
+	}
+	g = max(g, 0)
+	return base + kv*x + g*sh.f(x)
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
+
+// shapeWeights returns how much to trust each shape: its prior times how
+// well it predicted each measured point from the others.
+func (p *tunePlan) shapeWeights(pts []Probe) []float64 {
+	w := make([]float64, len(shapes))
+	total := 0.0
+	for k, sh := range shapes {
+		w[k] = sh.prior
+		if len(pts) >= 3 {
+			for i, pr := range pts {
+				pred := p.shapeSizeAt(sh, pts, i, pr.Context)
+				if math.IsNaN(pred) {
+					continue
+				}
+				e := (pred - float64(pr.Size)) / (0.01 * float64(pr.Size))
+				w[k] *= math.Exp(-e * e / 2)
+			}
+		}
+		total += w[k]
+	}
+	if total <= 0 {
+		for k := range w {
+			w[k] = shapes[k].prior
+		}
+		return w
+	}
+	for k := range w {
+		w[k] /= total
+	}
+	return w
+}
+
+// mixedPrior returns the outcome probabilities (see prior) mixed over the
+// shapes, with thr, the plan's own prediction, as the linear one.
+func (p *tunePlan) mixedPrior(cands []int, thr []float64) []float64 {
+	pts := p.points()
+	if len(pts) == 0 || p.kvSlope <= 0 {
+		return p.prior(thr)
+	}
+	w := p.shapeWeights(pts)
+	mix := make([]float64, len(cands)+1)
+	for k, sh := range shapes {
+		if w[k] < 1e-6 {
+			continue
+		}
+		t := thr
+		if k > 0 || len(pts) == 1 {
+			t = make([]float64, len(cands))
+			for i, c := range cands {
+				t[i] = p.shapeSizeAt(sh, pts, -1, c)
+			}
+			if k == 0 {
+				// The plan's own prediction and the linear shape through
+				// the weights, half each.
+				for i := range t {
+					if !math.IsNaN(thr[i]) {
+						t[i] = (t[i] + thr[i]) / 2
+					}
+				}
+			}
+		}
+		pr := p.prior(t)
+		for j := range mix {
+			mix[j] += w[k] * pr[j]
+		}
+	}
+	return mix
 }
 
 // capacity returns the interval [lo, up) in which the GPU's usable memory
