@@ -59,10 +59,12 @@ var TinyShape = Shape{
 // f32 scores of a 512-token batch), so that with OLLAMA_GPU_OVERHEAD
 // reserving most of lavapipe's 2 GiB the boundary between 100% GPU and a
 // split falls at a context of a few thousand tokens, where a load takes a
-// few seconds, and every layer weighs the same small share.
+// few seconds, and every layer weighs the same small share. Its trained
+// context stays below the one whose graph alone would exceed the GPU,
+// where the new engine takes minutes to load (it tries every layer count).
 var GPUShape = Shape{
 	Name: "ctxfit-gpu", Layers: 32, Embedding: 256, Heads: 8, KVHeads: 4,
-	FeedForward: 512, ContextLength: 32768, F32: true,
+	FeedForward: 512, ContextLength: 24576, F32: true,
 }
 
 // KVBytesPerToken returns the f16 KV cache's bytes per token of context.
