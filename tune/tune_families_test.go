@@ -1,12 +1,16 @@
 package tune
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/ctxfit/ctxfit/internal/gpusim"
+	"github.com/ctxfit/ctxfit/internal/ollamatest"
 )
 
 // The physics families: ways real servers size a load and place it on the
@@ -326,6 +330,13 @@ func TestTuneFamilies(t *testing.T) {
 			t.Logf("%s: worst %s", st.name, st.worstCase)
 		}
 	}
+	if ms := loadMeasured(t); len(ms) > 0 {
+		st := runMeasured(t, ms)
+		stats = append(stats, st)
+		if testing.Verbose() {
+			t.Logf("%s: worst %s", st.name, st.worstCase)
+		}
+	}
 	t.Logf("loads per tune by physics:\n%s", famTable(stats))
 	loads, tunes, worst := 0, 0, 0
 	for _, s := range stats {
@@ -352,4 +363,87 @@ func BenchmarkTuneFamilies(b *testing.B) {
 	}
 	b.ReportMetric(float64(total)/float64(n), "loads/op")
 	b.ReportMetric(float64(worst), "worst-loads")
+}
+
+// measured is a load curve measured on Ollama's real scheduler: the GPU
+// tests' exhaustive search (ollamatest.Sweep) on the software GPU, with the
+// model's shape, kept under testdata/realsched/ so that the tuner is
+// measured on it without a server.
+type measured struct {
+	Engine  string           `json:"engine"`
+	Version string           `json:"version"`
+	Weights int64            `json:"weights"` // /api/tags size
+	Shape   ollamatest.Shape `json:"shape"`
+	Sweep   ollamatest.Sweep `json:"sweep"`
+}
+
+// loadMeasured reads testdata/realsched/*.json.
+func loadMeasured(t testing.TB) []measured {
+	files, _ := filepath.Glob(filepath.Join("testdata", "realsched", "*.json"))
+	var out []measured
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m measured
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// runMeasured tunes each measured curve at every multiple of its sweep's
+// step that the sweep can answer, replaying the recorded loads.
+func runMeasured(t testing.TB, ms []measured) famStats {
+	st := famStats{name: "real scheduler (replayed)"}
+	for _, m := range ms {
+		sh := m.Shape
+		info := map[string]any{
+			"general.architecture":          "llama",
+			"llama.block_count":             float64(sh.Layers),
+			"llama.context_length":          float64(sh.ContextLength),
+			"llama.embedding_length":        float64(sh.Embedding),
+			"llama.attention.head_count":    float64(sh.Heads),
+			"llama.attention.head_count_kv": float64(sh.KVHeads),
+		}
+		by := map[int]ollamatest.Point{}
+		for _, p := range m.Sweep.Points {
+			by[p.Context] = p
+		}
+		for _, step := range []int{m.Sweep.Step, 2 * m.Sweep.Step} {
+			p := newTunePlan(parseModelArch(info), step, 1, float64(m.Weights))
+			p.max = min(p.max, m.Sweep.Max/step*step)
+			want := 0
+			for c := step; c <= p.max; c += step {
+				if by[c].Fits() {
+					want = c
+				}
+			}
+			loads := 0
+			for {
+				c, done := p.next()
+				if done || loads > MaxLoads {
+					break
+				}
+				loads++
+				pt := by[c]
+				p.add(Probe{Context: c, Size: pt.Size, SizeVRAM: pt.SizeVRAM})
+			}
+			got, _ := p.bracket()
+			st.tunes++
+			st.loads += loads
+			st.floor += floorLoads(want, p.max, step)
+			if loads > st.worst {
+				st.worst, st.worstCase = loads, fmt.Sprintf("%s step %d: %s", m.Engine, step, probeTrace(p.probes))
+			}
+			if got != want || want > 0 && !p.lastFitAt(want) {
+				st.wrong++
+				t.Errorf("%s engine, step %d: answer %d, exhaustive %d (%s)", m.Engine, step, got, want, probeTrace(p.probes))
+			}
+		}
+	}
+	return st
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -37,6 +38,9 @@ func vulkanE2E(t *testing.T, engine ollamatest.Engine) {
 	const model = "ctxfit-gpu"
 	sh := ollamatest.GPUShape
 	srv.CreateModel(t, model, sh)
+	if tags, err := srv.Client().List(context.Background()); err == nil && len(tags.Models) == 1 {
+		t.Logf("%s: /api/tags size %d", model, tags.Models[0].Size)
+	}
 
 	sw := srv.Sweep(t, model, ollamatest.SweepKey(opts, sh, gpuStep), gpuStep, sh.ContextLength)
 	want := sw.Largest()
