@@ -344,7 +344,7 @@ func TestTuneFamilies(t *testing.T) {
 		tunes += s.tunes
 		worst = max(worst, s.worst)
 	}
-	const maxMean, maxWorst = 2.6, 12
+	const maxMean, maxWorst = 2.6, 10
 	if mean := float64(loads) / float64(tunes); mean > maxMean || worst > maxWorst {
 		t.Errorf("over the families: mean %.2f loads, worst %d; want at most %.1f and %d", mean, worst, maxMean, maxWorst)
 	}

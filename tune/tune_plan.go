@@ -167,7 +167,10 @@ func (p *tunePlan) next() (ctx int, done bool) {
 	// bracket; when they did not, the next load bisects it, so that a
 	// server unlike every shape costs a logarithmic number of loads.
 	p.widths = append(p.widths, n)
-	if w := p.widths; p.surprises >= maxSurprises || len(w) >= 3 && 2*w[len(w)-1] > w[len(w)-3] {
+	if w := p.widths; len(w) >= 3 && 2*w[len(w)-1] > w[len(w)-3] {
+		return cands[medianOutcome(uniform(n+1), 0, n)-1], false
+	}
+	if p.surprises >= maxSurprises {
 		prob = uniform(n + 1)
 	}
 	return p.choose(cands, thr, prob, lo), false
