@@ -155,9 +155,12 @@ func vulkanE2E(t *testing.T, engine ollamatest.Engine) {
 
 	t.Run("bench", func(t *testing.T) {
 		x := newE2E(t, srv.Host())
+		// lavapipe generates a token in seconds, and the first request
+		// compiles its shaders.
+		x.timeout = 6 * time.Minute
 		speed := map[int]benchJSON{}
 		for _, c := range []int{spill, want} {
-			code, out, _ := x.ctxfit("bench", model, "--context", strconv.Itoa(c), "--json")
+			code, out, _ := x.ctxfit("bench", model, "--context", strconv.Itoa(c), "--tokens", "8", "--json")
 			var b benchJSON
 			if err := json.Unmarshal([]byte(out), &b); code != 0 || err != nil {
 				t.Fatalf("bench at %d: exit %d, %v", c, code, err)
