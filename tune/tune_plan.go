@@ -156,18 +156,21 @@ func (p *tunePlan) next() (ctx int, done bool) {
 	}
 	var prob []float64
 	if p.surprises < maxSurprises {
-		prob = p.mixedPrior(cands, thr)
+		prob = p.prior(thr)
+		if !p.joint() {
+			prob = p.mixedPrior(cands, thr)
+		}
 		refused := p.probes[len(p.probes)-1].Refused != "" // a risk scout took knowingly
 		if p.scouted > 0 && !refused && 2*window(prob) > p.scouted {
 			p.surprises++
 		}
 	}
 	p.scouted = 0
-	// Whatever the predictions say, two loads must at least halve the
+	// Whatever the predictions say, three loads must at least halve the
 	// bracket; when they did not, the next load bisects it, so that a
 	// server unlike every shape costs a logarithmic number of loads.
 	p.widths = append(p.widths, n)
-	if w := p.widths; len(w) >= 3 && 2*w[len(w)-1] > w[len(w)-3] {
+	if w := p.widths; len(w) >= 4 && 2*w[len(w)-1] > w[len(w)-4] {
 		return cands[medianOutcome(uniform(n+1), 0, n)-1], false
 	}
 	if p.surprises >= maxSurprises {
@@ -269,6 +272,18 @@ var shapes = []shape{
 	{f: nil, prior: 0.2},
 	{f: math.Sqrt, prior: 0.2},
 	{f: func(c float64) float64 { return c * c }, prior: 0.2},
+}
+
+// joint reports whether a load of a joint tune lost a companion: its
+// verdict then follows from the companions' sizes too, which the shapes do
+// not model, so the plan keeps to its own prediction.
+func (p *tunePlan) joint() bool {
+	for _, pr := range p.probes {
+		if len(pr.Evicted) > 0 || pr.CompanionSpilled {
+			return true
+		}
+	}
+	return false
 }
 
 // shapeSizeAt predicts the size at context c under shape sh from the
