@@ -51,6 +51,12 @@ func (r *BenchResult) Processor() string {
 // generation that makes no progress within timeout fails with
 // ollama.ErrStalled.
 func Bench(ctx context.Context, client *api.Client, model string, numCtx int, timeout ollama.Progress) (*BenchResult, error) {
+	return BenchTokensN(ctx, client, model, numCtx, BenchTokens, timeout)
+}
+
+// BenchTokensN is Bench generating tokens tokens instead of BenchTokens:
+// fewer for a slow GPU, more for a steadier rate.
+func BenchTokensN(ctx context.Context, client *api.Client, model string, numCtx, tokens int, timeout ollama.Progress) (*BenchResult, error) {
 	res := &BenchResult{Model: model, Context: numCtx}
 	opts := map[string]any{}
 	if numCtx > 0 {
@@ -70,7 +76,7 @@ func Bench(ctx context.Context, client *api.Client, model string, numCtx int, ti
 	}
 	res.Load = time.Since(start)
 
-	genOpts := map[string]any{"num_predict": BenchTokens, "temperature": 0, "seed": 1}
+	genOpts := map[string]any{"num_predict": tokens, "temperature": 0, "seed": 1}
 	for k, v := range opts {
 		genOpts[k] = v
 	}

@@ -18,8 +18,9 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	host := fs.String("host", "", "Ollama server `URL` (default $OLLAMA_HOST, else "+ollamahost.Default+")")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	timeout := progressFlags(fs)
+	tokens := fs.Int("tokens", tune.BenchTokens, "generate `T` tokens (fewer for a slow GPU)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), `Usage: ctxfit bench MODEL [--context N] [--host URL] [--json] [--load-timeout D] [--stall-timeout D]
+		fmt.Fprintln(fs.Output(), `Usage: ctxfit bench MODEL [--context N] [--tokens T] [--host URL] [--json] [--load-timeout D] [--stall-timeout D]
 
 Loads MODEL with num_ctx N, then times a short streamed generation:
 time to first token, and tokens per second (eval_count / eval_duration).
@@ -35,8 +36,12 @@ The model stays loaded at N. A server that sends nothing for --load-timeout
 		fmt.Fprintf(e.stderr, "ctxfit bench: --context %d: use a positive number of tokens\n", *numCtx)
 		return errUsage
 	}
+	if *tokens < 1 {
+		fmt.Fprintf(e.stderr, "ctxfit bench: --tokens %d: use a positive number\n", *tokens)
+		return errUsage
+	}
 	u := e.host(*host)
-	res, err := tune.Bench(ctx, e.client(u), pos[0], *numCtx, *timeout)
+	res, err := tune.BenchTokensN(ctx, e.client(u), pos[0], *numCtx, *tokens, *timeout)
 	switch {
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintln(e.stderr, "ctxfit bench: stopped.")

@@ -28,6 +28,8 @@ import (
 type e2e struct {
 	t    *testing.T
 	vars map[string]string
+	// timeout bounds each command; 0 means 2 minutes.
+	timeout time.Duration
 }
 
 func newE2E(t *testing.T, host string) *e2e {
@@ -55,7 +57,11 @@ func newE2E(t *testing.T, host string) *e2e {
 // ctxfit runs ctxfit in-process and returns its exit status and output.
 func (x *e2e) ctxfit(args ...string) (code int, stdout, stderr string) {
 	x.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	timeout := x.timeout
+	if timeout == 0 {
+		timeout = 2 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var out, errOut bytes.Buffer
 	code = (&env{stdout: &out, stderr: &errOut, getenv: x.getenv}).main(ctx, args)
