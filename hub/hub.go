@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/ctxfit/ctxfit/clients"
+	"github.com/ctxfit/ctxfit/internal/fanout"
 	"github.com/ctxfit/ctxfit/ollama"
 	"github.com/ctxfit/ctxfit/state"
 	"github.com/ctxfit/ctxfit/watch"
@@ -155,7 +156,7 @@ type Hub struct {
 
 	mu   sync.Mutex
 	st   State
-	subs map[*subscriber]struct{}
+	subs *fanout.Fanout[Update]
 }
 
 // New returns the hub of the server at host, its state empty until the
@@ -167,7 +168,7 @@ func New(host string, now func() time.Time) *Hub {
 	return &Hub{
 		host: host, now: now,
 		st:   State{Snapshot: watch.Snapshot{Host: host, GPU: ollama.GPUUnknown}, Tunes: []Tune{}, Clients: []Client{}},
-		subs: map[*subscriber]struct{}{},
+		subs: fanout.New(mergeUpdates),
 	}
 }
 
@@ -393,9 +394,7 @@ func (h *Hub) publish(events []Event) {
 		events = []Event{}
 	}
 	u := Update{State: h.st.clone(), Events: events}
-	for s := range h.subs {
-		s.push(u)
-	}
+	h.subs.Publish(u)
 }
 
 // sameSnapshot reports whether a and b show the same thing (their times
@@ -409,72 +408,7 @@ func sameSnapshot(a, b watch.Snapshot) bool {
 // a function that ends the subscription and closes the channel. A slow
 // consumer never holds up the hub: past maxQueued waiting updates the
 // oldest are merged into the next (their events kept).
-func (h *Hub) Subscribe() (<-chan Update, func()) {
-	s := &subscriber{signal: make(chan struct{}, 1), out: make(chan Update), done: make(chan struct{})}
-	h.mu.Lock()
-	h.subs[s] = struct{}{}
-	h.mu.Unlock()
-	go s.forward()
-	var once sync.Once
-	return s.out, func() {
-		once.Do(func() {
-			h.mu.Lock()
-			delete(h.subs, s)
-			h.mu.Unlock()
-			close(s.done)
-		})
-	}
-}
-
-type subscriber struct {
-	mu     sync.Mutex
-	queue  []Update
-	signal chan struct{}
-	out    chan Update
-	done   chan struct{}
-}
-
-const maxQueued = 64
-
-func (s *subscriber) push(u Update) {
-	s.mu.Lock()
-	if len(s.queue) >= maxQueued {
-		merged := s.queue[1]
-		merged.Events = append(slices.Clone(s.queue[0].Events), merged.Events...)
-		s.queue = append(s.queue[:0], s.queue[1:]...)
-		s.queue[0] = merged
-	}
-	s.queue = append(s.queue, u)
-	s.mu.Unlock()
-	select {
-	case s.signal <- struct{}{}:
-	default:
-	}
-}
-
-func (s *subscriber) forward() {
-	defer close(s.out)
-	for {
-		s.mu.Lock()
-		if len(s.queue) == 0 {
-			s.mu.Unlock()
-			select {
-			case <-s.signal:
-				continue
-			case <-s.done:
-				return
-			}
-		}
-		u := s.queue[0]
-		s.queue = s.queue[1:]
-		s.mu.Unlock()
-		select {
-		case s.out <- u:
-		case <-s.done:
-			return
-		}
-	}
-}
+func (h *Hub) Subscribe() (<-chan Update, func()) { return h.subs.Subscribe() }
 
 // LogEvent writes e to logger, at warning level for Warning kinds.
 func LogEvent(logger *slog.Logger, e Event) {
@@ -505,4 +439,11 @@ func LogEvent(logger *slog.Logger, e Event) {
 		attrs = append(attrs, slog.Any("contexts", e.Contexts))
 	}
 	logger.LogAttrs(context.Background(), level, e.Message, attrs...)
+}
+
+// mergeUpdates folds an older update that a slow consumer has not read into
+// the newer one: the newer state, and the events of both.
+func mergeUpdates(older, newer Update) Update {
+	newer.Events = append(slices.Clone(older.Events), newer.Events...)
+	return newer
 }

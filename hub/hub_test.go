@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ctxfit/ctxfit/clients"
+	"github.com/ctxfit/ctxfit/internal/fanout"
 	"github.com/ctxfit/ctxfit/ollama"
 	"github.com/ctxfit/ctxfit/state"
 	"github.com/ctxfit/ctxfit/watch"
@@ -190,15 +191,15 @@ func TestSlowConsumerLosesNoEvent(t *testing.T) {
 	h := New(host, nil)
 	ch, stop := h.Subscribe()
 	defer stop()
-	for i := range 3 * maxQueued {
+	for i := range 3 * fanout.MaxQueued {
 		h.Publish(Event{Event: watch.Event{Kind: EventConfigFixed, Message: "fix", ContextLength: i + 1}})
 	}
 	n := 0
 	for _, u := range recv(ch) {
 		n += len(u.Events)
 	}
-	if n != 3*maxQueued {
-		t.Errorf("%d events arrived, want %d", n, 3*maxQueued)
+	if n != 3*fanout.MaxQueued {
+		t.Errorf("%d events arrived, want %d", n, 3*fanout.MaxQueued)
 	}
 }
 

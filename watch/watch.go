@@ -18,6 +18,7 @@ import (
 	"github.com/ollama/ollama/api"
 	"github.com/ollama/ollama/format"
 
+	"github.com/ctxfit/ctxfit/internal/fanout"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
 	"github.com/ctxfit/ctxfit/internal/termtext"
 	"github.com/ctxfit/ctxfit/ollama"
@@ -207,7 +208,7 @@ type Watcher struct {
 	// takes a model out of /api/ps for the whole of a reload, so a model
 	// that comes back in time was reloaded, not unloaded.
 	gone    map[string]goneModel
-	subs    map[*subscriber]struct{}
+	subs    *fanout.Fanout[Update]
 	lastErr string
 	// refused reports that the last poll found nothing listening at the
 	// server's address: a stopped or restarting Ollama, which Run probes
@@ -252,7 +253,7 @@ func New(client *api.Client, host *url.URL, store *state.Store, opts Options) *W
 		loads:   map[string][]load{},
 		thrash:  map[string]time.Time{},
 		ramWarn: map[string]bool{},
-		subs:    map[*subscriber]struct{}{},
+		subs:    fanout.New(mergeUpdates),
 		kick:    make(chan struct{}, 1),
 		evicted: map[[2]string]time.Time{},
 	}
@@ -450,9 +451,7 @@ func (w *Watcher) poll(ctx context.Context) (u Update, told bool) {
 	u = Update{Snapshot: cloneSnapshot(snap), Events: events, Data: data}
 	told = len(events) > 0 || err == nil
 	if told {
-		for s := range w.subs {
-			s.push(u)
-		}
+		w.subs.Publish(u)
 	}
 	return u, told
 }
@@ -924,78 +923,10 @@ func unwrapNet(err error) error {
 	return err
 }
 
-// subscriber buffers updates for one consumer so that a slow consumer never
-// blocks the watcher; past maxQueued updates the oldest are dropped (their
-// events are kept by merging them into the next update).
-type subscriber struct {
-	mu     sync.Mutex
-	queue  []Update
-	signal chan struct{}
-	out    chan Update
-	done   chan struct{}
-}
-
-const maxQueued = 64
-
-func (s *subscriber) push(u Update) {
-	s.mu.Lock()
-	if len(s.queue) >= maxQueued {
-		merged := s.queue[1]
-		merged.Events = append(slices.Clone(s.queue[0].Events), merged.Events...)
-		s.queue = append(s.queue[:0], s.queue[1:]...)
-		s.queue[0] = merged
-	}
-	s.queue = append(s.queue, u)
-	s.mu.Unlock()
-	select {
-	case s.signal <- struct{}{}:
-	default:
-	}
-}
-
-func (s *subscriber) forward() {
-	defer close(s.out)
-	for {
-		s.mu.Lock()
-		if len(s.queue) == 0 {
-			s.mu.Unlock()
-			select {
-			case <-s.signal:
-				continue
-			case <-s.done:
-				return
-			}
-		}
-		u := s.queue[0]
-		s.queue = s.queue[1:]
-		s.mu.Unlock()
-		select {
-		case s.out <- u:
-		case <-s.done:
-			return
-		}
-	}
-}
-
 // Subscribe returns a channel that receives an Update after every poll that
 // succeeded or produced events, and a function that ends the subscription
 // and closes the channel. The watcher never waits for a subscriber.
-func (w *Watcher) Subscribe() (<-chan Update, func()) {
-	s := &subscriber{signal: make(chan struct{}, 1), out: make(chan Update), done: make(chan struct{})}
-	w.mu.Lock()
-	w.subs[s] = struct{}{}
-	w.mu.Unlock()
-	go s.forward()
-	var once sync.Once
-	return s.out, func() {
-		once.Do(func() {
-			w.mu.Lock()
-			delete(w.subs, s)
-			w.mu.Unlock()
-			close(s.done)
-		})
-	}
-}
+func (w *Watcher) Subscribe() (<-chan Update, func()) { return w.subs.Subscribe() }
 
 func cloneSnapshot(s Snapshot) Snapshot {
 	s.Models = slices.Clone(s.Models)
@@ -1129,3 +1060,10 @@ func (l *EventLog) Log(e Event) {
 
 // gpuSeen reports whether a GPU was ever seen on the host h describes.
 func gpuSeen(h *state.HostState) bool { return h != nil && h.GPUSeen }
+
+// mergeUpdates folds an older update that a slow consumer has not read into
+// the newer one: the newer state, and the events of both.
+func mergeUpdates(older, newer Update) Update {
+	newer.Events = append(slices.Clone(older.Events), newer.Events...)
+	return newer
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ollama/ollama/api"
 
+	"github.com/ctxfit/ctxfit/internal/fanout"
 	"github.com/ctxfit/ctxfit/ollama"
 	"github.com/ctxfit/ctxfit/state"
 )
@@ -404,7 +405,7 @@ func TestSubscriberNeverBlocksWatcher(t *testing.T) {
 	ch, cancel := w.Subscribe() // never read
 	done := make(chan struct{})
 	go func() {
-		for i := 0; i < 3*maxQueued; i++ {
+		for i := 0; i < 3*fanout.MaxQueued; i++ {
 			f.set(psModel("m", gib, gib, 1024+i))
 			w.Poll(context.Background())
 		}
@@ -423,7 +424,7 @@ func TestSubscriberNeverBlocksWatcher(t *testing.T) {
 		last = u
 		n++
 	}
-	if n > maxQueued+1 || last.Snapshot.Models[0].ContextLength != 1024+3*maxQueued-1 {
+	if n > fanout.MaxQueued+1 || last.Snapshot.Models[0].ContextLength != 1024+3*fanout.MaxQueued-1 {
 		t.Errorf("received %d updates, last context %d", n, last.Snapshot.Models[0].ContextLength)
 	}
 }
