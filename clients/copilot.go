@@ -141,19 +141,7 @@ func (c copilotClient) Edit(in Input, t Target) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	res := Result{Out: in.Src}
-	res.Changes, res.Warnings = fixV1JSON(jd, entries, t)
-	res.Warnings = append(res.Warnings, builtinNote(builtin)...)
-	if len(res.Changes) == 0 {
-		return res, nil
-	}
-	if t.Derive == nil {
-		res.Warnings = append(res.Warnings, v1Note(c.Name()))
-	}
-	if res.Out, res.spans, err = jd.Finish(); err != nil {
-		return Result{}, fmt.Errorf("%s: %w", in.Path, err)
-	}
-	return res, nil
+	return editV1JSON(c.Name(), in, t, jd, entries, builtinNote(builtin), "maxInputTokens or maxOutputTokens")
 }
 
 // Asks reports each custom model's budget (maxInputTokens +

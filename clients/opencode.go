@@ -115,21 +115,7 @@ func (c opencodeClient) Edit(in Input, t Target) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	res := Result{Out: in.Src}
-	res.Changes, res.Warnings = fixV1JSON(jd, entries, t)
-	if len(res.Changes) == 0 {
-		return res, nil
-	}
-	if t.Derive == nil {
-		res.Warnings = append(res.Warnings, v1Note(c.Name()))
-	}
-	for _, p := range sortedKeys(in.Overrides) {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("%s is merged over this file in that project; make sure it sets no limit or id for these models", p))
-	}
-	if res.Out, res.spans, err = jd.Finish(); err != nil {
-		return Result{}, fmt.Errorf("%s: %w", in.Path, err)
-	}
-	return res, nil
+	return editV1JSON(c.Name(), in, t, jd, entries, nil, "limit or id")
 }
 
 // Asks reports each entry's limits, its tuned value and the derived model

@@ -77,6 +77,30 @@ type v1Entry struct {
 	sets func(n int, model string) []jsonSet
 }
 
+// editV1JSON is the Edit of a /v1 client whose config is JSON: it fixes the
+// entries of jd, adds notes (warnings that hold whatever the fix does), says
+// when no derived model will be created, and names each override file that
+// is merged over this one, with what it must not set (overrideKeys).
+func editV1JSON(name string, in Input, t Target, jd *edit.JSON, entries []v1Entry, notes []string, overrideKeys string) (Result, error) {
+	res := Result{Out: in.Src}
+	res.Changes, res.Warnings = fixV1JSON(jd, entries, t)
+	res.Warnings = append(res.Warnings, notes...)
+	if len(res.Changes) == 0 {
+		return res, nil
+	}
+	if t.Derive == nil {
+		res.Warnings = append(res.Warnings, v1Note(name))
+	}
+	for _, p := range sortedKeys(in.Overrides) {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%s is merged over this file in that project; make sure it sets no %s for these models", p, overrideKeys))
+	}
+	var err error
+	if res.Out, res.spans, err = jd.Finish(); err != nil {
+		return Result{}, fmt.Errorf("%s: %w", in.Path, err)
+	}
+	return res, nil
+}
+
 // fixV1JSON queues the fix of each entry with a tuned value: the derived
 // model and the client's keys. It returns the changes, and warnings for
 // entries left alone.
