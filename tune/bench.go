@@ -115,8 +115,8 @@ func benchError(ctx context.Context, model, what string, err error) error {
 
 // BenchBeforeAfter measures what a tune paid off when the model had spilled
 // before it: tokens per second at the context the model had then, and at
-// the tuned context, in that order so that the model ends loaded at the
-// tuned context. Both are nil when there is nothing to compare: the model
+// the tuned context, measured in the reverse order so that the model ends
+// loaded at its earlier context, as Tune left it. Both are nil when there is nothing to compare: the model
 // was not loaded before, ran whole on the GPU, or already at the answer.
 func BenchBeforeAfter(ctx context.Context, client *api.Client, res *Result) (before, after *BenchResult, err error) {
 	b := res.Before
@@ -126,11 +126,13 @@ func BenchBeforeAfter(ctx context.Context, client *api.Client, res *Result) (bef
 	if s, _ := ollama.Classify(b.Size, b.SizeVRAM); s != ollama.StatePartial && s != ollama.StateCPU {
 		return nil, nil, nil
 	}
-	if before, err = Bench(ctx, client, res.Model, b.Context); err != nil {
+	// After first, so that the model ends at its earlier context, as the
+	// tune left it.
+	if after, err = Bench(ctx, client, res.Model, res.Context); err != nil {
 		return nil, nil, err
 	}
-	if after, err = Bench(ctx, client, res.Model, res.Context); err != nil {
-		return before, nil, err
+	if before, err = Bench(ctx, client, res.Model, b.Context); err != nil {
+		return nil, after, err
 	}
 	return before, after, nil
 }
