@@ -160,9 +160,32 @@ func (h *ollamaHost) matches(provider, apiBase string, hasBase bool) bool {
 	return h.key == ollamahost.Key(ollamahost.Parse(apiBase))
 }
 
-// MaxTokens is the completion limit ctxfit writes beside a context: half of
-// it, because clients fail or warn when the two are equal or close.
+// MaxTokens is the largest completion limit ctxfit leaves beside a
+// context: half of it, because clients fail or warn when the two are equal
+// or close (Continue errors when maxTokens ≥ contextLength), and in
+// Continue the prompt gets contextLength − maxTokens.
 func MaxTokens(context int) int { return context / 2 }
+
+// WantMaxTokens returns the completion limit a fix writes into an entry
+// that has cur (0 when unset) beside a new context n, for a client that
+// uses def when it is unset; 0 means the fix leaves the limit as it is.
+// The rule: a limit larger than half the context becomes half of it; a
+// smaller explicit one is kept, since raising it would shrink the prompt;
+// an unset one stays unset unless the client's default is larger than half.
+func WantMaxTokens(cur, def, n int) int {
+	eff := cur
+	if eff <= 0 {
+		eff = def
+	}
+	if n > 0 && eff > MaxTokens(n) {
+		return MaxTokens(n)
+	}
+	return 0
+}
+
+// MaxTokensRule says WantMaxTokens's rule in a sentence, for fix --dry-run
+// and the README.
+const MaxTokensRule = "maxTokens becomes half the context where it is larger (or unset while the client's default is larger); a smaller value is kept, since in Continue the prompt gets contextLength − maxTokens"
 
 // Result is what Edit did.
 type Result struct {

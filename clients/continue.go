@@ -178,8 +178,13 @@ func isYAML(path string) bool {
 	return ext == ".yaml" || ext == ".yml"
 }
 
-// Edit sets contextLength to the tuned value and maxTokens to half of it in
-// every entry for an Ollama model on t.Host that has a tuned value.
+// continueDefaultMaxTokens is the maxTokens Continue uses when an entry sets
+// none (DEFAULT_MAX_TOKENS in core/llm/constants.ts).
+const continueDefaultMaxTokens = 4096
+
+// Edit sets contextLength to the tuned value in every entry for an Ollama
+// model on t.Host that has a tuned value, and maxTokens as WantMaxTokens
+// says: lowered to half of it where it is larger, kept where smaller.
 func (c continueClient) Edit(in Input, t Target) (Result, error) {
 	jd, yd, entries, err := continueEntries(in.Path, in.Src, newOllamaHost(t))
 	if err != nil {
@@ -195,7 +200,7 @@ func (c continueClient) Edit(in Input, t Target) (Result, error) {
 		titles = append(titles, e.title)
 		changed, err := c.editEntry(jd, yd, e, n)
 		if err != nil {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("%s %s: left as it is, because %v; set contextLength %d and maxTokens %d by hand",
+			res.Warnings = append(res.Warnings, fmt.Sprintf("%s %s: left as it is, because %v; set contextLength %d (and maxTokens at most %d) by hand",
 				e.where, label(e.title, e.model, ""), err, n, MaxTokens(n)))
 			continue
 		}
@@ -206,8 +211,12 @@ func (c continueClient) Edit(in Input, t Target) (Result, error) {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("%s %s: requestOptions.extraBodyProperties.options replaces Continue's options, so ctxfit set num_ctx %d there too",
 				e.where, label(e.title, e.model, ""), n))
 		}
+		newMax := e.maxTokens
+		if m := WantMaxTokens(e.maxTokens, continueDefaultMaxTokens, n); m > 0 {
+			newMax = m
+		}
 		res.Changes = append(res.Changes, Change{Where: e.where, Title: e.title, Model: e.model,
-			OldContext: e.context, NewContext: n, OldMaxTokens: e.maxTokens, NewMaxTokens: MaxTokens(n)})
+			OldContext: e.context, NewContext: n, OldMaxTokens: e.maxTokens, NewMaxTokens: newMax})
 	}
 	if len(titles) > 0 {
 		res.Warnings = append(res.Warnings, continueOverrides(in, titles)...)
@@ -239,15 +248,19 @@ func (continueClient) editEntry(jd *jsonDoc, yd *yamlDoc, e continueEntry, n int
 		settable func(keys ...string) error
 		set      func(value int, keys ...string) error
 	)
+	maxTokens := WantMaxTokens(e.maxTokens, continueDefaultMaxTokens, n)
 	if jd != nil {
-		edits = []edit{{[]string{"contextLength"}, n}, {[]string{"completionOptions", "maxTokens"}, MaxTokens(n)}}
+		edits = []edit{{[]string{"contextLength"}, n}}
+		if maxTokens > 0 {
+			edits = append(edits, edit{[]string{"completionOptions", "maxTokens"}, maxTokens})
+		}
 		current = func(k ...string) (int, bool) { return numAt(e.obj, k...) }
 		settable = func(k ...string) error { return jd.settable(e.obj, k...) }
 		set = func(v int, k ...string) error { return jd.set(e.obj, e.path, v, k...) }
 	} else {
-		edits = []edit{
-			{[]string{"defaultCompletionOptions", "contextLength"}, n},
-			{[]string{"defaultCompletionOptions", "maxTokens"}, MaxTokens(n)},
+		edits = []edit{{[]string{"defaultCompletionOptions", "contextLength"}, n}}
+		if maxTokens > 0 {
+			edits = append(edits, edit{[]string{"defaultCompletionOptions", "maxTokens"}, maxTokens})
 		}
 		if k, _ := get(e.node, "contextLength"); k != nil {
 			edits = append(edits, edit{[]string{"contextLength"}, n})
@@ -324,7 +337,7 @@ func (c continueClient) Asks(in Input, t Target) ([]Ask, error) {
 	for _, e := range entries {
 		n, _ := t.tuned(e.model)
 		asks = append(asks, Ask{Client: c.Name(), Path: in.Path, Where: e.where, Title: e.title,
-			Model: e.model, Context: e.asks(), MaxTokens: e.maxTokens, Tuned: n, WantMaxTokens: MaxTokens(n)})
+			Model: e.model, Context: e.asks(), MaxTokens: e.maxTokens, Tuned: n, WantMaxTokens: WantMaxTokens(e.maxTokens, continueDefaultMaxTokens, n)})
 	}
 	return asks, nil
 }
