@@ -107,6 +107,17 @@ type Input struct {
 	Path      string            // Files.Config; its extension picks the format
 	Src       []byte            // its content
 	Overrides map[string][]byte // Files.Overrides that could be read, by path
+	// Getenv reads the environment the client runs in (aider reads
+	// OLLAMA_API_BASE from it); nil reads nothing.
+	Getenv func(string) string
+}
+
+// getenv returns the variable k of the client's environment, "" without one.
+func (in Input) getenv(k string) string {
+	if in.Getenv == nil {
+		return ""
+	}
+	return in.Getenv(k)
 }
 
 // Target is what a fix aims for: the Ollama server whose models were tuned

@@ -125,7 +125,7 @@ func (f *Fixer) plan(ctx context.Context, c Client, t Target) (*plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s's config: %w", c.Name(), err)
 	}
-	in := Input{Path: files.Config, Src: src, Overrides: readOverrides(files)}
+	in := Input{Path: files.Config, Src: src, Overrides: readOverrides(files), Getenv: f.Env.Getenv}
 	res, err := c.Edit(in, t)
 	if err != nil {
 		return nil, err
@@ -163,7 +163,7 @@ func (f *Fixer) Asks(c Client, t Target) (Files, []Ask, error) {
 	if err != nil {
 		return files, nil, fmt.Errorf("read %s's config: %w", c.Name(), err)
 	}
-	asks, err := c.Asks(Input{Path: files.Config, Src: src, Overrides: readOverrides(files)}, t)
+	asks, err := c.Asks(Input{Path: files.Config, Src: src, Overrides: readOverrides(files), Getenv: f.Env.Getenv}, t)
 	return files, asks, err
 }
 

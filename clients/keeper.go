@@ -237,7 +237,7 @@ func (k *Keeper) check(ctx context.Context, c Client, reason why) (*Report, erro
 
 	auto := k.AutoFix == nil || k.AutoFix()
 	if !auto && reason != userAsked {
-		asks, err := c.Asks(Input{Path: files.Config, Src: src}, t)
+		asks, err := c.Asks(Input{Path: files.Config, Src: src, Getenv: k.Fixer.Env.Getenv}, t)
 		if err != nil {
 			return fail(files.Config, err)
 		}
