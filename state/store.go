@@ -93,6 +93,26 @@ func (d *Data) TunedFor(host, model, digest string) (Tuned, bool) {
 	return best, found
 }
 
+// TunedForParallel is TunedFor among the results measured with parallel
+// slots, when there is one; else TunedFor's answer, whatever its slots.
+// parallel 0 means the server's slots are unknown: TunedFor. A server with
+// more slots needs more memory per context token, so a result measured for
+// other slots fits only approximately.
+func (d *Data) TunedForParallel(host, model, digest string, parallel int) (Tuned, bool) {
+	if parallel > 0 {
+		sub := Data{}
+		for _, t := range d.Tuned {
+			if t.Parallel == parallel {
+				sub.Tuned = append(sub.Tuned, t)
+			}
+		}
+		if t, ok := sub.TunedFor(host, model, digest); ok {
+			return t, true
+		}
+	}
+	return d.TunedFor(host, model, digest)
+}
+
 // PutTuned records t, replacing an earlier result for the same host, model,
 // digest and parallel count.
 func (d *Data) PutTuned(t Tuned) {

@@ -149,3 +149,15 @@ func TestStoreMigratesHostKeys(t *testing.T) {
 		t.Errorf("saved state still has an old key:\n%s", b)
 	}
 }
+
+func TestTunedForParallel(t *testing.T) {
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	d := &Data{}
+	d.PutTuned(Tuned{Host: "h", Model: "m", Parallel: 1, Context: 24576, MeasuredAt: t0})
+	d.PutTuned(Tuned{Host: "h", Model: "m", Parallel: 2, Context: 12288, MeasuredAt: t0.Add(time.Hour)})
+	for _, tt := range []struct{ parallel, want int }{{1, 24576}, {2, 12288}, {0, 12288}, {4, 12288}} {
+		if got, ok := d.TunedForParallel("h", "m", "", tt.parallel); !ok || got.Context != tt.want {
+			t.Errorf("TunedForParallel(parallel %d) = %d, %v; want %d", tt.parallel, got.Context, ok, tt.want)
+		}
+	}
+}

@@ -49,12 +49,29 @@ func (r *BenchResult) Processor() string {
 // Bench loads model with numCtx (0: the model's default), then times a short
 // streamed generation. The model stays loaded at numCtx.
 func Bench(ctx context.Context, client *api.Client, model string, numCtx int) (*BenchResult, error) {
+	return BenchPhases(ctx, client, model, numCtx, nil)
+}
+
+// The phases of a bench, as BenchPhases reports them.
+const (
+	PhaseLoad     = "loading"
+	PhaseFirst    = "waiting for the first token"
+	PhaseGenerate = "generating"
+)
+
+// BenchPhases is Bench, calling phase (when not nil) as each phase begins:
+// PhaseLoad, PhaseFirst, PhaseGenerate.
+func BenchPhases(ctx context.Context, client *api.Client, model string, numCtx int, phase func(string)) (*BenchResult, error) {
+	if phase == nil {
+		phase = func(string) {}
+	}
 	res := &BenchResult{Model: model, Context: numCtx}
 	opts := map[string]any{}
 	if numCtx > 0 {
 		opts["num_ctx"] = numCtx
 	}
 
+	phase(PhaseLoad)
 	start := time.Now()
 	if err := client.Generate(ctx, &api.GenerateRequest{Model: model, Options: opts}, func(api.GenerateResponse) error { return nil }); err != nil {
 		return nil, benchError(ctx, model, "load", err)
@@ -67,10 +84,12 @@ func Bench(ctx context.Context, client *api.Client, model string, numCtx int) (*
 	}
 	stream := true
 	var final *api.GenerateResponse
+	phase(PhaseFirst)
 	start = time.Now()
 	err := client.Generate(ctx, &api.GenerateRequest{Model: model, Prompt: BenchPrompt, Options: genOpts, Stream: &stream}, func(r api.GenerateResponse) error {
 		if res.FirstToken == 0 && (r.Response != "" || r.Thinking != "") {
 			res.FirstToken = time.Since(start)
+			phase(PhaseGenerate)
 		}
 		if r.Done {
 			final = &r

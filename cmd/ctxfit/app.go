@@ -197,7 +197,7 @@ func (a *app) target() (clients.Target, error) {
 	if err != nil {
 		return clients.Target{Host: a.host}, err
 	}
-	return tunedTarget(d, a.host), nil
+	return tunedTarget(d, a.host, a.env.serverParallel(a.host)), nil
 }
 
 // tuned returns the tuned context of model on the watched server.
@@ -237,7 +237,7 @@ func (a *app) Tune(ctx context.Context, model string, progress func(string)) err
 		return err
 	}
 	a.logger.Info("tuning", "model", model, "parallel", parallel)
-	res, err := tune.Tune(ctx, a.client, tune.Options{
+	opts := tune.Options{
 		Model:    model,
 		Parallel: parallel,
 		GPU:      a.Snapshot().GPU,
@@ -248,7 +248,14 @@ func (a *app) Tune(ctx context.Context, model string, progress func(string)) err
 				progress(line)
 			}
 		},
-	})
+	}
+	if ollamahost.IsLocal(a.host) {
+		opts.RAM = a.env.localRAM()
+	}
+	res, err := tune.Tune(ctx, a.client, opts)
+	if res != nil && res.Restored != "" {
+		a.logger.Info("tune left the model as it was", "model", model, "restored", res.Restored)
+	}
 	if err != nil {
 		msg := fmt.Sprintf("tuning %s failed: %v", model, err)
 		if res != nil {

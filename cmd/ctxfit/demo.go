@@ -27,12 +27,11 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	fs.BoolVar(&o.headless, "headless", false, "run without a tray icon, logging events")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	o.registerTrayWait(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: ctxfit demo [--listen ADDR] [--headless]\n\nRuns ctxfit against a simulated Ollama on a 32 GB Mac, where\n"+demoModel+" was loaded at num_ctx 131072 and spilled onto the CPU.\nNo GPU and no Ollama needed.")
-		fs.PrintDefaults()
-	}
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected %q; demo takes only flags", fs.Arg(0))
 	}
 	gpu, _ := gpusim.LookupGPU(demoGPU)
 	sim := gpusim.New(gpusim.Config{GPU: gpu, LoadDelay: 400 * time.Millisecond})
@@ -51,13 +50,13 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 %s is loaded at num_ctx %d, as Continue asks for it, and spills onto the CPU.
 
 Try, in another terminal:
-  go run ./cmd/ctxfit status --host %[1]s
-  go run ./cmd/ctxfit tune %[2]s --host %[1]s
-  go run ./cmd/ctxfit bench %[2]s --host %[1]s
+  %[4]s status --host %[1]s
+  %[4]s tune %[2]s --host %[1]s
+  %[4]s bench %[2]s --host %[1]s
 
 Press Ctrl-C to stop.
 
-`, url, demoModel, demoContext)
+`, url, demoModel, demoContext, e.progOrDefault())
 	o.host = url
 	return e.watch(ctx, o)
 }

@@ -22,108 +22,139 @@ func runFix(ctx context.Context, e *env, args []string) error {
 		return runFixOllama(ctx, e, rest)
 	}
 	fs := e.flags("fix")
-	host := fs.String("host", "", "Ollama server `URL` whose tuned values to write (default $OLLAMA_HOST, else "+ollamahost.Default+")")
+	host := fs.String("host", "", "Ollama server `URL` whose tuned values to write: host, host:port, :port or http://host:port (default $OLLAMA_HOST, else "+ollamahost.Default+")")
 	dryRun := fs.Bool("dry-run", false, "print the change as a unified diff and write nothing")
-	asJSON := fs.Bool("json", false, "print the result as JSON")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: ctxfit fix CLIENT|all [--dry-run] [--json] [--host URL]\n\n"+
-			"Writes the context that `ctxfit tune` found for each model into CLIENT's config:\n"+
-			"contextLength = the tuned value, maxTokens = half of it. Every other byte of the\n"+
-			"file stays as it is, and the previous version is kept (`ctxfit undo CLIENT`).\n\n"+
-			"CLIENT is one of: %s, or ollama (a copy of each model with the tuned num_ctx, for\n"+
-			"clients that send none; see `ctxfit fix ollama -h`), or all: every client found\n"+
-			"here, then ollama.\n\n", strings.Join(clientNames(), ", "))
-		fs.PrintDefaults()
-	}
-	pos, err := parseOneArg(fs, args)
+	asJSON := fs.Bool("json", false, "print the result as one JSON object")
+	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
+	}
+	if len(pos) != 1 {
+		return usagef("name one CLIENT (%s), ollama, or all", strings.Join(clientNames(), ", "))
 	}
 	all := strings.EqualFold(pos[0], "all")
 	var c clients.Client
 	if !all {
 		if c, err = clients.Lookup(pos[0]); err != nil {
-			fmt.Fprintf(e.stderr, "ctxfit fix: %v (or ollama, or all)\n", err)
-			return exitError(2)
+			return usagef("%v (or ollama, or all)", err)
 		}
 	}
 
-	u := e.host(*host)
+	u, err := e.host(*host)
+	if err != nil {
+		return err
+	}
 	store, data, err := e.state()
 	if err != nil {
 		return err
 	}
 	if len(tunedModels(data, ollamahost.Key(u))) == 0 {
-		fmt.Fprintf(e.stderr, "ctxfit fix: no model is tuned on %s yet, so there is nothing to write; run `ctxfit tune MODEL` first\n", u)
-		return exitError(1)
+		return failf(1, "no model is tuned on %s yet, so there is nothing to write; run %s first", u, e.cmdline(u, "tune", "MODEL"))
 	}
 	fixer := &clients.Fixer{Env: clients.NewEnv(e.getenv), StateDir: store.Dir()}
+	t := tunedTarget(data, u, e.serverParallel(u))
 	if all {
-		return fixAll(ctx, e, fixer, tunedTarget(data, u), u, *dryRun, *asJSON)
+		return fixAll(ctx, e, fixer, t, u, *dryRun, *asJSON)
 	}
-	rep, err := fixer.Fix(ctx, c, tunedTarget(data, u), *dryRun)
+	rep, err := fixer.Fix(ctx, c, t, *dryRun)
 	switch {
 	case errors.Is(err, clients.ErrNotInstalled):
-		fmt.Fprintf(e.stderr, "ctxfit fix: %v\n", err)
-		return exitError(1)
+		return failf(1, "%v", err)
 	case err != nil:
 		return err
 	}
 
 	if *asJSON {
-		if rep.Changes == nil {
-			rep.Changes = []clients.Change{}
-		}
-		return writeIndentedJSON(e.stdout, rep)
+		return writeIndentedJSON(e.stdout, fixJSON{Host: u.String(), Clients: []clientFixJSON{reportJSON(rep)}, Ollama: []derivedJSON{}})
 	}
-	printReport(e.stdout, rep)
+	e.printReport(e.stdout, rep)
 	for _, w := range rep.Warnings {
-		fmt.Fprintf(e.stderr, "warning: %s\n", w)
+		fmt.Fprintf(e.stderr, "warning: %s\n", e.reprog(w))
 	}
 	return nil
+}
+
+// fixJSON is `ctxfit fix CLIENT|all|ollama --json`: what each client's fix
+// changed, and the derived models on the Ollama side.
+type fixJSON struct {
+	Host    string          `json:"host"`
+	Clients []clientFixJSON `json:"clients"`
+	Ollama  []derivedJSON   `json:"ollama"`
+}
+
+// clientFixJSON is one client's fix in fixJSON.
+type clientFixJSON struct {
+	Client    string           `json:"client"`
+	Installed bool             `json:"installed"`
+	Path      string           `json:"path"`
+	Changes   []clients.Change `json:"changes"`
+	Warnings  []string         `json:"warnings"`
+	DryRun    bool             `json:"dry_run"`
+	Diff      string           `json:"diff"`
+	Backup    string           `json:"backup"`
+	Written   bool             `json:"written"`
+	Error     string           `json:"error,omitempty"`
+}
+
+func reportJSON(rep *clients.Report) clientFixJSON {
+	j := clientFixJSON{Client: rep.Client, Installed: true, Path: rep.Path, Changes: rep.Changes, Warnings: rep.Warnings,
+		DryRun: rep.DryRun, Diff: rep.Diff, Backup: rep.Backup, Written: rep.Written}
+	if j.Changes == nil {
+		j.Changes = []clients.Change{}
+	}
+	if j.Warnings == nil {
+		j.Warnings = []string{}
+	}
+	return j
 }
 
 // fixAll is `ctxfit fix all`: every client installed on this machine, then
 // a derived model on the Ollama side for clients that send no num_ctx. One
 // client's broken config does not stop the others; it makes the exit status 1.
 func fixAll(ctx context.Context, e *env, fixer *clients.Fixer, t clients.Target, u *url.URL, dryRun, asJSON bool) error {
-	var reports []*clients.Report
+	out := fixJSON{Host: u.String(), Clients: []clientFixJSON{}, Ollama: []derivedJSON{}}
 	failed := false
 	for _, c := range clients.All() {
 		rep, err := fixer.Fix(ctx, c, t, dryRun)
 		switch {
 		case errors.Is(err, clients.ErrNotInstalled):
+			out.Clients = append(out.Clients, clientFixJSON{Client: c.Name(), Changes: []clients.Change{}, Warnings: []string{}, DryRun: dryRun})
 			if !asJSON {
 				fmt.Fprintf(e.stdout, "%s: not installed here.\n", c.Name())
 			}
 			continue
 		case err != nil:
 			failed = true
-			fmt.Fprintf(e.stderr, "ctxfit fix all: %s: %v\n", c.Name(), err)
+			out.Clients = append(out.Clients, clientFixJSON{Client: c.Name(), Installed: true, Changes: []clients.Change{}, Warnings: []string{}, DryRun: dryRun, Error: err.Error()})
+			if !asJSON {
+				fmt.Fprintf(e.stderr, "%s fix all: %s: %v\n", e.progOrDefault(), c.Name(), err)
+			}
 			continue
 		}
-		reports = append(reports, rep)
+		out.Clients = append(out.Clients, reportJSON(rep))
 		if !asJSON {
-			printReport(e.stdout, rep)
+			e.printReport(e.stdout, rep)
 			for _, w := range rep.Warnings {
-				fmt.Fprintf(e.stderr, "warning: %s: %s\n", c.Name(), w)
+				fmt.Fprintf(e.stderr, "warning: %s: %s\n", c.Name(), e.reprog(w))
 			}
 		}
 	}
+	var w io.Writer = e.stdout
 	if asJSON {
-		if reports == nil {
-			reports = []*clients.Report{}
-		}
-		if err := writeIndentedJSON(e.stdout, reports); err != nil {
-			return err
-		}
+		w = io.Discard
 	} else {
 		fmt.Fprintln(e.stdout)
-		args := []string{"--host", u.String()}
-		if dryRun {
-			args = append(args, "--dry-run")
+	}
+	derived, err := e.fixOllama(ctx, w, u, nil, 0, dryRun)
+	out.Ollama = derived
+	if err != nil {
+		failed = true
+		if !asJSON {
+			fmt.Fprintf(e.stderr, "%s fix all: ollama: %v\n", e.progOrDefault(), err)
 		}
-		if err := runFixOllama(ctx, e, args); err != nil {
+	}
+	if asJSON {
+		if err := writeIndentedJSON(e.stdout, out); err != nil {
 			return err
 		}
 	}
@@ -134,7 +165,7 @@ func fixAll(ctx context.Context, e *env, fixer *clients.Fixer, t clients.Target,
 }
 
 // printReport says what a fix changed, or would change.
-func printReport(w io.Writer, rep *clients.Report) {
+func (e *env) printReport(w io.Writer, rep *clients.Report) {
 	if len(rep.Changes) == 0 {
 		fmt.Fprintf(w, "%s: nothing to change in %s; every Ollama model there with a tuned value already asks for it.\n", rep.Client, rep.Path)
 		return
@@ -148,18 +179,27 @@ func printReport(w io.Writer, rep *clients.Report) {
 		verb = "would fix"
 	}
 	fmt.Fprintf(w, "%s: %s %s\n", rep.Client, verb, rep.Path)
+	maxTokens := false
 	for _, c := range rep.Changes {
 		line := fmt.Sprintf("  %s: context %s → %d", c.Label(), tokensOrUnset(c.OldContext), c.NewContext)
-		if c.NewMaxTokens != c.OldMaxTokens && c.NewMaxTokens > 0 {
-			line += fmt.Sprintf(", max tokens %s → %d", tokensOrUnset(c.OldMaxTokens), c.NewMaxTokens)
+		switch {
+		case c.NewMaxTokens != c.OldMaxTokens && c.NewMaxTokens > 0:
+			line += fmt.Sprintf(", max tokens %s → %d (more than half the context)", tokensOrUnset(c.OldMaxTokens), c.NewMaxTokens)
+			maxTokens = true
+		case c.OldMaxTokens > 0:
+			line += fmt.Sprintf(", max tokens %d kept (at most half the context)", c.OldMaxTokens)
+			maxTokens = true
 		}
 		fmt.Fprintln(w, line)
 	}
 	switch {
 	case rep.DryRun:
+		if maxTokens || strings.EqualFold(rep.Client, "continue") {
+			fmt.Fprintf(w, "The maxTokens rule: %s.\n", clients.MaxTokensRule)
+		}
 		fmt.Fprintln(w, "Dry run: nothing was written.")
 	case rep.Backup != "":
-		fmt.Fprintf(w, "The previous version is in %s; `ctxfit undo %s` restores it.\n", rep.Backup, strings.ToLower(rep.Client))
+		fmt.Fprintf(w, "The previous version is in %s; %s restores it.\n", rep.Backup, e.cmdline(nil, "undo", strings.ToLower(rep.Client)))
 	}
 }
 
@@ -174,20 +214,17 @@ func tokensOrUnset(n int) string {
 // before ctxfit's last fix.
 func runUndo(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("undo")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: ctxfit undo CLIENT\n\n"+
-			"Restores CLIENT's config as it was before ctxfit's last fix; run it again to go\n"+
-			"further back. It refuses when the file was edited after the fix.\n\n"+
-			"CLIENT is one of: %s.\n", strings.Join(clientNames(), ", "))
-	}
-	pos, err := parseOneArg(fs, args)
+	asJSON := fs.Bool("json", false, "print the result as one JSON object")
+	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
+	if len(pos) != 1 {
+		return usagef("name one CLIENT: %s", strings.Join(clientNames(), ", "))
+	}
 	c, err := clients.Lookup(pos[0])
 	if err != nil {
-		fmt.Fprintf(e.stderr, "ctxfit undo: %v\n", err)
-		return exitError(2)
+		return usagef("%v", err)
 	}
 	store, err := e.store()
 	if err != nil {
@@ -196,19 +233,35 @@ func runUndo(ctx context.Context, e *env, args []string) error {
 	fixer := &clients.Fixer{Env: clients.NewEnv(e.getenv), StateDir: store.Dir()}
 	u, err := fixer.Undo(ctx, c)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "ctxfit undo: %v\n", err)
-		return exitError(1)
+		return failf(1, "%v", err)
+	}
+	if *asJSON {
+		return writeIndentedJSON(e.stdout, undoJSON{Client: c.Name(), Path: u.Path, FixedAt: u.FixedAt})
 	}
 	fmt.Fprintf(e.stdout, "%s: restored %s as it was before ctxfit's fix of %s.\n",
 		c.Name(), u.Path, e.local(u.FixedAt).Format(time.DateTime))
 	return nil
 }
 
+// undoJSON is `ctxfit undo CLIENT --json`.
+type undoJSON struct {
+	Client  string    `json:"client"`
+	Path    string    `json:"path"`
+	FixedAt time.Time `json:"fixed_at"` // when the fix that was undone was made
+}
+
+// clientsJSON is `ctxfit clients --json`.
+type clientsJSON struct {
+	Host    string         `json:"host"`
+	Clients []clientReport `json:"clients"`
+}
+
 // clientReport is one client in `ctxfit clients --json`.
 type clientReport struct {
 	Client    string        `json:"client"`
 	Installed bool          `json:"installed"`
-	Path      string        `json:"path,omitempty"`
+	Path      string        `json:"path"`  // the config file; "" when not installed
+	Paths     []string      `json:"paths"` // every file ctxfit looks at for it
 	Error     string        `json:"error,omitempty"`
 	Entries   []clients.Ask `json:"entries"`
 }
@@ -218,31 +271,33 @@ type clientReport struct {
 // entry asks for beside the tuned value.
 func runClients(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("clients")
-	host := fs.String("host", "", "Ollama server `URL` (default $OLLAMA_HOST, else "+ollamahost.Default+")")
-	asJSON := fs.Bool("json", false, "print the list as JSON")
+	host := fs.String("host", "", hostUsage)
+	asJSON := fs.Bool("json", false, "print the list as one JSON object")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(e.stderr, "ctxfit clients: unexpected %q; it takes only flags\n", fs.Arg(0))
-		return errUsage
+		return usagef("unexpected %q; clients takes only flags", fs.Arg(0))
 	}
-	u := e.host(*host)
+	u, err := e.host(*host)
+	if err != nil {
+		return err
+	}
 	store, data, err := e.state()
 	if err != nil {
 		return err
 	}
 	fixer := &clients.Fixer{Env: clients.NewEnv(e.getenv), StateDir: store.Dir()}
-	t := tunedTarget(data, u)
+	t := tunedTarget(data, u, e.serverParallel(u))
 
-	var reports []clientReport
+	reports := []clientReport{}
 	for _, c := range clients.All() {
-		r := clientReport{Client: c.Name(), Entries: []clients.Ask{}}
+		r := clientReport{Client: c.Name(), Entries: []clients.Ask{}, Paths: []string{}}
 		files, asks, err := fixer.Asks(c, t)
 		r.Path = files.Config
+		r.Paths = append(append(r.Paths, files.Watch...), files.Overrides...)
 		switch {
 		case errors.Is(err, clients.ErrNotInstalled):
-			r.Path = strings.Join(files.Watch, ", ")
 		case err != nil:
 			r.Installed, r.Error = true, err.Error()
 		default:
@@ -252,12 +307,12 @@ func runClients(ctx context.Context, e *env, args []string) error {
 		reports = append(reports, r)
 	}
 	if *asJSON {
-		return writeIndentedJSON(e.stdout, reports)
+		return writeIndentedJSON(e.stdout, clientsJSON{Host: u.String(), Clients: reports})
 	}
 	for _, r := range reports {
 		switch {
 		case !r.Installed:
-			fmt.Fprintf(e.stdout, "%s: not installed (no %s)\n", r.Client, r.Path)
+			fmt.Fprintf(e.stdout, "%s: not installed (no %s)\n", r.Client, strings.Join(r.Paths, ", "))
 			continue
 		case r.Error != "":
 			fmt.Fprintf(e.stdout, "%s: %s\n", r.Client, r.Error)
@@ -292,7 +347,7 @@ func runClients(ctx context.Context, e *env, args []string) error {
 			fmt.Fprintln(e.stdout, line)
 		}
 		if differs {
-			fmt.Fprintf(e.stdout, "  Run `ctxfit fix %s` to write the tuned values.\n", strings.ToLower(r.Client))
+			fmt.Fprintf(e.stdout, "  Run %s to write the tuned values.\n", e.cmdline(u, "fix", strings.ToLower(r.Client)))
 		}
 	}
 	return nil
@@ -305,12 +360,13 @@ func askLabel(a clients.Ask) string {
 	return a.Model
 }
 
-// tunedTarget returns what a fix aims for: the latest tuned context of each
-// model on host.
-func tunedTarget(d *state.Data, host *url.URL) clients.Target {
+// tunedTarget returns what a fix aims for: the tuned context of each model
+// on host that applies to the server's parallel slots (0: unknown; the
+// latest then), as status shows it.
+func tunedTarget(d *state.Data, host *url.URL, parallel int) clients.Target {
 	key := ollamahost.Key(host)
 	return clients.Target{Host: host, Models: tunedModels(d, key), Tuned: func(model string) (int, bool) {
-		t, ok := d.TunedFor(key, model, "")
+		t, ok := d.TunedForParallel(key, model, "", parallel)
 		return t.Context, ok && t.Context > 0
 	}}
 }

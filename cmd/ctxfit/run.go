@@ -21,15 +21,15 @@ type runOptions struct {
 	host      string
 	headless  bool
 	logFormat string
-	autoFix   string
+	autoFix   onOff
 	trayWait  time.Duration
 }
 
 func (o *runOptions) register(fs *flag.FlagSet) {
-	fs.StringVar(&o.host, "host", "", "Ollama server `URL` (default $OLLAMA_HOST, else "+ollamahost.Default+")")
+	fs.StringVar(&o.host, "host", "", hostUsage)
 	fs.BoolVar(&o.headless, "headless", false, "run without a tray icon, logging events (for servers and Docker hosts)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&o.autoFix, "auto-fix", "", "on or off: keep client configs fixed with the tuned values (remembered)")
+	fs.Var(&o.autoFix, "auto-fix", "keep client configs fixed with the tuned values: on (bare --auto-fix) or off; remembered")
 	o.registerTrayWait(fs)
 }
 
@@ -44,12 +44,11 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	var o runOptions
 	fs := e.flags("run")
 	o.register(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: ctxfit run [--headless] [--host URL] [--log-format text|json] [--auto-fix on|off]\n\nWatches the Ollama server: warns when a loaded model spills onto the CPU,\nand with auto-fix on keeps client configs at the tuned context.")
-		fs.PrintDefaults()
-	}
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected %q; run takes only flags (`%s help` lists the commands)", fs.Arg(0), e.progOrDefault())
 	}
 	return e.watch(ctx, o)
 }
@@ -70,7 +69,7 @@ func newLogger(w io.Writer, format string) (*slog.Logger, error) {
 // file cannot be opened the logger says so and uses stderr alone.
 func (e *env) openLog(format string) (*slog.Logger, func(), error) {
 	if _, err := newLogger(io.Discard, format); err != nil {
-		return nil, nil, err
+		return nil, nil, usagef("%v", err)
 	}
 	path, err := logfile.DefaultPath(e.getenv)
 	var f *logfile.Writer
@@ -88,6 +87,10 @@ func (e *env) openLog(format string) (*slog.Logger, func(), error) {
 
 // watch runs the watcher until ctx ends, headless or with the tray.
 func (e *env) watch(ctx context.Context, o runOptions) error {
+	u, err := e.host(o.host)
+	if err != nil {
+		return err
+	}
 	logger, closeLog, err := e.openLog(o.logFormat)
 	if err != nil {
 		return err
@@ -97,20 +100,14 @@ func (e *env) watch(ctx context.Context, o runOptions) error {
 	if err != nil {
 		return err
 	}
-	if o.autoFix != "" {
-		on := o.autoFix == "on" || o.autoFix == "true"
-		if !on && o.autoFix != "off" && o.autoFix != "false" {
-			return fmt.Errorf("--auto-fix %q: use on or off", o.autoFix)
-		}
-		if err := store.Update(func(d *state.Data) error { d.Settings.AutoFix = on; return nil }); err != nil {
+	if o.autoFix.set {
+		if err := store.Update(func(d *state.Data) error { d.Settings.AutoFix = o.autoFix.on; return nil }); err != nil {
 			return err
 		}
 	}
-	u := e.host(o.host)
 	lock, err := instance.Acquire(store.Dir(), ollamahost.Key(u))
 	if errors.Is(err, instance.ErrRunning) {
-		fmt.Fprintf(e.stderr, "%v.\nUse that one (its tray icon, or its log at `ctxfit status`), or stop it first: Quit in its menu, or `ctxfit service stop`.\n", err)
-		return exitError(1)
+		return failf(1, "%v.\nUse that one (its tray icon, or its log at %s), or stop it first: Quit in its menu, or %s.", err, e.cmdline(u, "status"), e.cmdline(nil, "service", "stop"))
 	}
 	if err != nil {
 		return err

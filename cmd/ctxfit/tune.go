@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -23,20 +24,17 @@ func runTune(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("tune")
 	step := fs.Int("step", tune.DefaultStep, "the answer is a multiple of `N` tokens (4096 for the cautious)")
 	parallel := fs.Int("parallel", 0, "the server's parallel slots `P` (OLLAMA_NUM_PARALLEL); default: $OLLAMA_NUM_PARALLEL for a server on this machine, else 1")
-	host := fs.String("host", "", "Ollama server `URL` (default $OLLAMA_HOST, else "+ollamahost.Default+")")
+	host := fs.String("host", "", hostUsage)
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
-	list := fs.Bool("list", false, "list the stored results instead of tuning")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), `Usage: ctxfit tune MODEL [--step N] [--parallel P] [--host URL] [--json]
-       ctxfit tune --list [--json]
-
-Finds the largest context length, a multiple of --step and at most the
-model's trained context, at which MODEL loads 100% on the server's GPU,
-with a few real loads. The model stays loaded at that context; the result
-is stored for ctxfit status and ctxfit fix. Ctrl-C stops between loads.`)
-		fs.PrintDefaults()
-	}
+	list := fs.Bool("list", false, "list the stored results for the server instead of tuning")
+	allHosts := fs.Bool("all-hosts", false, "with --list: the results for every server")
+	quiet := fs.Bool("quiet", false, "print no progress on stderr")
+	progressFlag := fs.Bool("progress", false, "print progress on stderr even when it is not a terminal")
 	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	u, err := e.host(*host)
 	if err != nil {
 		return err
 	}
@@ -46,54 +44,72 @@ is stored for ctxfit status and ctxfit fix. Ctrl-C stops between loads.`)
 	}
 	if *list {
 		if len(pos) > 0 {
-			fmt.Fprintln(e.stderr, "ctxfit tune: --list takes no model")
-			return errUsage
+			return usagef("--list takes no model")
 		}
-		return listTuned(e, store, *asJSON)
+		return listTuned(e, store, u, *allHosts, *asJSON)
+	}
+	if *allHosts {
+		return usagef("--all-hosts goes with --list")
 	}
 	if len(pos) != 1 {
-		fs.Usage()
-		return errUsage
+		return usagef("name one MODEL to tune (`ollama list` shows them), or use --list")
 	}
 	if *step < 1 {
-		fmt.Fprintf(e.stderr, "ctxfit tune: --step %d: use a positive number of tokens, such as 1024 or 4096\n", *step)
-		return errUsage
+		return usagef("--step %d: use a positive number of tokens, such as 1024 or 4096", *step)
 	}
 
-	u := e.host(*host)
 	given := false
 	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "parallel" })
 	p, err := parallelSlots(e, given, *parallel, ollamahost.IsLocal(u))
 	if err != nil {
-		fmt.Fprintf(e.stderr, "ctxfit tune: %v\n", err)
-		return errUsage
+		return usagef("%v", err)
 	}
 	key := ollamahost.Key(u)
 	gpu := ollama.GPUUnknown
 	if data, err := store.Load(); err == nil {
 		gpu = data.GPU(key, "")
 	}
+	model := pos[0]
+	if gpu == ollama.GPUAbsent {
+		return failf(1, "%s has no GPU, as far as ctxfit knows, and tune finds the context that stays on one, so nothing was loaded. "+
+			"%s measures the speed on the CPU; if the server has a GPU now, %s forgets the old answer",
+			u, e.cmdline(u, "bench", model), e.cmdline(u, "status", "--set-gpu", "auto"))
+	}
 
 	client := e.client(u)
-	progress := e.stdout
-	if *asJSON {
-		progress = e.stderr // stdout holds only the JSON
+	pr := e.progress(*quiet, *progressFlag)
+	var out io.Writer = e.stdout
+	switch {
+	case *asJSON && *quiet:
+		out = io.Discard
+	case *asJSON:
+		out = e.stderr // stdout holds only the JSON
 	}
-	model := pos[0]
-	fmt.Fprintf(progress, "Tuning %s on %s: step %d, %d parallel slot%s.\n", model, u.Redacted(), *step, p, plural(p))
+	fmt.Fprintf(out, "Tuning %s on %s: step %d, %d parallel slot%s.\n", model, u.Redacted(), *step, p, plural(p))
 	n := 0
-	res, err := tune.Tune(ctx, client, tune.Options{
+	opts := tune.Options{
 		Model:    model,
 		Step:     *step,
 		Parallel: p,
 		GPU:      gpu,
-		Progress: func(pr tune.Probe) {
+		Progress: func(probe tune.Probe) {
 			n++
-			fmt.Fprintf(progress, "  load %d: %s\n", n, probeLine(pr))
+			pr.done()
+			fmt.Fprintf(out, "  load %d: %s\n", n, probeLine(probe))
+			pr.start(fmt.Sprintf("load %d", n+1))
 		},
-	})
+	}
+	if ollamahost.IsLocal(u) {
+		opts.RAM = e.localRAM()
+	}
+	pr.start("load 1")
+	res, err := tune.Tune(ctx, client, opts)
+	pr.done()
+	if res != nil && res.Restored != "" {
+		fmt.Fprintln(e.stderr, restoredLine(res))
+	}
 	if err != nil {
-		return tuneFailed(e, res, err)
+		return e.tuneFailed(u, res, err)
 	}
 
 	if err := storeTuned(store, key, res); err != nil {
@@ -101,19 +117,46 @@ is stored for ctxfit status and ctxfit fix. Ctrl-C stops between loads.`)
 	}
 
 	if *asJSON {
-		return writeTuneJSON(e.stdout, res)
+		return writeTuneJSON(e.stdout, u, res)
 	}
 	fmt.Fprintln(e.stdout, tuneSummary(res))
+	pr.start("comparing the speed before and after")
 	before, after, err := tune.BenchBeforeAfter(ctx, client, res)
+	pr.done()
 	switch {
 	case err != nil:
-		fmt.Fprintf(e.stderr, "ctxfit tune: comparing the speed before and after: %v\n", err)
+		fmt.Fprintf(e.stderr, "%s tune: comparing the speed before and after: %v\n", e.progOrDefault(), err)
 	case before != nil:
 		fmt.Fprintf(e.stdout, "Speed: %.1f tokens/s at num_ctx %d (%s), %.1f tokens/s at num_ctx %d (%s).\n",
 			before.TokensPerSecond, before.Context, before.Processor(), after.TokensPerSecond, after.Context, after.Processor())
 	}
-	fmt.Fprintf(e.stdout, "Stored; `ctxfit fix all` writes it into your clients' configs.\n")
+	fmt.Fprintf(e.stdout, "Stored; %s writes it into your clients' configs.\n", e.cmdline(u, "fix", "all"))
 	return nil
+}
+
+// localRAM returns the memory this machine can give a model without
+// swapping: MemAvailable where the OS reports it, else half the RAM.
+func (e *env) localRAM() int64 {
+	if e.ram != nil {
+		return e.ram()
+	}
+	if r := ollama.AvailableRAM(); r > 0 {
+		return r
+	}
+	return ollama.TotalRAM() / 2
+}
+
+// restoredLine says how the tune left the model.
+func restoredLine(res *tune.Result) string {
+	switch {
+	case res.Restored == "unloaded" && res.Before != nil:
+		return fmt.Sprintf("%s unloaded: it was loaded before, at a context the server did not report.", res.Model)
+	case res.Restored == "unloaded":
+		return fmt.Sprintf("%s unloaded, as it was before the tune.", res.Model)
+	case strings.HasPrefix(res.Restored, "reloaded"):
+		return fmt.Sprintf("%s %s, as it was before the tune.", res.Model, res.Restored)
+	}
+	return fmt.Sprintf("%s: %s.", res.Model, res.Restored)
 }
 
 // storeTuned remembers a finished tune of the server with host key.
@@ -180,28 +223,27 @@ func tuneSummary(res *tune.Result) string {
 	return fmt.Sprintf("%s: num_ctx %d stays 100%% on the GPU (%s); %d load%s.", res.Model, res.Context, why, res.Loads, plural(res.Loads))
 }
 
-// tuneFailed explains a failed or interrupted tune and returns the exit
-// status: 130 after Ctrl-C, else 1. Nothing is stored.
-func tuneFailed(e *env, res *tune.Result, err error) error {
-	var dnf *tune.DoesNotFitError
+// tuneFailed explains a failed or interrupted tune, for main to print:
+// status 130 after Ctrl-C, else 1. Nothing is stored.
+func (e *env) tuneFailed(u *url.URL, res *tune.Result, err error) error {
+	known := ""
+	if k := bracketText(res); k != "" && res.Loads > 0 {
+		known = " Known so far: " + k + "."
+	}
 	switch {
 	case errors.Is(err, context.Canceled):
-		fmt.Fprintf(e.stderr, "ctxfit tune: stopped after %d load%s; nothing stored.\n", res.Loads, plural(res.Loads))
-		if k := bracketText(res); k != "" {
-			fmt.Fprintf(e.stderr, "Known so far: %s.\n", k)
-		}
-		return exitError(130)
-	case errors.As(err, &dnf):
-		fmt.Fprintf(e.stderr, "ctxfit tune: %v.\n", err)
-	case errors.Is(err, tune.ErrCPUOnly), errors.Is(err, tune.ErrUnknownModel):
-		fmt.Fprintf(e.stderr, "ctxfit tune: %v\n", err)
-	default:
-		fmt.Fprintf(e.stderr, "ctxfit tune: %v\n", err)
-		if k := bracketText(res); k != "" && res.Loads > 0 {
-			fmt.Fprintf(e.stderr, "Known so far: %s. Nothing stored.\n", k)
-		}
+		return failf(130, "stopped after %d load%s; nothing stored.%s", res.Loads, plural(res.Loads), known)
+	case errors.Is(err, tune.ErrDoesNotFit):
+		return failf(1, "%v.", err)
+	case errors.Is(err, tune.ErrCPUOnly):
+		return failf(1, "%v. %s measures the speed on the CPU.", e.reprog(err.Error()), e.cmdline(u, "bench", res.Model))
+	case errors.Is(err, tune.ErrUnknownModel):
+		return failf(1, "%v", err)
 	}
-	return exitError(1)
+	if known != "" {
+		known += " Nothing stored."
+	}
+	return failf(1, "%v%s", err, known)
 }
 
 // bracketText says what the loads proved: "num_ctx 16384 fits, 20480 spills".
@@ -219,8 +261,9 @@ func bracketText(res *tune.Result) string {
 	return ""
 }
 
-// tuneJSON is the shape of `ctxfit tune --json`, as the issue gives it.
+// tuneJSON is `ctxfit tune --json`.
 type tuneJSON struct {
+	Host           string      `json:"host"`
 	Model          string      `json:"model"`
 	Context        int         `json:"context"`
 	Step           int         `json:"step"`
@@ -228,42 +271,64 @@ type tuneJSON struct {
 	TrainedContext int         `json:"trained_context"`
 	Parallel       int         `json:"parallel"`
 	Probes         []probeJSON `json:"probes"`
+	Restored       string      `json:"restored"` // how the model was left: "unloaded", "reloaded at num_ctx N"
 }
 
 type probeJSON struct {
-	Context  int   `json:"context"`
-	Size     int64 `json:"size"`
-	SizeVRAM int64 `json:"size_vram"`
+	Context   int     `json:"context"`
+	Size      int64   `json:"size"`
+	SizeVRAM  int64   `json:"size_vram"`
+	Processor string  `json:"processor"`
+	Seconds   float64 `json:"seconds"`
 }
 
-func writeTuneJSON(w io.Writer, res *tune.Result) error {
-	out := tuneJSON{res.Model, res.Context, res.Step, res.Loads, res.TrainedContext, res.Parallel, []probeJSON{}}
+func writeTuneJSON(w io.Writer, u *url.URL, res *tune.Result) error {
+	out := tuneJSON{u.String(), res.Model, res.Context, res.Step, res.Loads, res.TrainedContext, res.Parallel, []probeJSON{}, res.Restored}
 	for _, p := range res.Probes {
-		out.Probes = append(out.Probes, probeJSON{p.Context, p.Size, p.SizeVRAM})
+		out.Probes = append(out.Probes, probeJSON{p.Context, p.Size, p.SizeVRAM, p.Processor(), p.Seconds})
 	}
 	return writeIndentedJSON(w, out)
 }
 
-// listTuned prints the stored results, all hosts.
-func listTuned(e *env, store *state.Store, asJSON bool) error {
+// tuneListJSON is `ctxfit tune --list --json`.
+type tuneListJSON struct {
+	Host  string        `json:"host"` // "" with --all-hosts
+	Tuned []state.Tuned `json:"tuned"`
+}
+
+// listTuned prints the stored results for the server at u, or for every
+// server.
+func listTuned(e *env, store *state.Store, u *url.URL, all, asJSON bool) error {
 	data, err := store.Load()
 	if err != nil {
 		return err
 	}
-	if asJSON {
-		tuned := data.Tuned
-		if tuned == nil {
-			tuned = []state.Tuned{}
-		}
-		return writeIndentedJSON(e.stdout, tuned)
+	out := tuneListJSON{Tuned: []state.Tuned{}}
+	if !all {
+		out.Host = u.String()
 	}
-	if len(data.Tuned) == 0 {
-		fmt.Fprintln(e.stdout, "Nothing tuned yet: `ctxfit tune MODEL` finds a model's largest context that stays on the GPU.")
+	for _, t := range data.Tuned {
+		if all || t.Host == ollamahost.Key(u) {
+			out.Tuned = append(out.Tuned, t)
+		}
+	}
+	if asJSON {
+		return writeIndentedJSON(e.stdout, out)
+	}
+	if len(out.Tuned) == 0 {
+		where := "on " + u.String()
+		if all {
+			where = "on any server"
+		}
+		fmt.Fprintf(e.stdout, "Nothing tuned %s yet: %s finds a model's largest context that stays on the GPU.\n", where, e.cmdline(u, "tune", "MODEL"))
+		if !all && len(data.Tuned) > 0 {
+			fmt.Fprintf(e.stdout, "Other servers have results: %s lists them.\n", e.cmdline(nil, "tune", "--list", "--all-hosts"))
+		}
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 3, ' ', 0)
 	fmt.Fprintln(tw, "HOST\tMODEL\tCONTEXT\tSTEP\tPARALLEL\tLOADS\tTRAINED\tMEASURED")
-	for _, t := range data.Tuned {
+	for _, t := range out.Tuned {
 		trained := "?"
 		if t.TrainedContext > 0 {
 			trained = strconv.Itoa(t.TrainedContext)
