@@ -92,7 +92,10 @@ func TestTuneCommand(t *testing.T) {
 	}
 	golden(t, "tune_list.txt", normalize(out))
 	code, out, _ = c.run("tune", "--list", "--json", "--host", u)
-	var list struct{ Host string; Tuned []state.Tuned }
+	var list struct {
+		Host  string
+		Tuned []state.Tuned
+	}
 	if err := json.Unmarshal([]byte(out), &list); code != 0 || err != nil || len(list.Tuned) != 1 || list.Tuned[0].Context != want {
 		t.Errorf("tune --list --json: exit %d, %v\n%s", code, err, out)
 	}
