@@ -142,10 +142,7 @@ func (e *env) printHelp(w io.Writer, fs *flag.FlagSet) {
 	if doc.about != "" {
 		fmt.Fprintf(&b, "\n%s\n", doc.about)
 	}
-	if flags := flagLines(fs); flags != "" {
-		fmt.Fprintf(&b, "\nFlags:\n%s", flags)
-	}
-	b.WriteString("  -h, --help  show this help\n")
+	fmt.Fprintf(&b, "\nFlags:\n%s", flagLines(fs))
 	if len(doc.examples) > 0 {
 		b.WriteString("\nExamples:\n")
 		for _, x := range doc.examples {
@@ -174,6 +171,8 @@ func flagLines(fs *flag.FlagSet) string {
 		lines = append(lines, line{left, usage})
 		width = max(width, len(left))
 	})
+	lines = append(lines, line{"-h, --help", "show this help"})
+	width = max(width, len("-h, --help"))
 	var b strings.Builder
 	for _, l := range lines {
 		fmt.Fprintf(&b, "  %-*s  %s\n", width, l.left, l.right)

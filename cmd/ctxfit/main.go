@@ -214,7 +214,12 @@ func (e *usageError) Error() string {
 func (e *usageError) Is(target error) bool { return target == errUsage }
 
 // cmd returns the command whose help the hint names.
-func (e *usageError) cmd(name string) string { return strings.TrimSpace(name + " " + e.sub) }
+func (e *usageError) cmd(name string) string {
+	if strings.HasSuffix(name, " "+e.sub) {
+		return name
+	}
+	return strings.TrimSpace(name + " " + e.sub)
+}
 
 // usagef returns a usage error with a message.
 func usagef(format string, args ...any) error {
