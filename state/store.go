@@ -71,6 +71,14 @@ type Tuned struct {
 	Loads          int       `json:"loads"`
 	TrainedContext int       `json:"trained_context,omitempty"`
 	MeasuredAt     time.Time `json:"measured_at"`
+	// BytesPerToken is what one more token of context added to the
+	// model's size in the tune's loads; 0 when fewer than two sizes were
+	// measured. It lets ctxfit say what a larger GPU budget would buy.
+	BytesPerToken float64 `json:"bytes_per_token,omitempty"`
+	// GPUBudget is, on an Apple Silicon host, the GPU's share of unified
+	// memory when the tune ran (see package unified); 0 elsewhere. A tune
+	// made under another budget is out of date.
+	GPUBudget int64 `json:"gpu_budget,omitempty"`
 }
 
 // TunedFor returns the most recent tuned value for model on host. A result

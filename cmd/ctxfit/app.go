@@ -266,7 +266,11 @@ func (a *app) Tune(ctx context.Context, model string, progress func(string)) err
 		a.watcher.Publish(watch.Event{Kind: watch.EventConfigWarning, Model: model, Message: msg})
 		return err
 	}
-	if err := storeTuned(a.store, a.key, res); err != nil {
+	var budget int64
+	if _, mac, ok := a.env.unifiedInfo(ctx, a.host); ok {
+		budget = mac.Budget()
+	}
+	if err := storeTuned(a.store, a.key, res, budget); err != nil {
 		return err
 	}
 	a.watcher.Publish(watch.Event{Kind: watch.EventTuned, Model: res.Model, ContextLength: res.Context, Message: tuneSummary(res)})

@@ -211,3 +211,8 @@ func joinOnOff(fs *flag.FlagSet, args []string) []string {
 	}
 	return out
 }
+
+// hint is cmdline without the backquotes.
+func (e *env) hint(u *url.URL, args ...string) string {
+	return strings.Trim(e.cmdline(u, args...), "`")
+}

@@ -112,6 +112,21 @@ stop work from any ctxfit binary.
   status     show what is installed, enabled and running, and the log file`,
 			examples: []string{"service install", "service install --headless --host gpu-box:11434", "service status --json"},
 		},
+		"gpu-limit": {
+			usage: []string{"gpu-limit [--host URL]", "gpu-limit set MB [--force] [--dry-run]", "gpu-limit persist MB [--force] [--dry-run]", "gpu-limit undo [--dry-run]"},
+			about: `On an Apple Silicon Mac the GPU may use only part of the unified memory
+(about 2/3, 3/4 from 36 GB); Ollama spills past it. With no subcommand,
+shows that share and, for each model tuned on this Mac, how much more
+context a larger share would buy.
+
+  set MB      sudo sysctl iogpu.wired_limit_mb=MB (0: the default), until reboot
+  persist MB  install a LaunchDaemon that sets it at every boot, and set it now
+  undo        remove that LaunchDaemon and go back to the default
+
+sudo asks for your password in this terminal; the tray never does this.
+Ollama reads the limit when it starts: restart it afterwards, then re-tune.`,
+			examples: []string{"gpu-limit", "gpu-limit set 24576 --dry-run", "gpu-limit undo"},
+		},
 		"version": {
 			usage:    []string{"version [--json]", "--version"},
 			about:    `Prints ctxfit's version, the commit it was built from, the Go version and the OS/arch, from the build information the Go toolchain stamps into the binary.`,

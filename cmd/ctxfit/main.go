@@ -40,6 +40,7 @@ func commands() []command {
 		{"service", "install, remove or control ctxfit's start at login", runService},
 		{"version", "print ctxfit's version, commit, Go version and OS/arch", runVersion},
 		{"completion", "print a shell completion script: bash, zsh, fish or powershell", runCompletion},
+		{"gpu-limit", "on Apple Silicon: the GPU's share of memory, and what more of it buys", runGPULimit},
 	}
 }
 

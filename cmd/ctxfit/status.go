@@ -49,13 +49,27 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 		data = &state.Data{}
 	}
 	parallel := e.serverParallel(u)
+	_, mac, isMac := e.unifiedInfo(ctx, u)
 	if *asJSON {
-		return writeStatusJSON(e.stdout, snap, data, ollamahost.Key(u), parallel)
+		var uj *unifiedJSON
+		if isMac {
+			uj = &unifiedJSON{mac.RAM, mac.WiredLimitMB, mac.Budget()}
+		}
+		return writeStatusJSON(e.stdout, snap, data, ollamahost.Key(u), parallel, uj)
 	}
 	if !snap.Reachable {
 		return failf(1, "%s", snap.Error)
 	}
 	e.writeStatus(e.stdout, u, snap, data, parallel)
+	if isMac {
+		fmt.Fprintf(e.stdout, "\nApple Silicon: the %s; `%s` says what more would buy.\n", mac, e.hint(u, "gpu-limit"))
+		for _, t := range tunedOn(e, u) {
+			if t.GPUBudget > 0 && absDiff(t.GPUBudget, mac.Budget()) > 64<<20 {
+				fmt.Fprintf(e.stdout, "%s was tuned with %s for the GPU; restart Ollama if you have not, then re-tune: %s\n",
+					t.Model, format.HumanBytes2(uint64(t.GPUBudget)), e.hint(u, "tune", t.Model))
+			}
+		}
+	}
 	if p, err := logfile.DefaultPath(e.getenv); err == nil {
 		fmt.Fprintf(e.stdout, "\nLog: %s\n", p)
 	}
@@ -106,7 +120,15 @@ type statusJSON struct {
 	Version   string            `json:"version"`
 	GPU       string            `json:"gpu"`
 	Models    []statusModelJSON `json:"models"`
-	Tuned     []state.Tuned     `json:"tuned"` // every result stored for this server
+	Tuned     []state.Tuned     `json:"tuned"`             // every result stored for this server
+	Unified   *unifiedJSON      `json:"unified,omitempty"` // Apple Silicon hosts only
+}
+
+// unifiedJSON is an Apple Silicon host's GPU share of unified memory.
+type unifiedJSON struct {
+	RAM          int64 `json:"ram_bytes"`
+	WiredLimitMB int   `json:"wired_limit_mb"`
+	GPUBudget    int64 `json:"gpu_budget_bytes"`
 }
 
 // statusModelJSON is one loaded model in `ctxfit status --json`.
@@ -125,9 +147,9 @@ type statusModelJSON struct {
 	RAMWarning    string `json:"ram_warning,omitempty"`
 }
 
-func writeStatusJSON(w io.Writer, snap watch.Snapshot, data *state.Data, key string, parallel int) error {
+func writeStatusJSON(w io.Writer, snap watch.Snapshot, data *state.Data, key string, parallel int, uj *unifiedJSON) error {
 	out := statusJSON{Host: snap.Host, Reachable: snap.Reachable, Error: snap.Error, Version: snap.Version,
-		GPU: string(snap.GPU), Models: []statusModelJSON{}, Tuned: []state.Tuned{}}
+		GPU: string(snap.GPU), Models: []statusModelJSON{}, Tuned: []state.Tuned{}, Unified: uj}
 	for _, m := range snap.Models {
 		j := statusModelJSON{Model: m.Name, Size: m.Size, SizeVRAM: m.SizeVRAM, Processor: m.Processor,
 			Context: m.ContextLength, State: string(m.State), Spilled: m.Spilled, RAMWarning: m.RAMWarning}

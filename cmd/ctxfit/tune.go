@@ -112,7 +112,12 @@ func runTune(ctx context.Context, e *env, args []string) error {
 		return e.tuneFailed(u, res, err)
 	}
 
-	if err := storeTuned(store, key, res); err != nil {
+	_, mac, isMac := e.unifiedInfo(ctx, u)
+	var budget int64
+	if isMac {
+		budget = mac.Budget()
+	}
+	if err := storeTuned(store, key, res, budget); err != nil {
 		return err
 	}
 
@@ -131,7 +136,23 @@ func runTune(ctx context.Context, e *env, args []string) error {
 			before.TokensPerSecond, before.Context, before.Processor(), after.TokensPerSecond, after.Context, after.Processor())
 	}
 	fmt.Fprintf(e.stdout, "Stored; %s writes it into your clients' configs.\n", e.cmdline(u, "fix", "all"))
+	if isMac {
+		if t, ok := tunedFor(store, key, res); ok {
+			if advice := limitAdvice(e, u, mac, t); advice != "" {
+				fmt.Fprint(e.stdout, "\n"+advice)
+			}
+		}
+	}
 	return nil
+}
+
+// tunedFor reads back what storeTuned stored for res.
+func tunedFor(store *state.Store, key string, res *tune.Result) (state.Tuned, bool) {
+	data, err := store.Load()
+	if err != nil {
+		return state.Tuned{}, false
+	}
+	return data.TunedFor(key, res.Model, res.Digest)
 }
 
 // localRAM returns the memory this machine can give a model without
@@ -159,8 +180,9 @@ func restoredLine(res *tune.Result) string {
 	return fmt.Sprintf("%s: %s.", res.Model, res.Restored)
 }
 
-// storeTuned remembers a finished tune of the server with host key.
-func storeTuned(store *state.Store, key string, res *tune.Result) error {
+// storeTuned remembers a finished tune of the server with host key; budget
+// is the GPU's share of unified memory on an Apple Silicon host, else 0.
+func storeTuned(store *state.Store, key string, res *tune.Result, budget int64) error {
 	err := store.Update(func(d *state.Data) error {
 		d.PutTuned(state.Tuned{
 			Host:           key,
@@ -172,6 +194,8 @@ func storeTuned(store *state.Store, key string, res *tune.Result) error {
 			Loads:          res.Loads,
 			TrainedContext: res.TrainedContext,
 			MeasuredAt:     time.Now().UTC(),
+			BytesPerToken:  bytesPerToken(res),
+			GPUBudget:      budget,
 		})
 		d.Host(key).GPUSeen = true // the answer loaded into VRAM
 		return nil

@@ -14,7 +14,10 @@
 // A GPU has a budget of bytes Ollama may use (GPU.VRAM). Discrete presets are
 // their nominal size less DiscreteReserve (driver, CUDA context, Ollama's
 // minimum); unified presets (Apple Silicon) use Metal's recommended working
-// set, 2/3 of RAM (3/4 from 36 GiB; see UnifiedBudget). A GPU with VRAM 0 is a CPU-only host.
+// set, 2/3 of RAM (3/4 from 36 GiB; see UnifiedBudget), or iogpu.wired_limit_mb
+// when set (GPU.WithWiredLimit; Server.SetWiredLimit plays the sysctl and an
+// Ollama restart, and serves them at unified.SimulatedPath for `ctxfit demo`).
+// A GPU with VRAM 0 is a CPU-only host.
 //
 // A model loaded with context n and p parallel slots needs, all in bytes:
 //

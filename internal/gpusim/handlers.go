@@ -13,6 +13,8 @@ import (
 
 	"github.com/ollama/ollama/api"
 	"github.com/ollama/ollama/types/model"
+
+	"github.com/ctxfit/ctxfit/unified"
 )
 
 // maxRequestBytes bounds a request body; prompts in tests are short.
@@ -36,6 +38,8 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /api/chat", s.handleChat)
 	mux.HandleFunc("POST /api/create", s.handleCreate)
 	mux.HandleFunc("DELETE /api/delete", s.handleDelete)
+	mux.HandleFunc("GET "+unified.SimulatedPath, s.handleUnified)
+	mux.HandleFunc("POST "+unified.SimulatedPath, s.handleUnified)
 	return mux
 }
 

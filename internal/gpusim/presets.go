@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"slices"
 	"strings"
+
+	"github.com/ctxfit/ctxfit/unified"
 )
 
 const (
@@ -29,6 +31,9 @@ type GPU struct {
 	Unified bool
 	// RAM is the host's system memory; 0 means unlimited.
 	RAM int64
+	// WiredLimitMB is a unified host's iogpu.wired_limit_mb: when set, VRAM
+	// is that many MiB instead of the macOS default (see MacWithLimit).
+	WiredLimitMB int
 	// Bandwidth is the GPU's memory bandwidth in bytes per second, which
 	// bounds token generation for layers on the GPU.
 	Bandwidth float64
@@ -38,12 +43,19 @@ type GPU struct {
 }
 
 // UnifiedBudget returns Metal's recommended working set on an Apple Silicon
-// machine with ram bytes of memory: 2/3 of it, 3/4 from 36 GiB.
-func UnifiedBudget(ram int64) int64 {
-	if ram >= 36*gib {
-		return ram / 4 * 3
+// machine with ram bytes of memory: 2/3 of it, 3/4 from 36 GiB
+// (unified.DefaultBudget).
+func UnifiedBudget(ram int64) int64 { return unified.DefaultBudget(ram) }
+
+// WithWiredLimit returns the unified GPU g with iogpu.wired_limit_mb set to
+// mb: its budget becomes mb MiB, or the default for mb 0.
+func (g GPU) WithWiredLimit(mb int) GPU {
+	if !g.Unified {
+		return g
 	}
-	return ram / 3 * 2
+	g.WiredLimitMB = mb
+	g.VRAM = unified.Info{RAM: g.RAM, WiredLimitMB: mb}.Budget()
+	return g
 }
 
 // totalVRAM is the GPU's full size as Ollama reports it at start-up, which
