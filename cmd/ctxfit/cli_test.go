@@ -94,7 +94,7 @@ func TestCLIConventions(t *testing.T) {
 	if got := e.cmdline(nil, "fix", "all"); got != "`go run ./cmd/ctxfit fix all`" {
 		t.Errorf("cmdline = %s", got)
 	}
-	for arg0, want := range map[string]string{"/usr/local/bin/ctxfit": "ctxfit", `C:\bin\ctxfit.exe`: "ctxfit", os.TempDir() + "/go-build123/b001/exe/ctxfit": "go run ./cmd/ctxfit"} {
+	for arg0, want := range map[string]string{"/usr/local/bin/ctxfit": "ctxfit", `C:\bin\ctxfit.exe`: "ctxfit", os.TempDir() + "/go-build123/b001/exe/ctxfit": "go run ./cmd/ctxfit", "/tmp/bin/ctxfit": "ctxfit"} {
 		if filepath.Separator != '\\' && strings.Contains(arg0, `\`) {
 			continue
 		}

@@ -54,7 +54,7 @@ func main() {
 // progName returns the name hints give for ctxfit: the base name it was
 // started as, or `go run ./cmd/ctxfit` for a temporary `go run` build.
 func progName(arg0 string) string {
-	if isTempBuild(arg0) {
+	if strings.Contains(arg0, string(filepath.Separator)+"go-build") {
 		return "go run ./cmd/ctxfit"
 	}
 	name := strings.TrimSuffix(filepath.Base(arg0), ".exe")
@@ -64,8 +64,9 @@ func progName(arg0 string) string {
 	return name
 }
 
-// isTempBuild reports whether path is a binary `go run` or `go test` built
-// in a temporary directory, which is gone when it ends.
+// isTempBuild reports whether path is a binary that will be gone at the
+// next login: built by `go run` or `go test`, or anywhere in the
+// temporary directory.
 func isTempBuild(path string) bool {
 	sep := string(filepath.Separator)
 	return strings.Contains(path, sep+"go-build") || strings.HasPrefix(path, os.TempDir()+sep)
