@@ -56,6 +56,10 @@ type Options struct {
 	// on a CPU-only machine a first load at the model's full context could
 	// push it into swap.
 	RAM int64
+
+	// unloadWait bounds the wait for the model to leave /api/ps after the
+	// tune unloaded it; 0 means defaultUnloadWait (tests shorten it).
+	unloadWait time.Duration
 	// Progress, when set, is called after each load.
 	Progress func(Probe)
 }
@@ -274,7 +278,7 @@ func Tune(ctx context.Context, client *api.Client, opts Options) (res *Result, e
 	attempted := false // a load was sent, so the model may have changed
 	defer func() {
 		if attempted {
-			res.Restored = restore(ctx, client, opts.Model, res.Before)
+			res.Restored = restore(ctx, client, opts.Model, res.Before, cmp.Or(opts.unloadWait, defaultUnloadWait))
 		}
 	}()
 
@@ -389,7 +393,7 @@ const restoreTimeout = 5 * time.Minute
 // restore leaves model as the tune found it: reloaded at before's context,
 // or unloaded when it was not loaded (or at a context /api/ps did not
 // report). It says what it did, for Result.Restored.
-func restore(ctx context.Context, client *api.Client, model string, before *Probe) string {
+func restore(ctx context.Context, client *api.Client, model string, before *Probe, unloadWait time.Duration) string {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), restoreTimeout)
 	defer cancel()
 	if before != nil && before.Context > 0 {
@@ -404,8 +408,25 @@ func restore(ctx context.Context, client *api.Client, model string, before *Prob
 	if err := client.Generate(ctx, req, func(api.GenerateResponse) error { return nil }); err != nil {
 		return fmt.Sprintf("could not unload it: %v", err)
 	}
-	return "unloaded"
+	// Ollama answers before the runner is gone; wait for /api/ps to agree,
+	// so that "unloaded" is true when the caller reads it.
+	wctx, cancel := context.WithTimeout(ctx, unloadWait)
+	defer cancel()
+	for {
+		ps, err := client.ListRunning(wctx)
+		if err == nil && findRunning(ps, model) == nil {
+			return "unloaded"
+		}
+		select {
+		case <-wctx.Done():
+			return "unload asked for; /api/ps still lists it"
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
+
+// defaultUnloadWait bounds the wait for an unloaded model to leave /api/ps.
+const defaultUnloadWait = 10 * time.Second
 
 // minGPU is the least memory a GPU worth tuning for lends Ollama. A load
 // that put nothing in VRAM although its graph and one layer need less came

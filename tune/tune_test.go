@@ -588,7 +588,8 @@ func (f *flakyServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func TestTuneFlakyServer(t *testing.T) {
 	for seed := int64(0); seed < 20; seed++ {
 		client := simClient(t, &flakyServer{rng: rand.New(rand.NewSource(seed))})
-		res, err := Tune(context.Background(), client, Options{Model: "m", GPU: ollama.GPUPresent})
+		// This server never unloads: do not wait for it.
+		res, err := Tune(context.Background(), client, Options{Model: "m", GPU: ollama.GPUPresent, unloadWait: time.Millisecond})
 		t.Logf("seed %d: %d loads, context %d, %v", seed, res.Loads, res.Context, err)
 		switch {
 		case res.Loads > MaxLoads:

@@ -163,7 +163,7 @@ func TestOllamaE2E(t *testing.T) {
 			t.Fatalf("status --set-gpu absent: exit %d", code)
 		}
 		code, out, errOut := x.ctxfit("tune", model, "--json")
-		if code != 1 || !strings.Contains(out, `"error":`) || strings.Contains(out, "load") {
+		if code != 1 || !strings.Contains(out, `"error":`) || strings.Contains(out+errOut, "load 1") {
 			t.Errorf("tune: exit %d, stdout %s; want 1 and a JSON error before any load", code, out)
 		}
 		if !strings.Contains(out, "has no GPU") || !strings.Contains(out, "bench "+model) {

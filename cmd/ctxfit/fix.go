@@ -67,7 +67,7 @@ func runFix(ctx context.Context, e *env, args []string) error {
 	if *asJSON {
 		return writeIndentedJSON(e.stdout, fixJSON{Host: u.String(), Clients: []clientFixJSON{reportJSON(rep)}, Ollama: []derivedJSON{}})
 	}
-	e.printReport(e.stdout, rep)
+	e.printReport(e.stdout, u, rep)
 	for _, w := range rep.Warnings {
 		fmt.Fprintf(e.stderr, "warning: %s\n", e.reprog(w))
 	}
@@ -133,7 +133,7 @@ func fixAll(ctx context.Context, e *env, fixer *clients.Fixer, t clients.Target,
 		}
 		out.Clients = append(out.Clients, reportJSON(rep))
 		if !asJSON {
-			e.printReport(e.stdout, rep)
+			e.printReport(e.stdout, u, rep)
 			for _, w := range rep.Warnings {
 				fmt.Fprintf(e.stderr, "warning: %s: %s\n", c.Name(), e.reprog(w))
 			}
@@ -165,9 +165,9 @@ func fixAll(ctx context.Context, e *env, fixer *clients.Fixer, t clients.Target,
 }
 
 // printReport says what a fix changed, or would change.
-func (e *env) printReport(w io.Writer, rep *clients.Report) {
+func (e *env) printReport(w io.Writer, u *url.URL, rep *clients.Report) {
 	if len(rep.Changes) == 0 {
-		fmt.Fprintf(w, "%s: nothing to change in %s; every Ollama model there with a tuned value already asks for it.\n", rep.Client, rep.Path)
+		fmt.Fprintf(w, "%s: nothing to change in %s: every entry there for a model tuned on %s already asks for its tuned value (entries for other servers are left alone).\n", rep.Client, rep.Path, u)
 		return
 	}
 	if rep.DryRun {
