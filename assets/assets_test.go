@@ -2,6 +2,7 @@ package assets_test
 
 import (
 	"bytes"
+	"fmt"
 	"image"
 	"image/png"
 	"testing"
@@ -18,15 +19,28 @@ func TestCommittedIconsAreGenerated(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range assets.States() {
-		for name, got := range map[string][]byte{
-			string(s) + ".png":          assets.PNG(s),
-			string(s) + ".ico":          assets.ICO(s),
-			string(s) + "_template.png": assets.Template(s),
-		} {
+		files := map[string][]byte{
+			string(s) + ".png":             assets.PNG(s),
+			string(s) + ".ico":             assets.ICO(s),
+			string(s) + "_template.png":    assets.Template(s),
+			string(s) + "_template@1x.png": assets.Template1x(s),
+		}
+		for _, size := range assets.Sizes() {
+			if size != assets.LinuxSize {
+				files[fmt.Sprintf("%s_%d.png", s, size)] = assets.PNGAt(s, size)
+			}
+		}
+		for name, got := range files {
 			if !bytes.Equal(got, want[name]) {
 				t.Errorf("icons/%s differs from what internal/iconart draws; run go generate ./assets", name)
 			}
 		}
+		for _, size := range assets.Sizes() {
+			decodePNG(t, assets.PNGAt(s, size), size)
+		}
+	}
+	if n := 3 * (4 + len(assets.Sizes()) - 1); len(want) != n {
+		t.Errorf("iconart draws %d files, assets embeds %d", len(want), n)
 	}
 }
 

@@ -48,6 +48,9 @@ type Settings struct {
 	// NotificationsOff silences desktop notifications (the log still has
 	// every event).
 	NotificationsOff bool `json:"notifications_off"`
+	// MetricsAddr is where `ctxfit run` serves Prometheus metrics
+	// (HOST:PORT); empty means not at all.
+	MetricsAddr string `json:"metrics_addr,omitempty"`
 }
 
 // HostState is what ctxfit knows about one Ollama server.

@@ -26,6 +26,12 @@ const (
 	childEnv  = "CTXFIT_TRAY_CHILD"
 	ollamaEnv = "CTXFIT_TRAY_TEST_OLLAMA" // the simulated Ollama's URL
 	dirEnv    = "CTXFIT_TRAY_TEST_DIR"    // state, Continue's config, the call log
+	// busNotifyEnv set to 1 makes the child notify through the session
+	// bus's notification service, as ctxfit does, instead of the call log.
+	busNotifyEnv = "CTXFIT_TRAY_TEST_BUS_NOTIFY"
+	// openFailsEnv set to 1 makes every open fail, as xdg-open does when
+	// no program is registered for the file.
+	openFailsEnv = "CTXFIT_TRAY_TEST_OPEN_FAILS"
 )
 
 func TestMain(m *testing.M) {
@@ -45,6 +51,16 @@ func child(scenario string) int {
 		Notify: func(n Notification) error { calls.add("notify", n.Title); return nil },
 		Open:   func(_ context.Context, path string) error { calls.add("open", path); return nil },
 	}
+	if os.Getenv(busNotifyEnv) == "1" {
+		opts.Notify = nil
+	}
+	if os.Getenv(openFailsEnv) == "1" {
+		opts.Open = func(_ context.Context, path string) error {
+			calls.add("open", path)
+			return errors.New("xdg-open: no method available for opening '" + path + "'")
+		}
+	}
+	opts.Version = "v1.2.3"
 	var err error
 	switch scenario {
 	case "watcher":

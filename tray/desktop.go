@@ -33,7 +33,9 @@ func open(ctx context.Context, path string) error {
 	return nil
 }
 
-// notify shows a desktop notification with beeep.
-func notify(n Notification) error {
-	return beeep.Notify(n.Title, n.Message, assets.PNG(n.Icon))
+// beeepNotify shows a desktop notification with beeep, which offers no
+// buttons: the message names the menu items instead.
+func beeepNotify(n Notification) error {
+	beeep.AppName = "ctxfit" // beeep keeps the name notifications show in a package variable
+	return beeep.Notify(n.Title, n.Message+menuHint(n), assets.PNG(n.Icon))
 }

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,6 +53,10 @@ func run(ctx context.Context, b Backend, opts Options) (err error) {
 	opts.defaults()
 	m := newMenu(b, opts)
 	m.ctx, m.cancel = context.WithCancel(ctx)
+	m.notifier = funcNotifier{show: opts.Notify, close: opts.Withdraw}
+	if opts.Notify == nil {
+		m.notifier = newNotifier(m.ctx, opts.Logger, m.action)
+	}
 	defer func() {
 		if r := recover(); r != nil && !m.quitClicked.Load() {
 			// fyne systray panics in places (Quit without a session bus).
@@ -60,7 +66,7 @@ func run(ctx context.Context, b Backend, opts Options) (err error) {
 	}()
 	m.first = m.st.view()
 	if setIconBeforeRun {
-		beforeRun(m.first)
+		beforeRun(m.item, m.first)
 	}
 	go func() {
 		<-m.ctx.Done()
@@ -84,7 +90,9 @@ type menu struct {
 	ctx         context.Context
 	cancel      context.CancelFunc
 	quitClicked atomic.Bool
-	first       view // the view before systray runs
+	first       view     // the view before systray runs
+	item        trayItem // the icon in the panel
+	notifier    notifier
 
 	mu           sync.Mutex // guards everything below
 	st           *state
@@ -104,22 +112,25 @@ type menu struct {
 
 	rebuildCh chan struct{}
 	clicks    chan click
-	notes     chan Notification
+	notes     chan noteOp
 	calls     sync.WaitGroup // tunes and fixes, waited for at exit
 }
 
 func newMenu(b Backend, opts Options) *menu {
+	st := newState()
+	st.version = opts.Version
 	return &menu{
 		b:         b,
 		opts:      opts,
-		st:        newState(),
+		item:      newTrayItem(),
+		st:        st,
 		tunes:     map[string]context.CancelFunc{},
 		lanes:     map[action]*serial{actAutoFix: {}, actNotify: {}, actLogin: {}},
 		pending:   map[action]int{},
 		gen:       map[action]int{},
 		rebuildCh: make(chan struct{}, 1),
 		clicks:    make(chan click, 256),
-		notes:     make(chan Notification, 32),
+		notes:     make(chan noteOp, 32),
 	}
 }
 
@@ -134,6 +145,7 @@ const (
 	actLogin
 	actOpenConfig
 	actOpenLog
+	actAboutPage
 	actQuit
 )
 
@@ -145,10 +157,13 @@ type click struct {
 
 // items are the systray menu items, created once in menu order.
 type items struct {
-	header, status            *systray.MenuItem
+	title, header, status     *systray.MenuItem
+	problem                   *systray.MenuItem
 	models                    [maxModels]modelItems
 	autoFix, notify, login    *systray.MenuItem
 	openConfig, openLog, quit *systray.MenuItem
+	about, aboutInfo          *systray.MenuItem
+	aboutPage                 *systray.MenuItem
 }
 
 type modelItems struct {
@@ -163,8 +178,10 @@ const clickBuffer = 64
 func (m *menu) onReady() {
 	defer m.recoverTo("build the menu")
 	var it items
+	it.title = systray.AddMenuItem("", "")
 	it.header = systray.AddMenuItem("", "")
 	it.status = systray.AddMenuItem("", "")
+	it.problem = systray.AddMenuItem("", "")
 	for i := range it.models {
 		line := systray.AddMenuItem("", "")
 		it.models[i] = modelItems{
@@ -185,10 +202,14 @@ func (m *menu) onReady() {
 	it.openConfig = systray.AddMenuItem("Open Continue config", "")
 	it.openLog = systray.AddMenuItem("Open log", "")
 	systray.AddSeparator()
+	it.about = systray.AddMenuItem("About ctxfit", "")
+	it.aboutInfo = it.about.AddSubMenuItem("", "")
+	it.aboutPage = it.about.AddSubMenuItem("Project page", "")
 	it.quit = systray.AddMenuItem("Quit", "Stop ctxfit")
 	for item, a := range map[*systray.MenuItem]action{
 		it.autoFix: actAutoFix, it.notify: actNotify, it.login: actLogin,
-		it.openConfig: actOpenConfig, it.openLog: actOpenLog, it.quit: actQuit,
+		it.openConfig: actOpenConfig, it.openLog: actOpenLog, it.aboutPage: actAboutPage,
+		it.quit: actQuit,
 	} {
 		m.forward(item, click{act: a})
 	}
@@ -201,10 +222,10 @@ func (m *menu) onReady() {
 	m.mu.Unlock()
 	shown := v
 	if setIconBeforeRun {
-		// The icon and tooltip are those beforeRun set.
-		shown.Icon, shown.Tooltip = m.first.Icon, m.first.Tooltip
+		// The icon, tooltip and status are those beforeRun set.
+		shown.Icon, shown.Tooltip, shown.Attention = m.first.Icon, m.first.Tooltip, m.first.Attention
 	}
-	show(&it, v, nil, !setIconBeforeRun)
+	show(m.item, &it, v, nil, !setIconBeforeRun)
 
 	go m.rebuildLoop(&it, shown)
 	go m.clickLoop()
@@ -261,24 +282,35 @@ func (m *menu) rebuildLoop(it *items, shown view) {
 			return
 		case <-quiet.C:
 			iconsOn = true
+			go m.itemReady()
 		case <-m.rebuildCh:
 		}
 		m.mu.Lock()
 		v := m.st.view()
 		m.visible = v
 		m.mu.Unlock()
-		show(it, v, &shown, iconsOn)
+		show(m.item, it, v, &shown, iconsOn)
 		if !iconsOn {
-			v.Icon, v.Tooltip = shown.Icon, shown.Tooltip
+			v.Icon, v.Tooltip, v.Attention = shown.Icon, shown.Tooltip, shown.Attention
 		}
 		shown = v
 	}
 }
 
+// itemReady extends the panel's item once systray has exported it (on
+// Linux: the NeedsAttention status and an icon at every size).
+func (m *menu) itemReady() {
+	ctx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
+	defer cancel()
+	if err := m.item.ready(ctx); err != nil && m.ctx.Err() == nil {
+		m.opts.Logger.Warn("tray: the icon cannot ask for attention or show sized icons", "err", err)
+	}
+}
+
 // show makes the items show v; have is what they show now (nil: nothing
 // yet). Only what changed is sent, since every change is a DBus signal.
-// With icons false the icon and tooltip are left alone.
-func show(it *items, v view, have *view, icons bool) {
+// With icons false the icon, tooltip and status are left alone.
+func show(t trayItem, it *items, v view, have *view, icons bool) {
 	var was view
 	first := have == nil
 	if !first {
@@ -287,13 +319,18 @@ func show(it *items, v view, have *view, icons bool) {
 	// The tooltip first: hosts read both when the icon's NewIcon signal
 	// comes.
 	if icons && (first || v.Tooltip != was.Tooltip) {
-		systray.SetTooltip(v.Tooltip)
+		t.setTooltip(v.Tooltip)
 	}
 	if icons && (first || v.Icon != was.Icon) {
-		setIcon(v.Icon)
+		t.setIcon(v.Icon)
 	}
+	if icons && (first || v.Attention != was.Attention) {
+		t.setAttention(v.Attention)
+	}
+	set(it.title, v.Title, was.Title, first)
 	set(it.header, v.Header, was.Header, first)
 	set(it.status, v.Status, was.Status, first)
+	set(it.problem, v.Problem, was.Problem, first)
 	for i, mi := range it.models {
 		mv, mw := v.Models[i], was.Models[i]
 		set(mi.line, mv.Line, mw.Line, first)
@@ -307,6 +344,9 @@ func show(it *items, v view, have *view, icons bool) {
 	set(it.login, v.Login, was.Login, first)
 	set(it.openConfig, v.OpenConfig, was.OpenConfig, first)
 	set(it.openLog, v.OpenLog, was.OpenLog, first)
+	set(it.about, v.About, was.About, first)
+	set(it.aboutInfo, v.AboutInfo, was.AboutInfo, first)
+	set(it.aboutPage, v.AboutPage, was.AboutPage, first)
 }
 
 func set(item *systray.MenuItem, want, have itemView, first bool) {
@@ -366,18 +406,33 @@ func (m *menu) update(u watch.Update) {
 	now := time.Now()
 	m.mu.Lock()
 	notes := m.st.apply(u, now)
+	withdrawn := m.st.takeWithdrawn()
 	stale := len(u.Events) > 0 || m.st.loaded() != m.models || now.Sub(m.refreshed) >= refreshEvery
 	m.mu.Unlock()
 	for _, n := range notes {
-		select {
-		case m.notes <- n:
-		default:
-			m.opts.Logger.Warn("tray: too many notifications at once; dropped one", "title", n.Title)
-		}
+		m.send(noteOp{n: n})
+	}
+	for _, k := range withdrawn {
+		m.send(noteOp{withdraw: k})
 	}
 	m.signal()
 	if stale {
 		m.refresh()
+	}
+}
+
+// noteOp is a notification to show, or the key of one to withdraw.
+type noteOp struct {
+	n        Notification
+	withdraw string
+}
+
+// send queues op for the notify loop without blocking.
+func (m *menu) send(op noteOp) {
+	select {
+	case m.notes <- op:
+	default:
+		m.opts.Logger.Warn("tray: too many notifications at once; dropped one", "title", op.n.Title, "withdraw", op.withdraw)
 	}
 }
 
@@ -387,11 +442,45 @@ func (m *menu) notifyLoop() {
 		select {
 		case <-m.ctx.Done():
 			return
-		case n := <-m.notes:
-			if err := m.opts.Notify(n); err != nil {
-				m.opts.Logger.Warn("tray: cannot show a desktop notification", "title", n.Title, "err", err)
+		case op := <-m.notes:
+			if op.withdraw != "" {
+				if err := m.notifier.withdraw(op.withdraw); err != nil {
+					m.opts.Logger.Warn("tray: cannot close a notification", "key", op.withdraw, "err", err)
+				}
+				continue
+			}
+			if err := m.notifier.notify(op.n); err != nil {
+				m.opts.Logger.Warn("tray: cannot show a desktop notification", "title", op.n.Title, "err", err)
 			}
 		}
+	}
+}
+
+// action acts on a notification's button: key names the notification,
+// id the action ("fix", "tune"), as the menu items of that model would.
+func (m *menu) action(key, id string) {
+	defer m.recoverTo("act on a notification")
+	k, ok := strings.CutPrefix(key, "spill ")
+	if !ok {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	defer m.signal()
+	var name string
+	for _, md := range m.st.listed() {
+		if ollama.ModelKey(md.Name) == k {
+			name = md.Name
+		}
+	}
+	m.opts.Logger.Info("tray: notification action", "action", id, "model", name)
+	switch {
+	case name == "":
+		return // unloaded since
+	case id == "fix":
+		m.startFix(name)
+	case id == "tune" && len(m.tunes) == 0:
+		m.startTune(name)
 	}
 }
 
@@ -455,9 +544,13 @@ func (m *menu) refresh() {
 				}
 			}
 			st.continuePath, st.logPath, st.asks, st.infoKnown = path, logPath, asks, true
+			held := st.heldNotes()
 			again := m.refreshAgain && m.ctx.Err() == nil
 			m.refreshing = again
 			m.mu.Unlock()
+			for _, n := range held {
+				m.send(noteOp{n: n})
+			}
 			m.signal()
 			if !again {
 				return
@@ -506,25 +599,9 @@ func (m *menu) handle(c click) {
 			st.tuning[k] = tuneProgress{name, "cancelling…", true}
 			return
 		}
-		if len(m.tunes) > 0 {
-			return // one tune at a time: two would evict each other's loads
-		}
-		ctx, cancel := context.WithCancel(m.ctx)
-		m.tunes[k] = cancel
-		st.tuning[k] = tuneProgress{model: name, line: "starting…"}
-		delete(st.results, k)
-		m.calls.Add(1)
-		go m.tune(ctx, name, k)
+		m.startTune(name)
 	case actFix:
-		name := m.visible.Models[c.slot].Name
-		k := ollama.ModelKey(name)
-		if name == "" || st.fixing[k] || !st.fixEnabled(name) {
-			return
-		}
-		st.fixing[k] = true
-		delete(st.results, k)
-		m.calls.Add(1)
-		go m.fix(name, k)
+		m.startFix(m.visible.Models[c.slot].Name)
 	case actAutoFix:
 		if !st.settingsKnown {
 			return
@@ -550,7 +627,36 @@ func (m *menu) handle(c click) {
 		m.openFile(st.continuePath)
 	case actOpenLog:
 		m.openFile(st.logPath)
+	case actAboutPage:
+		m.openFile(projectPage)
 	}
+}
+
+// startTune starts a tune of name unless one runs; m.mu is held.
+func (m *menu) startTune(name string) {
+	if len(m.tunes) > 0 {
+		return // one tune at a time: two would evict each other's loads
+	}
+	k := ollama.ModelKey(name)
+	ctx, cancel := context.WithCancel(m.ctx)
+	m.tunes[k] = cancel
+	m.st.tuning[k] = tuneProgress{model: name, line: "starting…"}
+	delete(m.st.results, k)
+	m.calls.Add(1)
+	go m.tune(ctx, name, k)
+}
+
+// startFix starts writing name's tuned context into Continue's config
+// when the menu offers it; m.mu is held.
+func (m *menu) startFix(name string) {
+	k := ollama.ModelKey(name)
+	if name == "" || m.st.fixing[k] || !m.st.fixEnabled(name) {
+		return
+	}
+	m.st.fixing[k] = true
+	delete(m.st.results, k)
+	m.calls.Add(1)
+	go m.fix(name, k)
 }
 
 // change runs a change of setting a on its lane; m.mu is held.
@@ -581,6 +687,9 @@ func (m *menu) openFile(path string) {
 		defer m.recoverTo("open a file")
 		if err := m.opts.Open(m.ctx, path); err != nil {
 			m.opts.Logger.Warn("tray: cannot open a file", "path", path, "err", err)
+			// Say so, with the path, so that it can be opened by hand.
+			m.send(noteOp{n: Notification{Title: "Cannot open " + filepath.Base(path),
+				Message: "No program opened it. It is at " + path, Icon: assets.Warning}})
 		}
 	}()
 }
@@ -605,15 +714,13 @@ func (m *menu) tune(ctx context.Context, name, k string) {
 		m.st.results[k] = "Tuning cancelled"
 	case err != nil:
 		m.st.results[k] = "Tune failed: " + err.Error()
-		n = &Notification{"Tuning " + name + " failed", err.Error(), assets.Warning}
+		m.opts.Logger.Warn("tray: tune failed", "model", name, "err", err)
+		n = &Notification{Title: "Tuning " + name + " failed", Message: err.Error(), Icon: assets.Warning}
 	}
 	notify := n != nil && !m.st.settings.NotificationsOff
 	m.mu.Unlock()
 	if notify {
-		select {
-		case m.notes <- *n:
-		default:
-		}
+		m.send(noteOp{n: *n})
 	}
 	m.signal()
 	m.refresh()
@@ -628,6 +735,7 @@ func (m *menu) fix(name, k string) {
 	m.st.quietFix[k] = time.Now().Add(manualFixQuiet)
 	if err != nil {
 		m.st.results[k] = "Fix failed: " + err.Error()
+		m.opts.Logger.Warn("tray: fix failed", "model", name, "err", err)
 	} else {
 		m.st.results[k] = "Continue's config was updated"
 	}

@@ -2,6 +2,7 @@ package tray
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -26,8 +27,9 @@ const manualFixQuiet = 10 * time.Second
 // state is everything the menu, the icon and the notifications are
 // computed from. The menu's event loop owns it, under menu.mu.
 type state struct {
-	snap   watch.Snapshot
-	polled bool // at least one snapshot from the backend
+	snap    watch.Snapshot
+	polled  bool   // at least one snapshot from the backend
+	version string // ctxfit's own, for the first line and About
 
 	settings      ctxstate.Settings
 	settingsKnown bool
@@ -45,7 +47,17 @@ type state struct {
 	results       map[string]string       // by ModelKey: how the last tune or fix ended
 	quietFix      map[string]time.Time    // by ModelKey: until when its config_fixed events are not told
 	spilling      map[string]bool         // by ModelKey: models in a spill episode
+	withdraw      []string                // keys of notifications whose news is over, to close
+	// heldSpill holds, by ModelKey, spills not told yet because what
+	// Continue asks for that model is not read yet (the notification's
+	// Fix now depends on it): told after the next refresh, or after
+	// holdSpill at the latest.
+	heldSpill map[string]time.Time
 }
+
+// holdSpill is how long a spill's notification may wait for the refresh
+// that reads what Continue asks for.
+const holdSpill = 3 * time.Second
 
 // tuneProgress is a running tune: the model, and the tuner's last line.
 type tuneProgress struct {
@@ -62,22 +74,24 @@ type ask struct {
 
 func newState() *state {
 	return &state{
-		asks:     map[string]ask{},
-		tuning:   map[string]tuneProgress{},
-		fixing:   map[string]bool{},
-		results:  map[string]string{},
-		quietFix: map[string]time.Time{},
-		spilling: map[string]bool{},
+		asks:      map[string]ask{},
+		tuning:    map[string]tuneProgress{},
+		fixing:    map[string]bool{},
+		results:   map[string]string{},
+		quietFix:  map[string]time.Time{},
+		spilling:  map[string]bool{},
+		heldSpill: map[string]time.Time{},
 	}
 }
 
 // apply takes in an update from the backend and returns the notifications
 // it calls for: a spill, once per episode per model (an episode ends when
-// the model is whole on the GPU again or unloaded; a server that stops
-// answering ends none); reload thrash; a model that will swap on a
-// CPU-only host; a client config that ctxfit fixed by itself; a finished
-// tune. With notifications off it returns none, but still follows the
-// episodes, so that turning them on does not replay old spills.
+// the model is whole on the GPU again or unloaded, which withdraws the
+// notification; a server that stops answering ends none); reload thrash; a
+// model that will swap on a CPU-only host; a client config that ctxfit
+// fixed by itself; a finished tune. With notifications off it returns
+// none, but still follows the episodes, so that turning them on does not
+// replay old spills.
 func (s *state) apply(u watch.Update, now time.Time) []Notification {
 	s.snap = u.Snapshot
 	s.polled = true
@@ -90,8 +104,27 @@ func (s *state) apply(u watch.Update, now time.Time) []Notification {
 			}
 			k := ollama.ModelKey(m.Name)
 			spilling[k] = true
-			if !s.spilling[k] {
-				notes = append(notes, spillNote(m))
+			_, asked := s.asks[k]
+			held, isHeld := s.heldSpill[k]
+			switch {
+			case s.spilling[k] && !isHeld:
+				// Told already.
+			case s.infoKnown && !asked && (!isHeld || now.Sub(held) < holdSpill):
+				if !isHeld {
+					s.heldSpill[k] = now
+				}
+			default:
+				delete(s.heldSpill, k)
+				notes = append(notes, s.spillNote(m))
+			}
+		}
+		for k := range s.spilling {
+			if !spilling[k] {
+				if _, held := s.heldSpill[k]; held {
+					delete(s.heldSpill, k) // never told
+				} else {
+					s.withdraw = append(s.withdraw, spillKey(k))
+				}
 			}
 		}
 		s.spilling = spilling
@@ -99,15 +132,15 @@ func (s *state) apply(u watch.Update, now time.Time) []Notification {
 	for _, e := range u.Events {
 		switch e.Kind {
 		case watch.EventThrash:
-			notes = append(notes, Notification{e.Model + " keeps reloading", e.Message, assets.Warning})
+			notes = append(notes, Notification{Title: e.Model + " keeps reloading", Message: e.Message, Icon: assets.Warning})
 		case watch.EventSwapRisk:
-			notes = append(notes, Notification{e.Model + " will not fit in memory", e.Message, assets.Warning})
+			notes = append(notes, Notification{Title: e.Model + " will not fit in memory", Message: e.Message, Icon: assets.Warning})
 		case watch.EventConfigFixed:
 			if !s.quiet(e.Model, now) {
-				notes = append(notes, Notification{"Client config fixed", e.Message, assets.OK})
+				notes = append(notes, fixedNote(e))
 			}
 		case watch.EventTuned:
-			notes = append(notes, Notification{"Tune finished", e.Message, assets.OK})
+			notes = append(notes, Notification{Title: "Tune finished", Message: e.Message, Icon: assets.OK})
 		}
 	}
 	for k, t := range s.quietFix {
@@ -119,6 +152,48 @@ func (s *state) apply(u watch.Update, now time.Time) []Notification {
 		return nil
 	}
 	return notes
+}
+
+// heldNotes returns the notifications of the spills held until what
+// Continue asks for was read, now that it is (or the wait is over); m.mu
+// is held. With notifications off it returns none.
+func (s *state) heldNotes() []Notification {
+	var notes []Notification
+	for _, m := range s.snap.Models {
+		k := ollama.ModelKey(m.Name)
+		if _, held := s.heldSpill[k]; held && m.Spilled {
+			delete(s.heldSpill, k)
+			notes = append(notes, s.spillNote(m))
+		}
+	}
+	if s.settings.NotificationsOff {
+		return nil
+	}
+	return notes
+}
+
+// takeWithdrawn returns the keys of notifications to close, and forgets
+// them.
+func (s *state) takeWithdrawn() []string {
+	w := s.withdraw
+	s.withdraw = nil
+	return w
+}
+
+// spillKey is the notification key of model k's spill.
+func spillKey(k string) string { return "spill " + k }
+
+// fixedNote tells that ctxfit rewrote a client's config by itself, naming
+// the client and the model, not the file.
+func fixedNote(e watch.Event) Notification {
+	if e.Client == "" || e.Model == "" || e.ContextLength <= 0 {
+		return Notification{Title: "Client config fixed", Message: e.Message, Icon: assets.OK}
+	}
+	return Notification{
+		Title:   "ctxfit fixed " + e.Client + "'s config",
+		Message: fmt.Sprintf("%s now asks for context %d for %s, which stays on the GPU.", e.Client, e.ContextLength, e.Model),
+		Icon:    assets.OK,
+	}
 }
 
 // loaded names the loaded models, for noticing a change.
@@ -143,15 +218,31 @@ func (s *state) quiet(model string, now time.Time) bool {
 	return s.fixing[k] || s.quietFix[k].After(now)
 }
 
-func spillNote(m watch.Model) Notification {
+// spillNote tells of a spill and offers what helps: Fix now when Continue
+// asks for more than the tuned context, Tune when there is no tuned value.
+// It stays until acted on or the spill ends.
+func (s *state) spillNote(m watch.Model) Notification {
+	k := ollama.ModelKey(m.Name)
 	msg := fmt.Sprintf("%s, %s%s. Answers are slow while part of it runs on the CPU.",
 		format.HumanBytes(m.Size), m.Processor, ctxSuffix(m.ContextLength))
-	if m.TunedContext != nil {
-		msg += fmt.Sprintf(" A context of %d stays on the GPU: use Fix Continue now in the ctxfit menu.", *m.TunedContext)
-	} else {
-		msg += " Use Tune context in the ctxfit menu to find the largest context that stays on the GPU."
+	n := Notification{Title: m.Name + " spilled onto the CPU", Icon: assets.Warning, Key: spillKey(k), Persistent: true}
+	a := s.asks[k]
+	switch {
+	case m.TunedContext != nil && s.fixEnabled(m.Name):
+		asks := "its default context"
+		if a.context > 0 {
+			asks = fmt.Sprint(a.context)
+		}
+		msg += fmt.Sprintf(" Continue (%s) asks for %s; %d stays on the GPU.", a.client, asks, *m.TunedContext)
+		n.Actions = []Action{{ID: "fix", Label: "Fix now", Menu: "Fix Continue now"}}
+	case m.TunedContext != nil:
+		msg += fmt.Sprintf(" A context of %d stays on the GPU.", *m.TunedContext)
+	case s.snap.GPU != ollama.GPUAbsent:
+		msg += " Tune finds the largest context that stays on the GPU."
+		n.Actions = []Action{{ID: "tune", Label: "Tune", Menu: "Tune context"}}
 	}
-	return Notification{m.Name + " spilled onto the CPU", msg, assets.Warning}
+	n.Message = msg
+	return n
 }
 
 func ctxSuffix(n int) string {
@@ -182,38 +273,55 @@ type modelView struct {
 
 // view is the whole tray: icon, tooltip and every menu item, in menu order.
 type view struct {
-	Icon       assets.State
-	Tooltip    string
-	Header     itemView
-	Status     itemView
+	Icon    assets.State
+	Tooltip string
+	// Attention asks the desktop to raise the icon: a model spilled.
+	Attention bool
+	// Title names ctxfit, its version and the overall state in words.
+	Title  itemView
+	Header itemView // the Ollama server
+	Status itemView // the connection, or what else there is to say about the models
+	// Problem is a settings error, below the connection's state, shortened
+	// to what to do; the full text is its tooltip and in the log.
+	Problem    itemView
 	Models     [maxModels]modelView
 	AutoFix    itemView
 	Notify     itemView
 	Login      itemView
 	OpenConfig itemView
 	OpenLog    itemView
+	About      itemView
+	AboutInfo  itemView // version, Go, OS
+	AboutPage  itemView // opens the project page
 }
+
+// projectPage is the page About opens.
+const projectPage = "https://github.com/ctxfit/ctxfit"
 
 // view computes what the tray shows in state s.
 func (s *state) view() view {
 	snap := s.snap
-	v := view{Icon: s.icon(), Tooltip: s.tooltip()}
+	v := view{Icon: s.icon(), Tooltip: s.tooltip(), Attention: s.attention()}
 
+	v.Title = itemView{Title: "ctxfit " + s.versionOr() + " · " + s.overall(), Disabled: true}
 	v.Header = itemView{Title: "Ollama" + version(snap.Version) + at(snap.Host), Disabled: true}
 	v.Status = itemView{Disabled: true, Hidden: true}
 	switch {
-	case s.settingsErr != "":
-		v.Status = itemView{Title: shorten(s.settingsErr), Tooltip: s.settingsErr, Disabled: true}
-	case s.readErr != "":
-		v.Status = itemView{Title: shorten(s.readErr), Tooltip: s.readErr, Disabled: true}
 	case !s.polled || !snap.Reachable && snap.Error == "":
 		v.Status = itemView{Title: "Connecting…", Disabled: true}
 	case !snap.Reachable:
-		v.Status = itemView{Title: shorten(snap.Error), Tooltip: snap.Error, Disabled: true}
-	case len(snap.Models) == 0:
+		v.Status = itemView{Title: actionable(snap.Error), Tooltip: snap.Error, Disabled: true}
+	case len(s.listed()) == 0:
 		v.Status = itemView{Title: "No model loaded", Disabled: true}
 	case len(snap.Models) > maxModels:
 		v.Status = itemView{Title: fmt.Sprintf("%d more models: see ctxfit status", len(snap.Models)-maxModels), Disabled: true}
+	}
+	v.Problem = itemView{Disabled: true, Hidden: true}
+	switch {
+	case s.settingsErr != "":
+		v.Problem = itemView{Title: "⚠ " + actionable(s.settingsErr), Tooltip: s.settingsErr, Disabled: true}
+	case s.readErr != "":
+		v.Problem = itemView{Title: "⚠ " + actionable(s.readErr), Tooltip: s.readErr, Disabled: true}
 	}
 
 	models := s.listed()
@@ -231,7 +339,8 @@ func (s *state) view() view {
 		Tooltip: "Tell me when a model spills onto the CPU, keeps reloading, or when ctxfit fixed a config"}
 	v.Login = itemView{Title: "Start at login", Checked: s.login, Disabled: !s.loginKnown || s.loginErr != ""}
 	if s.loginErr != "" {
-		v.Login.Title = "Start at login (unavailable)"
+		// The reason in the title: most Linux panels show no tooltips.
+		v.Login.Title = "Start at login (unavailable: " + reason(s.loginErr) + ")"
 		v.Login.Tooltip = s.loginErr
 	}
 	v.OpenConfig = itemView{Title: "Open Continue config", Tooltip: s.continuePath, Disabled: s.continuePath == ""}
@@ -239,7 +348,55 @@ func (s *state) view() view {
 		v.OpenConfig.Title = "Open Continue config (none found)"
 	}
 	v.OpenLog = itemView{Title: "Open log", Tooltip: s.logPath, Disabled: s.logPath == ""}
+	v.About = itemView{Title: "About ctxfit"}
+	v.AboutInfo = itemView{Title: fmt.Sprintf("ctxfit %s · %s · %s/%s", s.versionOr(), runtime.Version(), runtime.GOOS, runtime.GOARCH), Disabled: true}
+	v.AboutPage = itemView{Title: "Project page", Tooltip: projectPage}
 	return v
+}
+
+// versionOr returns ctxfit's version, or "dev" when unknown.
+func (s *state) versionOr() string {
+	if s.version == "" {
+		return "dev"
+	}
+	return s.version
+}
+
+// overall says in a few words how things stand, for the menu's first
+// line.
+func (s *state) overall() string {
+	snap := s.snap
+	switch {
+	case !s.polled || !snap.Reachable && snap.Error == "":
+		return "connecting to Ollama"
+	case !snap.Reachable:
+		return "Ollama does not answer"
+	}
+	for _, t := range s.tuning {
+		return "tuning " + t.model
+	}
+	var spilled, swap []string
+	for _, m := range snap.Models {
+		switch {
+		case m.Spilled:
+			spilled = append(spilled, m.Name)
+		case m.RAMWarning != "":
+			swap = append(swap, m.Name)
+		}
+	}
+	switch {
+	case len(spilled) == 1:
+		return spilled[0] + " spilled onto the CPU"
+	case len(spilled) > 1:
+		return fmt.Sprintf("%d models spilled onto the CPU", len(spilled))
+	case len(swap) > 0:
+		return strings.Join(swap, ", ") + " will not fit in memory"
+	case len(snap.Models) == 0:
+		return "idle"
+	case snap.GPU == ollama.GPUAbsent:
+		return "everything fits in memory"
+	}
+	return "everything on the GPU"
 }
 
 // listed returns the models the menu lists: the loaded ones, and one being
@@ -292,14 +449,17 @@ func (s *state) modelView(m watch.Model) modelView {
 	mv.Fix = s.fixView(m, k)
 
 	mv.Info = itemView{Title: "Not tuned yet", Disabled: true}
-	if m.TunedContext != nil {
+	switch {
+	case m.TunedContext != nil:
 		mv.Info.Title = fmt.Sprintf("Tuned: context %d stays on the GPU", *m.TunedContext)
+	case tuning:
+		mv.Info.Hidden = true // the line shows the tune's progress
 	}
 	mv.Note = itemView{Disabled: true, Hidden: true}
 	if r := s.results[k]; r != "" {
-		mv.Note = itemView{Title: shorten(r), Tooltip: r, Disabled: true}
+		mv.Note = itemView{Title: actionable(r), Tooltip: r, Disabled: true}
 	} else if m.RAMWarning != "" {
-		mv.Note = itemView{Title: shorten(m.RAMWarning), Tooltip: m.RAMWarning, Disabled: true}
+		mv.Note = itemView{Title: actionable(m.RAMWarning), Tooltip: m.RAMWarning, Disabled: true}
 	}
 	return mv
 }
@@ -362,6 +522,15 @@ func (s *state) icon() assets.State {
 	return assets.OK
 }
 
+// attention reports whether a loaded model spilled onto the CPU: the
+// item's status asks the desktop to raise it until that ends.
+func (s *state) attention() bool {
+	if !s.snap.Reachable {
+		return false
+	}
+	return slices.ContainsFunc(s.snap.Models, func(m watch.Model) bool { return m.Spilled })
+}
+
 // tooltip is the one-line summary under the icon.
 func (s *state) tooltip() string {
 	snap := s.snap
@@ -370,6 +539,8 @@ func (s *state) tooltip() string {
 		return "ctxfit: connecting to Ollama" + at(snap.Host)
 	case !snap.Reachable:
 		return "ctxfit: Ollama" + at(snap.Host) + " does not answer"
+	case len(snap.Models) == 0 && len(s.tuning) > 0:
+		return "ctxfit: " + s.overall()
 	case len(snap.Models) == 0:
 		return "ctxfit: no model loaded"
 	}
@@ -413,11 +584,59 @@ func at(host string) string {
 	return " at " + host
 }
 
+// menuWidth is the most characters a menu line shows.
+const menuWidth = 100
+
+// actionable shortens an error or a warning to a menu line that keeps what
+// helps: what failed and what to do. ctxfit's messages read "what failed:
+// cause: cause (what to do)" or "what happened. What to do": the line is
+// the first part and the advice, dropping the chain of causes between
+// them, which the tooltip and the log keep.
+func actionable(msg string) string {
+	msg = strings.TrimSpace(msg)
+	if len([]rune(msg)) <= menuWidth {
+		return msg
+	}
+	head := msg
+	if i := strings.Index(msg, ": "); i > 0 {
+		head = msg[:i]
+	}
+	var advice string
+	switch {
+	case strings.HasSuffix(msg, ")") && strings.LastIndex(msg, " (") > len(head):
+		advice = msg[strings.LastIndex(msg, " (")+2 : len(msg)-1]
+	case strings.Contains(msg, ". "):
+		advice = msg[strings.LastIndex(msg, ". ")+2:]
+	case strings.Contains(msg, "; "):
+		advice = msg[strings.LastIndex(msg, "; ")+2:]
+	}
+	line := head
+	if advice != "" && advice != head {
+		line = head + " — " + advice
+	}
+	return shorten(line)
+}
+
+// reason shortens why something is unavailable to a few words for a menu
+// item's title.
+func reason(msg string) string {
+	const max = 50
+	short := msg
+	for _, sep := range []string{": ", " (", "; ", ". "} {
+		if i := strings.Index(short, sep); i > 0 {
+			short = short[:i]
+		}
+	}
+	if len([]rune(short)) > max {
+		short = string([]rune(short)[:max-1]) + "…"
+	}
+	return short
+}
+
 // shorten cuts s to a menu's width.
 func shorten(s string) string {
-	const max = 90
-	if r := []rune(s); len(r) > max {
-		return string(r[:max-1]) + "…"
+	if r := []rune(s); len(r) > menuWidth {
+		return string(r[:menuWidth-1]) + "…"
 	}
 	return s
 }

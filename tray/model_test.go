@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -149,9 +150,10 @@ func TestNotifications(t *testing.T) {
 		return watch.Event{Kind: kind, Model: model, Message: msg}
 	}
 	type step struct {
-		u    watch.Update
-		edit func(*state) // before the update
-		want []string     // titles
+		u        watch.Update
+		edit     func(*state) // before the update
+		want     []string     // titles
+		withdraw []string     // keys of notifications closed
 	}
 	for _, tt := range []struct {
 		name  string
@@ -165,12 +167,12 @@ func TestNotifications(t *testing.T) {
 		}},
 		{"back on the GPU ends the episode", []step{
 			{u: upd(snap(llamaSpilled)), want: []string{"llama3.1:8b spilled onto the CPU"}},
-			{u: upd(snap(llamaGPU))},
+			{u: upd(snap(llamaGPU)), withdraw: []string{"spill llama3.1:8b"}},
 			{u: upd(snap(llamaSpilled)), want: []string{"llama3.1:8b spilled onto the CPU"}},
 		}},
 		{"an unload ends the episode", []step{
 			{u: upd(snap(llamaSpilled)), want: []string{"llama3.1:8b spilled onto the CPU"}},
-			{u: upd(snap())},
+			{u: upd(snap()), withdraw: []string{"spill llama3.1:8b"}},
 			{u: upd(snap(llamaSpilled)), want: []string{"llama3.1:8b spilled onto the CPU"}},
 		}},
 		{"a server that stops answering ends no episode", []step{
@@ -225,24 +227,60 @@ func TestNotifications(t *testing.T) {
 				if fmt.Sprint(got) != fmt.Sprint(s.want) {
 					t.Errorf("step %d: notifications %q, want %q", i, got, s.want)
 				}
+				if w := st.takeWithdrawn(); fmt.Sprint(w) != fmt.Sprint(s.withdraw) {
+					t.Errorf("step %d: withdrew %q, want %q", i, w, s.withdraw)
+				}
 			}
 		})
 	}
 }
 
 func TestSpillNoteSaysWhatToDo(t *testing.T) {
-	n := spillNote(llamaSpilled)
-	for _, want := range []string{"9.7 GB", "22%/78% CPU/GPU", "context 32768", "16384 stays on the GPU", "Fix Continue now"} {
-		if !strings.Contains(n.Message, want) {
-			t.Errorf("spill notification %q does not say %q", n.Message, want)
-		}
+	asksMore := map[string]ask{"llama3.1:8b": {client: "Llama chat", context: 32768, ok: true}}
+	for _, tt := range []struct {
+		name    string
+		st      *state
+		m       watch.Model
+		says    []string
+		actions string
+	}{
+		{"Continue asks too much: Fix now", known(snap(llamaSpilled), asksMore), llamaSpilled,
+			[]string{"9.7 GB", "22%/78% CPU/GPU", "context 32768", "Continue (Llama chat) asks for 32768; 16384 stays on the GPU."}, "fix:Fix now"},
+		{"tuned, Continue not read yet", newState(), llamaSpilled,
+			[]string{"A context of 16384 stays on the GPU."}, ""},
+		{"not tuned: Tune", known(snap(), nil), model("gemma2:9b", 9*gib, 7*gib, 8192, ollama.GPUPresent),
+			[]string{"gemma2:9b", "Tune finds the largest context that stays on the GPU."}, "tune:Tune"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.st.snap.Models = append(tt.st.snap.Models, tt.m)
+			n := tt.st.spillNote(tt.m)
+			for _, want := range tt.says {
+				if !strings.Contains(n.Title+" "+n.Message, want) {
+					t.Errorf("spill notification %q: %q does not say %q", n.Title, n.Message, want)
+				}
+			}
+			if strings.Contains(n.Message, "/") && !strings.Contains(n.Message, "CPU/GPU") {
+				t.Errorf("spill notification %q shows a path", n.Message)
+			}
+			var acts []string
+			for _, a := range n.Actions {
+				acts = append(acts, a.ID+":"+a.Label)
+			}
+			if got := strings.Join(acts, " "); got != tt.actions {
+				t.Errorf("actions %q, want %q", got, tt.actions)
+			}
+			if n.Icon != assets.Warning || !n.Persistent || n.Key != "spill "+ollama.ModelKey(tt.m.Name) {
+				t.Errorf("icon %s, persistent %v, key %q: want a persistent warning keyed by the model", n.Icon, n.Persistent, n.Key)
+			}
+		})
 	}
-	if n.Icon != assets.Warning {
-		t.Errorf("icon %s, want warning", n.Icon)
-	}
-	n = spillNote(model("gemma2:9b", 9*gib, 7*gib, 8192, ollama.GPUPresent))
-	if !strings.Contains(n.Message, "Tune context") {
-		t.Errorf("untuned spill notification %q does not point to Tune context", n.Message)
+}
+
+func TestFixedNoteNamesClientAndModel(t *testing.T) {
+	n := fixedNote(watch.Event{Kind: watch.EventConfigFixed, Client: "Continue", Model: "llama3.1:8b", ContextLength: 16384,
+		Message: "Continue: fixed /home/u/.continue/config.yaml: Llama (llama3.1:8b) → context 16384"})
+	if n.Title != "ctxfit fixed Continue's config" || n.Message != "Continue now asks for context 16384 for llama3.1:8b, which stays on the GPU." {
+		t.Errorf("fixed notification %q: %q", n.Title, n.Message)
 	}
 }
 
@@ -285,6 +323,17 @@ func TestMenu(t *testing.T) {
 		{"settings failed", func() *state {
 			st := known(snap(), nil)
 			st.settingsErr = "Could not save the setting: open /home/u/.config/ctxfit/state.json: permission denied"
+			return st
+		}()},
+		{"start at login failed while Ollama is down", func() *state {
+			st := known(unreachable(), nil)
+			st.settingsErr = "Could not save the setting: install /home/u/.config/systemd/user/ctxfit.service: systemctl --user enable ctxfit.service: exit status 1: Failed to connect to bus: No medium found (is a systemd user session running? `systemctl --user status` tells)"
+			st.loginErr = "no systemd user session: `systemctl --user` cannot reach a user manager (Failed to connect to bus: No medium found); add `ctxfit run` to your desktop's autostart settings instead"
+			return st
+		}()},
+		{"tuning a model that is not loaded", func() *state {
+			st := known(snap(), nil)
+			st.tuning[k("llama3.1:8b")] = tuneProgress{model: "llama3.1:8b", line: "16384: 100% GPU (3 loads)"}
 			return st
 		}()},
 		{"tuned model reloading", func() *state {
@@ -360,8 +409,10 @@ func render(v view) string {
 		}
 		b.WriteString("\n")
 	}
+	line("", v.Title, false)
 	line("", v.Header, false)
 	line("", v.Status, false)
+	line("", v.Problem, false)
 	for _, m := range v.Models {
 		if m.Line.Hidden {
 			continue
@@ -378,8 +429,13 @@ func render(v view) string {
 	b.WriteString("----\n")
 	line("", v.OpenConfig, false)
 	line("", v.OpenLog, false)
-	b.WriteString("----\n  Quit\n")
-	return b.String()
+	b.WriteString("----\n")
+	line("", v.About, false)
+	line("    ", v.AboutInfo, false)
+	line("    ", v.AboutPage, false)
+	b.WriteString("  Quit\n")
+	// The golden files hold no build details.
+	return strings.NewReplacer(runtime.Version(), "GOVERSION", runtime.GOOS+"/"+runtime.GOARCH, "OS/ARCH").Replace(b.String())
 }
 
 // BenchmarkPoll measures what the tray does for each poll of the watcher
@@ -398,5 +454,83 @@ func BenchmarkPoll(b *testing.B) {
 	for b.Loop() {
 		st.apply(u, now)
 		_ = st.view()
+	}
+}
+
+func TestActionable(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"short enough to keep whole", "short enough to keep whole"},
+		{"Could not save the setting: install /home/u/.config/systemd/user/ctxfit.service: systemctl --user enable ctxfit.service: exit status 1: Failed to connect to bus: No medium found (is a systemd user session running? `systemctl --user status` tells)",
+			"Could not save the setting — is a systemd user session running? `systemctl --user status` tells"},
+		{"Tune failed: load qwen2.5-coder:7b at context 2048: the server refused the load: model requires more system memory (9.1 GiB) than is available (4.0 GiB). Close other programs",
+			"Tune failed — Close other programs"},
+	} {
+		if got := actionable(tt.in); got != tt.want {
+			t.Errorf("actionable(%q)\n got %q\nwant %q", tt.in, got, tt.want)
+		}
+		if n := len([]rune(actionable(tt.in))); n > menuWidth {
+			t.Errorf("actionable(%q) is %d characters, more than %d", tt.in, n, menuWidth)
+		}
+	}
+}
+
+// TestMenuHasNoEmptyLines: in every state the tests know, no visible item
+// is blank, and "No model loaded" never stands beside a model's line.
+func TestMenuHasNoEmptyLines(t *testing.T) {
+	k := ollama.ModelKey
+	tuningUnloaded := known(snap(), nil)
+	tuningUnloaded.tuning[k("llama3.1:8b")] = tuneProgress{model: "llama3.1:8b", line: "8192: 100% GPU (1 load)"}
+	tuningDown := known(unreachable(), nil)
+	tuningDown.tuning[k("llama3.1:8b")] = tuneProgress{model: "llama3.1:8b", line: "starting…"}
+	for name, st := range map[string]*state{
+		"starting": newState(), "idle": known(snap(), nil), "spilled": known(snap(llamaSpilled), nil),
+		"tuning unloaded": tuningUnloaded, "tuning while down": tuningDown,
+	} {
+		out := render(st.view())
+		for i, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			if l != "----" && strings.TrimLeft(l, " -") == "" {
+				t.Errorf("%s: line %d is blank:\n%s", name, i, out)
+			}
+		}
+		if strings.Contains(out, "No model loaded") && strings.Contains(out, "tuning:") {
+			t.Errorf("%s: says No model loaded beside a tune:\n%s", name, out)
+		}
+	}
+}
+
+// TestSpillWaitsForWhatContinueAsks: a model that spills as it loads is
+// told once what Continue asks for it has been read, so that the
+// notification can offer Fix now; or after holdSpill without it.
+func TestSpillWaitsForWhatContinueAsks(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	st := known(snap(), nil)
+	if notes := st.apply(watch.Update{Snapshot: snap(llamaSpilled)}, t0); len(notes) != 0 {
+		t.Fatalf("told before Continue was read: %+v", notes)
+	}
+	if notes := st.apply(watch.Update{Snapshot: snap(llamaSpilled)}, t0.Add(time.Second)); len(notes) != 0 {
+		t.Fatalf("told before Continue was read: %+v", notes)
+	}
+	st.asks[ollama.ModelKey("llama3.1:8b")] = ask{client: "Llama", context: 32768, ok: true}
+	notes := st.heldNotes()
+	if len(notes) != 1 || len(notes[0].Actions) != 1 || notes[0].Actions[0].ID != "fix" {
+		t.Fatalf("after the refresh: %+v, want one notification offering Fix now", notes)
+	}
+	if notes := st.apply(watch.Update{Snapshot: snap(llamaSpilled)}, t0.Add(2*time.Second)); len(notes) != 0 {
+		t.Errorf("told twice: %+v", notes)
+	}
+
+	// No refresh comes: told after holdSpill, without Fix now.
+	st = known(snap(), nil)
+	st.apply(watch.Update{Snapshot: snap(llamaSpilled)}, t0)
+	notes = st.apply(watch.Update{Snapshot: snap(llamaSpilled)}, t0.Add(holdSpill))
+	if len(notes) != 1 {
+		t.Errorf("after %v without a refresh: %+v, want the spill told", holdSpill, notes)
+	}
+	// A spill that ends while held is never told, nor withdrawn.
+	st = known(snap(), nil)
+	st.apply(watch.Update{Snapshot: snap(llamaSpilled)}, t0)
+	st.apply(watch.Update{Snapshot: snap(llamaGPU)}, t0.Add(time.Second))
+	if w := st.takeWithdrawn(); len(w) != 0 || len(st.heldNotes()) != 0 {
+		t.Errorf("a spill over before it was told: withdrew %q", w)
 	}
 }

@@ -10,8 +10,6 @@ import (
 
 	"fyne.io/systray"
 	"github.com/godbus/dbus/v5"
-
-	"github.com/ctxfit/ctxfit/assets"
 )
 
 // watcherName is the DBus name of the desktop's tray host
@@ -98,14 +96,13 @@ func probeHost(ctx context.Context, wait time.Duration) error {
 
 // beforeRun sets the icon, tooltip and title before systray.Run, so that
 // they are in the DBus properties systray exports when it starts.
-func beforeRun(v view) {
+func beforeRun(t trayItem, v view) {
 	systray.SetTitle("ctxfit")
-	setIcon(v.Icon)
-	systray.SetTooltip(v.Tooltip)
+	t.setIcon(v.Icon)
+	t.setTooltip(v.Tooltip)
+	t.setAttention(v.Attention)
 }
 
 // setIconBeforeRun is true: systray exports the icon and tooltip as DBus
 // properties when it starts, so they are set before.
 const setIconBeforeRun = true
-
-func setIcon(s assets.State) { systray.SetIcon(assets.PNG(s)) }

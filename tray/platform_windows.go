@@ -13,9 +13,19 @@ import (
 func waitForHost(context.Context, time.Duration) error { return nil }
 
 // beforeRun is not called.
-func beforeRun(view) {}
+func beforeRun(trayItem, view) {}
 
 // setIconBeforeRun is false: systray can set the icon only once it runs.
 const setIconBeforeRun = false
 
-func setIcon(s assets.State) { systray.SetIcon(assets.ICO(s)) }
+// newTrayItem returns systray's item as it is: the platform has no
+// status that asks for attention.
+func newTrayItem() trayItem { return plainItem{} }
+
+// plainItem is systray's item, unextended.
+type plainItem struct{}
+
+func (plainItem) ready(context.Context) error { return nil }
+func (plainItem) setIcon(s assets.State)      { systray.SetIcon(assets.ICO(s)) }
+func (plainItem) setTooltip(tip string)       { systray.SetTooltip(tip) }
+func (plainItem) setAttention(bool)           {}

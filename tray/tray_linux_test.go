@@ -1,11 +1,14 @@
 package tray
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -142,6 +145,20 @@ func TestTrayOverWatcher(t *testing.T) {
 	if tip := p.Tooltip(); tip != "ctxfit: "+simModel+" 100% GPU" {
 		t.Errorf("tooltip %q", tip)
 	}
+	p.WaitStatus("Active")
+	// The host gets the icon drawn at every size, to pick the nearest to
+	// its panel's.
+	var sizes []int
+	for _, px := range p.Pixmaps() {
+		want, w, h, err := traytest.Pixmap(assets.PNGAt(assets.OK, int(px.W)))
+		if err != nil || w != px.W || h != px.H || !bytes.Equal(px.Pix, want) {
+			t.Errorf("the %d×%d pixmap is not the OK icon drawn at that size", px.W, px.H)
+		}
+		sizes = append(sizes, int(px.W))
+	}
+	if !slices.Equal(sizes, assets.Sizes()) {
+		t.Errorf("IconPixmap sizes %v, want %v", sizes, assets.Sizes())
+	}
 
 	// A client asks for 32768: the model spills, the icon turns amber, and
 	// one notification tells it, however many polls see it.
@@ -149,6 +166,7 @@ func TestTrayOverWatcher(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.WaitIcon(assets.Warning)
+	p.WaitStatus("NeedsAttention") // desktops raise the item during a spill
 	m = p.WaitMenu("the spill", func(n *traytest.Node) bool {
 		l := n.Find("⚠ " + simModel)
 		return l != nil && strings.Contains(l.Label, "23%/77% CPU/GPU · context 32768") && n.Find("Fix Continue now: 32768 → 16384") != nil
@@ -180,6 +198,7 @@ func TestTrayOverWatcher(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.WaitIcon(assets.OK)
+	p.WaitStatus("Active")
 	p.waitCalls("notify "+simModel+" keeps reloading", 1)
 
 	// Tune context shows its progress in the model's line; a second click
@@ -340,5 +359,138 @@ func TestSystrayPanicIsRecovered(t *testing.T) {
 	code, out := p.Exit(10 * time.Second)
 	if code != 3 || !strings.Contains(out, "the system tray failed") {
 		t.Errorf("the tray exited with %d, want 3 (ErrNoTray after a recovered panic):\n%s", code, out)
+	}
+}
+
+// TestTrayNotificationActions runs the tray with its real notifier against
+// a notification service on the test bus: a spill without a tuned value
+// offers Tune, one where Continue asks for more than the tuned value
+// offers Fix now; both persist (critical, no timeout), pressing the button
+// over DBus (ActionInvoked) does what the menu item does, and the
+// notification is closed when the spill ends.
+func TestTrayNotificationActions(t *testing.T) {
+	addr := traytest.StartBus(t)
+	conn := traytest.Connect(t, addr)
+	w := traytest.NewWatcher(t, conn)
+	notes := traytest.NewNotifications(t, traytest.Connect(t, addr))
+
+	gpu, _ := gpusim.LookupGPU("8GB")
+	sim := gpusim.New(gpusim.Config{GPU: gpu})
+	simURL, err := sim.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	if err := sim.Load(simModel, fitCtx, gpusim.Forever); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	u := ollamahost.Parse(simURL)
+	continuePath := filepath.Join(dir, "continue", "config.json")
+	os.MkdirAll(filepath.Dir(continuePath), 0o755)
+	os.WriteFile(continuePath, []byte(`{"models": [{"title": "Qwen coder", "provider": "ollama", "model": "`+simModel+`", "contextLength": 32768}]}`), 0o644)
+
+	p := startChild(t, addr, "watcher", dir, ollamaEnv+"="+simURL, busNotifyEnv+"=1", openFailsEnv+"=1")
+	p.attach(w)
+	p.WaitIcon(assets.OK)
+
+	// The whole menu, as the desktop reads it over DBus.
+	m := p.WaitMenu("the loaded model and the settings", func(n *traytest.Node) bool {
+		l, s := n.Find(simModel), n.Find("Start at login")
+		return l != nil && len(l.Children) > 0 && s != nil && s.Enabled && n.Find("Fix Continue now (tune first)") != nil
+	})
+	got := strings.NewReplacer(simURL, "SIMURL", runtime.Version(), "GOVERSION", runtime.GOOS+"/"+runtime.GOARCH, "OS/ARCH").Replace(m.String())
+	golden := filepath.Join("testdata", "tray_menu.txt")
+	if *update {
+		os.WriteFile(golden, []byte(got), 0o644)
+	}
+	if want, err := os.ReadFile(golden); err != nil || got != string(want) {
+		t.Errorf("the menu over DBus differs from %s (%v; -update rewrites it):\n%s", golden, err, got)
+	}
+
+	// An open that fails says so, with the path.
+	p.Click("Open log")
+	failed := notes.Wait("Cannot open ctxfit.log", 0)
+	if !strings.Contains(failed.Body, filepath.Join(dir, "ctxfit.log")) {
+		t.Errorf("the failed open's notification %q lacks the path", failed.Body)
+	}
+
+	// Not tuned: the spill notification offers Tune, and stays.
+	if err := sim.Load(simModel, spillCtx, gpusim.Forever); err != nil {
+		t.Fatal(err)
+	}
+	spill := notes.Wait(simModel+" spilled onto the CPU", 0)
+	if strings.Contains(spill.Body, "/") && !strings.Contains(spill.Body, "CPU/GPU") {
+		t.Errorf("the spill notification shows a path: %q", spill.Body)
+	}
+	if got := strings.Join(spill.Actions, "|"); got != "tune|Tune" {
+		t.Errorf("actions %q, want tune|Tune", got)
+	}
+	if spill.App != "ctxfit" || spill.Urgency != 2 || spill.Timeout != 0 || !spill.Image {
+		t.Errorf("spill notification %+v: want app ctxfit, urgency 2 (critical), timeout 0, an image", spill)
+	}
+	if strings.Contains(spill.Body, dir) || !strings.Contains(spill.Body, "Tune finds the largest context") {
+		t.Errorf("spill notification body %q", spill.Body)
+	}
+	p.WaitStatus("NeedsAttention")
+
+	// The model fits again: the notification is withdrawn.
+	if err := sim.Load(simModel, fitCtx, gpusim.Forever); err != nil {
+		t.Fatal(err)
+	}
+	notes.WaitClosed(spill.ID)
+	p.WaitStatus("Active")
+
+	// It spills again; Tune in the notification starts the tune that
+	// Tune context in the menu would.
+	before := len(notes.Shown())
+	if err := sim.Load(simModel, spillCtx, gpusim.Forever); err != nil {
+		t.Fatal(err)
+	}
+	spill = notes.Wait(simModel+" spilled onto the CPU", before)
+	notes.Invoke(spill.ID, "tune")
+	p.waitCalls("tune "+simModel, 1)
+	p.WaitMenu("the tune the notification started", func(n *traytest.Node) bool { return n.Find("Cancel tuning") != nil })
+	p.Click("Cancel tuning")
+	p.waitCalls("tune-cancelled "+simModel, 1)
+
+	// Tuned now.
+	if err := ctxstate.OpenStore(dir).Update(func(d *ctxstate.Data) error {
+		d.PutTuned(ctxstate.Tuned{Host: ollamahost.Key(u), Model: simModel, Parallel: 1, Context: tunedCtx, Step: 1024, MeasuredAt: time.Now()})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.Load(simModel, fitCtx, gpusim.Forever); err != nil {
+		t.Fatal(err)
+	}
+	p.WaitStatus("Active")
+
+	// Continue asks for more than the tuned value: Fix now, naming the
+	// client and the model, and the button fixes Continue's config.
+	before = len(notes.Shown())
+	if err := sim.Load(simModel, spillCtx, gpusim.Forever); err != nil {
+		t.Fatal(err)
+	}
+	spill = notes.Wait(simModel+" spilled onto the CPU", before)
+	if got := strings.Join(spill.Actions, "|"); got != "fix|Fix now" {
+		t.Errorf("actions %q, want fix|Fix now", got)
+	}
+	if want := "Continue (Qwen coder) asks for 32768; 16384 stays on the GPU."; !strings.Contains(spill.Body, want) {
+		t.Errorf("body %q lacks %q", spill.Body, want)
+	}
+	notes.Invoke(spill.ID, "fix")
+	p.waitCalls("fix "+simModel, 1)
+	for deadline := time.Now().Add(traytest.Patience); ; time.Sleep(50 * time.Millisecond) {
+		if data, _ := os.ReadFile(continuePath); strings.Contains(string(data), `"contextLength": 16384`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Fix now in the notification did not fix Continue's config")
+		}
+	}
+	code, out := p.quit()
+	if code != 0 {
+		t.Errorf("after Quit the tray exited with %d:\n%s", code, out)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ollama/ollama/api"
@@ -88,6 +89,7 @@ type Event struct {
 	Time              time.Time `json:"time"`
 	Host              string    `json:"host"`
 	Model             string    `json:"model,omitempty"`
+	Client            string    `json:"client,omitempty"` // config_fixed: the client whose config ctxfit rewrote
 	Processor         string    `json:"processor,omitempty"`
 	Size              int64     `json:"size,omitempty"`
 	ContextLength     int       `json:"context_length,omitempty"`
@@ -105,6 +107,9 @@ type Update struct {
 
 // Options tune a Watcher; the zero value gives the defaults.
 type Options struct {
+	// ObservePoll, when set, is called after every request for /api/ps
+	// with how long it took (the metrics' poll duration).
+	ObservePoll  func(time.Duration)
 	FastInterval time.Duration // while models are loaded or just changed; default 1 s
 	// ReloadGrace is how long a model may be missing from /api/ps before it
 	// counts as unloaded: Ollama lists a reloading model only once the new
@@ -179,6 +184,10 @@ type Watcher struct {
 	gone    map[string]goneModel
 	subs    map[*subscriber]struct{}
 	lastErr string
+	// refused reports that the last poll found nothing listening at the
+	// server's address: a stopped or restarting Ollama, which Run probes
+	// for every FastInterval while it backs off.
+	refused bool
 }
 
 type goneModel struct {
@@ -229,6 +238,10 @@ func (w *Watcher) Snapshot() Snapshot {
 // Run polls until ctx is done: about every FastInterval while models are
 // loaded or something just changed, every IdleInterval otherwise, and with
 // exponential backoff up to MaxBackoff while the server does not answer.
+// While nothing listens at the server's address (Ollama stopped or
+// restarting) it also tries a bare TCP connection every FastInterval and
+// polls as soon as one succeeds, so that a server that comes back is seen
+// within FastInterval, not at the end of a backoff of up to MaxBackoff.
 // It returns ctx's error; failures of the server are events, not errors.
 func (w *Watcher) Run(ctx context.Context) error {
 	backoff := w.opts.FastInterval
@@ -247,14 +260,68 @@ func (w *Watcher) Run(ctx context.Context) error {
 		default:
 			wait, backoff = w.opts.IdleInterval, w.opts.FastInterval
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		w.mu.Lock()
+		probe := !u.Snapshot.Reachable && w.refused
+		w.mu.Unlock()
+		if err := w.sleep(ctx, wait, probe); err != nil {
+			return err
 		}
 	}
+}
+
+// sleep waits for d, or until ctx ends (returning its error). With probe
+// set it returns early once a TCP connection to the server succeeds,
+// trying every FastInterval.
+func (w *Watcher) sleep(ctx context.Context, d time.Duration, probe bool) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	var tick <-chan time.Time
+	if probe && d > w.opts.FastInterval {
+		k := time.NewTicker(w.opts.FastInterval)
+		defer k.Stop()
+		tick = k.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			return nil
+		case <-tick:
+			if w.listening(ctx) {
+				return nil
+			}
+		}
+	}
+}
+
+// listening reports whether something accepts TCP connections at the
+// server's address, trying for at most FastInterval.
+func (w *Watcher) listening(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, w.opts.FastInterval)
+	defer cancel()
+	addr := w.host.Host
+	if w.host.Port() == "" {
+		port := "80"
+		if w.host.Scheme == "https" {
+			port = "443"
+		}
+		addr = net.JoinHostPort(w.host.Hostname(), port)
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
+}
+
+// connRefused reports whether err says that nothing listens at the
+// address (ECONNREFUSED; WSAECONNREFUSED, 10061, on Windows).
+func connRefused(err error) bool {
+	var errno syscall.Errno
+	return errors.As(err, &errno) && (errno == syscall.ECONNREFUSED || errno == 10061)
 }
 
 // Poll asks the server once, updates the watcher's state, tells subscribers
@@ -265,6 +332,9 @@ func (w *Watcher) Poll(ctx context.Context) Update {
 	rctx, cancel := context.WithTimeout(ctx, w.opts.RequestTimeout)
 	defer cancel()
 	ps, err := w.client.ListRunning(rctx)
+	if w.opts.ObservePoll != nil {
+		w.opts.ObservePoll(w.opts.Now().Sub(now))
+	}
 	var version string
 	if err == nil {
 		w.mu.Lock()
@@ -288,6 +358,7 @@ func (w *Watcher) Poll(ctx context.Context) Update {
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.refused = err != nil && connRefused(err)
 	snap := Snapshot{Host: w.host.String(), Time: now, Version: version, GPU: w.local}
 	if snap.GPU == "" {
 		snap.GPU = ollama.GPUUnknown

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -476,5 +477,57 @@ func TestPublish(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("published event never arrived")
+	}
+}
+
+// TestWatcherReconnectsWithinFastInterval stops the server long enough for
+// the backoff to grow past a second, starts it again on the same port, and
+// expects the watcher to see it within about FastInterval rather than at
+// the end of its backoff (the ~12 s a user waited after restarting Ollama).
+func TestWatcherReconnectsWithinFastInterval(t *testing.T) {
+	f := &fakeOllama{}
+	srv := httptest.NewServer(f)
+	addr := srv.Listener.Addr().String()
+	su, _ := url.Parse(srv.URL)
+	srv.Close() // nothing listens now: connections are refused
+	const fast = 100 * time.Millisecond
+	w := New(ollama.NewClient(su), su, nil, Options{FastInterval: fast, MaxBackoff: 30 * time.Second, LocalGPU: gpu(ollama.GPUAbsent)})
+	ch, stop := w.Subscribe()
+	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+	// Backoff from 100 ms: polls at 0, 0.1, 0.3, 0.7, 1.5, 3.1 s; after
+	// 1.6 s the next poll is due at 3.1 s.
+	time.Sleep(1600 * time.Millisecond)
+	if w.Snapshot().Reachable {
+		t.Fatal("reachable with nothing listening")
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("cannot listen on %s again: %v", addr, err)
+	}
+	back := httptest.NewUnstartedServer(f)
+	back.Listener.Close()
+	back.Listener = l
+	back.Start()
+	defer back.Close()
+	started := time.Now()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case u := <-ch:
+			if !u.Snapshot.Reachable {
+				continue
+			}
+			took := time.Since(started)
+			if took > 4*fast+500*time.Millisecond {
+				t.Errorf("reconnected %v after the server came back, want about %v", took, fast)
+			}
+			t.Logf("reconnected %v after the server came back (fast interval %v; the backoff's next poll was %v away)", took, fast, 3100*time.Millisecond-1600*time.Millisecond)
+			return
+		case <-deadline:
+			t.Fatal("the watcher did not reconnect within 5 s")
+		}
 	}
 }

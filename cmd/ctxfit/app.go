@@ -17,6 +17,7 @@ import (
 	"github.com/ctxfit/ctxfit/internal/autostart"
 	"github.com/ctxfit/ctxfit/internal/logfile"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/metrics"
 	"github.com/ctxfit/ctxfit/ollama"
 	"github.com/ctxfit/ctxfit/state"
 	"github.com/ctxfit/ctxfit/tray"
@@ -38,23 +39,32 @@ type app struct {
 	keeper  *clients.Keeper
 	logger  *slog.Logger
 
+	// metrics, when set, is fed every update, poll and fix.
+	metrics *metrics.Collector
+
 	mu     sync.Mutex
 	tuning map[string]bool // models being tuned, by ModelKey
 }
 
 var _ tray.Backend = (*app)(nil)
 
-func newApp(e *env, u *url.URL, store *state.Store, logger *slog.Logger) *app {
+func newApp(e *env, u *url.URL, store *state.Store, logger *slog.Logger, m *metrics.Collector) *app {
 	a := &app{
-		env:    e,
-		host:   u,
-		key:    ollamahost.Key(u),
-		client: e.client(u),
-		store:  store,
-		logger: logger,
-		tuning: map[string]bool{},
+		env:     e,
+		host:    u,
+		key:     ollamahost.Key(u),
+		client:  e.client(u),
+		store:   store,
+		logger:  logger,
+		tuning:  map[string]bool{},
+		metrics: m,
 	}
-	a.watcher = watch.New(a.client, u, store, watch.Options{})
+	var opts watch.Options
+	if m != nil {
+		host := u.String()
+		opts.ObservePoll = func(d time.Duration) { m.ObservePoll(host, d) }
+	}
+	a.watcher = watch.New(a.client, u, store, opts)
 	a.fixer = &clients.Fixer{Env: clients.NewEnv(e.getenv), StateDir: store.Dir()}
 	a.keeper = &clients.Keeper{
 		Fixer:   a.fixer,
@@ -93,6 +103,9 @@ func (a *app) run(ctx context.Context) error {
 // when a model keeps reloading.
 func (a *app) react(ctx context.Context, updates <-chan watch.Update) {
 	for u := range updates {
+		if a.metrics != nil {
+			a.metrics.Observe(u)
+		}
 		for _, ev := range u.Events {
 			watch.LogEvent(a.logger, ev)
 			switch ev.Kind {
@@ -180,14 +193,21 @@ func (a *app) noticed(n clients.Notice) {
 	switch n.Kind {
 	case clients.NoticeFixed:
 		kind = watch.EventConfigFixed
+		if a.metrics != nil {
+			a.metrics.ConfigFixed(strings.ToLower(n.Client))
+		}
 	case clients.NoticeTooLarge:
 		msg += fmt.Sprintf(". `ctxfit fix %s` (or Fix in the tray, or auto-fix) writes the tuned value", strings.ToLower(n.Client))
 	}
-	var model string
+	e := watch.Event{Kind: kind, Client: n.Client, Message: msg}
 	if len(n.Asks) > 0 {
-		model = n.Asks[0].Model
+		e.Model = n.Asks[0].Model
 	}
-	a.watcher.Publish(watch.Event{Kind: kind, Model: model, Message: msg})
+	if n.Kind == clients.NoticeFixed && n.Report != nil && len(n.Report.Changes) > 0 {
+		// The tray names the client and the model, not the file.
+		e.Model, e.ContextLength = n.Report.Changes[0].Model, n.Report.Changes[0].NewContext
+	}
+	a.watcher.Publish(e)
 }
 
 // target is what the client configs should ask for: the latest tuned value
@@ -354,7 +374,11 @@ func (a *app) StartAtLogin() (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	st, err := m.Status(context.Background())
+	ctx := context.Background()
+	if err := m.Usable(ctx); err != nil {
+		return false, err // the tray greys the item with this reason
+	}
+	st, err := m.Status(ctx)
 	if err != nil {
 		return false, err
 	}

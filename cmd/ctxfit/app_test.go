@@ -160,7 +160,7 @@ func TestAppTuneThenAutoFix(t *testing.T) {
 	state.OpenStore(f.stateDir).Update(func(d *state.Data) error { d.Settings.AutoFix = true; return nil })
 	e := &env{stdout: io.Discard, stderr: io.Discard, getenv: func(k string) string { return f.vars[k] }}
 	store, _ := e.store()
-	a := newApp(e, ollamahost.Parse(f.u), store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a := newApp(e, ollamahost.Parse(f.u), store, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go a.run(ctx)

@@ -205,7 +205,7 @@ func runVersion(_ context.Context, e *env, args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("unexpected %q; version takes only flags", fs.Arg(0))
 	}
-	v := buildVersion()
+	v := buildInfo()
 	if *asJSON {
 		return writeIndentedJSON(e.stdout, v)
 	}
@@ -230,10 +230,10 @@ type versionJSON struct {
 	Arch     string `json:"arch"`
 }
 
-// buildVersion reads the version the Go toolchain stamped into the binary:
+// buildInfo reads the version the Go toolchain stamped into the binary:
 // the module version for `go install …@v1.2.3`, "(devel)" for a build from
 // a checkout, with the VCS commit when it was built in one.
-func buildVersion() versionJSON {
+func buildInfo() versionJSON {
 	v := versionJSON{Version: "unknown", Go: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {

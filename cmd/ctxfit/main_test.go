@@ -58,3 +58,20 @@ func mainCommand(vars map[string]string, args ...string) *exec.Cmd {
 	}
 	return cmd
 }
+
+func TestQuoteCommand(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{`C:\Program Files\ctxfit\ctxfit-tray.exe`, "run"}, `"C:\Program Files\ctxfit\ctxfit-tray.exe" run`},
+		{[]string{`C:\Users\me\go\bin\ctxfit.exe`, "run", "--headless"}, `C:\Users\me\go\bin\ctxfit.exe run --headless`},
+		{[]string{"/usr/bin/ctxfit", ""}, `/usr/bin/ctxfit ""`},
+		{[]string{`/opt/a"b/ctxfit`}, `"/opt/a\"b/ctxfit"`},
+	}
+	for _, tt := range tests {
+		if got := quoteCommand(tt.args); got != tt.want {
+			t.Errorf("quoteCommand(%q) = %s, want %s", tt.args, got, tt.want)
+		}
+	}
+}

@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/debug"
 	"time"
 
 	"github.com/ctxfit/ctxfit/internal/autostart"
 	"github.com/ctxfit/ctxfit/internal/instance"
 	"github.com/ctxfit/ctxfit/internal/logfile"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/metrics"
 	"github.com/ctxfit/ctxfit/state"
 )
 
@@ -23,6 +25,9 @@ type runOptions struct {
 	logFormat string
 	autoFix   onOff
 	trayWait  time.Duration
+	// metricsAddr is --metrics-addr: where to serve Prometheus metrics,
+	// "off" to stop, "" to keep the remembered setting.
+	metricsAddr string
 }
 
 func (o *runOptions) register(fs *flag.FlagSet) {
@@ -30,6 +35,7 @@ func (o *runOptions) register(fs *flag.FlagSet) {
 	fs.BoolVar(&o.headless, "headless", false, "run without a tray icon, logging events (for servers and Docker hosts)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.Var(&o.autoFix, "auto-fix", "keep client configs fixed with the tuned values: on (bare --auto-fix) or off; remembered")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at `HOST:PORT`/metrics, e.g. 127.0.0.1:9464; off to stop (remembered)")
 	o.registerTrayWait(fs)
 }
 
@@ -64,9 +70,11 @@ func newLogger(w io.Writer, format string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: use text or json", format)
 }
 
-// openLog returns a logger that writes to stderr and to ctxfit's log file
-// (size-bounded, rotated), and a function that closes the file. When the
-// file cannot be opened the logger says so and uses stderr alone.
+// openLog returns a logger that writes to ctxfit's log file (size-bounded,
+// rotated) and to stderr, and a function that closes the file. The file
+// comes first and a failing stderr never stops it: a Windows service and
+// the GUI-subsystem tray have no valid stderr. When the file cannot be
+// opened the logger says so and uses stderr alone.
 func (e *env) openLog(format string) (*slog.Logger, func(), error) {
 	if _, err := newLogger(io.Discard, format); err != nil {
 		return nil, nil, usagef("%v", err)
@@ -81,7 +89,7 @@ func (e *env) openLog(format string) (*slog.Logger, func(), error) {
 		logger.Warn("no log file; logging to the terminal only", "err", err)
 		return logger, func() {}, nil
 	}
-	logger, _ := newLogger(io.MultiWriter(e.stderr, f), format)
+	logger, _ := newLogger(logfile.Tee(f, e.stderr), format)
 	return logger, func() { f.Close() }, nil
 }
 
@@ -105,15 +113,30 @@ func (e *env) watch(ctx context.Context, o runOptions) error {
 			return err
 		}
 	}
+	if o.metricsAddr != "" {
+		addr := o.metricsAddr
+		if addr == "off" {
+			addr = ""
+		}
+		if err := store.Update(func(d *state.Data) error { d.Settings.MetricsAddr = addr; return nil }); err != nil {
+			return err
+		}
+	}
 	lock, err := instance.Acquire(store.Dir(), ollamahost.Key(u))
 	if errors.Is(err, instance.ErrRunning) {
+		// Logged too: the GUI-subsystem tray of Windows has no stderr.
+		logger.Warn("another ctxfit watches this server; this one stops", "err", err)
 		return failf(1, "%v.\nUse that one (its tray icon, or its log at %s), or stop it first: Quit in its menu, or %s.", err, e.cmdline(u, "status"), e.cmdline(nil, "service", "stop"))
 	}
 	if err != nil {
 		return err
 	}
 	defer lock.Release()
-	a := newApp(e, u, store, logger)
+	m, err := e.serveMetrics(ctx, store, logger)
+	if err != nil {
+		return err
+	}
+	a := newApp(e, u, store, logger, m)
 	logger.Info("ctxfit watching Ollama", "host", u.String(), "state", store.Dir())
 	err = autostart.Serve(ctx, func(ctx context.Context) error {
 		if o.headless {
@@ -123,4 +146,39 @@ func (e *env) watch(ctx context.Context, o runOptions) error {
 	})
 	logger.Info("ctxfit stopped")
 	return err
+}
+
+// serveMetrics starts the Prometheus endpoint when the settings ask for one
+// and returns its collector; nil when metrics are off.
+func (e *env) serveMetrics(ctx context.Context, store *state.Store, logger *slog.Logger) (*metrics.Collector, error) {
+	data, err := store.Load()
+	if err != nil || data.Settings.MetricsAddr == "" {
+		return nil, nil // a damaged state file is reported by the watcher
+	}
+	addr := data.Settings.MetricsAddr
+	ln, err := metrics.Listen(addr)
+	if err != nil {
+		return nil, err
+	}
+	m := metrics.New(buildVersion())
+	go func() {
+		if err := metrics.Serve(ctx, ln, m); err != nil {
+			logger.Error("metrics stopped", "addr", addr, "err", err)
+		}
+	}()
+	if metrics.IsLoopback(addr) {
+		logger.Info("serving Prometheus metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+	} else {
+		logger.Warn("serving Prometheus metrics beyond this machine: whoever reaches this address sees the Ollama servers, model names and sizes", "url", "http://"+ln.Addr().String()+"/metrics")
+	}
+	return m, nil
+}
+
+// buildVersion returns ctxfit's module version, "devel" for a build from a
+// checkout.
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
 }

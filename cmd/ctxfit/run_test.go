@@ -154,3 +154,35 @@ func TestRunOncePerServer(t *testing.T) {
 	waitFor(t, "the next ctxfit", func() bool { return strings.Contains(stderr2.String(), "event=reachable") })
 	stop2()
 }
+
+// badStderr fails every write, as stderr does in a Windows service or the
+// GUI-subsystem tray.
+type badStderr struct{}
+
+func (badStderr) Write([]byte) (int, error) { return 0, os.ErrInvalid }
+
+// TestLogWithoutStderr: the logger of `ctxfit run` writes every line to the
+// log file although stderr fails each write.
+func TestLogWithoutStderr(t *testing.T) {
+	dir := t.TempDir()
+	e := &env{stdout: &bytes.Buffer{}, stderr: badStderr{}, getenv: func(k string) string {
+		if k == "CTXFIT_LOG_DIR" {
+			return dir
+		}
+		return ""
+	}}
+	logger, closeLog, err := e.openLog("text")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger.Info("first")
+	logger.Warn("second")
+	closeLog()
+	got, err := os.ReadFile(filepath.Join(dir, "ctxfit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(got), "msg=first") || !strings.Contains(string(got), "msg=second") {
+		t.Errorf("the log file lacks lines written while stderr failed:\n%s", got)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/ctxfit/ctxfit/internal/autostart"
@@ -238,12 +239,18 @@ func hostOrDefaultServer(h string) string {
 	return h
 }
 
-// quoteCommand joins a command line for display, quoting words with blanks.
+// quoteCommand joins a command line for display as the user would type
+// it: words with blanks in double quotes, backslashes as they are (a
+// Windows path reads C:\Program Files\ctxfit, not C:\\Program Files).
+// Only a word that holds a double quote is quoted Go-style.
 func quoteCommand(args []string) string {
 	words := make([]string, len(args))
 	for i, a := range args {
-		if a == "" || strings.ContainsAny(a, " \t\"'") {
-			a = fmt.Sprintf("%q", a)
+		switch {
+		case strings.Contains(a, `"`):
+			a = strconv.Quote(a)
+		case a == "" || strings.ContainsAny(a, " \t'"):
+			a = `"` + a + `"`
 		}
 		words[i] = a
 	}

@@ -99,7 +99,8 @@ func TestServiceLifecycle(t *testing.T) {
 			t.Errorf("ctxfit %s: systemctl calls\n got %q\nwant %q", strings.Join(s.args, " "), got, s.wantCalls)
 		}
 	}
-	if files := sc.Files(); len(files) != 0 {
+	// The user's systemd directory stays, empty; nothing else does.
+	if files := sc.Files(); !slices.Equal(files, []string{".config/systemd/user/"}) {
 		t.Errorf("uninstall left %q under HOME", files)
 	}
 }

@@ -111,6 +111,7 @@ func TestTrayRealApp(t *testing.T) {
 	t.Parallel()
 	addr := traytest.StartBus(t)
 	w := traytest.NewWatcher(t, traytest.Connect(t, addr))
+	notes := traytest.NewNotifications(t, traytest.Connect(t, addr))
 	sim, u := startSim(t, "mac32", nil)
 	h := newTrayHome(t, addr)
 	orig := trayContinueConfig(u)
@@ -151,6 +152,19 @@ func TestTrayRealApp(t *testing.T) {
 	if tip := it.Tooltip(); tip != "ctxfit: "+llama+" (56%/44% CPU/GPU) spilled onto the CPU" {
 		t.Errorf("tooltip %q", tip)
 	}
+	it.WaitStatus("NeedsAttention")
+	if l := m.Find("ctxfit "); l == nil || !strings.HasSuffix(l.Label, " · "+llama+" spilled onto the CPU") {
+		t.Errorf("the first line is %v, want ctxfit, its version and the spill", l)
+	}
+	// The desktop shows a notification that stays, offering Fix now and
+	// naming the client and the model, not the config's path.
+	spill := notes.Wait(llama+" spilled onto the CPU", 0)
+	if strings.Join(spill.Actions, "|") != "fix|Fix now" || spill.Urgency != 2 || spill.Timeout != 0 {
+		t.Errorf("spill notification %+v: want the action fix|Fix now, critical, no timeout", spill)
+	}
+	if !strings.Contains(spill.Body, "Continue (") || strings.Contains(spill.Body, h.cont) {
+		t.Errorf("spill notification body %q", spill.Body)
+	}
 
 	// Fix Continue now writes the tuned value into the real config, keeps
 	// its maxTokens (less than half of it), and changes nothing else.
@@ -170,6 +184,21 @@ func TestTrayRealApp(t *testing.T) {
 		f := n.Find("Fix Continue now")
 		return f != nil && f.Label == "Fix Continue now (Continue asks for 24576)" && !f.Enabled
 	})
+
+	// Continue reloads the model at the fixed context: the spill is over,
+	// its notification is withdrawn, and the item no longer asks for
+	// attention.
+	if err := sim.Load(llama, 24576, gpusim.Forever); err != nil {
+		t.Fatal(err)
+	}
+	notes.WaitClosed(spill.ID)
+	it.WaitStatus("Active")
+	it.WaitIcon(assets.OK)
+	for _, n := range notes.Shown() {
+		if strings.Contains(n.Summary, "fixed") {
+			t.Errorf("the fix asked for in the menu was notified: %+v", n)
+		}
+	}
 
 	code, out := it.Quit(p)
 	if code != 0 || !strings.Contains(out, "ctxfit stopped") {

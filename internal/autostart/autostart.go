@@ -11,7 +11,10 @@
 //     with RunAtLoad true and KeepAlive false, so that Quit stays quit.
 //   - Windows: the tray starts from the per-user Run key
 //     (HKCU\Software\Microsoft\Windows\CurrentVersion\Run), because a
-//     Windows service runs in session 0 and cannot show a tray icon;
+//     Windows service runs in session 0 and cannot show a tray icon. The
+//     key starts ctxfit-tray.exe, ctxfit linked for the GUI subsystem, so
+//     that no console window opens at login (Install writes it beside
+//     ctxfit.exe when a release did not ship it);
 //     --headless installs a real Windows service, which needs an
 //     Administrator prompt.
 //
@@ -137,7 +140,7 @@ func Executable() (string, error) {
 // checkExecutable reports why exe cannot be started at login, or nil.
 func checkExecutable(exe string) error {
 	if !filepath.IsAbs(exe) {
-		return fmt.Errorf("the executable %q is not an absolute path", exe)
+		return fmt.Errorf("the executable %s is not an absolute path", exe)
 	}
 	if strings.ContainsFunc(exe, func(r rune) bool { return r < ' ' || r == 0x7f }) {
 		return fmt.Errorf("the executable path %q holds control characters; move ctxfit to a plain path", exe)
@@ -147,7 +150,7 @@ func checkExecutable(exe string) error {
 		return fmt.Errorf("the executable to start at login: %w", err)
 	}
 	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("the executable %q is not a regular file", exe)
+		return fmt.Errorf("the executable %s is not a regular file", exe)
 	}
 	return nil
 }
@@ -212,6 +215,17 @@ func (m *Manager) Start(ctx context.Context) error { return m.b.start(ctx) }
 // Stop stops the ctxfit that the OS's service manager started. Stopping one
 // that is not running does nothing.
 func (m *Manager) Stop(ctx context.Context) error { return m.b.stop(ctx) }
+
+// Usable returns nil when Install can work in this session, else why not,
+// in words that say what to do instead: on Linux, a session without a
+// systemd user manager (a container, a desktop started without systemd).
+// The tray greys Start at login with that reason.
+func (m *Manager) Usable(ctx context.Context) error {
+	if u, ok := m.b.(interface{ usable(context.Context) error }); ok {
+		return u.usable(ctx)
+	}
+	return nil
+}
 
 // Status reports what is installed, whether it is enabled and whether it
 // runs. Answers it cannot find out are Unknown, with the reason in Notes.

@@ -18,24 +18,30 @@ const (
 	approvedKey = `Software\Microsoft\Windows\CurrentVersion\Explorer\StartupApproved\Run`
 )
 
-// runKeyEntry starts the tray at login from the per-user Run key.
+// runKeyEntry starts the tray at login from the per-user Run key, through
+// the GUI-subsystem ctxfit-tray.exe, so that no console window opens.
 type runKeyEntry struct {
-	opts  Options
-	value string // the command line, as Install writes it
+	opts  Options // Executable: the GUI-subsystem program the key starts
+	src   string  // the ctxfit the tray executable is made from
+	value string  // the command line, as Install writes it
 }
 
 func newBackend(o Options) (backend, error) {
 	if o.Headless {
 		return newWindowsService(o)
 	}
-	v, err := runKeyCommand(o)
+	gui := runKeyOptions(o)
+	v, err := runKeyCommand(gui)
 	if err != nil {
 		return nil, err
 	}
-	return &runKeyEntry{opts: o, value: v}, nil
+	return &runKeyEntry{opts: gui, src: o.Executable, value: v}, nil
 }
 
 func (r *runKeyEntry) install(ctx context.Context) error {
+	if err := writeTrayExecutable(r.src, r.opts.Executable); err != nil {
+		return err
+	}
 	k, _, err := registry.CreateKey(registry.CURRENT_USER, runKey, registry.SET_VALUE)
 	if err != nil {
 		return fmt.Errorf(`open HKCU\%s: %w`, runKey, err)

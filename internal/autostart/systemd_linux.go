@@ -88,6 +88,18 @@ func (u *systemdUnitFile) systemctl(ctx context.Context, args ...string) (string
 // errNoSystemd explains a missing systemctl.
 var errNoSystemd = errors.New("systemctl not found: `ctxfit service` needs a systemd user session; without systemd, add `ctxfit run` to your desktop's autostart settings")
 
+// usable asks the user manager for its environment, which only a running
+// one answers.
+func (u *systemdUnitFile) usable(ctx context.Context) error {
+	if _, err := exec.LookPath("systemctl"); err != nil {
+		return errNoSystemd
+	}
+	if _, err := u.systemctl(ctx, "show-environment"); err != nil {
+		return fmt.Errorf("no systemd user session: %w; add `ctxfit run` to your desktop's autostart settings instead", err)
+	}
+	return nil
+}
+
 func (u *systemdUnitFile) install(ctx context.Context) error {
 	if _, err := exec.LookPath("systemctl"); err != nil {
 		return errNoSystemd
@@ -110,9 +122,14 @@ func (u *systemdUnitFile) install(ctx context.Context) error {
 	case !errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("read %s: %w", u.path(), err)
 	}
+	created := missingDirs(u.dir)
 	// Writes the unit, then runs systemctl enable --user and daemon-reload --user.
 	if err := u.svc.Install(); err != nil {
 		u.removeFiles()
+		// Leave no empty directory that this install made.
+		for _, d := range created {
+			os.Remove(d)
+		}
 		return fmt.Errorf("install %s: %w (is a systemd user session running? `systemctl --user status` tells)", u.path(), err)
 	}
 	return nil
@@ -123,6 +140,7 @@ func (u *systemdUnitFile) uninstall(ctx context.Context) error {
 		return u.removeFiles()
 	}
 	// Runs systemctl disable --user, removes the unit, runs daemon-reload --user.
+	defer u.removeEmptyWants()
 	if err := u.svc.Uninstall(); err != nil {
 		// systemctl failed, e.g. with no user manager: remove what
 		// install added by hand, so that nothing starts at login.
@@ -134,8 +152,8 @@ func (u *systemdUnitFile) uninstall(ctx context.Context) error {
 	return nil
 }
 
-// removeFiles removes the unit and the links that enable it, ignoring the
-// ones that are already gone.
+// removeFiles removes the unit, the links that enable it and the .wants
+// directories they leave empty, ignoring the ones that are already gone.
 func (u *systemdUnitFile) removeFiles() error {
 	var errs []error
 	for _, p := range u.wants() {
@@ -145,10 +163,32 @@ func (u *systemdUnitFile) removeFiles() error {
 			}
 		}
 	}
+	u.removeEmptyWants()
 	if err := os.Remove(u.path()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// removeEmptyWants removes the .wants directories that ctxfit's links
+// were in when they are empty (systemctl disable leaves them); other
+// units' links keep theirs.
+func (u *systemdUnitFile) removeEmptyWants() {
+	for _, p := range u.wants() {
+		os.Remove(filepath.Dir(p)) // fails, harmlessly, unless empty
+	}
+}
+
+// missingDirs returns dir and those of its parents that do not exist yet,
+// deepest first: what writing into dir would create.
+func missingDirs(dir string) []string {
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil || filepath.Dir(d) == d {
+			return missing
+		}
+		missing = append(missing, d)
+	}
 }
 
 func (u *systemdUnitFile) start(ctx context.Context) error {

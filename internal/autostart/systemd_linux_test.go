@@ -121,12 +121,14 @@ func TestSystemdCalls(t *testing.T) {
 			before:    []step{{do: "install"}},
 			step:      step{do: "uninstall"},
 			wantCalls: []string{"disable --user ctxfit.service", "daemon-reload --user"},
+			wantFiles: []string{".config/systemd/user/"},
 		},
 		{
 			name:      "uninstall headless",
 			before:    []step{{do: "install", headless: true}},
 			step:      step{do: "uninstall"},
 			wantCalls: []string{"disable --user ctxfit.service", "daemon-reload --user"},
+			wantFiles: []string{".config/systemd/user/"},
 		},
 		{
 			name:      "uninstall uninstalled does nothing",
@@ -153,6 +155,7 @@ func TestSystemdCalls(t *testing.T) {
 			fail:      "disable daemon-reload",
 			step:      step{do: "uninstall"},
 			wantCalls: []string{"disable --user ctxfit.service", "--user daemon-reload"},
+			wantFiles: []string{".config/systemd/user/"},
 		},
 	}
 	for _, tt := range tests {
@@ -328,5 +331,20 @@ func TestSystemdWithoutSystemctl(t *testing.T) {
 	st, err := m.Status(ctx)
 	if err != nil || st.Installed || st.Enabled != No || st.Running != No {
 		t.Errorf("Status without systemctl = %+v, %v", st, err)
+	}
+}
+
+// TestSystemdUsable: without a user manager Start at login is unusable,
+// and the reason says so and what to do instead.
+func TestSystemdUsable(t *testing.T) {
+	e := newSystemdEnv(t)
+	m := e.manager(t, false)
+	if err := m.Usable(context.Background()); err != nil {
+		t.Fatalf("with a user manager: %v", err)
+	}
+	e.Fail("show-environment")
+	err := m.Usable(context.Background())
+	if err == nil || !strings.HasPrefix(err.Error(), "no systemd user session: ") || !strings.Contains(err.Error(), "autostart settings") {
+		t.Errorf("without a user manager: %v", err)
 	}
 }

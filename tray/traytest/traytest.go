@@ -27,6 +27,7 @@ import (
 	"bytes"
 	"fmt"
 	"image"
+	"image/color"
 	_ "image/png" // the tray's icons are PNG
 	"os"
 	"os/exec"
@@ -360,24 +361,66 @@ func (it *Item) Quit(p *Process) (int, string) {
 	return p.Exit(Patience)
 }
 
-// Icon returns the item's IconPixmap: width, height and ARGB bytes.
-func (it *Item) Icon() (w, h int32, pix []byte) {
+// Image is one of an item's IconPixmap images: ARGB32 bytes.
+type Image struct {
+	W, H int32
+	Pix  []byte
+}
+
+// Pixmaps returns the item's IconPixmap: the icon at each size it offers.
+func (it *Item) Pixmaps() []Image {
 	it.t.Helper()
 	v, err := it.item.GetProperty("org.kde.StatusNotifierItem.IconPixmap")
 	if err != nil {
 		it.t.Fatalf("read IconPixmap: %v", err)
 	}
-	var px []struct {
-		W, H int32
-		Pix  []byte
-	}
+	var px []Image
 	if err := dbus.Store([]any{v.Value()}, &px); err != nil {
 		it.t.Fatalf("IconPixmap is a %T: %v", v.Value(), err)
 	}
-	if len(px) != 1 {
-		it.t.Fatalf("IconPixmap holds %d images, want 1", len(px))
+	if len(px) == 0 {
+		it.t.Fatalf("IconPixmap holds no image")
 	}
-	return px[0].W, px[0].H, px[0].Pix
+	return px
+}
+
+// Icon returns the largest image of the item's IconPixmap: width, height
+// and ARGB bytes.
+func (it *Item) Icon() (w, h int32, pix []byte) {
+	it.t.Helper()
+	px := it.Pixmaps()
+	big := px[0]
+	for _, p := range px[1:] {
+		if p.W > big.W {
+			big = p
+		}
+	}
+	return big.W, big.H, big.Pix
+}
+
+// Status returns the item's Status: Active, Passive or NeedsAttention.
+func (it *Item) Status() string {
+	it.t.Helper()
+	v, err := it.item.GetProperty("org.kde.StatusNotifierItem.Status")
+	if err != nil {
+		it.t.Fatalf("read Status: %v", err)
+	}
+	s, _ := v.Value().(string)
+	return s
+}
+
+// WaitStatus waits until the item's Status is want.
+func (it *Item) WaitStatus(want string) {
+	it.t.Helper()
+	deadline := time.Now().Add(Patience)
+	var got string
+	for time.Now().Before(deadline) {
+		if got = it.Status(); got == want {
+			return
+		}
+		time.Sleep(poll)
+	}
+	it.t.Fatalf("the item's Status stayed %q, want %q", got, want)
 }
 
 // WaitIcon waits until the item shows the icon of state s
@@ -427,8 +470,9 @@ func (it *Item) Tooltip() string {
 	return s
 }
 
-// Pixmap converts a PNG into StatusNotifierItem's ARGB bytes as fyne
-// systray does, and returns them with the image's width and height.
+// Pixmap converts a PNG into StatusNotifierItem's ARGB32 bytes (not
+// premultiplied), as ctxfit's tray exports them, and returns them with the
+// image's width and height.
 func Pixmap(png []byte) (pix []byte, w, h int32, err error) {
 	img, _, err := image.Decode(bytes.NewReader(png))
 	if err != nil {
@@ -438,8 +482,8 @@ func Pixmap(png []byte) (pix []byte, w, h int32, err error) {
 	pix = make([]byte, 0, b.Dx()*b.Dy()*4)
 	for y := b.Min.Y; y < b.Max.Y; y++ {
 		for x := b.Min.X; x < b.Max.X; x++ {
-			r, g, bl, a := img.At(x, y).RGBA()
-			pix = append(pix, byte(a), byte(r), byte(g), byte(bl))
+			c := color.NRGBAModel.Convert(img.At(x, y)).(color.NRGBA)
+			pix = append(pix, c.A, c.R, c.G, c.B)
 		}
 	}
 	return pix, int32(b.Dx()), int32(b.Dy()), nil

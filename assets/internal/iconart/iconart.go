@@ -29,7 +29,8 @@ func rgb(r, g, b uint8) color.NRGBA { return color.NRGBA{r, g, b, 0xff} }
 
 // Render draws the icon of state name at size×size pixels. A template icon
 // (macOS) is black on transparent with the glyph cut out; otherwise the
-// icon is in colour.
+// icon is in colour, with a dark edge that holds it on light panels and a
+// light outline around that which holds it on dark ones.
 func Render(name string, size int, template bool) (*image.NRGBA, error) {
 	pal, ok := palettes[name]
 	if !ok {
@@ -40,23 +41,34 @@ func Render(name string, size int, template bool) (*image.NRGBA, error) {
 	}
 	img := image.NewNRGBA(image.Rect(0, 0, size, size))
 	px := 1 / float64(size) // one pixel in unit coordinates
+	g := geometryFor(size)
 	glyph := glyphs[name]
+	outline := rgba{1, 1, 1, 1}.scale(0.85)
 	for y := range size {
 		for x := range size {
 			// Sample at the pixel centre, in a unit square.
 			p := vec{(float64(x) + 0.5) * px, (float64(y) + 0.5) * px}
 			var c rgba
-			body := chip(p)
-			g := glyph(p)
+			body, pins := g.chip(p)
+			chip := math.Min(body, pins)
+			gl := glyph(p)
 			if template {
 				black := rgba{0, 0, 0, 1}
-				c = c.over(black.scale(cover(body, px)))
-				c = c.scale(1 - cover(g, px)) // the glyph is a hole
+				c = c.over(black.scale(cover(chip, px)))
+				c = c.scale(1 - cover(gl, px)) // the glyph is a hole
 			} else {
+				// The outline rings the body only: around the pins it
+				// would fill the gaps between them at small sizes.
 				edgeWidth := max(0.045, 1.1*px)
+				c = c.over(outline.scale(cover(body-g.outline, px)))
+				pin := pal.edge
+				if g.pinHalfW*float64(size) < 1.5 {
+					pin = pal.body // too thin for an edge: the brighter colour reads on dark panels
+				}
+				c = c.over(of(pin).scale(cover(pins, px)))
 				c = c.over(of(pal.edge).scale(cover(body, px)))
 				c = c.over(of(pal.body).scale(cover(body+edgeWidth, px)))
-				c = c.over(of(pal.glyph).scale(cover(g, px)))
+				c = c.over(of(pal.glyph).scale(cover(gl, px)))
 			}
 			img.SetNRGBA(x, y, c.nrgba())
 		}
@@ -64,35 +76,80 @@ func Render(name string, size int, template bool) (*image.NRGBA, error) {
 	return img, nil
 }
 
-// Chip geometry, in a unit square: a rounded body with three pins on each
-// side.
-const (
-	bodyHalf   = 0.31 // half the body's side
-	bodyRadius = 0.09
-	pinHalfW   = 0.042 // half a pin's width
-	pinReach   = 0.45  // from the centre to a pin's tip
-)
+// geometry is the chip's shape at one pixel size, in a unit square: a
+// rounded body with pins on each side. Small sizes get fewer, wider pins
+// whose edges fall on pixel boundaries, so that they stay apart at 16 px
+// instead of blurring into a grey band.
+type geometry struct {
+	bodyHalf   float64 // half the body's side
+	bodyRadius float64
+	pinHalfW   float64 // half a pin's width
+	pinReach   float64 // from the centre to a pin's tip
+	pins       []float64
+	outline    float64 // the light outline's width around the chip
+}
 
-var pinOffsets = [...]float64{-0.17, 0, 0.17}
-
-// chip returns the signed distance from p to the chip (negative inside).
-func chip(p vec) float64 {
-	c := vec{0.5, 0.5}
-	q := p.sub(c)
-	d := roundedBox(q, vec{bodyHalf, bodyHalf}, bodyRadius)
-	for _, o := range pinOffsets {
-		half := (pinReach - bodyHalf + 0.02) / 2
-		mid := bodyHalf - 0.02 + half
-		for _, pin := range []struct{ at, size vec }{
-			{vec{o, -mid}, vec{pinHalfW, half}},
-			{vec{o, mid}, vec{pinHalfW, half}},
-			{vec{-mid, o}, vec{half, pinHalfW}},
-			{vec{mid, o}, vec{half, pinHalfW}},
-		} {
-			d = math.Min(d, roundedBox(q.sub(pin.at), pin.size, pinHalfW*0.6))
+func geometryFor(size int) geometry {
+	px := 1 / float64(size)
+	snap := func(v float64) float64 { return math.Round(v*float64(size)) * px }
+	g := geometry{
+		bodyHalf:   0.31,
+		bodyRadius: 0.09,
+		pinHalfW:   0.042,
+		pinReach:   0.45,
+		pins:       []float64{-0.17, 0, 0.17},
+		outline:    max(0.03, px),
+	}
+	if size >= 48 {
+		return g
+	}
+	// Hinted: the body's edges, the pins' edges and tips on whole pixels,
+	// one pixel between the pins at least.
+	g.bodyHalf = snap(0.31)
+	g.pinReach = min(snap(0.45), 0.5-g.outline)
+	g.pinHalfW = max(snap(0.042*2), px) / 2
+	if size < 28 {
+		// Two pins a side: three at 16 px leave no gap between them.
+		g.pinHalfW = px
+		off := snap(0.15)
+		g.pins = []float64{-off, off}
+		if size%2 == 1 {
+			g.pins = []float64{-off + px/2, off + px/2}
+		}
+	} else {
+		off := snap(0.17)
+		g.pins = []float64{-off, 0, off}
+		if size%2 == 1 || int(math.Round(g.pinHalfW*2*float64(size)))%2 == 1 {
+			// An odd pin width centred on a pixel centre.
+			for i := range g.pins {
+				g.pins[i] += px / 2
+			}
 		}
 	}
-	return d
+	g.bodyRadius = max(0.09, 1.5*px)
+	return g
+}
+
+// chip returns the signed distances from p to the chip's body and to its
+// pins (negative inside).
+func (g geometry) chip(p vec) (body, pins float64) {
+	c := vec{0.5, 0.5}
+	q := p.sub(c)
+	body = roundedBox(q, vec{g.bodyHalf, g.bodyHalf}, g.bodyRadius)
+	d := math.Inf(1)
+	for _, o := range g.pins {
+		half := (g.pinReach - g.bodyHalf + 0.02) / 2
+		mid := g.bodyHalf - 0.02 + half
+		for _, pin := range []struct{ at, size vec }{
+			{vec{o, -mid}, vec{g.pinHalfW, half}},
+			{vec{o, mid}, vec{g.pinHalfW, half}},
+			{vec{-mid, o}, vec{half, g.pinHalfW}},
+			{vec{mid, o}, vec{half, g.pinHalfW}},
+		} {
+			d = math.Min(d, roundedBox(q.sub(pin.at), pin.size, g.pinHalfW*0.3))
+		}
+	}
+	return body, d
 }
 
 // glyphs are the marks drawn on the body; each returns a signed distance.

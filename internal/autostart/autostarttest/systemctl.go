@@ -15,23 +15,26 @@ import (
 // script imitates `systemctl --user` for ctxfit.service: it records each
 // call, enables and disables by making and removing the .wants links as
 // systemctl does, keeps the unit's state in a file, and fails the listed
-// actions the way systemctl does without a user manager.
+// actions the way systemctl does without a user manager (enable after
+// making its links, as the real one does).
 const script = `#!/bin/sh
 echo "$*" >> "$FAKE_SYSTEMCTL_DIR/calls"
 action=""
 for a in "$@"; do case "$a" in --*) ;; *) action="$a"; break;; esac; done
 dir="$HOME/.config/systemd/user"
 unit="$dir/ctxfit.service"
-case " $FAKE_SYSTEMCTL_FAIL " in *" $action "*) echo "Failed to connect to bus: No medium found" >&2; exit 1;; esac
+fail() { case " $FAKE_SYSTEMCTL_FAIL " in *" $action "*) echo "Failed to connect to bus: No medium found" >&2; exit 1;; esac; }
+[ "$action" = enable ] || fail
 state=$(cat "$FAKE_SYSTEMCTL_DIR/state" 2>/dev/null || echo inactive)
 case "$action" in
 enable)
 	[ -f "$unit" ] || { echo "Failed to enable unit: Unit file ctxfit.service does not exist." >&2; exit 1; }
 	target=$(sed -n 's/^WantedBy=//p' "$unit")
-	mkdir -p "$dir/$target.wants" && ln -sf "$unit" "$dir/$target.wants/ctxfit.service";;
+	mkdir -p "$dir/$target.wants" && ln -sf "$unit" "$dir/$target.wants/ctxfit.service"
+	fail;; # as systemctl: the links are made before the reload over the bus fails
 disable)
 	rm -f "$dir"/*.wants/ctxfit.service;;
-daemon-reload) ;;
+daemon-reload|show-environment) ;;
 start)
 	[ -f "$unit" ] || { echo "Failed to start ctxfit.service: Unit ctxfit.service not found." >&2; exit 5; }
 	echo active > "$FAKE_SYSTEMCTL_DIR/state";;
@@ -107,7 +110,8 @@ func (s *Systemctl) UnitPath() string {
 }
 
 // Files lists the files and links under Home, relative to it, with
-// slashes.
+// slashes, and the empty directories with a trailing slash (a failed
+// install must not leave an empty graphical-session.target.wants/).
 func (s *Systemctl) Files() []string {
 	s.t.Helper()
 	var files []string
@@ -115,9 +119,13 @@ func (s *Systemctl) Files() []string {
 		if err != nil {
 			return err
 		}
+		rel, _ := filepath.Rel(s.Home, p)
 		if !d.IsDir() {
-			rel, _ := filepath.Rel(s.Home, p)
 			files = append(files, filepath.ToSlash(rel))
+			return nil
+		}
+		if ents, err := os.ReadDir(p); err == nil && len(ents) == 0 && rel != "." {
+			files = append(files, filepath.ToSlash(rel)+"/")
 		}
 		return nil
 	})
