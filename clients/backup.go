@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/ctxfit/ctxfit/internal/atomicfile"
+	"github.com/ctxfit/ctxfit/internal/filelock"
 )
 
 // Before each fix, the previous version of the config goes to
@@ -18,6 +21,14 @@ import (
 // what ctxfit wrote, newest last. Undo restores the newest one, but only
 // while the config still holds what ctxfit wrote: later edits are never
 // overwritten.
+//
+// index.lock beside index.json is held (across processes) by every fix,
+// undo and cleanup of the client, so that parallel fixes keep every entry.
+// Entries are checked when read: a backup must be a plain file name in the
+// backup directory and an entry's config must be the client's config, so
+// that an edited index cannot make undo read or write other files. Clean
+// removes what a killed ctxfit left: temporary files beside the configs and
+// in the backup directory, and backups that no entry lists.
 
 // ErrNothingToUndo reports that ctxfit has no fix of a client to undo.
 var ErrNothingToUndo = errors.New("no fix to undo")
@@ -45,9 +56,37 @@ func (f *Fixer) keep() int {
 	return 10
 }
 
+// lock takes c's backup lock, with ctx's deadline (or filelock's).
+func (f *Fixer) lock(ctx context.Context, c Client) (*filelock.Held, error) {
+	if f.StateDir == "" {
+		return nil, errors.New("internal error: no state directory for backups")
+	}
+	h, err := filelock.Lock(ctx, filepath.Join(f.backupDir(c), "index.lock"))
+	if err != nil {
+		return nil, fmt.Errorf("wait for another ctxfit fixing %s: %w", c.Name(), err)
+	}
+	return h, nil
+}
+
+// backupName matches the name of a backup file: the fix's time, then the
+// config's base name.
+var backupName = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}\.[0-9]{9}Z-[^/\\]+$`)
+
+// validate reports an index entry that could make ctxfit read or write
+// outside the backup directory.
+func (e backupEntry) validate() error {
+	switch {
+	case !backupName.MatchString(e.File) || !filepath.IsLocal(e.File) || filepath.Base(e.File) != e.File:
+		return fmt.Errorf("backup %q is not a file of ctxfit's in the backup directory", e.File)
+	case !filepath.IsAbs(e.Path) || filepath.Clean(e.Path) != e.Path:
+		return fmt.Errorf("config %q is not a clean absolute path", e.Path)
+	}
+	return nil
+}
+
 func (f *Fixer) loadIndex(dir string) (*backupIndex, error) {
 	idx := &backupIndex{}
-	b, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	b, _, err := atomicfile.ReadRegular(filepath.Join(dir, "index.json"), maxConfig)
 	if errors.Is(err, os.ErrNotExist) {
 		return idx, nil
 	}
@@ -56,6 +95,11 @@ func (f *Fixer) loadIndex(dir string) (*backupIndex, error) {
 	}
 	if err := json.Unmarshal(b, idx); err != nil {
 		return nil, fmt.Errorf("the list of backups %s is damaged (move it away to start afresh): %w", filepath.Join(dir, "index.json"), err)
+	}
+	for i, e := range idx.Backups {
+		if err := e.validate(); err != nil {
+			return nil, fmt.Errorf("the list of backups %s was edited by hand: entry %d: %v; ctxfit uses none of it (move it away to start afresh)", filepath.Join(dir, "index.json"), i+1, err)
+		}
 	}
 	return idx, nil
 }
@@ -69,7 +113,8 @@ func (f *Fixer) saveIndex(dir string, idx *backupIndex) error {
 }
 
 // saveBackup stores src, the version of path that a fix is about to
-// replace, and drops the oldest backups of path beyond Keep.
+// replace, and drops the oldest backups of path beyond Keep. The caller
+// holds c's lock.
 func (f *Fixer) saveBackup(c Client, path string, src []byte, wrote string) (string, error) {
 	if f.StateDir == "" {
 		return "", errors.New("internal error: no state directory for backups")
@@ -114,7 +159,8 @@ func (f *Fixer) saveBackup(c Client, path string, src []byte, wrote string) (str
 	return file, nil
 }
 
-// dropBackup forgets a backup whose fix was not written after all.
+// dropBackup forgets a backup whose fix was not written after all. The
+// caller holds c's lock.
 func (f *Fixer) dropBackup(c Client, file string) {
 	dir := f.backupDir(c)
 	idx, err := f.loadIndex(dir)
@@ -144,6 +190,15 @@ type Undone struct {
 // further back.
 func (f *Fixer) Undo(ctx context.Context, c Client) (*Undone, error) {
 	dir := f.backupDir(c)
+	held, err := f.lock(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	defer held.Unlock()
+	files, err := c.Files(f.Env)
+	if err != nil {
+		return nil, err
+	}
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -156,8 +211,12 @@ func (f *Fixer) Undo(ctx context.Context, c Client) (*Undone, error) {
 			return nil, fmt.Errorf("ctxfit has made no fix of %s to undo: %w", c.Name(), ErrNothingToUndo)
 		}
 		last := idx.Backups[len(idx.Backups)-1]
+		if !slices.Contains(append([]string{files.Config}, files.Watch...), last.Path) {
+			return nil, fmt.Errorf("the list of backups %s says ctxfit's last fix of %s was of %s, which is not %s's config; ctxfit restores nothing there (copy %s back by hand if you want it)",
+				filepath.Join(dir, "index.json"), c.Name(), last.Path, c.Name(), filepath.Join(dir, last.File))
+		}
 		file := filepath.Join(dir, last.File)
-		old, err := os.ReadFile(file)
+		old, _, err := atomicfile.ReadRegular(file, maxConfig)
 		if err != nil {
 			return nil, fmt.Errorf("read the backup: %w", err)
 		}
@@ -165,13 +224,12 @@ func (f *Fixer) Undo(ctx context.Context, c Client) (*Undone, error) {
 		if err != nil {
 			return nil, fmt.Errorf("find %s: %w", last.Path, err)
 		}
-		info, err := os.Stat(real)
+		cur, info, err := readConfig(c.Name(), last.Path, real)
 		if err != nil {
 			return nil, err
 		}
-		cur, err := os.ReadFile(real)
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", last.Path, err)
+		if atomicfile.Links(info) > 1 { // a read-only config was fixed with --force, so it may be restored
+			return nil, f.writable(c, last.Path, real, info)
 		}
 		if hash(cur) != last.Wrote {
 			return nil, fmt.Errorf("%s changed after ctxfit's fix of %s, so ctxfit leaves it alone; the version before the fix is in %s — copy it back by hand if you want it",
@@ -191,4 +249,139 @@ func (f *Fixer) Undo(ctx context.Context, c Client) (*Undone, error) {
 		return &Undone{Path: last.Path, FixedAt: last.Time}, nil
 	}
 	return nil, fmt.Errorf("%s kept changing while ctxfit tried to restore it; try again", c.Name())
+}
+
+// Cleaned is one leftover that Clean dealt with.
+type Cleaned struct {
+	Path string `json:"path"` // the leftover
+	// Kept is where Clean moved a leftover that may hold another program's
+	// edit (in the backup directory); empty when the leftover was removed.
+	Kept string `json:"kept,omitempty"`
+}
+
+// Clean deals with what a ctxfit killed in the middle of a fix left
+// behind: its temporary files beside each client's config and in the backup
+// directory, and backups that the index does not list. A ".tmp" beside a
+// config holds (part of) a fix's new version and is removed. A ".swap" holds
+// the new version, or, when the kill came after the swap, the version
+// swapped out: it is removed when it holds what a listed fix wrote, a listed
+// backup or the config's current content, and otherwise (another program's
+// edit, swapped out at that moment) moved into the backup directory as
+// recovered-<time>-<name>, never deleted. Clean holds each client's lock
+// while it looks, so a fix running meanwhile is not disturbed.
+func (f *Fixer) Clean(ctx context.Context, cs []Client) ([]Cleaned, error) {
+	var done []Cleaned
+	for _, c := range cs {
+		files, err := c.Files(f.Env)
+		if err != nil {
+			continue
+		}
+		dir := f.backupDir(c)
+		if _, err := os.Stat(dir); err != nil && files.Config == "" {
+			continue // never fixed, nothing to clean
+		}
+		held, err := f.lock(ctx, c)
+		if err != nil {
+			return done, err
+		}
+		idx, idxErr := f.loadIndex(dir)
+		if idxErr != nil {
+			idx = &backupIndex{}
+		}
+		// What a leftover may hold without being anyone's only copy.
+		known := map[string]bool{}
+		for _, e := range idx.Backups {
+			known[e.Wrote] = true
+			if b, _, err := atomicfile.ReadRegular(filepath.Join(dir, e.File), maxConfig); err == nil {
+				known[hash(b)] = true
+			}
+		}
+		// Temporary files beside the config and where it may appear.
+		names := map[string]bool{} // dir + "\x00" + base
+		for _, p := range append([]string{files.Config}, files.Watch...) {
+			if p == "" {
+				continue
+			}
+			if b, _, err := atomicfile.ReadRegular(p, maxConfig); err == nil {
+				known[hash(b)] = true
+			}
+			names[filepath.Dir(p)+"\x00"+filepath.Base(p)] = true
+			if real, err := filepath.EvalSymlinks(p); err == nil {
+				names[filepath.Dir(real)+"\x00"+filepath.Base(real)] = true
+			}
+		}
+		for k := range names {
+			d, base, _ := strings.Cut(k, "\x00")
+			for _, p := range matching(d, func(name string) bool { return isTemp(name, base) }) {
+				b, _, err := atomicfile.ReadRegular(p, maxConfig)
+				if err == nil && isSwap(p) && !known[hash(b)] {
+					kept := filepath.Join(dir, "recovered-"+time.Now().UTC().Format("20060102T150405.000000000Z")+"-"+base)
+					if os.MkdirAll(dir, 0o700) == nil && atomicfile.WriteFile(kept, b, 0o600) == nil && os.Remove(p) == nil {
+						done = append(done, Cleaned{Path: p, Kept: kept})
+					}
+					continue
+				}
+				if os.Remove(p) == nil {
+					done = append(done, Cleaned{Path: p})
+				}
+			}
+		}
+		// The backup directory: temporary files and backups no entry lists.
+		if idxErr == nil {
+			listed := map[string]bool{}
+			for _, e := range idx.Backups {
+				listed[e.File] = true
+			}
+			for _, p := range matching(dir, func(name string) bool {
+				return isTemp(name, "") || backupName.MatchString(name) && !listed[name]
+			}) {
+				if os.Remove(p) == nil {
+					done = append(done, Cleaned{Path: p})
+				}
+			}
+		}
+		held.Unlock()
+	}
+	return done, nil
+}
+
+// isSwap reports whether a temporary file is one that a fix swapped, or was
+// about to swap, with the config (".swap"): it may hold the config's
+// previous content. A ".tmp" holds only what ctxfit was writing.
+func isSwap(name string) bool {
+	return strings.HasSuffix(strings.TrimSuffix(name, ".old"), ".swap")
+}
+
+// isTemp reports whether name is a temporary file of ctxfit's that replaces
+// base (any file when base is ""): atomicfile.TempPattern, its ".swap"
+// form, and the ".old" that a Windows swap leaves.
+func isTemp(name, base string) bool {
+	rest, ok := strings.CutPrefix(name, ".")
+	if !ok {
+		return false
+	}
+	if base != "" {
+		if rest, ok = strings.CutPrefix(rest, base+".ctxfit-"); !ok {
+			return false
+		}
+	} else if _, rest, ok = strings.Cut(rest, ".ctxfit-"); !ok {
+		return false
+	}
+	rest = strings.TrimSuffix(rest, ".old")
+	return (strings.HasSuffix(rest, ".tmp") || strings.HasSuffix(rest, ".swap")) && !strings.ContainsAny(rest, "/\\")
+}
+
+// matching returns the regular files in dir whose names match.
+func matching(dir string, match func(string) bool) []string {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range ents {
+		if e.Type().IsRegular() && match(e.Name()) {
+			out = append(out, filepath.Join(dir, e.Name()))
+		}
+	}
+	return out
 }

@@ -332,7 +332,7 @@ type ParseError struct {
 
 // Error says which file does not parse, why, and that it was left alone.
 func (e *ParseError) Error() string {
-	return fmt.Sprintf("%s does not parse, so ctxfit left it alone; fix it and try again: %v", e.Path, e.Err)
+	return Redact(fmt.Sprintf("%s does not parse, so ctxfit left it alone; fix it and try again: %v", e.Path, e.Err))
 }
 
 // Unwrap returns the parser's error.

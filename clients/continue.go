@@ -85,22 +85,24 @@ func (e continueEntry) asks() int {
 }
 
 // continueEntries returns the entries that talk to Ollama on host.
-func continueEntries(path string, src []byte, host *ollamaHost) (*jsonDoc, *yamlDoc, []continueEntry, error) {
+// The notes name entries that Continue itself cannot read (see yamlEntries).
+func continueEntries(path string, src []byte, host *ollamaHost) (*jsonDoc, *yamlDoc, []continueEntry, []string, error) {
 	if isYAML(path) {
 		d, err := parseYAML(src)
 		if err != nil {
-			return nil, nil, nil, &ParseError{Path: path, Err: err}
+			return nil, nil, nil, nil, &ParseError{Path: path, Err: err}
 		}
-		return nil, d, yamlEntries(d, host), nil
+		entries, notes := yamlEntries(d, host)
+		return nil, d, entries, notes, nil
 	}
 	d, err := parseJSON(src)
 	if err != nil {
-		return nil, nil, nil, &ParseError{Path: path, Err: err}
+		return nil, nil, nil, nil, &ParseError{Path: path, Err: err}
 	}
 	if object(&d.root) == nil {
-		return nil, nil, nil, &ParseError{Path: path, Err: fmt.Errorf("the top level is not an object")}
+		return nil, nil, nil, nil, &ParseError{Path: path, Err: fmt.Errorf("the top level is not an object")}
 	}
-	return d, nil, jsonEntries(d, host), nil
+	return d, nil, jsonEntries(d, host), nil, nil
 }
 
 func jsonEntries(d *jsonDoc, host *ollamaHost) []continueEntry {
@@ -138,30 +140,57 @@ func jsonEntries(d *jsonDoc, host *ollamaHost) []continueEntry {
 	return out
 }
 
-func yamlEntries(d *yamlDoc, host *ollamaHost) []continueEntry {
+// yamlEntries reads the model entries of config.yaml as Continue's parser
+// (the npm package yaml, YAML.parse with its defaults) does: as YAML 1.2,
+// where "<<" is an ordinary key, unless the file starts with a %YAML 1.1
+// directive, which turns merge keys on. An entry that names its provider
+// and model only through a merge key that Continue does not apply is one
+// Continue cannot read: it is not listed, and notes say so.
+func yamlEntries(d *yamlDoc, host *ollamaHost) (out []continueEntry, notes []string) {
 	_, models := get(mapping(d.root), "models")
 	if models == nil || models.Kind != yaml.SequenceNode {
-		return nil
+		return nil, nil
 	}
-	var out []continueEntry
+	merge := yamlMergeKeys(d.src)
 	for i, m := range models.Content {
 		if mapping(m) == nil {
 			continue // a hub block ("uses: ...") or an alias
 		}
-		base, _ := get(m, "apiBase")
-		if !host.matches(text(m, "provider"), text(m, "apiBase"), base != nil) {
+		where := fmt.Sprintf("models[%d]", i)
+		view := m // the entry as Continue reads it
+		if k, _ := get(m, "<<"); k != nil {
+			merged := mergedView(m, 0)
+			base, _ := get(merged, "apiBase")
+			ours := host.matches(text(merged, "provider"), text(merged, "apiBase"), base != nil)
+			own, _ := get(m, "apiBase")
+			if !merge && ours && !host.matches(text(m, "provider"), text(m, "apiBase"), own != nil) {
+				notes = append(notes, fmt.Sprintf("%s %s: takes its provider and model from a YAML merge key (<<: *name), which Continue does not apply (it reads config.yaml as YAML 1.2, where << is an ordinary key), so Continue sees no Ollama model there and ctxfit leaves the entry alone; write its keys out, or start the file with %%YAML 1.1",
+					where, label(text(m, "name"), text(merged, "model"), "")))
+			}
+			if merge {
+				view = merged
+			}
+		}
+		base, _ := get(view, "apiBase")
+		if !host.matches(text(view, "provider"), text(view, "apiBase"), base != nil) {
 			continue
 		}
-		_, dco := get(m, "defaultCompletionOptions")
+		_, dco := get(view, "defaultCompletionOptions")
+		if dco != nil && dco.Kind == yaml.AliasNode {
+			dco = dco.Alias
+		}
+		if merge {
+			dco = mergedView(dco, 0)
+		}
 		e := continueEntry{
-			where: fmt.Sprintf("models[%d]", i), path: []any{"models", i}, node: m,
-			title:     text(m, "name"),
-			model:     text(m, "model"),
+			where: where, path: []any{"models", i}, node: m,
+			title:     text(view, "name"),
+			model:     text(view, "model"),
 			context:   integer(dco, "contextLength"),
 			maxTokens: integer(dco, "maxTokens"),
 		}
-		if k, _ := get(m, "contextLength"); k != nil {
-			e.context = integer(m, "contextLength")
+		if k, _ := get(view, "contextLength"); k != nil {
+			e.context = integer(view, "contextLength")
 		}
 		_, ro := get(m, "requestOptions")
 		_, eb := get(ro, "extraBodyProperties")
@@ -169,6 +198,62 @@ func yamlEntries(d *yamlDoc, host *ollamaHost) []continueEntry {
 			e.options, e.numCtx = true, integer(opts, "num_ctx")
 		}
 		out = append(out, e)
+	}
+	return out, notes
+}
+
+// yamlMergeKeys reports whether Continue's parser applies merge keys (<<)
+// in src: only under a %YAML 1.1 directive, before the first document.
+func yamlMergeKeys(src []byte) bool {
+	for _, line := range strings.Split(string(src), "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, "%YAML"):
+			return strings.TrimSpace(strings.TrimPrefix(line, "%YAML")) == "1.1" || strings.HasPrefix(strings.TrimSpace(strings.TrimPrefix(line, "%YAML")), "1.1 ")
+		case line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, "%"):
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+// mergedView returns mapping m with its merge keys applied as YAML 1.1
+// does: m's own keys win, then the mappings that "<<" names (an alias, or
+// a sequence of them, earlier ones winning). It returns m itself when it
+// has no merge key, and a new node holding m's nodes otherwise.
+func mergedView(m *yaml.Node, depth int) *yaml.Node {
+	if m != nil && m.Kind == yaml.AliasNode {
+		m = m.Alias
+	}
+	k, src := get(m, "<<")
+	if k == nil || depth > 10 {
+		return m
+	}
+	out := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: m.Line, Column: m.Column}
+	has := map[string]bool{}
+	addPairs := func(from *yaml.Node) {
+		if from == nil || from.Kind != yaml.MappingNode {
+			return
+		}
+		for i := 0; i+1 < len(from.Content); i += 2 {
+			key := from.Content[i]
+			if key.Value == "<<" || has[key.Value] {
+				continue
+			}
+			has[key.Value] = true
+			out.Content = append(out.Content, key, from.Content[i+1])
+		}
+	}
+	addPairs(m)
+	var sources []*yaml.Node
+	if src.Kind == yaml.SequenceNode {
+		sources = src.Content
+	} else {
+		sources = []*yaml.Node{src}
+	}
+	for _, s := range sources {
+		addPairs(mergedView(s, depth+1))
 	}
 	return out
 }
@@ -186,11 +271,11 @@ const continueDefaultMaxTokens = 4096
 // model on t.Host that has a tuned value, and maxTokens as WantMaxTokens
 // says: lowered to half of it where it is larger, kept where smaller.
 func (c continueClient) Edit(in Input, t Target) (Result, error) {
-	jd, yd, entries, err := continueEntries(in.Path, in.Src, newOllamaHost(t))
+	jd, yd, entries, notes, err := continueEntries(in.Path, in.Src, newOllamaHost(t))
 	if err != nil {
 		return Result{}, err
 	}
-	res := Result{Out: in.Src}
+	res := Result{Out: in.Src, Warnings: notes}
 	var titles []string // of the entries ctxfit keeps fixed, changed or not
 	for _, e := range entries {
 		n, ok := t.tuned(e.model)
@@ -329,7 +414,7 @@ func continueOverrides(in Input, titles []string) []string {
 
 // Asks reports what each Ollama entry for t.Host sends as num_ctx.
 func (c continueClient) Asks(in Input, t Target) ([]Ask, error) {
-	_, _, entries, err := continueEntries(in.Path, in.Src, newOllamaHost(t))
+	_, _, entries, _, err := continueEntries(in.Path, in.Src, newOllamaHost(t))
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,6 @@
 package clients
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -19,9 +18,18 @@ import (
 // Fixer does everything that touches a client's files: it reads the config,
 // lets the client edit the bytes, checks the result, keeps a backup, and
 // replaces the file atomically. A symlinked config (a dotfiles repository)
-// stays a symlink and its target is written; the file keeps its mode. When
-// the file changes between reading it and replacing it, Fixer starts over
-// from the new content, so that neither edit is lost.
+// stays a symlink and its target is written; the file keeps its mode.
+//
+// No other program's write is lost: the new version is swapped in and what
+// came out is compared with what was read in the same step
+// (atomicfile.Replace; its doc says what each system guarantees), and on a
+// difference the other version is put back and Fixer starts over from it.
+// The backup is written before the swap. Fixer reads regular files only (a
+// FIFO, device, socket or directory at a config path is named and skipped,
+// and never blocks), leaves a config deleted during a fix deleted
+// (ErrDeleted), refuses a config with several hard links (replacing one name
+// would split them: ErrHardLinked) and, unless Force, a read-only one
+// (ErrReadOnly).
 type Fixer struct {
 	Env Env
 	// StateDir is ctxfit's state directory; backups go under
@@ -29,6 +37,8 @@ type Fixer struct {
 	StateDir string
 	// Keep is how many backups to keep per file; 0 means 10.
 	Keep int
+	// Force fixes a config that has no write permission (its mode stays).
+	Force bool
 
 	// beforeRename, when set, runs after the new content is in its temporary
 	// file and before the config is re-read and replaced. Tests race a writer
@@ -48,6 +58,45 @@ type Report struct {
 	Written  bool     `json:"written"`
 
 	sum string // hash of the content written, so that a watcher knows its own write
+}
+
+// ErrDeleted reports a config that was deleted while ctxfit was fixing it;
+// ctxfit leaves it deleted.
+var ErrDeleted = errors.New("deleted while ctxfit was fixing it; ctxfit left it deleted")
+
+// ErrReadOnly reports a config without write permission; `ctxfit fix
+// --force` (Fixer.Force) fixes it anyway.
+var ErrReadOnly = errors.New("read-only")
+
+// ErrHardLinked reports a config with more than one name (hard link).
+// Replacing it would give the changed version to one name only, so ctxfit
+// refuses.
+var ErrHardLinked = errors.New("hard-linked")
+
+// ErrNotRegular reports a config path that holds no regular file (a FIFO, a
+// device, a socket, a directory); ctxfit skips it.
+var ErrNotRegular = atomicfile.ErrNotRegular
+
+// maxConfig is the largest config ctxfit reads.
+const maxConfig = 16 << 20
+
+// readConfig reads a config file, path, reached through the name shown
+// (the same path, or a symlink to it): a regular file only, never blocking
+// on a FIFO. The error names the file and what it is.
+func readConfig(client, shown, path string) ([]byte, fs.FileInfo, error) {
+	b, info, err := atomicfile.ReadRegular(path, maxConfig)
+	if path != shown {
+		shown += " (a link to " + path + ")"
+	}
+	switch {
+	case errors.Is(err, atomicfile.ErrNotRegular):
+		return nil, info, fmt.Errorf("%s's config %s is %s, not a regular file; ctxfit reads only regular files and skips it: %w", client, shown, atomicfile.Kind(info.Mode()), ErrNotRegular)
+	case errors.Is(err, atomicfile.ErrTooLarge):
+		return nil, info, fmt.Errorf("%s's config %s is too large for a config file; ctxfit skips it: %w", client, shown, err)
+	case err != nil:
+		return nil, info, fmt.Errorf("read %s's config: %w", client, err)
+	}
+	return b, info, nil
 }
 
 // maxAttempts bounds how often a fix starts over because someone else wrote
@@ -73,9 +122,15 @@ func (f *Fixer) Fix(ctx context.Context, c Client, t Target, dryRun bool) (*Repo
 			if r, ok := c.(diffRedacter); ok { // the file holds secrets: show only the changed values
 				rep.Diff = r.redactDiff(rep.Diff)
 			}
+			rep.Diff = Redact(rep.Diff)
 			return rep, nil
 		}
+		held, err := f.lock(ctx, c)
+		if err != nil {
+			return nil, err
+		}
 		rep.Backup, err = f.replace(c, p, p.res.Out, true)
+		held.Unlock()
 		if errors.Is(err, errChanged) {
 			continue
 		}
@@ -114,16 +169,12 @@ func (f *Fixer) plan(ctx context.Context, c Client, t Target) (*plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find %s's config: %w", c.Name(), err)
 	}
-	info, err := os.Stat(real)
+	src, info, err := readConfig(c.Name(), files.Config, real)
 	if err != nil {
-		return nil, fmt.Errorf("find %s's config: %w", c.Name(), err)
+		return nil, err
 	}
-	if !info.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file; ctxfit leaves it alone", files.Config)
-	}
-	src, err := os.ReadFile(real)
-	if err != nil {
-		return nil, fmt.Errorf("read %s's config: %w", c.Name(), err)
+	if err := f.writable(c, files.Config, real, info); err != nil {
+		return nil, err
 	}
 	in := Input{Path: files.Config, Src: src, Overrides: readOverrides(files), Getenv: f.Env.Getenv}
 	res, err := c.Edit(in, t)
@@ -140,10 +191,23 @@ func (f *Fixer) plan(ctx context.Context, c Client, t Target) (*plan, error) {
 	return &plan{files: files, real: real, mode: info.Mode().Perm(), src: src, res: res}, nil
 }
 
+// writable returns an error when ctxfit must not replace the config real
+// (reached as shown): it has several hard links, or, unless Force, no write
+// permission.
+func (f *Fixer) writable(c Client, shown, real string, info fs.FileInfo) error {
+	if n := atomicfile.Links(info); n > 1 {
+		return fmt.Errorf("%s has %d hard links (names); replacing it would leave the other names with the old content, so ctxfit leaves it alone: make the other names symbolic links (ln -sf %s OTHER) and run ctxfit again: %w", shown, n, real, ErrHardLinked)
+	}
+	if info.Mode().Perm()&0o200 == 0 && !f.Force {
+		return fmt.Errorf("%s is read-only (mode %#o), so someone may want it unchanged; ctxfit leaves it alone: run `ctxfit fix %s --force` to fix it anyway (it stays read-only): %w", shown, info.Mode().Perm(), strings.ToLower(c.Name()), ErrReadOnly)
+	}
+	return nil
+}
+
 func readOverrides(files Files) map[string][]byte {
 	m := map[string][]byte{}
 	for _, p := range files.Overrides {
-		if b, err := os.ReadFile(p); err == nil {
+		if b, _, err := atomicfile.ReadRegular(p, maxConfig); err == nil {
 			m[p] = b
 		}
 	}
@@ -159,9 +223,9 @@ func (f *Fixer) Asks(c Client, t Target) (Files, []Ask, error) {
 	if files.Config == "" {
 		return files, nil, fmt.Errorf("%s has no config file: %w", c.Name(), ErrNotInstalled)
 	}
-	src, err := os.ReadFile(files.Config)
+	src, _, err := readConfig(c.Name(), files.Config, files.Config)
 	if err != nil {
-		return files, nil, fmt.Errorf("read %s's config: %w", c.Name(), err)
+		return files, nil, err
 	}
 	asks, err := c.Asks(Input{Path: files.Config, Src: src, Overrides: readOverrides(files), Getenv: f.Env.Getenv}, t)
 	return files, asks, err
@@ -171,12 +235,14 @@ func (f *Fixer) Asks(c Client, t Target) (Files, []Ask, error) {
 var errChanged = errors.New("the file changed while ctxfit was writing it")
 
 // replace writes content over p's file: a temporary file beside the real
-// file, synced and given the file's mode, then — unless the file no longer
-// holds p.src, which is errChanged — a backup of p.src when backup is set,
-// then a rename over the file. It returns the backup's path.
+// file, synced and given the file's mode; then, when backup is set, a backup
+// of p.src; then atomicfile.Replace, which puts it in place only if the file
+// still holds p.src at that instant (else errChanged, and the backup is
+// dropped). A file deleted meanwhile stays deleted (ErrDeleted). It returns
+// the backup's path. Callers hold the client's backup lock.
 func (f *Fixer) replace(c Client, p *plan, content []byte, backup bool) (saved string, err error) {
 	dir := filepath.Dir(p.real)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(p.real)+".ctxfit-*.tmp")
+	tmp, err := os.CreateTemp(dir, atomicfile.TempPattern(filepath.Base(p.real)))
 	if err != nil {
 		return "", fmt.Errorf("write beside %s: %w", p.real, err)
 	}
@@ -198,26 +264,34 @@ func (f *Fixer) replace(c Client, p *plan, content []byte, backup bool) (saved s
 	if err = tmp.Close(); err != nil {
 		return "", fmt.Errorf("close %s: %w", tmp.Name(), err)
 	}
-	if f.beforeRename != nil {
-		f.beforeRename(p.real)
-	}
-	now, err := os.ReadFile(p.real)
-	if err != nil {
-		return "", fmt.Errorf("re-read %s: %w", p.real, err)
-	}
-	if !bytes.Equal(now, p.src) {
-		err = errChanged
-		return "", err
-	}
 	if backup {
 		if saved, err = f.saveBackup(c, p.files.Config, p.src, hash(content)); err != nil {
 			return "", err
 		}
 	}
-	if err = atomicfile.Rename(tmp.Name(), p.real); err != nil {
+	// Complete and backed up: from here the temporary file is a ".swap",
+	// which after the swap holds what was in the config. A ctxfit killed
+	// here leaves it, and Clean must not delete another program's edit.
+	swap := strings.TrimSuffix(tmp.Name(), ".tmp") + ".swap"
+	if err = os.Rename(tmp.Name(), swap); err != nil {
 		if saved != "" {
 			f.dropBackup(c, saved)
 		}
+		return "", fmt.Errorf("write beside %s: %w", p.real, err)
+	}
+	if f.beforeRename != nil {
+		f.beforeRename(p.real)
+	}
+	err = atomicfile.Replace(p.real, swap, p.src)
+	if err != nil && saved != "" {
+		f.dropBackup(c, saved)
+	}
+	switch {
+	case errors.Is(err, atomicfile.ErrChanged):
+		return "", errChanged
+	case errors.Is(err, atomicfile.ErrGone):
+		return "", fmt.Errorf("%s was %w", p.files.Config, ErrDeleted)
+	case err != nil:
 		return "", err
 	}
 	atomicfile.SyncDir(dir)

@@ -155,7 +155,17 @@ func TestFixReadOnlyFile(t *testing.T) {
 	h := newTestHome(t)
 	p := h.put("json_crlf.json")
 	os.Chmod(p, 0o444)
-	if _, err := h.fixer().Fix(context.Background(), continueClient{}, testTarget(), false); err != nil {
+	before := read(t, p)
+	_, err := h.fixer().Fix(context.Background(), continueClient{}, testTarget(), false)
+	if !errors.Is(err, ErrReadOnly) || !strings.Contains(err.Error(), "--force") || !strings.Contains(err.Error(), p) {
+		t.Fatalf("Fix of a read-only config: %v; want ErrReadOnly naming the file and --force", err)
+	}
+	if got := read(t, p); !bytes.Equal(got, before) {
+		t.Fatal("a refused fix changed the file")
+	}
+	f := h.fixer()
+	f.Force = true
+	if _, err := f.Fix(context.Background(), continueClient{}, testTarget(), false); err != nil {
 		t.Fatal(err)
 	}
 	if got := read(t, p); !bytes.Equal(got, golden(t, "json_crlf.json")) {
@@ -313,12 +323,12 @@ func TestBackupsAreBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ents) != 4 { // three backups and index.json
+	if len(ents) != 5 { // three backups, index.json and index.lock
 		var names []string
 		for _, e := range ents {
 			names = append(names, e.Name())
 		}
-		t.Errorf("backup directory holds %v, want 3 backups and index.json", names)
+		t.Errorf("backup directory holds %v, want 3 backups, index.json and index.lock", names)
 	}
 	// Undo walks back through the kept versions, newest first.
 	for i := 0; i < 3; i++ {

@@ -73,6 +73,7 @@ const (
 	NoticeTooLarge  NoticeKind = "too-large"  // with auto-fix off, entries ask for more than the tuned context
 	NoticeBackedOff NoticeKind = "backed-off" // something keeps reverting a config; Keeper leaves it alone for now
 	NoticeFailed    NoticeKind = "failed"     // a config could not be read or fixed
+	NoticeRecovered NoticeKind = "recovered"  // a version left by a killed fix was kept in the backup directory
 )
 
 // Notice is one thing Keeper did or found, for the tray and the log.
@@ -84,10 +85,14 @@ type Notice struct {
 	Asks   []Ask   // NoticeTooLarge: the entries that ask for too much
 	Err    error   // NoticeFailed
 	Until  time.Time
+	// Recovered is where NoticeRecovered kept what was at Path.
+	Recovered string
 }
 
-// String says what happened in one line.
-func (n Notice) String() string {
+// String says what happened in one line, secrets redacted (Redact).
+func (n Notice) String() string { return Redact(n.string()) }
+
+func (n Notice) string() string {
 	switch n.Kind {
 	case NoticeFixed:
 		var parts []string
@@ -105,6 +110,8 @@ func (n Notice) String() string {
 			parts[i] = a.String()
 		}
 		return strings.Join(parts, "; ")
+	case NoticeRecovered:
+		return fmt.Sprintf("%s: a version of a config that another program wrote while a ctxfit was stopped in the middle of a fix was at %s; ctxfit kept it in %s — compare it with the config and keep what you want", n.Client, n.Path, n.Recovered)
 	case NoticeBackedOff:
 		return fmt.Sprintf("%s: something keeps changing %s back (more than %d times in a minute); ctxfit leaves it alone until %s — fix it by hand, or use Fix %s now when that program is done",
 			n.Client, n.Path, maxReverts, n.Until.Format("15:04"), n.Client)
@@ -121,9 +128,22 @@ const (
 	userAsked                // the user asked for a fix
 )
 
-// Run watches every client's files, checks each client once, and then
-// checks each file that changes, until ctx is done.
+// Run cleans what a killed ctxfit left (Fixer.Clean), watches every
+// client's files, checks each client once, and then checks each file that
+// changes, until ctx is done.
 func (k *Keeper) Run(ctx context.Context) error {
+	// What a killed ctxfit left: temporary files, unlisted backups.
+	cleaned, err := k.Fixer.Clean(ctx, k.clients())
+	k.mu.Lock()
+	if err != nil {
+		k.notify(Notice{Kind: NoticeFailed, Client: "ctxfit", Err: err})
+	}
+	for _, c := range cleaned {
+		if c.Kept != "" {
+			k.notify(Notice{Kind: NoticeRecovered, Client: "ctxfit", Path: c.Path, Recovered: c.Kept})
+		}
+	}
+	k.mu.Unlock()
 	byPath := map[string][]Client{}
 	var paths []string
 	for _, c := range k.clients() {
@@ -219,7 +239,7 @@ func (k *Keeper) check(ctx context.Context, c Client, reason why) (*Report, erro
 		}
 		return nil, nil
 	}
-	src, err := os.ReadFile(files.Config)
+	src, _, err := readConfig(c.Name(), files.Config, files.Config)
 	if errors.Is(err, os.ErrNotExist) && reason == changedOnDisk {
 		return nil, nil // gone between the event and now; its return is another event
 	}

@@ -224,10 +224,14 @@ func (d *yamlDoc) settable(m *yaml.Node, keys ...string) error {
 		if m.Anchor != "" {
 			return fmt.Errorf("%s is shared through a YAML anchor", where)
 		}
-		if kn, _ := get(m, "<<"); kn != nil {
-			return fmt.Errorf("%s merges keys from elsewhere (<<)", strings.Join(keys[:i], "."))
-		}
 		_, v := get(m, k)
+		if kn, _ := get(m, "<<"); kn != nil && v == nil { // the value may live in the merged mapping
+			what := "the entry"
+			if i > 0 {
+				what = strings.Join(keys[:i], ".")
+			}
+			return fmt.Errorf("%s takes %s from a YAML merge key (<<), shared with other entries", what, k)
+		}
 		if v == nil {
 			if m.Style&yaml.FlowStyle != 0 && len(m.Content) > 0 {
 				what := "the entry"

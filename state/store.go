@@ -197,7 +197,7 @@ func (s *Store) Load() (*Data, error) {
 
 func (s *Store) load() (*Data, error) {
 	d := &Data{}
-	b, err := os.ReadFile(s.path())
+	b, _, err := atomicfile.ReadRegular(s.path(), 0) // never blocks on a FIFO
 	if errors.Is(err, os.ErrNotExist) {
 		return d, nil
 	}

@@ -47,9 +47,11 @@ func (r *BenchResult) Processor() string {
 }
 
 // Bench loads model with numCtx (0: the model's default), then times a short
-// streamed generation. The model stays loaded at numCtx.
-func Bench(ctx context.Context, client *api.Client, model string, numCtx int) (*BenchResult, error) {
-	return BenchPhases(ctx, client, model, numCtx, nil)
+// streamed generation. The model stays loaded at numCtx. A load or a
+// generation that makes no progress within timeout fails with
+// ollama.ErrStalled.
+func Bench(ctx context.Context, client *api.Client, model string, numCtx int, timeout ollama.Progress) (*BenchResult, error) {
+	return BenchPhases(ctx, client, model, numCtx, timeout, nil)
 }
 
 // The phases of a bench, as BenchPhases reports them.
@@ -61,7 +63,7 @@ const (
 
 // BenchPhases is Bench, calling phase (when not nil) as each phase begins:
 // PhaseLoad, PhaseFirst, PhaseGenerate.
-func BenchPhases(ctx context.Context, client *api.Client, model string, numCtx int, phase func(string)) (*BenchResult, error) {
+func BenchPhases(ctx context.Context, client *api.Client, model string, numCtx int, timeout ollama.Progress, phase func(string)) (*BenchResult, error) {
 	if phase == nil {
 		phase = func(string) {}
 	}
@@ -73,7 +75,14 @@ func BenchPhases(ctx context.Context, client *api.Client, model string, numCtx i
 
 	phase(PhaseLoad)
 	start := time.Now()
-	if err := client.Generate(ctx, &api.GenerateRequest{Model: model, Options: opts}, func(api.GenerateResponse) error { return nil }); err != nil {
+	wctx, progressed, stop := timeout.Watch(ctx, "load "+model)
+	err := client.Generate(wctx, &api.GenerateRequest{Model: model, Options: opts}, func(api.GenerateResponse) error { progressed(); return nil })
+	stalled := ollama.Stalled(wctx)
+	stop()
+	if stalled != nil {
+		return nil, fmt.Errorf("bench %s: %w", model, stalled)
+	}
+	if err != nil {
 		return nil, benchError(ctx, model, "load", err)
 	}
 	res.Load = time.Since(start)
@@ -86,7 +95,9 @@ func BenchPhases(ctx context.Context, client *api.Client, model string, numCtx i
 	var final *api.GenerateResponse
 	phase(PhaseFirst)
 	start = time.Now()
-	err := client.Generate(ctx, &api.GenerateRequest{Model: model, Prompt: BenchPrompt, Options: genOpts, Stream: &stream}, func(r api.GenerateResponse) error {
+	wctx, progressed, stop = timeout.Watch(ctx, "generate with "+model)
+	err = client.Generate(wctx, &api.GenerateRequest{Model: model, Prompt: BenchPrompt, Options: genOpts, Stream: &stream}, func(r api.GenerateResponse) error {
+		progressed()
 		if res.FirstToken == 0 && (r.Response != "" || r.Thinking != "") {
 			res.FirstToken = time.Since(start)
 			phase(PhaseGenerate)
@@ -96,6 +107,11 @@ func BenchPhases(ctx context.Context, client *api.Client, model string, numCtx i
 		}
 		return nil
 	})
+	stalled = ollama.Stalled(wctx)
+	stop()
+	if stalled != nil {
+		return nil, fmt.Errorf("bench %s: %w", model, stalled)
+	}
 	if err != nil {
 		return nil, benchError(ctx, model, "generate", err)
 	}
@@ -111,9 +127,9 @@ func BenchPhases(ctx context.Context, client *api.Client, model string, numCtx i
 	res.EvalCount, res.EvalDuration = final.EvalCount, final.EvalDuration
 	res.TokensPerSecond = float64(final.EvalCount) / final.EvalDuration.Seconds()
 
-	ps, err := client.ListRunning(ctx)
+	ps, err := listRunning(ctx, client, timeout)
 	if err != nil {
-		return nil, tuneServerError(ctx, "list running models", err)
+		return nil, err
 	}
 	if m := findRunning(ps, model); m != nil {
 		res.Size, res.SizeVRAM = m.Size, m.SizeVRAM
@@ -137,7 +153,7 @@ func benchError(ctx context.Context, model, what string, err error) error {
 // the tuned context, measured in the reverse order so that the model ends
 // loaded at its earlier context, as Tune left it. Both are nil when there is nothing to compare: the model
 // was not loaded before, ran whole on the GPU, or already at the answer.
-func BenchBeforeAfter(ctx context.Context, client *api.Client, res *Result) (before, after *BenchResult, err error) {
+func BenchBeforeAfter(ctx context.Context, client *api.Client, res *Result, timeout ollama.Progress) (before, after *BenchResult, err error) {
 	b := res.Before
 	if b == nil || res.Context <= 0 || b.Context <= 0 || b.Context == res.Context {
 		return nil, nil, nil
@@ -147,10 +163,10 @@ func BenchBeforeAfter(ctx context.Context, client *api.Client, res *Result) (bef
 	}
 	// After first, so that the model ends at its earlier context, as the
 	// tune left it.
-	if after, err = Bench(ctx, client, res.Model, res.Context); err != nil {
+	if after, err = Bench(ctx, client, res.Model, res.Context, timeout); err != nil {
 		return nil, nil, err
 	}
-	if before, err = Bench(ctx, client, res.Model, b.Context); err != nil {
+	if before, err = Bench(ctx, client, res.Model, b.Context, timeout); err != nil {
 		return nil, after, err
 	}
 	return before, after, nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ctxfit/ctxfit/internal/gpusim"
 	"github.com/ctxfit/ctxfit/ollama"
@@ -16,7 +17,7 @@ func TestBench(t *testing.T) {
 	client := simClient(t, sim)
 	const model = "llama3.1:8b-instruct-fp16"
 
-	fit, err := Bench(context.Background(), client, model, 8192)
+	fit, err := Bench(context.Background(), client, model, 8192, ollama.Progress{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +32,7 @@ func TestBench(t *testing.T) {
 		t.Errorf("first token after %v, load %v", fit.FirstToken, fit.Load)
 	}
 
-	spill, err := Bench(context.Background(), client, model, 32768)
+	spill, err := Bench(context.Background(), client, model, 32768, ollama.Progress{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,15 +48,15 @@ func TestBenchErrors(t *testing.T) {
 	gpu, _ := gpusim.LookupGPU("24GB")
 	sim := gpusim.New(gpusim.Config{GPU: gpu})
 	client := simClient(t, sim)
-	if _, err := Bench(context.Background(), client, "nosuch", 0); !errors.Is(err, ErrUnknownModel) {
+	if _, err := Bench(context.Background(), client, "nosuch", 0, ollama.Progress{}); !errors.Is(err, ErrUnknownModel) {
 		t.Errorf("Bench of an unknown model: %v", err)
 	}
 	sim.SetFault(gpusim.Fault{Status: 500})
-	if _, err := Bench(context.Background(), client, "qwen2.5:0.5b", 0); err == nil || !strings.Contains(err.Error(), "500") {
+	if _, err := Bench(context.Background(), client, "qwen2.5:0.5b", 0, ollama.Progress{}); err == nil || !strings.Contains(err.Error(), "500") {
 		t.Errorf("Bench on a failing server: %v", err)
 	}
 	sim.SetFault(gpusim.Fault{Down: true})
-	if _, err := Bench(context.Background(), client, "qwen2.5:0.5b", 0); !errors.Is(err, ErrServerGone) {
+	if _, err := Bench(context.Background(), client, "qwen2.5:0.5b", 0, ollama.Progress{}); !errors.Is(err, ErrServerGone) {
 		t.Errorf("Bench on a server that is gone: %v", err)
 	}
 }
@@ -74,7 +75,7 @@ func TestBenchBeforeAfter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before, after, err := BenchBeforeAfter(context.Background(), client, res)
+	before, after, err := BenchBeforeAfter(context.Background(), client, res, ollama.Progress{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,11 +89,57 @@ func TestBenchBeforeAfter(t *testing.T) {
 
 	// Nothing to compare when the model ran whole on the GPU before.
 	res.Before = &Probe{Context: 4096, Size: 100, SizeVRAM: 100}
-	if b, a, err := BenchBeforeAfter(context.Background(), client, res); b != nil || a != nil || err != nil {
+	if b, a, err := BenchBeforeAfter(context.Background(), client, res, ollama.Progress{}); b != nil || a != nil || err != nil {
 		t.Errorf("BenchBeforeAfter after a fitting start = %v, %v, %v; want nothing", b, a, err)
 	}
 	res.Before = nil
-	if b, a, err := BenchBeforeAfter(context.Background(), client, res); b != nil || a != nil || err != nil {
+	if b, a, err := BenchBeforeAfter(context.Background(), client, res, ollama.Progress{}); b != nil || a != nil || err != nil {
 		t.Errorf("BenchBeforeAfter with nothing loaded before = %v, %v, %v; want nothing", b, a, err)
+	}
+}
+
+// TestStalledServer runs a tune and a bench against a server that sends its
+// headers and then nothing, or trickles its answer a byte at a time: each
+// ends with ollama.ErrStalled after its progress timeout, not at Ctrl-C (the
+// test's own deadline, far above the timeouts, stands for it).
+func TestStalledServer(t *testing.T) {
+	const model = "qwen2.5:0.5b"
+	timeout := ollama.Progress{First: 300 * time.Millisecond, Stall: 300 * time.Millisecond}
+	faults := []gpusim.Fault{
+		{Stall: true, Only: "/api/generate"}, // loads and generations
+		{Trickle: 50 * time.Millisecond, Only: "/api/generate"},
+		{Stall: true}, // /api/ps and /api/show too
+	}
+	for _, f := range faults {
+		gpu, _ := gpusim.LookupGPU("24GB")
+		sim := gpusim.New(gpusim.Config{GPU: gpu})
+		client := simClient(t, sim)
+		sim.SetFault(f)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // the test's own limit, far above the timeouts
+		defer cancel()
+
+		start := time.Now()
+		_, err := Tune(ctx, client, Options{Model: model, Timeout: timeout})
+		if !errors.Is(err, ollama.ErrStalled) || ctx.Err() != nil {
+			t.Errorf("%+v: Tune: %v; want ErrStalled", f, err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("%+v: Tune took %v to give up", f, d)
+		}
+
+		start = time.Now()
+		_, err = Bench(ctx, client, model, 2048, timeout)
+		if !errors.Is(err, ollama.ErrStalled) || ctx.Err() != nil {
+			t.Errorf("%+v: Bench: %v; want ErrStalled", f, err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("%+v: Bench took %v to give up", f, d)
+		}
+
+		// The generation alone stalling: the load answers, the stream stops.
+		sim.SetFault(gpusim.Fault{})
+		if _, err := Bench(ctx, client, model, 2048, timeout); err != nil {
+			t.Fatalf("Bench on a healthy server: %v", err)
+		}
 	}
 }

@@ -62,6 +62,10 @@ type Options struct {
 	unloadWait time.Duration
 	// Progress, when set, is called after each load.
 	Progress func(Probe)
+	// Timeout is the progress timeout of each load: a server that sends
+	// nothing for that long ends the tune with ollama.ErrStalled. Zero
+	// fields mean ollama's defaults.
+	Timeout ollama.Progress
 }
 
 // Probe is one measured load: the context it asked for and what /api/ps
@@ -231,16 +235,22 @@ func Tune(ctx context.Context, client *api.Client, opts Options) (res *Result, e
 			ErrCPUOnly, opts.Model)
 	}
 
-	ps, err := client.ListRunning(ctx)
+	ps, err := listRunning(ctx, client, opts.Timeout)
 	if err != nil {
-		return res, tuneServerError(ctx, "list running models", err)
+		return res, err
 	}
 	if m := findRunning(ps, opts.Model); m != nil {
 		res.Before = &Probe{Context: m.ContextLength, Size: m.Size, SizeVRAM: m.SizeVRAM, Loaded: m.ContextLength}
 		res.Digest = m.Digest
 	}
 
-	show, err := client.Show(ctx, &api.ShowRequest{Model: opts.Model})
+	sctx, cancel := opts.Timeout.Request(ctx, "show "+opts.Model)
+	show, err := client.Show(sctx, &api.ShowRequest{Model: opts.Model})
+	stalled := ollama.Stalled(sctx)
+	cancel()
+	if stalled != nil {
+		return res, stalled
+	}
 	if err != nil {
 		var se api.StatusError
 		if errors.As(err, &se) && se.StatusCode == http.StatusNotFound {
@@ -277,8 +287,12 @@ func Tune(ctx context.Context, client *api.Client, opts Options) (res *Result, e
 
 	attempted := false // a load was sent, so the model may have changed
 	defer func() {
-		if attempted {
-			res.Restored = restore(ctx, client, opts.Model, res.Before, cmp.Or(opts.unloadWait, defaultUnloadWait))
+		switch {
+		case !attempted:
+		case errors.Is(err, ollama.ErrStalled) || errors.Is(err, ErrServerGone):
+			res.Restored = "could not put it back: the server stopped answering"
+		default:
+			res.Restored = restore(ctx, client, opts.Model, res.Before, cmp.Or(opts.unloadWait, defaultUnloadWait), opts.Timeout)
 		}
 	}()
 
@@ -306,7 +320,7 @@ func Tune(ctx context.Context, client *api.Client, opts Options) (res *Result, e
 			return res, fmt.Errorf("%w: %d loads of %s did not settle, as if other models were loading meanwhile; try again when the server is idle", ErrInconsistent, res.Loads, opts.Model)
 		}
 		attempted = true
-		pr, digest, err := loadProbe(ctx, client, opts.Model, next, opts.KeepAlive)
+		pr, digest, err := loadProbe(ctx, client, opts.Model, next, opts.KeepAlive, opts.Timeout)
 		if err != nil {
 			res.bracket(p)
 			if ctx.Err() != nil {
@@ -393,19 +407,28 @@ const restoreTimeout = 5 * time.Minute
 // restore leaves model as the tune found it: reloaded at before's context,
 // or unloaded when it was not loaded (or at a context /api/ps did not
 // report). It says what it did, for Result.Restored.
-func restore(ctx context.Context, client *api.Client, model string, before *Probe, unloadWait time.Duration) string {
+func restore(ctx context.Context, client *api.Client, model string, before *Probe, unloadWait time.Duration, timeout ollama.Progress) string {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), restoreTimeout)
 	defer cancel()
+	generate := func(req *api.GenerateRequest) error {
+		wctx, progressed, stop := timeout.Watch(ctx, "restore "+model)
+		defer stop()
+		err := client.Generate(wctx, req, func(api.GenerateResponse) error { progressed(); return nil })
+		if s := ollama.Stalled(wctx); s != nil {
+			return s
+		}
+		return err
+	}
 	if before != nil && before.Context > 0 {
 		req := &api.GenerateRequest{Model: model, Options: map[string]any{"num_ctx": before.Context}}
-		if err := client.Generate(ctx, req, func(api.GenerateResponse) error { return nil }); err != nil {
+		if err := generate(req); err != nil {
 			return fmt.Sprintf("could not reload it at num_ctx %d: %v", before.Context, err)
 		}
 		return fmt.Sprintf("reloaded at num_ctx %d", before.Context)
 	}
 	zero := api.Duration{}
 	req := &api.GenerateRequest{Model: model, KeepAlive: &zero}
-	if err := client.Generate(ctx, req, func(api.GenerateResponse) error { return nil }); err != nil {
+	if err := generate(req); err != nil {
 		return fmt.Sprintf("could not unload it: %v", err)
 	}
 	// Ollama answers before the runner is gone; wait for /api/ps to agree,
@@ -413,7 +436,7 @@ func restore(ctx context.Context, client *api.Client, model string, before *Prob
 	wctx, cancel := context.WithTimeout(ctx, unloadWait)
 	defer cancel()
 	for {
-		ps, err := client.ListRunning(wctx)
+		ps, err := listRunning(wctx, client, timeout)
 		if err == nil && findRunning(ps, model) == nil {
 			return "unloaded"
 		}
@@ -443,7 +466,8 @@ func (r *Result) bracket(p *tunePlan) {
 }
 
 // loadProbe loads model at num_ctx and returns what /api/ps says about it then.
-func loadProbe(ctx context.Context, client *api.Client, model string, numCtx int, keepAlive *api.Duration) (Probe, string, error) {
+// A load that makes no progress within timeout fails with ollama.ErrStalled.
+func loadProbe(ctx context.Context, client *api.Client, model string, numCtx int, keepAlive *api.Duration, timeout ollama.Progress) (Probe, string, error) {
 	start := time.Now()
 	req := &api.GenerateRequest{
 		Model:     model,
@@ -451,10 +475,17 @@ func loadProbe(ctx context.Context, client *api.Client, model string, numCtx int
 		KeepAlive: keepAlive,
 	}
 	done := false
-	err := client.Generate(ctx, req, func(r api.GenerateResponse) error {
+	wctx, progressed, stop := timeout.Watch(ctx, fmt.Sprintf("load %s at num_ctx %d", model, numCtx))
+	err := client.Generate(wctx, req, func(r api.GenerateResponse) error {
+		progressed()
 		done = done || r.Done
 		return nil
 	})
+	stalled := ollama.Stalled(wctx)
+	stop()
+	if stalled != nil {
+		return Probe{}, "", stalled
+	}
 	if err != nil {
 		var se api.StatusError
 		if errors.As(err, &se) {
@@ -473,9 +504,9 @@ func loadProbe(ctx context.Context, client *api.Client, model string, numCtx int
 	}
 	pr := Probe{Context: numCtx, Seconds: time.Since(start).Seconds()}
 
-	ps, err := client.ListRunning(ctx)
+	ps, err := listRunning(ctx, client, timeout)
 	if err != nil {
-		return Probe{}, "", tuneServerError(ctx, "list running models", err)
+		return Probe{}, "", err
 	}
 	m := findRunning(ps, model)
 	if m == nil {
@@ -486,6 +517,20 @@ func loadProbe(ctx context.Context, client *api.Client, model string, numCtx int
 		return Probe{}, "", fmt.Errorf("/api/ps reports %s loaded at num_ctx %d with size %d and size_vram %d, which makes no sense", model, numCtx, pr.Size, pr.SizeVRAM)
 	}
 	return pr, m.Digest, nil
+}
+
+// listRunning asks /api/ps, within timeout.Stall.
+func listRunning(ctx context.Context, client *api.Client, timeout ollama.Progress) (*api.ProcessResponse, error) {
+	rctx, cancel := timeout.Request(ctx, "list running models")
+	defer cancel()
+	ps, err := client.ListRunning(rctx)
+	if s := ollama.Stalled(rctx); s != nil {
+		return nil, s
+	}
+	if err != nil {
+		return nil, tuneServerError(ctx, "list running models", err)
+	}
+	return ps, nil
 }
 
 // findRunning returns model's entry in ps, or nil.

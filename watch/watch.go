@@ -1,6 +1,7 @@
 package watch
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"github.com/ollama/ollama/format"
 
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/internal/termtext"
 	"github.com/ctxfit/ctxfit/ollama"
 	"github.com/ctxfit/ctxfit/state"
 )
@@ -96,6 +98,9 @@ type Event struct {
 	PrevContextLength int       `json:"prev_context_length,omitempty"`
 	Contexts          []int     `json:"contexts,omitempty"` // reload thrash: the lengths seen
 	Message           string    `json:"message"`            // one line for people
+	// Count is how many models a summary event stands for (a huge
+	// /api/ps); 0 for an event about one model.
+	Count int `json:"count,omitempty"`
 }
 
 // Update is what subscribers receive after each poll that changed something:
@@ -461,7 +466,7 @@ func (w *Watcher) diff(snap Snapshot, now time.Time) []Event {
 		w.lastErr = ""
 	}
 	cur := make(map[string]Model, len(snap.Models))
-	for _, m := range snap.Models {
+	for _, m := range dedupe(snap.Models) {
 		k := ollama.ModelKey(m.Name)
 		cur[k] = m
 		old, was := w.prev[k]
@@ -515,7 +520,96 @@ func (w *Watcher) diff(snap Snapshot, now time.Time) []Event {
 		}
 	}
 	w.prev = cur
-	return events
+	return summarise(events)
+}
+
+// dedupe keeps one entry per model: a server that lists a model twice (seen
+// with some proxies and old servers) would otherwise make the two entries
+// take turns and flap the model's state at every poll. The entry kept is
+// the same whatever the order: a spilled one first, then the larger, then
+// the larger context.
+func dedupe(ms []Model) []Model {
+	best := make(map[string]int, len(ms))
+	out := make([]Model, 0, len(ms))
+	for _, m := range ms {
+		k := ollama.ModelKey(m.Name)
+		i, seen := best[k]
+		if !seen {
+			best[k] = len(out)
+			out = append(out, m)
+			continue
+		}
+		o := out[i]
+		if better := cmp.Or(cmpBool(m.Spilled, o.Spilled), cmp.Compare(m.Size, o.Size), cmp.Compare(m.ContextLength, o.ContextLength), strings.Compare(o.Name, m.Name)); better > 0 {
+			out[i] = m
+		}
+	}
+	return out
+}
+
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
+}
+
+// Summaries: a poll whose events exceed maxEvents says each kind with more
+// than summaryAfter events in one event, naming the first few models.
+const (
+	maxEvents    = 20
+	summaryAfter = 3
+	summaryNames = 5
+)
+
+// summarise shortens the events of one poll when a huge /api/ps (hundreds
+// of models) would write hundreds of lines: one event per kind then, with a
+// count and the first few names.
+func summarise(events []Event) []Event {
+	if len(events) <= maxEvents {
+		return events
+	}
+	byKind := map[EventKind][]Event{}
+	var order []EventKind
+	for _, e := range events {
+		if byKind[e.Kind] == nil {
+			order = append(order, e.Kind)
+		}
+		byKind[e.Kind] = append(byKind[e.Kind], e)
+	}
+	out := make([]Event, 0, len(order))
+	for _, k := range order {
+		es := byKind[k]
+		if len(es) <= summaryAfter {
+			out = append(out, es...)
+			continue
+		}
+		names := make([]string, 0, summaryNames)
+		for _, e := range es[:min(len(es), summaryNames)] {
+			names = append(names, termtext.Clean(e.Model))
+		}
+		more := ""
+		if len(es) > summaryNames {
+			more = fmt.Sprintf(" and %d more", len(es)-summaryNames)
+		}
+		out = append(out, Event{Kind: k, Time: es[0].Time, Host: es[0].Host, Count: len(es),
+			Message: fmt.Sprintf("%d models %s: %s%s", len(es), summaryVerb[k], strings.Join(names, ", "), more)})
+	}
+	return out
+}
+
+// summaryVerb says what happened to the models of a summary.
+var summaryVerb = map[EventKind]string{
+	EventLoaded:         "loaded",
+	EventUnloaded:       "unloaded",
+	EventContextChanged: "reloaded with another context",
+	EventSpillStarted:   "spilled onto the CPU",
+	EventSpillEnded:     "back whole on the GPU",
+	EventSwapRisk:       "will not fit in memory",
+	EventThrash:         "keep reloading",
 }
 
 // reloading reports whether a model left /api/ps recently and may be
@@ -722,8 +816,11 @@ func cloneSnapshot(s Snapshot) Snapshot {
 	return s
 }
 
-// LogEvent writes e to logger at a level that fits its kind.
-func LogEvent(logger *slog.Logger, e Event) {
+// LogEvent writes e to logger, warnings and errors at their level. What the
+// server supplied (model names, messages) is escaped (termtext.Clean).
+func LogEvent(logger *slog.Logger, e Event) { logEvent(logger, e, 0, 0) }
+
+func logEvent(logger *slog.Logger, e Event, repeated, suppressed int) {
 	level := slog.LevelInfo
 	switch e.Kind {
 	case EventSpillStarted, EventThrash, EventSwapRisk, EventUnreachable, EventConfigWarning:
@@ -731,12 +828,12 @@ func LogEvent(logger *slog.Logger, e Event) {
 	case EventError:
 		level = slog.LevelError
 	}
-	attrs := []slog.Attr{slog.String("event", string(e.Kind)), slog.String("host", e.Host)}
+	attrs := []slog.Attr{slog.String("event", string(e.Kind)), slog.String("host", termtext.Clean(e.Host))}
 	if e.Model != "" {
-		attrs = append(attrs, slog.String("model", e.Model))
+		attrs = append(attrs, slog.String("model", termtext.Clean(e.Model)))
 	}
 	if e.Processor != "" {
-		attrs = append(attrs, slog.String("processor", e.Processor))
+		attrs = append(attrs, slog.String("processor", termtext.Clean(e.Processor)))
 	}
 	if e.ContextLength > 0 {
 		attrs = append(attrs, slog.Int("context", e.ContextLength))
@@ -747,7 +844,98 @@ func LogEvent(logger *slog.Logger, e Event) {
 	if len(e.Contexts) > 0 {
 		attrs = append(attrs, slog.Any("contexts", e.Contexts))
 	}
-	logger.LogAttrs(context.Background(), level, e.Message, attrs...)
+	if e.Count > 0 {
+		attrs = append(attrs, slog.Int("models", e.Count))
+	}
+	if repeated > 0 {
+		attrs = append(attrs, slog.Int("previous_repeated", repeated))
+	}
+	if suppressed > 0 {
+		attrs = append(attrs, slog.Int("suppressed", suppressed))
+	}
+	logger.LogAttrs(context.Background(), level, termtext.Clean(e.Message), attrs...)
+}
+
+// EventLog writes events to a log without repeating itself. For the
+// watcher's own events about the server's state (loaded, unloaded, context
+// changed, spill started and ended, swap risk, reachable, unreachable,
+// error): an event identical to the last one written about the same model
+// (same kind and message) is counted instead of written, and the count goes
+// with the next line about that model (previous_repeated=N); and a model
+// whose state changes more than MaxPerMinute times in a minute gets no more
+// lines until the minute is over, then one with the number left out
+// (suppressed=N). What other parts of ctxfit publish (a tune, a config
+// fixed or warned about, reload thrash, which has its own window) is
+// written as it comes.
+type EventLog struct {
+	Logger *slog.Logger
+	// MaxPerMinute is the most state lines about one model per minute; 0
+	// means 20.
+	MaxPerMinute int
+
+	mu    sync.Mutex
+	about map[string]*eventLine
+}
+
+// eventLine is what EventLog remembers about one model (or, for "", the
+// server).
+type eventLine struct {
+	kind       EventKind
+	msg        string
+	repeated   int         // identical events since the last line
+	times      []time.Time // lines within the last minute
+	suppressed int         // events left out while over MaxPerMinute
+}
+
+// stateKinds are the events EventLog coalesces.
+var stateKinds = map[EventKind]bool{
+	EventLoaded: true, EventUnloaded: true, EventContextChanged: true, EventSpillStarted: true, EventSpillEnded: true,
+	EventSwapRisk: true, EventReachable: true, EventUnreachable: true, EventError: true,
+}
+
+// Log writes e, or counts it (see EventLog).
+func (l *EventLog) Log(e Event) {
+	if !stateKinds[e.Kind] {
+		logEvent(l.Logger, e, 0, 0)
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.about == nil || len(l.about) > 10000 {
+		l.about = map[string]*eventLine{}
+	}
+	key := e.Host + "\x00" + ollama.ModelKey(e.Model)
+	if e.Model == "" {
+		key = e.Host
+	}
+	a := l.about[key]
+	if a == nil {
+		a = &eventLine{}
+		l.about[key] = a
+	}
+	if a.kind == e.Kind && a.msg == e.Message {
+		a.repeated++
+		return
+	}
+	now := e.Time
+	if now.IsZero() {
+		now = time.Now()
+	}
+	for len(a.times) > 0 && now.Sub(a.times[0]) >= time.Minute {
+		a.times = a.times[1:]
+	}
+	limit := l.MaxPerMinute
+	if limit <= 0 {
+		limit = 20
+	}
+	if len(a.times) >= limit {
+		a.suppressed++
+		return
+	}
+	repeated, suppressed := a.repeated, a.suppressed
+	a.kind, a.msg, a.repeated, a.suppressed = e.Kind, e.Message, 0, 0
+	a.times = append(a.times, now)
+	logEvent(l.Logger, e, repeated, suppressed)
 }
 
 // gpuSeen reports whether a GPU was ever seen on the host h describes.

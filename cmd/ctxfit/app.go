@@ -38,6 +38,7 @@ type app struct {
 	fixer   *clients.Fixer
 	keeper  *clients.Keeper
 	logger  *slog.Logger
+	events  *watch.EventLog // the log of events, without repeats
 
 	// metrics, when set, is fed every update, poll and fix.
 	metrics *metrics.Collector
@@ -56,6 +57,7 @@ func newApp(e *env, u *url.URL, store *state.Store, logger *slog.Logger, m *metr
 		client:  e.client(u),
 		store:   store,
 		logger:  logger,
+		events:  &watch.EventLog{Logger: logger},
 		tuning:  map[string]bool{},
 		metrics: m,
 	}
@@ -107,7 +109,7 @@ func (a *app) react(ctx context.Context, updates <-chan watch.Update) {
 			a.metrics.Observe(u)
 		}
 		for _, ev := range u.Events {
-			watch.LogEvent(a.logger, ev)
+			a.events.Log(ev)
 			switch ev.Kind {
 			case watch.EventSpillStarted:
 				if msg := a.spillCulprits(ev.Model); msg != "" {

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 
+	"github.com/ctxfit/ctxfit/ollama"
 	"github.com/ctxfit/ctxfit/tune"
 )
 
@@ -15,6 +17,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	quiet := fs.Bool("quiet", false, "print no progress on stderr")
 	progressFlag := fs.Bool("progress", false, "print progress on stderr even when it is not a terminal")
+	timeout := progressFlags(fs)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -30,7 +33,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	pr := e.progress(*quiet, *progressFlag)
-	res, err := tune.BenchPhases(ctx, e.client(u), pos[0], *numCtx, pr.start)
+	res, err := tune.BenchPhases(ctx, e.client(u), pos[0], *numCtx, *timeout, pr.start)
 	pr.done()
 	switch {
 	case errors.Is(err, context.Canceled):
@@ -60,6 +63,15 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	fmt.Fprintf(e.stdout, "%s at %s (%s): first token after %.2f s, %.1f tokens/s (%d tokens in %.2f s).\n",
 		res.Model, ctxText, res.Processor(), res.FirstToken.Seconds(), res.TokensPerSecond, res.EvalCount, res.EvalDuration.Seconds())
 	return nil
+}
+
+// progressFlags adds --load-timeout and --stall-timeout to fs: the
+// progress timeout of loads and generations.
+func progressFlags(fs *flag.FlagSet) *ollama.Progress {
+	p := &ollama.Progress{}
+	fs.DurationVar(&p.First, "load-timeout", ollama.DefaultFirstTimeout, "give up when a load or generation has not started answering after `D`")
+	fs.DurationVar(&p.Stall, "stall-timeout", ollama.DefaultStallTimeout, "give up when the server, once answering, sends nothing for `D`")
+	return p
 }
 
 // benchJSON is `ctxfit bench --json`.

@@ -25,6 +25,7 @@ func runFix(ctx context.Context, e *env, args []string) error {
 	host := fs.String("host", "", "Ollama server `URL` whose tuned values to write: host, host:port, :port or http://host:port (default $OLLAMA_HOST, else "+ollamahost.Default+")")
 	dryRun := fs.Bool("dry-run", false, "print the change as a unified diff and write nothing")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
+	force := fs.Bool("force", false, "fix a config that is read-only (it stays read-only)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -51,7 +52,10 @@ func runFix(ctx context.Context, e *env, args []string) error {
 	if len(tunedModels(data, ollamahost.Key(u))) == 0 {
 		return failf(1, "no model is tuned on %s yet, so there is nothing to write; run %s first", u, e.cmdline(u, "tune", "MODEL"))
 	}
-	fixer := &clients.Fixer{Env: clients.NewEnv(e.getenv), StateDir: store.Dir()}
+	fixer := &clients.Fixer{Env: clients.NewEnv(e.getenv), StateDir: store.Dir(), Force: *force}
+	if !*dryRun {
+		cleanLeftovers(ctx, e, fixer)
+	}
 	t := tunedTarget(data, u, e.serverParallel(u))
 	if all {
 		return fixAll(ctx, e, fixer, t, u, *dryRun, *asJSON)
@@ -164,9 +168,30 @@ func fixAll(ctx context.Context, e *env, fixer *clients.Fixer, t clients.Target,
 	return nil
 }
 
+// cleanLeftovers removes what a killed ctxfit left beside the configs and
+// among the backups, and says so.
+func cleanLeftovers(ctx context.Context, e *env, fixer *clients.Fixer) {
+	cleaned, err := fixer.Clean(ctx, clients.All())
+	for _, c := range cleaned {
+		if c.Kept != "" {
+			fmt.Fprintf(e.stderr, "ctxfit: %s, left by a ctxfit that was stopped in the middle of a fix, may hold another program's edit of the config; it is now %s — compare it with the config and keep what you want\n", c.Path, c.Kept)
+			continue
+		}
+		fmt.Fprintf(e.stderr, "ctxfit: removed %s, left by a ctxfit that was stopped in the middle of a fix\n", c.Path)
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "ctxfit: %v\n", err)
+	}
+}
+
 // printReport says what a fix changed, or would change.
 func (e *env) printReport(w io.Writer, u *url.URL, rep *clients.Report) {
-	if len(rep.Changes) == 0 {
+	switch {
+	case len(rep.Changes) == 0 && len(rep.Warnings) > 0:
+		// Some entry could not be read or changed: do not claim it is right.
+		fmt.Fprintf(w, "%s: nothing changed in %s; the warnings below name the entries ctxfit left alone.\n", rep.Client, rep.Path)
+		return
+	case len(rep.Changes) == 0:
 		fmt.Fprintf(w, "%s: nothing to change in %s: every entry there for a model tuned on %s already asks for its tuned value (entries for other servers are left alone).\n", rep.Client, rep.Path, u)
 		return
 	}
@@ -231,6 +256,7 @@ func runUndo(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	fixer := &clients.Fixer{Env: clients.NewEnv(e.getenv), StateDir: store.Dir()}
+	cleanLeftovers(ctx, e, fixer)
 	u, err := fixer.Undo(ctx, c)
 	if err != nil {
 		return failf(1, "%v", err)

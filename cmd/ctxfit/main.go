@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/ctxfit/ctxfit/internal/termtext"
 )
 
 // command is one ctxfit subcommand.
@@ -155,7 +157,8 @@ func (e *env) fail(name string, args []string, msg string) {
 		writeIndentedJSON(e.stdout, errorJSON{msg})
 		return
 	}
-	fmt.Fprintf(e.stderr, "%s %s: %s\n", e.prog, name, msg)
+	// Server-supplied text is shown escaped (no terminal control sequences).
+	fmt.Fprintf(e.stderr, "%s %s: %s\n", e.prog, name, termtext.Clean(msg))
 }
 
 // errorJSON is what every command prints on stdout for an error with --json.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/ctxfit/ctxfit/internal/logfile"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/internal/termtext"
 	"github.com/ctxfit/ctxfit/ollama"
 	"github.com/ctxfit/ctxfit/state"
 	"github.com/ctxfit/ctxfit/watch"
@@ -174,6 +176,13 @@ func writeStatusJSON(w io.Writer, snap watch.Snapshot, data *state.Data, key str
 
 func (e *env) writeStatus(w io.Writer, u *url.URL, snap watch.Snapshot, data *state.Data, parallel int) {
 	hostKey := ollamahost.Key(u)
+	// What the server says goes to the terminal escaped.
+	snap.Version = termtext.Clean(snap.Version)
+	snap.Models = slices.Clone(snap.Models)
+	for i, m := range snap.Models {
+		m.Name, m.Processor, m.RAMWarning = termtext.Clean(m.Name), termtext.Clean(m.Processor), termtext.Clean(m.RAMWarning)
+		snap.Models[i] = m
+	}
 	version := snap.Version
 	if version == "" {
 		version = "unknown"
@@ -226,7 +235,7 @@ func (e *env) writeStatus(w io.Writer, u *url.URL, snap watch.Snapshot, data *st
 		if t.Host != hostKey {
 			continue
 		}
-		line := fmt.Sprintf("  %s: %d (step %d, parallel %d, measured %s)", t.Model, t.Context, t.Step, t.Parallel, e.local(t.MeasuredAt).Format(time.DateTime))
+		line := fmt.Sprintf("  %s: %d (step %d, parallel %d, measured %s)", termtext.Clean(t.Model), t.Context, t.Step, t.Parallel, e.local(t.MeasuredAt).Format(time.DateTime))
 		if n := tunedCount(data, hostKey, t.Model); n > 1 {
 			if a, _ := data.TunedForParallel(hostKey, t.Model, "", parallel); a == t {
 				line += " ← applies: " + appliesWhy(parallel)

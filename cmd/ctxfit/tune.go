@@ -15,6 +15,7 @@ import (
 	"github.com/ollama/ollama/format"
 
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/internal/termtext"
 	"github.com/ctxfit/ctxfit/ollama"
 	"github.com/ctxfit/ctxfit/state"
 	"github.com/ctxfit/ctxfit/tune"
@@ -30,6 +31,7 @@ func runTune(ctx context.Context, e *env, args []string) error {
 	allHosts := fs.Bool("all-hosts", false, "with --list: the results for every server")
 	quiet := fs.Bool("quiet", false, "print no progress on stderr")
 	progressFlag := fs.Bool("progress", false, "print progress on stderr even when it is not a terminal")
+	timeout := progressFlags(fs)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -92,6 +94,7 @@ func runTune(ctx context.Context, e *env, args []string) error {
 		Step:     *step,
 		Parallel: p,
 		GPU:      gpu,
+		Timeout:  *timeout,
 		Progress: func(probe tune.Probe) {
 			n++
 			pr.done()
@@ -126,11 +129,11 @@ func runTune(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintln(e.stdout, tuneSummary(res))
 	pr.start("comparing the speed before and after")
-	before, after, err := tune.BenchBeforeAfter(ctx, client, res)
+	before, after, err := tune.BenchBeforeAfter(ctx, client, res, *timeout)
 	pr.done()
 	switch {
 	case err != nil:
-		fmt.Fprintf(e.stderr, "%s tune: comparing the speed before and after: %v\n", e.progOrDefault(), err)
+		fmt.Fprintf(e.stderr, "%s tune: comparing the speed before and after: %s\n", e.progOrDefault(), termtext.Clean(err.Error()))
 	case before != nil:
 		fmt.Fprintf(e.stdout, "Speed: %.1f tokens/s at num_ctx %d (%s), %.1f tokens/s at num_ctx %d (%s).\n",
 			before.TokensPerSecond, before.Context, before.Processor(), after.TokensPerSecond, after.Context, after.Processor())
@@ -229,7 +232,7 @@ func parallelSlots(e *env, given bool, flagValue int, local bool) (int, error) {
 // probeLine describes one load: "num_ctx 32768: 25.8 GB, 8%/92% CPU/GPU, 2.1 s".
 func probeLine(p tune.Probe) string {
 	if p.Refused != "" {
-		return fmt.Sprintf("num_ctx %d: refused by the server (%s), %.1f s", p.Context, p.Refused, p.Seconds)
+		return fmt.Sprintf("num_ctx %d: refused by the server (%s), %.1f s", p.Context, termtext.Clean(p.Refused), p.Seconds)
 	}
 	return fmt.Sprintf("num_ctx %d: %s, %s, %.1f s", p.Context, format.HumanBytes(p.Size), p.Processor(), p.Seconds)
 }

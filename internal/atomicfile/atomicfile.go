@@ -1,5 +1,16 @@
 // Package atomicfile replaces files so that a reader sees either the old
-// content or the new one, never a half-written file.
+// content or the new one, never a half-written file, and so that another
+// program's write to the same file is not lost.
+//
+// WriteFile is for ctxfit's own files. Replace is for files that other
+// programs write too (a client's config): it swaps the new version in and
+// compares what came out with what was read, in one step where the system
+// allows it; its doc says what is guaranteed where. ReadRegular reads a
+// file only when it is a regular one, without ever blocking on a FIFO.
+//
+// Temporary files are named ".<name>.ctxfit-*.tmp" beside the file they
+// replace, so that leftovers of a killed process can be recognised
+// (TempPattern) and removed.
 package atomicfile
 
 import (
@@ -17,7 +28,7 @@ import (
 // The temporary file is removed on any error.
 func WriteFile(path string, data []byte, perm os.FileMode) (err error) {
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".ctxfit-*.tmp")
+	f, err := os.CreateTemp(dir, TempPattern(filepath.Base(path)))
 	if err != nil {
 		return fmt.Errorf("create temporary file beside %s: %w", path, err)
 	}
@@ -46,6 +57,11 @@ func WriteFile(path string, data []byte, perm os.FileMode) (err error) {
 	SyncDir(dir)
 	return nil
 }
+
+// TempPattern is the os.CreateTemp pattern of the temporary files that
+// replace the file called base: ".<base>.ctxfit-*.tmp". A cleanup may match
+// it with filepath.Match after replacing "*" by a glob star.
+func TempPattern(base string) string { return "." + base + ".ctxfit-*.tmp" }
 
 // Rename renames oldpath to newpath, retrying briefly on Windows where
 // antivirus scanners and editors hold files open and make the rename fail

@@ -9,8 +9,8 @@ import (
 
 // Fault makes a Server misbehave, to test how clients cope with a broken
 // server or an address that is not Ollama. Fields combine: Delay applies
-// first, then the first of Down, Status, Malformed, Truncated and Huge that
-// is set; NegativeSizes and VRAMAboveSize change /api/ps answers only.
+// first, then the first of Down, Status, Malformed, Truncated, Huge, Stall
+// and Trickle that is set; NegativeSizes and VRAMAboveSize change /api/ps answers only.
 type Fault struct {
 	// Down closes the connection without an answer. Through ServeHTTP
 	// without a real connection it panics with http.ErrAbortHandler,
@@ -26,6 +26,15 @@ type Fault struct {
 	// Huge answers with the real body padded with spaces to this many
 	// bytes (still valid JSON, for testing response size caps).
 	Huge int64
+	// Stall sends the real answer's status and headers, then nothing until
+	// the request is cancelled: a server hung midway.
+	Stall bool
+	// Trickle sends the real answer's status and headers at once, then its
+	// body one byte per Trickle: a server that never quite stops.
+	Trickle time.Duration
+	// Only limits the fault to requests for this path ("/api/generate");
+	// empty means every request.
+	Only string
 	// Delay holds every answer back this long (or until the request is
 	// cancelled, which then gets no answer).
 	Delay time.Duration
@@ -40,6 +49,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	f := s.fault
 	s.mu.Unlock()
+	if f.Only != "" && r.URL.Path != f.Only {
+		f = Fault{}
+	}
 
 	if f.Delay > 0 {
 		t := time.NewTimer(f.Delay)
@@ -83,8 +95,34 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
+	case f.Stall || f.Trickle > 0:
+		rec := s.record(r)
+		rec.copyHeader(w)
+		w.WriteHeader(rec.code)
+		flush(w)
+		if f.Stall {
+			<-r.Context().Done()
+			return
+		}
+		for _, b := range rec.body.Bytes() {
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(f.Trickle):
+			}
+			if _, err := w.Write([]byte{b}); err != nil {
+				return
+			}
+			flush(w)
+		}
 	default:
 		s.mux.ServeHTTP(w, r)
+	}
+}
+
+func flush(w http.ResponseWriter) {
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
 	}
 }
 
