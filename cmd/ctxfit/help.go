@@ -47,7 +47,7 @@ No GPU and no Ollama needed.`,
 			examples: []string{"demo", "demo --headless --listen 127.0.0.1:0"},
 		},
 		"tune": {
-			usage: []string{"tune MODEL [--step N] [--parallel P] [--host URL] [--json] [--quiet]", "tune --list [--all-hosts] [--host URL] [--json]"},
+			usage: []string{"tune MODEL [--step N] [--parallel P] [--host URL] [--json] [--quiet] [--load-timeout D] [--stall-timeout D]", "tune --list [--all-hosts] [--host URL] [--json]"},
 			about: `Finds the largest context length, a multiple of --step and at most the
 model's trained context, at which MODEL loads 100% on the server's GPU,
 with a few real loads, and stores it for ctxfit status and ctxfit fix.
@@ -55,18 +55,22 @@ However the tune ends (an answer, an error, Ctrl-C), the model is left as
 it was: reloaded at its earlier context, or unloaded. A server known to
 have no GPU is refused before any load; on one not known yet, the first
 load is at a context that cannot swap the machine. Progress goes to
-stderr when it is a terminal.`,
+stderr when it is a terminal. A server that sends nothing for
+--load-timeout (before a load's answer) or --stall-timeout (after) stops
+the tune.`,
 			examples: []string{"tune llama3.1:8b", "tune qwen2.5-coder:7b --host gpu-box --parallel 2", "tune --list --all-hosts --json"},
 		},
 		"bench": {
-			usage: []string{"bench MODEL [--context N] [--host URL] [--json] [--quiet]"},
+			usage: []string{"bench MODEL [--context N] [--host URL] [--json] [--quiet] [--load-timeout D] [--stall-timeout D]"},
 			about: `Loads MODEL with num_ctx N, then times a short streamed generation:
 time to first token, and tokens per second (eval_count / eval_duration).
-The model stays loaded at N. Its phases go to stderr when it is a terminal.`,
+The model stays loaded at N. Its phases go to stderr when it is a terminal.
+A server that sends nothing for --load-timeout (before the answer starts)
+or --stall-timeout (after) ends the bench.`,
 			examples: []string{"bench llama3.1:8b --context 8192", "bench llama3.1:8b --json"},
 		},
 		"fix": {
-			usage: []string{"fix CLIENT|all [--dry-run] [--json] [--host URL]"},
+			usage: []string{"fix CLIENT|all [--dry-run] [--json] [--force] [--host URL]"},
 			about: "Writes the context that `ctxfit tune` found for each model into CLIENT's config.\n" +
 				"Every other byte of the file stays as it is, and the previous version is kept\n" +
 				"(`ctxfit undo CLIENT`). maxTokens: " + clients.MaxTokensRule + ".\n\n" +
