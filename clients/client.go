@@ -133,6 +133,10 @@ type Target struct {
 	// Models lists the models with a tuned value on Host, for clients that
 	// add an entry for each (aider's model settings); nil when unknown.
 	Models []string
+	// ForSet, when set, gives the tuned values for a config whose models
+	// run together (a client that implements Together and names two or
+	// more): they replace Tuned for that config. nil leaves Tuned alone.
+	ForSet ForSet
 }
 
 func (t Target) tuned(model string) (int, bool) {
@@ -242,6 +246,9 @@ type Ask struct {
 	Context   int    `json:"context"`    // num_ctx the entry sends; 0 when unset (the client's default)
 	MaxTokens int    `json:"max_tokens"` // num_predict; 0 when unset
 	Tuned     int    `json:"tuned"`      // the tuned context for Model; 0 when not tuned
+	// Beside names the models that run with Model in this client when
+	// Tuned comes from their joint tune; empty when it is Model's alone.
+	Beside []string `json:"beside,omitempty"`
 	// WantMaxTokens is the completion limit this client's fix writes beside
 	// Tuned; 0 when the fix leaves the entry's limit alone (Zed and aider
 	// have none, Cline's is lowered only when it would not fit).

@@ -177,10 +177,12 @@ func (f *Fixer) plan(ctx context.Context, c Client, t Target) (*plan, error) {
 		return nil, err
 	}
 	in := Input{Path: files.Config, Src: src, Overrides: readOverrides(files), Getenv: f.Env.Getenv}
+	t, _, setWarns := t.forClient(c, in)
 	res, err := c.Edit(in, t)
 	if err != nil {
 		return nil, err
 	}
+	res.Warnings = append(setWarns, res.Warnings...)
 	if len(res.Changes) > 0 {
 		in.Src = res.Out
 		again, err := c.Edit(in, t)
@@ -227,7 +229,12 @@ func (f *Fixer) Asks(c Client, t Target) (Files, []Ask, error) {
 	if err != nil {
 		return files, nil, err
 	}
-	asks, err := c.Asks(Input{Path: files.Config, Src: src, Overrides: readOverrides(files), Getenv: f.Env.Getenv}, t)
+	in := Input{Path: files.Config, Src: src, Overrides: readOverrides(files), Getenv: f.Env.Getenv}
+	t, g, _ := t.forClient(c, in)
+	asks, err := c.Asks(in, t)
+	for i := range asks {
+		asks[i].Beside = g.beside(asks[i].Model)
+	}
 	return files, asks, err
 }
 

@@ -257,7 +257,9 @@ func (k *Keeper) check(ctx context.Context, c Client, reason why) (*Report, erro
 
 	auto := k.AutoFix == nil || k.AutoFix()
 	if !auto && reason != userAsked {
-		asks, err := c.Asks(Input{Path: files.Config, Src: src, Getenv: k.Fixer.Env.Getenv}, t)
+		in := Input{Path: files.Config, Src: src, Getenv: k.Fixer.Env.Getenv}
+		t, _, _ := t.forClient(c, in)
+		asks, err := c.Asks(in, t)
 		if err != nil {
 			return fail(files.Config, err)
 		}

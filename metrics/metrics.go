@@ -32,12 +32,13 @@ type Collector struct {
 	mu    sync.Mutex
 	snaps map[string]watch.Snapshot // the latest snapshot, by host
 
-	loads     *prometheus.CounterVec
-	thrash    *prometheus.CounterVec
-	evictions *prometheus.CounterVec
-	spills    *prometheus.CounterVec
-	fixes     *prometheus.CounterVec
-	polls     *prometheus.HistogramVec
+	loads       *prometheus.CounterVec
+	thrash      *prometheus.CounterVec
+	evictThrash *prometheus.CounterVec
+	evictions   *prometheus.CounterVec
+	spills      *prometheus.CounterVec
+	fixes       *prometheus.CounterVec
+	polls       *prometheus.HistogramVec
 }
 
 // New returns a Collector whose ctxfit_build_info carries version.
@@ -52,6 +53,10 @@ func New(version string) *Collector {
 		thrash: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "model_reload_thrash_total",
 			Help: "Times a model was found reloading repeatedly with different context lengths.",
+		}, []string{"host", "model"}),
+		evictThrash: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "model_eviction_thrash_total",
+			Help: "Times a model and another kept unloading each other (they do not fit on the GPU together); model is the larger.",
 		}, []string{"host", "model"}),
 		evictions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "model_evictions_total",
@@ -77,7 +82,7 @@ func New(version string) *Collector {
 		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
 	})
 	build.Set(1)
-	c.reg.MustRegister(build, c.loads, c.thrash, c.evictions, c.spills, c.fixes, c.polls, snapshotCollector{c},
+	c.reg.MustRegister(build, c.loads, c.thrash, c.evictThrash, c.evictions, c.spills, c.fixes, c.polls, snapshotCollector{c},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return c
 }
@@ -106,6 +111,8 @@ func (c *Collector) Observe(u watch.Update) {
 			c.loads.WithLabelValues(h, e.Model).Inc()
 		case watch.EventThrash:
 			c.thrash.WithLabelValues(h, e.Model).Inc()
+		case watch.EventEvictionThrash:
+			c.evictThrash.WithLabelValues(h, e.Model).Inc()
 		case watch.EventSpillStarted:
 			c.spills.WithLabelValues(h, e.Model).Inc()
 		case watch.EventUnloaded:

@@ -41,6 +41,7 @@ func TestCollector(t *testing.T) {
 			{Kind: watch.EventLoaded, Host: host, Model: "llama3.1:8b"},
 			{Kind: watch.EventSpillStarted, Host: host, Model: "llama3.1:8b"},
 			{Kind: watch.EventUnloaded, Host: host, Model: "gemma2:9b"}, // evicted by the load above
+			{Kind: watch.EventEvictionThrash, Host: host, Model: "llama3.1:8b"},
 		},
 	})
 	c.Observe(watch.Update{
@@ -54,7 +55,7 @@ func TestCollector(t *testing.T) {
 		"ctxfit_build_info", "ctxfit_ollama_up", "ctxfit_model_size_bytes", "ctxfit_model_vram_bytes",
 		"ctxfit_model_gpu_ratio", "ctxfit_model_spilled", "ctxfit_model_context_length",
 		"ctxfit_model_tuned_context_length", "ctxfit_model_loads_total", "ctxfit_model_reload_thrash_total",
-		"ctxfit_model_evictions_total", "ctxfit_model_spills_total", "ctxfit_config_fixes_total",
+		"ctxfit_model_eviction_thrash_total", "ctxfit_model_evictions_total", "ctxfit_model_spills_total", "ctxfit_config_fixes_total",
 	}
 	got := scrape(t, c)
 	var keep []string

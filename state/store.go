@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -82,16 +84,70 @@ type Tuned struct {
 	// memory when the tune ran (see package unified); 0 elsewhere. A tune
 	// made under another budget is out of date.
 	GPUBudget int64 `json:"gpu_budget,omitempty"`
+	// Companions are the models that ran beside Model during a joint
+	// tune, each at its context: Context is then the largest at which the
+	// whole set stays on the GPU together. Empty for a tune of Model alone.
+	Companions []Companion `json:"companions,omitempty"`
 }
 
-// TunedFor returns the most recent tuned value for model on host. A result
-// measured for the same digest is preferred over one for an older digest of
-// the same name; digest may be empty when it is not known.
+// Companion is a model that ran beside a jointly tuned one.
+type Companion struct {
+	Model string `json:"model"`
+	// Context is the num_ctx it ran with (as /api/ps reported it when it
+	// did); its clients should ask for this one.
+	Context int `json:"context"`
+}
+
+// Joint reports whether t is the result of a joint tune.
+func (t Tuned) Joint() bool { return len(t.Companions) > 0 }
+
+// Set returns the models of t: Model and its companions.
+func (t Tuned) Set() []string {
+	set := []string{t.Model}
+	for _, c := range t.Companions {
+		set = append(set, c.Model)
+	}
+	return set
+}
+
+// ContextFor returns the context t gives model: Context for Model, the
+// companion's own context for a companion; false when model is not in t.
+func (t Tuned) ContextFor(model string) (int, bool) {
+	if ollama.SameModel(t.Model, model) {
+		return t.Context, true
+	}
+	for _, c := range t.Companions {
+		if ollama.SameModel(c.Model, model) {
+			return c.Context, true
+		}
+	}
+	return 0, false
+}
+
+// SetKey returns the key of a set of models: their ollama.ModelKey, sorted
+// and joined by " + ", each once. The order of the models and the spelling
+// of their names do not matter.
+func SetKey(models []string) string {
+	keys := make([]string, 0, len(models))
+	for _, m := range models {
+		k := ollama.ModelKey(m)
+		if k != "" && !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return strings.Join(keys, " + ")
+}
+
+// TunedFor returns the most recent tuned value for model alone on host. A
+// result measured for the same digest is preferred over one for an older
+// digest of the same name; digest may be empty when it is not known.
+// Joint tunes are left out: see TunedSet.
 func (d *Data) TunedFor(host, model, digest string) (Tuned, bool) {
 	var best Tuned
 	found := false
 	for _, t := range d.Tuned {
-		if t.Host != host || !ollama.SameModel(t.Model, model) {
+		if t.Host != host || !ollama.SameModel(t.Model, model) || t.Joint() {
 			continue
 		}
 		better := !found ||
@@ -124,8 +180,26 @@ func (d *Data) TunedForParallel(host, model, digest string, parallel int) (Tuned
 	return d.TunedFor(host, model, digest)
 }
 
+// TunedSet returns the most recent joint tune on host of exactly the
+// models in set (two or more, in any order, whichever of them was tuned),
+// and false when there is none.
+func (d *Data) TunedSet(host string, set []string) (Tuned, bool) {
+	key := SetKey(set)
+	var best Tuned
+	found := false
+	for _, t := range d.Tuned {
+		if t.Host != host || !t.Joint() || SetKey(t.Set()) != key {
+			continue
+		}
+		if !found || t.MeasuredAt.After(best.MeasuredAt) {
+			best, found = t, true
+		}
+	}
+	return best, found
+}
+
 // PutTuned records t, replacing an earlier result for the same host, model,
-// digest and parallel count.
+// digest, parallel count and companions.
 func (d *Data) PutTuned(t Tuned) {
 	if i := d.tunedIndex(t); i >= 0 {
 		d.Tuned[i] = t
@@ -253,7 +327,8 @@ func (d *Data) canonicalHosts() {
 // tunedIndex returns the index of the result PutTuned(t) would replace, or -1.
 func (d *Data) tunedIndex(t Tuned) int {
 	for i, o := range d.Tuned {
-		if o.Host == t.Host && ollama.SameModel(o.Model, t.Model) && o.Digest == t.Digest && o.Parallel == t.Parallel {
+		if o.Host == t.Host && ollama.SameModel(o.Model, t.Model) && o.Digest == t.Digest && o.Parallel == t.Parallel &&
+			SetKey(o.Set()) == SetKey(t.Set()) {
 			return i
 		}
 	}

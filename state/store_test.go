@@ -161,3 +161,57 @@ func TestTunedForParallel(t *testing.T) {
 		}
 	}
 }
+
+// TestTunedSet: a model keeps both answers, alone and beside its
+// companions, and each is found by what it was measured with.
+func TestTunedSet(t *testing.T) {
+	t0 := time.Now()
+	var d Data
+	d.PutTuned(Tuned{Host: "h", Model: "chat", Parallel: 1, Context: 32768, MeasuredAt: t0})
+	d.PutTuned(Tuned{Host: "h", Model: "chat", Parallel: 1, Context: 12288, MeasuredAt: t0.Add(time.Minute),
+		Companions: []Companion{{Model: "ac:1.5b", Context: 4096}}})
+	d.PutTuned(Tuned{Host: "h", Model: "chat", Parallel: 1, Context: 8192, MeasuredAt: t0.Add(2 * time.Minute),
+		Companions: []Companion{{Model: "ac:1.5b", Context: 4096}, {Model: "embed", Context: 2048}}})
+	// The same set again replaces the earlier joint result.
+	d.PutTuned(Tuned{Host: "h", Model: "chat", Parallel: 1, Context: 13312, MeasuredAt: t0.Add(3 * time.Minute),
+		Companions: []Companion{{Model: "ac:1.5b", Context: 4096}}})
+	if len(d.Tuned) != 3 {
+		t.Fatalf("%d results kept, want 3: %+v", len(d.Tuned), d.Tuned)
+	}
+
+	if tu, ok := d.TunedFor("h", "chat", ""); !ok || tu.Context != 32768 || tu.Joint() {
+		t.Errorf("TunedFor = %+v %v, want the tune alone (32768)", tu, ok)
+	}
+	tests := []struct {
+		set     []string
+		ok      bool
+		context map[string]int
+	}{
+		{[]string{"chat:latest", "ac:1.5b"}, true, map[string]int{"chat": 13312, "ac:1.5b": 4096}},
+		{[]string{"ac:1.5b", "chat"}, true, map[string]int{"chat": 13312, "ac:1.5b": 4096}},
+		{[]string{"embed", "ac:1.5b", "chat"}, true, map[string]int{"chat": 8192, "ac:1.5b": 4096, "embed:latest": 2048}},
+		{[]string{"chat", "embed"}, false, nil},
+		{[]string{"chat"}, false, nil},
+	}
+	for _, tt := range tests {
+		tu, ok := d.TunedSet("h", tt.set)
+		if ok != tt.ok {
+			t.Errorf("TunedSet(%q) = %+v, %v", tt.set, tu, ok)
+			continue
+		}
+		for m, want := range tt.context {
+			if got, ok := tu.ContextFor(m); !ok || got != want {
+				t.Errorf("TunedSet(%q).ContextFor(%s) = %d, %v; want %d", tt.set, m, got, ok, want)
+			}
+		}
+		if _, ok := tu.ContextFor("other"); ok {
+			t.Errorf("TunedSet(%q) gives a context to a model outside it", tt.set)
+		}
+	}
+	if _, ok := d.TunedSet("elsewhere", []string{"chat", "ac:1.5b"}); ok {
+		t.Error("TunedSet found a set tuned on another host")
+	}
+	if k := SetKey([]string{"b", "a:latest", "a"}); k != "a:latest + b:latest" {
+		t.Errorf("SetKey = %q", k)
+	}
+}

@@ -53,6 +53,10 @@ type state struct {
 	// Fix now depends on it): told after the next refresh, or after
 	// holdSpill at the latest.
 	heldSpill map[string]time.Time
+	// beside holds, by ModelKey, the models that keep unloading it
+	// (eviction thrash) as `ctxfit tune --with` takes them: its tune is
+	// then a joint one, which the backend runs (see Backend.Tune).
+	beside map[string][]string
 }
 
 // holdSpill is how long a spill's notification may wait for the refresh
@@ -81,6 +85,7 @@ func newState() *state {
 		quietFix:  map[string]time.Time{},
 		spilling:  map[string]bool{},
 		heldSpill: map[string]time.Time{},
+		beside:    map[string][]string{},
 	}
 }
 
@@ -133,6 +138,9 @@ func (s *state) apply(u watch.Update, now time.Time) []Notification {
 		switch e.Kind {
 		case watch.EventThrash:
 			notes = append(notes, Notification{Title: e.Model + " keeps reloading", Message: e.Message, Icon: assets.Warning})
+		case watch.EventEvictionThrash:
+			notes = append(notes, Notification{Title: e.Model + " and " + strings.Join(e.Companions, ", ") + " keep unloading each other", Message: e.Message, Icon: assets.Warning})
+			s.beside[ollama.ModelKey(e.Model)] = e.Companions
 		case watch.EventSwapRisk:
 			notes = append(notes, Notification{Title: e.Model + " will not fit in memory", Message: e.Message, Icon: assets.Warning})
 		case watch.EventConfigFixed:
@@ -435,6 +443,10 @@ func (s *state) modelView(m watch.Model) modelView {
 
 	mv.Tune = itemView{Title: "Tune context",
 		Tooltip: "Load the model a few times to find the largest context that stays 100% on the GPU"}
+	if with := s.beside[k]; len(with) > 0 {
+		mv.Tune = itemView{Title: "Tune context beside " + strings.Join(with, ", "),
+			Tooltip: "It keeps unloading them: find the largest context at which they all stay 100% on the GPU together"}
+	}
 	switch {
 	case tuning && progress.cancelled:
 		mv.Tune = itemView{Title: "Cancelling…", Disabled: true}
@@ -452,6 +464,9 @@ func (s *state) modelView(m watch.Model) modelView {
 	switch {
 	case m.TunedContext != nil:
 		mv.Info.Title = fmt.Sprintf("Tuned: context %d stays on the GPU", *m.TunedContext)
+		if len(m.TunedBeside) > 0 {
+			mv.Info.Title += " beside " + strings.Join(m.TunedBeside, ", ")
+		}
 	case tuning:
 		mv.Info.Hidden = true // the line shows the tune's progress
 	}

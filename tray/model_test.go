@@ -139,6 +139,20 @@ func TestFixItem(t *testing.T) {
 	}
 }
 
+// TestTuneBeside: after eviction thrash the model's tune item offers the
+// joint tune that ends it.
+func TestTuneBeside(t *testing.T) {
+	st := known(snap(llamaGPU), nil)
+	if got := st.view().Models[0].Tune.Title; got != "Tune context" {
+		t.Errorf("before: %q", got)
+	}
+	st.apply(watch.Update{Snapshot: snap(llamaGPU), Events: []watch.Event{{Kind: watch.EventEvictionThrash, Model: "llama3.1:8b",
+		Companions: []string{"qwen2.5-coder:7b=4096"}, Message: "unloaded each other"}}}, time.Unix(1000, 0))
+	if got := st.view().Models[0].Tune; got.Title != "Tune context beside qwen2.5-coder:7b=4096" || got.Disabled {
+		t.Errorf("after eviction thrash the tune item is %+v", got)
+	}
+}
+
 // TestNotifications plays sequences of updates and checks which
 // notifications each one raises.
 func TestNotifications(t *testing.T) {
@@ -194,6 +208,10 @@ func TestNotifications(t *testing.T) {
 				ev(watch.EventSwapRisk, "llama3.1:8b", "needs more RAM"), ev(watch.EventTuned, "llama3.1:8b", "16384 fits"),
 				ev(watch.EventLoaded, "llama3.1:8b", ""), ev(watch.EventUnreachable, "", "")),
 				want: []string{"llama3.1:8b keeps reloading", "llama3.1:8b will not fit in memory", "Tune finished"}},
+		}},
+		{"eviction thrash", []step{
+			{u: upd(snap(llamaGPU), watch.Event{Kind: watch.EventEvictionThrash, Model: "llama3.1:8b", Companions: []string{"qwen2.5-coder:7b=4096"}, Message: "unloaded each other"}),
+				want: []string{"llama3.1:8b and qwen2.5-coder:7b=4096 keep unloading each other"}},
 		}},
 		{"an automatic fix is told", []step{
 			{u: upd(snap(llamaGPU), ev(watch.EventConfigFixed, "llama3.1:8b", "Continue: contextLength 16384")), want: []string{"Client config fixed"}},

@@ -60,12 +60,17 @@ type Options struct {
 	// unloadWait bounds the wait for the model to leave /api/ps after the
 	// tune unloaded it; 0 means defaultUnloadWait (tests shorten it).
 	unloadWait time.Duration
-	// Progress, when set, is called after each load.
+	// Progress, when set, is called after each load of Model.
 	Progress func(Probe)
 	// Timeout is the progress timeout of each load: a server that sends
 	// nothing for that long ends the tune with ollama.ErrStalled. Zero
 	// fields mean ollama's defaults.
 	Timeout ollama.Progress
+	// Companions, when set, make the tune joint: the answer is the
+	// largest context at which Model and every companion, each at its own
+	// context, are loaded 100% on the GPU at the same time. Models outside
+	// the set are unloaded first. See joint.go.
+	Companions []Companion
 }
 
 // Probe is one measured load: the context it asked for and what /api/ps
@@ -83,11 +88,18 @@ type Probe struct {
 	// system memory for the part that would not fit on the GPU: a spill
 	// whose sizes are unknown.
 	Refused string `json:"refused,omitempty"`
+	// Evicted names the companions of a joint tune that this load
+	// unloaded to make room; CompanionSpilled is set when one of them
+	// stayed but moved (partly) onto the CPU. Either way the set did not
+	// fit.
+	Evicted          []string `json:"evicted,omitempty"`
+	CompanionSpilled bool     `json:"companion_spilled,omitempty"`
 }
 
-// Fits reports whether the load was 100% on the GPU.
+// Fits reports whether the load was 100% on the GPU, beside every
+// companion of a joint tune.
 func (p Probe) Fits() bool {
-	if p.Refused != "" {
+	if p.Refused != "" || len(p.Evicted) > 0 || p.CompanionSpilled {
 		return false
 	}
 	s, _ := ollama.Classify(p.Size, p.SizeVRAM)
@@ -129,6 +141,11 @@ type Result struct {
 	// LargestFit and SmallestSpill bracket the answer with what loads
 	// proved so far; 0 when no load fit or none spilled.
 	LargestFit, SmallestSpill int
+	// Companions are the models of a joint tune that run beside Model,
+	// as /api/ps listed them last; nil for a tune of Model alone.
+	Companions []CompanionLoad
+	// CompanionLoads is how many of Loads loaded a companion.
+	CompanionLoads int
 }
 
 // Errors a tune ends with, to be told apart with errors.Is.
@@ -200,7 +217,7 @@ func (e *LoadError) Unwrap() error { return e.Err }
 
 // Tune finds the largest context, a multiple of opts.Step no larger than the
 // model's trained context, at which opts.Model loads 100% on the GPU of the
-// server behind client. It measures: every verdict comes from a real load
+// server behind client (beside opts.Companions, when given). It measures: every verdict comes from a real load
 // and /api/ps; the model's architecture and the sizes measured only choose
 // which contexts to load (see tunePlan).
 //
@@ -285,6 +302,11 @@ func Tune(ctx context.Context, client *api.Client, opts Options) (res *Result, e
 		}
 	}
 
+	if len(opts.Companions) > 0 {
+		// A joint tune leaves the set loaded together, as tuned (see
+		// tuneJoint); only a tune of the model alone puts it back.
+		return tuneJoint(ctx, client, opts, res, p)
+	}
 	attempted := false // a load was sent, so the model may have changed
 	defer func() {
 		switch {

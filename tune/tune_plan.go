@@ -272,7 +272,8 @@ const layerMargin = 1.25
 func (p *tunePlan) spillBound(pr Probe) float64 {
 	layer := p.layerAt(pr)
 	switch {
-	case layer <= 0:
+	case layer <= 0 || len(pr.Evicted) > 0:
+		// An eviction of a joint tune's companion is not an offload.
 		return 0
 	case pr.SizeVRAM > 0:
 		return float64(pr.SizeVRAM) + layer*layerMargin

@@ -141,6 +141,8 @@ func probeTrace(ps []Probe) string {
 		switch {
 		case p.Refused != "":
 			fmt.Fprintf(&b, "%d refused", p.Context)
+		case len(p.Evicted) > 0:
+			fmt.Fprintf(&b, "%d evicted %d %.2fG", p.Context, len(p.Evicted), float64(p.Size)/1e9)
 		case p.Fits():
 			fmt.Fprintf(&b, "%d fit %.2fG", p.Context, float64(p.Size)/1e9)
 		default:

@@ -147,3 +147,40 @@ func TestTuneAgainstOllama(t *testing.T) {
 		}
 	})
 }
+
+// TestEvictionThrashAgainstOllama: with OLLAMA_MAX_LOADED_MODELS=1 (the
+// test server's setting), two tiny models loaded in turn evict each other,
+// as /api/ps shows, and the watcher reports the third swap.
+func TestEvictionThrashAgainstOllama(t *testing.T) {
+	srv := ollamatest.Start(t)
+	const chat, ac = "ctxfit-chat", "ctxfit-ac"
+	srv.CreateTinyModelVariant(t, chat, "chat")
+	srv.CreateTinyModelVariant(t, ac, "ac")
+	w := watch.New(ollama.NewClient(srv.URL()), srv.URL(), state.OpenStore(t.TempDir()), watch.Options{
+		LocalGPU: func() ollama.GPUPresence { return ollama.GPUAbsent },
+	})
+	ctx := context.Background()
+	var thrash []watch.Event
+	for i := 0; i < 4; i++ {
+		model, other, numCtx := chat, ac, 4096
+		if i%2 == 1 {
+			model, other, numCtx = ac, chat, 2048
+		}
+		srv.Load(t, model, numCtx)
+		if _, ok := srv.Running(t, other); ok && i > 0 {
+			t.Errorf("load %d: %s is still listed beside %s with OLLAMA_MAX_LOADED_MODELS=1", i, other, model)
+		}
+		for _, e := range w.Poll(ctx).Events {
+			t.Logf("event %s: %s", e.Kind, e.Message)
+			if e.Kind == watch.EventEvictionThrash {
+				thrash = append(thrash, e)
+			}
+		}
+	}
+	if len(thrash) != 1 {
+		t.Fatalf("%d eviction thrash events over 3 swaps, want 1", len(thrash))
+	}
+	if e := thrash[0]; e.Model == "" || len(e.Companions) != 1 {
+		t.Errorf("event %+v names no joint tune", e)
+	}
+}

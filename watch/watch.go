@@ -35,7 +35,11 @@ type Model struct {
 	State         ollama.State `json:"state"`
 	Spilled       bool         `json:"spilled"`
 	TunedContext  *int         `json:"tuned_context"` // nil when no tune is known
-	ExpiresAt     time.Time    `json:"-"`
+	// TunedBeside names the models TunedContext leaves room for: the
+	// other models of a joint tune that are loaded beside this one now.
+	// Empty when TunedContext is the model's value alone.
+	TunedBeside []string  `json:"tuned_beside,omitempty"`
+	ExpiresAt   time.Time `json:"-"`
 	// RAMWarning is set on a CPU-only host that is this machine when the
 	// model will not fit in RAM; it says which smaller model would.
 	RAMWarning string `json:"ram_warning,omitempty"`
@@ -77,6 +81,7 @@ const (
 	EventSpillStarted   EventKind = "spill_started"   // a model moved (partly) onto the CPU
 	EventSpillEnded     EventKind = "spill_ended"     // a loaded model is whole on the GPU again
 	EventThrash         EventKind = "reload_thrash"   // clients disagree on num_ctx and keep reloading a model
+	EventEvictionThrash EventKind = "eviction_thrash" // models that do not fit together keep unloading each other
 	EventSwapRisk       EventKind = "swap_risk"       // a model on a CPU-only host does not fit in RAM
 
 	// Events that other parts of ctxfit publish through the watcher.
@@ -97,7 +102,11 @@ type Event struct {
 	ContextLength     int       `json:"context_length,omitempty"`
 	PrevContextLength int       `json:"prev_context_length,omitempty"`
 	Contexts          []int     `json:"contexts,omitempty"` // reload thrash: the lengths seen
-	Message           string    `json:"message"`            // one line for people
+	// Companions are, for eviction thrash, the models that keep unloading
+	// Model (the largest) as `ctxfit tune Model --with` takes them:
+	// "name=context". A joint tune of Model with them ends the thrash.
+	Companions []string `json:"companions,omitempty"`
+	Message    string   `json:"message"` // one line for people
 	// Count is how many models a summary event stands for (a huge
 	// /api/ps); 0 for an event about one model.
 	Count int `json:"count,omitempty"`
@@ -162,9 +171,14 @@ func (o *Options) defaults() {
 
 // Thrash detection: this many loads of one model within thrashWindow, with
 // at least two different context lengths, mean clients disagree on num_ctx.
+// Eviction thrash: this many swaps of the same two models within
+// thrashWindow, a swap being one model loaded while the other left /api/ps
+// at most swapGap before (Ollama unloads the idle model, then loads).
 const (
 	thrashLoads  = 3
 	thrashWindow = 10 * time.Minute
+	thrashSwaps  = 3
+	swapGap      = time.Minute
 )
 
 // Watcher polls one Ollama server's /api/ps and turns what it sees into
@@ -193,11 +207,23 @@ type Watcher struct {
 	// server's address: a stopped or restarting Ollama, which Run probes
 	// for every FastInterval while it backs off.
 	refused bool
+	// swaps are the recent evictions seen, for eviction thrash; evicted
+	// holds when each pair of models was last reported.
+	swaps   []swap
+	evicted map[[2]string]time.Time
 }
 
 type goneModel struct {
 	Model
 	since time.Time
+	// swapped is set once a model loaded after it left: one swap per leave.
+	swapped bool
+}
+
+// swap is one model loaded right after another left /api/ps.
+type swap struct {
+	at      time.Time
+	in, out Model
 }
 
 type load struct {
@@ -221,6 +247,7 @@ func New(client *api.Client, host *url.URL, store *state.Store, opts Options) *W
 		thrash:  map[string]time.Time{},
 		ramWarn: map[string]bool{},
 		subs:    map[*subscriber]struct{}{},
+		evicted: map[[2]string]time.Time{},
 	}
 	if ollamahost.IsLocal(host) {
 		w.local = opts.LocalGPU()
@@ -407,6 +434,10 @@ func (w *Watcher) models(in []api.ProcessModelResponse, gpu ollama.GPUPresence, 
 	if w.local != "" && gpu != ollama.GPUPresent {
 		ram = w.opts.TotalRAM()
 	}
+	loaded := make([]string, 0, len(in))
+	for _, p := range in {
+		loaded = append(loaded, cmp.Or(p.Name, p.Model))
+	}
 	for _, p := range in {
 		state, proc := ollama.Classify(p.Size, p.SizeVRAM)
 		name := p.Name
@@ -423,6 +454,15 @@ func (w *Watcher) models(in []api.ProcessModelResponse, gpu ollama.GPUPresence, 
 				c := t.Context
 				m.TunedContext = &c
 			}
+			if t, ok := jointApplies(data, w.key, name, loaded); ok {
+				c, _ := t.ContextFor(name)
+				m.TunedContext = &c
+				for _, o := range t.Set() {
+					if !ollama.SameModel(o, name) {
+						m.TunedBeside = append(m.TunedBeside, o)
+					}
+				}
+			}
 		}
 		if ram > 0 && gpu != ollama.GPUPresent && state == ollama.StateCPU {
 			m.RAMWarning = ollama.RAMWarning(name, p.Size, ram)
@@ -431,6 +471,34 @@ func (w *Watcher) models(in []api.ProcessModelResponse, gpu ollama.GPUPresence, 
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// jointApplies returns the joint tune that applies to model while the
+// models in loaded run: the one with the most models, all of them loaded,
+// then the newest.
+func jointApplies(data *state.Data, host, model string, loaded []string) (state.Tuned, bool) {
+	var best state.Tuned
+	found := false
+	for _, t := range data.Tuned {
+		if t.Host != host || !t.Joint() {
+			continue
+		}
+		if _, in := t.ContextFor(model); !in {
+			continue
+		}
+		all := true
+		for _, m := range t.Set() {
+			all = all && slices.ContainsFunc(loaded, func(l string) bool { return ollama.SameModel(l, m) })
+		}
+		if !all {
+			continue
+		}
+		if !found || len(t.Companions) > len(best.Companions) ||
+			len(t.Companions) == len(best.Companions) && t.MeasuredAt.After(best.MeasuredAt) {
+			best, found = t, true
+		}
+	}
+	return best, found
 }
 
 // failed records a failed poll and returns the events it causes: one
@@ -466,9 +534,17 @@ func (w *Watcher) diff(snap Snapshot, now time.Time) []Event {
 		w.lastErr = ""
 	}
 	cur := make(map[string]Model, len(snap.Models))
-	for _, m := range dedupe(snap.Models) {
+	models := dedupe(snap.Models)
+	for _, m := range models {
+		cur[ollama.ModelKey(m.Name)] = m
+	}
+	for k, old := range w.prev {
+		if _, ok := cur[k]; !ok {
+			w.gone[k] = goneModel{Model: old, since: now}
+		}
+	}
+	for _, m := range models {
 		k := ollama.ModelKey(m.Name)
-		cur[k] = m
 		old, was := w.prev[k]
 		reloaded := false
 		if g, ok := w.gone[k]; ok && !was {
@@ -505,10 +581,10 @@ func (w *Watcher) diff(snap Snapshot, now time.Time) []Event {
 		if e, ok := w.checkThrash(k, m.Name, now); ok {
 			add(e)
 		}
-	}
-	for k, old := range w.prev {
-		if _, ok := cur[k]; !ok {
-			w.gone[k] = goneModel{old, now}
+		if !w.prevHas(k) {
+			if e, ok := w.noteSwap(m, cur, now); ok {
+				add(e)
+			}
 		}
 	}
 	for k, g := range w.gone {
@@ -610,6 +686,89 @@ var summaryVerb = map[EventKind]string{
 	EventSpillEnded:     "back whole on the GPU",
 	EventSwapRisk:       "will not fit in memory",
 	EventThrash:         "keep reloading",
+}
+
+func (w *Watcher) prevHas(k string) bool {
+	_, ok := w.prev[k]
+	return ok
+}
+
+// noteSwap records that m appeared while models that left /api/ps shortly
+// before are still gone, and reports eviction thrash once per window for
+// a pair of models that swapped thrashSwaps times: they do not fit on the
+// GPU together. cur is what /api/ps lists now.
+func (w *Watcher) noteSwap(m Model, cur map[string]Model, now time.Time) (Event, bool) {
+	keep := w.swaps[:0]
+	for _, s := range w.swaps {
+		if now.Sub(s.at) <= thrashWindow {
+			keep = append(keep, s)
+		}
+	}
+	w.swaps = keep
+	var pairs [][2]string
+	for k, g := range w.gone {
+		if g.swapped || now.Sub(g.since) > swapGap || ollama.SameModel(g.Name, m.Name) {
+			continue
+		}
+		g.swapped = true
+		w.gone[k] = g
+		w.swaps = append(w.swaps, swap{at: now, in: m, out: g.Model})
+		pairs = append(pairs, pairKey(m.Name, g.Name))
+	}
+	slices.SortFunc(pairs, func(a, b [2]string) int { return strings.Compare(a[0]+a[1], b[0]+b[1]) })
+	for _, p := range pairs {
+		if t, ok := w.evicted[p]; ok && now.Sub(t) < thrashWindow {
+			continue
+		}
+		var n int
+		latest := map[string]Model{}
+		for _, s := range w.swaps {
+			if pairKey(s.in.Name, s.out.Name) == p {
+				n++
+				latest[ollama.ModelKey(s.in.Name)], latest[ollama.ModelKey(s.out.Name)] = s.in, s.out
+			}
+		}
+		if n < thrashSwaps {
+			continue
+		}
+		w.evicted[p] = now
+		return evictionEvent(latest[p[0]], latest[p[1]], n, cur), true
+	}
+	return Event{}, false
+}
+
+// pairKey returns the ModelKeys of a and b, sorted.
+func pairKey(a, b string) [2]string {
+	ka, kb := ollama.ModelKey(a), ollama.ModelKey(b)
+	if kb < ka {
+		ka, kb = kb, ka
+	}
+	return [2]string{ka, kb}
+}
+
+// evictionEvent describes n swaps of a and b, with what the GPU holds now,
+// and names the joint tune that would end them: the larger model beside
+// the smaller at the context it ran with.
+func evictionEvent(a, b Model, n int, cur map[string]Model) Event {
+	big, small := a, b
+	if small.Size > big.Size {
+		big, small = small, big
+	}
+	with := small.Name
+	if small.ContextLength > 0 {
+		with = fmt.Sprintf("%s=%d", small.Name, small.ContextLength)
+	}
+	var holds []string
+	for _, m := range cur {
+		holds = append(holds, fmt.Sprintf("%s (%s, %s)", m.Name, format.HumanBytes(m.Size), m.Processor))
+	}
+	slices.Sort(holds)
+	msg := fmt.Sprintf("%s (%s%s) and %s (%s%s) unloaded each other %d times in %s: they do not fit on the GPU together, so every switch between them reloads one. "+
+		"The GPU now holds %s. `ctxfit tune %s --with %s` finds the context that leaves room for both; then `ctxfit fix all`",
+		big.Name, format.HumanBytes(big.Size), ctxText(big.ContextLength), small.Name, format.HumanBytes(small.Size), ctxText(small.ContextLength),
+		n, thrashWindow, strings.Join(holds, ", "), big.Name, with)
+	return Event{Kind: EventEvictionThrash, Model: big.Name, Size: big.Size, ContextLength: big.ContextLength,
+		Companions: []string{with}, Message: msg}
 }
 
 // reloading reports whether a model left /api/ps recently and may be
@@ -823,7 +982,7 @@ func LogEvent(logger *slog.Logger, e Event) { logEvent(logger, e, 0, 0) }
 func logEvent(logger *slog.Logger, e Event, repeated, suppressed int) {
 	level := slog.LevelInfo
 	switch e.Kind {
-	case EventSpillStarted, EventThrash, EventSwapRisk, EventUnreachable, EventConfigWarning:
+	case EventSpillStarted, EventThrash, EventEvictionThrash, EventSwapRisk, EventUnreachable, EventConfigWarning:
 		level = slog.LevelWarn
 	case EventError:
 		level = slog.LevelError
@@ -843,6 +1002,9 @@ func logEvent(logger *slog.Logger, e Event, repeated, suppressed int) {
 	}
 	if len(e.Contexts) > 0 {
 		attrs = append(attrs, slog.Any("contexts", e.Contexts))
+	}
+	if len(e.Companions) > 0 {
+		attrs = append(attrs, slog.Any("companions", e.Companions))
 	}
 	if e.Count > 0 {
 		attrs = append(attrs, slog.Int("models", e.Count))

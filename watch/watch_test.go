@@ -531,3 +531,110 @@ func TestWatcherReconnectsWithinFastInterval(t *testing.T) {
 		}
 	}
 }
+
+// TestEvictionThrash: chat and autocomplete models that do not fit together
+// unload each other; the third swap within ten minutes is reported once,
+// with both models, their sizes, what the GPU holds and the joint tune.
+func TestEvictionThrash(t *testing.T) {
+	const chat, ac = "llama3.1:8b-instruct-fp16", "qwen2.5-coder:7b"
+	chatM := psModel(chat, 23*gib, 23*gib, 32768)
+	acM := psModel(ac, 5*gib, 5*gib, 4096)
+	f := &fakeOllama{}
+	c := newClock()
+	w, _ := newTestWatcher(t, f, Options{Now: c.now})
+	type step struct {
+		after  time.Duration
+		models []api.ProcessModelResponse
+	}
+	// The user alternates: chat loaded; autocomplete evicts it (seen in one
+	// poll, or over two polls while the new model loads); and back.
+	script := []step{
+		{0, []api.ProcessModelResponse{chatM}},
+		{30 * time.Second, []api.ProcessModelResponse{acM}},  // swap 1, one poll
+		{time.Minute, nil},                                   // chat unloaded…
+		{5 * time.Second, []api.ProcessModelResponse{chatM}}, // …and loaded: swap 2
+		{time.Minute, []api.ProcessModelResponse{acM}},       // swap 3: reported
+		{time.Minute, []api.ProcessModelResponse{chatM}},     // swap 4: not again
+		{time.Minute, []api.ProcessModelResponse{acM}},       // swap 5
+	}
+	var got []Event
+	for i, s := range script {
+		c.advance(s.after)
+		f.set(s.models...)
+		for _, e := range w.Poll(context.Background()).Events {
+			if e.Kind == EventEvictionThrash {
+				got = append(got, e)
+				if i != 4 {
+					t.Errorf("eviction thrash reported at step %d, want at the third swap (step 4)", i)
+				}
+			}
+		}
+	}
+	if len(got) != 1 {
+		t.Fatalf("%d eviction thrash events, want 1: %+v", len(got), got)
+	}
+	e := got[0]
+	if e.Model != chat || len(e.Companions) != 1 || e.Companions[0] != ac+"=4096" {
+		t.Errorf("event names %s with %q, want %s with %s=4096", e.Model, e.Companions, chat, ac)
+	}
+	for _, want := range []string{chat + " (24 GB, context 32768)", ac + " (5.4 GB, context 4096)", "unloaded each other 3 times in 10m0s",
+		"do not fit on the GPU together", "The GPU now holds " + ac + " (5.4 GB, 100% GPU)",
+		"`ctxfit tune " + chat + " --with " + ac + "=4096`", "ctxfit fix all"} {
+		if !strings.Contains(e.Message, want) {
+			t.Errorf("message %q lacks %q", e.Message, want)
+		}
+	}
+
+	// Swaps spread over more than ten minutes are not thrash; nor is a
+	// model that loads long after another expired.
+	w2, _ := newTestWatcher(t, f, Options{Now: c.now})
+	for i := 0; i < 6; i++ {
+		c.advance(6 * time.Minute)
+		f.set(map[bool]api.ProcessModelResponse{true: chatM, false: acM}[i%2 == 0])
+		if u := w2.Poll(context.Background()); containsKind(u.Events, EventEvictionThrash) {
+			t.Fatalf("thrash reported for swaps six minutes apart: %+v", u.Events)
+		}
+	}
+	w3, _ := newTestWatcher(t, f, Options{Now: c.now})
+	for i := 0; i < 6; i++ {
+		f.set(map[bool]api.ProcessModelResponse{true: chatM, false: acM}[i%2 == 0])
+		w3.Poll(context.Background())
+		c.advance(30 * time.Second)
+		f.set()
+		w3.Poll(context.Background())
+		c.advance(2 * time.Minute) // loads come long after the other left
+		if u := w3.Poll(context.Background()); containsKind(u.Events, EventEvictionThrash) {
+			t.Fatalf("thrash reported for models that expired: %+v", u.Events)
+		}
+	}
+}
+
+// TestTunedBeside: while the set of a joint tune is loaded, its value is
+// the one shown; alone, the model's own.
+func TestTunedBeside(t *testing.T) {
+	const chat, ac = "llama3.1:8b-instruct-fp16", "qwen2.5-coder:7b"
+	f := &fakeOllama{}
+	w, store := newTestWatcher(t, f, Options{})
+	store.Update(func(d *state.Data) error {
+		d.PutTuned(state.Tuned{Host: w.key, Model: chat, Context: 24576, MeasuredAt: time.Now()})
+		d.PutTuned(state.Tuned{Host: w.key, Model: chat, Context: 13312, MeasuredAt: time.Now(),
+			Companions: []state.Companion{{Model: ac, Context: 4096}}})
+		return nil
+	})
+	f.set(psModel(chat, 20*gib, 20*gib, 13312), psModel(ac, 5*gib, 5*gib, 4096))
+	snap := w.Poll(context.Background()).Snapshot
+	want := map[string]struct {
+		ctx    int
+		beside string
+	}{chat: {13312, ac}, ac: {4096, chat}}
+	for _, m := range snap.Models {
+		if m.TunedContext == nil || *m.TunedContext != want[m.Name].ctx || strings.Join(m.TunedBeside, ",") != want[m.Name].beside {
+			t.Errorf("%s: tuned %v beside %q, want %+v", m.Name, m.TunedContext, m.TunedBeside, want[m.Name])
+		}
+	}
+	f.set(psModel(chat, 22*gib, 22*gib, 24576))
+	m := w.Poll(context.Background()).Snapshot.Models[0]
+	if m.TunedContext == nil || *m.TunedContext != 24576 || m.TunedBeside != nil {
+		t.Errorf("alone: tuned %v beside %q, want 24576 alone", m.TunedContext, m.TunedBeside)
+	}
+}

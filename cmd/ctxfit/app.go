@@ -45,6 +45,9 @@ type app struct {
 
 	mu     sync.Mutex
 	tuning map[string]bool // models being tuned, by ModelKey
+	// beside holds, by ModelKey, the models that keep unloading a model
+	// (eviction thrash): its next tune leaves room for them.
+	beside map[string][]tune.Companion
 }
 
 var _ tray.Backend = (*app)(nil)
@@ -60,6 +63,7 @@ func newApp(e *env, u *url.URL, store *state.Store, logger *slog.Logger, m *metr
 		events:  &watch.EventLog{Logger: logger},
 		tuning:  map[string]bool{},
 		metrics: m,
+		beside:  map[string][]tune.Companion{},
 	}
 	var opts watch.Options
 	if m != nil {
@@ -115,6 +119,16 @@ func (a *app) react(ctx context.Context, updates <-chan watch.Update) {
 				if msg := a.spillCulprits(ev.Model); msg != "" {
 					a.watcher.Publish(watch.Event{Kind: watch.EventConfigWarning, Model: ev.Model, Message: msg})
 				}
+			case watch.EventEvictionThrash:
+				var with []tune.Companion
+				for _, c := range ev.Companions {
+					if comp, err := tune.ParseCompanion(c); err == nil {
+						with = append(with, comp)
+					}
+				}
+				a.mu.Lock()
+				a.beside[ollama.ModelKey(ev.Model)] = with
+				a.mu.Unlock()
 			case watch.EventThrash:
 				if msg := a.thrashCulprits(ev.Model); msg != "" {
 					a.watcher.Publish(watch.Event{Kind: watch.EventConfigWarning, Model: ev.Model, Contexts: ev.Contexts, Message: msg})
@@ -247,6 +261,7 @@ func (a *app) Tune(ctx context.Context, model string, progress func(string)) err
 		return fmt.Errorf("%s is already being tuned", model)
 	}
 	a.tuning[k] = true
+	with := a.beside[k]
 	a.mu.Unlock()
 	defer func() {
 		a.mu.Lock()
@@ -258,11 +273,19 @@ func (a *app) Tune(ctx context.Context, model string, progress func(string)) err
 	if err != nil {
 		return err
 	}
-	a.logger.Info("tuning", "model", model, "parallel", parallel)
+	a.logger.Info("tuning", "model", model, "parallel", parallel, "beside", companionList(with))
+	// What is known of the server's GPU, as `ctxfit tune` reads it: the
+	// user's answer, or a model seen in VRAM; not this machine's hardware,
+	// a guess that a known-absent GPU would turn into a refusal.
+	gpu := ollama.GPUUnknown
+	if d, err := a.store.Load(); err == nil {
+		gpu = d.GPU(a.key, "")
+	}
 	opts := tune.Options{
-		Model:    model,
-		Parallel: parallel,
-		GPU:      a.Snapshot().GPU,
+		Model:      model,
+		Parallel:   parallel,
+		GPU:        gpu,
+		Companions: with,
 		Progress: func(p tune.Probe) {
 			line := probeLine(p)
 			a.logger.Info("tune probe", "model", model, "probe", line)

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/ollama"
 	"github.com/ctxfit/ctxfit/state"
+	"github.com/ctxfit/ctxfit/watch"
 )
 
 // appFixture is a simulated Ollama, a home with Continue's and Zed's
@@ -192,5 +194,35 @@ func TestAppTuneThenAutoFix(t *testing.T) {
 	}
 	if a.ContinueConfigPath() != f.cont {
 		t.Errorf("ContinueConfigPath = %q, want %q", a.ContinueConfigPath(), f.cont)
+	}
+}
+
+// TestAppTuneAfterEvictionThrash: after the watcher reports two models
+// unloading each other, the tray's tune of the larger one is joint.
+func TestAppTuneAfterEvictionThrash(t *testing.T) {
+	f := newAppFixture(t, 131072, 0)
+	e := &env{stdout: io.Discard, stderr: io.Discard, getenv: func(k string) string { return f.vars[k] }}
+	store, _ := e.store()
+	a := newApp(e, ollamahost.Parse(f.u), store, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go a.run(ctx)
+	const ac = "qwen2.5-coder:7b"
+	waitFor(t, "the app to subscribe", func() bool {
+		a.watcher.Publish(watch.Event{Kind: watch.EventEvictionThrash, Model: llama, Companions: []string{ac + "=4096"}, Message: "unloaded each other"})
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return len(a.beside[ollama.ModelKey(llama)]) == 1
+	})
+	if err := a.Tune(ctx, llama, nil); err != nil {
+		t.Fatal(err)
+	}
+	data, err := store.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	joint, ok := data.TunedSet(a.key, []string{llama, ac})
+	if !ok || joint.Context <= 0 || joint.Companions[0].Context != 4096 {
+		t.Errorf("stored %+v, %v; want a joint tune beside %s at 4096", joint, ok, ac)
 	}
 }

@@ -27,11 +27,16 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	fs.BoolVar(&o.headless, "headless", false, "run without a tray icon, logging events")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	o.registerTrayWait(fs)
+	together := fs.Bool("together", false, "show instead a chat model and an autocomplete model on a 24 GB GPU that unload each other")
+	every := fs.Duration("switch-every", 3*time.Second, "with --together, how often the simulated user switches between chat and autocomplete")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected %q; demo takes only flags", fs.Arg(0))
+	}
+	if *together {
+		return runDemoTogether(ctx, e, o, *listen, *every)
 	}
 	gpu, _ := gpusim.LookupGPU(demoGPU)
 	sim := gpusim.New(gpusim.Config{GPU: gpu, LoadDelay: 400 * time.Millisecond})

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/ctxfit/ctxfit/clients"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/ollama"
 	"github.com/ctxfit/ctxfit/state"
 )
 
@@ -358,17 +360,21 @@ func runClients(ctx context.Context, e *env, args []string) error {
 			if a.MaxTokens > 0 {
 				line += fmt.Sprintf(" (maxTokens %d)", a.MaxTokens)
 			}
+			beside := ""
+			if len(a.Beside) > 0 {
+				beside = " beside " + strings.Join(a.Beside, ", ")
+			}
 			switch {
 			case a.Tuned == 0:
 				line += "; not tuned yet"
 			case a.Differs():
-				line += fmt.Sprintf("; tuned %d, maxTokens %d", a.Tuned, clients.MaxTokens(a.Tuned))
+				line += fmt.Sprintf("; tuned %d%s, maxTokens %d", a.Tuned, beside, clients.MaxTokens(a.Tuned))
 				if a.TooLarge() {
 					line += " (spills)"
 				}
 				differs = true
 			default:
-				line += "; tuned, as it should"
+				line += "; tuned" + beside + ", as it should"
 			}
 			fmt.Fprintln(e.stdout, line)
 		}
@@ -388,13 +394,89 @@ func askLabel(a clients.Ask) string {
 
 // tunedTarget returns what a fix aims for: the tuned context of each model
 // on host that applies to the server's parallel slots (0: unknown; the
-// latest then), as status shows it.
+// latest then), as status shows it; for the models a client runs together,
+// the values of their joint tune.
 func tunedTarget(d *state.Data, host *url.URL, parallel int) clients.Target {
 	key := ollamahost.Key(host)
 	return clients.Target{Host: host, Models: tunedModels(d, key), Tuned: func(model string) (int, bool) {
 		t, ok := d.TunedForParallel(key, model, "", parallel)
 		return t.Context, ok && t.Context > 0
+	}, ForSet: func(set []clients.Use) (func(string) (int, bool), bool, []string) {
+		return forSet(d, key, set)
 	}}
+}
+
+// forSet gives the models of set, which a client runs together, the values
+// of the joint tune of exactly that set. Without one it leaves them their
+// values alone and warns when set[0]'s leaves no room for the others.
+func forSet(d *state.Data, key string, set []clients.Use) (func(string) (int, bool), bool, []string) {
+	names := make([]string, len(set))
+	for i, u := range set {
+		names[i] = u.Model
+	}
+	joint := func(t state.Tuned) func(string) (int, bool) {
+		return func(model string) (int, bool) {
+			n, ok := t.ContextFor(model)
+			if !ok {
+				if a, found := d.TunedFor(key, model, ""); found {
+					return a.Context, a.Context > 0
+				}
+			}
+			return n, ok && n > 0
+		}
+	}
+	if t, ok := d.TunedSet(key, names); ok {
+		return joint(t), true, nil
+	}
+	// A tune of part of the set still leaves room for that part.
+	if t, ok := largestSubset(d, key, names); ok {
+		var missing []string
+		for _, n := range names {
+			if _, in := t.ContextFor(n); !in {
+				missing = append(missing, n)
+			}
+		}
+		return joint(t), true, []string{fmt.Sprintf("%s's value %d was tuned beside %s but not beside %s, which this client also runs with it; `ctxfit tune %s` with --with for each finds the value for them all",
+			t.Model, t.Context, strings.Join(t.Set()[1:], ", "), strings.Join(missing, ", "), t.Model)}
+	}
+	alone, ok := d.TunedFor(key, set[0].Model, "")
+	if !ok || alone.Context <= 0 {
+		return nil, false, nil
+	}
+	var with []string
+	for _, u := range set[1:] {
+		w := u.Model
+		if u.Context > 0 {
+			w = fmt.Sprintf("%s=%d", u.Model, u.Context)
+		}
+		with = append(with, "--with "+w)
+	}
+	return nil, false, []string{fmt.Sprintf("%s's tuned value %d was measured with the model alone on the GPU; it leaves no room for %s, which this client runs beside it (each switch unloads one of them). `ctxfit tune %s %s` finds the value for them together",
+		set[0].Model, alone.Context, strings.Join(names[1:], ", "), set[0].Model, strings.Join(with, " "))}
+}
+
+// largestSubset returns the joint tune on host whose models are all in
+// names and include names[0], with the most models, then the newest.
+func largestSubset(d *state.Data, key string, names []string) (state.Tuned, bool) {
+	var best state.Tuned
+	found := false
+	for _, t := range d.Tuned {
+		if t.Host != key || !t.Joint() {
+			continue
+		}
+		if _, in := t.ContextFor(names[0]); !in {
+			continue
+		}
+		all := true
+		for _, m := range t.Set() {
+			all = all && slices.ContainsFunc(names, func(n string) bool { return ollama.SameModel(n, m) })
+		}
+		if all && (!found || len(t.Companions) > len(best.Companions) ||
+			len(t.Companions) == len(best.Companions) && t.MeasuredAt.After(best.MeasuredAt)) {
+			best, found = t, true
+		}
+	}
+	return best, found
 }
 
 // clientArg returns the first positional argument, skipping flags and the

@@ -204,6 +204,9 @@ func (e *env) writeStatus(w io.Writer, u *url.URL, snap watch.Snapshot, data *st
 				tuned = fmt.Sprint(t.Context)
 				m.TunedContext = &t.Context
 			}
+			if len(m.TunedBeside) > 0 {
+				tuned += " beside " + strings.Join(m.TunedBeside, ", ")
+			}
 			if m.Spilled {
 				state += ", spilled"
 			}
@@ -235,9 +238,13 @@ func (e *env) writeStatus(w io.Writer, u *url.URL, snap watch.Snapshot, data *st
 		if t.Host != hostKey {
 			continue
 		}
-		line := fmt.Sprintf("  %s: %d (step %d, parallel %d, measured %s)", termtext.Clean(t.Model), t.Context, t.Step, t.Parallel, e.local(t.MeasuredAt).Format(time.DateTime))
-		if n := tunedCount(data, hostKey, t.Model); n > 1 {
-			if a, _ := data.TunedForParallel(hostKey, t.Model, "", parallel); a == t {
+		beside := ""
+		for i, c := range t.Companions {
+			beside += map[bool]string{true: " beside ", false: ", "}[i == 0] + fmt.Sprintf("%s at %d", termtext.Clean(c.Model), c.Context)
+		}
+		line := fmt.Sprintf("  %s: %d%s (step %d, parallel %d, measured %s)", termtext.Clean(t.Model), t.Context, beside, t.Step, t.Parallel, e.local(t.MeasuredAt).Format(time.DateTime))
+		if n := tunedCount(data, hostKey, t.Model); n > 1 && !t.Joint() {
+			if a, _ := data.TunedForParallel(hostKey, t.Model, "", parallel); a.Parallel == t.Parallel && a.Digest == t.Digest && a.MeasuredAt.Equal(t.MeasuredAt) {
 				line += " ← applies: " + appliesWhy(parallel)
 			}
 		}
@@ -248,11 +255,11 @@ func (e *env) writeStatus(w io.Writer, u *url.URL, snap watch.Snapshot, data *st
 	}
 }
 
-// tunedCount returns how many results are stored for model on host.
+// tunedCount returns how many results of model tuned alone are stored for host.
 func tunedCount(d *state.Data, host, model string) int {
 	n := 0
 	for _, t := range d.Tuned {
-		if t.Host == host && ollama.SameModel(t.Model, model) {
+		if t.Host == host && ollama.SameModel(t.Model, model) && !t.Joint() {
 			n++
 		}
 	}

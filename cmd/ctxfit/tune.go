@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -32,6 +33,8 @@ func runTune(ctx context.Context, e *env, args []string) error {
 	quiet := fs.Bool("quiet", false, "print no progress on stderr")
 	progressFlag := fs.Bool("progress", false, "print progress on stderr even when it is not a terminal")
 	timeout := progressFlags(fs)
+	var with companionFlag
+	fs.Var(&with, "with", "a model `OTHER[=CONTEXT]` that runs beside MODEL at CONTEXT (default: its own); repeat for more")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -87,14 +90,19 @@ func runTune(ctx context.Context, e *env, args []string) error {
 	case *asJSON:
 		out = e.stderr // stdout holds only the JSON
 	}
-	fmt.Fprintf(out, "Tuning %s on %s: step %d, %d parallel slot%s.\n", model, u.Redacted(), *step, p, plural(p))
+	beside := ""
+	if len(with) > 0 {
+		beside = " beside " + companionList(with)
+	}
+	fmt.Fprintf(out, "Tuning %s%s on %s: step %d, %d parallel slot%s.\n", model, beside, u.Redacted(), *step, p, plural(p))
 	n := 0
 	opts := tune.Options{
-		Model:    model,
-		Step:     *step,
-		Parallel: p,
-		GPU:      gpu,
-		Timeout:  *timeout,
+		Model:      model,
+		Step:       *step,
+		Parallel:   p,
+		GPU:        gpu,
+		Timeout:    *timeout,
+		Companions: with,
 		Progress: func(probe tune.Probe) {
 			n++
 			pr.done()
@@ -128,6 +136,12 @@ func runTune(ctx context.Context, e *env, args []string) error {
 		return writeTuneJSON(e.stdout, u, res)
 	}
 	fmt.Fprintln(e.stdout, tuneSummary(res))
+	if len(res.Companions) > 0 {
+		// A speed comparison would reload the model beside its
+		// companions and could unload them; the set stays as tuned.
+		fmt.Fprintf(e.stdout, "Stored beside %s; %s writes it into the clients that use these models together.\n", companionLoads(res.Companions), e.cmdline(u, "fix", "all"))
+		return nil
+	}
 	pr.start("comparing the speed before and after")
 	before, after, err := tune.BenchBeforeAfter(ctx, client, res, *timeout)
 	pr.done()
@@ -199,6 +213,7 @@ func storeTuned(store *state.Store, key string, res *tune.Result, budget int64) 
 			MeasuredAt:     time.Now().UTC(),
 			BytesPerToken:  bytesPerToken(res),
 			GPUBudget:      budget,
+			Companions:     storedCompanions(res.Companions),
 		})
 		d.Host(key).GPUSeen = true // the answer loaded into VRAM
 		return nil
@@ -207,6 +222,48 @@ func storeTuned(store *state.Store, key string, res *tune.Result, budget int64) 
 		return fmt.Errorf("tuned %s to %d but could not store it: %w", res.Model, res.Context, err)
 	}
 	return nil
+}
+
+// storedCompanions returns the companions of a joint tune as the state keeps
+// them: each at the context it ran with.
+func storedCompanions(cs []tune.CompanionLoad) []state.Companion {
+	var out []state.Companion
+	for _, c := range cs {
+		out = append(out, state.Companion{Model: c.Model, Context: cmp.Or(c.Loaded, c.Context)})
+	}
+	return out
+}
+
+// companionFlag collects the repeatable --with OTHER[=CONTEXT].
+type companionFlag []tune.Companion
+
+func (f *companionFlag) String() string { return companionList(*f) }
+
+func (f *companionFlag) Set(s string) error {
+	c, err := tune.ParseCompanion(s)
+	if err != nil {
+		return err
+	}
+	*f = append(*f, c)
+	return nil
+}
+
+// companionList returns "a=4096, b".
+func companionList(cs []tune.Companion) string {
+	parts := make([]string, len(cs))
+	for i, c := range cs {
+		parts[i] = c.String()
+	}
+	return strings.Join(parts, ", ")
+}
+
+// companionLoads returns "qwen2.5-coder:1.5b at num_ctx 4096 (1.2 GB)".
+func companionLoads(cs []tune.CompanionLoad) string {
+	parts := make([]string, len(cs))
+	for i, c := range cs {
+		parts[i] = fmt.Sprintf("%s at num_ctx %d (%s)", c.Model, cmp.Or(c.Loaded, c.Context), format.HumanBytes(c.Size))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // parallelSlots returns the parallel slots to tune for: --parallel when
@@ -234,7 +291,14 @@ func probeLine(p tune.Probe) string {
 	if p.Refused != "" {
 		return fmt.Sprintf("num_ctx %d: refused by the server (%s), %.1f s", p.Context, termtext.Clean(p.Refused), p.Seconds)
 	}
-	return fmt.Sprintf("num_ctx %d: %s, %s, %.1f s", p.Context, format.HumanBytes(p.Size), p.Processor(), p.Seconds)
+	line := fmt.Sprintf("num_ctx %d: %s, %s, %.1f s", p.Context, format.HumanBytes(p.Size), p.Processor(), p.Seconds)
+	switch {
+	case len(p.Evicted) > 0:
+		line += "; " + strings.Join(p.Evicted, ", ") + " did not stay loaded beside it"
+	case p.CompanionSpilled:
+		line += "; a model beside it moved onto the CPU"
+	}
+	return line
 }
 
 func tuneSummary(res *tune.Result) string {
@@ -246,6 +310,13 @@ func tuneSummary(res *tune.Result) string {
 		why = fmt.Sprintf("the model's trained context is %d", res.TrainedContext)
 	default:
 		why = "the largest context tried"
+	}
+	if len(res.Companions) > 0 {
+		if res.SmallestSpill > 0 {
+			why = fmt.Sprintf("%d does not fit beside them", res.SmallestSpill)
+		}
+		return fmt.Sprintf("%s: num_ctx %d stays 100%% on the GPU beside %s (%s); %d load%s, %d of them of the companions.",
+			res.Model, res.Context, companionLoads(res.Companions), why, res.Loads, plural(res.Loads), res.CompanionLoads)
 	}
 	return fmt.Sprintf("%s: num_ctx %d stays 100%% on the GPU (%s); %d load%s.", res.Model, res.Context, why, res.Loads, plural(res.Loads))
 }
@@ -298,21 +369,25 @@ type tuneJSON struct {
 	TrainedContext int         `json:"trained_context"`
 	Parallel       int         `json:"parallel"`
 	Probes         []probeJSON `json:"probes"`
-	Restored       string      `json:"restored"` // how the model was left: "unloaded", "reloaded at num_ctx N"
+	Restored       string      `json:"restored"` // how the model was left: "unloaded", "reloaded at num_ctx N"; "" for a joint tune
+	// Companions and CompanionLoads only for a joint tune (--with).
+	Companions     []tune.CompanionLoad `json:"companions,omitempty"`
+	CompanionLoads int                  `json:"companion_loads,omitempty"`
 }
 
 type probeJSON struct {
-	Context   int     `json:"context"`
-	Size      int64   `json:"size"`
-	SizeVRAM  int64   `json:"size_vram"`
-	Processor string  `json:"processor"`
-	Seconds   float64 `json:"seconds"`
+	Context   int      `json:"context"`
+	Size      int64    `json:"size"`
+	SizeVRAM  int64    `json:"size_vram"`
+	Processor string   `json:"processor"`
+	Seconds   float64  `json:"seconds"`
+	Evicted   []string `json:"evicted,omitempty"`
 }
 
 func writeTuneJSON(w io.Writer, u *url.URL, res *tune.Result) error {
-	out := tuneJSON{u.String(), res.Model, res.Context, res.Step, res.Loads, res.TrainedContext, res.Parallel, []probeJSON{}, res.Restored}
+	out := tuneJSON{u.String(), res.Model, res.Context, res.Step, res.Loads, res.TrainedContext, res.Parallel, []probeJSON{}, res.Restored, res.Companions, res.CompanionLoads}
 	for _, p := range res.Probes {
-		out.Probes = append(out.Probes, probeJSON{p.Context, p.Size, p.SizeVRAM, p.Processor(), p.Seconds})
+		out.Probes = append(out.Probes, probeJSON{p.Context, p.Size, p.SizeVRAM, p.Processor(), p.Seconds, p.Evicted})
 	}
 	return writeIndentedJSON(w, out)
 }
@@ -354,13 +429,21 @@ func listTuned(e *env, store *state.Store, u *url.URL, all, asJSON bool) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 3, ' ', 0)
-	fmt.Fprintln(tw, "HOST\tMODEL\tCONTEXT\tSTEP\tPARALLEL\tLOADS\tTRAINED\tMEASURED")
+	fmt.Fprintln(tw, "HOST\tMODEL\tCONTEXT\tSTEP\tPARALLEL\tLOADS\tTRAINED\tMEASURED\tBESIDE")
 	for _, t := range out.Tuned {
 		trained := "?"
 		if t.TrainedContext > 0 {
 			trained = strconv.Itoa(t.TrainedContext)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", t.Host, t.Model, t.Context, t.Step, t.Parallel, t.Loads, trained, e.local(t.MeasuredAt).Format(time.DateTime))
+		beside := "alone"
+		if t.Joint() {
+			parts := make([]string, len(t.Companions))
+			for i, c := range t.Companions {
+				parts[i] = fmt.Sprintf("%s=%d", c.Model, c.Context)
+			}
+			beside = strings.Join(parts, ", ")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", t.Host, t.Model, t.Context, t.Step, t.Parallel, t.Loads, trained, e.local(t.MeasuredAt).Format(time.DateTime), beside)
 	}
 	return tw.Flush()
 }

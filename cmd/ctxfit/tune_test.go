@@ -335,3 +335,56 @@ func TestBenchCommand(t *testing.T) {
 		t.Errorf("bench without a model: exit %d, want 2", code)
 	}
 }
+
+// TestTuneWith: `ctxfit tune --with` finds the context that leaves room
+// for the autocomplete model and keeps it beside the tune alone.
+func TestTuneWith(t *testing.T) {
+	const ac = "qwen2.5-coder:7b"
+	_, u := startSim(t, "24GB", nil)
+	c := newCLI(t, nil)
+	if code, out, errOut := c.run("tune", fp16, "--host", u); code != 0 {
+		t.Fatalf("tune alone: exit %d: %s%s", code, out, errOut)
+	}
+	code, out, errOut := c.run("tune", fp16, "--with", ac+"=4096", "--host", u)
+	if code != 0 {
+		t.Fatalf("tune --with: exit %d: %s%s", code, out, errOut)
+	}
+	golden(t, "tune_with.txt", normalize(out))
+
+	// The answer equals the exhaustive joint search's (tune's own tests
+	// check that over every preset); here, that both answers are kept.
+	data, err := state.OpenStore(c.vars[state.StateDirEnv]).Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := data.Tuned[0].Host
+	alone, ok1 := data.TunedFor(key, fp16, "")
+	joint, ok2 := data.TunedSet(key, []string{ac, fp16})
+	if !ok1 || !ok2 || alone.Joint() || joint.Context >= alone.Context || joint.Companions[0] != (state.Companion{Model: ac, Context: 4096}) {
+		t.Errorf("stored alone %+v (%v) and joint %+v (%v)", alone, ok1, joint, ok2)
+	}
+	code, out, _ = c.run("tune", "--list", "--host", u)
+	if code != 0 || !strings.Contains(out, "alone") || !strings.Contains(out, ac+"=4096") {
+		t.Errorf("tune --list: exit %d\n%s", code, out)
+	}
+}
+
+func TestTuneWithErrors(t *testing.T) {
+	_, u := startSim(t, "16GB", nil)
+	c := newCLI(t, nil)
+	tests := []struct {
+		args []string
+		code int
+		says string
+	}{
+		{[]string{"tune", fp16, "--with", "qwen2.5:0.5b=big", "--host", u}, 2, "positive number of tokens"},
+		{[]string{"tune", fp16, "--with", fp16, "--host", u}, 1, "cannot also run beside itself"},
+		{[]string{"tune", fp16, "--with", "qwen2.5-coder:7b=4096", "--host", u}, 1, "do not stay on the GPU together"},
+	}
+	for _, tt := range tests {
+		code, out, errOut := c.run(tt.args...)
+		if code != tt.code || !strings.Contains(errOut, tt.says) {
+			t.Errorf("%q: exit %d, want %d saying %q\n%s%s", tt.args, code, tt.code, tt.says, out, errOut)
+		}
+	}
+}

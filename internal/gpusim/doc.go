@@ -42,7 +42,10 @@
 //
 // A load that does not fit whole beside the models already loaded evicts them
 // one at a time, shortest keep_alive first (Ollama's ByDurationAndName), until
-// it fits or the GPU is empty. On hosts other than Apple Silicon a load whose
+// it fits or the GPU is empty; only then does it offload layers. A load that
+// finds Config.MaxLoaded models loaded (OLLAMA_MAX_LOADED_MODELS, default 3)
+// evicts one first. So two models that do not fit together evict each other
+// at every switch, as on a real server; Evictions counts them. On hosts other than Apple Silicon a load whose
 // CPU part exceeds the free system memory (GPU.RAM less what other models hold
 // there) fails with Ollama's "model requires more system memory" error.
 //

@@ -39,6 +39,10 @@ type Config struct {
 	Parallel int
 	// DefaultContext is OLLAMA_CONTEXT_LENGTH; 0 picks it by total VRAM.
 	DefaultContext int
+	// MaxLoaded is OLLAMA_MAX_LOADED_MODELS: a load that finds this many
+	// other models loaded evicts one first. 0 means Ollama's default, 3 per
+	// GPU (3 on a CPU-only host too).
+	MaxLoaded int
 	// Version is what /api/version reports; empty means "0.17.4".
 	Version string
 	// Now is the clock; nil means time.Now. Tests pass a fake one to
@@ -61,8 +65,10 @@ type Server struct {
 	models map[string]*entry
 	loaded map[string]*runner
 	loads  int
-	fault  Fault
-	http   *http.Server
+	// evictions counts the models unloaded to make room for another.
+	evictions int
+	fault     Fault
+	http      *http.Server
 }
 
 // entry is a model the server has, with its Modelfile parameters.
@@ -97,6 +103,9 @@ func New(cfg Config) *Server {
 	if cfg.DefaultContext <= 0 {
 		cfg.DefaultContext = defaultContext(cfg.GPU.totalVRAM())
 	}
+	if cfg.MaxLoaded <= 0 {
+		cfg.MaxLoaded = defaultMaxLoaded
+	}
 	s := &Server{
 		cfg:    cfg,
 		models: map[string]*entry{},
@@ -114,6 +123,11 @@ func New(cfg Config) *Server {
 	s.mux = s.routes()
 	return s
 }
+
+// defaultMaxLoaded is Ollama's OLLAMA_MAX_LOADED_MODELS when unset on a
+// host with one GPU or none: defaultModelsPerGPU × max(GPUs, 1) in
+// server/sched.go.
+const defaultMaxLoaded = 3
 
 // defaultContext is Ollama's default num_ctx for a host with total bytes of
 // VRAM (server/routes.go, since v0.15.5).
@@ -311,10 +325,16 @@ func (s *Server) schedule(ctx context.Context, e *entry, reqCtx int, session tim
 
 // fitLocked places f beside the loaded models, evicting them one at a time
 // (shortest keep_alive first, then by name, as Ollama's ByDurationAndName)
-// until it fits whole or nothing else is loaded.
+// until it fits whole or nothing else is loaded. As in Ollama's
+// processPending, a load that finds MaxLoaded models loaded evicts one
+// before it even tries.
 func (s *Server) fitLocked(f footprint) (placement, error) {
 	g := s.cfg.GPU
 	for {
+		if len(s.loaded) >= s.cfg.MaxLoaded {
+			s.evictLocked()
+			continue
+		}
 		var usedVRAM, usedRAM int64
 		for _, r := range s.loaded {
 			usedVRAM += r.place.vram
@@ -335,18 +355,38 @@ func (s *Server) fitLocked(f footprint) (placement, error) {
 			}
 			return p, nil
 		}
-		victims := make([]*runner, 0, len(s.loaded))
-		for _, r := range s.loaded {
-			victims = append(victims, r)
-		}
-		sort.Slice(victims, func(i, j int) bool {
-			if victims[i].session != victims[j].session {
-				return uint64(victims[i].session) < uint64(victims[j].session)
-			}
-			return victims[i].entry.Name < victims[j].entry.Name
-		})
-		delete(s.loaded, canonicalName(victims[0].entry.Name))
+		s.evictLocked()
 	}
+}
+
+// evictLocked unloads the loaded model Ollama's findRunnerToUnload picks:
+// the shortest keep_alive (compared as unsigned, so that a negative one,
+// forever, comes last), then the first by name. Every simulated runner is
+// idle between requests.
+func (s *Server) evictLocked() {
+	victims := make([]*runner, 0, len(s.loaded))
+	for _, r := range s.loaded {
+		victims = append(victims, r)
+	}
+	if len(victims) == 0 {
+		return
+	}
+	sort.Slice(victims, func(i, j int) bool {
+		if victims[i].session != victims[j].session {
+			return uint64(victims[i].session) < uint64(victims[j].session)
+		}
+		return victims[i].entry.Name < victims[j].entry.Name
+	})
+	delete(s.loaded, canonicalName(victims[0].entry.Name))
+	s.evictions++
+}
+
+// Evictions returns how many loaded models were unloaded to make room for
+// another load so far.
+func (s *Server) Evictions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.evictions
 }
 
 // expireLocked drops the models whose keep_alive has run out.

@@ -27,6 +27,7 @@ const (
 	qwen05   = "qwen2.5:0.5b"
 	qwen7b   = "qwen2.5-coder:7b"
 	llama70b = "llama3.1:70b"
+	gemma9b  = "gemma2:9b"
 )
 
 // clock is a fake time source tests advance by hand.
@@ -316,6 +317,42 @@ func TestEviction(t *testing.T) {
 	}
 	if s.Loads() != 4 {
 		t.Errorf("Loads() = %d, want 4", s.Loads())
+	}
+}
+
+func TestMaxLoaded(t *testing.T) {
+	tests := []struct {
+		name      string
+		maxLoaded int
+		loads     []string // in this order, each with keep_alive 5m
+		want      string   // /api/ps afterwards
+		evictions int
+	}{
+		// Three small models fit the 24 GB card together; Ollama's default
+		// keeps all three.
+		{"default three", 0, []string{qwen05, qwen7b, gemma9b}, gemma9b + "," + qwen7b + "," + qwen05, 0},
+		// With OLLAMA_MAX_LOADED_MODELS=1 each load evicts the other,
+		// although they would fit together.
+		{"one", 1, []string{qwen05, qwen7b, qwen05}, qwen05, 2},
+		// With 2 the third load evicts the first by name among equal
+		// keep_alives (Ollama's ByDurationAndName; "-" sorts before ":").
+		{"two", 2, []string{qwen05, qwen7b, gemma9b}, gemma9b + "," + qwen05, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := newClock()
+			s, c := start(t, gpusim.Config{GPU: gpu(t, "24GB"), Now: clk.Now, MaxLoaded: tt.maxLoaded})
+			for _, m := range tt.loads {
+				load(t, c, m, 4096, `"5m"`)
+				clk.Advance(time.Second)
+			}
+			if got := names(ps(t, c)); got != tt.want {
+				t.Errorf("/api/ps lists %s, want %s", got, tt.want)
+			}
+			if s.Evictions() != tt.evictions {
+				t.Errorf("Evictions() = %d, want %d", s.Evictions(), tt.evictions)
+			}
+		})
 	}
 }
 

@@ -41,12 +41,23 @@ type Server struct {
 // and its subtests end; when the test failed, the tail of the server's log
 // is printed. Tests in one package can share a server by starting it in a
 // parent test and running the rest as subtests.
-func Start(tb testing.TB) *Server {
+func Start(tb testing.TB) *Server { return StartWith(tb, Options{}) }
+
+// Options change how a test server runs.
+type Options struct {
+	// Env holds KEY=VALUE settings for `ollama serve` that replace the
+	// defaults (OLLAMA_NUM_PARALLEL=1, OLLAMA_MAX_LOADED_MODELS=1) or add
+	// to them, e.g. OLLAMA_MAX_LOADED_MODELS=2 to keep two models loaded.
+	Env []string
+}
+
+// StartWith is Start with opts.
+func StartWith(tb testing.TB, opts Options) *Server {
 	tb.Helper()
 	bin := Require(tb)
 	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
 	defer cancel()
-	s, err := StartServer(ctx, bin, tb.TempDir())
+	s, err := StartServerWith(ctx, bin, tb.TempDir(), opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -67,12 +78,17 @@ func Start(tb testing.TB) *Server {
 // (OLLAMA_*) are not passed on, so that a developer's own configuration
 // cannot change what the tests see.
 func StartServer(ctx context.Context, bin, dir string) (*Server, error) {
+	return StartServerWith(ctx, bin, dir, Options{})
+}
+
+// StartServerWith is StartServer with opts.
+func StartServerWith(ctx context.Context, bin, dir string, opts Options) (*Server, error) {
 	// A free port can be taken by someone else between choosing it and the
 	// server's bind; try a few.
 	var err error
 	for range 3 {
 		var s *Server
-		s, err = startOnce(ctx, bin, dir)
+		s, err = startOnce(ctx, bin, dir, opts)
 		if err == nil {
 			return s, nil
 		}
@@ -83,7 +99,7 @@ func StartServer(ctx context.Context, bin, dir string) (*Server, error) {
 	return nil, err
 }
 
-func startOnce(ctx context.Context, bin, dir string) (*Server, error) {
+func startOnce(ctx context.Context, bin, dir string, opts Options) (*Server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -115,6 +131,7 @@ func startOnce(ctx context.Context, bin, dir string) (*Server, error) {
 		"OLLAMA_MAX_LOADED_MODELS=1",
 		"OLLAMA_NOPRUNE=1",
 	)
+	cmd.Env = append(cmd.Env, opts.Env...) // the last of a duplicate key wins
 	cmd.Stdout = s.log
 	cmd.Stderr = s.log
 	setProcessGroup(cmd)

@@ -42,12 +42,22 @@ const (
 // weights (always the same ones) and a 512-token SentencePiece vocabulary
 // to path. Ollama loads it with llama.cpp in a fraction of a second on the
 // CPU; what it generates is gibberish.
-func WriteTinyModel(path string) error {
+func WriteTinyModel(path string) error { return WriteTinyModelVariant(path, "") }
+
+// WriteTinyModelVariant is WriteTinyModel with "-" + variant appended to
+// general.name when variant is not empty: the same weights in another file,
+// which Ollama schedules as another model (it keys its runners by the
+// model's file), so that tests can load two models side by side.
+func WriteTinyModelVariant(path, variant string) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("write tiny model: %w", err)
 	}
-	if err := ggml.WriteGGUF(f, tinyKV(), tinyTensors()); err != nil {
+	kv := tinyKV()
+	if variant != "" {
+		kv["general.name"] = "ctxfit-tiny-" + variant
+	}
+	if err := ggml.WriteGGUF(f, kv, tinyTensors()); err != nil {
 		f.Close()
 		return fmt.Errorf("write tiny model %s: %w", path, err)
 	}
@@ -212,19 +222,27 @@ func float16(f float32) uint16 {
 // a blob and creates model name from it on the server. It returns the
 // model's digest as /api/ps and /api/tags report it.
 func (s *Server) CreateTinyModel(tb testing.TB, name string) string {
+	return s.CreateTinyModelVariant(tb, name, "")
+}
+
+// CreateTinyModelVariant is CreateTinyModel from WriteTinyModelVariant's
+// file: models of different variants are separate models to the
+// scheduler, which keeps them loaded side by side (OLLAMA_MAX_LOADED_MODELS
+// permitting).
+func (s *Server) CreateTinyModelVariant(tb testing.TB, name, variant string) string {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	digest, err := s.createTinyModel(ctx, tb.TempDir(), name)
+	digest, err := s.createTinyModel(ctx, tb.TempDir(), name, variant)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return digest
 }
 
-func (s *Server) createTinyModel(ctx context.Context, dir, name string) (string, error) {
+func (s *Server) createTinyModel(ctx context.Context, dir, name, variant string) (string, error) {
 	path := filepath.Join(dir, "ctxfit-tiny.gguf")
-	if err := WriteTinyModel(path); err != nil {
+	if err := WriteTinyModelVariant(path, variant); err != nil {
 		return "", err
 	}
 	f, err := os.Open(path)

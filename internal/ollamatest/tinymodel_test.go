@@ -1,6 +1,7 @@
 package ollamatest
 
 import (
+	"bytes"
 	"math"
 	"os"
 	"path/filepath"
@@ -79,5 +80,32 @@ func TestFloat16(t *testing.T) {
 		if got := float16(tt.in); got != tt.want {
 			t.Errorf("float16(%g) = %#04x, want %#04x", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestWriteTinyModelVariant: a variant is another file with the same
+// tensors, so that Ollama schedules it as another model.
+func TestWriteTinyModelVariant(t *testing.T) {
+	dir := t.TempDir()
+	read := func(name, variant string) []byte {
+		p := filepath.Join(dir, name)
+		if err := WriteTinyModelVariant(p, variant); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	plain, again, chat := read("a.gguf", ""), read("b.gguf", ""), read("c.gguf", "chat")
+	if !bytes.Equal(plain, again) {
+		t.Error("the tiny model is not the same file twice")
+	}
+	if bytes.Equal(plain, chat) || !bytes.Contains(chat, []byte("ctxfit-tiny-chat")) {
+		t.Error("the variant is not another file naming itself")
+	}
+	if d := len(chat) - len(plain); d < 0 || d > 64 {
+		t.Errorf("the variant differs in size by %d bytes: more than its name", d)
 	}
 }

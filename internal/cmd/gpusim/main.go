@@ -35,21 +35,22 @@ func main() {
 	gpu := flag.String("gpu", "24GB", "GPU preset: "+presetNames())
 	listen := flag.String("listen", "127.0.0.1:0", "`address` to listen on")
 	parallel := flag.Int("parallel", 1, "OLLAMA_NUM_PARALLEL of the simulated server")
+	maxLoaded := flag.Int("max-loaded", 0, "OLLAMA_MAX_LOADED_MODELS of the simulated server (0: Ollama's default, 3)")
 	var ls loads
 	flag.Var(&ls, "load", "load `MODEL=CONTEXT` at start (repeatable)")
 	flag.Parse()
-	if err := run(*gpu, *listen, *parallel, ls); err != nil {
+	if err := run(*gpu, *listen, *parallel, *maxLoaded, ls); err != nil {
 		fmt.Fprintln(os.Stderr, "gpusim:", err)
 		os.Exit(1)
 	}
 }
 
-func run(gpuName, listen string, parallel int, ls loads) error {
+func run(gpuName, listen string, parallel, maxLoaded int, ls loads) error {
 	g, ok := gpusim.LookupGPU(gpuName)
 	if !ok {
 		return fmt.Errorf("no GPU preset %q; choose one of %s", gpuName, presetNames())
 	}
-	sim := gpusim.New(gpusim.Config{GPU: g, Parallel: parallel})
+	sim := gpusim.New(gpusim.Config{GPU: g, Parallel: parallel, MaxLoaded: maxLoaded})
 	url, err := sim.Start(listen)
 	if err != nil {
 		return err
