@@ -1,13 +1,13 @@
 package clients
 
 import (
-	"bytes"
 	"fmt"
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
+
+	"github.com/ctxfit/ctxfit/clients/edit"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -121,7 +121,7 @@ type aiderEntry struct {
 
 // aiderSettings is what ctxfit reads of a settings file.
 type aiderSettings struct {
-	yd      *yamlDoc
+	yd      *edit.YAML
 	list    *yaml.Node // the top-level sequence; nil for an empty file
 	names   map[string]bool
 	entries []aiderEntry // for Ollama models on the host
@@ -180,42 +180,42 @@ func (h *ollamaHost) matchesAider(apiBase string) bool {
 }
 
 func parseAider(path string, src []byte, host *ollamaHost, defaultBase string) (*aiderSettings, error) {
-	yd, err := parseYAML(src)
+	yd, err := edit.ParseYAML(src)
 	if err != nil {
 		return nil, &ParseError{Path: path, Err: err}
 	}
 	a := &aiderSettings{yd: yd, names: map[string]bool{}}
-	if yd.root == nil || (yd.root.Kind == yaml.ScalarNode && yd.root.ShortTag() == "!!null") {
+	if yd.Root() == nil || (yd.Root().Kind == yaml.ScalarNode && yd.Root().ShortTag() == "!!null") {
 		return a, nil // aider skips an empty file
 	}
-	if yd.root.Kind != yaml.SequenceNode {
+	if yd.Root().Kind != yaml.SequenceNode {
 		return nil, &ParseError{Path: path, Err: fmt.Errorf("the top level is not a list of model settings (- name: ...), so aider cannot read it either")}
 	}
-	a.list = yd.root
-	for i, item := range yd.root.Content {
-		if mapping(item) == nil {
+	a.list = yd.Root()
+	for i, item := range yd.Root().Content {
+		if edit.Mapping(item) == nil {
 			continue
 		}
-		name := text(item, "name")
+		name := edit.Text(item, "name")
 		a.names[name] = true
-		_, extra := get(item, "extra_params")
+		_, extra := edit.Get(item, "extra_params")
 		if name == "aider/extra_params" {
-			a.global = integer(extra, "num_ctx")
+			a.global = edit.Integer(extra, "num_ctx")
 			continue
 		}
 		model, ok := aiderModel(name)
 		if !ok {
 			continue
 		}
-		base, _ := get(extra, "api_base")
-		if base != nil && !host.matches("ollama", text(extra, "api_base"), true) || base == nil && !host.matchesAider(defaultBase) {
+		base, _ := edit.Get(extra, "api_base")
+		if base != nil && !host.matches("ollama", edit.Text(extra, "api_base"), true) || base == nil && !host.matchesAider(defaultBase) {
 			continue
 		}
-		k, _ := get(extra, "num_ctx")
+		k, _ := edit.Get(extra, "num_ctx")
 		a.entries = append(a.entries, aiderEntry{
 			where: fmt.Sprintf("[%d]", i), index: i, node: item,
 			name: name, model: model,
-			numCtx: integer(extra, "num_ctx"), hasCtx: k != nil,
+			numCtx: edit.Integer(extra, "num_ctx"), hasCtx: k != nil,
 		})
 	}
 	return a, nil
@@ -242,7 +242,7 @@ func (c aiderClient) Edit(in Input, t Target) (Result, error) {
 		if !ok || (e.hasCtx && e.numCtx == n) {
 			continue
 		}
-		if err := a.yd.set(e.node, []any{e.index}, n, "extra_params", "num_ctx"); err != nil {
+		if err := a.yd.Set(e.node, []any{e.index}, n, "extra_params", "num_ctx"); err != nil {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("%s %s: left as it is, because %v; set extra_params.num_ctx %d by hand", e.where, e.name, err, n))
 			continue
 		}
@@ -273,7 +273,7 @@ func (c aiderClient) Edit(in Input, t Target) (Result, error) {
 	}
 
 	if len(res.Changes) > 0 {
-		if res.Out, res.spans, err = a.yd.finish(); err != nil {
+		if res.Out, res.spans, err = a.yd.Finish(); err != nil {
 			return Result{}, fmt.Errorf("%s: %w", in.Path, err)
 		}
 	}
@@ -282,7 +282,11 @@ func (c aiderClient) Edit(in Input, t Target) (Result, error) {
 		if a.list != nil {
 			first = len(a.list.Content)
 		}
-		out, err := aiderAppend(res.Out, adds)
+		items := make([][]edit.Field, len(adds))
+		for i, ad := range adds {
+			items[i] = []edit.Field{{Key: "name", Value: ad.name}, {Key: "extra_params", Value: []edit.Field{{Key: "num_ctx", Value: ad.context}}}}
+		}
+		out, err := edit.AppendYAMLList(res.Out, items)
 		if err != nil {
 			return Result{}, fmt.Errorf("%s: %w", in.Path, err)
 		}
@@ -377,102 +381,6 @@ func sortedKeys(m map[string][]byte) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-// aiderAppend returns src with an entry for each of adds appended to its
-// list (or, for an empty file, as the list), laid out like the entries
-// before it: the same dash and key columns, the file's indentation step and
-// line endings. It checks that the result decodes to the input plus the new
-// entries.
-func aiderAppend(src []byte, adds []aiderNew) ([]byte, error) {
-	d, err := parseYAML(src)
-	if err != nil {
-		return nil, err
-	}
-	dash, key := 0, 2
-	at := len(d.src)
-	var before []any
-	if list := d.root; list != nil && list.Kind == yaml.SequenceNode && len(list.Content) > 0 {
-		last := list.Content[len(list.Content)-1]
-		dash = list.Column - 1
-		key = dash + 2
-		if first := list.Content[0]; first.Kind == yaml.MappingNode && first.Line == list.Line && first.Column > list.Column+1 {
-			key = first.Column - 1
-		}
-		end := maxLine(last)
-		if last.Kind == yaml.MappingNode {
-			end = d.blockEnd(last)
-		}
-		end = d.itemEnd(end, dash)
-		if end < len(d.lines) {
-			at = d.lines[end]
-		}
-		x, err := decodeYAML(d.src)
-		if err != nil {
-			return nil, err
-		}
-		before, _ = x.([]any)
-	} else if d.root != nil && !(d.root.Kind == yaml.ScalarNode && d.root.ShortTag() == "!!null") {
-		return nil, fmt.Errorf("internal error: no list to add aider's models to")
-	}
-
-	var b strings.Builder
-	if at == len(d.src) && at > 0 && d.src[at-1] != '\n' && d.src[at-1] != '\r' {
-		b.WriteString(d.nl)
-	}
-	want := append([]any(nil), before...)
-	for _, ad := range adds {
-		fmt.Fprintf(&b, "%s-%s%s: %s%s", strings.Repeat(" ", dash), strings.Repeat(" ", key-dash-1), "name", yamlString(ad.name), d.nl)
-		fmt.Fprintf(&b, "%sextra_params:%s", strings.Repeat(" ", key), d.nl)
-		fmt.Fprintf(&b, "%snum_ctx: %d%s", strings.Repeat(" ", key+d.unit), ad.context, d.nl)
-		want = append(want, map[string]any{"name": ad.name, "extra_params": map[string]any{"num_ctx": ad.context}})
-	}
-	body, err := splice(d.src, []span{{at, at, b.String()}})
-	if err != nil {
-		return nil, err
-	}
-	after, err := decodeYAML(body)
-	if err != nil {
-		return nil, fmt.Errorf("internal error: the edited file does not parse: %w", err)
-	}
-	if err := checkEdit(any(want), after, nil, nil); err != nil {
-		return nil, err
-	}
-	return append(append([]byte(nil), utf8BOM[:d.bom]...), body...), nil
-}
-
-// itemEnd returns the last line of the list item that ends at line end:
-// the comments after it that are indented deeper than its dash still
-// belong to it.
-func (d *yamlDoc) itemEnd(end, dash int) int {
-	for l := end + 1; l <= len(d.lines); l++ {
-		start, stop := d.lines[l-1], len(d.src)
-		if l < len(d.lines) {
-			stop = d.lines[l]
-		}
-		line := d.src[start:stop]
-		trimmed := bytes.TrimLeft(line, " ")
-		if len(bytes.TrimSpace(trimmed)) == 0 {
-			continue
-		}
-		if len(line)-len(trimmed) <= dash || trimmed[0] != '#' {
-			break
-		}
-		end = l
-	}
-	return end
-}
-
-// yamlString returns s as a YAML scalar: plain when it reads back as the
-// same string, else double-quoted.
-func yamlString(s string) string {
-	var back map[string]any
-	if yaml.Unmarshal([]byte("k: "+s), &back) == nil {
-		if v, ok := back["k"].(string); ok && v == s {
-			return s
-		}
-	}
-	return strconv.Quote(s)
 }
 
 // Asks reports what num_ctx each entry for an Ollama model on t.Host sets,

@@ -1,36 +1,11 @@
 package clients
 
 import (
-	"bytes"
-	"context"
-	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
 )
-
-func TestAiderEditGolden(t *testing.T) {
-	editGolden(t, aiderClient{}, "aider", "*.yml", "/home/u/.aider.model.settings.yml", "/home/u/.aider.conf.yml", clientTarget())
-}
-
-func TestAiderEditRefusesBrokenFiles(t *testing.T) {
-	for _, src := range []string{
-		"- name: a\n  name: b\n",
-		"name: ollama_chat/llama3.1:8b-instruct-fp16\nextra_params:\n  num_ctx: 1\n",
-		"- name: [unclosed\n",
-		"just text\n",
-	} {
-		_, err := aiderClient{}.Edit(Input{Path: ".aider.model.settings.yml", Src: []byte(src)}, clientTarget())
-		var pe *ParseError
-		if !errors.As(err, &pe) {
-			t.Errorf("Edit(%q) = %v, want a ParseError", src, err)
-		}
-	}
-}
 
 func TestAiderOverrideWarnings(t *testing.T) {
 	src := []byte("- name: ollama_chat/llama3.1:8b-instruct-fp16\n  extra_params:\n    num_ctx: 2048\n")
@@ -57,143 +32,6 @@ func TestAiderOverrideWarnings(t *testing.T) {
 	if strings.Contains(got, "ollama_chat/other") {
 		t.Errorf("warnings name an entry that was not changed:\n%s", got)
 	}
-}
-
-func TestAiderAsks(t *testing.T) {
-	src := readFile(t, filepath.Join("testdata", "aider", "basic.yml"))
-	asks, err := aiderClient{}.Asks(Input{Path: "s.yml", Src: src}, clientTarget())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, a := range asks {
-		got = append(got, fmt.Sprintf("%s %s", a.Where, a))
-	}
-	want := []string{
-		"[0] aider asks llama3.1:8b-instruct-fp16 for 131072 tokens; 24576 stays on the GPU",
-		"[1] aider asks qwen2.5-coder:1.5b for its default context; 32768 stays on the GPU",
-		"[2] aider asks phi3:mini for 4096 tokens",
-	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("Asks:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-
-	// The models .aider.conf.yml names without an entry ask for aider's
-	// per-request sizing.
-	in := Input{Path: "s.yml", Src: readFile(t, filepath.Join("testdata", "aider", "add_to_list.yml")),
-		Overrides: map[string][]byte{"/h/.aider.conf.yml": readFile(t, filepath.Join("testdata", "aider", "add_to_list.conf.yml"))}}
-	asks, err = aiderClient{}.Asks(in, clientTarget())
-	if err != nil {
-		t.Fatal(err)
-	}
-	got = got[:0]
-	for _, a := range asks {
-		got = append(got, fmt.Sprintf("%s %s", a.Where, a))
-	}
-	want = []string{
-		"[0] aider asks phi3:mini for 4096 tokens",
-		".aider.conf.yml aider asks llama3.1:8b-instruct-fp16 for its default context; 24576 stays on the GPU",
-		".aider.conf.yml aider asks qwen2.5-coder:1.5b for its default context; 32768 stays on the GPU",
-	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("Asks with .aider.conf.yml:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-}
-
-func TestAiderFiles(t *testing.T) {
-	home := t.TempDir()
-	repo := filepath.Join(t.TempDir(), "repo")
-	work := filepath.Join(repo, "sub")
-	os.MkdirAll(filepath.Join(repo, ".git"), 0o755)
-	os.MkdirAll(work, 0o755)
-	env := Env{Home: home, Getenv: func(string) string { return "" }, WorkDir: work}
-
-	f, err := aiderClient{}.Files(env)
-	if err != nil || f.Config != "" || len(f.Overrides) != 0 {
-		t.Fatalf("nothing there: Files = %+v, %v", f, err)
-	}
-	for _, p := range []string{
-		filepath.Join(home, aiderSettingsName), filepath.Join(home, aiderConfName),
-		filepath.Join(repo, aiderSettingsName), filepath.Join(work, aiderConfName),
-	} {
-		os.WriteFile(p, []byte("# x\n"), 0o644)
-	}
-	f, _ = aiderClient{}.Files(env)
-	if f.Config != filepath.Join(home, aiderSettingsName) {
-		t.Errorf("Config = %q", f.Config)
-	}
-	want := []string{filepath.Join(home, aiderConfName), filepath.Join(repo, aiderSettingsName), filepath.Join(work, aiderConfName)}
-	if strings.Join(f.Overrides, "\n") != strings.Join(want, "\n") {
-		t.Errorf("Overrides = %q, want %q", f.Overrides, want)
-	}
-
-	// Run in the home directory, which is also a git repository (dotfiles):
-	// every file is listed once.
-	os.MkdirAll(filepath.Join(home, ".git"), 0o755)
-	env.WorkDir = home
-	f, _ = aiderClient{}.Files(env)
-	if len(f.Overrides) != 1 || f.Overrides[0] != filepath.Join(home, aiderConfName) {
-		t.Errorf("in a dotfiles home: Overrides = %q", f.Overrides)
-	}
-}
-
-// TestAiderFixRealFile fixes ~/.aider.model.settings.yml through the
-// Fixer, adding the entry for the model ~/.aider.conf.yml names, and undoes
-// it.
-func TestAiderFixRealFile(t *testing.T) {
-	home, state := t.TempDir(), t.TempDir()
-	env := Env{Home: home, Getenv: func(string) string { return "" }}
-	p := filepath.Join(home, aiderSettingsName)
-	orig := readFile(t, filepath.Join("testdata", "aider", "add_to_list.yml"))
-	os.WriteFile(p, orig, 0o640)
-	os.WriteFile(filepath.Join(home, aiderConfName), readFile(t, filepath.Join("testdata", "aider", "add_to_list.conf.yml")), 0o644)
-	f := &Fixer{Env: env, StateDir: state}
-	ctx := context.Background()
-
-	rep, err := f.Fix(ctx, aiderClient{}, clientTarget(), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !rep.Written || len(rep.Changes) != 2 {
-		t.Fatalf("report = %+v", rep)
-	}
-	if got, want := readFile(t, p), readFile(t, filepath.Join("testdata", "aider", "add_to_list.fixed.yml")); !bytes.Equal(got, want) {
-		t.Errorf("fixed file:\n%s", got)
-	}
-	if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o640 {
-		t.Errorf("mode %v, want 0640", fi.Mode().Perm())
-	}
-	if again, err := f.Fix(ctx, aiderClient{}, clientTarget(), false); err != nil || again.Written {
-		t.Errorf("second fix = %+v, %v; want nothing to do", again, err)
-	}
-	if _, err := f.Undo(ctx, aiderClient{}); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(readFile(t, p), orig) {
-		t.Error("undo did not restore the original bytes")
-	}
-}
-
-// FuzzAiderEdit checks that for any settings file Edit either refuses it or
-// returns one that parses and holds the tuned values.
-func FuzzAiderEdit(f *testing.F) {
-	inputs, _ := filepath.Glob(filepath.Join("testdata", "aider", "*.yml"))
-	for _, in := range inputs {
-		if !strings.Contains(in, ".fixed.") && !strings.Contains(in, ".conf.") {
-			f.Add(readFile(f, in), []byte("model: ollama_chat/llama3.1:8b-instruct-fp16\n"))
-		}
-	}
-	f.Fuzz(func(t *testing.T, src, conf []byte) {
-		in := Input{Path: ".aider.model.settings.yml", Src: src, Overrides: map[string][]byte{"/h/.aider.conf.yml": conf}}
-		res, err := aiderClient{}.Edit(in, clientTarget())
-		if err != nil {
-			if strings.Contains(err.Error(), "internal error") {
-				t.Fatalf("Edit refused a file it should handle: %v", err)
-			}
-			return
-		}
-		checkClientEdit(t, aiderClient{}, in, res, clientTarget())
-	})
 }
 
 // TestAiderAddsTunedModels adds an ollama_chat/ entry for each tuned model

@@ -56,3 +56,26 @@ func BenchmarkFix(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkClientEdit measures the in-memory edit of each client's first
+// golden input that changes: parse, splice, re-parse and check.
+func BenchmarkClientEdit(b *testing.B) {
+	for _, c := range All() {
+		m := loadConformance(b, c)
+		for _, file := range goldenInputs(b, c) {
+			in := m.input(b, file)
+			if res, err := c.Edit(in, clientTarget()); err != nil || len(res.Changes) == 0 {
+				continue
+			}
+			b.Run(c.Name(), func(b *testing.B) {
+				b.SetBytes(int64(len(in.Src)))
+				for b.Loop() {
+					if _, err := c.Edit(in, clientTarget()); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			break
+		}
+	}
+}

@@ -21,6 +21,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ctxfit/ctxfit/clients/edit"
+
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
 )
 
@@ -100,6 +102,10 @@ type Files struct {
 	// Overrides lists existing files that can override Config's values
 	// (Continue's config.ts and a project's .continuerc.json).
 	Overrides []string `json:"overrides,omitempty"`
+	// V1Readers lists the programs found here that read Config too but
+	// reach Ollama through its /v1 API, which cannot carry num_ctx
+	// (Continue's CLI): their fix selects derived models.
+	V1Readers []string `json:"v1_readers,omitempty"`
 }
 
 // Input is a config file's content and the files that can override it.
@@ -107,8 +113,11 @@ type Input struct {
 	Path      string            // Files.Config; its extension picks the format
 	Src       []byte            // its content
 	Overrides map[string][]byte // Files.Overrides that could be read, by path
-	// Getenv reads the environment the client runs in (aider reads
-	// OLLAMA_API_BASE from it); nil reads nothing.
+	// V1Readers is Files.V1Readers.
+	V1Readers []string
+	// Getenv reads the environment the client runs in, for clients whose
+	// config means something else under a variable (aider's OLLAMA_API_BASE,
+	// Codex's CODEX_OSS_BASE_URL); nil reads nothing.
 	Getenv func(string) string
 }
 
@@ -137,6 +146,26 @@ type Target struct {
 	// run together (a client that implements Together and names two or
 	// more): they replace Tuned for that config. nil leaves Tuned alone.
 	ForSet ForSet
+	// Derive returns the name of the copy of model whose Modelfile sets
+	// num_ctx to context (ollama.DerivedName). Clients that reach Ollama
+	// through its OpenAI-compatible /v1 API, which cannot carry num_ctx,
+	// select that copy in their config; nil leaves model names alone. Tuned
+	// must then also answer for a derived name, with its base's value.
+	Derive func(model string, context int) (string, error)
+}
+
+// derived returns the model a /v1 client's entry naming model should
+// select at context n: the derived copy, or model itself when Derive is
+// nil or fails (the client's context key is still set then).
+func (t Target) derived(model string, n int) string {
+	if t.Derive == nil {
+		return model
+	}
+	d, err := t.Derive(model, n)
+	if err != nil || d == "" {
+		return model
+	}
+	return d
 }
 
 func (t Target) tuned(model string) (int, bool) {
@@ -187,20 +216,26 @@ func MaxTokens(context int) int { return context / 2 }
 // The rule: a limit larger than half the context becomes half of it; a
 // smaller explicit one is kept, since raising it would shrink the prompt;
 // an unset one stays unset unless the client's default is larger than half.
-func WantMaxTokens(cur, def, n int) int {
+func WantMaxTokens(cur, def, n int) int { return capMaxTokens(cur, def, MaxTokens(n)) }
+
+// capMaxTokens is WantMaxTokens's rule with the ceiling given: ceiling when
+// the limit in effect (cur, else def) is larger, else 0 (leave it). Continue
+// uses a quarter of the context as the ceiling when its CLI reads the file
+// (continueMaxTokens).
+func capMaxTokens(cur, def, ceiling int) int {
 	eff := cur
 	if eff <= 0 {
 		eff = def
 	}
-	if n > 0 && eff > MaxTokens(n) {
-		return MaxTokens(n)
+	if ceiling > 0 && eff > ceiling {
+		return ceiling
 	}
 	return 0
 }
 
 // MaxTokensRule says WantMaxTokens's rule in a sentence, for fix --dry-run
 // and the README.
-const MaxTokensRule = "maxTokens becomes half the context where it is larger (or unset while the client's default is larger); a smaller value is kept, since in Continue the prompt gets contextLength − maxTokens"
+const MaxTokensRule = "maxTokens becomes half the context where it is larger (or unset while the client's default is larger), a quarter in Continue's config.yaml when its CLI cn (whose default is 35% of the context) is on the PATH; a smaller value is kept, since in Continue the prompt gets contextLength − maxTokens"
 
 // Result is what Edit did.
 type Result struct {
@@ -208,7 +243,7 @@ type Result struct {
 	Changes  []Change // one per entry changed
 	Warnings []string // what may still override the new values
 
-	spans []span // the edits in input offsets, for tests
+	spans []edit.Span // the edits in input offsets, for tests
 }
 
 // Change describes one entry (a model) whose values Edit changed. A value
@@ -221,6 +256,11 @@ type Change struct {
 	NewContext   int    `json:"new_context"`
 	OldMaxTokens int    `json:"old_max_tokens"`
 	NewMaxTokens int    `json:"new_max_tokens"`
+	// Derived is the model the entry names after the fix, in place of
+	// Model, when the client reaches Ollama through /v1: a copy of Model
+	// whose num_ctx is NewContext, which the fix creates on the server
+	// before writing the file (Fixer.Derive). "" when the name stays.
+	Derived string `json:"derived,omitempty"`
 }
 
 // Label names the entry for people: its title and model, or the model alone.
@@ -249,6 +289,10 @@ type Ask struct {
 	// Beside names the models that run with Model in this client when
 	// Tuned comes from their joint tune; empty when it is Model's alone.
 	Beside []string `json:"beside,omitempty"`
+	// Derived is the model the fix makes the entry name (a copy of Model
+	// with num_ctx = Tuned) for a client that reaches Ollama through /v1;
+	// "" for clients that send num_ctx themselves.
+	Derived string `json:"derived,omitempty"`
 	// WantMaxTokens is the completion limit this client's fix writes beside
 	// Tuned; 0 when the fix leaves the entry's limit alone (Zed and aider
 	// have none, Cline's is lowered only when it would not fit).
@@ -258,7 +302,8 @@ type Ask struct {
 // Differs reports whether the entry's values are not the tuned ones, so that
 // a fix would change them.
 func (a Ask) Differs() bool {
-	return a.Tuned > 0 && (a.Context != a.Tuned || (a.WantMaxTokens > 0 && a.MaxTokens != a.WantMaxTokens))
+	return a.Tuned > 0 && (a.Context != a.Tuned || (a.WantMaxTokens > 0 && a.MaxTokens != a.WantMaxTokens) ||
+		(a.Derived != "" && a.Derived != a.Model))
 }
 
 // TooLarge reports whether the entry asks for more context than stays on
@@ -313,6 +358,27 @@ func Lookup(name string) (Client, error) {
 		names = append(names, strings.ToLower(c.Name()))
 	}
 	return nil, fmt.Errorf("unknown client %q; ctxfit knows %s", name, strings.Join(names, ", "))
+}
+
+// lookPath returns the path of the executable name in env's PATH (with
+// Windows' extensions there), or "".
+func (e Env) lookPath(name string) string {
+	sep, exts := ":", []string{""}
+	if e.GOOS == "windows" {
+		sep, exts = ";", []string{".exe", ".cmd", ".bat", ""}
+	}
+	for _, dir := range strings.Split(e.getenv("PATH"), sep) {
+		if dir == "" {
+			continue
+		}
+		for _, ext := range exts {
+			p := filepath.Join(dir, name+ext)
+			if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && (e.GOOS == "windows" || fi.Mode()&0o111 != 0) {
+				return p
+			}
+		}
+	}
+	return ""
 }
 
 // exists reports whether something (a file, or a symlink even when dangling)

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/ctxfit/ctxfit/clients/edit"
+
 	"github.com/tailscale/hujson"
 )
 
@@ -62,7 +64,7 @@ const clineWhere = "providers.ollama.settings"
 
 // clineSettings is what ctxfit reads of providers.json.
 type clineSettings struct {
-	jd        *jsonDoc
+	jd        *edit.JSON
 	settings  *hujson.Value // providers.ollama.settings for the host; nil when absent or for another server
 	path      []any         // where settings is in the decoded document
 	model     string
@@ -76,35 +78,35 @@ func parseCline(path string, src []byte, host *ollamaHost) (*clineSettings, erro
 	if err := strictJSON(src); err != nil {
 		return nil, &ParseError{Path: path, Err: err}
 	}
-	jd, err := parseJSON(src)
+	jd, err := edit.ParseJSON(src)
 	if err != nil {
 		return nil, &ParseError{Path: path, Err: err}
 	}
-	root := &jd.root
-	if object(root) == nil {
+	root := jd.Root()
+	if edit.Object(root) == nil {
 		return nil, &ParseError{Path: path, Err: errors.New("the top level is not an object")}
 	}
 	c := &clineSettings{jd: jd}
-	pv := member(root, "providers")
-	providers := object(pv)
+	pv := edit.Member(root, "providers")
+	providers := edit.Object(pv)
 	if providers == nil {
 		return c, nil
 	}
 	for i := range providers.Members {
 		m := &providers.Members[i]
 		key, _ := m.Name.Value.(hujson.Literal)
-		if member(pv, key.String()) != &m.Value {
+		if edit.Member(pv, key.String()) != &m.Value {
 			continue // a later member of the same name wins, as in JSON.parse
 		}
-		s := member(&m.Value, "settings")
-		id := str(s, "provider")
+		s := edit.Member(&m.Value, "settings")
+		id := edit.Str(s, "provider")
 		switch {
-		case id == "ollama" && host.matches("ollama", str(s, "baseUrl"), member(s, "baseUrl") != nil):
+		case id == "ollama" && host.matches("ollama", edit.Str(s, "baseUrl"), edit.Member(s, "baseUrl") != nil):
 			c.settings, c.path = s, []any{"providers", key.String(), "settings"}
-			c.model = str(s, "model")
-			c.context = num(s, "contextWindow")
-			c.maxTokens = num(s, "maxTokens")
-		case id != "ollama" && id != "" && str(s, "baseUrl") != "" && host.matches("ollama", strings.TrimSuffix(strings.TrimSuffix(str(s, "baseUrl"), "/"), "/v1"), true):
+			c.model = edit.Str(s, "model")
+			c.context = edit.Num(s, "contextWindow")
+			c.maxTokens = edit.Num(s, "maxTokens")
+		case id != "ollama" && id != "" && edit.Str(s, "baseUrl") != "" && host.matches("ollama", strings.TrimSuffix(strings.TrimSuffix(edit.Str(s, "baseUrl"), "/"), "/v1"), true):
 			c.openAI = append(c.openAI, id)
 		}
 	}
@@ -147,21 +149,21 @@ func (c clineClient) Edit(in Input, t Target) (Result, error) {
 	}
 	maxTokens := s.maxTokens
 	if s.context != n {
-		if err := s.jd.set(s.settings, s.path, n, "contextWindow"); err != nil {
+		if err := s.jd.Set(s.settings, s.path, n, "contextWindow"); err != nil {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("%s: left as it is, because %v; set contextWindow %d in Cline's settings", clineWhere, err, n))
 			return res, nil
 		}
 	}
 	if m := WantMaxTokens(s.maxTokens, 0, n); m > 0 {
 		maxTokens = m
-		if err := s.jd.set(s.settings, s.path, maxTokens, "maxTokens"); err != nil {
+		if err := s.jd.Set(s.settings, s.path, maxTokens, "maxTokens"); err != nil {
 			return Result{}, fmt.Errorf("%s: %w", in.Path, err)
 		}
 	}
 	if s.context == n && maxTokens == s.maxTokens {
 		return res, nil
 	}
-	if res.Out, res.spans, err = s.jd.finish(); err != nil {
+	if res.Out, res.spans, err = s.jd.Finish(); err != nil {
 		return Result{}, fmt.Errorf("%s: %w", in.Path, err)
 	}
 	if err := strictJSON(res.Out); err != nil {
@@ -207,7 +209,62 @@ var clineKeyLine = regexp.MustCompile(`^([-+])(\s*"((?:[^"\\]|\\.)*)"\s*:\s*)(.*
 // keys, the values of contextWindow and maxTokens, and the structure
 // ({, }, commas): context lines and every other value, where API keys and
 // tokens live, are left out. It is for reading, not for applying.
-func (clineClient) redactDiff(diff string) string {
+func (clineClient) redactDiff(diff string) string { return redactJSONDiff(diff, clineShown) }
+
+// redactInline returns a one-line JSON object or array with every value
+// replaced by … but those of the shown keys.
+func redactInline(v string, shown map[string]bool) string {
+	var b strings.Builder
+	key := ""
+	for i := 0; i < len(v); {
+		c := v[i]
+		switch {
+		case strings.IndexByte("{}[],: \t", c) >= 0:
+			if c == '{' || c == ',' {
+				key = ""
+			}
+			b.WriteByte(c)
+			i++
+		default:
+			j := i + 1
+			if c == '"' {
+				for j < len(v) && v[j] != '"' {
+					if v[j] == '\\' {
+						j++
+					}
+					j++
+				}
+				j++
+			} else {
+				for j < len(v) && strings.IndexByte("{}[],: \t", v[j]) < 0 {
+					j++
+				}
+			}
+			j = min(j, len(v))
+			tok := v[i:j]
+			k := j
+			for k < len(v) && (v[k] == ' ' || v[k] == '\t') {
+				k++
+			}
+			switch {
+			case c == '"' && k < len(v) && v[k] == ':':
+				key = strings.Trim(tok, `"`)
+				b.WriteString(tok)
+			case shown[key]:
+				b.WriteString(tok)
+			default:
+				b.WriteString("…")
+			}
+			i = j
+		}
+	}
+	return b.String()
+}
+
+// redactJSONDiff returns a unified diff of a JSON file that keeps only the
+// file names, the hunk headers and the changed lines, and in those only the
+// keys, the values of the shown keys, and the structure ({, }, commas).
+func redactJSONDiff(diff string, shown map[string]bool) string {
 	var b strings.Builder
 	for _, line := range strings.SplitAfter(diff, "\n") {
 		body := strings.TrimRight(line, "\r\n")
@@ -218,7 +275,11 @@ func (clineClient) redactDiff(diff string) string {
 		case strings.HasPrefix(body, "-") || strings.HasPrefix(body, "+"):
 			if m := clineKeyLine.FindStringSubmatch(body); m != nil {
 				value := m[4]
-				if !clineShown[m[3]] && value != "{" && value != "[" {
+				switch {
+				case value == "{" || value == "[":
+				case strings.HasPrefix(value, "{") || strings.HasPrefix(value, "["):
+					value = redactInline(value, shown) // "limit": {"context": 8192, "output": 1024}
+				case !shown[m[3]]:
 					value = "…"
 				}
 				b.WriteString(m[1] + m[2] + value + m[5] + "\n")
@@ -226,6 +287,10 @@ func (clineClient) redactDiff(diff string) string {
 			}
 			if t := strings.TrimSpace(body[1:]); t == "}" || t == "}," || t == "]" || t == "]," || t == "{" {
 				b.WriteString(body + "\n")
+				continue
+			}
+			if t := strings.TrimLeft(body[1:], " \t"); strings.HasPrefix(t, "{") || strings.HasPrefix(t, "[") {
+				b.WriteString(body[:len(body)-len(t)] + redactInline(t, shown) + "\n") // a minified file
 				continue
 			}
 			b.WriteString(body[:1] + "  …\n")

@@ -3,7 +3,6 @@ package clients
 import (
 	"bytes"
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,68 +12,6 @@ import (
 // The testdata files hold fake secrets, all containing "SECRET", so that
 // the tests can check that none ever shows.
 const clineSecret = "SECRET"
-
-func TestClineEditGolden(t *testing.T) {
-	editGolden(t, clineClient{}, "cline", "*.json", "providers.json", "", clientTarget())
-}
-
-func TestClineEditRefusesLooseJSON(t *testing.T) {
-	for _, src := range []string{
-		"{\"providers\": {\"ollama\": {\"settings\": {\"provider\": \"ollama\", \"apiKey\": \"SECRET-9\", \"model\": \"llama3.1:8b-instruct-fp16\",}}}}",
-		"// Cline\n{\"providers\": {}}",
-		"\xef\xbb\xbf{\"providers\": {}}",
-		"{\"apiKey\": \"SECRET-9\"",
-		"[]",
-	} {
-		_, err := clineClient{}.Edit(Input{Path: "providers.json", Src: []byte(src)}, clientTarget())
-		var pe *ParseError
-		if !errors.As(err, &pe) {
-			t.Errorf("Edit(%q) = %v, want a ParseError", src, err)
-			continue
-		}
-		if strings.Contains(err.Error(), clineSecret) {
-			t.Errorf("the error shows the file's content: %v", err)
-		}
-	}
-}
-
-func TestClineAsks(t *testing.T) {
-	src := readFile(t, filepath.Join("testdata", "cline", "context_set.json"))
-	asks, err := clineClient{}.Asks(Input{Path: "providers.json", Src: src}, clientTarget())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(asks) != 1 || asks[0].String() != "Cline asks qwen2.5-coder:1.5b for 131072 tokens; 32768 stays on the GPU" || asks[0].MaxTokens != 131072 {
-		t.Errorf("Asks = %+v", asks)
-	}
-	for _, name := range []string{"other_host.json", "openai_compatible.json"} {
-		src := readFile(t, filepath.Join("testdata", "cline", name))
-		if asks, err := (clineClient{}).Asks(Input{Path: "providers.json", Src: src}, clientTarget()); err != nil || len(asks) != 0 {
-			t.Errorf("%s: Asks = %+v, %v; want none", name, asks, err)
-		}
-	}
-}
-
-func TestClineFiles(t *testing.T) {
-	home := t.TempDir()
-	vars := map[string]string{}
-	env := Env{Home: home, Getenv: func(k string) string { return vars[k] }}
-	for _, tt := range []struct {
-		vars map[string]string
-		want string
-	}{
-		{nil, filepath.Join(home, ".cline", "data", "settings", "providers.json")},
-		{map[string]string{"CLINE_DIR": "/c"}, filepath.Join("/c", "data", "settings", "providers.json")},
-		{map[string]string{"CLINE_DIR": "/c", "CLINE_DATA_DIR": "/d"}, filepath.Join("/d", "settings", "providers.json")},
-		{map[string]string{"CLINE_DATA_DIR": "/d", "CLINE_PROVIDER_SETTINGS_PATH": "/p.json"}, "/p.json"},
-	} {
-		vars = tt.vars
-		f, err := clineClient{}.Files(env)
-		if err != nil || f.Config != "" || len(f.Watch) != 1 || f.Watch[0] != tt.want {
-			t.Errorf("%v: Files = %+v, %v; want to watch %s", tt.vars, f, err, tt.want)
-		}
-	}
-}
 
 // TestClineFixKeepsSecrets fixes a real providers.json with mode 0600: the
 // mode stays, the backup is private, the dry run's diff shows
@@ -170,7 +107,7 @@ func TestClineRedactDiff(t *testing.T) {
 		`+      "contextWindow": 24576`,
 		`-      "maxTokens": 131072,`,
 		`+      "maxTokens": 12288,`,
-		`-      "headers": …,`,
+		`-      "headers": {"Authorization": …},`,
 		`+  …`,
 		`+  }`,
 		`-  "auth": {`,
@@ -179,33 +116,4 @@ func TestClineRedactDiff(t *testing.T) {
 	if got != want {
 		t.Errorf("redactDiff:\n%s\nwant:\n%s", got, want)
 	}
-}
-
-// FuzzClineEdit checks that for any providers.json Edit either refuses it,
-// or returns strict JSON that holds the tuned value, and that no error
-// quotes the file.
-func FuzzClineEdit(f *testing.F) {
-	inputs, _ := filepath.Glob(filepath.Join("testdata", "cline", "*.json"))
-	for _, in := range inputs {
-		if !strings.Contains(in, ".fixed.") {
-			f.Add(readFile(f, in))
-		}
-	}
-	f.Fuzz(func(t *testing.T, src []byte) {
-		in := Input{Path: "providers.json", Src: src}
-		res, err := clineClient{}.Edit(in, clientTarget())
-		if err != nil {
-			if strings.Contains(err.Error(), "internal error") {
-				t.Fatalf("Edit refused a file it should handle: %v", err)
-			}
-			if bytes.Contains(src, []byte("SECRET")) && strings.Contains(err.Error(), "SECRET") {
-				t.Fatalf("the error quotes the file: %v", err)
-			}
-			return
-		}
-		if err := strictJSON(res.Out); err != nil {
-			t.Fatalf("output is %v", err)
-		}
-		checkClientEdit(t, clineClient{}, in, res, clientTarget())
-	})
 }

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ctxfit/ctxfit/clients/edit"
+
 	"github.com/tailscale/hujson"
 	"go.yaml.in/yaml/v3"
 )
@@ -21,6 +23,18 @@ import (
 // completionOptions.maxTokens; in config.yaml an entry of models[] has
 // defaultCompletionOptions.contextLength and .maxTokens, and recent versions
 // honour a model-level contextLength, which then wins.
+//
+// Continue's CLI (cn, npm @continuedev/cli) reads the same config.yaml (not
+// config.json) but talks to Ollama through /v1/chat/completions, which
+// cannot carry num_ctx, so it runs at the server's context whatever
+// contextLength says. So in config.yaml the fix also makes each entry name
+// the derived model (the same weights with the tuned num_ctx baked in,
+// created on the server first): the IDE sends num_ctx = contextLength, the
+// same value, so the model does not reload, and cn gets the tuned context
+// from the model itself. It does so whether or not cn is installed: a
+// derived model costs a manifest, the IDE behaves the same with it, cn is
+// often run through npx or installed later (and would then run at the
+// default context without a word), and undo restores the name.
 // requestOptions.extraBodyProperties.options replaces the whole options
 // object, num_ctx included, so ctxfit sets num_ctx there too when it exists.
 
@@ -59,6 +73,9 @@ func (continueClient) Files(env Env) (Files, error) {
 			f.Overrides = append(f.Overrides, rc)
 		}
 	}
+	if cn := env.lookPath("cn"); cn != "" {
+		f.V1Readers = append(f.V1Readers, cn)
+	}
 	return f, nil
 }
 
@@ -86,51 +103,51 @@ func (e continueEntry) asks() int {
 
 // continueEntries returns the entries that talk to Ollama on host.
 // The notes name entries that Continue itself cannot read (see yamlEntries).
-func continueEntries(path string, src []byte, host *ollamaHost) (*jsonDoc, *yamlDoc, []continueEntry, []string, error) {
+func continueEntries(path string, src []byte, host *ollamaHost) (*edit.JSON, *edit.YAML, []continueEntry, []string, error) {
 	if isYAML(path) {
-		d, err := parseYAML(src)
+		d, err := edit.ParseYAML(src)
 		if err != nil {
 			return nil, nil, nil, nil, &ParseError{Path: path, Err: err}
 		}
 		entries, notes := yamlEntries(d, host)
 		return nil, d, entries, notes, nil
 	}
-	d, err := parseJSON(src)
+	d, err := edit.ParseJSON(src)
 	if err != nil {
 		return nil, nil, nil, nil, &ParseError{Path: path, Err: err}
 	}
-	if object(&d.root) == nil {
+	if edit.Object(d.Root()) == nil {
 		return nil, nil, nil, nil, &ParseError{Path: path, Err: fmt.Errorf("the top level is not an object")}
 	}
 	return d, nil, jsonEntries(d, host), nil, nil
 }
 
-func jsonEntries(d *jsonDoc, host *ollamaHost) []continueEntry {
+func jsonEntries(d *edit.JSON, host *ollamaHost) []continueEntry {
 	var out []continueEntry
 	one := func(v *hujson.Value, where string, path []any) {
-		if object(v) == nil || !host.matches(str(v, "provider"), str(v, "apiBase"), member(v, "apiBase") != nil) {
+		if edit.Object(v) == nil || !host.matches(edit.Str(v, "provider"), edit.Str(v, "apiBase"), edit.Member(v, "apiBase") != nil) {
 			return
 		}
 		e := continueEntry{
 			where: where, path: path, obj: v,
-			title:     str(v, "title"),
-			model:     str(v, "model"),
-			context:   num(v, "contextLength"),
-			maxTokens: num(member(v, "completionOptions"), "maxTokens"),
+			title:     edit.Str(v, "title"),
+			model:     edit.Str(v, "model"),
+			context:   edit.Num(v, "contextLength"),
+			maxTokens: edit.Num(edit.Member(v, "completionOptions"), "maxTokens"),
 		}
-		if opts := member(member(member(v, "requestOptions"), "extraBodyProperties"), "options"); object(opts) != nil {
-			e.options, e.numCtx = true, num(opts, "num_ctx")
+		if opts := edit.Member(edit.Member(edit.Member(v, "requestOptions"), "extraBodyProperties"), "options"); edit.Object(opts) != nil {
+			e.options, e.numCtx = true, edit.Num(opts, "num_ctx")
 		}
 		out = append(out, e)
 	}
-	root := &d.root
-	if a := array(member(root, "models")); a != nil {
+	root := d.Root()
+	if a := edit.Array(edit.Member(root, "models")); a != nil {
 		for i := range a.Elements {
 			one(&a.Elements[i], fmt.Sprintf("models[%d]", i), []any{"models", i})
 		}
 	}
-	tab := member(root, "tabAutocompleteModel")
-	if a := array(tab); a != nil {
+	tab := edit.Member(root, "tabAutocompleteModel")
+	if a := edit.Array(tab); a != nil {
 		for i := range a.Elements {
 			one(&a.Elements[i], fmt.Sprintf("tabAutocompleteModel[%d]", i), []any{"tabAutocompleteModel", i})
 		}
@@ -146,36 +163,36 @@ func jsonEntries(d *jsonDoc, host *ollamaHost) []continueEntry {
 // directive, which turns merge keys on. An entry that names its provider
 // and model only through a merge key that Continue does not apply is one
 // Continue cannot read: it is not listed, and notes say so.
-func yamlEntries(d *yamlDoc, host *ollamaHost) (out []continueEntry, notes []string) {
-	_, models := get(mapping(d.root), "models")
+func yamlEntries(d *edit.YAML, host *ollamaHost) (out []continueEntry, notes []string) {
+	_, models := edit.Get(edit.Mapping(d.Root()), "models")
 	if models == nil || models.Kind != yaml.SequenceNode {
 		return nil, nil
 	}
-	merge := yamlMergeKeys(d.src)
+	merge := yamlMergeKeys(d.Source())
 	for i, m := range models.Content {
-		if mapping(m) == nil {
+		if edit.Mapping(m) == nil {
 			continue // a hub block ("uses: ...") or an alias
 		}
 		where := fmt.Sprintf("models[%d]", i)
 		view := m // the entry as Continue reads it
-		if k, _ := get(m, "<<"); k != nil {
+		if k, _ := edit.Get(m, "<<"); k != nil {
 			merged := mergedView(m, 0)
-			base, _ := get(merged, "apiBase")
-			ours := host.matches(text(merged, "provider"), text(merged, "apiBase"), base != nil)
-			own, _ := get(m, "apiBase")
-			if !merge && ours && !host.matches(text(m, "provider"), text(m, "apiBase"), own != nil) {
+			base, _ := edit.Get(merged, "apiBase")
+			ours := host.matches(edit.Text(merged, "provider"), edit.Text(merged, "apiBase"), base != nil)
+			own, _ := edit.Get(m, "apiBase")
+			if !merge && ours && !host.matches(edit.Text(m, "provider"), edit.Text(m, "apiBase"), own != nil) {
 				notes = append(notes, fmt.Sprintf("%s %s: takes its provider and model from a YAML merge key (<<: *name), which Continue does not apply (it reads config.yaml as YAML 1.2, where << is an ordinary key), so Continue sees no Ollama model there and ctxfit leaves the entry alone; write its keys out, or start the file with %%YAML 1.1",
-					where, label(text(m, "name"), text(merged, "model"), "")))
+					where, label(edit.Text(m, "name"), edit.Text(merged, "model"), "")))
 			}
 			if merge {
 				view = merged
 			}
 		}
-		base, _ := get(view, "apiBase")
-		if !host.matches(text(view, "provider"), text(view, "apiBase"), base != nil) {
+		base, _ := edit.Get(view, "apiBase")
+		if !host.matches(edit.Text(view, "provider"), edit.Text(view, "apiBase"), base != nil) {
 			continue
 		}
-		_, dco := get(view, "defaultCompletionOptions")
+		_, dco := edit.Get(view, "defaultCompletionOptions")
 		if dco != nil && dco.Kind == yaml.AliasNode {
 			dco = dco.Alias
 		}
@@ -184,18 +201,18 @@ func yamlEntries(d *yamlDoc, host *ollamaHost) (out []continueEntry, notes []str
 		}
 		e := continueEntry{
 			where: where, path: []any{"models", i}, node: m,
-			title:     text(view, "name"),
-			model:     text(view, "model"),
-			context:   integer(dco, "contextLength"),
-			maxTokens: integer(dco, "maxTokens"),
+			title:     edit.Text(view, "name"),
+			model:     edit.Text(view, "model"),
+			context:   edit.Integer(dco, "contextLength"),
+			maxTokens: edit.Integer(dco, "maxTokens"),
 		}
-		if k, _ := get(view, "contextLength"); k != nil {
-			e.context = integer(view, "contextLength")
+		if k, _ := edit.Get(view, "contextLength"); k != nil {
+			e.context = edit.Integer(view, "contextLength")
 		}
-		_, ro := get(m, "requestOptions")
-		_, eb := get(ro, "extraBodyProperties")
-		if _, opts := get(eb, "options"); mapping(opts) != nil {
-			e.options, e.numCtx = true, integer(opts, "num_ctx")
+		_, ro := edit.Get(m, "requestOptions")
+		_, eb := edit.Get(ro, "extraBodyProperties")
+		if _, opts := edit.Get(eb, "options"); edit.Mapping(opts) != nil {
+			e.options, e.numCtx = true, edit.Integer(opts, "num_ctx")
 		}
 		out = append(out, e)
 	}
@@ -226,7 +243,7 @@ func mergedView(m *yaml.Node, depth int) *yaml.Node {
 	if m != nil && m.Kind == yaml.AliasNode {
 		m = m.Alias
 	}
-	k, src := get(m, "<<")
+	k, src := edit.Get(m, "<<")
 	if k == nil || depth > 10 {
 		return m
 	}
@@ -268,8 +285,9 @@ func isYAML(path string) bool {
 const continueDefaultMaxTokens = 4096
 
 // Edit sets contextLength to the tuned value in every entry for an Ollama
-// model on t.Host that has a tuned value, and maxTokens as WantMaxTokens
-// says: lowered to half of it where it is larger, kept where smaller.
+// model on t.Host that has a tuned value, and maxTokens as
+// continueWantMaxTokens says: lowered to half of it (a quarter when
+// Continue's CLI reads config.yaml) where it is larger, kept where smaller.
 func (c continueClient) Edit(in Input, t Target) (Result, error) {
 	jd, yd, entries, notes, err := continueEntries(in.Path, in.Src, newOllamaHost(t))
 	if err != nil {
@@ -283,10 +301,14 @@ func (c continueClient) Edit(in Input, t Target) (Result, error) {
 			continue
 		}
 		titles = append(titles, e.title)
-		changed, err := c.editEntry(jd, yd, e, n)
+		model := e.model
+		if yd != nil && len(in.V1Readers) > 0 { // Continue's CLI reads only config.yaml and sends no num_ctx
+			model = t.derived(e.model, n)
+		}
+		changed, err := c.editEntry(jd, yd, e, n, continueWantMaxTokens(in, e.maxTokens, n), model)
 		if err != nil {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("%s %s: left as it is, because %v; set contextLength %d (and maxTokens at most %d) by hand",
-				e.where, label(e.title, e.model, ""), err, n, MaxTokens(n)))
+				e.where, label(e.title, e.model, ""), err, n, continueMaxTokens(in, n)))
 			continue
 		}
 		if !changed {
@@ -297,11 +319,15 @@ func (c continueClient) Edit(in Input, t Target) (Result, error) {
 				e.where, label(e.title, e.model, ""), n))
 		}
 		newMax := e.maxTokens
-		if m := WantMaxTokens(e.maxTokens, continueDefaultMaxTokens, n); m > 0 {
+		if m := continueWantMaxTokens(in, e.maxTokens, n); m > 0 {
 			newMax = m
 		}
-		res.Changes = append(res.Changes, Change{Where: e.where, Title: e.title, Model: e.model,
-			OldContext: e.context, NewContext: n, OldMaxTokens: e.maxTokens, NewMaxTokens: newMax})
+		ch := Change{Where: e.where, Title: e.title, Model: e.model,
+			OldContext: e.context, NewContext: n, OldMaxTokens: e.maxTokens, NewMaxTokens: newMax}
+		if model != e.model {
+			ch.Derived = model
+		}
+		res.Changes = append(res.Changes, ch)
 	}
 	if len(titles) > 0 {
 		res.Warnings = append(res.Warnings, continueOverrides(in, titles)...)
@@ -310,9 +336,9 @@ func (c continueClient) Edit(in Input, t Target) (Result, error) {
 		return res, nil
 	}
 	if jd != nil {
-		res.Out, res.spans, err = jd.finish()
+		res.Out, res.spans, err = jd.Finish()
 	} else {
-		res.Out, res.spans, err = yd.finish()
+		res.Out, res.spans, err = yd.Finish()
 	}
 	if err != nil {
 		return Result{}, fmt.Errorf("%s: %w", in.Path, err)
@@ -321,41 +347,42 @@ func (c continueClient) Edit(in Input, t Target) (Result, error) {
 }
 
 // editEntry queues the edits of one entry, all or none, and reports whether
-// there were any.
-func (continueClient) editEntry(jd *jsonDoc, yd *yamlDoc, e continueEntry, n int) (bool, error) {
-	type edit struct {
+// there were any: the context values n, maxTokens unless it is 0 (leave
+// the limit as it is) and, when model differs from the entry's, its model
+// name.
+func (continueClient) editEntry(jd *edit.JSON, yd *edit.YAML, e continueEntry, n, maxTokens int, model string) (bool, error) {
+	type keyEdit struct {
 		keys  []string
 		value int
 	}
 	var (
-		edits    []edit
+		edits    []keyEdit
 		current  func(keys ...string) (int, bool)
 		settable func(keys ...string) error
-		set      func(value int, keys ...string) error
+		set      func(value any, keys ...string) error
 	)
-	maxTokens := WantMaxTokens(e.maxTokens, continueDefaultMaxTokens, n)
 	if jd != nil {
-		edits = []edit{{[]string{"contextLength"}, n}}
+		edits = []keyEdit{{[]string{"contextLength"}, n}}
 		if maxTokens > 0 {
-			edits = append(edits, edit{[]string{"completionOptions", "maxTokens"}, maxTokens})
+			edits = append(edits, keyEdit{[]string{"completionOptions", "maxTokens"}, maxTokens})
 		}
-		current = func(k ...string) (int, bool) { return numAt(e.obj, k...) }
-		settable = func(k ...string) error { return jd.settable(e.obj, k...) }
-		set = func(v int, k ...string) error { return jd.set(e.obj, e.path, v, k...) }
+		current = func(k ...string) (int, bool) { return edit.NumAt(e.obj, k...) }
+		settable = func(k ...string) error { return jd.Settable(e.obj, k...) }
+		set = func(v any, k ...string) error { return jd.Set(e.obj, e.path, v, k...) }
 	} else {
-		edits = []edit{{[]string{"defaultCompletionOptions", "contextLength"}, n}}
+		edits = []keyEdit{{[]string{"defaultCompletionOptions", "contextLength"}, n}}
 		if maxTokens > 0 {
-			edits = append(edits, edit{[]string{"defaultCompletionOptions", "maxTokens"}, maxTokens})
+			edits = append(edits, keyEdit{[]string{"defaultCompletionOptions", "maxTokens"}, maxTokens})
 		}
-		if k, _ := get(e.node, "contextLength"); k != nil {
-			edits = append(edits, edit{[]string{"contextLength"}, n})
+		if k, _ := edit.Get(e.node, "contextLength"); k != nil {
+			edits = append(edits, keyEdit{[]string{"contextLength"}, n})
 		}
-		current = func(k ...string) (int, bool) { return integerAt(e.node, k...) }
-		settable = func(k ...string) error { return yd.settable(e.node, k...) }
-		set = func(v int, k ...string) error { return yd.set(e.node, e.path, v, k...) }
+		current = func(k ...string) (int, bool) { return edit.IntegerAt(e.node, k...) }
+		settable = func(k ...string) error { return yd.Settable(e.node, k...) }
+		set = func(v any, k ...string) error { return yd.Set(e.node, e.path, v, k...) }
 	}
 	if e.options {
-		edits = append(edits, edit{[]string{"requestOptions", "extraBodyProperties", "options", "num_ctx"}, n})
+		edits = append(edits, keyEdit{[]string{"requestOptions", "extraBodyProperties", "options", "num_ctx"}, n})
 	}
 	todo := edits[:0]
 	for _, ed := range edits {
@@ -367,12 +394,59 @@ func (continueClient) editEntry(jd *jsonDoc, yd *yamlDoc, e continueEntry, n int
 		}
 		todo = append(todo, ed)
 	}
+	rename := model != e.model
+	if rename {
+		if err := settable("model"); err != nil {
+			return false, err
+		}
+	}
 	for _, ed := range todo {
 		if err := set(ed.value, ed.keys...); err != nil {
 			return false, err
 		}
 	}
-	return len(todo) > 0, nil
+	if rename {
+		if err := set(model, "model"); err != nil {
+			return false, err
+		}
+	}
+	return len(todo) > 0 || rename, nil
+}
+
+// continueMaxTokens is the largest maxTokens the fix leaves beside a
+// context of n: half of it (MaxTokens), or a quarter in config.yaml when
+// Continue's CLI reads it too. cn refuses to run ("max_tokens is larger
+// than context_length") unless contextLength − maxTokens −
+// min(max(maxTokens, 0.2 × (contextLength − maxTokens)), 15000) > 0 (its
+// auto-compaction threshold, src/compaction.ts in @continuedev/cli 1.5.47),
+// which half fails for every context up to 30000 and a quarter (or any
+// smaller value) meets for all.
+func continueMaxTokens(in Input, n int) int {
+	if len(in.V1Readers) > 0 && isYAML(in.Path) {
+		return n / 4
+	}
+	return MaxTokens(n)
+}
+
+// continueWantMaxTokens is the maxTokens the fix writes into an entry that
+// has cur (0 when unset) beside a context of n; 0 leaves it as it is.
+// WantMaxTokens's rule with continueMaxTokens as the ceiling: a larger
+// limit, or an unset one while the default of a program that reads the
+// file is larger, becomes the ceiling; a smaller explicit one is kept.
+func continueWantMaxTokens(in Input, cur, n int) int {
+	return capMaxTokens(cur, continueDefault(in, n), continueMaxTokens(in, n))
+}
+
+// continueDefault is the largest maxTokens that the programs reading the
+// config use for an entry that sets none beside a context of n: the IDE's
+// continueDefaultMaxTokens, and in config.yaml with Continue's CLI on the
+// PATH also cn's, ceil(min(0.35 × contextLength, 64000)) (getModelMaxTokens
+// in @continuedev/cli 1.5.47).
+func continueDefault(in Input, n int) int {
+	if len(in.V1Readers) > 0 && isYAML(in.Path) {
+		return max(continueDefaultMaxTokens, min((35*n+99)/100, 64000))
+	}
+	return continueDefaultMaxTokens
 }
 
 // continueOverrides warns about the files that can undo the fix: config.ts,
@@ -390,21 +464,21 @@ func continueOverrides(in Input, titles []string) []string {
 			warns = append(warns, fmt.Sprintf("%s can change the models after Continue reads its config; make sure it does not set contextLength", path))
 			continue
 		}
-		d, err := parseJSON(src)
+		d, err := edit.ParseJSON(src)
 		if err != nil {
 			warns = append(warns, fmt.Sprintf("%s does not parse (%v); Continue may ignore it or fail", path, err))
 			continue
 		}
-		a := array(member(&d.root, "models"))
+		a := edit.Array(edit.Member(d.Root(), "models"))
 		if a == nil {
 			continue
 		}
 		for i := range a.Elements {
 			v := &a.Elements[i]
-			if member(v, "contextLength") == nil && member(member(v, "completionOptions"), "maxTokens") == nil {
+			if edit.Member(v, "contextLength") == nil && edit.Member(edit.Member(v, "completionOptions"), "maxTokens") == nil {
 				continue
 			}
-			if title := str(v, "title"); title != "" && slices.Contains(titles, title) {
+			if title := edit.Str(v, "title"); title != "" && slices.Contains(titles, title) {
 				warns = append(warns, fmt.Sprintf("%s sets contextLength or maxTokens for %q, which beats the tuned values in that workspace; remove them there", path, title))
 			}
 		}
@@ -421,8 +495,12 @@ func (c continueClient) Asks(in Input, t Target) ([]Ask, error) {
 	asks := make([]Ask, 0, len(entries))
 	for _, e := range entries {
 		n, _ := t.tuned(e.model)
-		asks = append(asks, Ask{Client: c.Name(), Path: in.Path, Where: e.where, Title: e.title,
-			Model: e.model, Context: e.asks(), MaxTokens: e.maxTokens, Tuned: n, WantMaxTokens: WantMaxTokens(e.maxTokens, continueDefaultMaxTokens, n)})
+		a := Ask{Client: c.Name(), Path: in.Path, Where: e.where, Title: e.title,
+			Model: e.model, Context: e.asks(), MaxTokens: e.maxTokens, Tuned: n, WantMaxTokens: continueWantMaxTokens(in, e.maxTokens, n)}
+		if n > 0 && isYAML(in.Path) && len(in.V1Readers) > 0 {
+			a.Derived = t.derived(e.model, n)
+		}
+		asks = append(asks, a)
 	}
 	return asks, nil
 }

@@ -2,6 +2,7 @@ package clients
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,129 +11,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ctxfit/ctxfit/clients/edit"
+
 	"github.com/tailscale/hujson"
 	"go.yaml.in/yaml/v3"
-
-	"github.com/ctxfit/ctxfit/internal/ollamahost"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata")
 
-// testTuned are the tuned values the tests fix towards, on the default host.
-var testTuned = map[string]int{
-	"llama3.1:8b-instruct-fp16": 24576,
-	"qwen2.5-coder:1.5b":        32768,
-	"mistral-nemo:latest":       16384,
-	"tiny:1b":                   6144, // below 2 × Continue's default maxTokens
-}
-
-func testTarget() Target {
-	return Target{
-		Host: ollamahost.Parse(""),
-		Tuned: func(model string) (int, bool) {
-			if !strings.Contains(model[strings.LastIndex(model, "/")+1:], ":") {
-				model += ":latest"
-			}
-			n, ok := testTuned[strings.ToLower(model)]
-			return n, ok
-		},
-	}
-}
-
-// describe renders what Edit reported, for the .report golden files.
-func describe(res Result) string {
-	var b strings.Builder
-	for _, c := range res.Changes {
-		maxTokens := fmt.Sprintf("maxTokens %s → %d", orUnset(c.OldMaxTokens), c.NewMaxTokens)
-		if c.NewMaxTokens == c.OldMaxTokens {
-			maxTokens = fmt.Sprintf("maxTokens %s kept", orUnset(c.OldMaxTokens))
-		}
-		fmt.Fprintf(&b, "%s %s: contextLength %s → %d, %s\n",
-			c.Where, c.Label(), orUnset(c.OldContext), c.NewContext, maxTokens)
-	}
-	for _, w := range res.Warnings {
-		fmt.Fprintf(&b, "warning: %s\n", w)
-	}
-	if b.Len() == 0 {
-		b.WriteString("no changes\n")
-	}
-	return b.String()
-}
-
-func orUnset(n int) string {
-	if n == 0 {
-		return "unset"
-	}
-	return fmt.Sprint(n)
-}
-
-// goldenCases lists the inputs under testdata/continue (NAME.json or
-// NAME.yaml); their results are NAME.fixed.EXT and NAME.report.
-func goldenCases(t testing.TB) []string {
-	var names []string
-	for _, pat := range []string{"*.json", "*.yaml"} {
-		m, err := filepath.Glob(filepath.Join("testdata", "continue", pat))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, p := range m {
-			if !strings.Contains(filepath.Base(p), ".fixed.") {
-				names = append(names, p)
-			}
-		}
-	}
-	if len(names) == 0 {
-		t.Fatal("no golden inputs under testdata/continue")
-	}
-	return names
-}
-
-func TestContinueEditGolden(t *testing.T) {
-	for _, in := range goldenCases(t) {
-		name := filepath.Base(in)
-		t.Run(name, func(t *testing.T) {
-			src, err := os.ReadFile(in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			// The path's extension picks the format, as for the real file.
-			path := "config" + filepath.Ext(in)
-			res, err := continueClient{}.Edit(Input{Path: path, Src: src}, testTarget())
-			if err != nil {
-				t.Fatalf("Edit: %v", err)
-			}
-			checkEditProperties(t, path, src, res, testTarget())
-
-			ext := filepath.Ext(in)
-			fixedPath := strings.TrimSuffix(in, ext) + ".fixed" + ext
-			reportPath := strings.TrimSuffix(in, ext) + ".report"
-			report := describe(res)
-			if *update {
-				if err := os.WriteFile(fixedPath, res.Out, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(reportPath, []byte(report), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(fixedPath)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if !bytes.Equal(res.Out, want) {
-				t.Errorf("fixed file differs from %s:\n%s", fixedPath, unifiedDiff("want", "got", want, res.Out))
-			}
-			wantReport, err := os.ReadFile(reportPath)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if report != string(wantReport) {
-				t.Errorf("report differs from %s:\n%s", reportPath, unifiedDiff("want", "got", wantReport, []byte(report)))
-			}
-		})
-	}
-}
+// testTarget is clientTarget, for the tests written for Continue first.
+func testTarget() Target { return clientTarget() }
 
 // checkEditProperties checks what must hold for every successful edit: the
 // output parses; every entry ctxfit targets now asks for the tuned values, so
@@ -153,7 +41,7 @@ func checkEditProperties(t testing.TB, path string, src []byte, res Result, tgt 
 		if err := yaml.Unmarshal(res.Out, &x); err != nil {
 			t.Fatalf("output does not parse as YAML: %v\n%s", err, res.Out)
 		}
-	} else if _, err := parseHuJSON(bytes.TrimPrefix(res.Out, utf8BOM)); err != nil {
+	} else if _, err := edit.ParseHuJSON(func() []byte { b, _ := edit.CutBOM(res.Out); return b }()); err != nil {
 		t.Fatalf("output does not parse as JSON: %v\n%s", err, res.Out)
 	}
 	again, err := c.Edit(Input{Path: path, Src: res.Out}, tgt)
@@ -175,18 +63,18 @@ func checkEditProperties(t testing.TB, path string, src []byte, res Result, tgt 
 		}
 	}
 
-	got, err := splice(src, res.spans)
+	got, err := edit.Splice(src, res.spans)
 	if err != nil || !bytes.Equal(got, res.Out) {
 		t.Fatalf("the spans do not make the output (%v): the file changed outside them", err)
 	}
 	targets := targetedValues(t, path, src)
 	for _, sp := range res.spans {
-		if sp.start != sp.end && !targets[[2]int{sp.start, sp.end}] {
-			t.Errorf("span %d..%d replaces %q, which is not a targeted value", sp.start, sp.end, src[sp.start:sp.end])
+		if sp.Start != sp.End && !targets[[2]int{sp.Start, sp.End}] {
+			t.Errorf("span %d..%d replaces %q, which is not a targeted value", sp.Start, sp.End, src[sp.Start:sp.End])
 		}
-		if strings.Trim(sp.text, "\t\r\n {}:,\"0123456789"+
+		if strings.Trim(sp.Text, "\t\r\n {}:,\"0123456789"+
 			"contextLength completionOptions maxTokens defaultCompletionOptions requestOptions extraBodyProperties options num_ctx") != "" {
-			t.Errorf("span inserts %q, more than keys and numbers", sp.text)
+			t.Errorf("span inserts %q, more than keys and numbers", sp.Text)
 		}
 	}
 }
@@ -199,9 +87,9 @@ func targetedValues(t testing.TB, path string, src []byte) map[[2]int]bool {
 	keys := map[string]bool{"contextLength": true, "maxTokens": true, "num_ctx": true,
 		"completionOptions": true, "defaultCompletionOptions": true}
 	out := map[[2]int]bool{}
-	body, bom := cutBOM(src)
+	body, bom := edit.CutBOM(src)
 	if !isYAML(path) {
-		v, err := parseHuJSON(body)
+		v, err := edit.ParseHuJSON(body)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -216,7 +104,7 @@ func targetedValues(t testing.TB, path string, src []byte) map[[2]int]bool {
 		}
 		return out
 	}
-	d, err := parseYAML(src)
+	d, err := edit.ParseYAML(src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +116,7 @@ func targetedValues(t testing.TB, path string, src []byte) map[[2]int]bool {
 		if n.Kind == yaml.MappingNode {
 			for i := 0; i+1 < len(n.Content); i += 2 {
 				if keys[n.Content[i].Value] {
-					if s, e, err := d.scalarSpan(n.Content[i+1], n.Style&yaml.FlowStyle != 0); err == nil {
+					if s, e, err := d.ValueSpan(n.Content[i+1], n.Style&yaml.FlowStyle != 0); err == nil {
 						out[[2]int{bom + s, bom + e}] = true
 					}
 				}
@@ -238,87 +126,8 @@ func targetedValues(t testing.TB, path string, src []byte) map[[2]int]bool {
 			walk(c)
 		}
 	}
-	walk(d.root)
+	walk(d.Root())
 	return out
-}
-
-func TestContinueEditRefusesBrokenFiles(t *testing.T) {
-	for _, tt := range []struct{ path, src string }{
-		{"config.json", `{"models": [ {"provider": "ollama", "model": "llama3.1:8b-instruct-fp16",`},
-		{"config.json", `[]`},
-		{"config.json", `{"models": [], "models": }`},
-		{"config.yaml", "models:\n  - name: a\n   provider: ollama\n"},
-		{"config.yaml", "models:\n  - name: a\n    name: b\n"},
-	} {
-		_, err := continueClient{}.Edit(Input{Path: tt.path, Src: []byte(tt.src)}, testTarget())
-		var pe *ParseError
-		if !errors.As(err, &pe) {
-			t.Errorf("Edit(%q) = %v, want a ParseError", tt.src, err)
-		}
-	}
-}
-
-func TestContinueAsks(t *testing.T) {
-	src, err := os.ReadFile(filepath.Join("testdata", "continue", "json_several.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	asks, err := continueClient{}.Asks(Input{Path: "config.json", Src: src}, testTarget())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, a := range asks {
-		got = append(got, fmt.Sprintf("%s %s differs=%v toolarge=%v", a.Where, a, a.Differs(), a.TooLarge()))
-	}
-	want := []string{
-		"models[1] Continue asks llama3.1:8b-instruct-fp16 for 131072 tokens; 24576 stays on the GPU differs=true toolarge=true",
-		"models[3] Continue asks phi3:mini for 131072 tokens differs=false toolarge=false",
-		"models[4] Continue asks mistral-nemo for 16384 tokens; 16384 stays on the GPU differs=false toolarge=false",
-		"tabAutocompleteModel Continue asks qwen2.5-coder:1.5b for 8192 tokens; 32768 stays on the GPU differs=true toolarge=false",
-	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("Asks:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-}
-
-func TestContinueFiles(t *testing.T) {
-	home := t.TempDir()
-	work := t.TempDir()
-	env := Env{Home: home, Getenv: func(string) string { return "" }, WorkDir: work}
-	dir := filepath.Join(home, ".continue")
-	c := continueClient{}
-
-	f, err := c.Files(env)
-	if err != nil || f.Config != "" || len(f.Watch) != 2 {
-		t.Fatalf("no config: Files = %+v, %v; want no Config and two watched paths", f, err)
-	}
-	os.MkdirAll(dir, 0o755)
-	os.WriteFile(filepath.Join(dir, "config.json"), []byte("{}"), 0o644)
-	if f, _ = c.Files(env); f.Config != filepath.Join(dir, "config.json") {
-		t.Errorf("config.json alone: Config = %q", f.Config)
-	}
-	os.WriteFile(filepath.Join(dir, "config.yaml"), []byte("models: []\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "config.ts"), []byte("export {}"), 0o644)
-	os.WriteFile(filepath.Join(work, ".continuerc.json"), []byte("{}"), 0o644)
-	f, _ = c.Files(env)
-	if f.Config != filepath.Join(dir, "config.yaml") {
-		t.Errorf("both files: Config = %q, want config.yaml", f.Config)
-	}
-	if len(f.Overrides) != 2 {
-		t.Errorf("Overrides = %v, want config.ts and .continuerc.json", f.Overrides)
-	}
-
-	other := t.TempDir()
-	env.Getenv = func(k string) string {
-		if k == "CONTINUE_GLOBAL_DIR" {
-			return other
-		}
-		return ""
-	}
-	if f, _ = c.Files(env); f.Watch[0] != filepath.Join(other, "config.yaml") || f.Config != "" {
-		t.Errorf("CONTINUE_GLOBAL_DIR: Files = %+v", f)
-	}
 }
 
 func TestContinueOverrideWarnings(t *testing.T) {
@@ -339,5 +148,168 @@ func TestContinueOverrideWarnings(t *testing.T) {
 	}
 	if strings.Contains(got, "Other") {
 		t.Errorf("warnings name an entry that was not changed: %q", got)
+	}
+}
+
+// TestContinueCLIGetsDerivedModels: with Continue's CLI (cn) on the PATH,
+// the fix of config.yaml also names the derived model in each entry it
+// fixes, creating it first, and undo restores the names; config.json,
+// which cn does not read, keeps its names.
+func TestContinueCLIGetsDerivedModels(t *testing.T) {
+	h := newTestHome(t)
+	bin := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bin, "cn"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h.env.Getenv = func(k string) string {
+		if k == "PATH" {
+			return bin
+		}
+		return ""
+	}
+	if f, _ := (continueClient{}).Files(h.env); len(f.V1Readers) != 1 || f.V1Readers[0] != filepath.Join(bin, "cn") {
+		t.Fatalf("Files.V1Readers = %q, want cn", f.V1Readers)
+	}
+	p := h.put("yaml_several.yaml")
+	orig := read(t, p)
+	var created []string
+	f := h.fixer()
+	f.Derive = func(ctx context.Context, model string, n int) (string, error) {
+		name, err := testDeriveModel(ctx, model, n)
+		created = append(created, name)
+		return name, err
+	}
+	rep, err := f.Fix(context.Background(), continueClient{}, testTarget(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := read(t, p)
+	for _, ch := range rep.Changes {
+		want, _ := testDerive(ch.Model, ch.NewContext)
+		if ch.Derived != want || !bytes.Contains(got, []byte("model: "+want)) {
+			t.Errorf("%s: Derived = %q; the file should name %s:\n%s", ch.Where, ch.Derived, want, got)
+		}
+	}
+	if len(created) != len(rep.Changes) || len(created) == 0 {
+		t.Errorf("created %q for %d changes", created, len(rep.Changes))
+	}
+	checkClientEdit(t, continueClient{}, Input{Path: p, Src: orig, V1Readers: []string{"cn"}},
+		Result{Out: got, Changes: rep.Changes, Warnings: rep.Warnings}, testTarget())
+	asks, _ := (continueClient{}).Asks(Input{Path: p, Src: got, V1Readers: []string{"cn"}}, testTarget())
+	for _, a := range asks {
+		if a.Tuned > 0 && a.Differs() {
+			t.Errorf("after the fix %s still differs: %+v", a.Where, a)
+		}
+	}
+	if _, err := f.Undo(context.Background(), continueClient{}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(read(t, p), orig) {
+		t.Error("undo did not restore the original names")
+	}
+
+	// config.json: cn ignores it, so the names stay.
+	res, err := continueClient{}.Edit(Input{Path: "config.json", Src: readFile(t, filepath.Join("testdata", "continue", "json_several.json")), V1Readers: []string{"cn"}}, testTarget())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range res.Changes {
+		if ch.Derived != "" {
+			t.Errorf("config.json: %s selects %s", ch.Where, ch.Derived)
+		}
+	}
+}
+
+// TestFixWithoutServerKeepsNames: when the derived models cannot be
+// created (the server is down), the fix still writes the context values,
+// keeps the model names and says why.
+func TestFixWithoutServerKeepsNames(t *testing.T) {
+	home, state := t.TempDir(), t.TempDir()
+	env := Env{Home: home, GOOS: "linux", Getenv: func(string) string { return "" }}
+	p := filepath.Join(home, ".config", "goose", "config.yaml")
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	os.WriteFile(p, readFile(t, filepath.Join("testdata", "goose", "lead_worker.yaml")), 0o644)
+	f := &Fixer{Env: env, StateDir: state, Derive: func(context.Context, string, int) (string, error) {
+		return "", errors.New("Ollama is not running")
+	}}
+	rep, err := f.Fix(context.Background(), gooseClient{}, clientTarget(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(read(t, p))
+	if !rep.Written || !strings.Contains(got, "GOOSE_CONTEXT_LIMIT: 32768") || strings.Contains(got, "ctx32k") {
+		t.Errorf("fix wrote:\n%s", got)
+	}
+	if w := strings.Join(rep.Warnings, "\n"); !strings.Contains(w, "Ollama is not running") {
+		t.Errorf("warnings do not say why the names stayed: %s", w)
+	}
+}
+
+// TestContinueMaxTokensRule: the maxTokens rule (WantMaxTokens) with the
+// ceiling at half the context, or a quarter in config.yaml when Continue's
+// CLI reads it: a larger limit, or an unset one while the default of a
+// program that reads the file (the IDE's 4096, cn's 35% of the context up
+// to 64000) is larger, becomes the ceiling; a smaller explicit one is kept.
+func TestContinueMaxTokensRule(t *testing.T) {
+	tests := []struct {
+		name     string
+		path     string
+		cn       bool
+		cur, n   int
+		want     int    // 0: left as it is
+		wantEdit string // the maxTokens line config.yaml has after the fix; "" for none
+	}{
+		{"json: larger than half", "config.json", false, 16384, 24576, 12288, ""},
+		{"json: smaller kept", "config.json", false, 8192, 24576, 0, ""},
+		{"json: unset stays unset", "config.json", false, 0, 24576, 0, ""},
+		{"json: unset but the default is larger", "config.json", false, 0, 6144, 3072, ""},
+		{"json: cn does not read it", "config.json", true, 8192, 24576, 0, ""},
+		{"yaml without cn: smaller than half kept", "config.yaml", false, 8192, 24576, 0, "maxTokens: 8192"},
+		{"yaml with cn: larger than a quarter", "config.yaml", true, 8192, 24576, 6144, "maxTokens: 6144"},
+		{"yaml with cn: smaller kept", "config.yaml", true, 2048, 24576, 0, "maxTokens: 2048"},
+		{"yaml with cn: unset, cn's default (35%) is larger", "config.yaml", true, 0, 24576, 6144, "maxTokens: 6144"},
+		{"yaml with cn: unset, cn's default (64000) is smaller", "config.yaml", true, 0, 262144, 0, ""},
+		{"yaml with cn: unset but the default is larger", "config.yaml", true, 0, 8192, 2048, "maxTokens: 2048"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := Input{Path: tt.path}
+			if tt.cn {
+				in.V1Readers = []string{"cn"}
+			}
+			if got := continueWantMaxTokens(in, tt.cur, tt.n); got != tt.want {
+				t.Errorf("continueWantMaxTokens(%d, %d) = %d, want %d", tt.cur, tt.n, got, tt.want)
+			}
+			if !isYAML(tt.path) {
+				return
+			}
+			src := "models:\n  - name: M\n    provider: ollama\n    model: tiny:1b\n    defaultCompletionOptions:\n      contextLength: 131072\n"
+			if tt.cur > 0 {
+				src += fmt.Sprintf("      maxTokens: %d\n", tt.cur)
+			}
+			in.Src = []byte(src)
+			tgt := Target{Host: clientTarget().Host, Tuned: func(string) (int, bool) { return tt.n, true }}
+			res, err := continueClient{}.Edit(in, tgt)
+			if err != nil || len(res.Changes) != 1 {
+				t.Fatalf("Edit = %+v, %v", res.Changes, err)
+			}
+			out := string(res.Out)
+			if !strings.Contains(out, fmt.Sprintf("contextLength: %d\n", tt.n)) {
+				t.Errorf("contextLength not set:\n%s", out)
+			}
+			switch {
+			case tt.wantEdit == "" && strings.Contains(out, "maxTokens"):
+				t.Errorf("maxTokens added:\n%s", out)
+			case tt.wantEdit != "" && !strings.Contains(out, tt.wantEdit+"\n"):
+				t.Errorf("want %s in:\n%s", tt.wantEdit, out)
+			}
+			want := tt.want
+			if want == 0 {
+				want = tt.cur
+			}
+			if c := res.Changes[0]; c.NewMaxTokens != want || c.OldMaxTokens != tt.cur {
+				t.Errorf("Change max tokens %d → %d, want %d → %d", c.OldMaxTokens, c.NewMaxTokens, tt.cur, want)
+			}
+		})
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ctxfit/ctxfit/clients/edit"
+
 	"go.yaml.in/yaml/v3"
 )
 
@@ -41,11 +43,11 @@ func (c continueClient) Uses(in Input, t Target) ([]Use, error) {
 		}
 	}
 	if !isYAML(in.Path) {
-		d, err := parseJSON(in.Src)
+		d, err := edit.ParseJSON(in.Src)
 		if err == nil {
-			if v := member(&d.root, "embeddingsProvider"); object(v) != nil &&
-				host.matches(str(v, "provider"), str(v, "apiBase"), member(v, "apiBase") != nil) && str(v, "model") != "" {
-				uses = append(uses, Use{Role: "embed", Model: str(v, "model")})
+			if v := edit.Member(d.Root(), "embeddingsProvider"); edit.Object(v) != nil &&
+				host.matches(edit.Str(v, "provider"), edit.Str(v, "apiBase"), edit.Member(v, "apiBase") != nil) && edit.Str(v, "model") != "" {
+				uses = append(uses, Use{Role: "embed", Model: edit.Str(v, "model")})
 			}
 		}
 	}
@@ -55,7 +57,7 @@ func (c continueClient) Uses(in Input, t Target) ([]Use, error) {
 // continueRoles returns the roles of a config.yaml model as Uses names
 // them, each once: chat for chat, edit, apply and summarize.
 func continueRoles(m *yaml.Node) []string {
-	_, seq := get(m, "roles")
+	_, seq := edit.Get(m, "roles")
 	var names []string
 	if seq != nil && seq.Kind == yaml.SequenceNode {
 		for _, r := range seq.Content {

@@ -12,6 +12,8 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/ctxfit/ctxfit/clients/edit"
+
 	"github.com/ctxfit/ctxfit/internal/atomicfile"
 )
 
@@ -39,6 +41,13 @@ type Fixer struct {
 	Keep int
 	// Force fixes a config that has no write permission (its mode stays).
 	Force bool
+	// Derive, when set, makes sure the Ollama server has the derived model
+	// a change selects (Change.Derived: a copy of model with num_ctx =
+	// context) and returns its name; Fix calls it for each such change
+	// before writing, and writes nothing when it fails. Without it a fix
+	// that selects a derived model fails, rather than naming a model the
+	// server may lack.
+	Derive func(ctx context.Context, model string, context int) (string, error)
 
 	// beforeRename, when set, runs after the new content is in its temporary
 	// file and before the config is re-read and replaced. Tests race a writer
@@ -108,22 +117,34 @@ const maxAttempts = 5
 // ErrNotInstalled; a config that does not parse is a *ParseError and stays
 // untouched.
 func (f *Fixer) Fix(ctx context.Context, c Client, t Target, dryRun bool) (*Report, error) {
+	var deriveErr error // why the derived models could not be created
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		p, err := f.plan(ctx, c, t)
 		if err != nil {
 			return nil, err
 		}
 		rep := &Report{Client: c.Name(), Path: p.files.Config, Changes: p.res.Changes, Warnings: p.res.Warnings, DryRun: dryRun}
+		if deriveErr != nil {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("the config keeps its model names, because %v; %s through /v1 runs at the server's own context until `ctxfit fix %s` runs again with the server up",
+				deriveErr, c.Name(), strings.ToLower(c.Name())))
+		}
 		if len(p.res.Changes) == 0 {
 			return rep, nil
 		}
 		if dryRun {
-			rep.Diff = unifiedDiff(p.files.Config, p.files.Config+" (fixed)", p.src, p.res.Out)
+			rep.Diff = edit.Diff(p.files.Config, p.files.Config+" (fixed)", p.src, p.res.Out)
 			if r, ok := c.(diffRedacter); ok { // the file holds secrets: show only the changed values
 				rep.Diff = r.redactDiff(rep.Diff)
 			}
 			rep.Diff = Redact(rep.Diff)
 			return rep, nil
+		}
+		if err := f.derive(ctx, p.res.Changes); err != nil {
+			// Write the context values without selecting derived models:
+			// the client's own budget is still right, and the models can
+			// be selected once the server is reachable.
+			deriveErr, t.Derive = err, nil
+			continue
 		}
 		held, err := f.lock(ctx, c)
 		if err != nil {
@@ -141,6 +162,26 @@ func (f *Fixer) Fix(ctx context.Context, c Client, t Target, dryRun bool) (*Repo
 		return rep, nil
 	}
 	return nil, fmt.Errorf("%s kept changing while ctxfit tried to fix it; try again when the program that writes it is done", c.Name())
+}
+
+// derive creates the derived models that changes select.
+func (f *Fixer) derive(ctx context.Context, changes []Change) error {
+	for _, ch := range changes {
+		if ch.Derived == "" || ch.Derived == ch.Model {
+			continue
+		}
+		if f.Derive == nil {
+			return fmt.Errorf("internal error: the fix selects %s, and ctxfit has no way to create it here; run `ctxfit fix ollama %s` first", ch.Derived, ch.Model)
+		}
+		name, err := f.Derive(ctx, ch.Model, ch.NewContext)
+		if err != nil {
+			return fmt.Errorf("create %s, which the fixed config selects, so nothing was written: %w", ch.Derived, err)
+		}
+		if name != ch.Derived {
+			return fmt.Errorf("internal error: ctxfit created %s, but the fix selects %s; nothing was written", name, ch.Derived)
+		}
+	}
+	return nil
 }
 
 // plan is a fix worked out but not written.
@@ -176,7 +217,7 @@ func (f *Fixer) plan(ctx context.Context, c Client, t Target) (*plan, error) {
 	if err := f.writable(c, files.Config, real, info); err != nil {
 		return nil, err
 	}
-	in := Input{Path: files.Config, Src: src, Overrides: readOverrides(files), Getenv: f.Env.Getenv}
+	in := Input{Path: files.Config, Src: src, Overrides: readOverrides(files), V1Readers: files.V1Readers, Getenv: f.Env.Getenv}
 	t, _, setWarns := t.forClient(c, in)
 	res, err := c.Edit(in, t)
 	if err != nil {
@@ -229,7 +270,7 @@ func (f *Fixer) Asks(c Client, t Target) (Files, []Ask, error) {
 	if err != nil {
 		return files, nil, err
 	}
-	in := Input{Path: files.Config, Src: src, Overrides: readOverrides(files), Getenv: f.Env.Getenv}
+	in := Input{Path: files.Config, Src: src, Overrides: readOverrides(files), V1Readers: files.V1Readers, Getenv: f.Env.Getenv}
 	t, g, _ := t.forClient(c, in)
 	asks, err := c.Asks(in, t)
 	for i := range asks {

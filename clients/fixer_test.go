@@ -33,7 +33,9 @@ func newTestHome(t *testing.T) *testHome {
 	return h
 }
 
-func (h *testHome) fixer() *Fixer { return &Fixer{Env: h.env, StateDir: h.state} }
+func (h *testHome) fixer() *Fixer {
+	return &Fixer{Env: h.env, StateDir: h.state, Derive: testDeriveModel}
+}
 
 // put writes testdata/continue/NAME to ~/.continue/config.EXT and returns
 // its path.

@@ -64,7 +64,7 @@ func jsonLayout(bits func(uint) uint64, comment, title string) string {
 	q, _ := json.Marshal(title)
 	var b strings.Builder
 	if bits(1) == 1 {
-		b.Write(utf8BOM)
+		b.WriteString("\xef\xbb\xbf")
 	}
 	line := func(depth int, s string) { b.WriteString(nl + strings.Repeat(ind, depth) + s) }
 	cmt := func() string {
@@ -132,7 +132,7 @@ func yamlLayout(bits func(uint) uint64, comment, title string) string {
 	q := strconv.QuoteToASCII(title) // Go's escapes are all YAML escapes too
 	var b strings.Builder
 	if bits(1) == 1 {
-		b.Write(utf8BOM)
+		b.WriteString("\xef\xbb\xbf")
 	}
 	cmt := func() string {
 		if bits(1) == 1 {

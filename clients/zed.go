@@ -1,10 +1,11 @@
 package clients
 
 import (
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
+
+	"github.com/ctxfit/ctxfit/clients/edit"
 
 	"github.com/tailscale/hujson"
 )
@@ -71,7 +72,7 @@ var zedAvailablePath = []any{"language_models", "ollama", "available_models"}
 
 // zedSettings is what ctxfit reads of settings.json.
 type zedSettings struct {
-	jd      *jsonDoc
+	jd      *edit.JSON
 	ollama  *hujson.Value // language_models.ollama; nil when absent or for another server
 	list    *hujson.Array // its available_models; nil when absent or not an array
 	window  int           // its context_window; 0 when unset
@@ -97,35 +98,35 @@ type zedPick struct {
 
 // parseZed reads the Ollama part of settings.json for host.
 func parseZed(path string, src []byte, host *ollamaHost) (*zedSettings, error) {
-	jd, err := parseJSON(src)
+	jd, err := edit.ParseJSON(src)
 	if err != nil {
 		return nil, &ParseError{Path: path, Err: err}
 	}
-	root := &jd.root
-	if object(root) == nil {
+	root := jd.Root()
+	if edit.Object(root) == nil {
 		return nil, &ParseError{Path: path, Err: fmt.Errorf("the top level is not an object")}
 	}
 	z := &zedSettings{jd: jd}
-	ol := member(member(root, "language_models"), "ollama")
-	if object(ol) == nil || !host.matches("ollama", str(ol, "api_url"), member(ol, "api_url") != nil) {
+	ol := edit.Member(edit.Member(root, "language_models"), "ollama")
+	if edit.Object(ol) == nil || !host.matches("ollama", edit.Str(ol, "api_url"), edit.Member(ol, "api_url") != nil) {
 		return z, nil
 	}
 	z.ollama = ol
-	z.window = num(ol, "context_window")
-	if list := array(member(ol, "available_models")); list != nil {
+	z.window = edit.Num(ol, "context_window")
+	if list := edit.Array(edit.Member(ol, "available_models")); list != nil {
 		z.list = list
 		for i := range list.Elements {
 			v := &list.Elements[i]
-			if object(v) == nil || str(v, "name") == "" {
+			if edit.Object(v) == nil || edit.Str(v, "name") == "" {
 				continue
 			}
 			z.entries = append(z.entries, zedEntry{
 				where:     fmt.Sprintf("language_models.ollama.available_models[%d]", i),
 				path:      append(append([]any(nil), zedAvailablePath...), i),
 				obj:       v,
-				name:      str(v, "name"),
-				display:   str(v, "display_name"),
-				maxTokens: num(v, "max_tokens"),
+				name:      edit.Str(v, "name"),
+				display:   edit.Str(v, "display_name"),
+				maxTokens: edit.Num(v, "max_tokens"),
 			})
 		}
 	}
@@ -138,35 +139,35 @@ func parseZed(path string, src []byte, host *ollamaHost) (*zedSettings, error) {
 func zedPicks(root *hujson.Value) []zedPick {
 	var picks []zedPick
 	one := func(v *hujson.Value, where string) {
-		if str(v, "provider") != "ollama" || str(v, "model") == "" {
+		if edit.Str(v, "provider") != "ollama" || edit.Str(v, "model") == "" {
 			return
 		}
 		for _, p := range picks {
-			if sameModelName(p.model, str(v, "model")) {
+			if sameModelName(p.model, edit.Str(v, "model")) {
 				return
 			}
 		}
-		picks = append(picks, zedPick{where: where, model: str(v, "model")})
+		picks = append(picks, zedPick{where: where, model: edit.Str(v, "model")})
 	}
 	for _, section := range []string{"agent", "assistant"} {
-		s := member(root, section)
-		if object(s) == nil {
+		s := edit.Member(root, section)
+		if edit.Object(s) == nil {
 			continue
 		}
 		for _, k := range []string{"default_model", "inline_assistant_model", "commit_message_model", "thread_summary_model", "subagent_model"} {
-			one(member(s, k), section+"."+k)
+			one(edit.Member(s, k), section+"."+k)
 		}
 		for _, k := range []string{"favorite_models", "inline_alternatives"} {
-			if a := array(member(s, k)); a != nil {
+			if a := edit.Array(edit.Member(s, k)); a != nil {
 				for i := range a.Elements {
 					one(&a.Elements[i], fmt.Sprintf("%s.%s[%d]", section, k, i))
 				}
 			}
 		}
-		if profiles := object(member(s, "profiles")); profiles != nil {
+		if profiles := edit.Object(edit.Member(s, "profiles")); profiles != nil {
 			for _, m := range profiles.Members {
 				if lit, ok := m.Name.Value.(hujson.Literal); ok {
-					one(member(&m.Value, "default_model"), fmt.Sprintf("%s.profiles.%s.default_model", section, lit.String()))
+					one(edit.Member(&m.Value, "default_model"), fmt.Sprintf("%s.profiles.%s.default_model", section, lit.String()))
 				}
 			}
 		}
@@ -214,7 +215,7 @@ func (c zedClient) Edit(in Input, t Target) (Result, error) {
 		if !ok || e.maxTokens == n {
 			continue
 		}
-		if err := z.jd.set(e.obj, e.path, n, "max_tokens"); err != nil {
+		if err := z.jd.Set(e.obj, e.path, n, "max_tokens"); err != nil {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("%s %s: left as it is, because %v; set max_tokens %d by hand", e.where, e.name, err, n))
 			continue
 		}
@@ -236,13 +237,17 @@ func (c zedClient) Edit(in Input, t Target) (Result, error) {
 	}
 
 	if len(res.Changes) > 0 {
-		if res.Out, res.spans, err = z.jd.finish(); err != nil {
+		if res.Out, res.spans, err = z.jd.Finish(); err != nil {
 			return Result{}, fmt.Errorf("%s: %w", in.Path, err)
 		}
 	}
 	if len(adds) > 0 {
 		first := len(z.list.Elements)
-		out, err := zedAppend(res.Out, adds)
+		items := make([][]edit.Field, len(adds))
+		for i, a := range adds {
+			items[i] = []edit.Field{{Key: "name", Value: a.model}, {Key: "display_name", Value: a.model}, {Key: "max_tokens", Value: a.context}}
+		}
+		out, err := edit.AppendJSONArray(res.Out, items, "language_models", "ollama", "available_models")
 		if err != nil {
 			return Result{}, fmt.Errorf("%s: %w", in.Path, err)
 		}
@@ -271,159 +276,6 @@ func (z *zedSettings) anyTuned(t Target) bool {
 type zedNew struct {
 	model   string
 	context int
-}
-
-// zedAppend returns src with an entry for each of adds appended to
-// language_models.ollama.available_models, which must hold at least one
-// element. The new elements follow the layout of the last one: on their own
-// lines at its indentation (or on its line when the array is written on one
-// line), as a one-line or multi-line object like it, with the file's line
-// endings and trailing-comma style. It checks that the result decodes to
-// the input plus the new elements.
-func zedAppend(src []byte, adds []zedNew) ([]byte, error) {
-	d, err := parseJSON(src)
-	if err != nil {
-		return nil, err
-	}
-	listV := member(member(member(&d.root, "language_models"), "ollama"), "available_models")
-	list := array(listV)
-	if list == nil || len(list.Elements) == 0 {
-		return nil, fmt.Errorf("internal error: no list to add Zed's models to")
-	}
-	last := &list.Elements[len(list.Elements)-1]
-
-	// The layout of the last element.
-	elemNL := lastNewline(last.BeforeExtra)
-	indent := ""
-	if elemNL >= 0 {
-		indent = indentAfter(last.BeforeExtra, elemNL)
-	}
-	sep, memberIndent, multiline := ": ", "", false
-	if o := object(last); o != nil && len(o.Members) > 0 {
-		sep = d.colon(o)
-		if nl := lastNewline(o.Members[0].Name.BeforeExtra); nl >= 0 {
-			multiline = true
-			memberIndent = indentAfter(o.Members[0].Name.BeforeExtra, nl)
-		}
-	}
-	if multiline && !strings.HasPrefix(memberIndent, indent) {
-		memberIndent = indent + d.unit
-	}
-
-	elems := make([]string, len(adds))
-	decoded := make([]any, len(adds))
-	for i, a := range adds {
-		kv := [][2]string{
-			{"name", string(hujson.String(a.model))},
-			{"display_name", string(hujson.String(a.model))},
-			{"max_tokens", itoa(a.context)},
-		}
-		var b strings.Builder
-		b.WriteByte('{')
-		for j, p := range kv {
-			if multiline {
-				b.WriteString(d.nl + memberIndent)
-			} else if j > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(`"` + p[0] + `"` + sep + p[1])
-			if multiline && j < len(kv)-1 {
-				b.WriteByte(',')
-			}
-		}
-		if multiline {
-			b.WriteString(d.nl + indent)
-		}
-		b.WriteByte('}')
-		elems[i] = b.String()
-		decoded[i] = map[string]any{"name": a.model, "display_name": a.model, "max_tokens": json.Number(itoa(a.context))}
-	}
-
-	var spans []span
-	trailing := last.AfterExtra != nil
-	switch {
-	case elemNL < 0: // [{...}, {...}] on one line
-		text := ""
-		for _, e := range elems {
-			text += ", " + e
-		}
-		if trailing {
-			at := last.EndOffset + len(last.AfterExtra) + 1
-			spans = append(spans, span{at, at, strings.TrimPrefix(text, ",") + ","})
-		} else {
-			spans = append(spans, span{last.EndOffset, last.EndOffset, text})
-		}
-	case trailing:
-		at := last.EndOffset + len(last.AfterExtra) + 1 // after the comma
-		text := ""
-		for _, e := range elems {
-			text += d.nl + indent + e + ","
-		}
-		spans = append(spans, span{at, at, text})
-	default:
-		spans = append(spans, span{last.EndOffset, last.EndOffset, ","})
-		closing := listV.EndOffset - 1
-		extra := list.AfterExtra
-		at := last.EndOffset
-		if nl := lastNewline(extra); nl >= 0 { // after any comment on the last element's line
-			at = closing - len(extra) + d.lineEnd(extra, nl)
-		}
-		text := ""
-		for i, e := range elems {
-			if i > 0 {
-				text += ","
-			}
-			text += d.nl + indent + e
-		}
-		spans = append(spans, span{at, at, text})
-	}
-	body, err := splice(d.src, spans)
-	if err != nil {
-		return nil, err
-	}
-
-	before, err := decodeJSON(d.src)
-	if err != nil {
-		return nil, err
-	}
-	after, err := decodeJSON(body)
-	if err != nil {
-		return nil, fmt.Errorf("internal error: the edited file does not parse: %w", err)
-	}
-	old, _ := lookupPath(before, zedAvailablePath).([]any)
-	want, err := assign(before, zedAvailablePath, append(append([]any(nil), old...), decoded...))
-	if err != nil {
-		return nil, err
-	}
-	if err := checkEdit(want, after, nil, nil); err != nil {
-		return nil, err
-	}
-	return append(append([]byte(nil), utf8BOM[:d.bom]...), body...), nil
-}
-
-// lookupPath returns the value at path (map keys and list indexes) in a
-// decoded document, or nil.
-func lookupPath(tree any, path []any) any {
-	for _, k := range path {
-		switch k := k.(type) {
-		case string:
-			switch m := tree.(type) {
-			case map[string]any:
-				tree = m[k]
-			case map[any]any:
-				tree = m[k]
-			default:
-				return nil
-			}
-		case int:
-			l, ok := tree.([]any)
-			if !ok || k < 0 || k >= len(l) {
-				return nil
-			}
-			tree = l[k]
-		}
-	}
-	return tree
 }
 
 // Asks reports the context each Ollama model in Zed's settings asks for:

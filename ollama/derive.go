@@ -68,6 +68,28 @@ func DerivedName(model string, context int) (string, error) {
 	return derived, nil
 }
 
+// DerivedBase returns the model that a DerivedName was made from
+// ("llama3.1:8b-instruct-fp16-ctx24k" → "llama3.1:8b-instruct-fp16",
+// "llama3.1:ctx24k" → "llama3.1"), and false for a name without the
+// "-ctxN" suffix. Clients that select a derived model look up the base's
+// tuned value through it.
+func DerivedBase(name string) (string, bool) {
+	name = strings.TrimSpace(name)
+	slash := strings.LastIndex(name, "/")
+	i := strings.LastIndex(name, ":")
+	if i <= slash {
+		return "", false
+	}
+	repo, tag := name[:i], name[i+1:]
+	if !derivedSuffix.MatchString(tag) {
+		return "", false
+	}
+	if tag = derivedSuffix.ReplaceAllString(tag, ""); tag == "" {
+		return repo, true
+	}
+	return repo + ":" + tag, true
+}
+
 // DeriveModel makes sure the Ollama server behind client has a copy of model
 // whose Modelfile sets num_ctx to context, and returns its name (see
 // DerivedName). It creates the copy with POST /api/create {from, parameters}

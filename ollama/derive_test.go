@@ -37,6 +37,33 @@ func TestContextLabel(t *testing.T) {
 	}
 }
 
+// TestDerivedBase inverts DerivedName, so that a client config that names
+// a derived model is matched with its base's tuned value; names without the
+// suffix are no derived model.
+func TestDerivedBase(t *testing.T) {
+	for _, tt := range []struct{ name, base string }{
+		{"llama3.1:8b-instruct-fp16-ctx24k", "llama3.1:8b-instruct-fp16"},
+		{"llama3.1:ctx8k", "llama3.1"},
+		{"llama3.1:8b-ctx24000", "llama3.1:8b"},
+		{"localhost:5000/team/coder:7b-ctx4k", "localhost:5000/team/coder:7b"},
+		{"llama3.1:8b", ""},
+		{"llama3.1", ""},
+		{"localhost:5000/team/ctx4k", ""},
+		{"llama3.1:8b-context", ""},
+	} {
+		base, ok := ollama.DerivedBase(tt.name)
+		if base != tt.base || ok != (tt.base != "") {
+			t.Errorf("DerivedBase(%q) = %q, %v; want %q", tt.name, base, ok, tt.base)
+		}
+		if ok {
+			n := 4096
+			if again, err := ollama.DerivedName(base, n); err != nil || !strings.HasPrefix(again, base) {
+				t.Errorf("DerivedName(%q) = %q, %v", base, again, err)
+			}
+		}
+	}
+}
+
 func TestDerivedName(t *testing.T) {
 	for _, tt := range []struct {
 		model   string

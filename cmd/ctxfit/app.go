@@ -71,7 +71,7 @@ func newApp(e *env, u *url.URL, store *state.Store, logger *slog.Logger, m *metr
 		opts.ObservePoll = func(d time.Duration) { m.ObservePoll(host, d) }
 	}
 	a.watcher = watch.New(a.client, u, store, opts)
-	a.fixer = &clients.Fixer{Env: clients.NewEnv(e.getenv), StateDir: store.Dir()}
+	a.fixer = newFixer(e, store.Dir(), u)
 	a.keeper = &clients.Keeper{
 		Fixer:   a.fixer,
 		Target:  a.target,

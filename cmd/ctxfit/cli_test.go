@@ -118,6 +118,10 @@ func TestJSONGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.tune(u, "llama3.1:8b-instruct-fp16", "", 24576)
+	// A client whose context no file sets: an entry of clients' same list.
+	if err := os.MkdirAll(filepath.Join(c.vars["HOME"], ".vscode", "extensions", "kilocode.kilo-code-4.0.0"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 
 	steps := []struct {
 		name string

@@ -54,7 +54,8 @@ func runFix(ctx context.Context, e *env, args []string) error {
 	if len(tunedModels(data, ollamahost.Key(u))) == 0 {
 		return failf(1, "no model is tuned on %s yet, so there is nothing to write; run %s first", u, e.cmdline(u, "tune", "MODEL"))
 	}
-	fixer := &clients.Fixer{Env: clients.NewEnv(e.getenv), StateDir: store.Dir(), Force: *force}
+	fixer := newFixer(e, store.Dir(), u)
+	fixer.Force = *force
 	if !*dryRun {
 		cleanLeftovers(ctx, e, fixer)
 	}
@@ -211,13 +212,36 @@ func (e *env) printReport(w io.Writer, u *url.URL, rep *clients.Report) {
 		line := fmt.Sprintf("  %s: context %s → %d", c.Label(), tokensOrUnset(c.OldContext), c.NewContext)
 		switch {
 		case c.NewMaxTokens != c.OldMaxTokens && c.NewMaxTokens > 0:
-			line += fmt.Sprintf(", max tokens %s → %d (more than half the context)", tokensOrUnset(c.OldMaxTokens), c.NewMaxTokens)
+			share := "half"
+			if c.NewMaxTokens < clients.MaxTokens(c.NewContext) {
+				share = "a quarter of" // Continue's config.yaml with its CLI on the PATH
+			}
+			why := "more than " + share + " the context"
+			if c.OldMaxTokens == 0 {
+				why = share + " the context"
+			}
+			line += fmt.Sprintf(", max tokens %s → %d (%s)", tokensOrUnset(c.OldMaxTokens), c.NewMaxTokens, why)
 			maxTokens = true
 		case c.OldMaxTokens > 0:
 			line += fmt.Sprintf(", max tokens %d kept (at most half the context)", c.OldMaxTokens)
 			maxTokens = true
 		}
+		if c.Derived != "" && c.Derived != c.Model {
+			line += fmt.Sprintf(", model → %s", c.Derived)
+		}
 		fmt.Fprintln(w, line)
+	}
+	seen := map[string]bool{}
+	for _, c := range rep.Changes {
+		if c.Derived == "" || c.Derived == c.Model || seen[c.Derived] {
+			continue
+		}
+		seen[c.Derived] = true
+		if rep.DryRun {
+			fmt.Fprintf(w, "  would create %s on the server: %s with num_ctx %d (the client reaches Ollama through /v1, which cannot send num_ctx)\n", c.Derived, c.Model, c.NewContext)
+		} else {
+			fmt.Fprintf(w, "  created %s on the server: %s with num_ctx %d, which the client now selects\n", c.Derived, c.Model, c.NewContext)
+		}
 	}
 	switch {
 	case rep.DryRun:
@@ -292,6 +316,9 @@ type clientReport struct {
 	Paths     []string      `json:"paths"` // every file ctxfit looks at for it
 	Error     string        `json:"error,omitempty"`
 	Entries   []clients.Ask `json:"entries"`
+	// Unsettable says why ctxfit cannot set this client's context in a
+	// file (Kilo Code, Roo Code, VS Code's Ollama provider); "" otherwise.
+	Unsettable string `json:"unsettable,omitempty"`
 }
 
 // runClients is `ctxfit clients [--json] [--host URL]`: it lists the clients
@@ -315,7 +342,7 @@ func runClients(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	fixer := &clients.Fixer{Env: clients.NewEnv(e.getenv), StateDir: store.Dir()}
+	fixer := newFixer(e, store.Dir(), u)
 	t := tunedTarget(data, u, e.serverParallel(u))
 
 	reports := []clientReport{}
@@ -334,9 +361,21 @@ func runClients(ctx context.Context, e *env, args []string) error {
 		}
 		reports = append(reports, r)
 	}
+	unsettable := clients.FindUnsettable(clients.NewEnv(e.getenv))
 	if *asJSON {
+		// Unsettable clients are entries of the same list, so that the
+		// output keeps one shape.
+		for _, un := range unsettable {
+			reports = append(reports, clientReport{Client: un.Name, Installed: true, Paths: []string{un.Where},
+				Entries: []clients.Ask{}, Unsettable: un.Why})
+		}
 		return writeIndentedJSON(e.stdout, clientsJSON{Host: u.String(), Clients: reports})
 	}
+	defer func() {
+		for _, u := range unsettable {
+			fmt.Fprintf(e.stdout, "%s: %s (%s), so ctxfit cannot set its context; select the copy `ctxfit fix ollama MODEL` creates (MODEL with the tuned num_ctx) in it\n", u.Name, u.Why, u.Where)
+		}
+	}()
 	for _, r := range reports {
 		switch {
 		case !r.Installed:
@@ -368,7 +407,13 @@ func runClients(ctx context.Context, e *env, args []string) error {
 			case a.Tuned == 0:
 				line += "; not tuned yet"
 			case a.Differs():
-				line += fmt.Sprintf("; tuned %d%s, maxTokens %d", a.Tuned, beside, clients.MaxTokens(a.Tuned))
+				line += fmt.Sprintf("; tuned %d%s", a.Tuned, beside)
+				if a.WantMaxTokens > 0 {
+					line += fmt.Sprintf(", maxTokens %d", a.WantMaxTokens)
+				}
+				if a.Derived != "" && a.Derived != a.Model {
+					line += fmt.Sprintf(", selecting %s (num_ctx %d built in, for /v1)", a.Derived, a.Tuned)
+				}
 				if a.TooLarge() {
 					line += " (spills)"
 				}
@@ -398,12 +443,30 @@ func askLabel(a clients.Ask) string {
 // the values of their joint tune.
 func tunedTarget(d *state.Data, host *url.URL, parallel int) clients.Target {
 	key := ollamahost.Key(host)
-	return clients.Target{Host: host, Models: tunedModels(d, key), Tuned: func(model string) (int, bool) {
-		t, ok := d.TunedForParallel(key, model, "", parallel)
-		return t.Context, ok && t.Context > 0
-	}, ForSet: func(set []clients.Use) (func(string) (int, bool), bool, []string) {
-		return forSet(d, key, set)
-	}}
+	return clients.Target{Host: host, Models: tunedModels(d, key), Derive: ollama.DerivedName,
+		Tuned: func(model string) (int, bool) {
+			t, ok := d.TunedForParallel(key, model, "", parallel)
+			if !ok { // a derived copy runs the base's weights: the base's value holds
+				if base, derived := ollama.DerivedBase(model); derived {
+					t, ok = d.TunedForParallel(key, base, "", parallel)
+				}
+			}
+			return t.Context, ok && t.Context > 0
+		}, ForSet: func(set []clients.Use) (func(string) (int, bool), bool, []string) {
+			return forSet(d, key, set)
+		}}
+}
+
+// newFixer returns the Fixer of the commands and the app: backups under
+// ctxfit's state, and the derived models that /v1 clients select created on
+// the server at u before their config names them.
+func newFixer(e *env, stateDir string, u *url.URL) *clients.Fixer {
+	return &clients.Fixer{Env: clients.NewEnv(e.getenv), StateDir: stateDir,
+		Derive: func(ctx context.Context, model string, n int) (string, error) {
+			ctx, cancel := context.WithTimeout(ctx, deriveTimeout)
+			defer cancel()
+			return ollama.DeriveModel(ctx, e.client(u), model, n)
+		}}
 }
 
 // forSet gives the models of set, which a client runs together, the values

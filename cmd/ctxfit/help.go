@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/ctxfit/ctxfit/clients"
 )
@@ -73,10 +74,11 @@ or --stall-timeout (after) ends the bench.`,
 			usage: []string{"fix CLIENT|all [--dry-run] [--json] [--force] [--host URL]"},
 			about: "Writes the context that `ctxfit tune` found for each model into CLIENT's config.\n" +
 				"Every other byte of the file stays as it is, and the previous version is kept\n" +
-				"(`ctxfit undo CLIENT`). maxTokens: " + clients.MaxTokensRule + ".\n\n" +
-				"CLIENT is one of: " + strings.Join(clientNames(), ", ") + ", or ollama (a copy of each\n" +
-				"model with the tuned num_ctx, for clients that send none; see `ctxfit help fix ollama`),\n" +
-				"or all: every client found here, then ollama.",
+				"(`ctxfit undo CLIENT`).\n\n" +
+				wrapText("maxTokens: "+clients.MaxTokensRule+".", 80) + "\n\n" +
+				wrapText("CLIENT is one of: "+strings.Join(clientNames(), ", ")+", or ollama (a copy of each "+
+					"model with the tuned num_ctx, for clients that send none; see `ctxfit help fix ollama`), "+
+					"or all: every client found here, then ollama.", 80),
 			examples: []string{"fix continue --dry-run", "fix all --host gpu-box", "fix zed --json"},
 		},
 		"fix ollama": {
@@ -93,7 +95,7 @@ model tuned on this server gets its copy. --undo removes the copies of MODEL.`,
 			about: `Restores CLIENT's config as it was before ctxfit's last fix; run it again to go
 further back. It refuses when the file was edited after the fix.
 
-CLIENT is one of: ` + strings.Join(clientNames(), ", ") + `.`,
+` + wrapText("CLIENT is one of: "+strings.Join(clientNames(), ", ")+".", 80),
 			examples: []string{"undo continue"},
 		},
 		"clients": {
@@ -377,5 +379,27 @@ Register-ArgumentCompleter -Native -CommandName ctxfit, ctxfit.exe -ScriptBlock 
   }
 }
 `)
+	return b.String()
+}
+
+// wrapText breaks s into lines of at most width columns at spaces (a word
+// longer than width stays whole on its line).
+func wrapText(s string, width int) string {
+	var b strings.Builder
+	col := 0
+	for i, w := range strings.Fields(s) {
+		n := utf8.RuneCountInString(w)
+		switch {
+		case i == 0:
+		case col+1+n > width:
+			b.WriteByte('\n')
+			col = 0
+		default:
+			b.WriteByte(' ')
+			col++
+		}
+		b.WriteString(w)
+		col += n
+	}
 	return b.String()
 }

@@ -40,6 +40,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("DELETE /api/delete", s.handleDelete)
 	mux.HandleFunc("GET "+unified.SimulatedPath, s.handleUnified)
 	mux.HandleFunc("POST "+unified.SimulatedPath, s.handleUnified)
+	s.routesV1(mux)
 	return mux
 }
 
