@@ -35,6 +35,12 @@ type Keeper struct {
 	// Notify receives what Keeper did or found; nil discards it. It is
 	// called with Keeper's lock held: it must not call back into Keeper.
 	Notify func(Notice)
+	// Checked, when set, is called after each look at c's config, whatever
+	// came of it, so that a cache of what clients ask stays current
+	// without re-reading every config on every event. held reports whether
+	// Keeper leaves the file alone after an Undo. It is called with
+	// Keeper's lock held: it must not call back into Keeper.
+	Checked func(c Client, held bool)
 	// Debounce is how long a file must be quiet before it is checked; 0
 	// means DefaultDebounce.
 	Debounce time.Duration
@@ -55,6 +61,10 @@ type keptFile struct {
 	paused time.Time   // Keeper leaves the file alone until then
 	warned string      // the last "asks for more" warning, so it is said once
 	failed string      // the content and error of the last failure, so it is said once
+	// held is the hash of what an Undo put back: Keeper leaves the file
+	// alone while it holds exactly that, and keeps it fixed again once the
+	// user changes it.
+	held string
 }
 
 // The limits of a fight: more than maxReverts reverts within revertWindow
@@ -188,11 +198,51 @@ func (k *Keeper) Check(ctx context.Context) {
 	}
 }
 
-// Fix fixes c's config now, whatever the auto-fix setting and even while
-// Keeper backs off from it (the user's "Fix Continue now"), and returns
-// what changed.
+// CheckClient looks at c's config now, as Check does for every client, and
+// returns what it wrote (nil when it wrote nothing or only warned).
+func (k *Keeper) CheckClient(ctx context.Context, c Client) *Report {
+	rep, _ := k.check(ctx, c, recheck)
+	return rep
+}
+
+// Fix fixes c's config now, whatever the auto-fix setting, even while
+// Keeper backs off from it or holds it after an undo (the user's "Fix
+// now"), and returns what changed.
 func (k *Keeper) Fix(ctx context.Context, c Client) (*Report, error) {
 	return k.check(ctx, c, userAsked)
+}
+
+// Undo restores c's config as it was before ctxfit's last fix (Fixer.Undo)
+// and leaves it alone from then on, auto-fix or not, until its content
+// changes again: the user's undo sticks until the user edits the file.
+func (k *Keeper) Undo(ctx context.Context, c Client) (*Undone, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	u, err := k.Fixer.Undo(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	st := k.file(c)
+	if b, err := os.ReadFile(u.Path); err == nil {
+		st.held, st.warned, st.wrote = hash(b), "", ""
+	}
+	if k.Checked != nil {
+		k.Checked(c, st.held != "")
+	}
+	return u, nil
+}
+
+// file returns what Keeper remembers of c's config; k.mu is held.
+func (k *Keeper) file(c Client) *keptFile {
+	if k.files == nil {
+		k.files = map[string]*keptFile{}
+	}
+	st := k.files[c.Name()]
+	if st == nil {
+		st = &keptFile{}
+		k.files[c.Name()] = st
+	}
+	return st
 }
 
 func (k *Keeper) clients() []Client {
@@ -212,13 +262,9 @@ func (k *Keeper) notify(n Notice) {
 func (k *Keeper) check(ctx context.Context, c Client, reason why) (*Report, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.files == nil {
-		k.files = map[string]*keptFile{}
-	}
-	st := k.files[c.Name()]
-	if st == nil {
-		st = &keptFile{}
-		k.files[c.Name()] = st
+	st := k.file(c)
+	if k.Checked != nil {
+		defer func() { k.Checked(c, st.held != "") }()
 	}
 	var sum string // the content's hash, once read
 	fail := func(path string, err error) (*Report, error) {
@@ -249,6 +295,13 @@ func (k *Keeper) check(ctx context.Context, c Client, reason why) (*Report, erro
 	sum = hash(src)
 	if reason == changedOnDisk && sum == st.wrote {
 		return nil, nil // Keeper's own write
+	}
+	switch {
+	case st.held == "":
+	case reason == userAsked || sum != st.held:
+		st.held = "" // the user asked for a fix, or changed the file after the undo
+	default:
+		return nil, nil // as the undo left it: leave it alone
 	}
 	t, err := k.Target()
 	if err != nil {

@@ -340,3 +340,40 @@ func TestKeeperLeavesABrokenFileAlone(t *testing.T) {
 		t.Error("the broken file changed")
 	}
 }
+
+// An undo sticks: auto-fix leaves the restored file alone, even on a
+// recheck after a tune, until the user changes it; then it is kept fixed
+// again.
+func TestKeeperUndoHoldsUntilTheUserEdits(t *testing.T) {
+	h := newTestHome(t)
+	p := filepath.Join(h.dir, "config.yaml")
+	os.WriteFile(p, testdataFile(t, "yaml_basic.yaml"), 0o644) // asks 131072
+	r := startKeeper(t, h, true)
+	r.wait(NoticeFixed)
+	var held []bool
+	r.k.mu.Lock()
+	r.k.Checked = func(c Client, h bool) { held = append(held, h) }
+	r.k.mu.Unlock()
+
+	if _, err := r.k.Undo(context.Background(), continueClient{}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(read(t, p), testdataFile(t, "yaml_basic.yaml")) {
+		t.Fatalf("undo did not restore the file:\n%s", read(t, p))
+	}
+	r.quiet(2)                      // the fix and the undo; the undo's own change is not fixed
+	r.k.Check(context.Background()) // a tune or auto-fix switched on
+	r.quiet(2)                      // still held
+	r.k.mu.Lock()
+	if len(held) == 0 || !held[len(held)-1] {
+		t.Errorf("Checked reported held %v, want true last", held)
+	}
+	r.k.mu.Unlock()
+
+	// The user edits the file: the hold ends and the file is kept fixed.
+	os.WriteFile(p, append(testdataFile(t, "yaml_basic.yaml"), "# edited\n"...), 0o644)
+	r.wait(NoticeFixed)
+	if !strings.Contains(string(read(t, p)), "# edited") || bytes.Contains(read(t, p), []byte("131072")) {
+		t.Errorf("after the edit the file was not fixed (or the edit was lost):\n%s", read(t, p))
+	}
+}

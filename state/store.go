@@ -40,6 +40,54 @@ type Data struct {
 	Settings Settings              `json:"settings"`
 	Hosts    map[string]*HostState `json:"hosts,omitempty"` // keyed by ollamahost.Key
 	Tuned    []Tuned               `json:"tuned,omitempty"`
+	// Leases mark tunes running in a process that could not tell a running
+	// ctxfit about them (no control API: another user, another machine
+	// sharing the state, an older daemon), so that the daemon takes the
+	// probe loads for what they are.
+	Leases []TuneLease `json:"tune_leases,omitempty"`
+}
+
+// TuneLease marks one running tune. The tuner renews it while it works and
+// removes it when done; one whose tuner died expires by itself.
+type TuneLease struct {
+	Host    string    `json:"host"` // ollamahost.Key
+	Model   string    `json:"model"`
+	By      string    `json:"by"` // who tunes: "ctxfit tune (pid 1234 on box)"
+	Started time.Time `json:"started"`
+	Expires time.Time `json:"expires"`
+}
+
+// PutLease records l, replacing a lease for the same host and model.
+func (d *Data) PutLease(l TuneLease) {
+	d.DropLease(l.Host, l.Model)
+	d.Leases = append(d.Leases, l)
+}
+
+// DropLease removes the lease for model on host, and every expired one.
+func (d *Data) DropLease(host, model string) {
+	now := time.Now()
+	kept := d.Leases[:0]
+	for _, l := range d.Leases {
+		if (l.Host == host && ollama.SameModel(l.Model, model)) || !l.Expires.After(now) {
+			continue
+		}
+		kept = append(kept, l)
+	}
+	d.Leases = kept
+	if len(d.Leases) == 0 {
+		d.Leases = nil
+	}
+}
+
+// LiveLeases returns the leases on host that have not expired at now.
+func (d *Data) LiveLeases(host string, now time.Time) []TuneLease {
+	var out []TuneLease
+	for _, l := range d.Leases {
+		if l.Host == host && l.Expires.After(now) {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // Settings are the user's choices, shared by the tray and the CLI.

@@ -162,6 +162,26 @@ func TestTunedForParallel(t *testing.T) {
 	}
 }
 
+func TestTuneLeases(t *testing.T) {
+	now := time.Now()
+	d := &Data{}
+	d.PutLease(TuneLease{Host: "h", Model: "llama3.1:8b", By: "a", Expires: now.Add(time.Minute)})
+	d.PutLease(TuneLease{Host: "h", Model: "llama3.1:8b", By: "b", Expires: now.Add(time.Minute)}) // replaces a
+	d.PutLease(TuneLease{Host: "other", Model: "gemma2", Expires: now.Add(time.Minute)})
+	d.PutLease(TuneLease{Host: "h", Model: "old", Expires: now.Add(-time.Second)}) // expired
+	live := d.LiveLeases("h", now)
+	if len(live) != 1 || live[0].By != "b" {
+		t.Fatalf("live leases on h = %+v, want b's alone", live)
+	}
+	d.DropLease("h", "llama3.1:8b")
+	if got := d.LiveLeases("h", now); len(got) != 0 {
+		t.Errorf("after DropLease: %+v", got)
+	}
+	if len(d.Leases) != 1 || d.Leases[0].Host != "other" {
+		t.Errorf("DropLease should keep other hosts' live leases and drop expired ones: %+v", d.Leases)
+	}
+}
+
 // TestTunedSet: a model keeps both answers, alone and beside its
 // companions, and each is found by what it was measured with.
 func TestTunedSet(t *testing.T) {

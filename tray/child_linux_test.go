@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ctxfit/ctxfit/clients"
+	"github.com/ctxfit/ctxfit/hub"
 	"github.com/ctxfit/ctxfit/internal/atomicfile"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
 	"github.com/ctxfit/ctxfit/ollama"
@@ -70,12 +72,17 @@ func child(scenario string) int {
 			return 2
 		}
 		store := ctxstate.OpenStore(dir)
+		b := &scripted{Hub: hub.New(u.String(), nil), host: u, store: store, dir: dir, calls: calls}
 		w := watch.New(ollama.NewClient(u), u, store, watch.Options{
 			FastInterval: 50 * time.Millisecond, IdleInterval: 50 * time.Millisecond,
 			LocalGPU: func() ollama.GPUPresence { return ollama.GPUPresent },
+			// As the daemon does when a tune is stored, the asks follow
+			// the tuned values.
+			OnUpdate: func(u watch.Update) { b.refreshContinue(); b.Watched(u) },
 		})
+		b.refreshContinue()
 		go w.Run(ctx)
-		err = Run(ctx, &scripted{Watcher: w, store: store, dir: dir, calls: calls}, opts)
+		err = Run(ctx, b, opts)
 	case "stuck":
 		err = Run(ctx, stuck{}, opts)
 	case "nobus":
@@ -117,12 +124,13 @@ func (l *callLog) add(what, arg string) {
 	fmt.Fprintf(f, "%s %s\n", what, arg)
 }
 
-// scripted is a backend over a real watcher and store, with a Continue
-// config.json in a temporary directory standing in for the client fixer,
-// a tune that reports one probe and then waits to be cancelled, and a
-// login service that hangs.
+// scripted is a backend over a real watcher, hub and store, with a
+// Continue config.json in a temporary directory standing in for the client
+// fixer, a tune that reports one probe and then waits to be cancelled, and
+// a login service that hangs.
 type scripted struct {
-	*watch.Watcher
+	*hub.Hub
+	host  *url.URL
 	store *ctxstate.Store
 	dir   string
 	calls *callLog
@@ -138,49 +146,53 @@ type continueConfig struct {
 	} `json:"models"`
 }
 
-func (b *scripted) ContinueConfigPath() string {
+func (b *scripted) continuePath() string {
 	return filepath.Join(b.dir, "continue", "config.json")
 }
 func (b *scripted) LogPath() string { return filepath.Join(b.dir, "ctxfit.log") }
 
 func (b *scripted) readContinue() (continueConfig, error) {
 	var c continueConfig
-	data, err := os.ReadFile(b.ContinueConfigPath())
+	data, err := os.ReadFile(b.continuePath())
 	if err == nil {
 		err = json.Unmarshal(data, &c)
 	}
 	return c, err
 }
 
-func (b *scripted) ClientContext(model string) (string, int, bool) {
+// refreshContinue tells the hub what Continue asks for, as the daemon does
+// after each look at a config.
+func (b *scripted) refreshContinue() {
 	c, err := b.readContinue()
-	if err != nil {
-		return "", 0, false
+	d, derr := b.store.Load()
+	if err != nil || derr != nil {
+		return
 	}
+	hc := hub.Client{Name: "Continue", Path: b.continuePath(), Installed: true}
 	for _, m := range c.Models {
-		if ollama.SameModel(m.Model, model) {
-			return m.Title, m.ContextLength, true
+		a := clients.Ask{Client: "Continue", Title: m.Title, Model: m.Model, Context: m.ContextLength}
+		if t, ok := d.TunedFor(ollamahost.Key(b.host), m.Model, ""); ok {
+			a.Tuned = t.Context
 		}
+		hc.Asks = append(hc.Asks, a)
 	}
-	return "", 0, false
+	b.SetClient(hc)
+	b.SetSettings(d.Settings)
 }
 
-func (b *scripted) FixContinue(ctx context.Context, model string) error {
-	b.calls.add("fix", model)
+func (b *scripted) Fix(ctx context.Context, client string) error {
+	b.calls.add("fix", client)
 	d, err := b.store.Load()
 	if err != nil {
 		return err
-	}
-	t, ok := d.TunedFor(ollamahost.Key(b.Host()), model, "")
-	if !ok {
-		return fmt.Errorf("%s is not tuned", model)
 	}
 	c, err := b.readContinue()
 	if err != nil {
 		return err
 	}
 	for i := range c.Models {
-		if ollama.SameModel(c.Models[i].Model, model) {
+		t, ok := d.TunedFor(ollamahost.Key(b.host), c.Models[i].Model, "")
+		if ok {
 			c.Models[i].ContextLength = t.Context
 		}
 	}
@@ -188,44 +200,44 @@ func (b *scripted) FixContinue(ctx context.Context, model string) error {
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(b.ContinueConfigPath(), data, 0o644); err != nil {
+	if err := atomicfile.WriteFile(b.continuePath(), data, 0o644); err != nil {
 		return err
 	}
-	// The fixer publishes what it did; the tray must not notify a fix the
+	b.refreshContinue()
+	// The keeper publishes what it did; the tray must not notify a fix the
 	// user just asked for.
-	b.Publish(watch.Event{Kind: watch.EventConfigFixed, Model: model, Message: "Continue: contextLength " + fmt.Sprint(t.Context)})
+	b.Publish(hub.Event{Event: watch.Event{Kind: hub.EventConfigFixed, Message: "Continue: contextLength fixed"}, Client: "Continue"})
 	return nil
 }
 
 func (b *scripted) Tune(ctx context.Context, model string, progress func(string)) error {
 	b.calls.add("tune", model)
-	progress("8192: 100% GPU (1 load)")
+	if err := b.BeginTune(hub.Tune{Model: model, By: "the tray"}); err != nil {
+		return err
+	}
+	b.TuneProgress(model, "8192: 100% GPU (1 load)")
 	<-ctx.Done()
+	b.EndTune(model, nil)
 	b.calls.add("tune-cancelled", model)
 	return ctx.Err()
-}
-
-func (b *scripted) Settings() (ctxstate.Settings, error) {
-	d, err := b.store.Load()
-	if err != nil {
-		return ctxstate.Settings{}, err
-	}
-	return d.Settings, nil
 }
 
 func (b *scripted) SetAutoFix(on bool) error {
 	b.calls.add("autofix", fmt.Sprint(on))
 	err := b.store.Update(func(d *ctxstate.Data) error { d.Settings.AutoFix = on; return nil })
+	b.refreshContinue()
 	if on {
 		// Turning auto-fix on fixes what is off at once.
-		b.Publish(watch.Event{Kind: watch.EventConfigFixed, Model: "gemma2:9b", Message: "Continue: contextLength 8192 for gemma2:9b"})
+		b.Publish(hub.Event{Event: watch.Event{Kind: hub.EventConfigFixed, Model: "gemma2:9b", Message: "Zed: max_tokens 8192 for gemma2:9b"}, Client: "Zed"})
 	}
 	return err
 }
 
 func (b *scripted) SetNotifications(on bool) error {
 	b.calls.add("notifications", fmt.Sprint(on))
-	return b.store.Update(func(d *ctxstate.Data) error { d.Settings.NotificationsOff = !on; return nil })
+	err := b.store.Update(func(d *ctxstate.Data) error { d.Settings.NotificationsOff = !on; return nil })
+	b.refreshContinue()
+	return err
 }
 
 func (b *scripted) StartAtLogin() (bool, error) { return false, nil }
@@ -238,13 +250,10 @@ func (b *scripted) SetStartAtLogin(on bool) error {
 // stuck is a backend whose every method hangs.
 type stuck struct{}
 
-func (stuck) Subscribe() (<-chan watch.Update, func())         { select {} }
-func (stuck) Snapshot() watch.Snapshot                         { select {} }
+func (stuck) Subscribe() (<-chan hub.Update, func())           { select {} }
+func (stuck) State() hub.State                                 { select {} }
 func (stuck) Tune(context.Context, string, func(string)) error { select {} }
-func (stuck) ClientContext(string) (string, int, bool)         { select {} }
-func (stuck) FixContinue(context.Context, string) error        { select {} }
-func (stuck) ContinueConfigPath() string                       { select {} }
-func (stuck) Settings() (ctxstate.Settings, error)             { select {} }
+func (stuck) Fix(context.Context, string) error                { select {} }
 func (stuck) SetAutoFix(bool) error                            { select {} }
 func (stuck) SetNotifications(bool) error                      { select {} }
 func (stuck) StartAtLogin() (bool, error)                      { select {} }

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,8 +15,8 @@ import (
 	"fyne.io/systray"
 
 	"github.com/ctxfit/ctxfit/assets"
+	"github.com/ctxfit/ctxfit/hub"
 	"github.com/ctxfit/ctxfit/ollama"
-	"github.com/ctxfit/ctxfit/watch"
 )
 
 // ran records that systray.Run was called: it keeps process-wide state and
@@ -94,21 +93,16 @@ type menu struct {
 	item        trayItem // the icon in the panel
 	notifier    notifier
 
-	mu           sync.Mutex // guards everything below
-	st           *state
-	visible      view // what the items show now: clicks act on it
-	tunes        map[string]context.CancelFunc
-	refreshing   bool
-	refreshAgain bool
-	refreshed    time.Time // when the last refresh began
-	models       string    // the loaded models at that refresh
+	mu      sync.Mutex // guards everything below
+	st      *state
+	visible view // what the items show now: clicks act on it
+	tunes   map[string]context.CancelFunc
 	// Settings changes run in click order, one lane per setting, so that a
 	// login service that hangs does not hold up the others. pending counts
-	// changes not finished, gen all changes, so that a refresh that read
-	// the backend before a change does not undo it on screen.
+	// changes not finished, so that an update from before a change does
+	// not undo it on screen.
 	lanes   map[action]*serial
 	pending map[action]int
-	gen     map[action]int
 
 	rebuildCh chan struct{}
 	clicks    chan click
@@ -127,47 +121,33 @@ func newMenu(b Backend, opts Options) *menu {
 		tunes:     map[string]context.CancelFunc{},
 		lanes:     map[action]*serial{actAutoFix: {}, actNotify: {}, actLogin: {}},
 		pending:   map[action]int{},
-		gen:       map[action]int{},
 		rebuildCh: make(chan struct{}, 1),
 		clicks:    make(chan click, 256),
 		notes:     make(chan noteOp, 32),
 	}
 }
 
-// action names what a click asks for.
-type action int
-
-const (
-	actTune action = iota
-	actFix
-	actAutoFix
-	actNotify
-	actLogin
-	actOpenConfig
-	actOpenLog
-	actAboutPage
-	actQuit
-)
-
-// click is one click on a menu item; slot is the model's place in the menu.
+// click is one click on a menu item; slot is the model's place in the
+// menu, fix the Fix item's place in the model's submenu.
 type click struct {
-	act  action
-	slot int
+	act       action
+	slot, fix int
 }
 
 // items are the systray menu items, created once in menu order.
 type items struct {
-	title, header, status     *systray.MenuItem
-	problem                   *systray.MenuItem
-	models                    [maxModels]modelItems
-	autoFix, notify, login    *systray.MenuItem
-	openConfig, openLog, quit *systray.MenuItem
-	about, aboutInfo          *systray.MenuItem
-	aboutPage                 *systray.MenuItem
+	title, header, status  *systray.MenuItem
+	problem                *systray.MenuItem
+	about, aboutInfo       *systray.MenuItem
+	aboutPage              *systray.MenuItem
+	models                 [maxModels]modelItems
+	autoFix, notify, login *systray.MenuItem
+	openLog, quit          *systray.MenuItem
 }
 
 type modelItems struct {
-	line, tune, fix, info, note *systray.MenuItem
+	line, tune, info, note *systray.MenuItem
+	fixes                  [maxFixes]*systray.MenuItem
 }
 
 // clickBuffer is how many clicks on one item may wait. fyne systray drops
@@ -184,32 +164,30 @@ func (m *menu) onReady() {
 	it.problem = systray.AddMenuItem("", "")
 	for i := range it.models {
 		line := systray.AddMenuItem("", "")
-		it.models[i] = modelItems{
-			line: line,
-			tune: line.AddSubMenuItem("Tune context", ""),
-			fix:  line.AddSubMenuItem("Fix Continue now", ""),
-			info: line.AddSubMenuItem("", ""),
-			note: line.AddSubMenuItem("", ""),
+		mi := modelItems{line: line, tune: line.AddSubMenuItem("Tune context", "")}
+		m.forward(mi.tune, click{act: actTune, slot: i})
+		for j := range mi.fixes {
+			mi.fixes[j] = line.AddSubMenuItem("", "")
+			m.forward(mi.fixes[j], click{act: actFix, slot: i, fix: j})
 		}
-		m.forward(it.models[i].tune, click{actTune, i})
-		m.forward(it.models[i].fix, click{actFix, i})
+		mi.info = line.AddSubMenuItem("", "")
+		mi.note = line.AddSubMenuItem("", "")
+		it.models[i] = mi
 	}
 	systray.AddSeparator()
-	it.autoFix = systray.AddMenuItemCheckbox("Fix Continue automatically", "", false)
+	it.autoFix = systray.AddMenuItemCheckbox("Keep client configs fixed", "", false)
 	it.notify = systray.AddMenuItemCheckbox("Notifications", "", false)
 	it.login = systray.AddMenuItemCheckbox("Start at login", "", false)
 	systray.AddSeparator()
-	it.openConfig = systray.AddMenuItem("Open Continue config", "")
 	it.openLog = systray.AddMenuItem("Open log", "")
-	systray.AddSeparator()
 	it.about = systray.AddMenuItem("About ctxfit", "")
 	it.aboutInfo = it.about.AddSubMenuItem("", "")
 	it.aboutPage = it.about.AddSubMenuItem("Project page", "")
+	systray.AddSeparator()
 	it.quit = systray.AddMenuItem("Quit", "Stop ctxfit")
 	for item, a := range map[*systray.MenuItem]action{
 		it.autoFix: actAutoFix, it.notify: actNotify, it.login: actLogin,
-		it.openConfig: actOpenConfig, it.openLog: actOpenLog, it.aboutPage: actAboutPage,
-		it.quit: actQuit,
+		it.openLog: actOpenLog, it.aboutPage: actAboutPage, it.quit: actQuit,
 	} {
 		m.forward(item, click{act: a})
 	}
@@ -335,14 +313,15 @@ func show(t trayItem, it *items, v view, have *view, icons bool) {
 		mv, mw := v.Models[i], was.Models[i]
 		set(mi.line, mv.Line, mw.Line, first)
 		set(mi.tune, mv.Tune, mw.Tune, first)
-		set(mi.fix, mv.Fix, mw.Fix, first)
+		for j, f := range mi.fixes {
+			set(f, mv.Fixes[j].Item, mw.Fixes[j].Item, first)
+		}
 		set(mi.info, mv.Info, mw.Info, first)
 		set(mi.note, mv.Note, mw.Note, first)
 	}
 	set(it.autoFix, v.AutoFix, was.AutoFix, first)
 	set(it.notify, v.Notify, was.Notify, first)
 	set(it.login, v.Login, was.Login, first)
-	set(it.openConfig, v.OpenConfig, was.OpenConfig, first)
 	set(it.openLog, v.OpenLog, was.OpenLog, first)
 	set(it.about, v.About, was.About, first)
 	set(it.aboutInfo, v.AboutInfo, was.AboutInfo, first)
@@ -379,12 +358,13 @@ func set(item *systray.MenuItem, want, have itemView, first bool) {
 	}
 }
 
-// watch follows the backend's updates.
+// watch follows the daemon's updates: each carries the whole state, so
+// nothing is read again per update.
 func (m *menu) watch() {
-	defer m.recoverTo("follow the watcher")
+	defer m.recoverTo("follow the daemon")
 	ch, stop := m.b.Subscribe()
 	defer stop()
-	m.update(watch.Update{Snapshot: m.b.Snapshot()})
+	m.update(hub.Update{State: m.b.State()})
 	for {
 		select {
 		case <-m.ctx.Done():
@@ -398,16 +378,11 @@ func (m *menu) watch() {
 	}
 }
 
-// refreshEvery is how often the backend is read again while nothing
-// happens, to notice edits of Continue's config made by hand.
-const refreshEvery = 10 * time.Second
-
-func (m *menu) update(u watch.Update) {
+func (m *menu) update(u hub.Update) {
 	now := time.Now()
 	m.mu.Lock()
 	notes := m.st.apply(u, now)
 	withdrawn := m.st.takeWithdrawn()
-	stale := len(u.Events) > 0 || m.st.loaded() != m.models || now.Sub(m.refreshed) >= refreshEvery
 	m.mu.Unlock()
 	for _, n := range notes {
 		m.send(noteOp{n: n})
@@ -416,9 +391,6 @@ func (m *menu) update(u watch.Update) {
 		m.send(noteOp{withdraw: k})
 	}
 	m.signal()
-	if stale {
-		m.refresh()
-	}
 }
 
 // noteOp is a notification to show, or the key of one to withdraw.
@@ -457,7 +429,8 @@ func (m *menu) notifyLoop() {
 }
 
 // action acts on a notification's button: key names the notification,
-// id the action ("fix", "tune"), as the menu items of that model would.
+// id the action ("fix", "tune"), as the menu items of that model would:
+// "fix" fixes every client that asks the model for more than fits.
 func (m *menu) action(key, id string) {
 	defer m.recoverTo("act on a notification")
 	k, ok := strings.CutPrefix(key, "spill ")
@@ -478,91 +451,34 @@ func (m *menu) action(key, id string) {
 	case name == "":
 		return // unloaded since
 	case id == "fix":
-		m.startFix(name)
-	case id == "tune" && len(m.tunes) == 0:
+		for _, c := range m.st.clientsAsking(name) {
+			m.startFix(name, c)
+		}
+	case id == "tune":
 		m.startTune(name)
 	}
 }
 
-// refresh reads from the backend what the snapshots do not carry: the
-// settings, the login service, Continue's config. It runs at start, after
-// clicks, when the loaded models change or events come, and every
-// refreshEvery. One read runs at a time; a request during one runs again
-// after it.
+// refresh reads what the daemon's updates do not carry: the login service
+// (a systemctl or launchctl call, so only at start and after a click on
+// Start at login) and the log's path.
 func (m *menu) refresh() {
-	m.mu.Lock()
-	if m.refreshing {
-		m.refreshAgain = true
-		m.mu.Unlock()
-		return
-	}
-	m.refreshing = true
-	m.mu.Unlock()
 	go func() {
-		defer m.recoverTo("read the settings")
-		for {
-			m.mu.Lock()
-			m.refreshAgain = false
-			m.refreshed, m.models = time.Now(), m.st.loaded()
-			gen := maps.Clone(m.gen)
-			var names []string
-			if m.st.snap.Reachable {
-				for _, md := range m.st.snap.Models {
-					names = append(names, md.Name)
-				}
-			}
-			m.mu.Unlock()
-
-			settings, settingsErr := m.b.Settings()
-			login, loginErr := m.b.StartAtLogin()
-			path, logPath := m.b.ContinueConfigPath(), m.b.LogPath()
-			asks := map[string]ask{}
-			for _, n := range names {
-				client, n2, ok := m.b.ClientContext(n)
-				asks[ollama.ModelKey(n)] = ask{client, n2, ok}
-			}
-
-			m.mu.Lock()
-			st := m.st
-			st.readErr = ""
-			switch {
-			case settingsErr != nil:
-				st.readErr = "Cannot read ctxfit's settings: " + settingsErr.Error()
-			default:
-				if m.settled(actAutoFix, gen) {
-					st.settings.AutoFix = settings.AutoFix
-				}
-				if m.settled(actNotify, gen) {
-					st.settings.NotificationsOff = settings.NotificationsOff
-				}
-				st.settingsKnown = true
-			}
-			if m.settled(actLogin, gen) {
-				st.login, st.loginKnown, st.loginErr = login, true, ""
-				if loginErr != nil {
-					st.loginErr = loginErr.Error()
-				}
-			}
-			st.continuePath, st.logPath, st.asks, st.infoKnown = path, logPath, asks, true
-			held := st.heldNotes()
-			again := m.refreshAgain && m.ctx.Err() == nil
-			m.refreshing = again
-			m.mu.Unlock()
-			for _, n := range held {
-				m.send(noteOp{n: n})
-			}
-			m.signal()
-			if !again {
-				return
+		defer m.recoverTo("read the login service")
+		login, loginErr := m.b.StartAtLogin()
+		logPath := m.b.LogPath()
+		m.mu.Lock()
+		st := m.st
+		if m.pending[actLogin] == 0 {
+			st.login, st.loginKnown, st.loginErr = login, true, ""
+			if loginErr != nil {
+				st.loginErr = loginErr.Error()
 			}
 		}
+		st.logPath = logPath
+		m.mu.Unlock()
+		m.signal()
 	}()
-}
-
-// settled reports whether setting a has no change in flight and none
-// since gen was taken; m.mu is held.
-func (m *menu) settled(a action, gen map[action]int) bool {
-	return m.pending[a] == 0 && m.gen[a] == gen[a]
 }
 
 func (m *menu) clickLoop() {
@@ -596,25 +512,27 @@ func (m *menu) handle(c click) {
 		k := ollama.ModelKey(name)
 		if cancel, ok := m.tunes[k]; ok {
 			cancel()
-			st.tuning[k] = tuneProgress{name, "cancelling…", true}
+			st.tuning[k] = tuneProgress{name, true}
 			return
 		}
 		m.startTune(name)
 	case actFix:
-		m.startFix(m.visible.Models[c.slot].Name)
+		m.startFix(m.visible.Models[c.slot].Name, m.visible.Models[c.slot].Fixes[c.fix].Client)
 	case actAutoFix:
-		if !st.settingsKnown {
+		if !st.polled {
 			return
 		}
-		on := !st.settings.AutoFix
-		st.settings.AutoFix = on
+		on := !st.hs.Settings.AutoFix
+		st.hs.Settings.AutoFix = on
+		st.pending[actAutoFix] = on
 		m.change(c.act, func() error { return m.b.SetAutoFix(on) })
 	case actNotify:
-		if !st.settingsKnown {
+		if !st.polled {
 			return
 		}
-		on := st.settings.NotificationsOff
-		st.settings.NotificationsOff = !on
+		on := st.hs.Settings.NotificationsOff
+		st.hs.Settings.NotificationsOff = !on
+		st.pending[actNotify] = on
 		m.change(c.act, func() error { return m.b.SetNotifications(on) })
 	case actLogin:
 		if !st.loginKnown || st.loginErr != "" {
@@ -623,8 +541,6 @@ func (m *menu) handle(c click) {
 		on := !st.login
 		st.login = on
 		m.change(c.act, func() error { return m.b.SetStartAtLogin(on) })
-	case actOpenConfig:
-		m.openFile(st.continuePath)
 	case actOpenLog:
 		m.openFile(st.logPath)
 	case actAboutPage:
@@ -634,48 +550,53 @@ func (m *menu) handle(c click) {
 
 // startTune starts a tune of name unless one runs; m.mu is held.
 func (m *menu) startTune(name string) {
-	if len(m.tunes) > 0 {
+	if len(m.tunes) > 0 || len(m.st.hs.Tunes) > 0 {
 		return // one tune at a time: two would evict each other's loads
 	}
 	k := ollama.ModelKey(name)
 	ctx, cancel := context.WithCancel(m.ctx)
 	m.tunes[k] = cancel
-	m.st.tuning[k] = tuneProgress{model: name, line: "starting…"}
+	m.st.tuning[k] = tuneProgress{model: name}
 	delete(m.st.results, k)
 	m.calls.Add(1)
 	go m.tune(ctx, name, k)
 }
 
-// startFix starts writing name's tuned context into Continue's config
-// when the menu offers it; m.mu is held.
-func (m *menu) startFix(name string) {
-	k := ollama.ModelKey(name)
-	if name == "" || m.st.fixing[k] || !m.st.fixEnabled(name) {
+// startFix starts writing the tuned values into client's config when the
+// menu offers it for model name; m.mu is held.
+func (m *menu) startFix(name, client string) {
+	if name == "" || client == "" || m.st.fixing[client] || !m.st.fixEnabled(name, client) {
 		return
 	}
-	m.st.fixing[k] = true
-	delete(m.st.results, k)
+	m.st.fixing[client] = true
+	delete(m.st.results, ollama.ModelKey(name))
 	m.calls.Add(1)
-	go m.fix(name, k)
+	go m.fix(name, client)
 }
 
 // change runs a change of setting a on its lane; m.mu is held.
 func (m *menu) change(a action, f func() error) {
 	m.pending[a]++
-	m.gen[a]++
 	m.st.settingsErr = ""
 	m.lanes[a].do(func() {
 		defer m.recoverTo("change a setting")
 		err := f()
 		m.mu.Lock()
 		m.pending[a]--
+		if m.pending[a] == 0 {
+			delete(m.st.pending, a)
+		}
 		if err != nil {
 			m.st.settingsErr = "Could not save the setting: " + err.Error()
 			m.opts.Logger.Warn("tray: cannot change a setting", "err", err)
 		}
 		m.mu.Unlock()
-		// Read back what the backend has, failed or not.
-		m.refresh()
+		if a == actLogin {
+			m.refresh() // read back what the login service has, failed or not
+		}
+		if err != nil {
+			m.update(hub.Update{State: m.b.State()}) // show the setting as it is
+		}
 	})
 }
 
@@ -697,14 +618,7 @@ func (m *menu) openFile(path string) {
 func (m *menu) tune(ctx context.Context, name, k string) {
 	defer m.calls.Done()
 	defer m.recoverTo("tune " + name)
-	err := m.b.Tune(ctx, name, func(line string) {
-		m.mu.Lock()
-		if _, running := m.tunes[k]; running && ctx.Err() == nil {
-			m.st.tuning[k] = tuneProgress{model: name, line: line}
-		}
-		m.mu.Unlock()
-		m.signal()
-	})
+	err := m.b.Tune(ctx, name, nil) // progress comes with the daemon's updates
 	m.mu.Lock()
 	delete(m.tunes, k)
 	delete(m.st.tuning, k)
@@ -717,31 +631,30 @@ func (m *menu) tune(ctx context.Context, name, k string) {
 		m.opts.Logger.Warn("tray: tune failed", "model", name, "err", err)
 		n = &Notification{Title: "Tuning " + name + " failed", Message: err.Error(), Icon: assets.Warning}
 	}
-	notify := n != nil && !m.st.settings.NotificationsOff
+	notify := n != nil && !m.st.hs.Settings.NotificationsOff
 	m.mu.Unlock()
 	if notify {
 		m.send(noteOp{n: *n})
 	}
 	m.signal()
-	m.refresh()
 }
 
-func (m *menu) fix(name, k string) {
+func (m *menu) fix(name, client string) {
 	defer m.calls.Done()
-	defer m.recoverTo("fix Continue for " + name)
-	err := m.b.FixContinue(m.ctx, name)
+	defer m.recoverTo("fix " + client)
+	err := m.b.Fix(m.ctx, client)
+	k := ollama.ModelKey(name)
 	m.mu.Lock()
-	delete(m.st.fixing, k)
-	m.st.quietFix[k] = time.Now().Add(manualFixQuiet)
+	delete(m.st.fixing, client)
+	m.st.quietFix[client] = time.Now().Add(manualFixQuiet)
 	if err != nil {
+		m.opts.Logger.Warn("tray: fix failed", "client", client, "model", name, "err", err)
 		m.st.results[k] = "Fix failed: " + err.Error()
-		m.opts.Logger.Warn("tray: fix failed", "model", name, "err", err)
 	} else {
-		m.st.results[k] = "Continue's config was updated"
+		m.st.results[k] = client + "'s config was updated"
 	}
 	m.mu.Unlock()
 	m.signal()
-	m.refresh()
 }
 
 // stop ends everything Run started, waiting a little for tunes and fixes

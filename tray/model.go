@@ -10,6 +10,8 @@ import (
 	"github.com/ollama/ollama/format"
 
 	"github.com/ctxfit/ctxfit/assets"
+	"github.com/ctxfit/ctxfit/clients"
+	"github.com/ctxfit/ctxfit/hub"
 	"github.com/ctxfit/ctxfit/ollama"
 	ctxstate "github.com/ctxfit/ctxfit/state"
 	"github.com/ctxfit/ctxfit/watch"
@@ -20,122 +22,102 @@ import (
 // removed) because fyne systray can panic when a clicked item is removed.
 const maxModels = 8
 
-// manualFixQuiet is how long after a "Fix Continue now" click the
-// config_fixed event it causes is not notified: the user asked for it.
+// maxFixes is how many "Fix now" items a model's submenu has: one per
+// client that asks too much, so at least as many as there are clients.
+const maxFixes = 12
+
+// manualFixQuiet is how long after a "Fix now" click the config_fixed
+// event it causes is not notified: the user asked for it.
 const manualFixQuiet = 10 * time.Second
 
-// state is everything the menu, the icon and the notifications are
-// computed from. The menu's event loop owns it, under menu.mu.
-type state struct {
-	snap    watch.Snapshot
-	polled  bool   // at least one snapshot from the backend
-	version string // ctxfit's own, for the first line and About
+// action names what a click asks for.
+type action int
 
-	settings      ctxstate.Settings
-	settingsKnown bool
-	login         bool
-	loginErr      string // why start at login is unavailable
-	loginKnown    bool
-	continuePath  string // "" when Continue has no config
-	logPath       string
-	infoKnown     bool                    // the paths and asks below were read at least once
-	asks          map[string]ask          // by ollama.ModelKey: what Continue asks for
-	settingsErr   string                  // the last settings change that failed
-	readErr       string                  // why the settings cannot be read
-	tuning        map[string]tuneProgress // by ModelKey: a running tune
-	fixing        map[string]bool         // by ModelKey: a Continue fix in flight
-	results       map[string]string       // by ModelKey: how the last tune or fix ended
-	quietFix      map[string]time.Time    // by ModelKey: until when its config_fixed events are not told
-	spilling      map[string]bool         // by ModelKey: models in a spill episode
-	withdraw      []string                // keys of notifications whose news is over, to close
-	// heldSpill holds, by ModelKey, spills not told yet because what
-	// Continue asks for that model is not read yet (the notification's
-	// Fix now depends on it): told after the next refresh, or after
-	// holdSpill at the latest.
-	heldSpill map[string]time.Time
+const (
+	actTune action = iota
+	actFix
+	actAutoFix
+	actNotify
+	actLogin
+	actOpenLog
+	actAboutPage
+	actQuit
+)
+
+// state is everything the menu, the icon and the notifications are
+// computed from: the daemon's state as its last update carried it, and
+// what only the tray knows. The menu's event loop owns it, under menu.mu.
+type state struct {
+	hs      hub.State
+	snap    watch.Snapshot // hs.Snapshot
+	polled  bool           // at least one update from the backend
+	version string         // ctxfit's own, for the first line and About
+
+	login       bool
+	loginErr    string // why start at login is unavailable
+	loginKnown  bool
+	logPath     string
+	settingsErr string                  // the last settings change that failed
+	tuning      map[string]tuneProgress // by ModelKey: a tune started from this menu
+	fixing      map[string]bool         // by client name: a fix in flight
+	results     map[string]string       // by ModelKey: how the last tune or fix ended
+	quietFix    map[string]time.Time    // by client name: until when its config_fixed events are not told
+	// pending holds settings clicked but not yet saved, so that an update
+	// read before the save does not undo the checkbox on screen.
+	pending map[action]bool
+	// spilling holds, by ModelKey, the spills told, whose notification is
+	// withdrawn when the model is whole on the GPU again or unloaded.
+	spilling map[string]bool
+	withdraw []string // keys of notifications whose news is over, to close
 	// beside holds, by ModelKey, the models that keep unloading it
 	// (eviction thrash) as `ctxfit tune --with` takes them: its tune is
 	// then a joint one, which the backend runs (see Backend.Tune).
 	beside map[string][]string
 }
 
-// holdSpill is how long a spill's notification may wait for the refresh
-// that reads what Continue asks for.
-const holdSpill = 3 * time.Second
-
-// tuneProgress is a running tune: the model, and the tuner's last line.
+// tuneProgress is a tune started from this menu.
 type tuneProgress struct {
-	model, line string
-	cancelled   bool // Cancel was clicked; the tuner is restoring the model
-}
-
-// ask is what Continue asks Ollama for when it uses one model.
-type ask struct {
-	client  string
-	context int
-	ok      bool
+	model     string
+	cancelled bool // Cancel was clicked; the tuner is restoring the model
 }
 
 func newState() *state {
 	return &state{
-		asks:      map[string]ask{},
-		tuning:    map[string]tuneProgress{},
-		fixing:    map[string]bool{},
-		results:   map[string]string{},
-		quietFix:  map[string]time.Time{},
-		spilling:  map[string]bool{},
-		heldSpill: map[string]time.Time{},
-		beside:    map[string][]string{},
+		tuning:   map[string]tuneProgress{},
+		fixing:   map[string]bool{},
+		results:  map[string]string{},
+		quietFix: map[string]time.Time{},
+		pending:  map[action]bool{},
+		spilling: map[string]bool{},
+		beside:   map[string][]string{},
 	}
 }
 
-// apply takes in an update from the backend and returns the notifications
-// it calls for: a spill, once per episode per model (an episode ends when
-// the model is whole on the GPU again or unloaded, which withdraws the
-// notification; a server that stops answering ends none); reload thrash; a
-// model that will swap on a CPU-only host; a client config that ctxfit
-// fixed by itself; a finished tune. With notifications off it returns
-// none, but still follows the episodes, so that turning them on does not
-// replay old spills.
-func (s *state) apply(u watch.Update, now time.Time) []Notification {
+// settings returns the settings as the menu shows them.
+func (s *state) settings() ctxstate.Settings { return s.hs.Settings }
+
+// apply takes in an update from the daemon and returns the notifications
+// it calls for. The daemon's hub already dropped the events of tunes and
+// decided spill episodes, so each spill_started event is one true spill.
+// With notifications off it returns none.
+func (s *state) apply(u hub.Update, now time.Time) []Notification {
+	s.hs = u.State
+	for a, on := range s.pending {
+		switch a { // a click not yet saved wins over an older state
+		case actAutoFix:
+			s.hs.Settings.AutoFix = on
+		case actNotify:
+			s.hs.Settings.NotificationsOff = !on
+		}
+	}
 	s.snap = u.Snapshot
 	s.polled = true
 	var notes []Notification
-	if u.Snapshot.Reachable {
-		spilling := map[string]bool{}
-		for _, m := range u.Snapshot.Models {
-			if !m.Spilled {
-				continue
-			}
-			k := ollama.ModelKey(m.Name)
-			spilling[k] = true
-			_, asked := s.asks[k]
-			held, isHeld := s.heldSpill[k]
-			switch {
-			case s.spilling[k] && !isHeld:
-				// Told already.
-			case s.infoKnown && !asked && (!isHeld || now.Sub(held) < holdSpill):
-				if !isHeld {
-					s.heldSpill[k] = now
-				}
-			default:
-				delete(s.heldSpill, k)
-				notes = append(notes, s.spillNote(m))
-			}
-		}
-		for k := range s.spilling {
-			if !spilling[k] {
-				if _, held := s.heldSpill[k]; held {
-					delete(s.heldSpill, k) // never told
-				} else {
-					s.withdraw = append(s.withdraw, spillKey(k))
-				}
-			}
-		}
-		s.spilling = spilling
-	}
 	for _, e := range u.Events {
 		switch e.Kind {
+		case watch.EventSpillStarted:
+			s.spilling[ollama.ModelKey(e.Model)] = true
+			notes = append(notes, s.spillNote(e))
 		case watch.EventThrash:
 			notes = append(notes, Notification{Title: e.Model + " keeps reloading", Message: e.Message, Icon: assets.Warning})
 		case watch.EventEvictionThrash:
@@ -143,12 +125,20 @@ func (s *state) apply(u watch.Update, now time.Time) []Notification {
 			s.beside[ollama.ModelKey(e.Model)] = e.Companions
 		case watch.EventSwapRisk:
 			notes = append(notes, Notification{Title: e.Model + " will not fit in memory", Message: e.Message, Icon: assets.Warning})
-		case watch.EventConfigFixed:
-			if !s.quiet(e.Model, now) {
+		case hub.EventConfigFixed:
+			if !s.quiet(e.Client, now) {
 				notes = append(notes, fixedNote(e))
 			}
-		case watch.EventTuned:
-			notes = append(notes, Notification{Title: "Tune finished", Message: e.Message, Icon: assets.OK})
+		case hub.EventTuned:
+			notes = append(notes, s.tunedNote(e))
+		}
+	}
+	if u.Snapshot.Reachable { // a server that stops answering ends no spill
+		for k := range s.spilling {
+			if !slices.ContainsFunc(u.Snapshot.Models, func(m watch.Model) bool { return m.Spilled && ollama.ModelKey(m.Name) == k }) {
+				delete(s.spilling, k)
+				s.withdraw = append(s.withdraw, spillKey(k))
+			}
 		}
 	}
 	for k, t := range s.quietFix {
@@ -156,25 +146,7 @@ func (s *state) apply(u watch.Update, now time.Time) []Notification {
 			delete(s.quietFix, k)
 		}
 	}
-	if s.settings.NotificationsOff {
-		return nil
-	}
-	return notes
-}
-
-// heldNotes returns the notifications of the spills held until what
-// Continue asks for was read, now that it is (or the wait is over); m.mu
-// is held. With notifications off it returns none.
-func (s *state) heldNotes() []Notification {
-	var notes []Notification
-	for _, m := range s.snap.Models {
-		k := ollama.ModelKey(m.Name)
-		if _, held := s.heldSpill[k]; held && m.Spilled {
-			delete(s.heldSpill, k)
-			notes = append(notes, s.spillNote(m))
-		}
-	}
-	if s.settings.NotificationsOff {
+	if s.hs.Settings.NotificationsOff {
 		return nil
 	}
 	return notes
@@ -193,7 +165,7 @@ func spillKey(k string) string { return "spill " + k }
 
 // fixedNote tells that ctxfit rewrote a client's config by itself, naming
 // the client and the model, not the file.
-func fixedNote(e watch.Event) Notification {
+func fixedNote(e hub.Event) Notification {
 	if e.Client == "" || e.Model == "" || e.ContextLength <= 0 {
 		return Notification{Title: "Client config fixed", Message: e.Message, Icon: assets.OK}
 	}
@@ -216,41 +188,86 @@ func (s *state) loaded() string {
 	return b.String()
 }
 
-// quiet reports whether a config fix of model was asked for in the menu
-// (model "" is a fix of every model).
-func (s *state) quiet(model string, now time.Time) bool {
-	if model == "" {
+// quiet reports whether a fix of client was asked for in the menu.
+func (s *state) quiet(client string, now time.Time) bool {
+	if client == "" {
 		return len(s.fixing) > 0 || len(s.quietFix) > 0
 	}
-	k := ollama.ModelKey(model)
-	return s.fixing[k] || s.quietFix[k].After(now)
+	return s.fixing[client] || s.quietFix[client].After(now)
 }
 
-// spillNote tells of a spill and offers what helps: Fix now when Continue
-// asks for more than the tuned context, Tune when there is no tuned value.
-// It stays until acted on or the spill ends.
-func (s *state) spillNote(m watch.Model) Notification {
-	k := ollama.ModelKey(m.Name)
+// clientsAsking names the clients that ask model for more than fits.
+func (s *state) clientsAsking(model string) []string {
+	var names []string
+	for _, a := range s.hs.TooLarge(model) {
+		if !slices.Contains(names, a.Client) {
+			names = append(names, a.Client)
+		}
+	}
+	return names
+}
+
+// spillNote tells a spill and offers what helps, as the menu can: Fix now
+// when clients ask for more than the tuned context, Tune when there is no
+// tuned value. It stays until acted on or the spill ends.
+func (s *state) spillNote(e hub.Event) Notification {
+	m := watch.Model{Name: e.Model, Size: e.Size, Processor: e.Processor, ContextLength: e.ContextLength}
+	for _, sm := range s.snap.Models {
+		if ollama.SameModel(sm.Name, e.Model) {
+			m = sm
+		}
+	}
 	msg := fmt.Sprintf("%s, %s%s. Answers are slow while part of it runs on the CPU.",
 		format.HumanBytes(m.Size), m.Processor, ctxSuffix(m.ContextLength))
-	n := Notification{Title: m.Name + " spilled onto the CPU", Icon: assets.Warning, Key: spillKey(k), Persistent: true}
-	a := s.asks[k]
+	n := Notification{Title: m.Name + " spilled onto the CPU", Icon: assets.Warning, Key: spillKey(ollama.ModelKey(m.Name)), Persistent: true}
+	asking := s.clientsAsking(m.Name)
 	switch {
-	case m.TunedContext != nil && s.fixEnabled(m.Name):
-		asks := "its default context"
-		if a.context > 0 {
-			asks = fmt.Sprint(a.context)
+	case len(asking) > 0 && m.TunedContext != nil:
+		verb := "asks"
+		if len(asking) > 1 {
+			verb = "ask"
 		}
-		msg += fmt.Sprintf(" Continue (%s) asks for %s; %d stays on the GPU.", a.client, asks, *m.TunedContext)
-		n.Actions = []Action{{ID: "fix", Label: "Fix now", Menu: "Fix Continue now"}}
+		msg += fmt.Sprintf(" %s %s for more than the %d that stays on the GPU.", strings.Join(asking, " and "), verb, *m.TunedContext)
+		menu := make([]string, len(asking))
+		for i, c := range asking {
+			menu[i] = "Fix " + c + " now"
+		}
+		n.Actions = []Action{{ID: "fix", Label: "Fix now", Menu: strings.Join(menu, " and ")}}
 	case m.TunedContext != nil:
-		msg += fmt.Sprintf(" A context of %d stays on the GPU.", *m.TunedContext)
+		msg += fmt.Sprintf(" A context of %d stays on the GPU, and no client config ctxfit knows asks for more: set that client's context to %d, or use `ctxfit fix ollama %s` for clients that send none.",
+			*m.TunedContext, *m.TunedContext, m.Name)
 	case s.snap.GPU != ollama.GPUAbsent:
 		msg += " Tune finds the largest context that stays on the GPU."
 		n.Actions = []Action{{ID: "tune", Label: "Tune", Menu: "Tune context"}}
 	}
 	n.Message = msg
 	return n
+}
+
+// tunedNote tells a finished tune and the next step.
+func (s *state) tunedNote(e hub.Event) Notification {
+	msg := e.Message
+	if asking := s.tooLargeText(e.Model); asking != "" {
+		msg += " " + asking + ": use Fix now in the ctxfit menu, or turn on Keep client configs fixed."
+	} else if s.hs.Settings.AutoFix {
+		msg += " Every client config asks for it."
+	}
+	return Notification{Title: "Tune finished", Message: msg, Icon: assets.OK}
+}
+
+// tooLargeText says which clients ask model for more than fits:
+// "Continue asks 131072; 25600 fits".
+func (s *state) tooLargeText(model string) string {
+	var parts []string
+	seen := map[string]bool{}
+	for _, a := range s.hs.TooLarge(model) {
+		if seen[a.Client] {
+			continue
+		}
+		seen[a.Client] = true
+		parts = append(parts, fmt.Sprintf("%s asks %d; %d fits", a.Client, a.Context, a.Tuned))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func ctxSuffix(n int) string {
@@ -271,12 +288,18 @@ type itemView struct {
 
 // modelView is one loaded model's line and its submenu.
 type modelView struct {
-	Name string   // "" for an unused slot
-	Line itemView // name, size, split, context; the submenu's parent
-	Tune itemView
-	Fix  itemView
-	Info itemView // the tuned value
-	Note itemView // how the last tune or fix ended, or a memory warning
+	Name  string   // "" for an unused slot
+	Line  itemView // name, size, split, context; the submenu's parent
+	Tune  itemView
+	Fixes [maxFixes]fixView // one per client asking too much; the first explains when none does
+	Info  itemView          // the tuned value
+	Note  itemView          // how the last tune or fix ended, or a memory warning
+}
+
+// fixView is one "Fix now" item and the client it fixes ("" for none).
+type fixView struct {
+	Client string
+	Item   itemView
 }
 
 // view is the whole tray: icon, tooltip and every menu item, in menu order.
@@ -291,16 +314,15 @@ type view struct {
 	Status itemView // the connection, or what else there is to say about the models
 	// Problem is a settings error, below the connection's state, shortened
 	// to what to do; the full text is its tooltip and in the log.
-	Problem    itemView
-	Models     [maxModels]modelView
-	AutoFix    itemView
-	Notify     itemView
-	Login      itemView
-	OpenConfig itemView
-	OpenLog    itemView
-	About      itemView
-	AboutInfo  itemView // version, Go, OS
-	AboutPage  itemView // opens the project page
+	Problem   itemView
+	Models    [maxModels]modelView
+	AutoFix   itemView
+	Notify    itemView
+	Login     itemView
+	OpenLog   itemView
+	About     itemView
+	AboutInfo itemView // version, Go, OS
+	AboutPage itemView // opens the project page
 }
 
 // projectPage is the page About opens.
@@ -325,35 +347,32 @@ func (s *state) view() view {
 		v.Status = itemView{Title: fmt.Sprintf("%d more models: see ctxfit status", len(snap.Models)-maxModels), Disabled: true}
 	}
 	v.Problem = itemView{Disabled: true, Hidden: true}
-	switch {
-	case s.settingsErr != "":
+	if s.settingsErr != "" {
 		v.Problem = itemView{Title: "⚠ " + actionable(s.settingsErr), Tooltip: s.settingsErr, Disabled: true}
-	case s.readErr != "":
-		v.Problem = itemView{Title: "⚠ " + actionable(s.readErr), Tooltip: s.readErr, Disabled: true}
 	}
 
 	models := s.listed()
 	for i := range v.Models {
 		if i >= len(models) {
 			v.Models[i] = modelView{Line: itemView{Hidden: true}}
+			for j := range v.Models[i].Fixes {
+				v.Models[i].Fixes[j].Item.Hidden = true
+			}
 			continue
 		}
 		v.Models[i] = s.modelView(models[i])
 	}
 
-	v.AutoFix = itemView{Title: "Fix Continue automatically", Checked: s.settings.AutoFix, Disabled: !s.settingsKnown,
-		Tooltip: "Rewrite Continue's config with the tuned context after each tune and whenever the file changes"}
-	v.Notify = itemView{Title: "Notifications", Checked: !s.settings.NotificationsOff, Disabled: !s.settingsKnown,
+	set := s.settings()
+	v.AutoFix = itemView{Title: "Keep client configs fixed", Checked: set.AutoFix, Disabled: !s.polled,
+		Tooltip: "Write the tuned context into every client's config after each tune, and again whenever a client rewrites its file"}
+	v.Notify = itemView{Title: "Notifications", Checked: !set.NotificationsOff, Disabled: !s.polled,
 		Tooltip: "Tell me when a model spills onto the CPU, keeps reloading, or when ctxfit fixed a config"}
 	v.Login = itemView{Title: "Start at login", Checked: s.login, Disabled: !s.loginKnown || s.loginErr != ""}
 	if s.loginErr != "" {
 		// The reason in the title: most Linux panels show no tooltips.
 		v.Login.Title = "Start at login (unavailable: " + reason(s.loginErr) + ")"
 		v.Login.Tooltip = s.loginErr
-	}
-	v.OpenConfig = itemView{Title: "Open Continue config", Tooltip: s.continuePath, Disabled: s.continuePath == ""}
-	if s.infoKnown && s.continuePath == "" {
-		v.OpenConfig.Title = "Open Continue config (none found)"
 	}
 	v.OpenLog = itemView{Title: "Open log", Tooltip: s.logPath, Disabled: s.logPath == ""}
 	v.About = itemView{Title: "About ctxfit"}
@@ -380,16 +399,21 @@ func (s *state) overall() string {
 	case !snap.Reachable:
 		return "Ollama does not answer"
 	}
+	for _, t := range s.hs.Tunes {
+		return "tuning " + t.Model
+	}
 	for _, t := range s.tuning {
 		return "tuning " + t.model
 	}
-	var spilled, swap []string
+	var spilled, swap, asking []string
 	for _, m := range snap.Models {
 		switch {
 		case m.Spilled:
 			spilled = append(spilled, m.Name)
 		case m.RAMWarning != "":
 			swap = append(swap, m.Name)
+		case len(s.hs.TooLarge(m.Name)) > 0:
+			asking = append(asking, m.Name)
 		}
 	}
 	switch {
@@ -399,6 +423,8 @@ func (s *state) overall() string {
 		return fmt.Sprintf("%d models spilled onto the CPU", len(spilled))
 	case len(swap) > 0:
 		return strings.Join(swap, ", ") + " will not fit in memory"
+	case len(asking) > 0:
+		return "a client asks " + strings.Join(asking, ", ") + " for more than fits"
 	case len(snap.Models) == 0:
 		return "idle"
 	case snap.GPU == ollama.GPUAbsent:
@@ -415,10 +441,16 @@ func (s *state) listed() []watch.Model {
 	if s.snap.Reachable {
 		models = s.snap.Models
 	}
-	for k, t := range s.tuning {
-		if !slices.ContainsFunc(models, func(m watch.Model) bool { return ollama.ModelKey(m.Name) == k }) {
-			models = append(slices.Clip(models), watch.Model{Name: t.model})
+	add := func(name string) {
+		if !slices.ContainsFunc(models, func(m watch.Model) bool { return ollama.SameModel(m.Name, name) }) {
+			models = append(slices.Clip(models), watch.Model{Name: name})
 		}
+	}
+	for _, t := range s.tuning {
+		add(t.model)
+	}
+	for _, t := range s.hs.Tunes {
+		add(t.Model)
 	}
 	return models
 }
@@ -432,12 +464,20 @@ func (s *state) modelView(m watch.Model) modelView {
 		parts = append(parts, fmt.Sprintf("context %d", m.ContextLength))
 	}
 	line := strings.Join(parts, " · ")
-	if m.Spilled || m.RAMWarning != "" {
+	mine, ours := s.tuning[k]
+	running, tuning := s.hs.Tuning(m.Name)
+	switch {
+	case tuning || ours:
+		progress := running.Line
+		if progress == "" {
+			progress = "starting…"
+		}
+		if mine.cancelled {
+			progress = "cancelling…"
+		}
+		line = m.Name + " · tuning: " + progress
+	case m.Spilled || m.RAMWarning != "" || len(s.hs.TooLarge(m.Name)) > 0:
 		line = "⚠ " + line
-	}
-	progress, tuning := s.tuning[k]
-	if tuning {
-		line = m.Name + " · tuning: " + progress.line
 	}
 	mv.Line = itemView{Title: line}
 
@@ -448,17 +488,19 @@ func (s *state) modelView(m watch.Model) modelView {
 			Tooltip: "It keeps unloading them: find the largest context at which they all stay 100% on the GPU together"}
 	}
 	switch {
-	case tuning && progress.cancelled:
+	case ours && mine.cancelled:
 		mv.Tune = itemView{Title: "Cancelling…", Disabled: true}
-	case tuning:
+	case ours:
 		mv.Tune = itemView{Title: "Cancel tuning"}
-	case len(s.tuning) > 0:
+	case tuning:
+		mv.Tune = itemView{Title: "Tune context (" + running.By + " is tuning it)", Disabled: true}
+	case len(s.tuning) > 0 || len(s.hs.Tunes) > 0:
 		mv.Tune.Title, mv.Tune.Disabled = "Tune context (another tune is running)", true
 	case s.snap.GPU == ollama.GPUAbsent:
 		mv.Tune.Title, mv.Tune.Disabled = "Tune context (this Ollama has no GPU)", true
 	}
 
-	mv.Fix = s.fixView(m, k)
+	mv.Fixes = s.fixViews(m, tuning || ours)
 
 	mv.Info = itemView{Title: "Not tuned yet", Disabled: true}
 	switch {
@@ -467,7 +509,7 @@ func (s *state) modelView(m watch.Model) modelView {
 		if len(m.TunedBeside) > 0 {
 			mv.Info.Title += " beside " + strings.Join(m.TunedBeside, ", ")
 		}
-	case tuning:
+	case tuning || ours:
 		mv.Info.Hidden = true // the line shows the tune's progress
 	}
 	mv.Note = itemView{Disabled: true, Hidden: true}
@@ -479,71 +521,98 @@ func (s *state) modelView(m watch.Model) modelView {
 	return mv
 }
 
-// fixView is the "Fix Continue now" item: enabled when a tuned value
-// exists and Continue asks for a different one.
-func (s *state) fixView(m watch.Model, k string) itemView {
-	const title = "Fix Continue now"
-	a, known := s.asks[k]
-	v := itemView{Title: title, Disabled: true}
-	switch {
-	case s.fixing[k]:
-		v.Title = title + " (writing…)"
-	case s.tuning[k] != tuneProgress{}:
-		v.Title = title + " (tuning…)"
-	case !s.infoKnown || !known:
-		// Not read yet.
-	case s.continuePath == "":
-		v.Title = title + " (Continue not found)"
-	case !a.ok:
-		v.Title = title + " (Continue does not use this model)"
-	case m.TunedContext == nil:
-		v.Title = title + " (tune first)"
-	case a.context == *m.TunedContext:
-		v.Title = fmt.Sprintf("%s (Continue asks for %d)", title, a.context)
-	default:
-		v.Disabled = false
-		from := "default"
-		if a.context > 0 {
-			from = fmt.Sprint(a.context)
-		}
-		v.Title = fmt.Sprintf("%s: %s → %d", title, from, *m.TunedContext)
-		v.Tooltip = fmt.Sprintf("Set contextLength of %q in %s to %d", a.client, s.continuePath, *m.TunedContext)
+// fixViews are the "Fix now" items of model m: one per client whose config
+// asks for more than the tuned context, in the registry's order; when none
+// does, the first says why there is nothing to fix.
+func (s *state) fixViews(m watch.Model, tuning bool) [maxFixes]fixView {
+	var out [maxFixes]fixView
+	for i := range out {
+		out[i].Item.Hidden = true
 	}
-	return v
+	n := 0
+	for _, c := range s.hs.Clients {
+		var worst *clients.Ask
+		for _, a := range c.Asks {
+			if ollama.SameModel(a.Model, m.Name) && a.TooLarge() && (worst == nil || a.Context > worst.Context) {
+				worst = &a
+			}
+		}
+		if worst == nil || n == maxFixes {
+			continue
+		}
+		item := itemView{Title: fmt.Sprintf("Fix %s now: %d → %d", c.Name, worst.Context, worst.Tuned),
+			Tooltip: fmt.Sprintf("%s asks %d; %d fits. Write %d into %s", c.Name, worst.Context, worst.Tuned, worst.Tuned, c.Path)}
+		switch {
+		case s.fixing[c.Name]:
+			item.Title, item.Disabled = fmt.Sprintf("Fix %s now (writing…)", c.Name), true
+		case tuning:
+			item.Title, item.Disabled = fmt.Sprintf("Fix %s now (tuning…)", c.Name), true
+		case c.Held:
+			item.Tooltip += "; you undid ctxfit's fix, so auto-fix leaves it alone until you change it or click here"
+		}
+		out[n] = fixView{Client: c.Name, Item: item}
+		n++
+	}
+	if n == 0 {
+		why := "No client asks for more than fits"
+		switch {
+		case tuning:
+			why = "Fix now (tuning…)"
+		case m.TunedContext == nil:
+			why = "Fix now (tune first)"
+		}
+		out[0] = fixView{Item: itemView{Title: why, Disabled: true}}
+	}
+	return out
 }
 
-// fixEnabled reports whether "Fix Continue now" is enabled for model.
-func (s *state) fixEnabled(model string) bool {
+// fixEnabled reports whether the Fix item of client under model is enabled.
+func (s *state) fixEnabled(model, client string) bool {
 	for _, m := range s.listed() {
 		if ollama.SameModel(m.Name, model) {
-			return !s.fixView(m, ollama.ModelKey(m.Name)).Disabled
+			_, tuning := s.hs.Tuning(m.Name)
+			_, ours := s.tuning[ollama.ModelKey(m.Name)]
+			for _, f := range s.fixViews(m, tuning || ours) {
+				if f.Client == client {
+					return !f.Item.Disabled
+				}
+			}
 		}
 	}
 	return false
 }
 
 // icon is ok when nothing is loaded or everything is whole on the GPU,
-// warning when a model spilled or will swap on a CPU-only host, and
-// unreachable when no Ollama answers.
+// warning when a model spilled, will swap on a CPU-only host, or a client
+// asks a loaded model for more than fits (it will spill at its next
+// request), and unreachable when no Ollama answers. A model being tuned
+// counts for neither: its loads are the tuner's.
 func (s *state) icon() assets.State {
 	if !s.snap.Reachable {
 		return assets.Unreachable
 	}
 	for _, m := range s.snap.Models {
-		if m.Spilled || m.RAMWarning != "" {
+		if _, tuning := s.hs.Tuning(m.Name); tuning {
+			continue
+		}
+		if m.Spilled || m.RAMWarning != "" || len(s.hs.TooLarge(m.Name)) > 0 {
 			return assets.Warning
 		}
 	}
 	return assets.OK
 }
 
-// attention reports whether a loaded model spilled onto the CPU: the
-// item's status asks the desktop to raise it until that ends.
+// attention reports whether a loaded model spilled onto the CPU (one
+// being tuned aside): the item's status asks the desktop to raise it until
+// that ends.
 func (s *state) attention() bool {
 	if !s.snap.Reachable {
 		return false
 	}
-	return slices.ContainsFunc(s.snap.Models, func(m watch.Model) bool { return m.Spilled })
+	return slices.ContainsFunc(s.snap.Models, func(m watch.Model) bool {
+		_, tuning := s.hs.Tuning(m.Name)
+		return m.Spilled && !tuning
+	})
 }
 
 // tooltip is the one-line summary under the icon.
@@ -554,18 +623,23 @@ func (s *state) tooltip() string {
 		return "ctxfit: connecting to Ollama" + at(snap.Host)
 	case !snap.Reachable:
 		return "ctxfit: Ollama" + at(snap.Host) + " does not answer"
-	case len(snap.Models) == 0 && len(s.tuning) > 0:
+	case len(snap.Models) == 0 && (len(s.tuning) > 0 || len(s.hs.Tunes) > 0):
 		return "ctxfit: " + s.overall()
 	case len(snap.Models) == 0:
 		return "ctxfit: no model loaded"
 	}
-	var spilled, swap []string
+	var spilled, swap, asking []string
 	for _, m := range snap.Models {
+		if t, tuning := s.hs.Tuning(m.Name); tuning {
+			return "ctxfit: tuning " + m.Name + " (" + t.By + ")"
+		}
 		switch {
 		case m.Spilled:
 			spilled = append(spilled, m.Name+" ("+m.Processor+")")
 		case m.RAMWarning != "":
 			swap = append(swap, m.Name)
+		case len(s.hs.TooLarge(m.Name)) > 0:
+			asking = append(asking, m.Name+": "+s.tooLargeText(m.Name))
 		}
 	}
 	switch {
@@ -575,6 +649,8 @@ func (s *state) tooltip() string {
 		return fmt.Sprintf("ctxfit: %d models spilled onto the CPU: %s", len(spilled), strings.Join(spilled, ", "))
 	case len(swap) > 0:
 		return "ctxfit: " + strings.Join(swap, ", ") + " will not fit in memory"
+	case len(asking) > 0:
+		return "ctxfit: " + strings.Join(asking, "; ")
 	case len(snap.Models) == 1:
 		m := snap.Models[0]
 		return "ctxfit: " + m.Name + " " + m.Processor

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/ctxfit/ctxfit/assets"
+	"github.com/ctxfit/ctxfit/clients"
+	"github.com/ctxfit/ctxfit/hub"
 	"github.com/ctxfit/ctxfit/ollama"
 	ctxstate "github.com/ctxfit/ctxfit/state"
 	"github.com/ctxfit/ctxfit/watch"
@@ -48,17 +50,18 @@ func unreachable() watch.Snapshot {
 	return watch.Snapshot{Host: host, Error: "cannot reach Ollama at " + host + ": connection refused. Start it with `ollama serve`, or point ctxfit at it with --host or OLLAMA_HOST", Time: time.Unix(1, 0)}
 }
 
-// known returns a state that has read everything from the backend.
-func known(s watch.Snapshot, asks map[string]ask) *state {
+// asking returns client name's state with one entry for model.
+func asking(name, model string, context, tuned int) hub.Client {
+	return hub.Client{Name: name, Path: "/home/u/." + strings.ToLower(name) + "/config", Installed: true,
+		Asks: []clients.Ask{{Client: name, Model: model, Context: context, Tuned: tuned}}}
+}
+
+// known returns a state that has had an update and read the login service.
+func known(s watch.Snapshot, cls ...hub.Client) *state {
 	st := newState()
-	st.apply(watch.Update{Snapshot: s}, time.Unix(1, 0))
-	st.settingsKnown, st.loginKnown, st.infoKnown = true, true, true
-	st.continuePath = "/home/u/.continue/config.yaml"
+	st.apply(hub.Update{State: hub.State{Snapshot: s, Clients: cls}}, time.Unix(1, 0))
+	st.loginKnown = true
 	st.logPath = "/home/u/.local/state/ctxfit/ctxfit.log"
-	st.asks = asks
-	if st.asks == nil {
-		st.asks = map[string]ask{}
-	}
 	return st
 }
 
@@ -69,22 +72,29 @@ func TestIcon(t *testing.T) {
 	}
 	swapping := cpuOnly(llamaGPU)
 	swapping.RAMWarning = "llama3.1:8b needs 6.4 GB but this machine has 4.0 GB of RAM; try llama3.2:3b"
+	llamaFits := tuned(llamaGPU, 16384)
 	for _, tt := range []struct {
-		name string
-		snap watch.Snapshot
-		want assets.State
+		name  string
+		state hub.State
+		want  assets.State
 	}{
-		{"before the first poll", watch.Snapshot{Host: host}, assets.Unreachable},
-		{"unreachable", unreachable(), assets.Unreachable},
-		{"nothing loaded", snap(), assets.OK},
-		{"all on the GPU", snap(llamaGPU, qwenGPU), assets.OK},
-		{"one spilled", snap(qwenGPU, llamaSpilled), assets.Warning},
-		{"CPU-only host, fits in RAM", snap(cpuOnly(llamaGPU)), assets.OK},
-		{"CPU-only host, will swap", snap(swapping), assets.Warning},
+		{"before the first poll", hub.State{Snapshot: watch.Snapshot{Host: host}}, assets.Unreachable},
+		{"unreachable", hub.State{Snapshot: unreachable()}, assets.Unreachable},
+		{"nothing loaded", hub.State{Snapshot: snap()}, assets.OK},
+		{"all on the GPU", hub.State{Snapshot: snap(llamaGPU, qwenGPU)}, assets.OK},
+		{"one spilled", hub.State{Snapshot: snap(qwenGPU, llamaSpilled)}, assets.Warning},
+		{"CPU-only host, fits in RAM", hub.State{Snapshot: snap(cpuOnly(llamaGPU))}, assets.OK},
+		{"CPU-only host, will swap", hub.State{Snapshot: snap(swapping)}, assets.Warning},
+		{"on the GPU after a tune, but Continue asks for more", hub.State{Snapshot: snap(llamaFits),
+			Clients: []hub.Client{asking("Continue", "llama3.1:8b", 131072, 16384)}}, assets.Warning},
+		{"on the GPU and every client asks what fits", hub.State{Snapshot: snap(llamaFits),
+			Clients: []hub.Client{asking("Continue", "llama3.1:8b", 16384, 16384)}}, assets.OK},
+		{"spilled while being tuned: the tuner's probe", hub.State{Snapshot: snap(llamaSpilled),
+			Tunes: []hub.Tune{{Model: "llama3.1:8b", By: "ctxfit tune"}}}, assets.OK},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			st := newState()
-			st.apply(watch.Update{Snapshot: tt.snap}, time.Now())
+			st.apply(hub.Update{State: tt.state}, time.Now())
 			if got := st.icon(); got != tt.want {
 				t.Errorf("icon = %s, want %s", got, tt.want)
 			}
@@ -92,48 +102,54 @@ func TestIcon(t *testing.T) {
 	}
 }
 
-func TestFixItem(t *testing.T) {
-	k := ollama.ModelKey(llamaSpilled.Name)
+// TestFixItems checks the per-client Fix items under a model: one for each
+// client that asks for more than fits, whatever the client.
+func TestFixItems(t *testing.T) {
+	const m = "llama3.1:8b"
 	for _, tt := range []struct {
 		name    string
 		model   watch.Model
-		asks    map[string]ask
+		clients []hub.Client
 		edit    func(*state)
-		title   string
-		enabled bool
+		want    []string // titles of the visible items, "-" before a disabled one
 	}{
-		{"Continue asks for more than fits", llamaSpilled, map[string]ask{k: {"Llama", 32768, true}}, nil,
-			"Fix Continue now: 32768 → 16384", true},
-		{"Continue sets no contextLength", llamaSpilled, map[string]ask{k: {"Llama", 0, true}}, nil,
-			"Fix Continue now: default → 16384", true},
-		{"Continue asks for less than fits", llamaSpilled, map[string]ask{k: {"Llama", 8192, true}}, nil,
-			"Fix Continue now: 8192 → 16384", true},
-		{"Continue already asks for the tuned value", llamaSpilled, map[string]ask{k: {"Llama", 16384, true}}, nil,
-			"Fix Continue now (Continue asks for 16384)", false},
-		{"not tuned", llamaGPU, map[string]ask{k: {"Llama", 32768, true}}, nil,
-			"Fix Continue now (tune first)", false},
-		{"Continue does not use the model", llamaSpilled, map[string]ask{k: {}}, nil,
-			"Fix Continue now (Continue does not use this model)", false},
-		{"no Continue config", llamaSpilled, map[string]ask{k: {}}, func(s *state) { s.continuePath = "" },
-			"Fix Continue now (Continue not found)", false},
-		{"not read yet", llamaSpilled, nil, func(s *state) { s.infoKnown = false },
-			"Fix Continue now", false},
-		{"a fix is being written", llamaSpilled, map[string]ask{k: {"Llama", 32768, true}}, func(s *state) { s.fixing[k] = true },
-			"Fix Continue now (writing…)", false},
-		{"the model is being tuned", llamaSpilled, map[string]ask{k: {"Llama", 32768, true}}, func(s *state) { s.tuning[k] = tuneProgress{model: "llama3.1:8b", line: "starting…"} },
-			"Fix Continue now (tuning…)", false},
+		{"Continue asks for more than fits", llamaSpilled, []hub.Client{asking("Continue", m, 32768, 16384)}, nil,
+			[]string{"Fix Continue now: 32768 → 16384"}},
+		{"Zed and Cline ask for more, Continue not", llamaSpilled, []hub.Client{
+			asking("Cline", m, 65536, 16384), asking("Continue", m, 8192, 16384), asking("Zed", m, 32768, 16384)}, nil,
+			[]string{"Fix Cline now: 65536 → 16384", "Fix Zed now: 32768 → 16384"}},
+		{"a client registered later", llamaSpilled, []hub.Client{asking("opencode", m, 131072, 16384)}, nil,
+			[]string{"Fix opencode now: 131072 → 16384"}},
+		{"no client asks for more", llamaSpilled, []hub.Client{asking("Continue", m, 16384, 16384)}, nil,
+			[]string{"-No client asks for more than fits"}},
+		{"not tuned", llamaGPU, []hub.Client{asking("Continue", m, 32768, 0)}, nil,
+			[]string{"-Fix now (tune first)"}},
+		{"a fix is being written", llamaSpilled, []hub.Client{asking("Continue", m, 32768, 16384)},
+			func(s *state) { s.fixing["Continue"] = true }, []string{"-Fix Continue now (writing…)"}},
+		{"the model is being tuned elsewhere", llamaSpilled, []hub.Client{asking("Continue", m, 32768, 16384)},
+			func(s *state) { s.hs.Tunes = []hub.Tune{{Model: m, By: "ctxfit tune"}} }, []string{"-Fix Continue now (tuning…)"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			st := known(snap(tt.model), tt.asks)
+			st := known(snap(tt.model), tt.clients...)
 			if tt.edit != nil {
 				tt.edit(st)
 			}
-			v := st.view().Models[0].Fix
-			if v.Title != tt.title || v.Disabled == tt.enabled {
-				t.Errorf("Fix item = %q enabled=%v, want %q enabled=%v", v.Title, !v.Disabled, tt.title, tt.enabled)
+			var got []string
+			for _, f := range st.view().Models[0].Fixes {
+				if f.Item.Hidden {
+					continue
+				}
+				title := f.Item.Title
+				if f.Item.Disabled {
+					title = "-" + title
+				}
+				got = append(got, title)
+				if f.Client != "" && st.fixEnabled(m, f.Client) == f.Item.Disabled {
+					t.Errorf("fixEnabled(%s) = %v, but the item is disabled=%v", f.Client, !f.Item.Disabled, f.Item.Disabled)
+				}
 			}
-			if got := st.fixEnabled(tt.model.Name); got != tt.enabled {
-				t.Errorf("fixEnabled = %v, want %v", got, tt.enabled)
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("Fix items %q, want %q", got, tt.want)
 			}
 		})
 	}
@@ -142,94 +158,69 @@ func TestFixItem(t *testing.T) {
 // TestTuneBeside: after eviction thrash the model's tune item offers the
 // joint tune that ends it.
 func TestTuneBeside(t *testing.T) {
-	st := known(snap(llamaGPU), nil)
+	st := known(snap(llamaGPU))
 	if got := st.view().Models[0].Tune.Title; got != "Tune context" {
 		t.Errorf("before: %q", got)
 	}
-	st.apply(watch.Update{Snapshot: snap(llamaGPU), Events: []watch.Event{{Kind: watch.EventEvictionThrash, Model: "llama3.1:8b",
-		Companions: []string{"qwen2.5-coder:7b=4096"}, Message: "unloaded each other"}}}, time.Unix(1000, 0))
+	st.apply(hub.Update{State: hub.State{Snapshot: snap(llamaGPU)}, Events: []hub.Event{{Event: watch.Event{Kind: watch.EventEvictionThrash, Model: "llama3.1:8b",
+		Companions: []string{"qwen2.5-coder:7b=4096"}, Message: "unloaded each other"}}}}, time.Unix(1000, 0))
 	if got := st.view().Models[0].Tune; got.Title != "Tune context beside qwen2.5-coder:7b=4096" || got.Disabled {
 		t.Errorf("after eviction thrash the tune item is %+v", got)
 	}
 }
 
 // TestNotifications plays sequences of updates and checks which
-// notifications each one raises.
+// notifications each one raises. The hub decides spill episodes and drops
+// the tuner's own events, so the tray tells each spill_started event.
 func TestNotifications(t *testing.T) {
 	t0 := time.Unix(1000, 0)
-	upd := func(s watch.Snapshot, events ...watch.Event) watch.Update {
-		return watch.Update{Snapshot: s, Events: events}
+	upd := func(s watch.Snapshot, events ...hub.Event) hub.Update {
+		return hub.Update{State: hub.State{Snapshot: s}, Events: events}
 	}
-	ev := func(kind watch.EventKind, model, msg string) watch.Event {
-		return watch.Event{Kind: kind, Model: model, Message: msg}
+	ev := func(kind watch.EventKind, model, msg string) hub.Event {
+		return hub.Event{Event: watch.Event{Kind: kind, Model: model, Message: msg}}
+	}
+	fixed := func(client string) hub.Event {
+		return hub.Event{Event: watch.Event{Kind: hub.EventConfigFixed, Model: "llama3.1:8b"}, Client: client}
 	}
 	type step struct {
-		u        watch.Update
-		edit     func(*state) // before the update
-		want     []string     // titles
-		withdraw []string     // keys of notifications closed
+		u    hub.Update
+		edit func(*state) // before the update
+		want []string     // titles
 	}
 	for _, tt := range []struct {
 		name  string
 		steps []step
 	}{
-		{"a spill is told once per episode", []step{
+		{"a spill is told once, by its event", []step{
 			{u: upd(snap(llamaGPU))},
 			{u: upd(snap(llamaSpilled), ev(watch.EventSpillStarted, "llama3.1:8b", "")), want: []string{"llama3.1:8b spilled onto the CPU"}},
 			{u: upd(snap(llamaSpilled))},
-			{u: upd(snap(llamaSpilled))},
-		}},
-		{"back on the GPU ends the episode", []step{
-			{u: upd(snap(llamaSpilled)), want: []string{"llama3.1:8b spilled onto the CPU"}},
-			{u: upd(snap(llamaGPU)), withdraw: []string{"spill llama3.1:8b"}},
-			{u: upd(snap(llamaSpilled)), want: []string{"llama3.1:8b spilled onto the CPU"}},
-		}},
-		{"an unload ends the episode", []step{
-			{u: upd(snap(llamaSpilled)), want: []string{"llama3.1:8b spilled onto the CPU"}},
-			{u: upd(snap()), withdraw: []string{"spill llama3.1:8b"}},
-			{u: upd(snap(llamaSpilled)), want: []string{"llama3.1:8b spilled onto the CPU"}},
-		}},
-		{"a server that stops answering ends no episode", []step{
-			{u: upd(snap(llamaSpilled)), want: []string{"llama3.1:8b spilled onto the CPU"}},
-			{u: upd(unreachable())},
-			{u: upd(snap(llamaSpilled))},
-		}},
-		{"episodes are per model", []step{
-			{u: upd(snap(llamaSpilled)), want: []string{"llama3.1:8b spilled onto the CPU"}},
-			{u: upd(snap(llamaSpilled, model("qwen2.5-coder:7b", 5*gib, 1*gib, 4096, ollama.GPUPresent))),
-				want: []string{"qwen2.5-coder:7b spilled onto the CPU"}},
-		}},
-		{"the model name's tag does not matter", []step{
-			{u: upd(snap(model("llama3.1", 9*gib, 7*gib, 32768, ollama.GPUPresent))), want: []string{"llama3.1 spilled onto the CPU"}},
-			{u: upd(snap(model("llama3.1:latest", 9*gib, 7*gib, 32768, ollama.GPUPresent)))},
 		}},
 		{"reload thrash, swap risk, tune", []step{
 			{u: upd(snap(llamaGPU), ev(watch.EventThrash, "llama3.1:8b", "reloaded 3 times"),
-				ev(watch.EventSwapRisk, "llama3.1:8b", "needs more RAM"), ev(watch.EventTuned, "llama3.1:8b", "16384 fits"),
-				ev(watch.EventLoaded, "llama3.1:8b", ""), ev(watch.EventUnreachable, "", "")),
+				ev(watch.EventSwapRisk, "llama3.1:8b", "needs more RAM"), ev(hub.EventTuned, "llama3.1:8b", "16384 fits"),
+				ev(watch.EventLoaded, "llama3.1:8b", ""), ev(watch.EventUnreachable, "", ""), ev(hub.EventTuneStarted, "llama3.1:8b", "")),
 				want: []string{"llama3.1:8b keeps reloading", "llama3.1:8b will not fit in memory", "Tune finished"}},
 		}},
 		{"eviction thrash", []step{
-			{u: upd(snap(llamaGPU), watch.Event{Kind: watch.EventEvictionThrash, Model: "llama3.1:8b", Companions: []string{"qwen2.5-coder:7b=4096"}, Message: "unloaded each other"}),
+			{u: upd(snap(llamaGPU), hub.Event{Event: watch.Event{Kind: watch.EventEvictionThrash, Model: "llama3.1:8b", Companions: []string{"qwen2.5-coder:7b=4096"}, Message: "unloaded each other"}}),
 				want: []string{"llama3.1:8b and qwen2.5-coder:7b=4096 keep unloading each other"}},
 		}},
 		{"an automatic fix is told", []step{
-			{u: upd(snap(llamaGPU), ev(watch.EventConfigFixed, "llama3.1:8b", "Continue: contextLength 16384")), want: []string{"Client config fixed"}},
+			{u: upd(snap(llamaGPU), fixed("Continue")), want: []string{"Client config fixed"}},
 		}},
 		{"a fix asked for in the menu is not", []step{
 			{u: upd(snap(llamaGPU))},
-			{edit: func(s *state) { s.fixing["llama3.1:8b"] = true },
-				u: upd(snap(llamaGPU), ev(watch.EventConfigFixed, "llama3.1:8b", ""))},
-			{edit: func(s *state) { delete(s.fixing, "llama3.1:8b"); s.quietFix["llama3.1:8b"] = t0.Add(manualFixQuiet) },
-				u: upd(snap(llamaGPU), ev(watch.EventConfigFixed, "llama3.1:8b", ""), ev(watch.EventConfigFixed, "", ""))},
-			{edit: func(s *state) { s.quietFix["llama3.1:8b"] = t0.Add(-time.Second) },
-				u:    upd(snap(llamaGPU), ev(watch.EventConfigFixed, "llama3.1:8b", "")),
-				want: []string{"Client config fixed"}},
+			{edit: func(s *state) { s.fixing["Zed"] = true }, u: upd(snap(llamaGPU), fixed("Zed"))},
+			{edit: func(s *state) { delete(s.fixing, "Zed"); s.quietFix["Zed"] = t0.Add(manualFixQuiet) },
+				u: upd(snap(llamaGPU), fixed("Zed"), fixed("Continue")), want: []string{"Client config fixed"}},
+			{edit: func(s *state) { s.quietFix["Zed"] = t0.Add(-time.Second) },
+				u: upd(snap(llamaGPU), fixed("Zed")), want: []string{"Client config fixed"}},
 		}},
 		{"notifications off", []step{
-			{edit: func(s *state) { s.settings.NotificationsOff = true },
-				u: upd(snap(llamaSpilled), ev(watch.EventThrash, "llama3.1:8b", ""))},
-			{edit: func(s *state) { s.settings.NotificationsOff = false }, u: upd(snap(llamaSpilled))},
+			{u: hub.Update{State: hub.State{Snapshot: snap(llamaSpilled), Settings: ctxstate.Settings{NotificationsOff: true}},
+				Events: []hub.Event{ev(watch.EventThrash, "llama3.1:8b", ""), ev(watch.EventSpillStarted, "llama3.1:8b", "")}}},
 		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -245,60 +236,77 @@ func TestNotifications(t *testing.T) {
 				if fmt.Sprint(got) != fmt.Sprint(s.want) {
 					t.Errorf("step %d: notifications %q, want %q", i, got, s.want)
 				}
-				if w := st.takeWithdrawn(); fmt.Sprint(w) != fmt.Sprint(s.withdraw) {
-					t.Errorf("step %d: withdrew %q, want %q", i, w, s.withdraw)
-				}
 			}
 		})
 	}
 }
 
+// The spill notification's advice is what the menu can do, and its
+// buttons do what the menu items do.
 func TestSpillNoteSaysWhatToDo(t *testing.T) {
-	asksMore := map[string]ask{"llama3.1:8b": {client: "Llama chat", context: 32768, ok: true}}
+	spill := hub.Event{Event: watch.Event{Kind: watch.EventSpillStarted, Model: "llama3.1:8b"}}
 	for _, tt := range []struct {
 		name    string
 		st      *state
-		m       watch.Model
-		says    []string
-		actions string
+		want    []string
+		notWant string
+		actions string // id:label:menu
 	}{
-		{"Continue asks too much: Fix now", known(snap(llamaSpilled), asksMore), llamaSpilled,
-			[]string{"9.7 GB", "22%/78% CPU/GPU", "context 32768", "Continue (Llama chat) asks for 32768; 16384 stays on the GPU."}, "fix:Fix now"},
-		{"tuned, Continue not read yet", newState(), llamaSpilled,
-			[]string{"A context of 16384 stays on the GPU."}, ""},
-		{"not tuned: Tune", known(snap(), nil), model("gemma2:9b", 9*gib, 7*gib, 8192, ollama.GPUPresent),
-			[]string{"gemma2:9b", "Tune finds the largest context that stays on the GPU."}, "tune:Tune"},
+		{"Zed asks for too much", known(snap(llamaSpilled), asking("Zed", "llama3.1:8b", 32768, 16384), asking("Continue", "llama3.1:8b", 8192, 16384)),
+			[]string{"9.7 GB", "22%/78% CPU/GPU", "context 32768", "Zed asks for more than the 16384"}, "Continue", "[fix:Fix now:Fix Zed now]"},
+		{"no client config asks for too much", known(snap(llamaSpilled), asking("Continue", "llama3.1:8b", 8192, 16384)),
+			[]string{"16384 stays on the GPU", "no client config ctxfit knows asks for more", "ctxfit fix ollama"}, "Fix now", "[]"},
+		{"not tuned", known(snap(model("llama3.1:8b", 9*gib, 7*gib, 8192, ollama.GPUPresent))),
+			[]string{"Tune finds the largest context"}, "Fix", "[tune:Tune:Tune context]"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.st.snap.Models = append(tt.st.snap.Models, tt.m)
-			n := tt.st.spillNote(tt.m)
-			for _, want := range tt.says {
-				if !strings.Contains(n.Title+" "+n.Message, want) {
-					t.Errorf("spill notification %q: %q does not say %q", n.Title, n.Message, want)
+			n := tt.st.spillNote(spill)
+			for _, w := range tt.want {
+				if !strings.Contains(n.Message, w) {
+					t.Errorf("spill notification %q does not say %q", n.Message, w)
 				}
 			}
-			if strings.Contains(n.Message, "/") && !strings.Contains(n.Message, "CPU/GPU") {
-				t.Errorf("spill notification %q shows a path", n.Message)
+			if strings.Contains(n.Message, tt.notWant) {
+				t.Errorf("spill notification %q says %q, which the menu cannot do here", n.Message, tt.notWant)
 			}
 			var acts []string
 			for _, a := range n.Actions {
-				acts = append(acts, a.ID+":"+a.Label)
+				acts = append(acts, a.ID+":"+a.Label+":"+a.Menu)
 			}
-			if got := strings.Join(acts, " "); got != tt.actions {
-				t.Errorf("actions %q, want %q", got, tt.actions)
+			if got := "[" + strings.Join(acts, " ") + "]"; got != tt.actions {
+				t.Errorf("actions %s, want %s", got, tt.actions)
 			}
-			if n.Icon != assets.Warning || !n.Persistent || n.Key != "spill "+ollama.ModelKey(tt.m.Name) {
-				t.Errorf("icon %s, persistent %v, key %q: want a persistent warning keyed by the model", n.Icon, n.Persistent, n.Key)
+			if n.Icon != assets.Warning || !n.Persistent || n.Key != "spill llama3.1:8b" {
+				t.Errorf("notification %+v: want a persistent warning keyed by the model", n)
 			}
 		})
 	}
 }
 
-func TestFixedNoteNamesClientAndModel(t *testing.T) {
-	n := fixedNote(watch.Event{Kind: watch.EventConfigFixed, Client: "Continue", Model: "llama3.1:8b", ContextLength: 16384,
-		Message: "Continue: fixed /home/u/.continue/config.yaml: Llama (llama3.1:8b) → context 16384"})
-	if n.Title != "ctxfit fixed Continue's config" || n.Message != "Continue now asks for context 16384 for llama3.1:8b, which stays on the GPU." {
-		t.Errorf("fixed notification %q: %q", n.Title, n.Message)
+// A told spill's notification is withdrawn once the model is whole on the
+// GPU again or unloaded, not when the server stops answering.
+func TestSpillNotificationWithdrawn(t *testing.T) {
+	st := known(snap(llamaSpilled))
+	st.apply(hub.Update{State: hub.State{Snapshot: snap(llamaSpilled)}, Events: []hub.Event{{Event: watch.Event{Kind: watch.EventSpillStarted, Model: "llama3.1:8b"}}}}, time.Now())
+	st.apply(hub.Update{State: hub.State{Snapshot: unreachable()}}, time.Now())
+	if w := st.takeWithdrawn(); len(w) != 0 {
+		t.Errorf("withdrawn while the server does not answer: %v", w)
+	}
+	st.apply(hub.Update{State: hub.State{Snapshot: snap(llamaGPU)}}, time.Now())
+	if w := st.takeWithdrawn(); fmt.Sprint(w) != "[spill llama3.1:8b]" {
+		t.Errorf("withdrawn %v, want the spill's key", w)
+	}
+}
+
+// After a tune with auto-fix off, the tray says who asks for too much.
+func TestTunedNoteAndTooltipName(t *testing.T) {
+	st := known(snap(tuned(llamaGPU, 25600)), asking("Continue", "llama3.1:8b", 131072, 25600))
+	n := st.tunedNote(hub.Event{Event: watch.Event{Kind: hub.EventTuned, Model: "llama3.1:8b", Message: "llama3.1:8b: num_ctx 25600 stays 100% on the GPU."}})
+	if !strings.Contains(n.Message, "Continue asks 131072; 25600 fits") || !strings.Contains(n.Message, "Fix now") {
+		t.Errorf("tune notification %q does not say who asks too much and what to do", n.Message)
+	}
+	if tip := st.view().Tooltip; !strings.Contains(tip, "Continue asks 131072; 25600 fits") {
+		t.Errorf("tooltip %q does not say who asks too much", tip)
 	}
 }
 
@@ -318,64 +326,66 @@ func TestMenu(t *testing.T) {
 		{"starting", newState()},
 		{"connecting", func() *state {
 			st := newState()
-			st.apply(watch.Update{Snapshot: watch.Snapshot{Host: host}}, time.Now())
+			st.apply(hub.Update{State: hub.State{Snapshot: watch.Snapshot{Host: host}}}, time.Now())
 			return st
 		}()},
-		{"unreachable", known(unreachable(), nil)},
-		{"idle", known(snap(), nil)},
-		{"spilled", known(snap(qwenGPU, llamaSpilled), map[string]ask{
-			k("llama3.1:8b"): {"Llama 3.1", 32768, true}, k("qwen2.5-coder:7b"): {}})},
+		{"unreachable", known(unreachable())},
+		{"idle", known(snap())},
+		{"spilled", known(snap(qwenGPU, llamaSpilled), asking("Continue", "llama3.1:8b", 32768, 16384), asking("Zed", "llama3.1:8b", 65536, 16384))},
+		{"tuned and Continue asks for more", known(snap(tuned(llamaGPU, 25600)), asking("Continue", "llama3.1:8b", 131072, 25600))},
 		{"tuning", func() *state {
-			st := known(snap(llamaSpilled, qwenGPU), nil)
-			st.tuning[k("llama3.1:8b")] = tuneProgress{model: "llama3.1:8b", line: "16384: 100% GPU (3 loads)"}
+			st := known(snap(llamaSpilled, qwenGPU))
+			st.tuning[k("llama3.1:8b")] = tuneProgress{model: "llama3.1:8b"}
+			st.hs.Tunes = []hub.Tune{{Model: "llama3.1:8b", By: "the tray", Line: "16384: 100% GPU (3 loads)"}}
 			st.results[k("qwen2.5-coder:7b")] = "Tune failed: qwen2.5-coder:7b does not fit on the GPU even at context 2048"
 			return st
 		}()},
+		{"tuning from a terminal", func() *state {
+			st := known(snap(llamaSpilled, qwenGPU))
+			st.hs.Tunes = []hub.Tune{{Model: "llama3.1:8b", By: "ctxfit tune (pid 42 on box)", Line: "num_ctx 32768: 9.7 GB, 22%/78% CPU/GPU, 2.1 s"}}
+			return st
+		}()},
 		{"settings", func() *state {
-			st := known(snap(llamaGPU), nil)
-			st.settings = ctxstate.Settings{AutoFix: true, NotificationsOff: true}
+			st := known(snap(llamaGPU))
+			st.hs.Settings = ctxstate.Settings{AutoFix: true, NotificationsOff: true}
 			st.login, st.loginErr = false, errors.New("start at login needs systemd --user").Error()
-			st.continuePath, st.logPath = "", ""
+			st.logPath = ""
 			return st
 		}()},
 		{"settings failed", func() *state {
-			st := known(snap(), nil)
+			st := known(snap())
 			st.settingsErr = "Could not save the setting: open /home/u/.config/ctxfit/state.json: permission denied"
 			return st
 		}()},
 		{"start at login failed while Ollama is down", func() *state {
-			st := known(unreachable(), nil)
+			st := known(unreachable())
 			st.settingsErr = "Could not save the setting: install /home/u/.config/systemd/user/ctxfit.service: systemctl --user enable ctxfit.service: exit status 1: Failed to connect to bus: No medium found (is a systemd user session running? `systemctl --user status` tells)"
 			st.loginErr = "no systemd user session: `systemctl --user` cannot reach a user manager (Failed to connect to bus: No medium found); add `ctxfit run` to your desktop's autostart settings instead"
 			return st
 		}()},
 		{"tuning a model that is not loaded", func() *state {
-			st := known(snap(), nil)
-			st.tuning[k("llama3.1:8b")] = tuneProgress{model: "llama3.1:8b", line: "16384: 100% GPU (3 loads)"}
+			st := known(snap())
+			st.tuning[k("llama3.1:8b")] = tuneProgress{model: "llama3.1:8b"}
+			st.hs.Tunes = []hub.Tune{{Model: "llama3.1:8b", By: "the tray", Line: "16384: 100% GPU (3 loads)"}}
 			return st
 		}()},
 		{"tuned model reloading", func() *state {
-			st := known(snap(qwenGPU), nil)
-			st.tuning[k("llama3.1:8b")] = tuneProgress{model: "llama3.1:8b", line: "32768: 22%/78% CPU/GPU (2 loads)"}
+			st := known(snap(qwenGPU))
+			st.tuning[k("llama3.1:8b")] = tuneProgress{model: "llama3.1:8b"}
+			st.hs.Tunes = []hub.Tune{{Model: "llama3.1:8b", By: "the tray", Line: "32768: 22%/78% CPU/GPU (2 loads)"}}
 			return st
 		}()},
 		{"tuning while Ollama restarts", func() *state {
-			st := known(unreachable(), nil)
-			st.tuning[k("llama3.1:8b")] = tuneProgress{"llama3.1:8b", "cancelling…", true}
-			return st
-		}()},
-		{"settings unreadable", func() *state {
-			st := known(snap(), nil)
-			st.settingsKnown = false
-			st.readErr = "Cannot read ctxfit's settings: state.json: invalid character 'x' looking for beginning of value"
+			st := known(unreachable())
+			st.tuning[k("llama3.1:8b")] = tuneProgress{"llama3.1:8b", true}
 			return st
 		}()},
 		{"swap risk", func() *state {
 			s := snap(swapping)
 			s.GPU = ollama.GPUAbsent
-			return known(s, nil)
+			return known(s)
 		}()},
-		{"more models than fit", known(snap(many...), nil)},
+		{"more models than fit", known(snap(many...))},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got := render(tt.st.view())
@@ -436,16 +446,18 @@ func render(v view) string {
 			continue
 		}
 		line("", m.Line, false)
-		for _, it := range []itemView{m.Tune, m.Fix, m.Info, m.Note} {
-			line("    ", it, false)
+		line("    ", m.Tune, false)
+		for _, f := range m.Fixes {
+			line("    ", f.Item, false)
 		}
+		line("    ", m.Info, false)
+		line("    ", m.Note, false)
 	}
 	b.WriteString("----\n")
 	line("", v.AutoFix, true)
 	line("", v.Notify, true)
 	line("", v.Login, true)
 	b.WriteString("----\n")
-	line("", v.OpenConfig, false)
 	line("", v.OpenLog, false)
 	b.WriteString("----\n")
 	line("", v.About, false)
@@ -456,22 +468,11 @@ func render(v view) string {
 	return strings.NewReplacer(runtime.Version(), "GOVERSION", runtime.GOOS+"/"+runtime.GOARCH, "OS/ARCH").Replace(b.String())
 }
 
-// BenchmarkPoll measures what the tray does for each poll of the watcher
-// while models are loaded: take in the update and compute the view.
-func BenchmarkPoll(b *testing.B) {
-	models := make([]watch.Model, maxModels)
-	asks := map[string]ask{}
-	for i := range models {
-		models[i] = tuned(model(fmt.Sprintf("model%02d:7b", i), 9*gib, 7*gib, 32768, ollama.GPUPresent), 16384)
-		asks[ollama.ModelKey(models[i].Name)] = ask{"Model", 32768, true}
-	}
-	st := known(snap(models...), asks)
-	u := watch.Update{Snapshot: snap(models...)}
-	now := time.Now()
-	b.ReportAllocs()
-	for b.Loop() {
-		st.apply(u, now)
-		_ = st.view()
+func TestFixedNoteNamesClientAndModel(t *testing.T) {
+	n := fixedNote(hub.Event{Event: watch.Event{Kind: hub.EventConfigFixed, Model: "llama3.1:8b", ContextLength: 16384,
+		Message: "Continue: fixed /home/u/.continue/config.yaml: Llama (llama3.1:8b) → context 16384"}, Client: "Continue"})
+	if n.Title != "ctxfit fixed Continue's config" || n.Message != "Continue now asks for context 16384 for llama3.1:8b, which stays on the GPU." {
+		t.Errorf("fixed notification %q: %q", n.Title, n.Message)
 	}
 }
 
@@ -496,12 +497,12 @@ func TestActionable(t *testing.T) {
 // is blank, and "No model loaded" never stands beside a model's line.
 func TestMenuHasNoEmptyLines(t *testing.T) {
 	k := ollama.ModelKey
-	tuningUnloaded := known(snap(), nil)
-	tuningUnloaded.tuning[k("llama3.1:8b")] = tuneProgress{model: "llama3.1:8b", line: "8192: 100% GPU (1 load)"}
-	tuningDown := known(unreachable(), nil)
-	tuningDown.tuning[k("llama3.1:8b")] = tuneProgress{model: "llama3.1:8b", line: "starting…"}
+	tuningUnloaded := known(snap())
+	tuningUnloaded.tuning[k("llama3.1:8b")] = tuneProgress{model: "llama3.1:8b"}
+	tuningDown := known(unreachable())
+	tuningDown.tuning[k("llama3.1:8b")] = tuneProgress{model: "llama3.1:8b"}
 	for name, st := range map[string]*state{
-		"starting": newState(), "idle": known(snap(), nil), "spilled": known(snap(llamaSpilled), nil),
+		"starting": newState(), "idle": known(snap()), "spilled": known(snap(llamaSpilled)),
 		"tuning unloaded": tuningUnloaded, "tuning while down": tuningDown,
 	} {
 		out := render(st.view())
@@ -516,39 +517,21 @@ func TestMenuHasNoEmptyLines(t *testing.T) {
 	}
 }
 
-// TestSpillWaitsForWhatContinueAsks: a model that spills as it loads is
-// told once what Continue asks for it has been read, so that the
-// notification can offer Fix now; or after holdSpill without it.
-func TestSpillWaitsForWhatContinueAsks(t *testing.T) {
-	t0 := time.Unix(1000, 0)
-	st := known(snap(), nil)
-	if notes := st.apply(watch.Update{Snapshot: snap(llamaSpilled)}, t0); len(notes) != 0 {
-		t.Fatalf("told before Continue was read: %+v", notes)
+// BenchmarkPoll measures what the tray does for each update of the daemon
+// while models are loaded: take in the update and compute the view.
+func BenchmarkPoll(b *testing.B) {
+	models := make([]watch.Model, maxModels)
+	var cls []hub.Client
+	for i := range models {
+		models[i] = tuned(model(fmt.Sprintf("model%02d:7b", i), 9*gib, 7*gib, 32768, ollama.GPUPresent), 16384)
+		cls = append(cls, asking(fmt.Sprintf("Client%d", i), models[i].Name, 32768, 16384))
 	}
-	if notes := st.apply(watch.Update{Snapshot: snap(llamaSpilled)}, t0.Add(time.Second)); len(notes) != 0 {
-		t.Fatalf("told before Continue was read: %+v", notes)
-	}
-	st.asks[ollama.ModelKey("llama3.1:8b")] = ask{client: "Llama", context: 32768, ok: true}
-	notes := st.heldNotes()
-	if len(notes) != 1 || len(notes[0].Actions) != 1 || notes[0].Actions[0].ID != "fix" {
-		t.Fatalf("after the refresh: %+v, want one notification offering Fix now", notes)
-	}
-	if notes := st.apply(watch.Update{Snapshot: snap(llamaSpilled)}, t0.Add(2*time.Second)); len(notes) != 0 {
-		t.Errorf("told twice: %+v", notes)
-	}
-
-	// No refresh comes: told after holdSpill, without Fix now.
-	st = known(snap(), nil)
-	st.apply(watch.Update{Snapshot: snap(llamaSpilled)}, t0)
-	notes = st.apply(watch.Update{Snapshot: snap(llamaSpilled)}, t0.Add(holdSpill))
-	if len(notes) != 1 {
-		t.Errorf("after %v without a refresh: %+v, want the spill told", holdSpill, notes)
-	}
-	// A spill that ends while held is never told, nor withdrawn.
-	st = known(snap(), nil)
-	st.apply(watch.Update{Snapshot: snap(llamaSpilled)}, t0)
-	st.apply(watch.Update{Snapshot: snap(llamaGPU)}, t0.Add(time.Second))
-	if w := st.takeWithdrawn(); len(w) != 0 || len(st.heldNotes()) != 0 {
-		t.Errorf("a spill over before it was told: withdrew %q", w)
+	st := known(snap(models...), cls...)
+	u := hub.Update{State: hub.State{Snapshot: snap(models...), Clients: cls}}
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		st.apply(u, now)
+		_ = st.view()
 	}
 }

@@ -2,9 +2,9 @@
 // an icon that turns amber when a model spills onto the CPU, a menu with
 // the loaded models and the one-click fixes, and desktop notifications.
 //
-// The tray is a view of a Backend (in ctxfit, the watcher, the tuner and
-// the client fixers): what the menu shows is computed from the backend's
-// snapshots by a pure function, and every click that needs the backend
+// The tray is a view of a Backend (in ctxfit, the daemon): what the menu
+// shows is computed by a pure function from the daemon's state, which
+// every update carries whole, and every click that needs the backend
 // runs outside the menu's event loop, so neither ever waits for the other.
 package tray
 
@@ -17,8 +17,7 @@ import (
 	"time"
 
 	"github.com/ctxfit/ctxfit/assets"
-	ctxstate "github.com/ctxfit/ctxfit/state"
-	"github.com/ctxfit/ctxfit/watch"
+	"github.com/ctxfit/ctxfit/hub"
 )
 
 // ErrNoTray reports that this session has no system tray to show an icon
@@ -27,43 +26,34 @@ import (
 // session). The caller says so once and carries on without a tray.
 var ErrNoTray = errors.New("no system tray in this session")
 
-// Backend is what the tray needs from the rest of ctxfit. Methods are
-// called from goroutines of their own, never from the menu's event loop,
-// so one that blocks leaves the menu working; they must be safe for
-// concurrent use.
+// Backend is what the tray needs from the rest of ctxfit: in ctxfit, the
+// daemon. Methods are called from goroutines of their own, never from the
+// menu's event loop, so one that blocks leaves the menu working; they must
+// be safe for concurrent use.
 type Backend interface {
-	// Subscribe returns a channel of updates and a function that ends the
-	// subscription (watch.Watcher.Subscribe).
-	Subscribe() (<-chan watch.Update, func())
-	// Snapshot returns the latest snapshot, shown until the first update.
-	Snapshot() watch.Snapshot
+	// Subscribe returns a channel of updates, one per change, each with
+	// the whole state, and a function that ends the subscription
+	// (hub.Hub.Subscribe).
+	Subscribe() (<-chan hub.Update, func())
+	// State returns the current state, shown until the first update.
+	State() hub.State
 
 	// Tune finds the largest context at which model stays 100% on the GPU
-	// and remembers it; the next snapshot's Model.TunedContext shows it.
-	// progress receives a short line after each probe ("16384: 100% GPU"),
-	// shown in the model's menu line. Cancelling ctx stops the tune.
+	// and remembers it; its progress comes with the updates (State.Tunes).
+	// progress, when set, receives each probe's line too. Cancelling ctx
+	// stops the tune.
 	Tune(ctx context.Context, model string, progress func(string)) error
-	// ClientContext reports what Continue asks Ollama for when it uses
-	// model: the label of Continue's entry (its title), and its
-	// contextLength (0 when it sets none). ok is false when Continue has no
-	// entry for model or no config file.
-	ClientContext(model string) (client string, asks int, ok bool)
-	// FixContinue writes model's tuned context into Continue's config.
-	FixContinue(ctx context.Context, model string) error
-	// ContinueConfigPath returns the Continue config file ctxfit would fix,
-	// "" when there is none.
-	ContinueConfigPath() string
+	// Fix writes the tuned values into client's config now.
+	Fix(ctx context.Context, client string) error
 
-	// Settings returns the user's choices. While it fails the settings'
-	// checkboxes stay disabled and the menu shows the error.
-	Settings() (ctxstate.Settings, error)
-	// SetAutoFix turns automatic fixing of client configs on or off.
+	// SetAutoFix turns keeping client configs fixed on or off.
 	SetAutoFix(on bool) error
 	// SetNotifications turns desktop notifications on or off.
 	SetNotifications(on bool) error
 	// StartAtLogin reports whether ctxfit starts when the user logs in; an
 	// error means this system cannot say or do it (the menu item is then
-	// disabled).
+	// disabled). It may start a process (systemctl): the tray calls it at
+	// start and after a click on Start at login only.
 	StartAtLogin() (bool, error)
 	// SetStartAtLogin installs or removes the login service.
 	SetStartAtLogin(on bool) error

@@ -126,23 +126,27 @@ func TestTrayOverWatcher(t *testing.T) {
 	p.attach(w)
 
 	// The menu shows the simulator's model and its split as `ollama ps`.
-	line := simModel + " · 6.2 GB · 100% GPU · context 8192"
+	line := "⚠ " + simModel + " · 6.2 GB · 100% GPU · context 8192" // Continue asks for more than fits
 	m := p.WaitMenu("the loaded model", func(n *traytest.Node) bool {
-		l := n.Find(simModel)
+		l := n.Find(line)
 		return l != nil && l.Label == line && len(l.Children) > 0
 	})
 	if h := m.Find("Ollama "); h == nil || h.Label != "Ollama 0.17.4 at "+simURL {
 		t.Errorf("header = %v, want Ollama 0.17.4 at %s", h, simURL)
 	}
 	// Continue asks for more than the tuned value: it will spill the model
-	// at its next request, so the fix is offered already.
+	// at its next request, so the fix is offered already and the icon is
+	// amber.
+	m = p.WaitMenu("Continue's Fix item", func(n *traytest.Node) bool {
+		return n.Find(line) != nil && n.Find(line).Find("Fix Continue now: 32768 → 16384") != nil
+	})
 	for _, want := range []string{"Tune context", "Fix Continue now: 32768 → 16384", "Tuned: context 16384 stays on the GPU"} {
-		if m.Find(simModel).Find(want) == nil {
+		if m.Find(line).Find(want) == nil {
 			t.Errorf("the model's submenu lacks %q:\n%v", want, m)
 		}
 	}
-	p.WaitIcon(assets.OK)
-	if tip := p.Tooltip(); tip != "ctxfit: "+simModel+" 100% GPU" {
+	p.WaitIcon(assets.Warning)
+	if tip := p.Tooltip(); tip != "ctxfit: "+simModel+": Continue asks 32768; 16384 fits" {
 		t.Errorf("tooltip %q", tip)
 	}
 	p.WaitStatus("Active")
@@ -150,9 +154,9 @@ func TestTrayOverWatcher(t *testing.T) {
 	// its panel's.
 	var sizes []int
 	for _, px := range p.Pixmaps() {
-		want, w, h, err := traytest.Pixmap(assets.PNGAt(assets.OK, int(px.W)))
+		want, w, h, err := traytest.Pixmap(assets.PNGAt(assets.Warning, int(px.W)))
 		if err != nil || w != px.W || h != px.H || !bytes.Equal(px.Pix, want) {
-			t.Errorf("the %d×%d pixmap is not the OK icon drawn at that size", px.W, px.H)
+			t.Errorf("the %d×%d pixmap is not the warning icon drawn at that size", px.W, px.H)
 		}
 		sizes = append(sizes, int(px.W))
 	}
@@ -178,13 +182,13 @@ func TestTrayOverWatcher(t *testing.T) {
 	p.waitCalls("notify "+simModel+" spilled onto the CPU", 1)
 
 	// Fix Continue now rewrites Continue's config with the tuned value; the
-	// item then says Continue asks for it, and no notification repeats
-	// what the user just did.
+	// item then goes, as no client asks for too much, and no notification
+	// repeats what the user just did.
 	p.Click("Fix Continue now: 32768 → 16384")
-	p.waitCalls("fix "+simModel, 1)
+	p.waitCalls("fix Continue", 1)
 	p.WaitMenu("the fixed config", func(n *traytest.Node) bool {
-		f := n.Find("Fix Continue now")
-		return f != nil && f.Label == "Fix Continue now (Continue asks for 16384)" && !f.Enabled &&
+		f := n.Find("No client asks for more than fits")
+		return f != nil && !f.Enabled && n.Find("Fix Continue now") == nil &&
 			n.Find("Continue's config was updated") != nil
 	})
 	data, _ := os.ReadFile(continuePath)
@@ -218,9 +222,9 @@ func TestTrayOverWatcher(t *testing.T) {
 	// arrive.
 	p.Click("Start at login")
 	p.waitCalls("login true", 1)
-	p.Click("Fix Continue automatically")
+	p.Click("Keep client configs fixed")
 	p.waitCalls("autofix true", 1)
-	p.WaitMenu("auto-fix on", func(n *traytest.Node) bool { return n.Find("Fix Continue automatically").Checked })
+	p.WaitMenu("auto-fix on", func(n *traytest.Node) bool { return n.Find("Keep client configs fixed").Checked })
 	p.waitCalls("notify Client config fixed", 1)
 
 	logItem := p.WaitMenu("Open log", func(n *traytest.Node) bool { f := n.Find("Open log"); return f != nil && f.Enabled }).Find("Open log").ID
@@ -286,7 +290,7 @@ func TestTrayStuckBackend(t *testing.T) {
 	p := startChild(t, addr, "stuck", t.TempDir())
 	p.attach(w)
 	m := p.WaitMenu("the first menu", func(n *traytest.Node) bool { return n.Find("Connecting…") != nil && n.Find("Quit") != nil })
-	for _, label := range []string{"Fix Continue automatically", "Notifications", "Start at login", "Open log"} {
+	for _, label := range []string{"Keep client configs fixed", "Notifications", "Start at login", "Open log"} {
 		if f := m.Find(label); f == nil || f.Enabled {
 			t.Errorf("%q should be shown disabled until the backend answers:\n%v", label, m)
 		}
@@ -397,7 +401,7 @@ func TestTrayNotificationActions(t *testing.T) {
 	// The whole menu, as the desktop reads it over DBus.
 	m := p.WaitMenu("the loaded model and the settings", func(n *traytest.Node) bool {
 		l, s := n.Find(simModel), n.Find("Start at login")
-		return l != nil && len(l.Children) > 0 && s != nil && s.Enabled && n.Find("Fix Continue now (tune first)") != nil
+		return l != nil && len(l.Children) > 0 && s != nil && s.Enabled && n.Find("Fix now (tune first)") != nil
 	})
 	got := strings.NewReplacer(simURL, "SIMURL", runtime.Version(), "GOVERSION", runtime.GOOS+"/"+runtime.GOARCH, "OS/ARCH").Replace(m.String())
 	golden := filepath.Join("testdata", "tray_menu.txt")
@@ -465,6 +469,13 @@ func TestTrayNotificationActions(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.WaitStatus("Active")
+	// The end of the cancelled tune judged the model afresh: still spilled
+	// then, so told again; the fit withdraws that notification too.
+	for _, n := range notes.Shown() {
+		if n.Summary == simModel+" spilled onto the CPU" && n.ID > spill.ID {
+			notes.WaitClosed(n.ID)
+		}
+	}
 
 	// Continue asks for more than the tuned value: Fix now, naming the
 	// client and the model, and the button fixes Continue's config.
@@ -476,11 +487,11 @@ func TestTrayNotificationActions(t *testing.T) {
 	if got := strings.Join(spill.Actions, "|"); got != "fix|Fix now" {
 		t.Errorf("actions %q, want fix|Fix now", got)
 	}
-	if want := "Continue (Qwen coder) asks for 32768; 16384 stays on the GPU."; !strings.Contains(spill.Body, want) {
+	if want := "Continue asks for more than the 16384 that stays on the GPU."; !strings.Contains(spill.Body, want) {
 		t.Errorf("body %q lacks %q", spill.Body, want)
 	}
 	notes.Invoke(spill.ID, "fix")
-	p.waitCalls("fix "+simModel, 1)
+	p.waitCalls("fix Continue", 1)
 	for deadline := time.Now().Add(traytest.Patience); ; time.Sleep(50 * time.Millisecond) {
 		if data, _ := os.ReadFile(continuePath); strings.Contains(string(data), `"contextLength": 16384`) {
 			break

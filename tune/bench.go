@@ -51,7 +51,13 @@ func (r *BenchResult) Processor() string {
 // generation that makes no progress within timeout fails with
 // ollama.ErrStalled.
 func Bench(ctx context.Context, client *api.Client, model string, numCtx int, timeout ollama.Progress) (*BenchResult, error) {
-	return BenchPhases(ctx, client, model, numCtx, timeout, nil)
+	return BenchTokensN(ctx, client, model, numCtx, BenchTokens, timeout)
+}
+
+// BenchTokensN is Bench generating tokens tokens instead of BenchTokens:
+// fewer for a slow GPU, more for a steadier rate.
+func BenchTokensN(ctx context.Context, client *api.Client, model string, numCtx, tokens int, timeout ollama.Progress) (*BenchResult, error) {
+	return BenchPhases(ctx, client, model, numCtx, tokens, timeout, nil)
 }
 
 // The phases of a bench, as BenchPhases reports them.
@@ -61,9 +67,9 @@ const (
 	PhaseGenerate = "generating"
 )
 
-// BenchPhases is Bench, calling phase (when not nil) as each phase begins:
-// PhaseLoad, PhaseFirst, PhaseGenerate.
-func BenchPhases(ctx context.Context, client *api.Client, model string, numCtx int, timeout ollama.Progress, phase func(string)) (*BenchResult, error) {
+// BenchPhases is BenchTokensN, calling phase (when not nil) as each phase
+// begins: PhaseLoad, PhaseFirst, PhaseGenerate.
+func BenchPhases(ctx context.Context, client *api.Client, model string, numCtx, tokens int, timeout ollama.Progress, phase func(string)) (*BenchResult, error) {
 	if phase == nil {
 		phase = func(string) {}
 	}
@@ -87,7 +93,7 @@ func BenchPhases(ctx context.Context, client *api.Client, model string, numCtx i
 	}
 	res.Load = time.Since(start)
 
-	genOpts := map[string]any{"num_predict": BenchTokens, "temperature": 0, "seed": 1}
+	genOpts := map[string]any{"num_predict": tokens, "temperature": 0, "seed": 1}
 	for k, v := range opts {
 		genOpts[k] = v
 	}

@@ -277,29 +277,20 @@ func Tune(ctx context.Context, client *api.Client, opts Options) (res *Result, e
 	}
 	ma := parseModelArch(show.ModelInfo)
 	res.TrainedContext = ma.contextLength
-	limit := ma.contextLength
-	if limit <= 0 {
-		limit = UnknownTrainedContext
-	}
-	p := &tunePlan{
-		step:    opts.Step,
-		max:     limit / opts.Step * opts.Step,
-		layers:  ma.layers,
-		slope:   ma.slope(opts.Parallel),
-		kvSlope: ma.kvBytesPerToken * float64(opts.Parallel),
-	}
-	if p.max < opts.Step {
-		return res, fmt.Errorf("%s was trained for %d tokens of context, less than the step %d: use a smaller --step", opts.Model, limit, opts.Step)
-	}
 	// The weights' size sharpens the predictions; without it the tune
 	// only takes a load or two more.
+	weights := 0.0
 	if tags, err := client.List(ctx); err == nil {
 		for _, m := range tags.Models {
 			if ollama.SameModel(m.Name, opts.Model) || ollama.SameModel(m.Model, opts.Model) {
-				p.weights = float64(m.Size)
+				weights = float64(m.Size)
 				res.Digest = cmp.Or(res.Digest, m.Digest)
 			}
 		}
+	}
+	p := newTunePlan(ma, opts.Step, opts.Parallel, weights)
+	if p.max < opts.Step {
+		return res, fmt.Errorf("%s was trained for %d tokens of context, less than the step %d: use a smaller --step", opts.Model, cmp.Or(ma.contextLength, UnknownTrainedContext), opts.Step)
 	}
 
 	if len(opts.Companions) > 0 {

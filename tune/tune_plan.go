@@ -45,6 +45,27 @@ type tunePlan struct {
 	// chose the last load, 0 when it did not; a scout that fails to halve
 	// them is a surprise too.
 	scouted int
+	// widths holds the number of unproven candidates each time next chose
+	// a load.
+	widths []int
+}
+
+// newTunePlan returns the plan for a model of architecture ma tuned at
+// multiples of step with parallel slots; weights is the model's size in
+// /api/tags, 0 when unknown.
+func newTunePlan(ma modelArch, step, parallel int, weights float64) *tunePlan {
+	limit := ma.contextLength
+	if limit <= 0 {
+		limit = UnknownTrainedContext
+	}
+	return &tunePlan{
+		step:    step,
+		max:     limit / step * step,
+		layers:  ma.layers,
+		slope:   ma.slope(parallel),
+		kvSlope: ma.kvBytesPerToken * float64(parallel),
+		weights: weights,
+	}
 }
 
 // maxSurprises is how many wrong predictions the plan tolerates.
@@ -136,12 +157,22 @@ func (p *tunePlan) next() (ctx int, done bool) {
 	var prob []float64
 	if p.surprises < maxSurprises {
 		prob = p.prior(thr)
+		if !p.joint() {
+			prob = p.mixedPrior(cands, thr)
+		}
 		refused := p.probes[len(p.probes)-1].Refused != "" // a risk scout took knowingly
 		if p.scouted > 0 && !refused && 2*window(prob) > p.scouted {
 			p.surprises++
 		}
 	}
 	p.scouted = 0
+	// Whatever the predictions say, three loads must at least halve the
+	// bracket; when they did not, the next load bisects it, so that a
+	// server unlike every shape costs a logarithmic number of loads.
+	p.widths = append(p.widths, n)
+	if w := p.widths; len(w) >= 4 && 2*w[len(w)-1] > w[len(w)-4] {
+		return cands[medianOutcome(uniform(n+1), 0, n)-1], false
+	}
 	if p.surprises >= maxSurprises {
 		prob = uniform(n + 1)
 	}
@@ -225,6 +256,163 @@ func (p *tunePlan) prior(thr []float64) []float64 {
 	return uniform(n + 1)
 }
 
+// A shape is a hypothesis about how a load's compute graph grows with the
+// context: servers differ (llama.cpp's graph grows linearly without flash
+// attention and hardly at all with it; other engines and backends grow
+// it by other laws), and the tuner must not depend on one. Each shape
+// predicts the size of a load as weights + KV cache + graph·f(context),
+// fitted to the loads measured nearest.
+type shape struct {
+	f     func(c float64) float64 // the graph's growth; nil: it does not grow
+	prior float64
+}
+
+var shapes = []shape{
+	{f: func(c float64) float64 { return c }, prior: 0.4},
+	{f: nil, prior: 0.2},
+	{f: math.Sqrt, prior: 0.2},
+	{f: func(c float64) float64 { return c * c }, prior: 0.2},
+}
+
+// joint reports whether a load of a joint tune lost a companion: its
+// verdict then follows from the companions' sizes too, which the shapes do
+// not model, so the plan keeps to its own prediction.
+func (p *tunePlan) joint() bool {
+	for _, pr := range p.probes {
+		if len(pr.Evicted) > 0 || pr.CompanionSpilled {
+			return true
+		}
+	}
+	return false
+}
+
+// shapeSizeAt predicts the size at context c under shape sh from the
+// measured points pts (sorted by context), leaving out the one at index
+// skip (-1: none). It is NaN when the points do not suffice.
+func (p *tunePlan) shapeSizeAt(sh shape, pts []Probe, skip, c int) float64 {
+	var use []Probe
+	for i, pr := range pts {
+		if i != skip {
+			use = append(use, pr)
+		}
+	}
+	kv := p.kvSlope
+	if kv <= 0 || len(use) == 0 {
+		return math.NaN()
+	}
+	// The two points nearest to c, around it when there are.
+	i := sort.Search(len(use), func(i int) bool { return use[i].Context >= c })
+	var a, b Probe
+	switch {
+	case len(use) == 1:
+		a = use[0]
+	case i == 0:
+		a, b = use[0], use[1]
+	case i == len(use):
+		a, b = use[len(use)-2], use[len(use)-1]
+	default:
+		a, b = use[i-1], use[i]
+	}
+	x := float64(c)
+	if sh.f == nil {
+		near := a
+		if b.Context != 0 && abs(b.Context-c) < abs(a.Context-c) {
+			near = b
+		}
+		return float64(near.Size) + kv*(x-float64(near.Context))
+	}
+	var base, g float64
+	if b.Context == 0 {
+		// One point: the base is the weights.
+		if p.weights <= 0 {
+			return math.NaN()
+		}
+		base = p.weights
+		g = (float64(a.Size) - base - kv*float64(a.Context)) / sh.f(float64(a.Context))
+	} else {
+		fa, fb := sh.f(float64(a.Context)), sh.f(float64(b.Context))
+		g = (float64(b.Size-a.Size) - kv*float64(b.Context-a.Context)) / (fb - fa)
+		base = float64(a.Size) - kv*float64(a.Context) - g*fa
+	}
+	g = max(g, 0)
+	return base + kv*x + g*sh.f(x)
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
+
+// shapeWeights returns how much to trust each shape: its prior times how
+// well it predicted each measured point from the others.
+func (p *tunePlan) shapeWeights(pts []Probe) []float64 {
+	w := make([]float64, len(shapes))
+	total := 0.0
+	for k, sh := range shapes {
+		w[k] = sh.prior
+		if len(pts) >= 3 {
+			for i, pr := range pts {
+				pred := p.shapeSizeAt(sh, pts, i, pr.Context)
+				if math.IsNaN(pred) {
+					continue
+				}
+				e := (pred - float64(pr.Size)) / (0.01 * float64(pr.Size))
+				w[k] *= math.Exp(-e * e / 2)
+			}
+		}
+		total += w[k]
+	}
+	if total <= 0 {
+		for k := range w {
+			w[k] = shapes[k].prior
+		}
+		return w
+	}
+	for k := range w {
+		w[k] /= total
+	}
+	return w
+}
+
+// mixedPrior returns the outcome probabilities (see prior) mixed over the
+// shapes, with thr, the plan's own prediction, as the linear one.
+func (p *tunePlan) mixedPrior(cands []int, thr []float64) []float64 {
+	pts := p.points()
+	if len(pts) == 0 || p.kvSlope <= 0 {
+		return p.prior(thr)
+	}
+	w := p.shapeWeights(pts)
+	mix := make([]float64, len(cands)+1)
+	for k, sh := range shapes {
+		if w[k] < 1e-6 {
+			continue
+		}
+		t := thr
+		if k > 0 || len(pts) == 1 {
+			t = make([]float64, len(cands))
+			for i, c := range cands {
+				t[i] = p.shapeSizeAt(sh, pts, -1, c)
+			}
+			if k == 0 {
+				// The plan's own prediction and the linear shape through
+				// the weights, half each.
+				for i := range t {
+					if !math.IsNaN(thr[i]) {
+						t[i] = (t[i] + thr[i]) / 2
+					}
+				}
+			}
+		}
+		pr := p.prior(t)
+		for j := range mix {
+			mix[j] += w[k] * pr[j]
+		}
+	}
+	return mix
+}
+
 // capacity returns the interval [lo, up) in which the GPU's usable memory
 // lies according to the probes, and whether there is one.
 func (p *tunePlan) capacity() (lo, up float64, ok bool) {
@@ -243,7 +431,9 @@ func (p *tunePlan) capacity() (lo, up float64, ok bool) {
 			}
 			continue
 		}
-		lo = math.Max(lo, float64(pr.SizeVRAM))
+		if !p.graphOnly(pr) {
+			lo = math.Max(lo, float64(pr.SizeVRAM))
+		}
 		up = math.Min(up, float64(pr.Size))
 		if s := p.spillBound(pr); s > 0 {
 			soft = append(soft, s)
@@ -275,10 +465,27 @@ func (p *tunePlan) spillBound(pr Probe) float64 {
 	case layer <= 0 || len(pr.Evicted) > 0:
 		// An eviction of a joint tune's companion is not an offload.
 		return 0
-	case pr.SizeVRAM > 0:
+	case pr.SizeVRAM > 0 && !p.graphOnly(pr):
 		return float64(pr.SizeVRAM) + layer*layerMargin
 	}
 	return p.gpuFloor(pr)
+}
+
+// graphOnly reports whether the spilled load pr had no layer in VRAM,
+// only its compute graph, which some servers put on the GPU even when it
+// alone is larger than the GPU: its size_vram then says nothing of the
+// GPU's memory. It is so when what stayed on the CPU is about all the
+// weights and the KV cache.
+func (p *tunePlan) graphOnly(pr Probe) bool {
+	if pr.SizeVRAM <= 0 {
+		return true
+	}
+	if p.weights <= 0 || p.kvSlope <= 0 || p.layers <= 0 {
+		return false
+	}
+	cpu := float64(pr.Size - pr.SizeVRAM)
+	layers := p.weights + p.kvSlope*float64(pr.Context)
+	return cpu > layers-p.layerAt(pr)/2
 }
 
 // layerAt estimates the size of one layer in the load pr, its weights and

@@ -112,7 +112,7 @@ func TestEventLogCoalesces(t *testing.T) {
 
 	// What other parts publish is written each time.
 	buf.Reset()
-	fixed := Event{Kind: EventConfigFixed, Host: "h", Model: "m", Message: "Continue: fixed", Time: t0}
+	fixed := Event{Kind: EventKind("config_fixed"), Host: "h", Model: "m", Message: "Continue: fixed", Time: t0}
 	l.Log(fixed)
 	l.Log(fixed)
 	if n := strings.Count(buf.String(), "\n"); n != 2 {

@@ -83,11 +83,6 @@ const (
 	EventThrash         EventKind = "reload_thrash"   // clients disagree on num_ctx and keep reloading a model
 	EventEvictionThrash EventKind = "eviction_thrash" // models that do not fit together keep unloading each other
 	EventSwapRisk       EventKind = "swap_risk"       // a model on a CPU-only host does not fit in RAM
-
-	// Events that other parts of ctxfit publish through the watcher.
-	EventTuned         EventKind = "tuned"          // a tune finished
-	EventConfigFixed   EventKind = "config_fixed"   // ctxfit rewrote a client's config
-	EventConfigWarning EventKind = "config_warning" // a client's config asks for too much, or cannot be fixed
 )
 
 // Event is one thing that happened on the watched server.
@@ -96,7 +91,6 @@ type Event struct {
 	Time              time.Time `json:"time"`
 	Host              string    `json:"host"`
 	Model             string    `json:"model,omitempty"`
-	Client            string    `json:"client,omitempty"` // config_fixed: the client whose config ctxfit rewrote
 	Processor         string    `json:"processor,omitempty"`
 	Size              int64     `json:"size,omitempty"`
 	ContextLength     int       `json:"context_length,omitempty"`
@@ -117,6 +111,10 @@ type Event struct {
 type Update struct {
 	Snapshot Snapshot
 	Events   []Event
+	// Data is ctxfit's state as this poll read it (nil without a store or
+	// when it could not be read), so that the one consumer that needs the
+	// settings, the tuned values and the tune leases reads no file again.
+	Data *state.Data
 }
 
 // Options tune a Watcher; the zero value gives the defaults.
@@ -140,6 +138,11 @@ type Options struct {
 	// TotalRAM reports this machine's physical memory in bytes (0 when
 	// unknown). Default TotalRAM.
 	TotalRAM func() int64
+	// OnUpdate, when set, receives every Update a subscriber would, in
+	// poll order, synchronously from Poll (before Poll returns, and never
+	// while another poll runs). The daemon's hub is fed this way, so that a
+	// poll it asks for is judged before the poll returns.
+	OnUpdate func(Update)
 }
 
 func (o *Options) defaults() {
@@ -190,6 +193,9 @@ type Watcher struct {
 	store  *state.Store
 	opts   Options
 	local  ollama.GPUPresence // evidence from this machine, "" when the host is remote
+
+	pollMu sync.Mutex    // one poll at a time, so that OnUpdate sees them in order
+	kick   chan struct{} // Kick wakes Run for a poll now
 
 	mu      sync.Mutex
 	snap    Snapshot
@@ -247,6 +253,7 @@ func New(client *api.Client, host *url.URL, store *state.Store, opts Options) *W
 		thrash:  map[string]time.Time{},
 		ramWarn: map[string]bool{},
 		subs:    map[*subscriber]struct{}{},
+		kick:    make(chan struct{}, 1),
 		evicted: map[[2]string]time.Time{},
 	}
 	if ollamahost.IsLocal(host) {
@@ -301,6 +308,24 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 }
 
+// Kick makes Run poll now instead of at its next tick; it never blocks.
+func (w *Watcher) Kick() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Forget drops what the watcher remembers of model's recent loads, so that
+// loads made on purpose (a tune's probes) count toward no reload thrash.
+func (w *Watcher) Forget(model string) {
+	k := ollama.ModelKey(model)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.loads, k)
+	delete(w.thrash, k)
+}
+
 // sleep waits for d, or until ctx ends (returning its error). With probe
 // set it returns early once a TCP connection to the server succeeds,
 // trying every FastInterval.
@@ -318,6 +343,8 @@ func (w *Watcher) sleep(ctx context.Context, d time.Duration, probe bool) error 
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
+			return nil
+		case <-w.kick:
 			return nil
 		case <-tick:
 			if w.listening(ctx) {
@@ -360,6 +387,17 @@ func connRefused(err error) bool {
 // what changed, and returns the new snapshot with its events. `ctxfit
 // status` is one Poll.
 func (w *Watcher) Poll(ctx context.Context) Update {
+	w.pollMu.Lock()
+	defer w.pollMu.Unlock()
+	u, told := w.poll(ctx)
+	if told && w.opts.OnUpdate != nil {
+		w.opts.OnUpdate(u)
+	}
+	return u
+}
+
+// poll is Poll under pollMu; told reports whether subscribers got u.
+func (w *Watcher) poll(ctx context.Context) (u Update, told bool) {
 	now := w.opts.Now()
 	rctx, cancel := context.WithTimeout(ctx, w.opts.RequestTimeout)
 	defer cancel()
@@ -409,13 +447,14 @@ func (w *Watcher) Poll(ctx context.Context) Update {
 		events = w.diff(snap, now)
 	}
 	w.snap = snap
-	u := Update{Snapshot: cloneSnapshot(snap), Events: events}
-	if len(events) > 0 || err == nil {
+	u = Update{Snapshot: cloneSnapshot(snap), Events: events, Data: data}
+	told = len(events) > 0 || err == nil
+	if told {
 		for s := range w.subs {
 			s.push(u)
 		}
 	}
-	return u
+	return u, told
 }
 
 func anyInVRAM(ms []api.ProcessModelResponse) bool {
@@ -567,8 +606,7 @@ func (w *Watcher) diff(snap Snapshot, now time.Time) []Event {
 			w.noteLoad(k, m.ContextLength, now)
 		}
 		if m.Spilled && (!was || !old.Spilled) {
-			add(Event{Kind: EventSpillStarted, Model: m.Name, Processor: m.Processor, Size: m.Size, ContextLength: m.ContextLength,
-				Message: spillText(m)})
+			add(SpillEvent(m))
 		}
 		if was && old.Spilled && !m.Spilled {
 			add(Event{Kind: EventSpillEnded, Model: m.Name, Processor: m.Processor, Size: m.Size, ContextLength: m.ContextLength,
@@ -823,6 +861,13 @@ func ctxText(n int) string {
 	return fmt.Sprintf(", context %d", n)
 }
 
+// SpillEvent is the spill_started event for m (without time and host).
+// The daemon uses it too, to judge a model afresh after a tune.
+func SpillEvent(m Model) Event {
+	return Event{Kind: EventSpillStarted, Model: m.Name, Processor: m.Processor, Size: m.Size, ContextLength: m.ContextLength,
+		Message: spillText(m)}
+}
+
 func spillText(m Model) string {
 	s := fmt.Sprintf("%s spilled onto the CPU: %s, %s%s", m.Name, format.HumanBytes(m.Size), m.Processor, ctxText(m.ContextLength))
 	if m.TunedContext != nil {
@@ -952,24 +997,6 @@ func (w *Watcher) Subscribe() (<-chan Update, func()) {
 	}
 }
 
-// Publish sends e, stamped with the time and host when they are missing, to
-// every subscriber together with the latest snapshot. The tuner and the
-// client fixers use it so that the tray and the log see their results.
-func (w *Watcher) Publish(e Event) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if e.Time.IsZero() {
-		e.Time = w.opts.Now()
-	}
-	if e.Host == "" {
-		e.Host = w.host.String()
-	}
-	u := Update{Snapshot: cloneSnapshot(w.snap), Events: []Event{e}}
-	for s := range w.subs {
-		s.push(u)
-	}
-}
-
 func cloneSnapshot(s Snapshot) Snapshot {
 	s.Models = slices.Clone(s.Models)
 	return s
@@ -982,7 +1009,7 @@ func LogEvent(logger *slog.Logger, e Event) { logEvent(logger, e, 0, 0) }
 func logEvent(logger *slog.Logger, e Event, repeated, suppressed int) {
 	level := slog.LevelInfo
 	switch e.Kind {
-	case EventSpillStarted, EventThrash, EventEvictionThrash, EventSwapRisk, EventUnreachable, EventConfigWarning:
+	case EventSpillStarted, EventThrash, EventEvictionThrash, EventSwapRisk, EventUnreachable:
 		level = slog.LevelWarn
 	case EventError:
 		level = slog.LevelError

@@ -464,19 +464,55 @@ func BenchmarkPoll(b *testing.B) {
 	}
 }
 
-func TestPublish(t *testing.T) {
+// OnUpdate sees every poll before Poll returns, in order, with the state
+// the poll read.
+func TestOnUpdate(t *testing.T) {
 	f := &fakeOllama{}
-	w, _ := newTestWatcher(t, f, Options{})
-	ch, cancel := w.Subscribe()
-	defer cancel()
-	w.Publish(Event{Kind: EventConfigFixed, Model: "m", Message: "fixed"})
-	select {
-	case u := <-ch:
-		if len(u.Events) != 1 || u.Events[0].Kind != EventConfigFixed || u.Events[0].Host == "" || u.Events[0].Time.IsZero() {
-			t.Errorf("published update = %+v", u)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("published event never arrived")
+	var got []Update
+	w, store := newTestWatcher(t, f, Options{OnUpdate: func(u Update) { got = append(got, u) }})
+	store.Update(func(d *state.Data) error { d.Settings.AutoFix = true; return nil })
+	f.set(psModel("m", gib, gib, 4096))
+	u := w.Poll(context.Background())
+	if len(got) != 1 || len(got[0].Events) != len(u.Events) || got[0].Snapshot.Models[0].Name != "m" {
+		t.Fatalf("OnUpdate got %+v after one poll that returned %+v", got, u)
+	}
+	if got[0].Data == nil || !got[0].Data.Settings.AutoFix {
+		t.Errorf("the update lacks the state the poll read: %+v", got[0].Data)
+	}
+	f.set()
+	w.Poll(context.Background())
+	if len(got) != 2 || len(got[1].Snapshot.Models) != 0 {
+		t.Errorf("second poll: OnUpdate got %d updates, the last %+v", len(got), got[len(got)-1])
+	}
+}
+
+// Forget makes loads made on purpose (a tune's probes) count toward no
+// reload thrash.
+func TestForgetDropsLoadsFromThrash(t *testing.T) {
+	f := &fakeOllama{}
+	c := newClock()
+	w, _ := newTestWatcher(t, f, Options{Now: c.now})
+	for _, n := range []int{2048, 4096} { // two probes
+		f.set(psModel("m", gib, gib, n))
+		c.advance(time.Second)
+		w.Poll(context.Background())
+	}
+	w.Forget("m")
+	f.set(psModel("m", gib, gib, 8192)) // a third load, at a third length
+	c.advance(time.Second)
+	if u := w.Poll(context.Background()); containsKind(u.Events, EventThrash) {
+		t.Fatalf("thrash reported from loads the watcher was told to forget: %+v", u.Events)
+	}
+	// Without Forget the same three loads are thrash: the test can fail.
+	w2, _ := newTestWatcher(t, f, Options{Now: c.now})
+	var thrash bool
+	for _, n := range []int{2048, 4096, 8192} {
+		f.set(psModel("m", gib, gib, n))
+		c.advance(time.Second)
+		thrash = containsKind(w2.Poll(context.Background()).Events, EventThrash)
+	}
+	if !thrash {
+		t.Error("three loads at three lengths were not thrash; the test above proves nothing")
 	}
 }
 

@@ -11,10 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ctxfit/ctxfit/daemon"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
-	"github.com/ctxfit/ctxfit/ollama"
 	"github.com/ctxfit/ctxfit/state"
-	"github.com/ctxfit/ctxfit/watch"
 )
 
 // appFixture is a simulated Ollama, a home with Continue's and Zed's
@@ -36,6 +35,14 @@ const llama = "llama3.1:8b-instruct-fp16"
 func newAppFixture(t *testing.T, continueCtx, zedCtx int) *appFixture {
 	t.Helper()
 	sim, u := startSim(t, "mac32", nil)
+	return newAppFixtureOn(t, sim, u, continueCtx, zedCtx)
+}
+
+// newAppFixtureOn is newAppFixture with the simulator sim at u.
+func newAppFixtureOn(t *testing.T, sim interface {
+	Load(string, int, time.Duration) error
+}, u string, continueCtx, zedCtx int) *appFixture {
+	t.Helper()
 	dir := t.TempDir()
 	f := &appFixture{t: t, u: u, sim: sim, stateDir: filepath.Join(dir, "state")}
 	f.vars = map[string]string{
@@ -125,13 +132,20 @@ func TestSpillWarningNamesTheClient(t *testing.T) {
 	if err := f.sim.Load(llama, 131072, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	// The keeper says it at start already; the spill must say it again.
+	// The keeper says it at start already; the spill's own warning must
+	// say it again: one event, with its cause.
 	want := "Continue asks " + llama + " for 131072 tokens; 24576 stays on the GPU"
 	waitFor(t, "the spill's warning naming Continue", func() bool {
-		l := logs.String()
-		i := strings.Index(l, "event=spill_started")
-		return i >= 0 && strings.Contains(l[i:], want)
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, "event=spill_started") && strings.Contains(line, want) {
+				return true
+			}
+		}
+		return false
 	})
+	if n := strings.Count(logs.String(), "event=spill_started"); n != 1 {
+		t.Errorf("%d spill_started events for one spill:\n%s", n, logs)
+	}
 	if !strings.Contains(f.read(f.cont), "contextLength: 131072") {
 		t.Error("with auto-fix off the config was changed")
 	}
@@ -157,72 +171,45 @@ func TestThrashNamesTheClients(t *testing.T) {
 	waitFor(t, "the thrash warning naming both clients", func() bool { return strings.Contains(logs.String(), want) })
 }
 
-func TestAppTuneThenAutoFix(t *testing.T) {
+func TestDaemonTuneThenAutoFix(t *testing.T) {
 	f := newAppFixture(t, 131072, 0)
 	state.OpenStore(f.stateDir).Update(func(d *state.Data) error { d.Settings.AutoFix = true; return nil })
 	e := &env{stdout: io.Discard, stderr: io.Discard, getenv: func(k string) string { return f.vars[k] }}
 	store, _ := e.store()
-	a := newApp(e, ollamahost.Parse(f.u), store, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	u := ollamahost.Parse(f.u)
+	d := daemon.New(daemon.Config{Host: u, Client: e.client(u), Store: store, Getenv: e.getenv,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go a.run(ctx)
+	go d.Run(ctx)
 
-	if label, asks, ok := a.ClientContext(llama); !ok || label != "Llama" || asks != 131072 {
-		t.Errorf("ClientContext = %q %d %v, want Llama 131072", label, asks, ok)
+	asks := func() int {
+		c, _ := d.State().Client("Continue")
+		for _, a := range c.Asks {
+			return a.Context
+		}
+		return -1
 	}
+	waitFor(t, "Continue's asks in the daemon's state", func() bool { return asks() == 131072 })
 	var progress []string
-	if err := a.Tune(ctx, llama, func(s string) { progress = append(progress, s) }); err != nil {
+	if err := d.Tune(ctx, llama, func(s string) { progress = append(progress, s) }); err != nil {
 		t.Fatal(err)
 	}
 	if len(progress) == 0 {
 		t.Error("no progress lines")
 	}
-	tuned, ok := a.tuned(llama)
-	if !ok || tuned != 25600 && tuned != 24576 {
-		t.Fatalf("tuned = %d %v; the simulator's mac32 fits %s up to 25856", tuned, ok, llama)
+	data, _ := store.Load()
+	tu, ok := data.TunedFor(ollamahost.Key(u), llama, "")
+	if !ok || tu.Context != 25600 && tu.Context != 24576 {
+		t.Fatalf("tuned = %+v %v; the simulator's mac32 fits %s up to 25856", tu, ok, llama)
 	}
-	waitFor(t, "auto-fix after the tune", func() bool { return strings.Contains(f.read(f.cont), "contextLength: "+strconv.Itoa(tuned)) })
-	if _, asks, _ := a.ClientContext(llama); asks != tuned {
-		t.Errorf("Continue asks %d after the fix, want %d", asks, tuned)
-	}
+	waitFor(t, "auto-fix after the tune", func() bool { return strings.Contains(f.read(f.cont), "contextLength: "+strconv.Itoa(tu.Context)) })
+	waitFor(t, "the daemon's state to show the fix", func() bool { return asks() == tu.Context })
 	// The tray's switches are remembered.
-	if err := a.SetNotifications(false); err != nil {
+	if err := d.SetNotifications(false); err != nil {
 		t.Fatal(err)
 	}
-	if s, err := a.Settings(); err != nil || !s.NotificationsOff {
-		t.Errorf("after SetNotifications(false): settings %+v, %v", s, err)
-	}
-	if a.ContinueConfigPath() != f.cont {
-		t.Errorf("ContinueConfigPath = %q, want %q", a.ContinueConfigPath(), f.cont)
-	}
-}
-
-// TestAppTuneAfterEvictionThrash: after the watcher reports two models
-// unloading each other, the tray's tune of the larger one is joint.
-func TestAppTuneAfterEvictionThrash(t *testing.T) {
-	f := newAppFixture(t, 131072, 0)
-	e := &env{stdout: io.Discard, stderr: io.Discard, getenv: func(k string) string { return f.vars[k] }}
-	store, _ := e.store()
-	a := newApp(e, ollamahost.Parse(f.u), store, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go a.run(ctx)
-	const ac = "qwen2.5-coder:7b"
-	waitFor(t, "the app to subscribe", func() bool {
-		a.watcher.Publish(watch.Event{Kind: watch.EventEvictionThrash, Model: llama, Companions: []string{ac + "=4096"}, Message: "unloaded each other"})
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		return len(a.beside[ollama.ModelKey(llama)]) == 1
-	})
-	if err := a.Tune(ctx, llama, nil); err != nil {
-		t.Fatal(err)
-	}
-	data, err := store.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	joint, ok := data.TunedSet(a.key, []string{llama, ac})
-	if !ok || joint.Context <= 0 || joint.Companions[0].Context != 4096 {
-		t.Errorf("stored %+v, %v; want a joint tune beside %s at 4096", joint, ok, ac)
+	if s, err := store.Load(); err != nil || !s.Settings.NotificationsOff || !d.State().Settings.NotificationsOff {
+		t.Errorf("after SetNotifications(false): stored %+v, %v; daemon %+v", s.Settings, err, d.State().Settings)
 	}
 }

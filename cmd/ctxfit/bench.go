@@ -18,6 +18,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	quiet := fs.Bool("quiet", false, "print no progress on stderr")
 	progressFlag := fs.Bool("progress", false, "print progress on stderr even when it is not a terminal")
 	timeout := progressFlags(fs)
+	tokens := fs.Int("tokens", tune.BenchTokens, "generate `T` tokens (fewer for a slow GPU)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -28,12 +29,15 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if *numCtx < 0 {
 		return usagef("--context %d: use a positive number of tokens", *numCtx)
 	}
+	if *tokens < 1 {
+		return usagef("--tokens %d: use a positive number", *tokens)
+	}
 	u, err := e.host(*host)
 	if err != nil {
 		return err
 	}
 	pr := e.progress(*quiet, *progressFlag)
-	res, err := tune.BenchPhases(ctx, e.client(u), pos[0], *numCtx, *timeout, pr.start)
+	res, err := tune.BenchPhases(ctx, e.client(u), pos[0], *numCtx, *tokens, *timeout, pr.start)
 	pr.done()
 	switch {
 	case errors.Is(err, context.Canceled):

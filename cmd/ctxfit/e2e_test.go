@@ -28,6 +28,8 @@ type e2e struct {
 	t    *testing.T
 	vars map[string]string
 	ram  int64 // the free memory a tune sees here; 0: this machine's
+	// timeout bounds each command; 0 means 2 minutes.
+	timeout time.Duration
 }
 
 func newE2E(t *testing.T, host string) *e2e {
@@ -55,7 +57,11 @@ func newE2E(t *testing.T, host string) *e2e {
 // ctxfit runs ctxfit in-process and returns its exit status and output.
 func (x *e2e) ctxfit(args ...string) (code int, stdout, stderr string) {
 	x.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	timeout := x.timeout
+	if timeout == 0 {
+		timeout = 2 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var out, errOut bytes.Buffer
 	e := &env{stdout: &out, stderr: &errOut, getenv: x.getenv}
@@ -172,6 +178,63 @@ func TestOllamaE2E(t *testing.T) {
 		ps, err := srv.Client().ListRunning(context.Background())
 		if err != nil || len(ps.Models) != 1 || ps.Models[0].ContextLength != 2048 {
 			t.Errorf("after the refusal /api/ps lists %+v (%v), want the model untouched at 2048", ps, err)
+		}
+	})
+
+	t.Run("tune beside a running daemon", func(t *testing.T) {
+		for _, via := range []string{"api", "lease"} {
+			t.Run(via, func(t *testing.T) {
+				srv.UnloadAll(t)
+				x := newE2E(t, srv.Host())
+				// With a GPU claimed, every load on this CPU-only server is a
+				// spill: the tuner's probes are exactly the loads a daemon
+				// must not warn about.
+				if code, _, _ := x.ctxfit("status", "--set-gpu", "present"); code != 0 {
+					t.Fatal("status --set-gpu present failed")
+				}
+				srv.Load(t, model, 4096)
+				daemonVars := maps.Clone(x.vars)
+				if via == "lease" {
+					daemonVars["XDG_RUNTIME_DIR"] = shortTempDir(t) // its API is where this CLI does not look
+				}
+				out := startDaemonProc(t, daemonVars)
+				if via == "api" {
+					waitAPI(t, x.vars[state.StateDirEnv], srv.Host())
+				}
+				logPath := filepath.Join(x.vars["CTXFIT_LOG_DIR"], "ctxfit.log")
+				waitFor(t, "the true spill", func() bool { return strings.Contains(out.String(), `"event":"spill_started"`) })
+				start := time.Now()
+				code, _, _ := x.ctxfit("tune", model)
+				if code != 1 {
+					t.Errorf("tune: exit %d, want 1 (it fits at no context: the server has no GPU)", code)
+				}
+				took := time.Since(start)
+				var events []string
+				ended := false
+				waitFor(t, "the tune's end in the log", func() bool {
+					events, ended = nil, false
+					started := false
+					for _, r := range readRecords(t, logPath) {
+						started = started || r.Event == "tune_started"
+						if !started || r.Event == "" {
+							continue
+						}
+						if r.Event == "tune_failed" {
+							ended = true
+						}
+						if !ended && r.Level == "WARN" && ollama.SameModel(r.Model, model) {
+							t.Errorf("warning during the tune: %s: %s", r.Event, r.Msg)
+						}
+						events = append(events, r.Event)
+					}
+					return ended
+				})
+				t.Logf("tune via %s against the real server: %v; events logged from its start: %s", via, took.Round(10*time.Millisecond), strings.Join(events, " "))
+				if data, _ := x.store().Load(); len(data.Leases) != 0 {
+					t.Errorf("a lease outlived the tune: %+v", data.Leases)
+				}
+				out.stop()
+			})
 		}
 	})
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ctxfit/ctxfit/clients"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/localapi"
 	"github.com/ctxfit/ctxfit/ollama"
 	"github.com/ctxfit/ctxfit/state"
 )
@@ -261,51 +262,120 @@ func tokensOrUnset(n int) string {
 	return fmt.Sprint(n)
 }
 
-// runUndo is `ctxfit undo CLIENT`: it restores CLIENT's config as it was
-// before ctxfit's last fix.
+// runUndo is `ctxfit undo CLIENT|all`: it restores CLIENT's config as it
+// was before ctxfit's last fix. Through a running daemon the undo sticks:
+// auto-fix leaves the file alone until the user changes it. Standalone it
+// warns when auto-fix is on.
 func runUndo(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("undo")
+	host := fs.String("host", "", hostUsage)
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		return usagef("name one CLIENT: %s", strings.Join(clientNames(), ", "))
+		return usagef("name one CLIENT: %s, or all", strings.Join(clientNames(), ", "))
 	}
-	c, err := clients.Lookup(pos[0])
-	if err != nil {
-		return usagef("%v", err)
+	var targets []clients.Client
+	all := strings.EqualFold(pos[0], "all")
+	if all {
+		targets = clients.All()
+	} else {
+		c, err := clients.Lookup(pos[0])
+		if err != nil {
+			return usagef("%v (or all)", err)
+		}
+		targets = []clients.Client{c}
 	}
-	store, err := e.store()
+	store, data, err := e.state()
 	if err != nil {
 		return err
 	}
+	u, err := e.host(*host)
+	if err != nil {
+		return err
+	}
+	d, hello := e.daemon(ctx, store, u, "undo")
 	fixer := &clients.Fixer{Env: clients.NewEnv(e.getenv), StateDir: store.Dir()}
 	cleanLeftovers(ctx, e, fixer)
-	u, err := fixer.Undo(ctx, c)
-	if err != nil {
-		return failf(1, "%v", err)
+	undone, failed := []undoJSON{}, []string{}
+	for _, c := range targets {
+		var res *clients.Undone
+		if d != nil {
+			var out localapi.Undone
+			out, err = d.Undo(ctx, c.Name())
+			res = &out.Undone
+			if localapi.IsCode(err, localapi.CodeNothingToUndo) {
+				err = clients.ErrNothingToUndo
+			}
+		} else {
+			res, err = fixer.Undo(ctx, c)
+		}
+		switch {
+		case all && errors.Is(err, clients.ErrNothingToUndo):
+			continue
+		case err != nil:
+			failed = append(failed, err.Error())
+			if !*asJSON {
+				fmt.Fprintf(e.stderr, "%s undo: %v\n", e.progOrDefault(), err)
+			}
+			continue
+		}
+		undone = append(undone, undoJSON{Client: c.Name(), Path: res.Path, FixedAt: res.FixedAt})
+		if !*asJSON {
+			fmt.Fprintf(e.stdout, "%s: restored %s as it was before ctxfit's fix of %s.\n",
+				c.Name(), res.Path, e.local(res.FixedAt).Format(time.DateTime))
+		}
 	}
 	if *asJSON {
-		return writeIndentedJSON(e.stdout, undoJSON{Client: c.Name(), Path: u.Path, FixedAt: u.FixedAt})
+		switch {
+		case len(failed) > 0:
+			return failf(1, "%s", strings.Join(failed, "; "))
+		case all:
+			return writeIndentedJSON(e.stdout, undoAllJSON{Undone: undone, Running: d != nil})
+		}
+		return writeIndentedJSON(e.stdout, undone[0])
 	}
-	fmt.Fprintf(e.stdout, "%s: restored %s as it was before ctxfit's fix of %s.\n",
-		c.Name(), u.Path, e.local(u.FixedAt).Format(time.DateTime))
+	switch n := len(undone); {
+	case n == 0 && all && len(failed) == 0:
+		fmt.Fprintln(e.stdout, "ctxfit has made no fix to undo.")
+	case n > 0 && d != nil:
+		fmt.Fprintf(e.stdout, "The running ctxfit (pid %d) leaves %s alone until you change %s again; %s writes the tuned values back.\n",
+			hello.PID, plural2(n, "this file", "these files"), plural2(n, "it", "them"), e.cmdline(u, "fix", "CLIENT"))
+	case n > 0 && data.Settings.AutoFix:
+		fmt.Fprintf(e.stderr, "warning: auto-fix is on. No ctxfit answers for %s here, but one running as another user, or started later, puts the tuned values back when the file next changes; %s keeps this version.\n", u.Redacted(), e.cmdline(nil, "set", "auto-fix", "off"))
+	}
+	if len(failed) > 0 {
+		return exitError(1)
+	}
 	return nil
 }
 
-// undoJSON is `ctxfit undo CLIENT --json`.
+// undoJSON is `ctxfit undo CLIENT --json`, and each entry of `undo all`'s.
 type undoJSON struct {
 	Client  string    `json:"client"`
 	Path    string    `json:"path"`
 	FixedAt time.Time `json:"fixed_at"` // when the fix that was undone was made
 }
 
+// undoAllJSON is `ctxfit undo all --json`.
+type undoAllJSON struct {
+	Undone  []undoJSON `json:"undone"`  // empty when ctxfit had made no fix
+	Running bool       `json:"running"` // a running ctxfit was told, and leaves the files alone
+}
+
 // clientsJSON is `ctxfit clients --json`.
 type clientsJSON struct {
 	Host    string         `json:"host"`
 	Clients []clientReport `json:"clients"`
+}
+
+func plural2(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // clientReport is one client in `ctxfit clients --json`.

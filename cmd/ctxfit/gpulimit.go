@@ -16,7 +16,6 @@ import (
 
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
 	"github.com/ctxfit/ctxfit/state"
-	"github.com/ctxfit/ctxfit/tune"
 	"github.com/ctxfit/ctxfit/unified"
 )
 
@@ -265,27 +264,4 @@ func absDiff(a, b int64) int64 {
 		return a - b
 	}
 	return b - a
-}
-
-// bytesPerToken returns the growth of the model's size per token of
-// context between the smallest and the largest measured load; 0 when the
-// tune measured fewer than two sizes.
-func bytesPerToken(res *tune.Result) float64 {
-	var lo, hi *tune.Probe
-	for i := range res.Probes {
-		p := &res.Probes[i]
-		if p.Refused != "" || p.Size <= 0 {
-			continue
-		}
-		if lo == nil || p.Context < lo.Context {
-			lo = p
-		}
-		if hi == nil || p.Context > hi.Context {
-			hi = p
-		}
-	}
-	if lo == nil || hi == nil || hi.Context == lo.Context || hi.Size <= lo.Size {
-		return 0
-	}
-	return float64(hi.Size-lo.Size) / float64(hi.Context-lo.Context)
 }

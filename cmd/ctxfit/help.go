@@ -62,7 +62,7 @@ the tune.`,
 			examples: []string{"tune llama3.1:8b", "tune qwen2.5-coder:7b --host gpu-box --parallel 2", "tune --list --all-hosts --json"},
 		},
 		"bench": {
-			usage: []string{"bench MODEL [--context N] [--host URL] [--json] [--quiet] [--load-timeout D] [--stall-timeout D]"},
+			usage: []string{"bench MODEL [--context N] [--tokens T] [--host URL] [--json] [--quiet] [--load-timeout D] [--stall-timeout D]"},
 			about: `Loads MODEL with num_ctx N, then times a short streamed generation:
 time to first token, and tokens per second (eval_count / eval_duration).
 The model stays loaded at N. Its phases go to stderr when it is a terminal.
@@ -91,12 +91,14 @@ model tuned on this server gets its copy. --undo removes the copies of MODEL.`,
 			examples: []string{"fix ollama llama3.1:8b", "fix ollama llama3.1:8b --context 8192 --dry-run", "fix ollama --undo llama3.1:8b"},
 		},
 		"undo": {
-			usage: []string{"undo CLIENT [--json]"},
+			usage: []string{"undo CLIENT|all [--host URL] [--json]"},
 			about: `Restores CLIENT's config as it was before ctxfit's last fix; run it again to go
-further back. It refuses when the file was edited after the fix.
+further back. It refuses when the file was edited after the fix. A running
+ctxfit (for --host) then leaves the file alone, auto-fix or not, until you
+change it again.
 
-` + wrapText("CLIENT is one of: "+strings.Join(clientNames(), ", ")+".", 80),
-			examples: []string{"undo continue"},
+` + wrapText("CLIENT is one of: "+strings.Join(clientNames(), ", ")+", or all.", 80),
+			examples: []string{"undo continue", "undo all --json"},
 		},
 		"clients": {
 			usage:    []string{"clients [--host URL] [--json]"},
@@ -132,6 +134,24 @@ context a larger share would buy.
 sudo asks for your password in this terminal; the tray never does this.
 Ollama reads the limit when it starts: restart it afterwards, then re-tune.`,
 			examples: []string{"gpu-limit", "gpu-limit set 24576 --dry-run", "gpu-limit undo"},
+		},
+		"settings": {
+			usage:    []string{"settings [--host URL] [--json]"},
+			about:    "Shows every setting ctxfit remembers, and whether a ctxfit running for the\nserver uses them; `ctxfit set NAME on|off` changes one.",
+			examples: []string{"settings", "settings --json"},
+		},
+		"set": {
+			usage: []string{"set auto-fix|notifications on|off [--host URL] [--json]"},
+			about: `auto-fix: keep every client's config at the tuned context, after each tune and
+whenever a client rewrites its file. notifications: the tray's desktop
+notifications. A running ctxfit applies the change at once; it is remembered
+either way.`,
+			examples: []string{"set auto-fix on", "set notifications off --json"},
+		},
+		"logs": {
+			usage:    []string{"logs [-f] [-n N]"},
+			about:    "Prints the log of `ctxfit run`; with -f follows it as it grows (across\nrotations) until Ctrl-C.",
+			examples: []string{"logs -f", "logs -n 50"},
 		},
 		"version": {
 			usage:    []string{"version [--json]", "--version"},

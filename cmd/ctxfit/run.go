@@ -10,6 +10,8 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/ctxfit/ctxfit/clients"
+	"github.com/ctxfit/ctxfit/daemon"
 	"github.com/ctxfit/ctxfit/internal/autostart"
 	"github.com/ctxfit/ctxfit/internal/instance"
 	"github.com/ctxfit/ctxfit/internal/logfile"
@@ -136,13 +138,26 @@ func (e *env) watch(ctx context.Context, o runOptions) error {
 	if err != nil {
 		return err
 	}
-	a := newApp(e, u, store, logger, m)
-	logger.Info("ctxfit watching Ollama", "host", u.String(), "state", store.Dir())
+	d := daemon.New(daemon.Config{
+		Host: u, Client: e.client(u), Store: store, Logger: logger, Getenv: e.getenv,
+		Socket:  e.socket(store, u),
+		Metrics: m,
+		Target:  func(d *state.Data) clients.Target { return tunedTarget(d, u, e.serverParallel(u)) },
+		Fixer:   newFixer(e, store.Dir(), u),
+		GPUBudget: func(ctx context.Context) int64 {
+			if _, mac, ok := e.unifiedInfo(ctx, u); ok {
+				return mac.Budget()
+			}
+			return 0
+		},
+		RAM: e.localRAM,
+	})
+	logger.Info("ctxfit watching Ollama", "host", u.String(), "state", store.Dir(), "control_socket", e.socket(store, u))
 	err = autostart.Serve(ctx, func(ctx context.Context) error {
 		if o.headless {
-			return a.run(ctx)
+			return d.Run(ctx)
 		}
-		return a.runWithTray(ctx, o.trayWait)
+		return d.RunWithTray(ctx, o.trayWait)
 	})
 	logger.Info("ctxfit stopped")
 	return err

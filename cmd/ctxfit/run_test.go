@@ -16,8 +16,9 @@ import (
 
 // syncBuffer is a bytes.Buffer safe for a command writing while a test reads.
 type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu   sync.Mutex
+	b    bytes.Buffer
+	stop func() // for a process's output: stops the process
 }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {

@@ -12,11 +12,13 @@ import (
 
 	"github.com/ollama/ollama/format"
 
+	"github.com/ctxfit/ctxfit/hub"
 	"github.com/ctxfit/ctxfit/internal/logfile"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
 	"github.com/ctxfit/ctxfit/internal/termtext"
 	"github.com/ctxfit/ctxfit/ollama"
 	"github.com/ctxfit/ctxfit/state"
+	"github.com/ctxfit/ctxfit/tune"
 	"github.com/ctxfit/ctxfit/watch"
 )
 
@@ -44,20 +46,34 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
-	w := watch.New(e.client(u), u, store, watch.Options{})
-	snap := w.Poll(ctx).Snapshot
+	// With a daemon running for the server, its state is the answer: the
+	// same snapshot the tray shows, and the tunes in progress. Without
+	// one, a poll of our own.
+	var snap watch.Snapshot
+	var tunes []hub.Tune
+	var daemonPID int
 	data, _ := store.Load()
 	if data == nil {
 		data = &state.Data{}
 	}
 	parallel := e.serverParallel(u)
+	settings := data.Settings
+	if c, h := e.daemon(ctx, store, u, "status"); c != nil {
+		if st, err := c.State(ctx); err == nil && st.Snapshot.Reachable {
+			snap, tunes, settings, daemonPID = st.Snapshot, st.Tunes, st.Settings, h.PID
+		}
+	}
+	if daemonPID == 0 {
+		w := watch.New(e.client(u), u, store, watch.Options{})
+		snap = w.Poll(ctx).Snapshot
+	}
 	_, mac, isMac := e.unifiedInfo(ctx, u)
 	if *asJSON {
 		var uj *unifiedJSON
 		if isMac {
 			uj = &unifiedJSON{mac.RAM, mac.WiredLimitMB, mac.Budget()}
 		}
-		return writeStatusJSON(e.stdout, snap, data, ollamahost.Key(u), parallel, uj)
+		return writeStatusJSON(e.stdout, snap, data, ollamahost.Key(u), parallel, uj, settings, tunes)
 	}
 	if !snap.Reachable {
 		return failf(1, "%s", snap.Error)
@@ -72,8 +88,17 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 			}
 		}
 	}
+	for _, t := range tunes {
+		fmt.Fprintf(e.stdout, "\nTuning %s (%s): %s\n", t.Model, t.By, t.Line)
+	}
+	fmt.Fprintf(e.stdout, "\nSettings: auto-fix %s, notifications %s (%s).\n", onOffText(settings.AutoFix), onOffText(!settings.NotificationsOff), e.cmdline(nil, "settings"))
+	if daemonPID != 0 {
+		fmt.Fprintf(e.stdout, "ctxfit is running for this server (pid %d).\n", daemonPID)
+	} else {
+		fmt.Fprintf(e.stdout, "ctxfit is not running for this server: %s watches it.\n", e.cmdline(u, "run"))
+	}
 	if p, err := logfile.DefaultPath(e.getenv); err == nil {
-		fmt.Fprintf(e.stdout, "\nLog: %s\n", p)
+		fmt.Fprintf(e.stdout, "Log: %s\n", p)
 	}
 	return nil
 }
@@ -88,7 +113,7 @@ func (e *env) serverParallel(u *url.URL) int {
 	if !ollamahost.IsLocal(u) {
 		return 0
 	}
-	p, err := parallelSlots(e, false, 0, true)
+	p, err := tune.ParallelSlots(e.getenv, false, 0, true)
 	if err != nil {
 		return 0
 	}
@@ -124,6 +149,13 @@ type statusJSON struct {
 	Models    []statusModelJSON `json:"models"`
 	Tuned     []state.Tuned     `json:"tuned"`             // every result stored for this server
 	Unified   *unifiedJSON      `json:"unified,omitempty"` // Apple Silicon hosts only
+	Settings  settingsBriefJSON `json:"settings"`
+	Tunes     []hub.Tune        `json:"tunes"` // running now, as a running ctxfit knows them
+}
+
+type settingsBriefJSON struct {
+	AutoFix       bool `json:"auto_fix"`
+	Notifications bool `json:"notifications"`
 }
 
 // unifiedJSON is an Apple Silicon host's GPU share of unified memory.
@@ -149,9 +181,13 @@ type statusModelJSON struct {
 	RAMWarning    string `json:"ram_warning,omitempty"`
 }
 
-func writeStatusJSON(w io.Writer, snap watch.Snapshot, data *state.Data, key string, parallel int, uj *unifiedJSON) error {
+func writeStatusJSON(w io.Writer, snap watch.Snapshot, data *state.Data, key string, parallel int, uj *unifiedJSON, settings state.Settings, tunes []hub.Tune) error {
+	if tunes == nil {
+		tunes = []hub.Tune{}
+	}
 	out := statusJSON{Host: snap.Host, Reachable: snap.Reachable, Error: snap.Error, Version: snap.Version,
-		GPU: string(snap.GPU), Models: []statusModelJSON{}, Tuned: []state.Tuned{}, Unified: uj}
+		GPU: string(snap.GPU), Models: []statusModelJSON{}, Tuned: []state.Tuned{}, Unified: uj,
+		Settings: settingsBriefJSON{settings.AutoFix, !settings.NotificationsOff}, Tunes: tunes}
 	for _, m := range snap.Models {
 		j := statusModelJSON{Model: m.Name, Size: m.Size, SizeVRAM: m.SizeVRAM, Processor: m.Processor,
 			Context: m.ContextLength, State: string(m.State), Spilled: m.Spilled, RAMWarning: m.RAMWarning}
@@ -220,7 +256,7 @@ func (e *env) writeStatus(w io.Writer, u *url.URL, snap watch.Snapshot, data *st
 		case m.RAMWarning != "":
 			hints = append(hints, e.reprog(m.RAMWarning))
 		case m.Spilled && m.TunedContext != nil:
-			hints = append(hints, fmt.Sprintf("%s spilled at context %d; %d stays on the GPU: %s (or %s) writes it into your clients.", m.Name, m.ContextLength, *m.TunedContext, e.cmdline(u, "fix", "continue"), e.cmdline(u, "fix", "all")))
+			hints = append(hints, fmt.Sprintf("%s spilled at context %d; %d stays on the GPU: %s writes it into your clients (%s shows which ask for more).", m.Name, m.ContextLength, *m.TunedContext, e.cmdline(u, "fix", "all"), e.cmdline(u, "clients")))
 		case m.Spilled:
 			hints = append(hints, fmt.Sprintf("%s spilled onto the CPU: %s finds the largest context that stays on the GPU.", m.Name, e.cmdline(u, "tune", m.Name)))
 		case m.State == ollama.StateUnknown:

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -105,8 +106,9 @@ func waitOutput(t *testing.T, p *traytest.Process, what, want string, within tim
 
 // TestTrayRealApp runs `ctxfit run` with its tray over a private DBus
 // session, against the GPU simulator, as a desktop would see it: the menu
-// shows the simulator's model and split, the icon turns amber on a spill,
-// and Fix Continue now rewrites the real config.
+// shows the simulator's model and split, one Fix item per client that asks
+// for more than fits (Continue and Zed here), the icon stays amber until
+// every client is fixed, and each Fix rewrites the real config.
 func TestTrayRealApp(t *testing.T) {
 	t.Parallel()
 	addr := traytest.StartBus(t)
@@ -116,6 +118,16 @@ func TestTrayRealApp(t *testing.T) {
 	h := newTrayHome(t, addr)
 	orig := trayContinueConfig(u)
 	if err := os.WriteFile(h.cont, []byte(orig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	zed := filepath.Join(h.vars["XDG_CONFIG_HOME"], "zed", "settings.json")
+	os.MkdirAll(filepath.Dir(zed), 0o755)
+	if err := os.WriteFile(zed, []byte(`{
+  // Zed
+  "language_models": {"ollama": {"api_url": "`+u+`",
+    "available_models": [{"name": "`+llama+`", "display_name": "Llama", "max_tokens": 131072}]}}
+}
+`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := state.OpenStore(h.vars[state.StateDirEnv]).Update(func(d *state.Data) error {
@@ -137,13 +149,13 @@ func TestTrayRealApp(t *testing.T) {
 	if err := sim.Load(llama, 131072, gpusim.Forever); err != nil {
 		t.Fatal(err)
 	}
-	const fix = "Fix Continue now: 131072 → 24576"
+	const fixContinue, fixZed = "Fix Continue now: 131072 → 24576", "Fix Zed now: 131072 → 24576"
 	m := it.WaitMenu("the spill", func(n *traytest.Node) bool {
 		l := n.Find("⚠ " + llama + " · ")
-		f := n.Find(fix)
-		return l != nil && strings.HasSuffix(l.Label, " · 56%/44% CPU/GPU · context 131072") && f != nil && f.Enabled
+		f, z := n.Find(fixContinue), n.Find(fixZed)
+		return l != nil && strings.HasSuffix(l.Label, " · 56%/44% CPU/GPU · context 131072") && f != nil && f.Enabled && z != nil && z.Enabled
 	})
-	for _, want := range []string{"Tune context", fix, "Tuned: context 24576 stays on the GPU"} {
+	for _, want := range []string{"Tune context", fixContinue, fixZed, "Tuned: context 24576 stays on the GPU"} {
 		if m.Find("⚠ "+llama).Find(want) == nil {
 			t.Errorf("the model's submenu lacks %q:\n%v", want, m)
 		}
@@ -162,13 +174,13 @@ func TestTrayRealApp(t *testing.T) {
 	if strings.Join(spill.Actions, "|") != "fix|Fix now" || spill.Urgency != 2 || spill.Timeout != 0 {
 		t.Errorf("spill notification %+v: want the action fix|Fix now, critical, no timeout", spill)
 	}
-	if !strings.Contains(spill.Body, "Continue (") || strings.Contains(spill.Body, h.cont) {
+	if !strings.Contains(spill.Body, "Continue and Zed ask for more than the 24576 that stays on the GPU") || strings.Contains(spill.Body, h.cont) {
 		t.Errorf("spill notification body %q", spill.Body)
 	}
 
 	// Fix Continue now writes the tuned value into the real config, keeps
 	// its maxTokens (less than half of it), and changes nothing else.
-	it.Click(fix)
+	it.Click(fixContinue)
 	want := strings.Replace(orig, "contextLength: 131072 #", "contextLength: 24576 #", 1)
 	var got []byte
 	for deadline := time.Now().Add(traytest.Patience); ; time.Sleep(50 * time.Millisecond) {
@@ -180,10 +192,31 @@ func TestTrayRealApp(t *testing.T) {
 	if string(got) != want {
 		t.Errorf("Continue's config after the fix:\n%s\nwant:\n%s", got, want)
 	}
-	it.WaitMenu("the fixed config", func(n *traytest.Node) bool {
-		f := n.Find("Fix Continue now")
-		return f != nil && f.Label == "Fix Continue now (Continue asks for 24576)" && !f.Enabled
+	it.WaitMenu("Continue fixed, Zed not", func(n *traytest.Node) bool {
+		return n.Find("Fix Continue now") == nil && n.Find(fixZed) != nil
 	})
+	// Continue reloads the model at the fixed context: it fits, but Zed
+	// still asks for more and will spill it again: amber, saying so.
+	if err := sim.Load(llama, 24576, gpusim.Forever); err != nil {
+		t.Fatal(err)
+	}
+	it.WaitMenu("the model back on the GPU", func(n *traytest.Node) bool {
+		l := n.Find("⚠ " + llama + " · ")
+		return l != nil && strings.HasSuffix(l.Label, " · 100% GPU · context 24576")
+	})
+	it.WaitIcon(assets.Warning)
+	if tip := it.Tooltip(); tip != "ctxfit: "+llama+": Zed asks 131072; 24576 fits" {
+		t.Errorf("tooltip %q", tip)
+	}
+	it.Click(fixZed)
+	it.WaitMenu("every client fixed", func(n *traytest.Node) bool {
+		f := n.Find("No client asks for more than fits")
+		return f != nil && !f.Enabled && n.Find("Fix Zed now") == nil
+	})
+	it.WaitIcon(assets.OK)
+	if b, _ := os.ReadFile(zed); !strings.Contains(string(b), `"max_tokens": 24576`) || !strings.Contains(string(b), "// Zed") {
+		t.Errorf("Zed's settings after the fix:\n%s", b)
+	}
 
 	// Continue reloads the model at the fixed context: the spill is over,
 	// its notification is withdrawn, and the item no longer asks for
@@ -234,5 +267,146 @@ func TestTrayNoHost(t *testing.T) {
 	}
 	if code, out := p.Exit(traytest.Patience); code != 0 || !strings.Contains(out, "ctxfit stopped") {
 		t.Errorf("after SIGTERM ctxfit exited with %d:\n%s", code, out)
+	}
+}
+
+// startTrayDaemon runs `ctxfit run` with its tray on a private bus over f,
+// and returns the tray item once its control API answers.
+func startTrayDaemon(t *testing.T, f *daemonFixture, args ...string) (*traytest.Item, *traytest.Process) {
+	t.Helper()
+	return startTrayDaemonEnv(t, f, f.vars, args...)
+}
+
+// startTrayDaemonEnv is startTrayDaemon with the daemon's own vars; unless
+// they move its socket to a runtime directory, it waits for its API.
+func startTrayDaemonEnv(t *testing.T, f *daemonFixture, vars map[string]string, args ...string) (*traytest.Item, *traytest.Process) {
+	t.Helper()
+	addr := traytest.StartBus(t)
+	w := traytest.NewWatcher(t, traytest.Connect(t, addr))
+	vars["DBUS_SESSION_BUS_ADDRESS"] = addr
+	p := traytest.Start(t, mainCommand(vars, append([]string{"run", "--log-format", "json", "--tray-wait", "300ms"}, args...)...))
+	it := w.Attach(t, p.Done())
+	if vars["XDG_RUNTIME_DIR"] == "" {
+		waitAPI(t, f.stateDir, f.u)
+	}
+	return it, p
+}
+
+// waitLong is waitFor for things that take a tune's time.
+func waitLong(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(90 * time.Second); !cond(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// A CLI tune with the tray app running: the same as headless, through the
+// API and by lease alone (the CLI looks for the socket in another runtime
+// directory).
+func TestTrayCLITune(t *testing.T) {
+	for _, via := range []string{"api", "lease"} {
+		t.Run(via, func(t *testing.T) {
+			t.Parallel()
+			f := newDaemonFixture(t)
+			daemonVars := maps.Clone(f.vars)
+			if via == "lease" {
+				// The daemon listens in a runtime directory this CLI lacks.
+				daemonVars["XDG_RUNTIME_DIR"] = shortTempDir(t)
+			}
+			it, p := startTrayDaemonEnv(t, f, daemonVars, "--auto-fix", "on")
+			checkTune(t, f, f.vars, via+", tray running")
+			// The tune put the model back as it found it, spilled at
+			// 131072 until Continue reloads it with the fixed config:
+			// the icon stays amber, and no second spill is told.
+			it.WaitIcon(assets.Warning)
+			if code, out := it.Quit(p); code != 0 {
+				t.Errorf("after Quit ctxfit exited with %d:\n%s", code, out)
+			}
+		})
+	}
+}
+
+// A tune from the tray's menu: its progress in the menu, no warning for
+// the model, and with auto-fix on every client fixed within 1 s of the
+// result.
+func TestTrayTune(t *testing.T) {
+	t.Parallel()
+	f := newDaemonFixture(t)
+	it, p := startTrayDaemon(t, f, "--auto-fix", "on")
+	if err := f.sim.Load(llama, 131072, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	it.WaitIcon(assets.Warning)
+	it.Click("Tune context")
+	it.WaitMenu("the tune's progress", func(n *traytest.Node) bool {
+		return n.Find(llama+" · tuning: ") != nil && n.Find("Cancel tuning") != nil
+	})
+	var rep tuneReport
+	waitLong(t, "the tune's end and both fixes", func() bool {
+		rep = f.tuneReport(t, llama)
+		return rep.ended && rep.fixes >= 2
+	})
+	if len(rep.warnings) > 0 {
+		for _, w := range rep.warnings {
+			t.Errorf("warning during the tray's tune: %s %s: %s", w.Event, w.Model, w.Msg)
+		}
+	}
+	if rep.fixedIn > time.Second {
+		t.Errorf("configs fixed %v after the tune's result, want within 1 s", rep.fixedIn)
+	}
+	t.Logf("tune via the tray: loads of %v each; events logged from its start: %s; both configs fixed %v after the tune stored its result",
+		slowLoad, strings.Join(rep.events, " "), rep.fixedIn.Round(time.Millisecond))
+	it.WaitIcon(assets.OK)
+	if code, out := it.Quit(p); code != 0 {
+		t.Errorf("after Quit ctxfit exited with %d:\n%s", code, out)
+	}
+}
+
+// With auto-fix off, after a tune the tray stays amber and says which
+// client asks for more than fits, with a Fix item for each; the log says
+// the same; Keep client configs fixed then fixes them all.
+func TestTrayTuneAutoFixOff(t *testing.T) {
+	t.Parallel()
+	f := newDaemonFixture(t)
+	it, p := startTrayDaemon(t, f, "--auto-fix", "off")
+	if err := f.sim.Load(llama, 131072, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	code, out := ctxfitProc(t, f.vars, "tune", llama)
+	if code != 0 {
+		t.Fatalf("tune: exit %d", code)
+	}
+	if !strings.Contains(out, "Continue asks "+llama+" 131072; 25600 fits") || !strings.Contains(out, "ctxfit set auto-fix on") {
+		t.Errorf("the CLI does not say who still asks for too much and what to do:\n%s", out)
+	}
+	m := it.WaitMenu("the Fix items after the tune", func(n *traytest.Node) bool {
+		return n.Find("Fix Continue now: 131072 → 25600") != nil && n.Find("Fix Zed now: 131072 → 25600") != nil
+	})
+	it.WaitIcon(assets.Warning)
+	if tip := it.Tooltip(); tip != "ctxfit: "+llama+": Continue asks 131072; 25600 fits, Zed asks 131072; 25600 fits" {
+		t.Errorf("tooltip %q\n%v", tip, m)
+	}
+	logged := 0
+	for _, r := range f.records(t) {
+		if r.Event == "config_warning" && strings.Contains(r.Msg, "asks "+llama+" 131072; 25600 fits") {
+			logged++
+		}
+	}
+	if logged != 2 {
+		t.Errorf("%d config warnings saying who asks for too much in the log, want 2 (Continue and Zed)", logged)
+	}
+	if !strings.Contains(f.read(f.cont), "contextLength: 131072") {
+		t.Error("auto-fix is off, but Continue's config was changed")
+	}
+	it.Click("Keep client configs fixed")
+	waitFor(t, "both configs fixed", func() bool {
+		return strings.Contains(f.read(f.cont), "contextLength: 25600") && strings.Contains(f.read(f.zed), `"max_tokens": 25600`)
+	})
+	it.WaitMenu("nothing left to fix", func(n *traytest.Node) bool { return n.Find("No client asks for more than fits") != nil })
+	it.WaitIcon(assets.OK)
+	if code, out := it.Quit(p); code != 0 {
+		t.Errorf("after Quit ctxfit exited with %d:\n%s", code, out)
 	}
 }

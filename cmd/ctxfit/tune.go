@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -13,10 +12,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/ollama/ollama/format"
-
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
 	"github.com/ctxfit/ctxfit/internal/termtext"
+	"github.com/ctxfit/ctxfit/localapi"
 	"github.com/ctxfit/ctxfit/ollama"
 	"github.com/ctxfit/ctxfit/state"
 	"github.com/ctxfit/ctxfit/tune"
@@ -65,7 +63,7 @@ func runTune(ctx context.Context, e *env, args []string) error {
 
 	given := false
 	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "parallel" })
-	p, err := parallelSlots(e, given, *parallel, ollamahost.IsLocal(u))
+	p, err := tune.ParallelSlots(e.getenv, given, *parallel, ollamahost.IsLocal(u))
 	if err != nil {
 		return usagef("%v", err)
 	}
@@ -90,6 +88,22 @@ func runTune(ctx context.Context, e *env, args []string) error {
 	case *asJSON:
 		out = e.stderr // stdout holds only the JSON
 	}
+	mark, err := e.beginTune(ctx, store, u, model)
+	if err != nil {
+		return failf(1, "%v", err)
+	}
+	ended := false
+	endMark := func(n int, msg string) *localapi.TuneEnded {
+		if ended {
+			return nil
+		}
+		ended = true
+		return mark.end(n, msg)
+	}
+	// A panic or an early return still ends the mark. tune.Tune has put
+	// the model back before it returns, so the running ctxfit still knows
+	// the restoring reload as the tuner's.
+	defer endMark(0, "")
 	beside := ""
 	if len(with) > 0 {
 		beside = " beside " + companionList(with)
@@ -106,7 +120,9 @@ func runTune(ctx context.Context, e *env, args []string) error {
 		Progress: func(probe tune.Probe) {
 			n++
 			pr.done()
-			fmt.Fprintf(out, "  load %d: %s\n", n, probeLine(probe))
+			line := tune.ProbeLine(probe)
+			fmt.Fprintf(out, "  load %d: %s\n", n, line)
+			mark.progress(line)
 			pr.start(fmt.Sprintf("load %d", n+1))
 		},
 	}
@@ -120,6 +136,11 @@ func runTune(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stderr, restoredLine(res))
 	}
 	if err != nil {
+		msg := fmt.Sprintf("tuning %s failed: %v", model, err)
+		if b := tune.Bracket(res); b != "" {
+			msg += "; " + b
+		}
+		endMark(0, msg)
 		return e.tuneFailed(u, res, err)
 	}
 
@@ -128,20 +149,27 @@ func runTune(ctx context.Context, e *env, args []string) error {
 	if isMac {
 		budget = mac.Budget()
 	}
-	if err := storeTuned(store, key, res, budget); err != nil {
+	if err := tune.Record(store, key, res, budget); err != nil {
+		endMark(0, err.Error())
 		return err
 	}
 
 	if *asJSON {
+		endMark(res.Context, tune.Summary(res))
 		return writeTuneJSON(e.stdout, u, res)
 	}
-	fmt.Fprintln(e.stdout, tuneSummary(res))
+	fmt.Fprintln(e.stdout, tune.Summary(res))
 	if len(res.Companions) > 0 {
 		// A speed comparison would reload the model beside its
 		// companions and could unload them; the set stays as tuned.
-		fmt.Fprintf(e.stdout, "Stored beside %s; %s writes it into the clients that use these models together.\n", companionLoads(res.Companions), e.cmdline(u, "fix", "all"))
+		fmt.Fprintf(e.stdout, "Stored beside %s; %s writes it into the clients that use these models together.\n", tune.CompanionLoads(res.Companions), e.cmdline(u, "fix", "all"))
+		if done := endMark(res.Context, tune.Summary(res)); done != nil {
+			printApplied(e, u, done)
+		}
 		return nil
 	}
+	// The benchmark loads the model at its old context again: still the
+	// tuner's load, so the mark ends after it.
 	pr.start("comparing the speed before and after")
 	before, after, err := tune.BenchBeforeAfter(ctx, client, res, *timeout)
 	pr.done()
@@ -152,7 +180,11 @@ func runTune(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "Speed: %.1f tokens/s at num_ctx %d (%s), %.1f tokens/s at num_ctx %d (%s).\n",
 			before.TokensPerSecond, before.Context, before.Processor(), after.TokensPerSecond, after.Context, after.Processor())
 	}
-	fmt.Fprintf(e.stdout, "Stored; %s writes it into your clients' configs.\n", e.cmdline(u, "fix", "all"))
+	if done := endMark(res.Context, tune.Summary(res)); done != nil {
+		printApplied(e, u, done)
+	} else {
+		fmt.Fprintf(e.stdout, "Stored; %s writes it into your clients' configs.\n", e.cmdline(u, "fix", "all"))
+	}
 	if isMac {
 		if t, ok := tunedFor(store, key, res); ok {
 			if advice := limitAdvice(e, u, mac, t); advice != "" {
@@ -163,7 +195,7 @@ func runTune(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-// tunedFor reads back what storeTuned stored for res.
+// tunedFor reads back what tune.Record stored for res.
 func tunedFor(store *state.Store, key string, res *tune.Result) (state.Tuned, bool) {
 	data, err := store.Load()
 	if err != nil {
@@ -197,43 +229,6 @@ func restoredLine(res *tune.Result) string {
 	return fmt.Sprintf("%s: %s.", res.Model, res.Restored)
 }
 
-// storeTuned remembers a finished tune of the server with host key; budget
-// is the GPU's share of unified memory on an Apple Silicon host, else 0.
-func storeTuned(store *state.Store, key string, res *tune.Result, budget int64) error {
-	err := store.Update(func(d *state.Data) error {
-		d.PutTuned(state.Tuned{
-			Host:           key,
-			Model:          res.Model,
-			Digest:         res.Digest,
-			Parallel:       res.Parallel,
-			Context:        res.Context,
-			Step:           res.Step,
-			Loads:          res.Loads,
-			TrainedContext: res.TrainedContext,
-			MeasuredAt:     time.Now().UTC(),
-			BytesPerToken:  bytesPerToken(res),
-			GPUBudget:      budget,
-			Companions:     storedCompanions(res.Companions),
-		})
-		d.Host(key).GPUSeen = true // the answer loaded into VRAM
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("tuned %s to %d but could not store it: %w", res.Model, res.Context, err)
-	}
-	return nil
-}
-
-// storedCompanions returns the companions of a joint tune as the state keeps
-// them: each at the context it ran with.
-func storedCompanions(cs []tune.CompanionLoad) []state.Companion {
-	var out []state.Companion
-	for _, c := range cs {
-		out = append(out, state.Companion{Model: c.Model, Context: cmp.Or(c.Loaded, c.Context)})
-	}
-	return out
-}
-
 // companionFlag collects the repeatable --with OTHER[=CONTEXT].
 type companionFlag []tune.Companion
 
@@ -257,75 +252,11 @@ func companionList(cs []tune.Companion) string {
 	return strings.Join(parts, ", ")
 }
 
-// companionLoads returns "qwen2.5-coder:1.5b at num_ctx 4096 (1.2 GB)".
-func companionLoads(cs []tune.CompanionLoad) string {
-	parts := make([]string, len(cs))
-	for i, c := range cs {
-		parts[i] = fmt.Sprintf("%s at num_ctx %d (%s)", c.Model, cmp.Or(c.Loaded, c.Context), format.HumanBytes(c.Size))
-	}
-	return strings.Join(parts, ", ")
-}
-
-// parallelSlots returns the parallel slots to tune for: --parallel when
-// given, else OLLAMA_NUM_PARALLEL when the server runs on this machine
-// (where that environment is likely the server's too), else 1.
-func parallelSlots(e *env, given bool, flagValue int, local bool) (int, error) {
-	if given {
-		if flagValue < 1 {
-			return 0, fmt.Errorf("--parallel %d: use a positive number of slots", flagValue)
-		}
-		return flagValue, nil
-	}
-	if v := strings.TrimSpace(e.getenv("OLLAMA_NUM_PARALLEL")); local && v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return 0, fmt.Errorf("OLLAMA_NUM_PARALLEL=%q: use a positive number, or pass --parallel", v)
-		}
-		return n, nil
-	}
-	return 1, nil
-}
-
-// probeLine describes one load: "num_ctx 32768: 25.8 GB, 8%/92% CPU/GPU, 2.1 s".
-func probeLine(p tune.Probe) string {
-	if p.Refused != "" {
-		return fmt.Sprintf("num_ctx %d: refused by the server (%s), %.1f s", p.Context, termtext.Clean(p.Refused), p.Seconds)
-	}
-	line := fmt.Sprintf("num_ctx %d: %s, %s, %.1f s", p.Context, format.HumanBytes(p.Size), p.Processor(), p.Seconds)
-	switch {
-	case len(p.Evicted) > 0:
-		line += "; " + strings.Join(p.Evicted, ", ") + " did not stay loaded beside it"
-	case p.CompanionSpilled:
-		line += "; a model beside it moved onto the CPU"
-	}
-	return line
-}
-
-func tuneSummary(res *tune.Result) string {
-	var why string
-	switch {
-	case res.SmallestSpill > 0:
-		why = fmt.Sprintf("%d spills", res.SmallestSpill)
-	case res.TrainedContext > 0:
-		why = fmt.Sprintf("the model's trained context is %d", res.TrainedContext)
-	default:
-		why = "the largest context tried"
-	}
-	if len(res.Companions) > 0 {
-		if res.SmallestSpill > 0 {
-			why = fmt.Sprintf("%d does not fit beside them", res.SmallestSpill)
-		}
-		return fmt.Sprintf("%s: num_ctx %d stays 100%% on the GPU beside %s (%s); %d load%s, %d of them of the companions.",
-			res.Model, res.Context, companionLoads(res.Companions), why, res.Loads, plural(res.Loads), res.CompanionLoads)
-	}
-	return fmt.Sprintf("%s: num_ctx %d stays 100%% on the GPU (%s); %d load%s.", res.Model, res.Context, why, res.Loads, plural(res.Loads))
-}
-
 // tuneFailed explains a failed or interrupted tune, for main to print:
 // status 130 after Ctrl-C, else 1. Nothing is stored.
 func (e *env) tuneFailed(u *url.URL, res *tune.Result, err error) error {
 	known := ""
-	if k := bracketText(res); k != "" && res.Loads > 0 {
+	if k := tune.Bracket(res); k != "" && res.Loads > 0 {
 		known = " Known so far: " + k + "."
 	}
 	switch {
@@ -342,21 +273,6 @@ func (e *env) tuneFailed(u *url.URL, res *tune.Result, err error) error {
 		known += " Nothing stored."
 	}
 	return failf(1, "%v%s", err, known)
-}
-
-// bracketText says what the loads proved: "num_ctx 16384 fits, 20480 spills".
-func bracketText(res *tune.Result) string {
-	switch {
-	case res == nil:
-		return ""
-	case res.LargestFit > 0 && res.SmallestSpill > 0:
-		return fmt.Sprintf("num_ctx %d fits, %d spills: the answer is %d or between them", res.LargestFit, res.SmallestSpill, res.LargestFit)
-	case res.LargestFit > 0:
-		return fmt.Sprintf("num_ctx %d fits; nothing larger was tried", res.LargestFit)
-	case res.SmallestSpill > 0:
-		return fmt.Sprintf("num_ctx %d spills; nothing smaller was tried", res.SmallestSpill)
-	}
-	return ""
 }
 
 // tuneJSON is `ctxfit tune --json`.
@@ -446,6 +362,28 @@ func listTuned(e *env, store *state.Store, u *url.URL, all, asJSON bool) error {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", t.Host, t.Model, t.Context, t.Step, t.Parallel, t.Loads, trained, e.local(t.MeasuredAt).Format(time.DateTime), beside)
 	}
 	return tw.Flush()
+}
+
+// printApplied says what the running ctxfit did with a tune's result.
+func printApplied(e *env, u *url.URL, done *localapi.TuneEnded) {
+	for _, r := range done.Fixed {
+		fmt.Fprintf(e.stdout, "The running ctxfit fixed %s (%s).\n", r.Client, r.Path)
+	}
+	seen := map[string]bool{}
+	for _, a := range done.TooLarge {
+		fmt.Fprintf(e.stdout, "%s asks %s %d; %d fits.\n", a.Client, a.Model, a.Context, a.Tuned)
+		seen[a.Client] = true
+	}
+	switch {
+	case len(done.TooLarge) > 0 && !done.AutoFix:
+		fmt.Fprintf(e.stdout, "Stored; %s (or Fix now in the tray) writes it, or %s keeps every client fixed.\n", e.cmdline(u, "fix", "all"), e.cmdline(u, "set", "auto-fix", "on"))
+	case len(done.TooLarge) > 0:
+		fmt.Fprintf(e.stdout, "Stored; auto-fix leaves those configs alone since you undid its fix: %s writes it.\n", e.cmdline(u, "fix", "CLIENT"))
+	case len(done.Fixed) == 0:
+		fmt.Fprintln(e.stdout, "Stored; every client config ctxfit knows already asks for no more than that.")
+	default:
+		fmt.Fprintln(e.stdout, "Stored.")
+	}
 }
 
 func plural(n int) string {

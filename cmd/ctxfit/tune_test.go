@@ -295,7 +295,7 @@ func TestParallelSlots(t *testing.T) {
 			}
 			return ""
 		}}
-		got, err := parallelSlots(e, tt.given, tt.flag, tt.local)
+		got, err := tune.ParallelSlots(e.getenv, tt.given, tt.flag, tt.local)
 		if got != tt.want || (err != nil) != tt.wantError {
 			t.Errorf("parallelSlots(env %q, given %v, flag %d, local %v) = %d, %v; want %d", tt.env, tt.given, tt.flag, tt.local, got, err, tt.want)
 		}

@@ -61,6 +61,12 @@ func StartWith(tb testing.TB, opts Options) *Server {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	s.cleanup(tb)
+	return s
+}
+
+// cleanup stops s when tb ends, printing the tail of its log when tb failed.
+func (s *Server) cleanup(tb testing.TB) {
 	tb.Cleanup(func() {
 		if tb.Failed() {
 			tb.Logf("ollama serve log (last 60 lines):\n%s", s.LogTail(60))
@@ -69,7 +75,6 @@ func StartWith(tb testing.TB, opts Options) *Server {
 			tb.Errorf("stop ollama: %v", err)
 		}
 	})
-	return s
 }
 
 // StartServer starts bin as `ollama serve` on a free loopback port, with

@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,6 +33,53 @@ const (
 	TinyContextLength = 32768 // the trained context /api/show reports
 )
 
+// Shape is the shape of a generated llama model. Its vocabulary is always
+// TinyVocab tokens.
+type Shape struct {
+	Name          string // general.name, also the GGUF's file name
+	Layers        int
+	Embedding     int
+	Heads         int
+	KVHeads       int
+	FeedForward   int
+	ContextLength int  // the trained context /api/show reports
+	F32           bool // every weight in f32 rather than f16: twice the bytes
+}
+
+// TinyShape is the tiny model: about 9 MB, loads in a fraction of a
+// second on the CPU.
+var TinyShape = Shape{
+	Name: "ctxfit-tiny", Layers: TinyLayers, Embedding: TinyEmbedding, Heads: TinyHeads,
+	KVHeads: TinyKVHeads, FeedForward: TinyFeedForward, ContextLength: TinyContextLength,
+}
+
+// GPUShape is the model for the software GPU (see StartGPU): 32 layers of
+// f32 weights (77 MB) whose KV cache takes 2×32×4×32×2 bytes = 16 KiB per
+// token and whose llama.cpp compute graph about as much again (8 heads'
+// f32 scores of a 512-token batch), so that with OLLAMA_GPU_OVERHEAD
+// reserving most of lavapipe's 2 GiB the boundary between 100% GPU and a
+// split falls at a context of a few thousand tokens, where a load takes a
+// few seconds, and every layer weighs the same small share. Its trained
+// context stays below the one whose graph alone would exceed the GPU,
+// where the new engine takes minutes to load (it tries every layer count).
+var GPUShape = Shape{
+	Name: "ctxfit-gpu", Layers: 32, Embedding: 256, Heads: 8, KVHeads: 4,
+	FeedForward: 512, ContextLength: 24576, F32: true,
+}
+
+// KVBytesPerToken returns the f16 KV cache's bytes per token of context.
+func (sh Shape) KVBytesPerToken() int {
+	return 2 * sh.Layers * sh.KVHeads * (sh.Embedding / sh.Heads) * 2
+}
+
+// kind returns the GGUF kind of the shape's matrices.
+func (sh Shape) kind() uint32 {
+	if sh.F32 {
+		return kindF32
+	}
+	return kindF16
+}
+
 // Tensor kinds as GGUF numbers them.
 const (
 	kindF32 = 0
@@ -48,39 +96,49 @@ func WriteTinyModel(path string) error { return WriteTinyModelVariant(path, "") 
 // general.name when variant is not empty: the same weights in another file,
 // which Ollama schedules as another model (it keys its runners by the
 // model's file), so that tests can load two models side by side.
-func WriteTinyModelVariant(path, variant string) error {
+func WriteTinyModelVariant(path, variant string) error { return WriteModel(path, tinyVariant(variant)) }
+
+// tinyVariant returns TinyShape named for variant.
+func tinyVariant(variant string) Shape {
+	sh := TinyShape
+	if variant != "" {
+		sh.Name += "-" + variant
+	}
+	return sh
+}
+
+// WriteModel writes a llama-architecture GGUF of the given shape with
+// random weights (always the same ones for one shape) and a 512-token
+// SentencePiece vocabulary to path.
+func WriteModel(path string, sh Shape) error {
 	f, err := os.Create(path)
 	if err != nil {
-		return fmt.Errorf("write tiny model: %w", err)
+		return fmt.Errorf("write model: %w", err)
 	}
-	kv := tinyKV()
-	if variant != "" {
-		kv["general.name"] = "ctxfit-tiny-" + variant
-	}
-	if err := ggml.WriteGGUF(f, kv, tinyTensors()); err != nil {
+	if err := ggml.WriteGGUF(f, sh.kv(), sh.tensors()); err != nil {
 		f.Close()
-		return fmt.Errorf("write tiny model %s: %w", path, err)
+		return fmt.Errorf("write model %s: %w", path, err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("write tiny model: %w", err)
+		return fmt.Errorf("write model: %w", err)
 	}
 	return nil
 }
 
-func tinyKV() ggml.KV {
+func (sh Shape) kv() ggml.KV {
 	tokens, scores, types := tinyVocabulary()
 	return ggml.KV{
 		"general.architecture":                   "llama",
-		"general.name":                           "ctxfit-tiny",
-		"general.file_type":                      uint32(1), // mostly f16
-		"llama.context_length":                   uint32(TinyContextLength),
-		"llama.embedding_length":                 uint32(TinyEmbedding),
-		"llama.block_count":                      uint32(TinyLayers),
-		"llama.feed_forward_length":              uint32(TinyFeedForward),
-		"llama.attention.head_count":             uint32(TinyHeads),
-		"llama.attention.head_count_kv":          uint32(TinyKVHeads),
+		"general.name":                           sh.Name,
+		"general.file_type":                      sh.kind(), // all f32 (0) or mostly f16 (1)
+		"llama.context_length":                   uint32(sh.ContextLength),
+		"llama.embedding_length":                 uint32(sh.Embedding),
+		"llama.block_count":                      uint32(sh.Layers),
+		"llama.feed_forward_length":              uint32(sh.FeedForward),
+		"llama.attention.head_count":             uint32(sh.Heads),
+		"llama.attention.head_count_kv":          uint32(sh.KVHeads),
 		"llama.attention.layer_norm_rms_epsilon": float32(1e-5),
-		"llama.rope.dimension_count":             uint32(TinyEmbedding / TinyHeads),
+		"llama.rope.dimension_count":             uint32(sh.Embedding / sh.Heads),
 		"llama.rope.freq_base":                   float32(10000),
 		"llama.vocab_size":                       uint32(TinyVocab),
 		"tokenizer.ggml.model":                   "llama",
@@ -140,34 +198,35 @@ func tinyVocabulary() (tokens []string, scores []float32, types []int32) {
 	return tokens, scores, types
 }
 
-func tinyTensors() []*ggml.Tensor {
-	const e, kv, ff = TinyEmbedding, TinyEmbedding / TinyHeads * TinyKVHeads, TinyFeedForward
+func (sh Shape) tensors() []*ggml.Tensor {
+	e, kv, ff := uint64(sh.Embedding), uint64(sh.Embedding/sh.Heads*sh.KVHeads), uint64(sh.FeedForward)
+	w := sh.kind()
 	ts := []*ggml.Tensor{
-		tensor("token_embd.weight", kindF16, e, TinyVocab),
+		tensor("token_embd.weight", w, e, TinyVocab),
 		tensor("output_norm.weight", kindF32, e),
-		tensor("output.weight", kindF16, e, TinyVocab),
+		tensor("output.weight", w, e, TinyVocab),
 	}
-	for i := range TinyLayers {
+	for i := range sh.Layers {
 		blk := func(name string, kind uint32, shape ...uint64) *ggml.Tensor {
 			return tensor(fmt.Sprintf("blk.%d.%s.weight", i, name), kind, shape...)
 		}
 		ts = append(ts,
 			blk("attn_norm", kindF32, e),
-			blk("attn_q", kindF16, e, e),
-			blk("attn_k", kindF16, e, kv),
-			blk("attn_v", kindF16, e, kv),
-			blk("attn_output", kindF16, e, e),
+			blk("attn_q", w, e, e),
+			blk("attn_k", w, e, kv),
+			blk("attn_v", w, e, kv),
+			blk("attn_output", w, e, e),
 			blk("ffn_norm", kindF32, e),
-			blk("ffn_gate", kindF16, e, ff),
-			blk("ffn_up", kindF16, e, ff),
-			blk("ffn_down", kindF16, ff, e),
+			blk("ffn_gate", w, e, ff),
+			blk("ffn_up", w, e, ff),
+			blk("ffn_down", w, ff, e),
 		)
 	}
 	return ts
 }
 
 // tensor returns a tensor whose data is generated when it is written: ones
-// for f32 norm weights, small random values (seeded by the name) for f16.
+// for norm weights, small random values (seeded by the name) for the rest.
 func tensor(name string, kind uint32, shape ...uint64) *ggml.Tensor {
 	n := uint64(1)
 	for _, d := range shape {
@@ -186,11 +245,16 @@ func (r randomData) WriteTo(w io.Writer) (int64, error) {
 	h := fnv.New64a()
 	io.WriteString(h, r.name)
 	rng := rand.New(rand.NewPCG(h.Sum64(), 0x637478666974)) // "ctxfit"
+	norm := strings.HasSuffix(r.name, "_norm.weight")
 	var buf []byte
 	if r.kind == kindF32 {
 		buf = make([]byte, 4*r.n)
 		for i := range r.n {
-			binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(1))
+			v := float32(1)
+			if !norm {
+				v = float32(rng.NormFloat64() * 0.02)
+			}
+			binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(v))
 		}
 	} else {
 		buf = make([]byte, 2*r.n)
@@ -231,18 +295,27 @@ func (s *Server) CreateTinyModel(tb testing.TB, name string) string {
 // permitting).
 func (s *Server) CreateTinyModelVariant(tb testing.TB, name, variant string) string {
 	tb.Helper()
+	return s.CreateModel(tb, name, tinyVariant(variant))
+}
+
+// CreateModel writes a model of the given shape (see WriteModel), uploads
+// it as a blob and creates model name from it on the server. It returns
+// the model's digest as /api/ps and /api/tags report it.
+func (s *Server) CreateModel(tb testing.TB, name string, sh Shape) string {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	digest, err := s.createTinyModel(ctx, tb.TempDir(), name, variant)
+	digest, err := s.createModel(ctx, tb.TempDir(), name, sh)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return digest
 }
 
-func (s *Server) createTinyModel(ctx context.Context, dir, name, variant string) (string, error) {
-	path := filepath.Join(dir, "ctxfit-tiny.gguf")
-	if err := WriteTinyModelVariant(path, variant); err != nil {
+func (s *Server) createModel(ctx context.Context, dir, name string, sh Shape) (string, error) {
+	file := sh.Name + ".gguf"
+	path := filepath.Join(dir, file)
+	if err := WriteModel(path, sh); err != nil {
 		return "", err
 	}
 	f, err := os.Open(path)
@@ -252,17 +325,17 @@ func (s *Server) createTinyModel(ctx context.Context, dir, name, variant string)
 	defer f.Close()
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hash tiny model: %w", err)
+		return "", fmt.Errorf("hash model: %w", err)
 	}
 	blob := "sha256:" + hex.EncodeToString(h.Sum(nil))
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return "", err
 	}
 	if err := s.client.CreateBlob(ctx, blob, f); err != nil {
-		return "", fmt.Errorf("upload tiny model blob: %w", err)
+		return "", fmt.Errorf("upload model blob: %w", err)
 	}
 	stream := false
-	req := &api.CreateRequest{Model: name, Files: map[string]string{"ctxfit-tiny.gguf": blob}, Stream: &stream}
+	req := &api.CreateRequest{Model: name, Files: map[string]string{file: blob}, Stream: &stream}
 	if err := s.client.Create(ctx, req, func(api.ProgressResponse) error { return nil }); err != nil {
 		return "", fmt.Errorf("create model %s: %w", name, err)
 	}

@@ -109,3 +109,44 @@ func TestWriteTinyModelVariant(t *testing.T) {
 		t.Errorf("the variant differs in size by %d bytes: more than its name", d)
 	}
 }
+
+// TestWriteModelShape checks a model of another shape: its layer count,
+// attention shape and trained context, f32 weights throughout, and the
+// size they imply.
+func TestWriteModelShape(t *testing.T) {
+	sh := Shape{Name: "shape-test", Layers: 3, Embedding: 128, Heads: 4, KVHeads: 2, FeedForward: 256, ContextLength: 4096, F32: true}
+	path := filepath.Join(t.TempDir(), "m.gguf")
+	if err := WriteModel(path, sh); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := ggml.Decode(f, -1)
+	if err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	kv := m.KV()
+	if kv.BlockCount() != 3 || kv.ContextLength() != 4096 || kv.HeadCountKVMax() != 2 || kv.EmbeddingLength() != 128 {
+		t.Errorf("decoded %d blocks, context %d, %d KV heads, embedding %d; want 3, 4096, 2, 128",
+			kv.BlockCount(), kv.ContextLength(), kv.HeadCountKVMax(), kv.EmbeddingLength())
+	}
+	var params uint64
+	for _, tn := range m.Tensors().Items() {
+		if tn.Kind != kindF32 {
+			t.Errorf("tensor %s has kind %d, want f32", tn.Name, tn.Kind)
+		}
+		params += tn.Elements()
+	}
+	// Per layer: q and output 128², k and v 128×64, gate/up/down 128×256,
+	// two norms; plus embeddings and output 128×512 and the output norm.
+	want := uint64(3*(2*128*128+2*128*64+3*128*256+2*128) + 2*128*512 + 128)
+	if params != want {
+		t.Errorf("%d parameters, want %d", params, want)
+	}
+	if got, want := sh.KVBytesPerToken(), 2*3*2*32*2; got != want {
+		t.Errorf("KVBytesPerToken = %d, want %d", got, want)
+	}
+}

