@@ -10,7 +10,6 @@ import (
 
 	"github.com/ctxfit/ctxfit/internal/ollamatest"
 	"github.com/ctxfit/ctxfit/ollama"
-	"github.com/ctxfit/ctxfit/watch"
 )
 
 // TestVulkanE2E runs ctxfit against Ollama's real scheduler on a GPU: the
@@ -64,7 +63,18 @@ func vulkanE2E(t *testing.T, engine ollamatest.Engine) {
 		for _, c := range []int{want, spill} {
 			ps := srv.Load(t, model, c)
 			code, out, _ := x.ctxfit("status", "--json")
-			var snap watch.Snapshot
+			// status --json's shape (docs/json.md).
+			var snap struct {
+				GPU    ollama.GPUPresence `json:"gpu"`
+				Models []struct {
+					Size          int64        `json:"size"`
+					SizeVRAM      int64        `json:"size_vram"`
+					Processor     string       `json:"processor"`
+					ContextLength int          `json:"context"`
+					State         ollama.State `json:"state"`
+					Spilled       bool         `json:"spilled"`
+				} `json:"models"`
+			}
 			if err := json.Unmarshal([]byte(out), &snap); code != 0 || err != nil {
 				t.Fatalf("status --json: exit %d, %v", code, err)
 			}
