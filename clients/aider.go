@@ -28,6 +28,11 @@ import (
 // ctxfit sets num_ctx in the entries of tuned Ollama models, and adds an
 // entry for each tuned Ollama model that an .aider.conf.yml names but the
 // settings lack.
+//
+// The server: an entry's extra_params.api_base, else OLLAMA_API_BASE, which
+// LiteLLM reads from aider's environment, else http://localhost:11434.
+// aider puts the set-env values of its .aider.conf.yml into its environment
+// when it starts, so OLLAMA_API_BASE=… there beats the shell's.
 
 func init() { register(aiderClient{}) }
 
@@ -123,7 +128,58 @@ type aiderSettings struct {
 	global  int          // num_ctx of the aider/extra_params entry; 0 when unset
 }
 
-func parseAider(path string, src []byte, host *ollamaHost) (*aiderSettings, error) {
+// aiderAPIBase returns the address aider reaches Ollama at for entries
+// without their own api_base: OLLAMA_API_BASE from the set-env of the
+// .aider.conf.yml files among in.Overrides (the most specific file wins:
+// the working directory's, then the git root's, then the home one's; in a
+// file the last assignment wins), else from the environment; "" when
+// neither sets it (LiteLLM then uses http://localhost:11434).
+func aiderAPIBase(in Input) string {
+	var confs []string
+	for path := range in.Overrides {
+		if filepath.Base(path) == aiderConfName {
+			confs = append(confs, path)
+		}
+	}
+	// Deeper directories are more specific: cwd under the git root under home.
+	sort.Slice(confs, func(i, j int) bool { return len(confs[i]) > len(confs[j]) })
+	for _, path := range confs {
+		var conf map[string]any
+		if yaml.Unmarshal(in.Overrides[path], &conf) != nil {
+			continue
+		}
+		var sets []string
+		switch v := conf["set-env"].(type) {
+		case string:
+			sets = []string{v}
+		case []any:
+			for _, x := range v {
+				if s, ok := x.(string); ok {
+					sets = append(sets, s)
+				}
+			}
+		}
+		base, found := "", false
+		for _, set := range sets {
+			name, value, ok := strings.Cut(set, "=")
+			if ok && strings.TrimSpace(name) == "OLLAMA_API_BASE" {
+				base, found = strings.TrimSpace(value), true
+			}
+		}
+		if found {
+			return base
+		}
+	}
+	return strings.TrimSpace(in.getenv("OLLAMA_API_BASE"))
+}
+
+// matchesAider reports whether aider entries without an api_base, which
+// talk to apiBase ("" for LiteLLM's default), talk to the watched server.
+func (h *ollamaHost) matchesAider(apiBase string) bool {
+	return h.matches("ollama", apiBase, apiBase != "")
+}
+
+func parseAider(path string, src []byte, host *ollamaHost, defaultBase string) (*aiderSettings, error) {
 	yd, err := edit.ParseYAML(src)
 	if err != nil {
 		return nil, &ParseError{Path: path, Err: err}
@@ -152,7 +208,7 @@ func parseAider(path string, src []byte, host *ollamaHost) (*aiderSettings, erro
 			continue
 		}
 		base, _ := edit.Get(extra, "api_base")
-		if !host.matches("ollama", edit.Text(extra, "api_base"), base != nil) {
+		if base != nil && !host.matches("ollama", edit.Text(extra, "api_base"), true) || base == nil && !host.matchesAider(defaultBase) {
 			continue
 		}
 		k, _ := edit.Get(extra, "num_ctx")
@@ -175,7 +231,8 @@ type aiderNew struct {
 // tuned Ollama model on t.Host, and adds entries for the tuned Ollama models
 // that aider's .aider.conf.yml files name but the settings lack.
 func (c aiderClient) Edit(in Input, t Target) (Result, error) {
-	a, err := parseAider(in.Path, in.Src, newOllamaHost(t))
+	defaultBase := aiderAPIBase(in)
+	a, err := parseAider(in.Path, in.Src, newOllamaHost(t), defaultBase)
 	if err != nil {
 		return Result{}, err
 	}
@@ -202,7 +259,7 @@ func (c aiderClient) Edit(in Input, t Target) (Result, error) {
 	for _, name := range names {
 		model, _ := aiderModel(name)
 		n, ok := t.tuned(model)
-		if !ok || a.names[name] || !newOllamaHost(t).matches("ollama", "", false) {
+		if !ok || a.names[name] || !newOllamaHost(t).matchesAider(defaultBase) {
 			continue // entries for another server need an api_base, which ctxfit leaves to the user
 		}
 		if a.hasModel(model) || slices.ContainsFunc(adds, func(ad aiderNew) bool { m, _ := aiderModel(ad.name); return sameModelName(m, model) }) {
@@ -330,7 +387,8 @@ func sortedKeys(m map[string][]byte) []string {
 // and, when in.Overrides holds .aider.conf.yml files, the models they name
 // that have no entry; 0 means none, so that aider sizes it to each request.
 func (c aiderClient) Asks(in Input, t Target) ([]Ask, error) {
-	a, err := parseAider(in.Path, in.Src, newOllamaHost(t))
+	defaultBase := aiderAPIBase(in)
+	a, err := parseAider(in.Path, in.Src, newOllamaHost(t), defaultBase)
 	if err != nil {
 		return nil, err
 	}
@@ -343,8 +401,8 @@ func (c aiderClient) Asks(in Input, t Target) ([]Ask, error) {
 		}
 		asks = append(asks, Ask{Client: c.Name(), Path: in.Path, Where: e.where, Title: e.name, Model: e.model, Context: ctx, Tuned: n})
 	}
-	if !newOllamaHost(t).matches("ollama", "", false) {
-		return asks, nil // the models .aider.conf.yml names talk to the default server
+	if !newOllamaHost(t).matchesAider(defaultBase) {
+		return asks, nil // the models .aider.conf.yml names talk to another server
 	}
 	for _, name := range aiderConfModels(in) {
 		if a.names[name] {

@@ -14,12 +14,13 @@ var _ Together = aiderClient{}
 // sets. When several files set a key, the last in path order wins.
 func (c aiderClient) Uses(in Input, t Target) ([]Use, error) {
 	host := newOllamaHost(t)
-	a, err := parseAider(in.Path, in.Src, host)
+	defaultBase := aiderAPIBase(in)
+	a, err := parseAider(in.Path, in.Src, host, defaultBase)
 	if err != nil {
 		return nil, err
 	}
-	if !host.matches("ollama", "", false) {
-		return nil, nil // the models .aider.conf.yml names talk to the default server
+	if !host.matchesAider(defaultBase) {
+		return nil, nil // the models .aider.conf.yml names talk to another server
 	}
 	roles := map[string]string{}
 	for _, path := range sortedKeys(in.Overrides) {

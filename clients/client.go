@@ -115,11 +115,13 @@ type Input struct {
 	Overrides map[string][]byte // Files.Overrides that could be read, by path
 	// V1Readers is Files.V1Readers.
 	V1Readers []string
-	// Getenv reads the environment for clients whose config means something
-	// else under a variable (Codex's CODEX_OSS_BASE_URL); nil reads nothing.
+	// Getenv reads the environment the client runs in, for clients whose
+	// config means something else under a variable (aider's OLLAMA_API_BASE,
+	// Codex's CODEX_OSS_BASE_URL); nil reads nothing.
 	Getenv func(string) string
 }
 
+// getenv returns the variable k of the client's environment, "" without one.
 func (in Input) getenv(k string) string {
 	if in.Getenv == nil {
 		return ""
@@ -202,9 +204,38 @@ func (h *ollamaHost) matches(provider, apiBase string, hasBase bool) bool {
 	return h.key == ollamahost.Key(ollamahost.Parse(apiBase))
 }
 
-// MaxTokens is the completion limit ctxfit writes beside a context: half of
-// it, because clients fail or warn when the two are equal or close.
+// MaxTokens is the largest completion limit ctxfit leaves beside a
+// context: half of it, because clients fail or warn when the two are equal
+// or close (Continue errors when maxTokens ≥ contextLength), and in
+// Continue the prompt gets contextLength − maxTokens.
 func MaxTokens(context int) int { return context / 2 }
+
+// WantMaxTokens returns the completion limit a fix writes into an entry
+// that has cur (0 when unset) beside a new context n, for a client that
+// uses def when it is unset; 0 means the fix leaves the limit as it is.
+// The rule: a limit larger than half the context becomes half of it; a
+// smaller explicit one is kept, since raising it would shrink the prompt;
+// an unset one stays unset unless the client's default is larger than half.
+func WantMaxTokens(cur, def, n int) int { return capMaxTokens(cur, def, MaxTokens(n)) }
+
+// capMaxTokens is WantMaxTokens's rule with the ceiling given: ceiling when
+// the limit in effect (cur, else def) is larger, else 0 (leave it). Continue
+// uses a quarter of the context as the ceiling when its CLI reads the file
+// (continueMaxTokens).
+func capMaxTokens(cur, def, ceiling int) int {
+	eff := cur
+	if eff <= 0 {
+		eff = def
+	}
+	if ceiling > 0 && eff > ceiling {
+		return ceiling
+	}
+	return 0
+}
+
+// MaxTokensRule says WantMaxTokens's rule in a sentence, for fix --dry-run
+// and the README.
+const MaxTokensRule = "maxTokens becomes half the context where it is larger (or unset while the client's default is larger), a quarter in Continue's config.yaml when its CLI cn (whose default is 35% of the context) is on the PATH; a smaller value is kept, since in Continue the prompt gets contextLength − maxTokens"
 
 // Result is what Edit did.
 type Result struct {

@@ -129,8 +129,8 @@ func strictJSON(src []byte) error {
 }
 
 // Edit sets contextWindow to the tuned value of the Ollama provider's
-// model, and lowers maxTokens to half of it when it would leave no room for
-// the prompt.
+// model, and lowers maxTokens as WantMaxTokens says (to half of it where
+// it is larger).
 func (c clineClient) Edit(in Input, t Target) (Result, error) {
 	s, err := parseCline(in.Path, in.Src, newOllamaHost(t))
 	if err != nil {
@@ -154,8 +154,8 @@ func (c clineClient) Edit(in Input, t Target) (Result, error) {
 			return res, nil
 		}
 	}
-	if s.maxTokens >= n {
-		maxTokens = MaxTokens(n)
+	if m := WantMaxTokens(s.maxTokens, 0, n); m > 0 {
+		maxTokens = m
 		if err := s.jd.Set(s.settings, s.path, maxTokens, "maxTokens"); err != nil {
 			return Result{}, fmt.Errorf("%s: %w", in.Path, err)
 		}
@@ -185,9 +185,7 @@ func (c clineClient) Asks(in Input, t Target) ([]Ask, error) {
 	}
 	n, _ := t.tuned(s.model)
 	a := Ask{Client: c.Name(), Path: in.Path, Where: clineWhere, Model: s.model, Context: s.context, MaxTokens: s.maxTokens, Tuned: n}
-	if n > 0 && s.maxTokens >= n { // the fix lowers a limit that leaves no room for the prompt
-		a.WantMaxTokens = MaxTokens(n)
-	}
+	a.WantMaxTokens = WantMaxTokens(s.maxTokens, 0, n)
 	return []Ask{a}, nil
 }
 

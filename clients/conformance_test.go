@@ -610,6 +610,7 @@ var clientTuned = map[string]int{
 	"llama3.1:8b-instruct-fp16": 24576,
 	"qwen2.5-coder:1.5b":        32768,
 	"mistral-nemo:latest":       16384,
+	"tiny:1b":                   6144, // below 2 × Continue's default maxTokens
 }
 
 // clientTarget is the Target of the tests: clientTuned on the default

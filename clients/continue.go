@@ -280,8 +280,14 @@ func isYAML(path string) bool {
 	return ext == ".yaml" || ext == ".yml"
 }
 
-// Edit sets contextLength to the tuned value and maxTokens to half of it in
-// every entry for an Ollama model on t.Host that has a tuned value.
+// continueDefaultMaxTokens is the maxTokens Continue uses when an entry sets
+// none (DEFAULT_MAX_TOKENS in core/llm/constants.ts).
+const continueDefaultMaxTokens = 4096
+
+// Edit sets contextLength to the tuned value in every entry for an Ollama
+// model on t.Host that has a tuned value, and maxTokens as
+// continueWantMaxTokens says: lowered to half of it (a quarter when
+// Continue's CLI reads config.yaml) where it is larger, kept where smaller.
 func (c continueClient) Edit(in Input, t Target) (Result, error) {
 	jd, yd, entries, notes, err := continueEntries(in.Path, in.Src, newOllamaHost(t))
 	if err != nil {
@@ -299,9 +305,9 @@ func (c continueClient) Edit(in Input, t Target) (Result, error) {
 		if yd != nil && len(in.V1Readers) > 0 { // Continue's CLI reads only config.yaml and sends no num_ctx
 			model = t.derived(e.model, n)
 		}
-		changed, err := c.editEntry(jd, yd, e, n, continueMaxTokens(in, n), model)
+		changed, err := c.editEntry(jd, yd, e, n, continueWantMaxTokens(in, e.maxTokens, n), model)
 		if err != nil {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("%s %s: left as it is, because %v; set contextLength %d and maxTokens %d by hand",
+			res.Warnings = append(res.Warnings, fmt.Sprintf("%s %s: left as it is, because %v; set contextLength %d (and maxTokens at most %d) by hand",
 				e.where, label(e.title, e.model, ""), err, n, continueMaxTokens(in, n)))
 			continue
 		}
@@ -312,8 +318,12 @@ func (c continueClient) Edit(in Input, t Target) (Result, error) {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("%s %s: requestOptions.extraBodyProperties.options replaces Continue's options, so ctxfit set num_ctx %d there too",
 				e.where, label(e.title, e.model, ""), n))
 		}
+		newMax := e.maxTokens
+		if m := continueWantMaxTokens(in, e.maxTokens, n); m > 0 {
+			newMax = m
+		}
 		ch := Change{Where: e.where, Title: e.title, Model: e.model,
-			OldContext: e.context, NewContext: n, OldMaxTokens: e.maxTokens, NewMaxTokens: continueMaxTokens(in, n)}
+			OldContext: e.context, NewContext: n, OldMaxTokens: e.maxTokens, NewMaxTokens: newMax}
 		if model != e.model {
 			ch.Derived = model
 		}
@@ -337,8 +347,9 @@ func (c continueClient) Edit(in Input, t Target) (Result, error) {
 }
 
 // editEntry queues the edits of one entry, all or none, and reports whether
-// there were any: the context values n and, when model differs from the
-// entry's, its model name.
+// there were any: the context values n, maxTokens unless it is 0 (leave
+// the limit as it is) and, when model differs from the entry's, its model
+// name.
 func (continueClient) editEntry(jd *edit.JSON, yd *edit.YAML, e continueEntry, n, maxTokens int, model string) (bool, error) {
 	type keyEdit struct {
 		keys  []string
@@ -351,14 +362,17 @@ func (continueClient) editEntry(jd *edit.JSON, yd *edit.YAML, e continueEntry, n
 		set      func(value any, keys ...string) error
 	)
 	if jd != nil {
-		edits = []keyEdit{{[]string{"contextLength"}, n}, {[]string{"completionOptions", "maxTokens"}, maxTokens}}
+		edits = []keyEdit{{[]string{"contextLength"}, n}}
+		if maxTokens > 0 {
+			edits = append(edits, keyEdit{[]string{"completionOptions", "maxTokens"}, maxTokens})
+		}
 		current = func(k ...string) (int, bool) { return edit.NumAt(e.obj, k...) }
 		settable = func(k ...string) error { return jd.Settable(e.obj, k...) }
 		set = func(v any, k ...string) error { return jd.Set(e.obj, e.path, v, k...) }
 	} else {
-		edits = []keyEdit{
-			{[]string{"defaultCompletionOptions", "contextLength"}, n},
-			{[]string{"defaultCompletionOptions", "maxTokens"}, maxTokens},
+		edits = []keyEdit{{[]string{"defaultCompletionOptions", "contextLength"}, n}}
+		if maxTokens > 0 {
+			edits = append(edits, keyEdit{[]string{"defaultCompletionOptions", "maxTokens"}, maxTokens})
 		}
 		if k, _ := edit.Get(e.node, "contextLength"); k != nil {
 			edits = append(edits, keyEdit{[]string{"contextLength"}, n})
@@ -399,18 +413,40 @@ func (continueClient) editEntry(jd *edit.JSON, yd *edit.YAML, e continueEntry, n
 	return len(todo) > 0 || rename, nil
 }
 
-// continueMaxTokens is the maxTokens the fix writes beside a context of n:
-// half of it (MaxTokens), or a quarter in config.yaml when Continue's CLI
-// reads it too. cn refuses to run ("max_tokens is larger than
-// context_length") unless contextLength − maxTokens − min(max(maxTokens,
-// 0.2 × (contextLength − maxTokens)), 15000) > 0 (its auto-compaction
-// threshold, src/compaction.ts in @continuedev/cli 1.5.47), which half fails
-// for every context up to 30000 and a quarter meets for all.
+// continueMaxTokens is the largest maxTokens the fix leaves beside a
+// context of n: half of it (MaxTokens), or a quarter in config.yaml when
+// Continue's CLI reads it too. cn refuses to run ("max_tokens is larger
+// than context_length") unless contextLength − maxTokens −
+// min(max(maxTokens, 0.2 × (contextLength − maxTokens)), 15000) > 0 (its
+// auto-compaction threshold, src/compaction.ts in @continuedev/cli 1.5.47),
+// which half fails for every context up to 30000 and a quarter (or any
+// smaller value) meets for all.
 func continueMaxTokens(in Input, n int) int {
 	if len(in.V1Readers) > 0 && isYAML(in.Path) {
 		return n / 4
 	}
 	return MaxTokens(n)
+}
+
+// continueWantMaxTokens is the maxTokens the fix writes into an entry that
+// has cur (0 when unset) beside a context of n; 0 leaves it as it is.
+// WantMaxTokens's rule with continueMaxTokens as the ceiling: a larger
+// limit, or an unset one while the default of a program that reads the
+// file is larger, becomes the ceiling; a smaller explicit one is kept.
+func continueWantMaxTokens(in Input, cur, n int) int {
+	return capMaxTokens(cur, continueDefault(in, n), continueMaxTokens(in, n))
+}
+
+// continueDefault is the largest maxTokens that the programs reading the
+// config use for an entry that sets none beside a context of n: the IDE's
+// continueDefaultMaxTokens, and in config.yaml with Continue's CLI on the
+// PATH also cn's, ceil(min(0.35 × contextLength, 64000)) (getModelMaxTokens
+// in @continuedev/cli 1.5.47).
+func continueDefault(in Input, n int) int {
+	if len(in.V1Readers) > 0 && isYAML(in.Path) {
+		return max(continueDefaultMaxTokens, min((35*n+99)/100, 64000))
+	}
+	return continueDefaultMaxTokens
 }
 
 // continueOverrides warns about the files that can undo the fix: config.ts,
@@ -460,7 +496,7 @@ func (c continueClient) Asks(in Input, t Target) ([]Ask, error) {
 	for _, e := range entries {
 		n, _ := t.tuned(e.model)
 		a := Ask{Client: c.Name(), Path: in.Path, Where: e.where, Title: e.title,
-			Model: e.model, Context: e.asks(), MaxTokens: e.maxTokens, Tuned: n, WantMaxTokens: continueMaxTokens(in, n)}
+			Model: e.model, Context: e.asks(), MaxTokens: e.maxTokens, Tuned: n, WantMaxTokens: continueWantMaxTokens(in, e.maxTokens, n)}
 		if n > 0 && isYAML(in.Path) && len(in.V1Readers) > 0 {
 			a.Derived = t.derived(e.model, n)
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,7 +58,7 @@ func checkEditProperties(t testing.TB, path string, src []byte, res Result, tgt 
 	for _, ch := range res.Changes {
 		for _, a := range asks {
 			if a.Where == ch.Where && a.Differs() {
-				t.Errorf("%s still asks for context %d, maxTokens %d; want %d, %d", a.Where, a.Context, a.MaxTokens, a.Tuned, MaxTokens(a.Tuned))
+				t.Errorf("%s still asks for context %d, maxTokens %d; want %d, %d", a.Where, a.Context, a.MaxTokens, a.Tuned, a.WantMaxTokens)
 			}
 		}
 	}
@@ -241,5 +242,74 @@ func TestFixWithoutServerKeepsNames(t *testing.T) {
 	}
 	if w := strings.Join(rep.Warnings, "\n"); !strings.Contains(w, "Ollama is not running") {
 		t.Errorf("warnings do not say why the names stayed: %s", w)
+	}
+}
+
+// TestContinueMaxTokensRule: the maxTokens rule (WantMaxTokens) with the
+// ceiling at half the context, or a quarter in config.yaml when Continue's
+// CLI reads it: a larger limit, or an unset one while the default of a
+// program that reads the file (the IDE's 4096, cn's 35% of the context up
+// to 64000) is larger, becomes the ceiling; a smaller explicit one is kept.
+func TestContinueMaxTokensRule(t *testing.T) {
+	tests := []struct {
+		name     string
+		path     string
+		cn       bool
+		cur, n   int
+		want     int    // 0: left as it is
+		wantEdit string // the maxTokens line config.yaml has after the fix; "" for none
+	}{
+		{"json: larger than half", "config.json", false, 16384, 24576, 12288, ""},
+		{"json: smaller kept", "config.json", false, 8192, 24576, 0, ""},
+		{"json: unset stays unset", "config.json", false, 0, 24576, 0, ""},
+		{"json: unset but the default is larger", "config.json", false, 0, 6144, 3072, ""},
+		{"json: cn does not read it", "config.json", true, 8192, 24576, 0, ""},
+		{"yaml without cn: smaller than half kept", "config.yaml", false, 8192, 24576, 0, "maxTokens: 8192"},
+		{"yaml with cn: larger than a quarter", "config.yaml", true, 8192, 24576, 6144, "maxTokens: 6144"},
+		{"yaml with cn: smaller kept", "config.yaml", true, 2048, 24576, 0, "maxTokens: 2048"},
+		{"yaml with cn: unset, cn's default (35%) is larger", "config.yaml", true, 0, 24576, 6144, "maxTokens: 6144"},
+		{"yaml with cn: unset, cn's default (64000) is smaller", "config.yaml", true, 0, 262144, 0, ""},
+		{"yaml with cn: unset but the default is larger", "config.yaml", true, 0, 8192, 2048, "maxTokens: 2048"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := Input{Path: tt.path}
+			if tt.cn {
+				in.V1Readers = []string{"cn"}
+			}
+			if got := continueWantMaxTokens(in, tt.cur, tt.n); got != tt.want {
+				t.Errorf("continueWantMaxTokens(%d, %d) = %d, want %d", tt.cur, tt.n, got, tt.want)
+			}
+			if !isYAML(tt.path) {
+				return
+			}
+			src := "models:\n  - name: M\n    provider: ollama\n    model: tiny:1b\n    defaultCompletionOptions:\n      contextLength: 131072\n"
+			if tt.cur > 0 {
+				src += fmt.Sprintf("      maxTokens: %d\n", tt.cur)
+			}
+			in.Src = []byte(src)
+			tgt := Target{Host: clientTarget().Host, Tuned: func(string) (int, bool) { return tt.n, true }}
+			res, err := continueClient{}.Edit(in, tgt)
+			if err != nil || len(res.Changes) != 1 {
+				t.Fatalf("Edit = %+v, %v", res.Changes, err)
+			}
+			out := string(res.Out)
+			if !strings.Contains(out, fmt.Sprintf("contextLength: %d\n", tt.n)) {
+				t.Errorf("contextLength not set:\n%s", out)
+			}
+			switch {
+			case tt.wantEdit == "" && strings.Contains(out, "maxTokens"):
+				t.Errorf("maxTokens added:\n%s", out)
+			case tt.wantEdit != "" && !strings.Contains(out, tt.wantEdit+"\n"):
+				t.Errorf("want %s in:\n%s", tt.wantEdit, out)
+			}
+			want := tt.want
+			if want == 0 {
+				want = tt.cur
+			}
+			if c := res.Changes[0]; c.NewMaxTokens != want || c.OldMaxTokens != tt.cur {
+				t.Errorf("Change max tokens %d → %d, want %d → %d", c.OldMaxTokens, c.NewMaxTokens, tt.cur, want)
+			}
+		})
 	}
 }

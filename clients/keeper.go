@@ -310,7 +310,7 @@ func (k *Keeper) check(ctx context.Context, c Client, reason why) (*Report, erro
 
 	auto := k.AutoFix == nil || k.AutoFix()
 	if !auto && reason != userAsked {
-		in := Input{Path: files.Config, Src: src}
+		in := Input{Path: files.Config, Src: src, Overrides: readOverrides(files), V1Readers: files.V1Readers, Getenv: k.Fixer.Env.Getenv}
 		t, _, _ := t.forClient(c, in)
 		asks, err := c.Asks(in, t)
 		if err != nil {

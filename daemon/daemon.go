@@ -63,6 +63,10 @@ type Config struct {
 	// GPUBudget returns the GPU's share of unified memory when Host is an
 	// Apple Silicon Mac, else 0; recorded with each tune. nil: 0.
 	GPUBudget func(ctx context.Context) int64
+	// RAM returns the memory this machine can give a model without
+	// swapping, for a tune of a server on this machine (its first load
+	// must not swap it). nil: MemAvailable, else half the RAM.
+	RAM func() int64
 }
 
 // Daemon is ctxfit running for one Ollama server.
@@ -96,6 +100,14 @@ const maxFixes = 64
 
 // New returns the daemon of cfg.Host; Run starts it.
 func New(cfg Config) *Daemon {
+	if cfg.RAM == nil {
+		cfg.RAM = func() int64 {
+			if r := ollama.AvailableRAM(); r > 0 {
+				return r
+			}
+			return ollama.TotalRAM() / 2
+		}
+	}
 	if cfg.Getenv == nil {
 		cfg.Getenv = os.Getenv
 	}
@@ -568,10 +580,17 @@ func (d *Daemon) Tune(ctx context.Context, model string, progress func(string)) 
 	d.mu.Lock()
 	with := d.beside[ollama.ModelKey(model)]
 	d.mu.Unlock()
-	res, err := tune.Tune(ctx, d.cfg.Client, tune.Options{
+	// What is known of the server's GPU, as `ctxfit tune` reads it: the
+	// user's answer, or a model seen in VRAM; not this machine's hardware,
+	// a guess that a known-absent GPU would turn into a refusal.
+	gpu := ollama.GPUUnknown
+	if data, err := d.cfg.Store.Load(); err == nil {
+		gpu = data.GPU(d.key, "")
+	}
+	opts := tune.Options{
 		Model:      model,
 		Parallel:   parallel,
-		GPU:        d.hub.State().Snapshot.GPU,
+		GPU:        gpu,
 		Companions: with,
 		Progress: func(p tune.Probe) {
 			line := tune.ProbeLine(p)
@@ -580,7 +599,17 @@ func (d *Daemon) Tune(ctx context.Context, model string, progress func(string)) 
 				progress(line)
 			}
 		},
-	})
+	}
+	if ollamahost.IsLocal(d.cfg.Host) {
+		opts.RAM = d.cfg.RAM()
+	}
+	// tune.Tune puts the model back as it was before it returns, so the
+	// deferred EndTune comes after the restoring reload: the daemon still
+	// takes that load for the tuner's and warns about nothing.
+	res, err := tune.Tune(ctx, d.cfg.Client, opts)
+	if res != nil && res.Restored != "" {
+		d.logger.Info("tune left the model as it was", "model", model, "restored", res.Restored)
+	}
 	if err != nil {
 		end.Message = fmt.Sprintf("tuning %s failed: %v", model, err)
 		if errors.Is(err, context.Canceled) {

@@ -78,6 +78,10 @@ type Tune struct {
 	// Lease is set when the tune is known only from its lease in the
 	// shared state (a tuner that could not reach the daemon).
 	Lease bool `json:"lease,omitempty"`
+	// spilledAt is the context the model was loaded at, spilled, when
+	// the tune began (0: not loaded, or not spilled). A tune puts the
+	// model back as it found it; that spill was told already.
+	spilledAt int
 }
 
 // Client is what one registered client's config asks for.
@@ -261,6 +265,11 @@ func (h *Hub) BeginTune(t Tune) error {
 	if t.Started.IsZero() {
 		t.Started = h.now()
 	}
+	for _, m := range h.st.Snapshot.Models {
+		if ollama.SameModel(m.Name, t.Model) && m.Spilled {
+			t.spilledAt = m.ContextLength
+		}
+	}
 	h.st.Tunes = append(h.st.Tunes, t)
 	msg := fmt.Sprintf("tuning %s (%s); ctxfit ignores its loads until the tune ends", t.Model, t.By)
 	h.publish([]Event{{Event: watch.Event{Kind: EventTuneStarted, Model: t.Model, Message: msg}}})
@@ -284,7 +293,8 @@ func (h *Hub) TuneProgress(model, line string) {
 
 // EndTune records that the tune of model ended, publishes result (a tuned
 // or tune_failed event; nil for none) and judges the model afresh from the
-// latest snapshot: a model that is spilled now is a spill to tell. The
+// latest snapshot: a model that is spilled now is a spill to tell, unless
+// it is the spill the tune began with, put back as it was. The
 // caller polls the watcher before, so that the snapshot is fresh.
 func (h *Hub) EndTune(model string, result *Event) {
 	h.mu.Lock()
@@ -293,13 +303,16 @@ func (h *Hub) EndTune(model string, result *Event) {
 	if i < 0 {
 		return
 	}
+	before := h.st.Tunes[i].spilledAt
 	h.st.Tunes = slices.Delete(h.st.Tunes, i, i+1)
 	var events []Event
 	if result != nil {
 		events = append(events, *result)
 	}
 	for _, m := range h.st.Snapshot.Models {
-		if ollama.SameModel(m.Name, model) && m.Spilled && h.st.Snapshot.Reachable {
+		// The spill the tune found, put back as it was, is no new spill.
+		restored := before > 0 && m.ContextLength == before
+		if ollama.SameModel(m.Name, model) && m.Spilled && h.st.Snapshot.Reachable && !restored {
 			events = append(events, h.explain(Event{Event: watch.SpillEvent(m)}))
 		}
 	}

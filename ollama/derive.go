@@ -176,3 +176,27 @@ func ParamNumCtx(params string) (int, bool) {
 	}
 	return 0, false
 }
+
+// DerivedFrom reports whether name is a copy of model that DerivedName
+// made, for any context: the same repository, and model's tag with a
+// "-ctxN" suffix (or "ctxN" alone for a model without a tag or "latest").
+func DerivedFrom(name, model string) bool {
+	split := func(s string) (repo, tag string) {
+		s = strings.TrimSpace(s)
+		slash := strings.LastIndex(s, "/")
+		if i := strings.LastIndex(s, ":"); i > slash {
+			return strings.ToLower(s[:i]), s[i+1:]
+		}
+		return strings.ToLower(s), ""
+	}
+	repoN, tagN := split(name)
+	repoM, tagM := split(model)
+	if repoN != repoM || !derivedSuffix.MatchString(tagN) {
+		return false
+	}
+	base := derivedSuffix.ReplaceAllString(tagN, "")
+	if strings.EqualFold(tagM, "latest") {
+		tagM = ""
+	}
+	return strings.EqualFold(base, derivedSuffix.ReplaceAllString(tagM, ""))
+}

@@ -388,3 +388,23 @@ func TestDeriveModelErrors(t *testing.T) {
 		}
 	})
 }
+
+func TestDerivedFrom(t *testing.T) {
+	tests := []struct {
+		name, model string
+		want        bool
+	}{
+		{"llama3.1:8b-instruct-fp16-ctx24k", "llama3.1:8b-instruct-fp16", true},
+		{"llama3.1:ctx24k", "llama3.1", true},
+		{"llama3.1:ctx8k", "llama3.1:latest", true},
+		{"llama3.1:8b-instruct-fp16", "llama3.1:8b-instruct-fp16", false},
+		{"llama3.1:8b-ctx24k", "llama3.1:8b-instruct-fp16", false},
+		{"other:ctx24k", "llama3.1", false},
+		{"library/llama3.1:8b-ctx4k", "library/llama3.1:8b", true},
+	}
+	for _, tt := range tests {
+		if got := ollama.DerivedFrom(tt.name, tt.model); got != tt.want {
+			t.Errorf("DerivedFrom(%q, %q) = %v, want %v", tt.name, tt.model, got, tt.want)
+		}
+	}
+}

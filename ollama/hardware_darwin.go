@@ -10,3 +10,8 @@ func TotalRAM() int64 {
 	}
 	return int64(n)
 }
+
+// AvailableRAM returns 0 (unknown): macOS reports no single figure for the
+// memory a process can take without paging; callers fall back to a share of
+// TotalRAM.
+func AvailableRAM() int64 { return 0 }

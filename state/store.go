@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ctxfit/ctxfit/internal/atomicfile"
+	"github.com/ctxfit/ctxfit/internal/ollamahost"
 	"github.com/ctxfit/ctxfit/ollama"
 )
 
@@ -211,6 +212,26 @@ func (d *Data) TunedFor(host, model, digest string) (Tuned, bool) {
 	return best, found
 }
 
+// TunedForParallel is TunedFor among the results measured with parallel
+// slots, when there is one; else TunedFor's answer, whatever its slots.
+// parallel 0 means the server's slots are unknown: TunedFor. A server with
+// more slots needs more memory per context token, so a result measured for
+// other slots fits only approximately.
+func (d *Data) TunedForParallel(host, model, digest string, parallel int) (Tuned, bool) {
+	if parallel > 0 {
+		sub := Data{}
+		for _, t := range d.Tuned {
+			if t.Parallel == parallel {
+				sub.Tuned = append(sub.Tuned, t)
+			}
+		}
+		if t, ok := sub.TunedFor(host, model, digest); ok {
+			return t, true
+		}
+	}
+	return d.TunedFor(host, model, digest)
+}
+
 // TunedSet returns the most recent joint tune on host of exactly the
 // models in set (two or more, in any order, whichever of them was tuned),
 // and false when there is none.
@@ -232,12 +253,9 @@ func (d *Data) TunedSet(host string, set []string) (Tuned, bool) {
 // PutTuned records t, replacing an earlier result for the same host, model,
 // digest, parallel count and companions.
 func (d *Data) PutTuned(t Tuned) {
-	for i, o := range d.Tuned {
-		if o.Host == t.Host && ollama.SameModel(o.Model, t.Model) && o.Digest == t.Digest && o.Parallel == t.Parallel &&
-			SetKey(o.Set()) == SetKey(t.Set()) {
-			d.Tuned[i] = t
-			return
-		}
+	if i := d.tunedIndex(t); i >= 0 {
+		d.Tuned[i] = t
+		return
 	}
 	d.Tuned = append(d.Tuned, t)
 	sort.SliceStable(d.Tuned, func(i, j int) bool {
@@ -315,7 +333,58 @@ func (s *Store) load() (*Data, error) {
 	if err := json.Unmarshal(b, d); err != nil {
 		return nil, fmt.Errorf("ctxfit state %s is damaged (move it away to start afresh): %w", s.path(), err)
 	}
+	d.canonicalHosts()
 	return d, nil
+}
+
+// canonicalHosts rewrites every host key to ollamahost.CanonicalKey and
+// merges what older versions stored under two keys for one server (such as
+// "http://:18434" beside "http://127.0.0.1:18434"): the GPU facts are
+// combined, and of two tuned values for one model, digest and parallel
+// count the later one is kept.
+func (d *Data) canonicalHosts() {
+	if len(d.Hosts) > 0 {
+		hosts := make(map[string]*HostState, len(d.Hosts))
+		for k, h := range d.Hosts {
+			if h == nil {
+				continue
+			}
+			k = ollamahost.CanonicalKey(k)
+			o := hosts[k]
+			if o == nil {
+				hosts[k] = h
+				continue
+			}
+			o.GPUSeen = o.GPUSeen || h.GPUSeen
+			if o.GPU == "" {
+				o.GPU = h.GPU
+			}
+		}
+		d.Hosts = hosts
+	}
+	tuned := d.Tuned
+	d.Tuned = nil
+	for _, t := range tuned {
+		t.Host = ollamahost.CanonicalKey(t.Host)
+		if i := d.tunedIndex(t); i >= 0 {
+			if t.MeasuredAt.After(d.Tuned[i].MeasuredAt) {
+				d.Tuned[i] = t
+			}
+			continue
+		}
+		d.PutTuned(t)
+	}
+}
+
+// tunedIndex returns the index of the result PutTuned(t) would replace, or -1.
+func (d *Data) tunedIndex(t Tuned) int {
+	for i, o := range d.Tuned {
+		if o.Host == t.Host && ollama.SameModel(o.Model, t.Model) && o.Digest == t.Digest && o.Parallel == t.Parallel &&
+			SetKey(o.Set()) == SetKey(t.Set()) {
+			return i
+		}
+	}
+	return -1
 }
 
 // Update loads the data, lets fn change it and saves it atomically. Nothing

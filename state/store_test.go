@@ -102,6 +102,66 @@ func TestTunedFor(t *testing.T) {
 	}
 }
 
+// TestStoreMigratesHostKeys reads a state.json in which an older ctxfit
+// stored one server under two keys (OLLAMA_HOST=:18434 gave "http://:18434")
+// and checks that it comes back with one canonical key, merged, and that
+// saving it writes no second entry again.
+func TestStoreMigratesHostKeys(t *testing.T) {
+	dir := t.TempDir()
+	old := `{"settings": {"auto_fix": false, "notifications_off": false},
+  "hosts": {"http://:18434": {"gpu_seen": true}, "http://127.0.0.1:18434": {"gpu": "absent"}, "http://localhost:11434": {}},
+  "tuned": [
+    {"host": "http://:18434", "model": "m", "digest": "d", "parallel": 1, "context": 8192, "step": 1024, "loads": 3, "measured_at": "2026-11-02T00:00:00Z"},
+    {"host": "http://127.0.0.1:18434", "model": "m", "digest": "d", "parallel": 1, "context": 4096, "step": 1024, "loads": 3, "measured_at": "2026-11-01T00:00:00Z"},
+    {"host": "http://[::1]:18434", "model": "m", "digest": "d", "parallel": 2, "context": 2048, "step": 1024, "loads": 3, "measured_at": "2026-11-01T00:00:00Z"}
+  ]}`
+	if err := os.WriteFile(filepath.Join(dir, "state.json"), []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := OpenStore(dir)
+	d, err := s.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const key = "http://127.0.0.1:18434"
+	if len(d.Hosts) != 2 || d.Hosts[key] == nil || d.Hosts["http://127.0.0.1:11434"] == nil {
+		t.Fatalf("hosts = %v, want %s and http://127.0.0.1:11434", d.Hosts, key)
+	}
+	if h := d.Hosts[key]; !h.GPUSeen || h.GPU != ollama.GPUAbsent {
+		t.Errorf("merged host = %+v, want gpu_seen and gpu absent", h)
+	}
+	if len(d.Tuned) != 2 {
+		t.Fatalf("tuned = %+v, want two (parallel 1 and 2)", d.Tuned)
+	}
+	for _, tu := range d.Tuned {
+		if tu.Host != key {
+			t.Errorf("tuned host = %q, want %q", tu.Host, key)
+		}
+		if tu.Parallel == 1 && tu.Context != 8192 {
+			t.Errorf("parallel 1 kept %d, want the later 8192", tu.Context)
+		}
+	}
+	if err := s.Update(func(*Data) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "state.json"))
+	if strings.Contains(string(b), `"http://:18434"`) || strings.Contains(string(b), "[::1]") {
+		t.Errorf("saved state still has an old key:\n%s", b)
+	}
+}
+
+func TestTunedForParallel(t *testing.T) {
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	d := &Data{}
+	d.PutTuned(Tuned{Host: "h", Model: "m", Parallel: 1, Context: 24576, MeasuredAt: t0})
+	d.PutTuned(Tuned{Host: "h", Model: "m", Parallel: 2, Context: 12288, MeasuredAt: t0.Add(time.Hour)})
+	for _, tt := range []struct{ parallel, want int }{{1, 24576}, {2, 12288}, {0, 12288}, {4, 12288}} {
+		if got, ok := d.TunedForParallel("h", "m", "", tt.parallel); !ok || got.Context != tt.want {
+			t.Errorf("TunedForParallel(parallel %d) = %d, %v; want %d", tt.parallel, got.Context, ok, tt.want)
+		}
+	}
+}
+
 func TestTuneLeases(t *testing.T) {
 	now := time.Now()
 	d := &Data{}

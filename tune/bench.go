@@ -57,12 +57,29 @@ func Bench(ctx context.Context, client *api.Client, model string, numCtx int, ti
 // BenchTokensN is Bench generating tokens tokens instead of BenchTokens:
 // fewer for a slow GPU, more for a steadier rate.
 func BenchTokensN(ctx context.Context, client *api.Client, model string, numCtx, tokens int, timeout ollama.Progress) (*BenchResult, error) {
+	return BenchPhases(ctx, client, model, numCtx, tokens, timeout, nil)
+}
+
+// The phases of a bench, as BenchPhases reports them.
+const (
+	PhaseLoad     = "loading"
+	PhaseFirst    = "waiting for the first token"
+	PhaseGenerate = "generating"
+)
+
+// BenchPhases is BenchTokensN, calling phase (when not nil) as each phase
+// begins: PhaseLoad, PhaseFirst, PhaseGenerate.
+func BenchPhases(ctx context.Context, client *api.Client, model string, numCtx, tokens int, timeout ollama.Progress, phase func(string)) (*BenchResult, error) {
+	if phase == nil {
+		phase = func(string) {}
+	}
 	res := &BenchResult{Model: model, Context: numCtx}
 	opts := map[string]any{}
 	if numCtx > 0 {
 		opts["num_ctx"] = numCtx
 	}
 
+	phase(PhaseLoad)
 	start := time.Now()
 	wctx, progressed, stop := timeout.Watch(ctx, "load "+model)
 	err := client.Generate(wctx, &api.GenerateRequest{Model: model, Options: opts}, func(api.GenerateResponse) error { progressed(); return nil })
@@ -82,12 +99,14 @@ func BenchTokensN(ctx context.Context, client *api.Client, model string, numCtx,
 	}
 	stream := true
 	var final *api.GenerateResponse
+	phase(PhaseFirst)
 	start = time.Now()
 	wctx, progressed, stop = timeout.Watch(ctx, "generate with "+model)
 	err = client.Generate(wctx, &api.GenerateRequest{Model: model, Prompt: BenchPrompt, Options: genOpts, Stream: &stream}, func(r api.GenerateResponse) error {
 		progressed()
 		if res.FirstToken == 0 && (r.Response != "" || r.Thinking != "") {
 			res.FirstToken = time.Since(start)
+			phase(PhaseGenerate)
 		}
 		if r.Done {
 			final = &r
@@ -137,8 +156,8 @@ func benchError(ctx context.Context, model, what string, err error) error {
 
 // BenchBeforeAfter measures what a tune paid off when the model had spilled
 // before it: tokens per second at the context the model had then, and at
-// the tuned context, in that order so that the model ends loaded at the
-// tuned context. Both are nil when there is nothing to compare: the model
+// the tuned context, measured in the reverse order so that the model ends
+// loaded at its earlier context, as Tune left it. Both are nil when there is nothing to compare: the model
 // was not loaded before, ran whole on the GPU, or already at the answer.
 func BenchBeforeAfter(ctx context.Context, client *api.Client, res *Result, timeout ollama.Progress) (before, after *BenchResult, err error) {
 	b := res.Before
@@ -148,11 +167,13 @@ func BenchBeforeAfter(ctx context.Context, client *api.Client, res *Result, time
 	if s, _ := ollama.Classify(b.Size, b.SizeVRAM); s != ollama.StatePartial && s != ollama.StateCPU {
 		return nil, nil, nil
 	}
-	if before, err = Bench(ctx, client, res.Model, b.Context, timeout); err != nil {
+	// After first, so that the model ends at its earlier context, as the
+	// tune left it.
+	if after, err = Bench(ctx, client, res.Model, res.Context, timeout); err != nil {
 		return nil, nil, err
 	}
-	if after, err = Bench(ctx, client, res.Model, res.Context, timeout); err != nil {
-		return before, nil, err
+	if before, err = Bench(ctx, client, res.Model, b.Context, timeout); err != nil {
+		return nil, after, err
 	}
 	return before, after, nil
 }

@@ -42,12 +42,24 @@ type Options struct {
 	// so the tuned model stays loaded as long as the user configured.
 	KeepAlive *api.Duration
 	// GPU is what is known about the server's GPU (Data.GPU). GPUAbsent
-	// ends the tune with ErrCPUOnly after the first load that puts nothing
-	// in VRAM; GPUPresent never does. GPUUnknown decides by the load: its
-	// compute graph and one layer need less than any GPU holds (minGPU),
-	// or it is already the smallest context; else the next load is at the
-	// smallest context, to tell.
+	// ends the tune with ErrCPUOnly before any load; GPUPresent never does.
+	// GPUUnknown makes the first load one that cannot swap the machine
+	// (see RAM) and decides by it: its compute graph and one layer need
+	// less than any GPU holds (minGPU), or it is already the smallest
+	// context; else the next load is at the smallest context, to tell.
 	GPU ollama.GPUPresence
+	// RAM is the memory the server's machine can give the model without
+	// swapping, when known (the server runs on this machine: its free
+	// memory); 0 when not. On a server whose GPU is unknown the first load
+	// is at the largest context predicted to need at most half of it, or
+	// at the smallest context when RAM is 0 or nothing predicts the size:
+	// on a CPU-only machine a first load at the model's full context could
+	// push it into swap.
+	RAM int64
+
+	// unloadWait bounds the wait for the model to leave /api/ps after the
+	// tune unloaded it; 0 means defaultUnloadWait (tests shorten it).
+	unloadWait time.Duration
 	// Progress, when set, is called after each load of Model.
 	Progress func(Probe)
 	// Timeout is the progress timeout of each load: a server that sends
@@ -120,6 +132,12 @@ type Result struct {
 	// Before is the model as /api/ps listed it before the tune, nil when it
 	// was not loaded. Its Context is the context it ran with.
 	Before *Probe
+	// Restored says what Tune did to leave the model as it found it, once
+	// it had loaded it at all: "reloaded at num_ctx N" (it was loaded at N
+	// before), "unloaded" (it was not loaded, or at a context the server
+	// did not report), or "could not …" with the reason. Empty when no
+	// load was made.
+	Restored string
 	// LargestFit and SmallestSpill bracket the answer with what loads
 	// proved so far; 0 when no load fit or none spilled.
 	LargestFit, SmallestSpill int
@@ -134,7 +152,8 @@ type Result struct {
 var (
 	// ErrUnknownModel: the server does not have the model.
 	ErrUnknownModel = errors.New("model not found")
-	// ErrCPUOnly: the first load put nothing in VRAM.
+	// ErrCPUOnly: the server is known to have no GPU, or the first
+	// load put nothing in VRAM.
 	ErrCPUOnly = errors.New("the server runs models on the CPU only")
 	// ErrServerGone: the server stopped answering.
 	ErrServerGone = errors.New("the Ollama server stopped answering")
@@ -200,20 +219,24 @@ func (e *LoadError) Unwrap() error { return e.Err }
 // model's trained context, at which opts.Model loads 100% on the GPU of the
 // server behind client (beside opts.Companions, when given). It measures: every verdict comes from a real load
 // and /api/ps; the model's architecture and the sizes measured only choose
-// which contexts to load (see tunePlan). On success the model is left loaded at
-// the answer.
+// which contexts to load (see tunePlan).
+//
+// However it ends (an answer, an error, a cancelled ctx), a tune that
+// loaded the model leaves it as it found it: reloaded at the context it
+// ran with before, or unloaded when it was not loaded (Result.Restored
+// says which). A caller that wants the model at the answer loads it there.
 //
 // Cancelling ctx stops the tune between loads (a load in flight is
 // abandoned); the returned result then holds the bracket proven so far, and
 // the error wraps ctx.Err().
-func Tune(ctx context.Context, client *api.Client, opts Options) (*Result, error) {
+func Tune(ctx context.Context, client *api.Client, opts Options) (res *Result, err error) {
 	if opts.Step == 0 {
 		opts.Step = DefaultStep
 	}
 	if opts.Parallel == 0 {
 		opts.Parallel = 1
 	}
-	res := &Result{Model: opts.Model, Step: opts.Step, Parallel: opts.Parallel}
+	res = &Result{Model: opts.Model, Step: opts.Step, Parallel: opts.Parallel}
 	switch {
 	case opts.Model == "":
 		return res, errors.New("no model given")
@@ -221,6 +244,12 @@ func Tune(ctx context.Context, client *api.Client, opts Options) (*Result, error
 		return res, fmt.Errorf("step %d: use a positive number of tokens", opts.Step)
 	case opts.Parallel < 1:
 		return res, fmt.Errorf("parallel %d: use a positive number of slots", opts.Parallel)
+	case opts.GPU == ollama.GPUAbsent:
+		// Refuse before loading anything: a load at the model's full
+		// context can push a CPU-only machine into swap.
+		return res, fmt.Errorf("%w: ctxfit was told this server has no GPU, and tunes for one; "+
+			"`ctxfit bench %s` measures the speed on the CPU (if the server does have a GPU now: `ctxfit status --set-gpu auto`)",
+			ErrCPUOnly, opts.Model)
 	}
 
 	ps, err := listRunning(ctx, client, opts.Timeout)
@@ -265,8 +294,20 @@ func Tune(ctx context.Context, client *api.Client, opts Options) (*Result, error
 	}
 
 	if len(opts.Companions) > 0 {
+		// A joint tune leaves the set loaded together, as tuned (see
+		// tuneJoint); only a tune of the model alone puts it back.
 		return tuneJoint(ctx, client, opts, res, p)
 	}
+	attempted := false // a load was sent, so the model may have changed
+	defer func() {
+		switch {
+		case !attempted:
+		case errors.Is(err, ollama.ErrStalled) || errors.Is(err, ErrServerGone):
+			res.Restored = "could not put it back: the server stopped answering"
+		default:
+			res.Restored = restore(ctx, client, opts.Model, res.Before, cmp.Or(opts.unloadWait, defaultUnloadWait), opts.Timeout)
+		}
+	}()
 
 	gpuSeen := opts.GPU == ollama.GPUPresent
 	checkGPU := false // the next load is at the smallest context, to tell a CPU-only server
@@ -278,6 +319,11 @@ func Tune(ctx context.Context, client *api.Client, opts Options) (*Result, error
 		if done {
 			break
 		}
+		if res.Loads == 0 && !gpuSeen {
+			// Nothing says there is a GPU: the first load must not
+			// swap the machine if it turns out to be CPU-only.
+			next = min(next, safeContext(p, opts.RAM))
+		}
 		if err := ctx.Err(); err != nil {
 			res.bracket(p)
 			return res, fmt.Errorf("tune stopped after %d loads: %w", res.Loads, err)
@@ -286,6 +332,7 @@ func Tune(ctx context.Context, client *api.Client, opts Options) (*Result, error
 			res.bracket(p)
 			return res, fmt.Errorf("%w: %d loads of %s did not settle, as if other models were loading meanwhile; try again when the server is idle", ErrInconsistent, res.Loads, opts.Model)
 		}
+		attempted = true
 		pr, digest, err := loadProbe(ctx, client, opts.Model, next, opts.KeepAlive, opts.Timeout)
 		if err != nil {
 			res.bracket(p)
@@ -347,6 +394,75 @@ func Tune(ctx context.Context, client *api.Client, opts Options) (*Result, error
 	res.Context = lo
 	return res, nil
 }
+
+// safeContext returns the largest candidate context whose load p predicts
+// to need at most half of ram, the smallest candidate when ram is 0 or
+// nothing predicts the size.
+func safeContext(p *tunePlan, ram int64) int {
+	safe := p.step
+	if ram <= 0 {
+		return safe
+	}
+	for c := p.step; c <= p.max; c += p.step {
+		s := p.sizeAt(c)
+		if math.IsNaN(s) || s > float64(ram)/2 {
+			break
+		}
+		safe = c
+	}
+	return safe
+}
+
+// restoreTimeout bounds the load or unload that puts a model back after a
+// tune, which runs even when the tune's own context was cancelled.
+const restoreTimeout = 5 * time.Minute
+
+// restore leaves model as the tune found it: reloaded at before's context,
+// or unloaded when it was not loaded (or at a context /api/ps did not
+// report). It says what it did, for Result.Restored.
+func restore(ctx context.Context, client *api.Client, model string, before *Probe, unloadWait time.Duration, timeout ollama.Progress) string {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), restoreTimeout)
+	defer cancel()
+	generate := func(req *api.GenerateRequest) error {
+		wctx, progressed, stop := timeout.Watch(ctx, "restore "+model)
+		defer stop()
+		err := client.Generate(wctx, req, func(api.GenerateResponse) error { progressed(); return nil })
+		if s := ollama.Stalled(wctx); s != nil {
+			return s
+		}
+		return err
+	}
+	if before != nil && before.Context > 0 {
+		req := &api.GenerateRequest{Model: model, Options: map[string]any{"num_ctx": before.Context}}
+		if err := generate(req); err != nil {
+			return fmt.Sprintf("could not reload it at num_ctx %d: %v", before.Context, err)
+		}
+		return fmt.Sprintf("reloaded at num_ctx %d", before.Context)
+	}
+	zero := api.Duration{}
+	req := &api.GenerateRequest{Model: model, KeepAlive: &zero}
+	if err := generate(req); err != nil {
+		return fmt.Sprintf("could not unload it: %v", err)
+	}
+	// Ollama answers before the runner is gone; wait for /api/ps to agree,
+	// so that "unloaded" is true when the caller reads it.
+	wctx, cancel := context.WithTimeout(ctx, unloadWait)
+	defer cancel()
+	for {
+		ps, err := listRunning(wctx, client, timeout)
+		if err == nil && findRunning(ps, model) == nil {
+			return "unloaded"
+		}
+		select {
+		case <-wctx.Done():
+			return "unload asked for; /api/ps still lists it"
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// defaultUnloadWait bounds the wait for an unloaded model to leave /api/ps.
+const defaultUnloadWait = 10 * time.Second
 
 // minGPU is the least memory a GPU worth tuning for lends Ollama. A load
 // that put nothing in VRAM although its graph and one layer need less came

@@ -91,7 +91,12 @@ func runCase(t testing.TB, c matrixCase) int {
 	client := simClient(t, sim)
 	want := exhaustive(t, sim, c.model, c.step, c.parallel)
 
-	res, err := Tune(context.Background(), client, Options{Model: c.model.Name, Step: c.step, Parallel: c.parallel})
+	// The tuner runs beside the server, as on a desktop: it knows the RAM.
+	ram := c.gpu.RAM
+	if ram == 0 {
+		ram = 1 << 40
+	}
+	res, err := Tune(context.Background(), client, Options{Model: c.model.Name, Step: c.step, Parallel: c.parallel, RAM: ram})
 	if want == 0 {
 		var dnf *DoesNotFitError
 		if !errors.As(err, &dnf) || res.Context != 0 {
@@ -112,14 +117,13 @@ func runCase(t testing.TB, c matrixCase) int {
 	if res.Loads != len(res.Probes) || sim.Loads() > res.Loads {
 		t.Errorf("%s: %d loads reported, %d probes, %d loads seen by the server", c, res.Loads, len(res.Probes), sim.Loads())
 	}
-	// The model stays loaded at the answer, whole on the GPU.
+	// The model was not loaded before, so it is not after.
 	ps, err := client.ListRunning(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := findRunning(ps, c.model.Name)
-	if m == nil || m.ContextLength != res.Context || m.Size != m.SizeVRAM {
-		t.Errorf("%s: after the tune /api/ps lists %+v, want it loaded at %d on the GPU", c, m, res.Context)
+	if m := findRunning(ps, c.model.Name); m != nil || res.Restored != "unloaded" {
+		t.Errorf("%s: after the tune /api/ps lists %+v (restored %q), want it unloaded", c, m, res.Restored)
 	}
 	if res.Digest == "" || res.TrainedContext != c.model.TrainedContext || res.LargestFit != res.Context {
 		t.Errorf("%s: result %+v lacks the digest, the trained context or the bracket", c, res)
@@ -195,6 +199,7 @@ func TestTuneFitsAtTrainedContext(t *testing.T) {
 	var seen []Probe
 	res, err := Tune(context.Background(), simClient(t, sim), Options{
 		Model:    "qwen2.5:0.5b",
+		RAM:      64 << 30,
 		Progress: func(p Probe) { seen = append(seen, p) },
 	})
 	if err != nil || res.Context != 32768 || res.Loads != 1 || len(seen) != 1 || sim.Loads() != 1 {
@@ -254,7 +259,7 @@ func TestTuneCPUOnly(t *testing.T) {
 	}{
 		{"qwen2.5:0.5b", ollama.GPUUnknown, 1},
 		{"qwen2.5-coder:7b", ollama.GPUUnknown, 1},
-		{"gemma2:9b", ollama.GPUAbsent, 1},
+		{"gemma2:9b", ollama.GPUAbsent, 0},
 		// The server refuses 128k of context for lack of RAM: the verdict
 		// needs a load at the smallest context.
 		{"llama3.1:8b-instruct-fp16", ollama.GPUUnknown, 2},
@@ -264,11 +269,25 @@ func TestTuneCPUOnly(t *testing.T) {
 		t.Run(tt.model, func(t *testing.T) {
 			sim := gpusim.New(gpusim.Config{GPU: none})
 			res, err := Tune(context.Background(), simClient(t, sim), Options{Model: tt.model, GPU: tt.gpu})
-			if !errors.Is(err, ErrCPUOnly) || !strings.Contains(err.Error(), "nothing in VRAM") {
-				t.Fatalf("Tune = %+v, %v; want ErrCPUOnly", res, err)
+			says := "nothing in VRAM"
+			if tt.gpu == ollama.GPUAbsent {
+				says = "told this server has no GPU"
 			}
-			if res.Loads > tt.loads {
-				t.Errorf("said after %d loads (%+v), want %d", res.Loads, res.Probes, tt.loads)
+			if !errors.Is(err, ErrCPUOnly) || !strings.Contains(err.Error(), says) {
+				t.Fatalf("Tune = %+v, %v; want ErrCPUOnly saying %q", res, err, says)
+			}
+			if res.Loads > tt.loads || sim.Loads() > tt.loads {
+				t.Errorf("said after %d loads (%+v, %d seen by the server), want %d", res.Loads, res.Probes, sim.Loads(), tt.loads)
+			}
+			// Nothing was loaded above the smallest context, and nothing
+			// stays loaded.
+			for _, p := range res.Probes {
+				if p.Context > DefaultStep {
+					t.Errorf("loaded at num_ctx %d on a server that might be CPU-only (RAM unknown)", p.Context)
+				}
+			}
+			if ps, _ := simClient(t, sim).ListRunning(context.Background()); len(ps.Models) != 0 {
+				t.Errorf("after the tune %+v is loaded, want nothing", ps.Models)
 			}
 		})
 	}
@@ -571,7 +590,8 @@ func (f *flakyServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func TestTuneFlakyServer(t *testing.T) {
 	for seed := int64(0); seed < 20; seed++ {
 		client := simClient(t, &flakyServer{rng: rand.New(rand.NewSource(seed))})
-		res, err := Tune(context.Background(), client, Options{Model: "m", GPU: ollama.GPUPresent})
+		// This server never unloads: do not wait for it.
+		res, err := Tune(context.Background(), client, Options{Model: "m", GPU: ollama.GPUPresent, unloadWait: time.Millisecond})
 		t.Logf("seed %d: %d loads, context %d, %v", seed, res.Loads, res.Context, err)
 		switch {
 		case res.Loads > MaxLoads:
@@ -583,5 +603,77 @@ func TestTuneFlakyServer(t *testing.T) {
 		case !errors.Is(err, ErrInconsistent) && !errors.Is(err, ErrDoesNotFit):
 			t.Errorf("seed %d: %v", seed, err)
 		}
+	}
+}
+
+// TestTuneSafeFirstLoad: on a CPU-only server whose GPU is not known yet,
+// the first load is at a context predicted to need at most half the RAM
+// given, never at the model's trained context, and the tune refuses after
+// it.
+func TestTuneSafeFirstLoad(t *testing.T) {
+	none, _ := gpusim.LookupGPU("none")
+	const ram = 48 << 30 // 16 GB of weights, 128 KiB per token: 128k would need 32 GB
+	sim := gpusim.New(gpusim.Config{GPU: none})
+	res, err := Tune(context.Background(), simClient(t, sim), Options{Model: "llama3.1:8b-instruct-fp16", RAM: ram})
+	if !errors.Is(err, ErrCPUOnly) {
+		t.Fatalf("Tune = %+v, %v; want ErrCPUOnly", res, err)
+	}
+	if len(res.Probes) == 0 {
+		t.Fatal("no load made")
+	}
+	for _, p := range res.Probes {
+		size, _, _ := sim.Placement("llama3.1:8b-instruct-fp16", p.Context, 1)
+		// Predicted at most half; the prediction may be a little off.
+		if p.Context >= res.TrainedContext || size > ram*6/10 {
+			t.Errorf("loaded at num_ctx %d (%d bytes) with %d bytes of RAM free; want about half of it at most", p.Context, size, int64(ram))
+		}
+	}
+	if res.Probes[0].Context <= DefaultStep {
+		t.Errorf("first load at num_ctx %d: the RAM given allows more than the smallest context", res.Probes[0].Context)
+	}
+	if res.Restored != "unloaded" {
+		t.Errorf("restored %q, want unloaded", res.Restored)
+	}
+}
+
+// TestTuneRestoresTheModel: a model loaded before the tune is loaded again
+// at its context afterwards, whether the tune succeeds, fails or is
+// cancelled during a load.
+func TestTuneRestoresTheModel(t *testing.T) {
+	gpu, _ := gpusim.LookupGPU("24GB")
+	const model, before = "llama3.1:8b-instruct-fp16", 131072
+	for _, tt := range []struct {
+		name   string
+		cancel bool
+	}{{"success", false}, {"ctrl-c", true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			sim := gpusim.New(gpusim.Config{GPU: gpu, LoadDelay: 200 * time.Millisecond})
+			if err := sim.Load(model, before, gpusim.Forever); err != nil {
+				t.Fatal(err)
+			}
+			client := simClient(t, sim)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			opts := Options{Model: model, GPU: ollama.GPUPresent}
+			if tt.cancel {
+				// Cancel while the second load is in flight.
+				opts.Progress = func(Probe) { time.AfterFunc(50*time.Millisecond, cancel) }
+			}
+			res, err := Tune(ctx, client, opts)
+			if tt.cancel != (err != nil) || tt.cancel && !errors.Is(err, context.Canceled) {
+				t.Fatalf("Tune = %+v, %v", res, err)
+			}
+			want := fmt.Sprintf("reloaded at num_ctx %d", before)
+			if res.Restored != want {
+				t.Errorf("restored %q, want %q", res.Restored, want)
+			}
+			ps, err := client.ListRunning(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m := findRunning(ps, model); m == nil || m.ContextLength != before {
+				t.Errorf("after the tune /api/ps lists %+v, want %s at %d as before", m, model, before)
+			}
+		})
 	}
 }

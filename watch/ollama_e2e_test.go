@@ -93,9 +93,10 @@ func TestWatcherAgainstOllama(t *testing.T) {
 }
 
 // TestTuneAgainstOllama tunes on a real server that runs models on the CPU
-// only: the tuner must say so after at most two loads (one when the host is
-// known to have no GPU), with the trained context and digest it saw, and
-// tell an unknown model from a failure.
+// only: the tuner must say so before any load when the host is known to
+// have no GPU, else after at most two loads, none above the smallest
+// context (the RAM is not given), with the trained context and digest it
+// saw, leaving nothing loaded; and tell an unknown model from a failure.
 func TestTuneAgainstOllama(t *testing.T) {
 	srv := ollamatest.Start(t)
 	const model = "ctxfit-tiny"
@@ -108,7 +109,7 @@ func TestTuneAgainstOllama(t *testing.T) {
 		gpu      ollama.GPUPresence
 		maxLoads int
 	}{
-		{ollama.GPUAbsent, 1},
+		{ollama.GPUAbsent, 0},
 		{ollama.GPUUnknown, 2},
 	}
 	for _, tt := range tests {
@@ -119,14 +120,22 @@ func TestTuneAgainstOllama(t *testing.T) {
 				t.Fatalf("Tune = %+v, %v; want ErrCPUOnly", res, err)
 			}
 			t.Logf("%v (%d loads)", err, res.Loads)
-			if res.Loads < 1 || res.Loads > tt.maxLoads {
-				t.Errorf("%d loads, want 1 to %d", res.Loads, tt.maxLoads)
+			if res.Loads > tt.maxLoads || (tt.maxLoads > 0 && res.Loads < 1) {
+				t.Errorf("%d loads, want %d at most (and one at least unless refused at once)", res.Loads, tt.maxLoads)
+			}
+			for _, p := range res.Probes {
+				if p.Context > tune.DefaultStep {
+					t.Errorf("loaded at num_ctx %d; want nothing above %d on a server that may be CPU-only", p.Context, tune.DefaultStep)
+				}
 			}
 			if res.Context != 0 {
 				t.Errorf("context %d, want none", res.Context)
 			}
-			if res.Digest != digest || res.TrainedContext != ollamatest.TinyContextLength {
+			if tt.maxLoads > 0 && (res.Digest != digest || res.TrainedContext != ollamatest.TinyContextLength) {
 				t.Errorf("digest %q, trained context %d; want %q, %d", res.Digest, res.TrainedContext, digest, ollamatest.TinyContextLength)
+			}
+			if ps, err := client.ListRunning(ctx); err != nil || len(ps.Models) != 0 {
+				t.Errorf("after the tune /api/ps lists %+v (%v), want nothing", ps, err)
 			}
 		})
 	}

@@ -108,7 +108,7 @@ func TestRunAutoFixKeepsContinueFixed(t *testing.T) {
 	_, logs, stop := startCommand(t, f.vars, "run", "--headless", "--auto-fix", "on")
 	defer stop()
 	waitFor(t, "the fix at start", func() bool { return strings.Contains(f.read(f.cont), "contextLength: 24576") })
-	if !strings.Contains(f.read(f.cont), "maxTokens: 12288") || !strings.Contains(f.read(f.cont), "# Continue") {
+	if !strings.Contains(f.read(f.cont), "maxTokens: 4096") || !strings.Contains(f.read(f.cont), "# Continue") {
 		t.Fatalf("config after the fix:\n%s", f.read(f.cont))
 	}
 	// Continue (or the user) writes the big value back: ctxfit fixes it again.

@@ -6,8 +6,6 @@ import (
 	"flag"
 	"fmt"
 
-	"github.com/ctxfit/ctxfit/internal/ollamahost"
-	"github.com/ctxfit/ctxfit/internal/termtext"
 	"github.com/ctxfit/ctxfit/ollama"
 	"github.com/ctxfit/ctxfit/tune"
 )
@@ -15,43 +13,41 @@ import (
 func runBench(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("bench")
 	numCtx := fs.Int("context", 0, "load the model with this num_ctx `N` (default: the model's own default)")
-	host := fs.String("host", "", "Ollama server `URL` (default $OLLAMA_HOST, else "+ollamahost.Default+")")
+	host := fs.String("host", "", hostUsage)
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
+	quiet := fs.Bool("quiet", false, "print no progress on stderr")
+	progressFlag := fs.Bool("progress", false, "print progress on stderr even when it is not a terminal")
 	timeout := progressFlags(fs)
 	tokens := fs.Int("tokens", tune.BenchTokens, "generate `T` tokens (fewer for a slow GPU)")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), `Usage: ctxfit bench MODEL [--context N] [--tokens T] [--host URL] [--json] [--load-timeout D] [--stall-timeout D]
-
-Loads MODEL with num_ctx N, then times a short streamed generation:
-time to first token, and tokens per second (eval_count / eval_duration).
-The model stays loaded at N. A server that sends nothing for --load-timeout
-(before the answer starts) or --stall-timeout (after) ends the bench.`)
-		fs.PrintDefaults()
-	}
-	pos, err := parseOneArg(fs, args)
+	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
+	if len(pos) != 1 {
+		return usagef("name one MODEL to bench (`ollama list` shows them)")
+	}
 	if *numCtx < 0 {
-		fmt.Fprintf(e.stderr, "ctxfit bench: --context %d: use a positive number of tokens\n", *numCtx)
-		return errUsage
+		return usagef("--context %d: use a positive number of tokens", *numCtx)
 	}
 	if *tokens < 1 {
-		fmt.Fprintf(e.stderr, "ctxfit bench: --tokens %d: use a positive number\n", *tokens)
-		return errUsage
+		return usagef("--tokens %d: use a positive number", *tokens)
 	}
-	u := e.host(*host)
-	res, err := tune.BenchTokensN(ctx, e.client(u), pos[0], *numCtx, *tokens, *timeout)
+	u, err := e.host(*host)
+	if err != nil {
+		return err
+	}
+	pr := e.progress(*quiet, *progressFlag)
+	res, err := tune.BenchPhases(ctx, e.client(u), pos[0], *numCtx, *tokens, *timeout, pr.start)
+	pr.done()
 	switch {
 	case errors.Is(err, context.Canceled):
-		fmt.Fprintln(e.stderr, "ctxfit bench: stopped.")
-		return exitError(130)
+		return failf(130, "stopped.")
 	case err != nil:
-		fmt.Fprintf(e.stderr, "ctxfit bench: %s\n", termtext.Clean(err.Error()))
-		return exitError(1)
+		return failf(1, "%v", err)
 	}
 	if *asJSON {
 		return writeIndentedJSON(e.stdout, benchJSON{
+			Host:              u.String(),
 			Model:             res.Model,
 			Context:           res.Context,
 			Size:              res.Size,
@@ -82,8 +78,9 @@ func progressFlags(fs *flag.FlagSet) *ollama.Progress {
 	return p
 }
 
-// benchJSON is the shape of `ctxfit bench --json`.
+// benchJSON is `ctxfit bench --json`.
 type benchJSON struct {
+	Host              string  `json:"host"`
 	Model             string  `json:"model"`
 	Context           int     `json:"context"`
 	Size              int64   `json:"size"`

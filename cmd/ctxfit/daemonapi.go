@@ -37,9 +37,9 @@ func (e *env) daemon(ctx context.Context, store *state.Store, u *url.URL, cmd st
 		return c, h
 	case errors.Is(err, localapi.ErrNoDaemon):
 	case localapi.IsCode(err, localapi.CodeVersion):
-		fmt.Fprintf(e.stderr, "ctxfit %s: %v. Going on without it.\n", cmd, err)
+		fmt.Fprintf(e.stderr, "%s %s: %v. Going on without it.\n", e.progOrDefault(), cmd, err)
 	default:
-		fmt.Fprintf(e.stderr, "ctxfit %s: the running ctxfit does not answer (%v); going on without it.\n", cmd, err)
+		fmt.Fprintf(e.stderr, "%s %s: the running ctxfit does not answer (%v); going on without it.\n", e.progOrDefault(), cmd, err)
 	}
 	return nil, h
 }

@@ -29,12 +29,11 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	o.registerTrayWait(fs)
 	together := fs.Bool("together", false, "show instead a chat model and an autocomplete model on a 24 GB GPU that unload each other")
 	every := fs.Duration("switch-every", 3*time.Second, "with --together, how often the simulated user switches between chat and autocomplete")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: ctxfit demo [--together] [--listen ADDR] [--headless]\n\nRuns ctxfit against a simulated Ollama on a 32 GB Mac, where\n"+demoModel+" was loaded at num_ctx 131072 and spilled onto the CPU.\nWith --together: a 24 GB GPU where Continue's chat model, tuned alone, leaves\nno room for its autocomplete model. No GPU and no Ollama needed.")
-		fs.PrintDefaults()
-	}
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected %q; demo takes only flags", fs.Arg(0))
 	}
 	if *together {
 		return runDemoTogether(ctx, e, o, *listen, *every)
@@ -56,9 +55,9 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 %s is loaded at num_ctx %d, as Continue asks for it, and spills onto the CPU.
 
 Try, in another terminal:
-  go run ./cmd/ctxfit status --host %[1]s
-  go run ./cmd/ctxfit tune %[2]s --host %[1]s
-  go run ./cmd/ctxfit bench %[2]s --host %[1]s
+  %[4]s status --host %[1]s
+  %[4]s tune %[2]s --host %[1]s
+  %[4]s bench %[2]s --host %[1]s
 
 The Mac's GPU may use only 2/3 of its 32 GB. After the tune, ctxfit says what
 a larger share buys; apply it, and tune again:
@@ -67,7 +66,7 @@ a larger share buys; apply it, and tune again:
 
 Press Ctrl-C to stop.
 
-`, url, demoModel, demoContext)
+`, url, demoModel, demoContext, e.progOrDefault())
 	o.host, o.hosts = url, nil // the simulator alone, whatever --host said
 	return e.watch(ctx, o)
 }

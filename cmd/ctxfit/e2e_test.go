@@ -20,7 +20,6 @@ import (
 	"github.com/ctxfit/ctxfit/internal/ollamatest"
 	"github.com/ctxfit/ctxfit/ollama"
 	"github.com/ctxfit/ctxfit/state"
-	"github.com/ctxfit/ctxfit/watch"
 )
 
 // e2e is ctxfit's outside world for one end-to-end test: its own state,
@@ -28,6 +27,7 @@ import (
 type e2e struct {
 	t    *testing.T
 	vars map[string]string
+	ram  int64 // the free memory a tune sees here; 0: this machine's
 	// timeout bounds each command; 0 means 2 minutes.
 	timeout time.Duration
 }
@@ -64,7 +64,11 @@ func (x *e2e) ctxfit(args ...string) (code int, stdout, stderr string) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var out, errOut bytes.Buffer
-	code = (&env{stdout: &out, stderr: &errOut, getenv: x.getenv}).main(ctx, args)
+	e := &env{stdout: &out, stderr: &errOut, getenv: x.getenv}
+	if x.ram > 0 {
+		e.ram = func() int64 { return x.ram }
+	}
+	code = e.main(ctx, args)
 	x.t.Logf("ctxfit %s → exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, out.String(), errOut.String())
 	return code, out.String(), errOut.String()
 }
@@ -87,7 +91,7 @@ func TestOllamaE2E(t *testing.T) {
 	t.Run("status", func(t *testing.T) {
 		srv.UnloadAll(t)
 		x := newE2E(t, srv.Host())
-		var prev watch.Model
+		var prev statusModelJSON
 		for _, numCtx := range []int{2048, 8192} {
 			ps := srv.Load(t, model, numCtx)
 			code, out, _ := x.ctxfit("status")
@@ -101,28 +105,46 @@ func TestOllamaE2E(t *testing.T) {
 			}
 
 			code, out, _ = x.ctxfit("status", "--json")
-			var snap watch.Snapshot
+			var snap statusJSON
 			if err := json.Unmarshal([]byte(out), &snap); code != 0 || err != nil {
 				t.Fatalf("status --json: exit %d, %v", code, err)
 			}
-			if !snap.Reachable || snap.GPU != gpu || len(snap.Models) != 1 {
+			if !snap.Reachable || snap.GPU != string(gpu) || len(snap.Models) != 1 {
 				t.Fatalf("status --json: reachable %v, gpu %s, %d models; want reachable, gpu %s, 1 model", snap.Reachable, snap.GPU, len(snap.Models), gpu)
 			}
 			m := snap.Models[0]
-			if !ollama.SameModel(m.Name, model) || m.Processor != "100% CPU" || m.State != ollama.StateCPU ||
-				m.ContextLength != numCtx || m.Size != ps.Size || m.SizeVRAM != 0 || m.Spilled != (gpu == ollama.GPUPresent) {
+			if !ollama.SameModel(m.Model, model) || m.Processor != "100% CPU" || m.State != string(ollama.StateCPU) ||
+				m.Context != numCtx || m.Size != ps.Size || m.SizeVRAM != 0 || m.Spilled != (gpu == ollama.GPUPresent) {
 				t.Errorf("status --json model = %+v; want %s at context %d, size %d, 100%% CPU, spilled only with a GPU", m, model, numCtx, ps.Size)
 			}
 			if prev.Size != 0 && m.Size <= prev.Size {
-				t.Errorf("size at context %d (%d) is not more than at %d (%d)", numCtx, m.Size, prev.ContextLength, prev.Size)
+				t.Errorf("size at context %d (%d) is not more than at %d (%d)", numCtx, m.Size, prev.Context, prev.Size)
 			}
 			prev = m
 		}
 	})
 
 	t.Run("tune on a CPU-only server", func(t *testing.T) {
+		srv.UnloadAll(t)
 		x := newE2E(t, srv.Host())
+		// Little free memory: the first load must be at the smallest
+		// context, and none above it.
+		x.ram = 8 << 20
 		code, out, errOut := x.ctxfit("tune", model)
+		for _, m := range regexp.MustCompile(`num_ctx ([0-9]+)`).FindAllStringSubmatch(out, -1) {
+			if n, _ := strconv.Atoi(m[1]); n > 1024 {
+				t.Errorf("loaded at num_ctx %d on a server not known to have a GPU, with 8 MB free; want at most 1024", n)
+			}
+		}
+		if !strings.Contains(out, "load 1: num_ctx 1024") {
+			t.Errorf("the first load was not at num_ctx 1024:\n%s", out)
+		}
+		if !strings.Contains(errOut, "unloaded, as it was before the tune") {
+			t.Errorf("tune does not say it unloaded the model:\n%s", errOut)
+		}
+		if ps, err := srv.Client().ListRunning(context.Background()); err != nil || len(ps.Models) != 0 {
+			t.Errorf("after the tune /api/ps lists %+v (%v), want nothing", ps, err)
+		}
 		if code != 1 {
 			t.Errorf("tune: exit %d, want 1 (nothing to tune without a GPU)", code)
 		}
@@ -136,6 +158,26 @@ func TestOllamaE2E(t *testing.T) {
 		}
 		if tuned, ok := data.TunedFor(ollamahost.Key(srv.URL()), model, digest); ok {
 			t.Errorf("tune on a CPU-only server stored %+v", tuned)
+		}
+	})
+
+	t.Run("tune on a server known to be CPU-only", func(t *testing.T) {
+		srv.UnloadAll(t)
+		srv.Load(t, model, 2048) // the user's model, as they run it
+		x := newE2E(t, srv.Host())
+		if code, _, _ := x.ctxfit("status", "--set-gpu", "absent"); code != 0 {
+			t.Fatalf("status --set-gpu absent: exit %d", code)
+		}
+		code, out, errOut := x.ctxfit("tune", model, "--json")
+		if code != 1 || !strings.Contains(out, `"error":`) || strings.Contains(out+errOut, "load 1") {
+			t.Errorf("tune: exit %d, stdout %s; want 1 and a JSON error before any load", code, out)
+		}
+		if !strings.Contains(out, "has no GPU") || !strings.Contains(out, "bench "+model) {
+			t.Errorf("the refusal does not say why and what to do instead:\n%s%s", out, errOut)
+		}
+		ps, err := srv.Client().ListRunning(context.Background())
+		if err != nil || len(ps.Models) != 1 || ps.Models[0].ContextLength != 2048 {
+			t.Errorf("after the refusal /api/ps lists %+v (%v), want the model untouched at 2048", ps, err)
 		}
 	})
 
@@ -279,6 +321,7 @@ func TestOllamaE2E(t *testing.T) {
 		if err := json.Unmarshal(std, &cfg); err != nil || len(cfg.Models) != 2 {
 			t.Fatalf("fixed config: %v, %d models\n%s", err, len(cfg.Models), fixed)
 		}
+		// maxTokens 32768 is more than half of 6144: it becomes 3072.
 		if m := cfg.Models[0]; m.ContextLength != tuned || m.CompletionOptions.MaxTokens != tuned/2 {
 			t.Errorf("Tiny: contextLength %d, maxTokens %d; want %d, %d", m.ContextLength, m.CompletionOptions.MaxTokens, tuned, tuned/2)
 		}

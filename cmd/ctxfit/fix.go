@@ -25,113 +25,144 @@ func runFix(ctx context.Context, e *env, args []string) error {
 		return runFixOllama(ctx, e, rest)
 	}
 	fs := e.flags("fix")
-	host := fs.String("host", "", "Ollama server `URL` whose tuned values to write (default $OLLAMA_HOST, else "+ollamahost.Default+")")
+	host := fs.String("host", "", "Ollama server `URL` whose tuned values to write: host, host:port, :port or http://host:port (default $OLLAMA_HOST, else "+ollamahost.Default+")")
 	dryRun := fs.Bool("dry-run", false, "print the change as a unified diff and write nothing")
-	asJSON := fs.Bool("json", false, "print the result as JSON")
+	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	force := fs.Bool("force", false, "fix a config that is read-only (it stays read-only)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: ctxfit fix CLIENT|all [--dry-run] [--json] [--force] [--host URL]\n\n"+
-			"Writes the context that `ctxfit tune` found for each model into CLIENT's config:\n"+
-			"contextLength = the tuned value, maxTokens = half of it. Every other byte of the\n"+
-			"file stays as it is, and the previous version is kept (`ctxfit undo CLIENT`).\n\n"+
-			"CLIENT is one of: %s, or ollama (a copy of each model with the tuned num_ctx, for\n"+
-			"clients that send none; see `ctxfit fix ollama -h`), or all: every client found\n"+
-			"here, then ollama.\n\n", strings.Join(clientNames(), ", "))
-		fs.PrintDefaults()
-	}
-	pos, err := parseOneArg(fs, args)
+	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
+	}
+	if len(pos) != 1 {
+		return usagef("name one CLIENT (%s), ollama, or all", strings.Join(clientNames(), ", "))
 	}
 	all := strings.EqualFold(pos[0], "all")
 	var c clients.Client
 	if !all {
 		if c, err = clients.Lookup(pos[0]); err != nil {
-			fmt.Fprintf(e.stderr, "ctxfit fix: %v (or ollama, or all)\n", err)
-			return exitError(2)
+			return usagef("%v (or ollama, or all)", err)
 		}
 	}
 
-	u := e.host(*host)
+	u, err := e.host(*host)
+	if err != nil {
+		return err
+	}
 	store, data, err := e.state()
 	if err != nil {
 		return err
 	}
 	if len(tunedModels(data, ollamahost.Key(u))) == 0 {
-		fmt.Fprintf(e.stderr, "ctxfit fix: no model is tuned on %s yet, so there is nothing to write; run `ctxfit tune MODEL` first\n", u)
-		return exitError(1)
+		return failf(1, "no model is tuned on %s yet, so there is nothing to write; run %s first", u, e.cmdline(u, "tune", "MODEL"))
 	}
 	fixer := newFixer(e, store.Dir(), u)
 	fixer.Force = *force
 	if !*dryRun {
 		cleanLeftovers(ctx, e, fixer)
 	}
+	t := tunedTarget(data, u, e.serverParallel(u))
 	if all {
-		return fixAll(ctx, e, fixer, tunedTarget(data, u), u, *dryRun, *asJSON)
+		return fixAll(ctx, e, fixer, t, u, *dryRun, *asJSON)
 	}
-	rep, err := fixer.Fix(ctx, c, tunedTarget(data, u), *dryRun)
+	rep, err := fixer.Fix(ctx, c, t, *dryRun)
 	switch {
 	case errors.Is(err, clients.ErrNotInstalled):
-		fmt.Fprintf(e.stderr, "ctxfit fix: %v\n", err)
-		return exitError(1)
+		return failf(1, "%v", err)
 	case err != nil:
 		return err
 	}
 
 	if *asJSON {
-		if rep.Changes == nil {
-			rep.Changes = []clients.Change{}
-		}
-		return writeIndentedJSON(e.stdout, rep)
+		return writeIndentedJSON(e.stdout, fixJSON{Host: u.String(), Clients: []clientFixJSON{reportJSON(rep)}, Ollama: []derivedJSON{}})
 	}
-	printReport(e.stdout, rep)
+	e.printReport(e.stdout, u, rep)
 	for _, w := range rep.Warnings {
-		fmt.Fprintf(e.stderr, "warning: %s\n", w)
+		fmt.Fprintf(e.stderr, "warning: %s\n", e.reprog(w))
 	}
 	return nil
+}
+
+// fixJSON is `ctxfit fix CLIENT|all|ollama --json`: what each client's fix
+// changed, and the derived models on the Ollama side.
+type fixJSON struct {
+	Host    string          `json:"host"`
+	Clients []clientFixJSON `json:"clients"`
+	Ollama  []derivedJSON   `json:"ollama"`
+}
+
+// clientFixJSON is one client's fix in fixJSON.
+type clientFixJSON struct {
+	Client    string           `json:"client"`
+	Installed bool             `json:"installed"`
+	Path      string           `json:"path"`
+	Changes   []clients.Change `json:"changes"`
+	Warnings  []string         `json:"warnings"`
+	DryRun    bool             `json:"dry_run"`
+	Diff      string           `json:"diff"`
+	Backup    string           `json:"backup"`
+	Written   bool             `json:"written"`
+	Error     string           `json:"error,omitempty"`
+}
+
+func reportJSON(rep *clients.Report) clientFixJSON {
+	j := clientFixJSON{Client: rep.Client, Installed: true, Path: rep.Path, Changes: rep.Changes, Warnings: rep.Warnings,
+		DryRun: rep.DryRun, Diff: rep.Diff, Backup: rep.Backup, Written: rep.Written}
+	if j.Changes == nil {
+		j.Changes = []clients.Change{}
+	}
+	if j.Warnings == nil {
+		j.Warnings = []string{}
+	}
+	return j
 }
 
 // fixAll is `ctxfit fix all`: every client installed on this machine, then
 // a derived model on the Ollama side for clients that send no num_ctx. One
 // client's broken config does not stop the others; it makes the exit status 1.
 func fixAll(ctx context.Context, e *env, fixer *clients.Fixer, t clients.Target, u *url.URL, dryRun, asJSON bool) error {
-	var reports []*clients.Report
+	out := fixJSON{Host: u.String(), Clients: []clientFixJSON{}, Ollama: []derivedJSON{}}
 	failed := false
 	for _, c := range clients.All() {
 		rep, err := fixer.Fix(ctx, c, t, dryRun)
 		switch {
 		case errors.Is(err, clients.ErrNotInstalled):
+			out.Clients = append(out.Clients, clientFixJSON{Client: c.Name(), Changes: []clients.Change{}, Warnings: []string{}, DryRun: dryRun})
 			if !asJSON {
 				fmt.Fprintf(e.stdout, "%s: not installed here.\n", c.Name())
 			}
 			continue
 		case err != nil:
 			failed = true
-			fmt.Fprintf(e.stderr, "ctxfit fix all: %s: %v\n", c.Name(), err)
+			out.Clients = append(out.Clients, clientFixJSON{Client: c.Name(), Installed: true, Changes: []clients.Change{}, Warnings: []string{}, DryRun: dryRun, Error: err.Error()})
+			if !asJSON {
+				fmt.Fprintf(e.stderr, "%s fix all: %s: %v\n", e.progOrDefault(), c.Name(), err)
+			}
 			continue
 		}
-		reports = append(reports, rep)
+		out.Clients = append(out.Clients, reportJSON(rep))
 		if !asJSON {
-			printReport(e.stdout, rep)
+			e.printReport(e.stdout, u, rep)
 			for _, w := range rep.Warnings {
-				fmt.Fprintf(e.stderr, "warning: %s: %s\n", c.Name(), w)
+				fmt.Fprintf(e.stderr, "warning: %s: %s\n", c.Name(), e.reprog(w))
 			}
 		}
 	}
+	var w io.Writer = e.stdout
 	if asJSON {
-		if reports == nil {
-			reports = []*clients.Report{}
-		}
-		if err := writeIndentedJSON(e.stdout, reports); err != nil {
-			return err
-		}
+		w = io.Discard
 	} else {
 		fmt.Fprintln(e.stdout)
-		args := []string{"--host", u.String()}
-		if dryRun {
-			args = append(args, "--dry-run")
+	}
+	derived, err := e.fixOllama(ctx, w, u, nil, 0, dryRun)
+	out.Ollama = derived
+	if err != nil {
+		failed = true
+		if !asJSON {
+			fmt.Fprintf(e.stderr, "%s fix all: ollama: %v\n", e.progOrDefault(), err)
 		}
-		if err := runFixOllama(ctx, e, args); err != nil {
+	}
+	if asJSON {
+		if err := writeIndentedJSON(e.stdout, out); err != nil {
 			return err
 		}
 	}
@@ -158,14 +189,14 @@ func cleanLeftovers(ctx context.Context, e *env, fixer *clients.Fixer) {
 }
 
 // printReport says what a fix changed, or would change.
-func printReport(w io.Writer, rep *clients.Report) {
+func (e *env) printReport(w io.Writer, u *url.URL, rep *clients.Report) {
 	switch {
 	case len(rep.Changes) == 0 && len(rep.Warnings) > 0:
 		// Some entry could not be read or changed: do not claim it is right.
 		fmt.Fprintf(w, "%s: nothing changed in %s; the warnings below name the entries ctxfit left alone.\n", rep.Client, rep.Path)
 		return
 	case len(rep.Changes) == 0:
-		fmt.Fprintf(w, "%s: nothing to change in %s; every Ollama model there with a tuned value already asks for it.\n", rep.Client, rep.Path)
+		fmt.Fprintf(w, "%s: nothing to change in %s: every entry there for a model tuned on %s already asks for its tuned value (entries for other servers are left alone).\n", rep.Client, rep.Path, u)
 		return
 	}
 	if rep.DryRun {
@@ -177,10 +208,24 @@ func printReport(w io.Writer, rep *clients.Report) {
 		verb = "would fix"
 	}
 	fmt.Fprintf(w, "%s: %s %s\n", rep.Client, verb, rep.Path)
+	maxTokens := false
 	for _, c := range rep.Changes {
 		line := fmt.Sprintf("  %s: context %s → %d", c.Label(), tokensOrUnset(c.OldContext), c.NewContext)
-		if c.NewMaxTokens != c.OldMaxTokens && c.NewMaxTokens > 0 {
-			line += fmt.Sprintf(", max tokens %s → %d", tokensOrUnset(c.OldMaxTokens), c.NewMaxTokens)
+		switch {
+		case c.NewMaxTokens != c.OldMaxTokens && c.NewMaxTokens > 0:
+			share := "half"
+			if c.NewMaxTokens < clients.MaxTokens(c.NewContext) {
+				share = "a quarter of" // Continue's config.yaml with its CLI on the PATH
+			}
+			why := "more than " + share + " the context"
+			if c.OldMaxTokens == 0 {
+				why = share + " the context"
+			}
+			line += fmt.Sprintf(", max tokens %s → %d (%s)", tokensOrUnset(c.OldMaxTokens), c.NewMaxTokens, why)
+			maxTokens = true
+		case c.OldMaxTokens > 0:
+			line += fmt.Sprintf(", max tokens %d kept (at most half the context)", c.OldMaxTokens)
+			maxTokens = true
 		}
 		if c.Derived != "" && c.Derived != c.Model {
 			line += fmt.Sprintf(", model → %s", c.Derived)
@@ -201,9 +246,12 @@ func printReport(w io.Writer, rep *clients.Report) {
 	}
 	switch {
 	case rep.DryRun:
+		if maxTokens || strings.EqualFold(rep.Client, "continue") {
+			fmt.Fprintf(w, "The maxTokens rule: %s.\n", clients.MaxTokensRule)
+		}
 		fmt.Fprintln(w, "Dry run: nothing was written.")
 	case rep.Backup != "":
-		fmt.Fprintf(w, "The previous version is in %s; `ctxfit undo %s` restores it.\n", rep.Backup, strings.ToLower(rep.Client))
+		fmt.Fprintf(w, "The previous version is in %s; %s restores it.\n", rep.Backup, e.cmdline(nil, "undo", strings.ToLower(rep.Client)))
 	}
 }
 
@@ -220,18 +268,14 @@ func tokensOrUnset(n int) string {
 // warns when auto-fix is on.
 func runUndo(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("undo")
-	host := fs.String("host", "", "Ollama server `URL` whose running ctxfit to tell (default $OLLAMA_HOST, else "+ollamahost.Default+")")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: ctxfit undo CLIENT|all [--host URL]\n\n"+
-			"Restores CLIENT's config as it was before ctxfit's last fix; run it again to go\n"+
-			"further back. It refuses when the file was edited after the fix. A running ctxfit\n"+
-			"then leaves the file alone, auto-fix or not, until you change it again.\n\n"+
-			"CLIENT is one of: %s, or all.\n", strings.Join(clientNames(), ", "))
-		fs.PrintDefaults()
-	}
-	pos, err := parseOneArg(fs, args)
+	host := fs.String("host", "", hostUsage)
+	asJSON := fs.Bool("json", false, "print the result as one JSON object")
+	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
+	}
+	if len(pos) != 1 {
+		return usagef("name one CLIENT: %s, or all", strings.Join(clientNames(), ", "))
 	}
 	var targets []clients.Client
 	all := strings.EqualFold(pos[0], "all")
@@ -240,8 +284,7 @@ func runUndo(ctx context.Context, e *env, args []string) error {
 	} else {
 		c, err := clients.Lookup(pos[0])
 		if err != nil {
-			fmt.Fprintf(e.stderr, "ctxfit undo: %v (or all)\n", err)
-			return exitError(2)
+			return usagef("%v (or all)", err)
 		}
 		targets = []clients.Client{c}
 	}
@@ -249,11 +292,14 @@ func runUndo(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	u := e.host(*host)
+	u, err := e.host(*host)
+	if err != nil {
+		return err
+	}
 	d, hello := e.daemon(ctx, store, u, "undo")
 	fixer := &clients.Fixer{Env: clients.NewEnv(e.getenv), StateDir: store.Dir()}
 	cleanLeftovers(ctx, e, fixer)
-	undone, failed := 0, false
+	undone, failed := []undoJSON{}, []string{}
 	for _, c := range targets {
 		var res *clients.Undone
 		if d != nil {
@@ -270,27 +316,59 @@ func runUndo(ctx context.Context, e *env, args []string) error {
 		case all && errors.Is(err, clients.ErrNothingToUndo):
 			continue
 		case err != nil:
-			fmt.Fprintf(e.stderr, "ctxfit undo: %v\n", err)
-			failed = true
+			failed = append(failed, err.Error())
+			if !*asJSON {
+				fmt.Fprintf(e.stderr, "%s undo: %v\n", e.progOrDefault(), err)
+			}
 			continue
 		}
-		undone++
-		fmt.Fprintf(e.stdout, "%s: restored %s as it was before ctxfit's fix of %s.\n",
-			c.Name(), res.Path, e.local(res.FixedAt).Format(time.DateTime))
+		undone = append(undone, undoJSON{Client: c.Name(), Path: res.Path, FixedAt: res.FixedAt})
+		if !*asJSON {
+			fmt.Fprintf(e.stdout, "%s: restored %s as it was before ctxfit's fix of %s.\n",
+				c.Name(), res.Path, e.local(res.FixedAt).Format(time.DateTime))
+		}
 	}
-	switch {
-	case undone == 0 && all && !failed:
+	if *asJSON {
+		switch {
+		case len(failed) > 0:
+			return failf(1, "%s", strings.Join(failed, "; "))
+		case all:
+			return writeIndentedJSON(e.stdout, undoAllJSON{Undone: undone, Running: d != nil})
+		}
+		return writeIndentedJSON(e.stdout, undone[0])
+	}
+	switch n := len(undone); {
+	case n == 0 && all && len(failed) == 0:
 		fmt.Fprintln(e.stdout, "ctxfit has made no fix to undo.")
-	case undone > 0 && d != nil:
-		fmt.Fprintf(e.stdout, "The running ctxfit (pid %d) leaves %s alone until you change %s again; `ctxfit fix CLIENT` writes the tuned values back.\n",
-			hello.PID, plural2(undone, "this file", "these files"), plural2(undone, "it", "them"))
-	case undone > 0 && data.Settings.AutoFix:
-		fmt.Fprintf(e.stderr, "warning: auto-fix is on. No ctxfit answers for %s here, but one running as another user, or started later, puts the tuned values back when the file next changes; `ctxfit set auto-fix off` keeps this version.\n", u.Redacted())
+	case n > 0 && d != nil:
+		fmt.Fprintf(e.stdout, "The running ctxfit (pid %d) leaves %s alone until you change %s again; %s writes the tuned values back.\n",
+			hello.PID, plural2(n, "this file", "these files"), plural2(n, "it", "them"), e.cmdline(u, "fix", "CLIENT"))
+	case n > 0 && data.Settings.AutoFix:
+		fmt.Fprintf(e.stderr, "warning: auto-fix is on. No ctxfit answers for %s here, but one running as another user, or started later, puts the tuned values back when the file next changes; %s keeps this version.\n", u.Redacted(), e.cmdline(nil, "set", "auto-fix", "off"))
 	}
-	if failed {
+	if len(failed) > 0 {
 		return exitError(1)
 	}
 	return nil
+}
+
+// undoJSON is `ctxfit undo CLIENT --json`, and each entry of `undo all`'s.
+type undoJSON struct {
+	Client  string    `json:"client"`
+	Path    string    `json:"path"`
+	FixedAt time.Time `json:"fixed_at"` // when the fix that was undone was made
+}
+
+// undoAllJSON is `ctxfit undo all --json`.
+type undoAllJSON struct {
+	Undone  []undoJSON `json:"undone"`  // empty when ctxfit had made no fix
+	Running bool       `json:"running"` // a running ctxfit was told, and leaves the files alone
+}
+
+// clientsJSON is `ctxfit clients --json`.
+type clientsJSON struct {
+	Host    string         `json:"host"`
+	Clients []clientReport `json:"clients"`
 }
 
 func plural2(n int, one, many string) string {
@@ -304,7 +382,8 @@ func plural2(n int, one, many string) string {
 type clientReport struct {
 	Client    string        `json:"client"`
 	Installed bool          `json:"installed"`
-	Path      string        `json:"path,omitempty"`
+	Path      string        `json:"path"`  // the config file; "" when not installed
+	Paths     []string      `json:"paths"` // every file ctxfit looks at for it
 	Error     string        `json:"error,omitempty"`
 	Entries   []clients.Ask `json:"entries"`
 	// Unsettable says why ctxfit cannot set this client's context in a
@@ -317,31 +396,33 @@ type clientReport struct {
 // entry asks for beside the tuned value.
 func runClients(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("clients")
-	host := fs.String("host", "", "Ollama server `URL` (default $OLLAMA_HOST, else "+ollamahost.Default+")")
-	asJSON := fs.Bool("json", false, "print the list as JSON")
+	host := fs.String("host", "", hostUsage)
+	asJSON := fs.Bool("json", false, "print the list as one JSON object")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(e.stderr, "ctxfit clients: unexpected %q; it takes only flags\n", fs.Arg(0))
-		return errUsage
+		return usagef("unexpected %q; clients takes only flags", fs.Arg(0))
 	}
-	u := e.host(*host)
+	u, err := e.host(*host)
+	if err != nil {
+		return err
+	}
 	store, data, err := e.state()
 	if err != nil {
 		return err
 	}
 	fixer := newFixer(e, store.Dir(), u)
-	t := tunedTarget(data, u)
+	t := tunedTarget(data, u, e.serverParallel(u))
 
-	var reports []clientReport
+	reports := []clientReport{}
 	for _, c := range clients.All() {
-		r := clientReport{Client: c.Name(), Entries: []clients.Ask{}}
+		r := clientReport{Client: c.Name(), Entries: []clients.Ask{}, Paths: []string{}}
 		files, asks, err := fixer.Asks(c, t)
 		r.Path = files.Config
+		r.Paths = append(append(r.Paths, files.Watch...), files.Overrides...)
 		switch {
 		case errors.Is(err, clients.ErrNotInstalled):
-			r.Path = strings.Join(files.Watch, ", ")
 		case err != nil:
 			r.Installed, r.Error = true, err.Error()
 		default:
@@ -352,13 +433,13 @@ func runClients(ctx context.Context, e *env, args []string) error {
 	}
 	unsettable := clients.FindUnsettable(clients.NewEnv(e.getenv))
 	if *asJSON {
-		if len(unsettable) == 0 {
-			return writeIndentedJSON(e.stdout, reports)
+		// Unsettable clients are entries of the same list, so that the
+		// output keeps one shape.
+		for _, un := range unsettable {
+			reports = append(reports, clientReport{Client: un.Name, Installed: true, Paths: []string{un.Where},
+				Entries: []clients.Ask{}, Unsettable: un.Why})
 		}
-		return writeIndentedJSON(e.stdout, struct {
-			Clients    []clientReport       `json:"clients"`
-			Unsettable []clients.Unsettable `json:"unsettable"`
-		}{reports, unsettable})
+		return writeIndentedJSON(e.stdout, clientsJSON{Host: u.String(), Clients: reports})
 	}
 	defer func() {
 		for _, u := range unsettable {
@@ -368,7 +449,7 @@ func runClients(ctx context.Context, e *env, args []string) error {
 	for _, r := range reports {
 		switch {
 		case !r.Installed:
-			fmt.Fprintf(e.stdout, "%s: not installed (no %s)\n", r.Client, r.Path)
+			fmt.Fprintf(e.stdout, "%s: not installed (no %s)\n", r.Client, strings.Join(r.Paths, ", "))
 			continue
 		case r.Error != "":
 			fmt.Fprintf(e.stdout, "%s: %s\n", r.Client, r.Error)
@@ -413,7 +494,7 @@ func runClients(ctx context.Context, e *env, args []string) error {
 			fmt.Fprintln(e.stdout, line)
 		}
 		if differs {
-			fmt.Fprintf(e.stdout, "  Run `ctxfit fix %s` to write the tuned values.\n", strings.ToLower(r.Client))
+			fmt.Fprintf(e.stdout, "  Run %s to write the tuned values.\n", e.cmdline(u, "fix", strings.ToLower(r.Client)))
 		}
 	}
 	return nil
@@ -426,17 +507,18 @@ func askLabel(a clients.Ask) string {
 	return a.Model
 }
 
-// tunedTarget returns what a fix aims for: the latest tuned context of each
-// model on host; for the models a client runs together, the values of
-// their joint tune.
-func tunedTarget(d *state.Data, host *url.URL) clients.Target {
+// tunedTarget returns what a fix aims for: the tuned context of each model
+// on host that applies to the server's parallel slots (0: unknown; the
+// latest then), as status shows it; for the models a client runs together,
+// the values of their joint tune.
+func tunedTarget(d *state.Data, host *url.URL, parallel int) clients.Target {
 	key := ollamahost.Key(host)
 	return clients.Target{Host: host, Models: tunedModels(d, key), Derive: ollama.DerivedName,
 		Tuned: func(model string) (int, bool) {
-			t, ok := d.TunedFor(key, model, "")
+			t, ok := d.TunedForParallel(key, model, "", parallel)
 			if !ok { // a derived copy runs the base's weights: the base's value holds
 				if base, derived := ollama.DerivedBase(model); derived {
-					t, ok = d.TunedFor(key, base, "")
+					t, ok = d.TunedForParallel(key, base, "", parallel)
 				}
 			}
 			return t.Context, ok && t.Context > 0

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -21,21 +19,8 @@ const fixOllamaModel = "llama3.1:8b-instruct-fp16"
 // fixOllama runs `ctxfit fix ollama args...` in-process as main would, and
 // returns the exit status and output with the server's URL replaced by HOST.
 func (c *cli) fixOllama(u string, args ...string) (code int, stdout, stderr string) {
-	var out, errb bytes.Buffer
-	e := &env{stdout: &out, stderr: &errb, getenv: func(k string) string { return c.vars[k] }, loc: time.UTC}
-	err := runFixOllama(context.Background(), e, args)
-	var exit exitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exit):
-		code = int(exit)
-	case errors.Is(err, errUsage):
-		code = 2
-	default:
-		code = 1
-		errb.WriteString("ctxfit fix: " + err.Error() + "\n")
-	}
-	return code, strings.ReplaceAll(out.String(), u, "HOST"), strings.ReplaceAll(errb.String(), u, "HOST")
+	code, stdout, stderr = c.run(append([]string{"fix", "ollama"}, args...)...)
+	return code, strings.ReplaceAll(stdout, u, "HOST"), strings.ReplaceAll(stderr, u, "HOST")
 }
 
 // tune records a tuned context for model on the server at u, as
@@ -134,7 +119,7 @@ func TestFixOllamaStaleTune(t *testing.T) {
 	c := newCLI(t, map[string]string{"OLLAMA_HOST": u})
 	c.tune(u, fixOllamaModel, "0123abcd", 24576) // tuned for a digest the server no longer has
 	code, out, errOut := c.fixOllama(u, fixOllamaModel)
-	if code != 0 || !strings.Contains(out, "was pulled again after the tune; run `ctxfit tune "+fixOllamaModel+"`") {
+	if code != 0 || !strings.Contains(out, "was pulled again after the tune; run `ctxfit tune "+fixOllamaModel+" --host HOST`") {
 		t.Errorf("exit %d, stdout %q, stderr %q; want a note to tune again", code, out, errOut)
 	}
 }
@@ -148,7 +133,7 @@ func TestFixOllamaErrors(t *testing.T) {
 		code  int
 		want  string // in stderr
 	}{
-		{"not tuned", []string{fixOllamaModel}, gpusim.Fault{}, 1, "has no tuned context on HOST; run `ctxfit tune llama3.1:8b-instruct-fp16` first, or give --context N"},
+		{"not tuned", []string{fixOllamaModel}, gpusim.Fault{}, 1, "has no tuned context on HOST; run `ctxfit tune llama3.1:8b-instruct-fp16 --host HOST` first, or give --context N"},
 		{"nothing tuned", nil, gpusim.Fault{}, 1, "no model is tuned on HOST yet"},
 		{"missing model", []string{"mistral:7b", "--context", "8192"}, gpusim.Fault{}, 1, "ollama pull mistral:7b"},
 		{"server down", []string{fixOllamaModel, "--context", "8192"}, gpusim.Fault{Down: true}, 1, "cannot reach Ollama at HOST"},

@@ -81,8 +81,10 @@ func TestFixContinue(t *testing.T) {
 	}
 	golden(t, "fix_continue.txt", c.scrub(out))
 	fixed, _ := os.ReadFile(config)
-	for _, want := range []string{"contextLength: 24576  # the model's maximum\n      maxTokens: 12288\n", "# my Continue config\n",
-		"    model: qwen2.5-coder:1.5b\n    defaultCompletionOptions:\n      contextLength: 32768\n      maxTokens: 16384\n"} {
+	// maxTokens 4096 is kept (less than half of 24576), and none is added
+	// beside 32768 (Continue's default, 4096, is less than half of it).
+	for _, want := range []string{"contextLength: 24576  # the model's maximum\n      maxTokens: 4096\n", "# my Continue config\n",
+		"    model: qwen2.5-coder:1.5b\n    defaultCompletionOptions:\n      contextLength: 32768\n"} {
 		if !strings.Contains(string(fixed), want) {
 			t.Errorf("fixed config lacks %q:\n%s", want, fixed)
 		}
@@ -112,11 +114,24 @@ func TestFixContinueJSON(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, errOut)
 	}
-	var rep clients.Report
-	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+	var got struct {
+		Host    string
+		Clients []struct {
+			Client   string
+			Written  bool
+			Changes  []clients.Change
+			Warnings []string
+		}
+		Ollama []any
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if !rep.Written || len(rep.Changes) != 2 || rep.Changes[0].OldContext != 131072 || rep.Changes[0].NewMaxTokens != 12288 {
+	if len(got.Clients) != 1 || got.Ollama == nil || got.Host == "" {
+		t.Fatalf("JSON: %s", out)
+	}
+	rep := got.Clients[0]
+	if !rep.Written || len(rep.Changes) != 2 || rep.Changes[0].OldContext != 131072 || rep.Changes[0].NewMaxTokens != 4096 || rep.Warnings == nil {
 		t.Errorf("JSON report: %+v\n%s", rep, out)
 	}
 }
@@ -129,7 +144,7 @@ func TestFixContinueErrors(t *testing.T) {
 		code   int
 		stderr string
 	}{
-		{"no client", nil, []string{"fix"}, 2, "Usage: ctxfit fix CLIENT"},
+		{"no client", nil, []string{"fix"}, 2, "name one CLIENT"},
 		{"unknown client", nil, []string{"fix", "emacs"}, 2, `unknown client "emacs"; ctxfit knows `},
 		{"not installed", func(c *cli) { os.RemoveAll(c.vars["CONTINUE_GLOBAL_DIR"]) }, []string{"fix", "continue"}, 1, "Continue has no config file"},
 		{"nothing tuned", func(c *cli) { os.Remove(filepath.Join(c.vars[state.StateDirEnv], "state.json")) }, []string{"fix", "continue"}, 1, "no model is tuned on http://127.0.0.1:11434 yet"},
@@ -162,13 +177,22 @@ func TestClients(t *testing.T) {
 	golden(t, "clients.txt", section(c.scrub(out), "Continue:"))
 
 	code, out, _ = c.run("clients", "--json")
-	var reports []struct {
-		Client    string
-		Installed bool
-		Entries   []clients.Ask
+	var list struct {
+		Clients []struct {
+			Client    string
+			Installed bool
+			Paths     []string
+			Entries   []clients.Ask
+		}
 	}
-	if err := json.Unmarshal([]byte(out), &reports); code != 0 || err != nil {
+	if err := json.Unmarshal([]byte(out), &list); code != 0 || err != nil {
 		t.Fatalf("exit %d, %v\n%s", code, err, out)
+	}
+	reports := list.Clients
+	for _, r := range reports {
+		if r.Paths == nil || r.Entries == nil {
+			t.Errorf("clients --json, %s: paths or entries null:\n%s", r.Client, out)
+		}
 	}
 	found := false
 	for _, r := range reports {

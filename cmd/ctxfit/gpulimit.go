@@ -60,32 +60,17 @@ func (e *env) unifiedInfo(ctx context.Context, u *url.URL) (unified.Source, unif
 func runGPULimit(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("gpu-limit")
 	host := fs.String("host", "", "Ollama server `URL` (default $OLLAMA_HOST, else "+ollamahost.Default+"); must be this Mac")
+	// The help is in help.go, under "gpu-limit".
 	dryRun := fs.Bool("dry-run", false, "print what would be run or written, change nothing")
 	force := fs.Bool("force", false, "allow a limit that leaves macOS less than the reserve")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), `Usage: ctxfit gpu-limit [--host URL]
-       ctxfit gpu-limit set MB [--force] [--dry-run]
-       ctxfit gpu-limit persist MB [--force] [--dry-run]
-       ctxfit gpu-limit undo [--dry-run]
-
-On an Apple Silicon Mac the GPU may use only part of the unified memory
-(about 2/3, 3/4 from 36 GB); Ollama spills past it. With no subcommand,
-shows that share and, for each model tuned on this Mac, how much more
-context a larger share would buy.
-
-  set MB      sudo sysctl iogpu.wired_limit_mb=MB (0: the default), until reboot
-  persist MB  install a LaunchDaemon that sets it at every boot, and set it now
-  undo        remove that LaunchDaemon and go back to the default
-
-sudo asks for your password in this terminal; the tray never does this.
-Ollama reads the limit when it starts: restart it afterwards, then re-tune.`)
-		fs.PrintDefaults()
-	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
-	u := e.host(*host)
+	u, err := e.host(*host)
+	if err != nil {
+		return err
+	}
 	src, err := e.unifiedSource(ctx, u)
 	if err != nil {
 		return fmt.Errorf("%s is %w: the GPU limit exists only on Apple Silicon, for a local Ollama", u.Redacted(), err)
@@ -102,24 +87,20 @@ Ollama reads the limit when it starts: restart it afterwards, then re-tune.`)
 	switch sub {
 	case "set", "persist":
 		if len(rest) != 1 {
-			fmt.Fprintf(e.stderr, "ctxfit gpu-limit %s: give the limit in MiB, e.g. %d\n", sub, max(unified.MaxLimitMB(info.RAM), 0))
-			return errUsage
+			return usagef("%s: give the limit in MiB, e.g. %d", sub, max(unified.MaxLimitMB(info.RAM), 0))
 		}
 		if mb, err = strconv.Atoi(rest[0]); err != nil {
-			fmt.Fprintf(e.stderr, "ctxfit gpu-limit %s: %q is not a number of MiB\n", sub, rest[0])
-			return errUsage
+			return usagef("%s: %q is not a number of MiB", sub, rest[0])
 		}
 		if err := unified.CheckLimit(info, mb); err != nil && !(*force && mb >= 0 && int64(mb)<<20 < info.RAM) {
 			return err
 		}
 	case "undo":
 		if len(rest) != 0 {
-			fmt.Fprintln(e.stderr, "ctxfit gpu-limit undo takes no argument")
-			return errUsage
+			return usagef("undo takes no argument")
 		}
 	default:
-		fmt.Fprintf(e.stderr, "ctxfit gpu-limit: unknown subcommand %q: use set, persist or undo\n", sub)
-		return errUsage
+		return usagef("unknown subcommand %q: use set, persist or undo", sub)
 	}
 
 	if sub == "persist" || (sub == "undo" && !src.Restarts()) {

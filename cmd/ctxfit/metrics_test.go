@@ -45,17 +45,25 @@ func TestRunServesMetrics(t *testing.T) {
 		t.Error("a tuned context before any tune")
 	}
 
-	// A tune from the terminal; auto-fix rewrites Continue; the model reloads at the answer.
+	// A tune from the terminal; auto-fix rewrites Continue. The tune leaves
+	// the model as it found it (reloaded at 131072, spilled).
 	if code, out, errOut := (&cli{t: t, vars: f.vars}).run("tune", llama); code != 0 {
 		t.Fatalf("tune: exit %d\n%s%s", code, out, errOut)
 	}
-	waitFor(t, "the reload at the tuned context", func() bool {
-		s := get(t, addr)
-		return strings.Contains(s, "ctxfit_model_spilled"+lbl+" 0") && strings.Contains(s, "ctxfit_model_tuned_context_length"+lbl+" 25600")
+	waitFor(t, "the tuned context in the metrics", func() bool {
+		return strings.Contains(get(t, addr), "ctxfit_model_tuned_context_length"+lbl+" 25600")
 	})
 	// Continue (or the user) writes its config: auto-fix puts the tuned value back.
 	f.write(f.cont, continueConfig(f.u, 131072))
 	waitFor(t, "the config fix counted", func() bool { return strings.Contains(get(t, addr), `ctxfit_config_fixes_total{client="continue"} `) })
+	// Continue's next request loads the model at the fixed context.
+	if err := f.sim.Load(llama, 25600, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the reload at the tuned context", func() bool {
+		s := get(t, addr)
+		return strings.Contains(s, "ctxfit_model_spilled"+lbl+" 0") && strings.Contains(s, "ctxfit_model_context_length"+lbl+" 25600")
+	})
 	got = get(t, addr)
 	if !strings.Contains(got, "ctxfit_model_context_length"+lbl+" 25600") || !strings.Contains(got, "ctxfit_model_gpu_ratio"+lbl+" 1") {
 		t.Errorf("after the tune:\n%s", grep(got, "ctxfit_model"))

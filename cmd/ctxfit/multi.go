@@ -47,9 +47,16 @@ func (e *env) watchHosts(store *state.Store, o runOptions) ([]*url.URL, error) {
 				return hosts, nil
 			}
 		}
-		return []*url.URL{e.host(o.host)}, nil
+		u, err := e.host(o.host)
+		if err != nil {
+			return nil, err
+		}
+		return []*url.URL{u}, nil
 	}
-	hosts := distinctHosts(o.hosts)
+	hosts, err := distinctHosts(o.hosts)
+	if err != nil {
+		return nil, err
+	}
 	if len(hosts) > 1 {
 		list := make([]string, len(hosts))
 		for i, u := range hosts {
@@ -76,29 +83,38 @@ func (e *env) rememberedHosts() []*url.URL {
 	if err != nil {
 		return nil
 	}
-	return distinctHosts(data.Settings.WatchHosts)
+	hosts, _ := distinctHosts(data.Settings.WatchHosts) // set-watch-hosts stored only valid ones
+	return hosts
 }
 
-// distinctHosts parses each server URL, dropping repeats (localhost and
-// 127.0.0.1 are the same server).
-func distinctHosts(list []string) []*url.URL {
+// distinctHosts parses each server URL as Ollama does, dropping repeats
+// (localhost and 127.0.0.1 are the same server); an address that is not
+// one is a usage error.
+func distinctHosts(list []string) ([]*url.URL, error) {
 	var hosts []*url.URL
 	seen := map[string]bool{}
 	for _, h := range list {
-		u := ollamahost.Resolve(h, "")
+		u, err := ollamahost.Resolve(h, "")
+		if err != nil {
+			return nil, usagef("%v", err)
+		}
 		if k := ollamahost.Key(u); !seen[k] {
 			seen[k] = true
 			hosts = append(hosts, u)
 		}
 	}
-	return hosts
+	return hosts, nil
 }
 
 // setWatchHosts is `ctxfit set watch-hosts URL,URL|off`.
 func (e *env) setWatchHosts(asJSON bool, value string) error {
 	var list []string
 	if v := strings.ToLower(strings.TrimSpace(value)); v != "off" && v != "" {
-		for _, u := range distinctHosts(strings.Split(value, ",")) {
+		hosts, err := distinctHosts(strings.Split(value, ","))
+		if err != nil {
+			return e.jsonOrUsage(asJSON, "set", err)
+		}
+		for _, u := range hosts {
 			list = append(list, u.String())
 		}
 	}

@@ -27,7 +27,7 @@ type runOptions struct {
 	hosts     []string // every --host, in order; host is the first
 	headless  bool
 	logFormat string
-	autoFix   string
+	autoFix   onOff
 	trayWait  time.Duration
 	// metricsAddr is --metrics-addr: where to serve Prometheus metrics,
 	// "off" to stop, "" to keep the remembered setting.
@@ -35,10 +35,10 @@ type runOptions struct {
 }
 
 func (o *runOptions) register(fs *flag.FlagSet) {
-	fs.Var(hostsFlag{o}, "host", "Ollama server `URL` (default $OLLAMA_HOST, else the remembered list, else "+ollamahost.Default+"); repeat it to watch several servers (remembered)")
+	fs.Var(hostsFlag{o}, "host", "Ollama server `URL`: host, host:port, :port or http://host:port (default $OLLAMA_HOST, else the remembered list, else "+ollamahost.Default+"); repeat it to watch several servers (remembered)")
 	fs.BoolVar(&o.headless, "headless", false, "run without a tray icon, logging events (for servers and Docker hosts)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&o.autoFix, "auto-fix", "", "on or off: keep client configs fixed with the tuned values (remembered)")
+	fs.Var(&o.autoFix, "auto-fix", "keep client configs fixed with the tuned values: on (bare --auto-fix) or off; remembered")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at `HOST:PORT`/metrics, e.g. 127.0.0.1:9464; off to stop (remembered)")
 	o.registerTrayWait(fs)
 }
@@ -54,12 +54,11 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	var o runOptions
 	fs := e.flags("run")
 	o.register(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: ctxfit run [--headless] [--host URL]... [--log-format text|json] [--auto-fix on|off]\n\nWatches the Ollama server: warns when a loaded model spills onto the CPU,\nand with auto-fix on keeps client configs at the tuned context. With --host\nrepeated it watches each of those servers (remembered for the next run).")
-		fs.PrintDefaults()
-	}
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected %q; run takes only flags (`%s help` lists the commands)", fs.Arg(0), e.progOrDefault())
 	}
 	return e.watch(ctx, o)
 }
@@ -82,7 +81,7 @@ func newLogger(w io.Writer, format string) (*slog.Logger, error) {
 // opened the logger says so and uses stderr alone.
 func (e *env) openLog(format string) (*slog.Logger, func(), error) {
 	if _, err := newLogger(io.Discard, format); err != nil {
-		return nil, nil, err
+		return nil, nil, usagef("%v", err)
 	}
 	path, err := logfile.DefaultPath(e.getenv)
 	var f *logfile.Writer
@@ -100,21 +99,23 @@ func (e *env) openLog(format string) (*slog.Logger, func(), error) {
 
 // watch runs the watcher until ctx ends, headless or with the tray.
 func (e *env) watch(ctx context.Context, o runOptions) error {
+	store, err := e.store()
+	if err != nil {
+		return err
+	}
+	// A server address that is not one is a usage error, told before
+	// anything starts.
+	hosts, err := e.watchHosts(store, o)
+	if err != nil {
+		return err
+	}
 	logger, closeLog, err := e.openLog(o.logFormat)
 	if err != nil {
 		return err
 	}
 	defer closeLog()
-	store, err := e.store()
-	if err != nil {
-		return err
-	}
-	if o.autoFix != "" {
-		on := o.autoFix == "on" || o.autoFix == "true"
-		if !on && o.autoFix != "off" && o.autoFix != "false" {
-			return fmt.Errorf("--auto-fix %q: use on or off", o.autoFix)
-		}
-		if err := store.Update(func(d *state.Data) error { d.Settings.AutoFix = on; return nil }); err != nil {
+	if o.autoFix.set {
+		if err := store.Update(func(d *state.Data) error { d.Settings.AutoFix = o.autoFix.on; return nil }); err != nil {
 			return err
 		}
 	}
@@ -127,10 +128,6 @@ func (e *env) watch(ctx context.Context, o runOptions) error {
 			return err
 		}
 	}
-	hosts, err := e.watchHosts(store, o)
-	if err != nil {
-		return err
-	}
 	if len(hosts) > 1 {
 		return e.watchMany(ctx, o, store, logger, hosts)
 	}
@@ -139,8 +136,7 @@ func (e *env) watch(ctx context.Context, o runOptions) error {
 	if errors.Is(err, instance.ErrRunning) {
 		// Logged too: the GUI-subsystem tray of Windows has no stderr.
 		logger.Warn("another ctxfit watches this server; this one stops", "err", err)
-		fmt.Fprintf(e.stderr, "%v.\nUse that one (its tray icon, or its log at `ctxfit status`), or stop it first: Quit in its menu, or `ctxfit service stop`.\n", err)
-		return exitError(1)
+		return failf(1, "%v.\nUse that one (its tray icon, or its log at %s), or stop it first: Quit in its menu, or %s.", err, e.cmdline(u, "status"), e.cmdline(nil, "service", "stop"))
 	}
 	if err != nil {
 		return err
@@ -168,7 +164,7 @@ func (e *env) newDaemon(store *state.Store, logger *slog.Logger, m *metrics.Coll
 		Host: u, Client: e.client(u), Store: store, Logger: logger, Getenv: e.getenv,
 		Socket:  e.socket(store, u),
 		Metrics: m,
-		Target:  func(d *state.Data) clients.Target { return tunedTarget(d, u) },
+		Target:  func(d *state.Data) clients.Target { return tunedTarget(d, u, e.serverParallel(u)) },
 		Fixer:   newFixer(e, store.Dir(), u),
 		GPUBudget: func(ctx context.Context) int64 {
 			if _, mac, ok := e.unifiedInfo(ctx, u); ok {
@@ -176,6 +172,7 @@ func (e *env) newDaemon(store *state.Store, logger *slog.Logger, m *metrics.Coll
 			}
 			return 0
 		},
+		RAM: e.localRAM,
 	})
 }
 

@@ -116,11 +116,19 @@ func TestRunHeadlessLogsEvents(t *testing.T) {
 
 func TestRunBadFlags(t *testing.T) {
 	c := newCLI(t, nil)
-	if code, _, errOut := c.run("run", "--headless", "--log-format", "xml"); code != 1 || !strings.Contains(errOut, "use text or json") {
-		t.Errorf("--log-format xml: exit %d %q", code, errOut)
-	}
-	if code, _, errOut := c.run("run", "--headless", "--auto-fix", "perhaps"); code != 1 || !strings.Contains(errOut, "use on or off") {
-		t.Errorf("--auto-fix perhaps: exit %d %q", code, errOut)
+	for _, tt := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"--log-format", "xml"}, "use text or json"},
+		{[]string{"--auto-fix=perhaps"}, "use on or off"},
+		{[]string{"--auto-fix", "perhaps"}, `unexpected "perhaps"`},
+		{[]string{"--host", "not a url"}, `"not a url" is not a host name`},
+		{[]string{"extra"}, `unexpected "extra"`},
+	} {
+		if code, _, errOut := c.run(append([]string{"run", "--headless"}, tt.args...)...); code != 2 || !strings.Contains(errOut, tt.says) {
+			t.Errorf("%q: exit %d %q; want 2 and %q", tt.args, code, errOut, tt.says)
+		}
 	}
 }
 

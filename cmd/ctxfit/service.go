@@ -3,8 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
-	"os"
+	"io"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -12,74 +13,114 @@ import (
 
 	"github.com/ctxfit/ctxfit/internal/autostart"
 	"github.com/ctxfit/ctxfit/internal/logfile"
+	"github.com/ctxfit/ctxfit/internal/ollamahost"
 )
-
-const serviceUsage = `Usage: ctxfit service install|uninstall|start|stop|status [--headless] [--exe PATH]
-
-Makes ctxfit start at login: a systemd user unit on Linux, a LaunchAgent on
-macOS, the Run key on Windows (--headless: a Windows service, installed from
-an Administrator prompt).
-
-  install    start ctxfit at every login, and now
-  uninstall  stop it and remove what install added
-  start      start the installed ctxfit now
-  stop       stop the ctxfit that install started
-  status     show what is installed, enabled and running, and the log file
-`
 
 func runService(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("service")
 	headless := fs.Bool("headless", false, "run `ctxfit run --headless` (no tray icon; for servers)")
 	exe := fs.String("exe", "", "start this ctxfit `binary` instead of the running one")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), serviceUsage+"\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	// Flags may come before or after the action.
-	if err := parse(fs, args); err != nil {
+	host := fs.String("host", "", "with install: the Ollama server `URL` the started ctxfit watches (default $OLLAMA_HOST, else "+ollamahost.Default+")")
+	asJSON := fs.Bool("json", false, "print the result as one JSON object")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() == 0 {
-		fs.Usage()
-		return errUsage
+	if len(pos) != 1 {
+		return usagef("name one action: install, uninstall, start, stop or status")
 	}
-	action := fs.Arg(0)
-	if err := parse(fs, fs.Args()[1:]); err != nil {
-		return err
+	action := pos[0]
+	if !slices.Contains([]string{"install", "uninstall", "start", "stop", "status"}, action) {
+		return usagef("unknown action %q: use install, uninstall, start, stop or status", action)
 	}
-	if !slices.Contains([]string{"install", "uninstall", "start", "stop", "status"}, action) || fs.NArg() > 0 {
-		fmt.Fprintf(e.stderr, "ctxfit service: unknown action %q\n\n", strings.Join(append([]string{action}, fs.Args()...), " "))
-		fs.Usage()
-		return errUsage
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if action != "install" && (given["host"] || given["headless"]) {
+		return usagef("--host and --headless go with install")
 	}
 
-	path, err := serviceExecutable(*exe)
+	opts := autostart.Options{Headless: *headless, InspectOnly: action != "install"}
+	if action == "install" {
+		// Record the server in force, so that the login service watches
+		// the one the user means, not the default.
+		if *host != "" || strings.TrimSpace(e.getenv("OLLAMA_HOST")) != "" {
+			u, err := e.host(*host)
+			if err != nil {
+				return err
+			}
+			opts.Host = u.String()
+		}
+		if opts.Executable, err = serviceExecutable(*exe); err != nil {
+			return err
+		}
+	} else if *exe != "" {
+		if opts.Executable, err = filepath.Abs(*exe); err != nil {
+			return err
+		}
+	}
+	m, err := autostart.New(opts)
 	if err != nil {
 		return err
 	}
-	m, err := autostart.New(autostart.Options{Executable: path, Headless: *headless})
-	if err != nil {
-		return err
+	var w io.Writer = e.stdout
+	if *asJSON {
+		w = io.Discard
 	}
 	switch action {
 	case "install":
-		return serviceInstall(ctx, e, m)
+		err = e.serviceInstall(ctx, w, m)
 	case "uninstall":
-		return serviceUninstall(ctx, e, m)
+		err = serviceUninstall(ctx, w, m)
 	case "start":
-		if err := m.Start(ctx); err != nil {
-			return err
+		if err = m.Start(ctx); err == nil {
+			fmt.Fprintln(w, "Started ctxfit.")
 		}
-		fmt.Fprintln(e.stdout, "Started ctxfit.")
 	case "stop":
-		if err := m.Stop(ctx); err != nil {
-			return err
+		if err = m.Stop(ctx); err == nil {
+			fmt.Fprintln(w, "Stopped ctxfit.")
 		}
-		fmt.Fprintln(e.stdout, "Stopped ctxfit.")
 	case "status":
-		return serviceStatus(ctx, e, m)
+		err = e.serviceStatus(ctx, w, m)
 	}
-	return nil
+	if err != nil || !*asJSON {
+		return err
+	}
+	return e.writeServiceJSON(ctx, action, m)
+}
+
+// serviceJSON is `ctxfit service ACTION --json`: the entry as it is after
+// the action.
+type serviceJSON struct {
+	Action    string   `json:"action"`
+	Method    string   `json:"method"`
+	Path      string   `json:"path"`
+	Installed bool     `json:"installed"`
+	Command   []string `json:"command"`
+	Host      string   `json:"host"` // the Ollama server it watches; "" for the default
+	Current   bool     `json:"current"`
+	Enabled   string   `json:"enabled"` // yes, no or unknown
+	Running   string   `json:"running"`
+	Log       string   `json:"log"`
+	Notes     []string `json:"notes"`
+}
+
+func (e *env) writeServiceJSON(ctx context.Context, action string, m *autostart.Manager) error {
+	st, err := m.Status(ctx)
+	if err != nil {
+		return err
+	}
+	out := serviceJSON{Action: action, Method: st.Method, Path: st.Path, Installed: st.Installed, Command: st.Command,
+		Host: st.Host, Current: st.Current, Enabled: st.Enabled.String(), Running: st.Running.String(), Notes: st.Notes}
+	if out.Command == nil {
+		out.Command = []string{}
+	}
+	if out.Notes == nil {
+		out.Notes = []string{}
+	}
+	if p, err := logfile.DefaultPath(e.getenv); err == nil {
+		out.Log = p
+	}
+	return writeIndentedJSON(e.stdout, out)
 }
 
 // serviceExecutable returns the binary to start at login: flagValue, else
@@ -92,13 +133,13 @@ func serviceExecutable(flagValue string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if strings.Contains(exe, string(filepath.Separator)+"go-build") || strings.HasPrefix(exe, os.TempDir()+string(filepath.Separator)) {
-		return "", fmt.Errorf("ctxfit runs from a temporary build (%s), which will be gone at the next login; install it first (go install) or pass --exe", exe)
+	if isTempBuild(exe) {
+		return "", fmt.Errorf("ctxfit runs from a temporary build (%s), which will be gone at the next login; install it first (go install ./cmd/ctxfit) or pass --exe", exe)
 	}
 	return exe, nil
 }
 
-func serviceInstall(ctx context.Context, e *env, m *autostart.Manager) error {
+func (e *env) serviceInstall(ctx context.Context, w io.Writer, m *autostart.Manager) error {
 	before, _ := m.Status(ctx) // best effort: only decides between start and restart
 	if err := m.Install(ctx); err != nil {
 		return err
@@ -107,7 +148,11 @@ func serviceInstall(ctx context.Context, e *env, m *autostart.Manager) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "Installed: ctxfit starts at login (%s %s).\n", st.Method, st.Path)
+	watches := "the default Ollama server"
+	if h := m.Options().Host; h != "" {
+		watches = h
+	}
+	fmt.Fprintf(w, "Installed: ctxfit starts at login (%s %s), watching %s.\n", st.Method, st.Path, watches)
 
 	// Start now, or restart what runs with an older command line.
 	restart := before.Installed && !before.Current && before.Running == autostart.Yes
@@ -120,17 +165,17 @@ func serviceInstall(ctx context.Context, e *env, m *autostart.Manager) error {
 		return fmt.Errorf("installed, but starting it now failed: %w", err)
 	}
 	if restart {
-		fmt.Fprintln(e.stdout, "Restarted it with the new command line.")
+		fmt.Fprintln(w, "Restarted it with the new command line.")
 	} else {
-		fmt.Fprintln(e.stdout, "Started it.")
+		fmt.Fprintln(w, "Started it.")
 	}
 	if m.Options().Headless && st.Method == "systemd user unit" {
-		fmt.Fprintln(e.stdout, "It runs while you are logged in; `loginctl enable-linger` keeps it running after logout and starts it at boot.")
+		fmt.Fprintln(w, "It runs while you are logged in; `loginctl enable-linger` keeps it running after logout and starts it at boot.")
 	}
 	return nil
 }
 
-func serviceUninstall(ctx context.Context, e *env, m *autostart.Manager) error {
+func serviceUninstall(ctx context.Context, w io.Writer, m *autostart.Manager) error {
 	st, err := m.Status(ctx)
 	if err != nil {
 		return err
@@ -138,25 +183,25 @@ func serviceUninstall(ctx context.Context, e *env, m *autostart.Manager) error {
 	if st.Running != autostart.No {
 		switch err := m.Stop(ctx); {
 		case errors.Is(err, errors.ErrUnsupported):
-			fmt.Fprintln(e.stdout, "Quit the running ctxfit from its tray icon.")
+			fmt.Fprintln(w, "Quit the running ctxfit from its tray icon.")
 		case err != nil:
 			return err
 		case st.Running == autostart.Yes:
-			fmt.Fprintln(e.stdout, "Stopped ctxfit.")
+			fmt.Fprintln(w, "Stopped ctxfit.")
 		}
 	}
 	if err := m.Uninstall(ctx); err != nil {
 		return err
 	}
 	if !st.Installed {
-		fmt.Fprintf(e.stdout, "ctxfit was not installed to start at login (%s %s).\n", st.Method, st.Path)
+		fmt.Fprintf(w, "ctxfit was not installed to start at login (%s %s).\n", st.Method, st.Path)
 		return nil
 	}
-	fmt.Fprintf(e.stdout, "Uninstalled: removed %s; ctxfit no longer starts at login.\n", st.Path)
+	fmt.Fprintf(w, "Uninstalled: removed %s; ctxfit no longer starts at login.\n", st.Path)
 	return nil
 }
 
-func serviceStatus(ctx context.Context, e *env, m *autostart.Manager) error {
+func (e *env) serviceStatus(ctx context.Context, w io.Writer, m *autostart.Manager) error {
 	st, err := m.Status(ctx)
 	if err != nil {
 		return err
@@ -172,6 +217,9 @@ func serviceStatus(ctx context.Context, e *env, m *autostart.Manager) error {
 	default:
 		b.WriteString("  installed: yes\n")
 	}
+	if st.Installed {
+		fmt.Fprintf(&b, "  watches:   %s\n", hostOrDefaultServer(st.Host))
+	}
 	fmt.Fprintf(&b, "  enabled:   %s\n", st.Enabled)
 	fmt.Fprintf(&b, "  running:   %s\n", st.Running)
 	if path, err := logfile.DefaultPath(e.getenv); err == nil {
@@ -180,8 +228,15 @@ func serviceStatus(ctx context.Context, e *env, m *autostart.Manager) error {
 	for _, n := range st.Notes {
 		fmt.Fprintf(&b, "%s\n", n)
 	}
-	_, err = fmt.Fprint(e.stdout, b.String())
+	_, err = fmt.Fprint(w, e.reprog(b.String()))
 	return err
+}
+
+func hostOrDefaultServer(h string) string {
+	if h == "" {
+		return "the default Ollama server ($OLLAMA_HOST of the session, else " + ollamahost.Default + ")"
+	}
+	return h
 }
 
 // quoteCommand joins a command line for display as the user would type

@@ -36,7 +36,7 @@ func TestServiceLifecycle(t *testing.T) {
 	}{
 		{
 			args:    []string{"service", "install", "--exe", exe},
-			wantOut: []string{"Installed: ctxfit starts at login (systemd user unit " + sc.UnitPath() + ").", "Started it."},
+			wantOut: []string{"Installed: ctxfit starts at login (systemd user unit " + sc.UnitPath() + "), watching the default Ollama server.", "Started it."},
 			wantCalls: []string{
 				"--user is-active ctxfit.service", // status before
 				"enable --user ctxfit.service", "daemon-reload --user",
@@ -152,11 +152,12 @@ func TestServiceUsage(t *testing.T) {
 		code     int
 		inStderr string
 	}{
-		{[]string{"service"}, 2, "Usage: ctxfit service"},
+		{[]string{"service"}, 2, "name one action"},
 		{[]string{"service", "restart"}, 2, `unknown action "restart"`},
-		{[]string{"service", "install", "now"}, 2, `unknown action "install now"`},
+		{[]string{"service", "install", "now"}, 2, "name one action"},
 		{[]string{"service", "--bogus", "status"}, 2, "flag provided but not defined"},
-		{[]string{"service", "-h"}, 2, "install    start ctxfit at every login"},
+		{[]string{"service", "status", "--host", "x"}, 2, "--host and --headless go with install"},
+		{[]string{"service", "install", "--host", "not a url"}, 2, `"not a url" is not a host name`},
 		{[]string{"service", "status", "--exe", exe + ".missing"}, 1, "no such file"},
 		{[]string{"service", "start", "--exe", exe}, 1, "not installed to start at login"},
 	}
@@ -165,5 +166,46 @@ func TestServiceUsage(t *testing.T) {
 		if code != tt.code || !strings.Contains(stderr, tt.inStderr) {
 			t.Errorf("ctxfit %s: exit %d, stderr:\n%s\nwant exit %d and %q", strings.Join(tt.args, " "), code, stderr, tt.code, tt.inStderr)
 		}
+	}
+	if code, stdout, _ := c.run("service", "-h"); code != 0 || !strings.Contains(stdout, "install    start ctxfit at every login") {
+		t.Errorf("service -h: exit %d\n%s", code, stdout)
+	}
+}
+
+// TestServiceHostAndAnyBinary: install records the server in force (from
+// OLLAMA_HOST's :port form, or --host) in the unit; status and uninstall
+// work from this test binary, a temporary build that install refuses.
+func TestServiceHostAndAnyBinary(t *testing.T) {
+	c, sc, exe := serviceCLI(t)
+	c.vars["OLLAMA_HOST"] = ":18434"
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{nil, `Environment="OLLAMA_HOST=http://127.0.0.1:18434"`},
+		{[]string{"--host", "gpu-box"}, `Environment="OLLAMA_HOST=http://gpu-box:11434"`},
+	} {
+		code, out, errOut := c.run(append([]string{"service", "install", "--exe", exe}, tt.args...)...)
+		if code != 0 {
+			t.Fatalf("install %q: exit %d\n%s%s", tt.args, code, out, errOut)
+		}
+		unit, err := os.ReadFile(sc.UnitPath())
+		if err != nil || !strings.Contains(string(unit), tt.want+"\n") {
+			t.Errorf("install %q: unit lacks %s (%v):\n%s", tt.args, tt.want, err, unit)
+		}
+	}
+	code, out, errOut := c.run("service", "status")
+	if code != 0 || !strings.Contains(out, "watches:   http://gpu-box:11434") || strings.Contains(out, "replaces it") {
+		t.Errorf("status from a temporary build: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = c.run("service", "status", "--json")
+	if code != 0 || !strings.Contains(out, `"host": "http://gpu-box:11434"`) {
+		t.Errorf("status --json: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut := c.run("service", "install"); code != 1 || !strings.Contains(errOut, "temporary build") {
+		t.Errorf("install from a temporary build: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut := c.run("service", "uninstall"); code != 0 || !strings.Contains(out, "Uninstalled") {
+		t.Errorf("uninstall from a temporary build: exit %d\n%s%s", code, out, errOut)
 	}
 }

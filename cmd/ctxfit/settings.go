@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/ctxfit/ctxfit/internal/logfile"
-	"github.com/ctxfit/ctxfit/internal/ollamahost"
 	"github.com/ctxfit/ctxfit/localapi"
 	"github.com/ctxfit/ctxfit/state"
 )
@@ -24,7 +23,7 @@ type settingsJSON struct {
 	MetricsAddr   string            `json:"metrics_addr"` // "" when off
 	GPU           map[string]string `json:"gpu"`          // per server, as `status --set-gpu` set it
 	StateDir      string            `json:"state_dir"`
-	Daemon        *daemonJSON       `json:"daemon"` // null when none runs for the server
+	Daemon        *daemonJSON       `json:"daemon,omitempty"` // absent when none runs for the server
 }
 
 type daemonJSON struct {
@@ -38,19 +37,18 @@ type daemonJSON struct {
 // setting, and whether a daemon for the server runs with them.
 func runSettings(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("settings")
-	host := fs.String("host", "", "Ollama server `URL` whose daemon to ask (default $OLLAMA_HOST, else "+ollamahost.Default+")")
+	host := fs.String("host", "", hostUsage)
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: ctxfit settings [--json] [--host URL]\n\nShows every setting ctxfit remembers; `ctxfit set NAME on|off` changes one.")
-		fs.PrintDefaults()
-	}
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return e.jsonOrUsage(*asJSON, "settings", fmt.Errorf("unexpected %q; it takes only flags", fs.Arg(0)))
 	}
-	u := e.host(*host)
+	u, err := e.host(*host)
+	if err != nil {
+		return err
+	}
 	store, data, err := e.state()
 	if err != nil {
 		return e.jsonOrErr(*asJSON, err)
@@ -72,32 +70,32 @@ func runSettings(ctx context.Context, e *env, args []string) error {
 		return writeIndentedJSON(e.stdout, out)
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "auto-fix\t%s\tkeep client configs at the tuned context (`ctxfit set auto-fix on|off`)\n", onOff(out.AutoFix))
-	fmt.Fprintf(tw, "notifications\t%s\tdesktop notifications from the tray (`ctxfit set notifications on|off`)\n", onOff(out.Notifications))
+	fmt.Fprintf(tw, "auto-fix\t%s\tkeep client configs at the tuned context (%s)\n", onOffText(out.AutoFix), e.cmdline(u, "set", "auto-fix", "on|off"))
+	fmt.Fprintf(tw, "notifications\t%s\tdesktop notifications from the tray (%s)\n", onOffText(out.Notifications), e.cmdline(u, "set", "notifications", "on|off"))
 	metricsAddr := out.MetricsAddr
 	if metricsAddr == "" {
 		metricsAddr = "off"
 	}
-	fmt.Fprintf(tw, "metrics\t%s\tPrometheus metrics of `ctxfit run` (`ctxfit run --metrics-addr HOST:PORT|off`, read at start)\n", metricsAddr)
+	fmt.Fprintf(tw, "metrics\t%s\tPrometheus metrics of %s (%s, read at start)\n", metricsAddr, e.cmdline(nil, "run"), e.cmdline(nil, "run", "--metrics-addr", "HOST:PORT|off"))
 	hosts := make([]string, 0, len(out.GPU))
 	for h := range out.GPU {
 		hosts = append(hosts, h)
 	}
 	sort.Strings(hosts)
 	for _, h := range hosts {
-		fmt.Fprintf(tw, "gpu %s\t%s\tyour answer (`ctxfit status --host %s --set-gpu present|absent|auto`)\n", h, out.GPU[h], h)
+		fmt.Fprintf(tw, "gpu %s\t%s\tyour answer (%s)\n", h, out.GPU[h], e.cmdline(nil, "status", "--host", h, "--set-gpu", "present|absent|auto"))
 	}
 	tw.Flush()
 	fmt.Fprintf(e.stdout, "\nState: %s\n", store.Dir())
 	if out.Daemon != nil {
 		fmt.Fprintf(e.stdout, "The running ctxfit (pid %d) for %s uses these settings.\n", out.Daemon.PID, out.Daemon.Host)
 	} else {
-		fmt.Fprintf(e.stdout, "No ctxfit runs for %s; `ctxfit run` will use these settings.\n", u.Redacted())
+		fmt.Fprintf(e.stdout, "No ctxfit runs for %s; %s will use these settings.\n", u.Redacted(), e.cmdline(u, "run"))
 	}
 	return nil
 }
 
-func onOff(on bool) string {
+func onOffText(on bool) string {
 	if on {
 		return "on"
 	}
@@ -108,24 +106,14 @@ func onOff(on bool) string {
 // daemon at once (which persists it), or in the state when none runs.
 func runSet(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("set")
-	host := fs.String("host", "", "Ollama server `URL` whose daemon to tell (default $OLLAMA_HOST, else "+ollamahost.Default+")")
+	host := fs.String("host", "", hostUsage)
 	asJSON := fs.Bool("json", false, "print the settings after the change as JSON")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: ctxfit set auto-fix|notifications on|off [--host URL] [--json]\n"+
-			"       ctxfit set watch-hosts URL,URL...|off [--json]\n\n"+
-			"auto-fix: keep every client's config at the tuned context, after each tune and\n"+
-			"whenever a client rewrites its file. notifications: the tray's desktop notifications.\n"+
-			"watch-hosts: the servers `ctxfit run` and `ctxfit status` watch without --host.\n"+
-			"A running ctxfit applies the change at once; it is remembered either way.")
-		fs.PrintDefaults()
-	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 2 {
-		fs.Usage()
-		return errUsage
+		return usagef("name a setting and on or off: set auto-fix|notifications on|off")
 	}
 	name := strings.ToLower(pos[0])
 	if name == "autofix" || name == "auto_fix" {
@@ -145,14 +133,18 @@ func runSet(ctx context.Context, e *env, args []string) error {
 	default:
 		return e.jsonOrUsage(*asJSON, "set", fmt.Errorf("%s %q: use on or off", name, pos[1]))
 	}
-	u := e.host(*host)
+	u, err := e.host(*host)
+	if err != nil {
+		return err
+	}
 	store, err := e.store()
 	if err != nil {
 		return e.jsonOrErr(*asJSON, err)
 	}
 	var settings state.Settings
 	var told string
-	if c, h := e.daemon(ctx, store, u, "set"); c != nil {
+	c, h := e.daemon(ctx, store, u, "set")
+	if c != nil {
 		if settings, err = c.Set(ctx, localapi.Setting{Name: name, On: on}); err != nil {
 			return e.jsonOrErr(*asJSON, err)
 		}
@@ -170,34 +162,25 @@ func runSet(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return e.jsonOrErr(*asJSON, err)
 		}
-		told = fmt.Sprintf("no ctxfit answers for %s; one running there reads it within seconds, and `ctxfit run` starts with it", u.Redacted())
+		told = fmt.Sprintf("no ctxfit answers for %s; one running there reads it within seconds, and %s starts with it", u.Redacted(), e.cmdline(u, "run"))
 	}
 	if *asJSON {
 		return writeIndentedJSON(e.stdout, map[string]bool{"auto_fix": settings.AutoFix, "notifications": !settings.NotificationsOff})
 	}
-	fmt.Fprintf(e.stdout, "%s is now %s; %s.\n", name, onOff(on), told)
+	fmt.Fprintf(e.stdout, "%s is now %s; %s.\n", name, onOffText(on), told)
 	return nil
 }
 
 // jsonOrErr returns err, printed as {"error": …} on stdout with --json
 // (the exit status is then 1).
 func (e *env) jsonOrErr(asJSON bool, err error) error {
-	if !asJSON {
-		return err
-	}
-	writeIndentedJSON(e.stdout, map[string]string{"error": err.Error()})
-	return exitError(1)
+	return err // main prints it, as JSON with --json
 }
 
 // jsonOrUsage reports a bad command line: as JSON with --json, else on
 // stderr; the exit status is 2.
 func (e *env) jsonOrUsage(asJSON bool, cmd string, err error) error {
-	if asJSON {
-		writeIndentedJSON(e.stdout, map[string]string{"error": err.Error()})
-	} else {
-		fmt.Fprintf(e.stderr, "ctxfit %s: %v\n", cmd, err)
-	}
-	return exitError(2)
+	return usagef("%v", err) // main prints it, as JSON with --json
 }
 
 // runLogs is `ctxfit logs [-f] [-n N]`: it prints ctxfit's log, and with -f
@@ -208,16 +191,11 @@ func runLogs(ctx context.Context, e *env, args []string) error {
 	follow := fs.Bool("f", false, "follow: keep printing new lines until Ctrl-C")
 	fs.BoolVar(follow, "follow", false, "same as -f")
 	tail := fs.Int("n", 0, "print only the last `N` lines (0: all)")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: ctxfit logs [-f] [-n N]\n\nPrints the log of `ctxfit run` (every event, fix and tune).")
-		fs.PrintDefaults()
-	}
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(e.stderr, "ctxfit logs: unexpected %q; it takes only flags\n", fs.Arg(0))
-		return errUsage
+		return usagef("unexpected %q; logs takes only flags", fs.Arg(0))
 	}
 	path, err := logfile.DefaultPath(e.getenv)
 	if err != nil {
@@ -225,8 +203,7 @@ func runLogs(ctx context.Context, e *env, args []string) error {
 	}
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) && !*follow {
-		fmt.Fprintf(e.stderr, "ctxfit logs: no log yet at %s; `ctxfit run` writes it.\n", path)
-		return exitError(1)
+		return failf(1, "no log yet at %s; %s writes it.", path, e.cmdline(nil, "run"))
 	}
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err

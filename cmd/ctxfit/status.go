@@ -18,25 +18,28 @@ import (
 	"github.com/ctxfit/ctxfit/internal/termtext"
 	"github.com/ctxfit/ctxfit/ollama"
 	"github.com/ctxfit/ctxfit/state"
+	"github.com/ctxfit/ctxfit/tune"
 	"github.com/ctxfit/ctxfit/watch"
 )
 
 func runStatus(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("status")
-	host := fs.String("host", "", "Ollama server `URL` (default $OLLAMA_HOST, else "+ollamahost.Default+")")
+	host := fs.String("host", "", hostUsage)
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	setGPU := fs.String("set-gpu", "", "tell ctxfit whether this host has a GPU: present, absent, or auto to infer it again")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: ctxfit status [--host URL] [--json] [--set-gpu present|absent|auto]\n\nShows the Ollama server and each loaded model: size, CPU/GPU split, context length,\nstate, and the context that stays on the GPU when a tune found one.")
-		fs.PrintDefaults()
-	}
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected %q; status takes only flags", fs.Arg(0))
 	}
 	if hosts := e.rememberedHosts(); *host == "" && *setGPU == "" && len(hosts) > 1 {
 		return e.statusAll(ctx, hosts, *asJSON)
 	}
-	u := e.host(*host)
+	u, err := e.host(*host)
+	if err != nil {
+		return err
+	}
 	store, err := e.store()
 	if err != nil {
 		return err
@@ -53,10 +56,11 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	var tunes []hub.Tune
 	var daemonPID int
 	data, _ := store.Load()
-	settings := state.Settings{}
-	if data != nil {
-		settings = data.Settings
+	if data == nil {
+		data = &state.Data{}
 	}
+	parallel := e.serverParallel(u)
+	settings := data.Settings
 	if c, h := e.daemon(ctx, store, u, "status"); c != nil {
 		if st, err := c.State(ctx); err == nil && st.Snapshot.Reachable {
 			snap, tunes, settings, daemonPID = st.Snapshot, st.Tunes, st.Settings, h.PID
@@ -72,13 +76,12 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 		if isMac {
 			uj = &unifiedJSON{mac.RAM, mac.WiredLimitMB, mac.Budget()}
 		}
-		return writeStatusJSON(e.stdout, snap, uj, settings, tunes)
+		return writeStatusJSON(e.stdout, snap, data, ollamahost.Key(u), parallel, uj, settings, tunes)
 	}
 	if !snap.Reachable {
-		fmt.Fprintln(e.stderr, termtext.Clean(snap.Error))
-		return exitError(1)
+		return failf(1, "%s", snap.Error)
 	}
-	writeStatus(e.stdout, snap, data, ollamahost.Key(u), e.local)
+	e.writeStatus(e.stdout, u, snap, data, parallel)
 	if isMac {
 		fmt.Fprintf(e.stdout, "\nApple Silicon: the %s; `%s` says what more would buy.\n", mac, e.hint(u, "gpu-limit"))
 		for _, t := range tunedOn(e, u) {
@@ -91,16 +94,33 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	for _, t := range tunes {
 		fmt.Fprintf(e.stdout, "\nTuning %s (%s): %s\n", t.Model, t.By, t.Line)
 	}
-	fmt.Fprintf(e.stdout, "\nSettings: auto-fix %s, notifications %s (`ctxfit settings`).\n", onOff(settings.AutoFix), onOff(!settings.NotificationsOff))
+	fmt.Fprintf(e.stdout, "\nSettings: auto-fix %s, notifications %s (%s).\n", onOffText(settings.AutoFix), onOffText(!settings.NotificationsOff), e.cmdline(nil, "settings"))
 	if daemonPID != 0 {
 		fmt.Fprintf(e.stdout, "ctxfit is running for this server (pid %d).\n", daemonPID)
 	} else {
-		fmt.Fprintln(e.stdout, "ctxfit is not running for this server: `ctxfit run` watches it.")
+		fmt.Fprintf(e.stdout, "ctxfit is not running for this server: %s watches it.\n", e.cmdline(u, "run"))
 	}
 	if p, err := logfile.DefaultPath(e.getenv); err == nil {
 		fmt.Fprintf(e.stdout, "Log: %s\n", p)
 	}
 	return nil
+}
+
+// hostUsage is the help of every --host flag.
+const hostUsage = "Ollama server `URL`: host, host:port, :port or http://host:port (default $OLLAMA_HOST, else " + ollamahost.Default + ")"
+
+// serverParallel returns the server's parallel slots when ctxfit can know
+// them: OLLAMA_NUM_PARALLEL (else 1) for a server on this machine; 0 for a
+// remote one, whose slots no API reports.
+func (e *env) serverParallel(u *url.URL) int {
+	if !ollamahost.IsLocal(u) {
+		return 0
+	}
+	p, err := tune.ParallelSlots(e.getenv, false, 0, true)
+	if err != nil {
+		return 0
+	}
+	return p
 }
 
 func setGPUPresence(store *state.Store, u *url.URL, value string) error {
@@ -121,13 +141,16 @@ func setGPUPresence(store *state.Store, u *url.URL, value string) error {
 	})
 }
 
-// statusJSON is the shape of `ctxfit status --json` for a reachable server.
+// statusJSON is `ctxfit status --json`. An unreachable server has
+// reachable false and error set, and ctxfit exits 1.
 type statusJSON struct {
 	Host      string            `json:"host"`
 	Reachable bool              `json:"reachable"`
+	Error     string            `json:"error,omitempty"`
 	Version   string            `json:"version"`
 	GPU       string            `json:"gpu"`
-	Models    []watch.Model     `json:"models"`
+	Models    []statusModelJSON `json:"models"`
+	Tuned     []state.Tuned     `json:"tuned"`             // every result stored for this server
 	Unified   *unifiedJSON      `json:"unified,omitempty"` // Apple Silicon hosts only
 	Settings  settingsBriefJSON `json:"settings"`
 	Tunes     []hub.Tune        `json:"tunes"` // running now, as a running ctxfit knows them
@@ -145,32 +168,53 @@ type unifiedJSON struct {
 	GPUBudget    int64 `json:"gpu_budget_bytes"`
 }
 
-// unreachableJSON is the shape of `ctxfit status --json` when no server answers.
-type unreachableJSON struct {
-	Host      string `json:"host"`
-	Reachable bool   `json:"reachable"`
-	Error     string `json:"error"`
+// statusModelJSON is one loaded model in `ctxfit status --json`.
+type statusModelJSON struct {
+	Model     string `json:"model"`
+	Size      int64  `json:"size"`
+	SizeVRAM  int64  `json:"size_vram"`
+	Processor string `json:"processor"`
+	Context   int    `json:"context"` // as loaded; 0 when the server does not say
+	State     string `json:"state"`
+	Spilled   bool   `json:"spilled"`
+	// Tuned is the tuned context that applies (what fix writes); 0 when
+	// none. TunedParallel is the parallel slots it was measured for.
+	Tuned         int    `json:"tuned"`
+	TunedParallel int    `json:"tuned_parallel"`
+	RAMWarning    string `json:"ram_warning,omitempty"`
 }
 
-func writeStatusJSON(w io.Writer, snap watch.Snapshot, uj *unifiedJSON, settings state.Settings, tunes []hub.Tune) error {
-	if !snap.Reachable {
-		if err := writeIndentedJSON(w, unreachableJSON{snap.Host, false, snap.Error}); err != nil {
-			return err
-		}
-		return exitError(1)
-	}
-	models := snap.Models
-	if models == nil {
-		models = []watch.Model{}
-	}
+func writeStatusJSON(w io.Writer, snap watch.Snapshot, data *state.Data, key string, parallel int, uj *unifiedJSON, settings state.Settings, tunes []hub.Tune) error {
 	if tunes == nil {
 		tunes = []hub.Tune{}
 	}
-	return writeIndentedJSON(w, statusJSON{snap.Host, true, snap.Version, string(snap.GPU), models, uj,
-		settingsBriefJSON{settings.AutoFix, !settings.NotificationsOff}, tunes})
+	out := statusJSON{Host: snap.Host, Reachable: snap.Reachable, Error: snap.Error, Version: snap.Version,
+		GPU: string(snap.GPU), Models: []statusModelJSON{}, Tuned: []state.Tuned{}, Unified: uj,
+		Settings: settingsBriefJSON{settings.AutoFix, !settings.NotificationsOff}, Tunes: tunes}
+	for _, m := range snap.Models {
+		j := statusModelJSON{Model: m.Name, Size: m.Size, SizeVRAM: m.SizeVRAM, Processor: m.Processor,
+			Context: m.ContextLength, State: string(m.State), Spilled: m.Spilled, RAMWarning: m.RAMWarning}
+		if t, ok := data.TunedForParallel(key, m.Name, m.Digest, parallel); ok {
+			j.Tuned, j.TunedParallel = t.Context, t.Parallel
+		}
+		out.Models = append(out.Models, j)
+	}
+	for _, t := range data.Tuned {
+		if t.Host == key {
+			out.Tuned = append(out.Tuned, t)
+		}
+	}
+	if err := writeIndentedJSON(w, out); err != nil {
+		return err
+	}
+	if !snap.Reachable {
+		return exitError(1)
+	}
+	return nil
 }
 
-func writeStatus(w io.Writer, snap watch.Snapshot, data *state.Data, hostKey string, local func(time.Time) time.Time) {
+func (e *env) writeStatus(w io.Writer, u *url.URL, snap watch.Snapshot, data *state.Data, parallel int) {
+	hostKey := ollamahost.Key(u)
 	// What the server says goes to the terminal escaped.
 	snap.Version = termtext.Clean(snap.Version)
 	snap.Models = slices.Clone(snap.Models)
@@ -195,8 +239,9 @@ func writeStatus(w io.Writer, snap watch.Snapshot, data *state.Data, hostKey str
 			if m.ContextLength > 0 {
 				ctx = fmt.Sprint(m.ContextLength)
 			}
-			if m.TunedContext != nil {
-				tuned = fmt.Sprint(*m.TunedContext)
+			if t, ok := data.TunedForParallel(hostKey, m.Name, m.Digest, parallel); ok {
+				tuned = fmt.Sprint(t.Context)
+				m.TunedContext = &t.Context
 			}
 			if len(m.TunedBeside) > 0 {
 				tuned += " beside " + strings.Join(m.TunedBeside, ", ")
@@ -212,11 +257,11 @@ func writeStatus(w io.Writer, snap watch.Snapshot, data *state.Data, hostKey str
 	for _, m := range snap.Models {
 		switch {
 		case m.RAMWarning != "":
-			hints = append(hints, m.RAMWarning)
+			hints = append(hints, e.reprog(m.RAMWarning))
 		case m.Spilled && m.TunedContext != nil:
-			hints = append(hints, fmt.Sprintf("%s spilled at context %d; %d stays on the GPU: `ctxfit fix all` writes it into your clients (`ctxfit clients` shows which ask for more).", m.Name, m.ContextLength, *m.TunedContext))
+			hints = append(hints, fmt.Sprintf("%s spilled at context %d; %d stays on the GPU: %s writes it into your clients (%s shows which ask for more).", m.Name, m.ContextLength, *m.TunedContext, e.cmdline(u, "fix", "all"), e.cmdline(u, "clients")))
 		case m.Spilled:
-			hints = append(hints, fmt.Sprintf("%s spilled onto the CPU: `ctxfit tune %s` finds the largest context that stays on the GPU.", m.Name, m.Name))
+			hints = append(hints, fmt.Sprintf("%s spilled onto the CPU: %s finds the largest context that stays on the GPU.", m.Name, e.cmdline(u, "tune", m.Name)))
 		case m.State == ollama.StateUnknown:
 			hints = append(hints, fmt.Sprintf("%s: the server reports sizes that make no sense (size %d, in VRAM %d).", m.Name, m.Size, m.SizeVRAM))
 		}
@@ -227,19 +272,43 @@ func writeStatus(w io.Writer, snap watch.Snapshot, data *state.Data, hostKey str
 			fmt.Fprintln(w, h)
 		}
 	}
-	if data != nil {
-		var tuned []string
-		for _, t := range data.Tuned {
-			if t.Host == hostKey {
-				beside := ""
-				for i, c := range t.Companions {
-					beside += map[bool]string{true: " beside ", false: ", "}[i == 0] + fmt.Sprintf("%s at %d", termtext.Clean(c.Model), c.Context)
-				}
-				tuned = append(tuned, fmt.Sprintf("  %s: %d%s (step %d, parallel %d, measured %s)", termtext.Clean(t.Model), t.Context, beside, t.Step, t.Parallel, local(t.MeasuredAt).Format(time.DateTime)))
+	var tuned []string
+	for _, t := range data.Tuned {
+		if t.Host != hostKey {
+			continue
+		}
+		beside := ""
+		for i, c := range t.Companions {
+			beside += map[bool]string{true: " beside ", false: ", "}[i == 0] + fmt.Sprintf("%s at %d", termtext.Clean(c.Model), c.Context)
+		}
+		line := fmt.Sprintf("  %s: %d%s (step %d, parallel %d, measured %s)", termtext.Clean(t.Model), t.Context, beside, t.Step, t.Parallel, e.local(t.MeasuredAt).Format(time.DateTime))
+		if n := tunedCount(data, hostKey, t.Model); n > 1 && !t.Joint() {
+			if a, _ := data.TunedForParallel(hostKey, t.Model, "", parallel); a.Parallel == t.Parallel && a.Digest == t.Digest && a.MeasuredAt.Equal(t.MeasuredAt) {
+				line += " ← applies: " + appliesWhy(parallel)
 			}
 		}
-		if len(tuned) > 0 {
-			fmt.Fprintf(w, "\nTuned on this server:\n%s\n", strings.Join(tuned, "\n"))
+		tuned = append(tuned, line)
+	}
+	if len(tuned) > 0 {
+		fmt.Fprintf(w, "\nTuned on this server:\n%s\n", strings.Join(tuned, "\n"))
+	}
+}
+
+// tunedCount returns how many results of model tuned alone are stored for host.
+func tunedCount(d *state.Data, host, model string) int {
+	n := 0
+	for _, t := range d.Tuned {
+		if t.Host == host && ollama.SameModel(t.Model, model) && !t.Joint() {
+			n++
 		}
 	}
+	return n
+}
+
+// appliesWhy says why one of several tuned values is the one fix writes.
+func appliesWhy(parallel int) string {
+	if parallel > 0 {
+		return fmt.Sprintf("the server runs %d parallel slot%s (OLLAMA_NUM_PARALLEL), and fix writes this one", parallel, plural(parallel))
+	}
+	return "the latest; the server's parallel slots are unknown (remote), and fix writes this one"
 }

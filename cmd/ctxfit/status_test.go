@@ -36,7 +36,8 @@ func newCLI(t *testing.T, vars map[string]string) *cli {
 
 func (c *cli) run(args ...string) (code int, stdout, stderr string) {
 	var out, errb bytes.Buffer
-	e := &env{stdout: &out, stderr: &errb, getenv: func(k string) string { return c.vars[k] }, loc: time.UTC}
+	e := &env{stdout: &out, stderr: &errb, getenv: func(k string) string { return c.vars[k] }, loc: time.UTC,
+		ram: func() int64 { return 64 << 30 }} // the simulated servers run "here": a 64 GB machine
 	code = e.main(context.Background(), args)
 	return code, out.String(), errb.String()
 }
@@ -67,7 +68,7 @@ func golden(t *testing.T, name, got string) {
 	t.Helper()
 	p := filepath.Join("testdata", name)
 	if *update {
-		os.MkdirAll("testdata", 0o755)
+		os.MkdirAll(filepath.Dir(p), 0o755)
 		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -135,19 +136,19 @@ func TestStatusJSON(t *testing.T) {
 		}
 	}
 	m := got["models"].([]any)[0].(map[string]any)
-	for _, k := range []string{"name", "size", "size_vram", "processor", "context_length", "state", "spilled", "tuned_context"} {
+	for _, k := range []string{"model", "size", "size_vram", "processor", "context", "state", "spilled", "tuned", "tuned_parallel"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("model key %q missing", k)
 		}
 	}
-	if m["tuned_context"] != nil || m["spilled"] != true || m["state"] != "partial" || got["gpu"] != "present" {
+	if m["tuned"] != 0.0 || m["spilled"] != true || m["state"] != "partial" || got["gpu"] != "present" {
 		t.Errorf("model = %v, gpu = %v", m, got["gpu"])
 	}
 
 	// An idle server lists no models as [], not null.
 	_, u2 := startSim(t, "16GB", nil)
 	_, out, _ = newCLI(t, map[string]string{"OLLAMA_HOST": u2}).run("status", "--json")
-	if !strings.Contains(out, `"models": []`) {
+	if !strings.Contains(out, `"models": []`) || !strings.Contains(out, `"tuned": []`) {
 		t.Errorf("idle server: %s", out)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -23,31 +24,20 @@ func runTune(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("tune")
 	step := fs.Int("step", tune.DefaultStep, "the answer is a multiple of `N` tokens (4096 for the cautious)")
 	parallel := fs.Int("parallel", 0, "the server's parallel slots `P` (OLLAMA_NUM_PARALLEL); default: $OLLAMA_NUM_PARALLEL for a server on this machine, else 1")
-	host := fs.String("host", "", "Ollama server `URL` (default $OLLAMA_HOST, else "+ollamahost.Default+")")
+	host := fs.String("host", "", hostUsage)
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
-	list := fs.Bool("list", false, "list the stored results instead of tuning")
+	list := fs.Bool("list", false, "list the stored results for the server instead of tuning")
+	allHosts := fs.Bool("all-hosts", false, "with --list: the results for every server")
+	quiet := fs.Bool("quiet", false, "print no progress on stderr")
+	progressFlag := fs.Bool("progress", false, "print progress on stderr even when it is not a terminal")
 	timeout := progressFlags(fs)
 	var with companionFlag
 	fs.Var(&with, "with", "a model `OTHER[=CONTEXT]` that runs beside MODEL at CONTEXT (default: its own); repeat for more")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), `Usage: ctxfit tune MODEL [--with OTHER[=CONTEXT]]... [--step N] [--parallel P] [--host URL] [--json]
-       ctxfit tune --list [--json]
-
-Finds the largest context length, a multiple of --step and at most the
-model's trained context, at which MODEL loads 100% on the server's GPU,
-with a few real loads. The model stays loaded at that context; the result
-is stored for ctxfit status and ctxfit fix. Ctrl-C stops between loads; a
-server that sends nothing for --load-timeout (before a load's answer) or
---stall-timeout (after) stops the tune.
-
-With --with, the answer leaves room for the models that run beside MODEL
-(a chat model's autocomplete model): every one of them stays loaded, 100%
-on the GPU, at the same time, so that switching between them reloads
-nothing. Other loaded models are unloaded first. Both answers are kept:
-ctxfit fix writes the one for the models a client uses together.`)
-		fs.PrintDefaults()
-	}
 	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	u, err := e.host(*host)
 	if err != nil {
 		return err
 	}
@@ -57,44 +47,50 @@ ctxfit fix writes the one for the models a client uses together.`)
 	}
 	if *list {
 		if len(pos) > 0 {
-			fmt.Fprintln(e.stderr, "ctxfit tune: --list takes no model")
-			return errUsage
+			return usagef("--list takes no model")
 		}
-		return listTuned(e, store, *asJSON)
+		return listTuned(e, store, u, *allHosts, *asJSON)
+	}
+	if *allHosts {
+		return usagef("--all-hosts goes with --list")
 	}
 	if len(pos) != 1 {
-		fs.Usage()
-		return errUsage
+		return usagef("name one MODEL to tune (`ollama list` shows them), or use --list")
 	}
 	if *step < 1 {
-		fmt.Fprintf(e.stderr, "ctxfit tune: --step %d: use a positive number of tokens, such as 1024 or 4096\n", *step)
-		return errUsage
+		return usagef("--step %d: use a positive number of tokens, such as 1024 or 4096", *step)
 	}
 
-	u := e.host(*host)
 	given := false
 	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "parallel" })
 	p, err := tune.ParallelSlots(e.getenv, given, *parallel, ollamahost.IsLocal(u))
 	if err != nil {
-		fmt.Fprintf(e.stderr, "ctxfit tune: %s\n", termtext.Clean(err.Error()))
-		return errUsage
+		return usagef("%v", err)
 	}
 	key := ollamahost.Key(u)
 	gpu := ollama.GPUUnknown
 	if data, err := store.Load(); err == nil {
 		gpu = data.GPU(key, "")
 	}
+	model := pos[0]
+	if gpu == ollama.GPUAbsent {
+		return failf(1, "%s has no GPU, as far as ctxfit knows, and tune finds the context that stays on one, so nothing was loaded. "+
+			"%s measures the speed on the CPU; if the server has a GPU now, %s forgets the old answer",
+			u, e.cmdline(u, "bench", model), e.cmdline(u, "status", "--set-gpu", "auto"))
+	}
 
 	client := e.client(u)
-	progress := e.stdout
-	if *asJSON {
-		progress = e.stderr // stdout holds only the JSON
+	pr := e.progress(*quiet, *progressFlag)
+	var out io.Writer = e.stdout
+	switch {
+	case *asJSON && *quiet:
+		out = io.Discard
+	case *asJSON:
+		out = e.stderr // stdout holds only the JSON
 	}
-	model := pos[0]
 	mark, err := e.beginTune(ctx, store, u, model)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "ctxfit tune: %v\n", err)
-		return exitError(1)
+		return failf(1, "%v", err)
 	}
 	ended := false
 	endMark := func(n int, msg string) *localapi.TuneEnded {
@@ -104,34 +100,48 @@ ctxfit fix writes the one for the models a client uses together.`)
 		ended = true
 		return mark.end(n, msg)
 	}
-	defer endMark(0, "") // a panic or an early return still ends the mark
+	// A panic or an early return still ends the mark. tune.Tune has put
+	// the model back before it returns, so the running ctxfit still knows
+	// the restoring reload as the tuner's.
+	defer endMark(0, "")
 	beside := ""
 	if len(with) > 0 {
 		beside = " beside " + companionList(with)
 	}
-	fmt.Fprintf(progress, "Tuning %s%s on %s: step %d, %d parallel slot%s.\n", model, beside, u.Redacted(), *step, p, plural(p))
+	fmt.Fprintf(out, "Tuning %s%s on %s: step %d, %d parallel slot%s.\n", model, beside, u.Redacted(), *step, p, plural(p))
 	n := 0
-	res, err := tune.Tune(ctx, client, tune.Options{
+	opts := tune.Options{
 		Model:      model,
 		Step:       *step,
 		Parallel:   p,
 		GPU:        gpu,
 		Timeout:    *timeout,
 		Companions: with,
-		Progress: func(pr tune.Probe) {
+		Progress: func(probe tune.Probe) {
 			n++
-			line := tune.ProbeLine(pr)
-			fmt.Fprintf(progress, "  load %d: %s\n", n, line)
+			pr.done()
+			line := tune.ProbeLine(probe)
+			fmt.Fprintf(out, "  load %d: %s\n", n, line)
 			mark.progress(line)
+			pr.start(fmt.Sprintf("load %d", n+1))
 		},
-	})
+	}
+	if ollamahost.IsLocal(u) {
+		opts.RAM = e.localRAM()
+	}
+	pr.start("load 1")
+	res, err := tune.Tune(ctx, client, opts)
+	pr.done()
+	if res != nil && res.Restored != "" {
+		fmt.Fprintln(e.stderr, restoredLine(res))
+	}
 	if err != nil {
 		msg := fmt.Sprintf("tuning %s failed: %v", model, err)
 		if b := tune.Bracket(res); b != "" {
 			msg += "; " + b
 		}
 		endMark(0, msg)
-		return tuneFailed(e, res, err)
+		return e.tuneFailed(u, res, err)
 	}
 
 	_, mac, isMac := e.unifiedInfo(ctx, u)
@@ -146,32 +156,34 @@ ctxfit fix writes the one for the models a client uses together.`)
 
 	if *asJSON {
 		endMark(res.Context, tune.Summary(res))
-		return writeTuneJSON(e.stdout, res)
+		return writeTuneJSON(e.stdout, u, res)
 	}
 	fmt.Fprintln(e.stdout, tune.Summary(res))
 	if len(res.Companions) > 0 {
 		// A speed comparison would reload the model beside its
 		// companions and could unload them; the set stays as tuned.
-		fmt.Fprintf(e.stdout, "Stored beside %s; `ctxfit fix all` writes it into the clients that use these models together.\n", tune.CompanionLoads(res.Companions))
+		fmt.Fprintf(e.stdout, "Stored beside %s; %s writes it into the clients that use these models together.\n", tune.CompanionLoads(res.Companions), e.cmdline(u, "fix", "all"))
 		if done := endMark(res.Context, tune.Summary(res)); done != nil {
-			printApplied(e, done)
+			printApplied(e, u, done)
 		}
 		return nil
 	}
 	// The benchmark loads the model at its old context again: still the
 	// tuner's load, so the mark ends after it.
+	pr.start("comparing the speed before and after")
 	before, after, err := tune.BenchBeforeAfter(ctx, client, res, *timeout)
+	pr.done()
 	switch {
 	case err != nil:
-		fmt.Fprintf(e.stderr, "ctxfit tune: comparing the speed before and after: %s\n", termtext.Clean(err.Error()))
+		fmt.Fprintf(e.stderr, "%s tune: comparing the speed before and after: %s\n", e.progOrDefault(), termtext.Clean(err.Error()))
 	case before != nil:
 		fmt.Fprintf(e.stdout, "Speed: %.1f tokens/s at num_ctx %d (%s), %.1f tokens/s at num_ctx %d (%s).\n",
 			before.TokensPerSecond, before.Context, before.Processor(), after.TokensPerSecond, after.Context, after.Processor())
 	}
 	if done := endMark(res.Context, tune.Summary(res)); done != nil {
-		printApplied(e, done)
+		printApplied(e, u, done)
 	} else {
-		fmt.Fprintf(e.stdout, "Stored; `ctxfit fix all` writes it into your clients' configs.\n")
+		fmt.Fprintf(e.stdout, "Stored; %s writes it into your clients' configs.\n", e.cmdline(u, "fix", "all"))
 	}
 	if isMac {
 		if t, ok := tunedFor(store, key, res); ok {
@@ -190,6 +202,31 @@ func tunedFor(store *state.Store, key string, res *tune.Result) (state.Tuned, bo
 		return state.Tuned{}, false
 	}
 	return data.TunedFor(key, res.Model, res.Digest)
+}
+
+// localRAM returns the memory this machine can give a model without
+// swapping: MemAvailable where the OS reports it, else half the RAM.
+func (e *env) localRAM() int64 {
+	if e.ram != nil {
+		return e.ram()
+	}
+	if r := ollama.AvailableRAM(); r > 0 {
+		return r
+	}
+	return ollama.TotalRAM() / 2
+}
+
+// restoredLine says how the tune left the model.
+func restoredLine(res *tune.Result) string {
+	switch {
+	case res.Restored == "unloaded" && res.Before != nil:
+		return fmt.Sprintf("%s unloaded: it was loaded before, at a context the server did not report.", res.Model)
+	case res.Restored == "unloaded":
+		return fmt.Sprintf("%s unloaded, as it was before the tune.", res.Model)
+	case strings.HasPrefix(res.Restored, "reloaded"):
+		return fmt.Sprintf("%s %s, as it was before the tune.", res.Model, res.Restored)
+	}
+	return fmt.Sprintf("%s: %s.", res.Model, res.Restored)
 }
 
 // companionFlag collects the repeatable --with OTHER[=CONTEXT].
@@ -215,32 +252,32 @@ func companionList(cs []tune.Companion) string {
 	return strings.Join(parts, ", ")
 }
 
-// tuneFailed explains a failed or interrupted tune and returns the exit
-// status: 130 after Ctrl-C, else 1. Nothing is stored.
-func tuneFailed(e *env, res *tune.Result, err error) error {
-	var dnf *tune.DoesNotFitError
+// tuneFailed explains a failed or interrupted tune, for main to print:
+// status 130 after Ctrl-C, else 1. Nothing is stored.
+func (e *env) tuneFailed(u *url.URL, res *tune.Result, err error) error {
+	known := ""
+	if k := tune.Bracket(res); k != "" && res.Loads > 0 {
+		known = " Known so far: " + k + "."
+	}
 	switch {
 	case errors.Is(err, context.Canceled):
-		fmt.Fprintf(e.stderr, "ctxfit tune: stopped after %d load%s; nothing stored.\n", res.Loads, plural(res.Loads))
-		if k := tune.Bracket(res); k != "" {
-			fmt.Fprintf(e.stderr, "Known so far: %s.\n", k)
-		}
-		return exitError(130)
-	case errors.As(err, &dnf), errors.Is(err, tune.ErrDoesNotFit):
-		fmt.Fprintf(e.stderr, "ctxfit tune: %s.\n", termtext.Clean(err.Error()))
-	case errors.Is(err, tune.ErrCPUOnly), errors.Is(err, tune.ErrUnknownModel):
-		fmt.Fprintf(e.stderr, "ctxfit tune: %s\n", termtext.Clean(err.Error()))
-	default:
-		fmt.Fprintf(e.stderr, "ctxfit tune: %s\n", termtext.Clean(err.Error()))
-		if k := tune.Bracket(res); k != "" && res.Loads > 0 {
-			fmt.Fprintf(e.stderr, "Known so far: %s. Nothing stored.\n", k)
-		}
+		return failf(130, "stopped after %d load%s; nothing stored.%s", res.Loads, plural(res.Loads), known)
+	case errors.Is(err, tune.ErrDoesNotFit):
+		return failf(1, "%v.", err)
+	case errors.Is(err, tune.ErrCPUOnly):
+		return failf(1, "%v. %s measures the speed on the CPU.", e.reprog(err.Error()), e.cmdline(u, "bench", res.Model))
+	case errors.Is(err, tune.ErrUnknownModel):
+		return failf(1, "%v", err)
 	}
-	return exitError(1)
+	if known != "" {
+		known += " Nothing stored."
+	}
+	return failf(1, "%v%s", err, known)
 }
 
-// tuneJSON is the shape of `ctxfit tune --json`, as the issue gives it.
+// tuneJSON is `ctxfit tune --json`.
 type tuneJSON struct {
+	Host           string      `json:"host"`
 	Model          string      `json:"model"`
 	Context        int         `json:"context"`
 	Step           int         `json:"step"`
@@ -248,46 +285,68 @@ type tuneJSON struct {
 	TrainedContext int         `json:"trained_context"`
 	Parallel       int         `json:"parallel"`
 	Probes         []probeJSON `json:"probes"`
+	Restored       string      `json:"restored"` // how the model was left: "unloaded", "reloaded at num_ctx N"; "" for a joint tune
 	// Companions and CompanionLoads only for a joint tune (--with).
 	Companions     []tune.CompanionLoad `json:"companions,omitempty"`
 	CompanionLoads int                  `json:"companion_loads,omitempty"`
 }
 
 type probeJSON struct {
-	Context  int      `json:"context"`
-	Size     int64    `json:"size"`
-	SizeVRAM int64    `json:"size_vram"`
-	Evicted  []string `json:"evicted,omitempty"`
+	Context   int      `json:"context"`
+	Size      int64    `json:"size"`
+	SizeVRAM  int64    `json:"size_vram"`
+	Processor string   `json:"processor"`
+	Seconds   float64  `json:"seconds"`
+	Evicted   []string `json:"evicted,omitempty"`
 }
 
-func writeTuneJSON(w io.Writer, res *tune.Result) error {
-	out := tuneJSON{res.Model, res.Context, res.Step, res.Loads, res.TrainedContext, res.Parallel, []probeJSON{}, res.Companions, res.CompanionLoads}
+func writeTuneJSON(w io.Writer, u *url.URL, res *tune.Result) error {
+	out := tuneJSON{u.String(), res.Model, res.Context, res.Step, res.Loads, res.TrainedContext, res.Parallel, []probeJSON{}, res.Restored, res.Companions, res.CompanionLoads}
 	for _, p := range res.Probes {
-		out.Probes = append(out.Probes, probeJSON{p.Context, p.Size, p.SizeVRAM, p.Evicted})
+		out.Probes = append(out.Probes, probeJSON{p.Context, p.Size, p.SizeVRAM, p.Processor(), p.Seconds, p.Evicted})
 	}
 	return writeIndentedJSON(w, out)
 }
 
-// listTuned prints the stored results, all hosts.
-func listTuned(e *env, store *state.Store, asJSON bool) error {
+// tuneListJSON is `ctxfit tune --list --json`.
+type tuneListJSON struct {
+	Host  string        `json:"host"` // "" with --all-hosts
+	Tuned []state.Tuned `json:"tuned"`
+}
+
+// listTuned prints the stored results for the server at u, or for every
+// server.
+func listTuned(e *env, store *state.Store, u *url.URL, all, asJSON bool) error {
 	data, err := store.Load()
 	if err != nil {
 		return err
 	}
-	if asJSON {
-		tuned := data.Tuned
-		if tuned == nil {
-			tuned = []state.Tuned{}
-		}
-		return writeIndentedJSON(e.stdout, tuned)
+	out := tuneListJSON{Tuned: []state.Tuned{}}
+	if !all {
+		out.Host = u.String()
 	}
-	if len(data.Tuned) == 0 {
-		fmt.Fprintln(e.stdout, "Nothing tuned yet: `ctxfit tune MODEL` finds a model's largest context that stays on the GPU.")
+	for _, t := range data.Tuned {
+		if all || t.Host == ollamahost.Key(u) {
+			out.Tuned = append(out.Tuned, t)
+		}
+	}
+	if asJSON {
+		return writeIndentedJSON(e.stdout, out)
+	}
+	if len(out.Tuned) == 0 {
+		where := "on " + u.String()
+		if all {
+			where = "on any server"
+		}
+		fmt.Fprintf(e.stdout, "Nothing tuned %s yet: %s finds a model's largest context that stays on the GPU.\n", where, e.cmdline(u, "tune", "MODEL"))
+		if !all && len(data.Tuned) > 0 {
+			fmt.Fprintf(e.stdout, "Other servers have results: %s lists them.\n", e.cmdline(nil, "tune", "--list", "--all-hosts"))
+		}
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 3, ' ', 0)
 	fmt.Fprintln(tw, "HOST\tMODEL\tCONTEXT\tSTEP\tPARALLEL\tLOADS\tTRAINED\tMEASURED\tBESIDE")
-	for _, t := range data.Tuned {
+	for _, t := range out.Tuned {
 		trained := "?"
 		if t.TrainedContext > 0 {
 			trained = strconv.Itoa(t.TrainedContext)
@@ -306,7 +365,7 @@ func listTuned(e *env, store *state.Store, asJSON bool) error {
 }
 
 // printApplied says what the running ctxfit did with a tune's result.
-func printApplied(e *env, done *localapi.TuneEnded) {
+func printApplied(e *env, u *url.URL, done *localapi.TuneEnded) {
 	for _, r := range done.Fixed {
 		fmt.Fprintf(e.stdout, "The running ctxfit fixed %s (%s).\n", r.Client, r.Path)
 	}
@@ -317,9 +376,9 @@ func printApplied(e *env, done *localapi.TuneEnded) {
 	}
 	switch {
 	case len(done.TooLarge) > 0 && !done.AutoFix:
-		fmt.Fprintln(e.stdout, "Stored; `ctxfit fix all` (or Fix now in the tray) writes it, or `ctxfit set auto-fix on` keeps every client fixed.")
+		fmt.Fprintf(e.stdout, "Stored; %s (or Fix now in the tray) writes it, or %s keeps every client fixed.\n", e.cmdline(u, "fix", "all"), e.cmdline(u, "set", "auto-fix", "on"))
 	case len(done.TooLarge) > 0:
-		fmt.Fprintln(e.stdout, "Stored; auto-fix leaves those configs alone since you undid its fix: `ctxfit fix CLIENT` writes it.")
+		fmt.Fprintf(e.stdout, "Stored; auto-fix leaves those configs alone since you undid its fix: %s writes it.\n", e.cmdline(u, "fix", "CLIENT"))
 	case len(done.Fixed) == 0:
 		fmt.Fprintln(e.stdout, "Stored; every client config ctxfit knows already asks for no more than that.")
 	default:

@@ -86,15 +86,25 @@ func TestTuneCommand(t *testing.T) {
 	}
 
 	// --list shows it; ctxfit status too.
-	code, out, _ = c.run("tune", "--list")
+	code, out, _ = c.run("tune", "--list", "--host", u)
 	if code != 0 || !strings.Contains(out, fp16) || !strings.Contains(out, "CONTEXT") {
 		t.Errorf("tune --list: exit %d\n%s", code, out)
 	}
 	golden(t, "tune_list.txt", normalize(out))
-	code, out, _ = c.run("tune", "--list", "--json")
-	var list []state.Tuned
-	if err := json.Unmarshal([]byte(out), &list); code != 0 || err != nil || len(list) != 1 || list[0].Context != want {
+	code, out, _ = c.run("tune", "--list", "--json", "--host", u)
+	var list struct {
+		Host  string
+		Tuned []state.Tuned
+	}
+	if err := json.Unmarshal([]byte(out), &list); code != 0 || err != nil || len(list.Tuned) != 1 || list.Tuned[0].Context != want {
 		t.Errorf("tune --list --json: exit %d, %v\n%s", code, err, out)
+	}
+	// Another server's list is empty; --all-hosts shows every one.
+	if _, out, _ = c.run("tune", "--list", "--json"); !strings.Contains(out, `"tuned": []`) {
+		t.Errorf("tune --list for the default server:\n%s", out)
+	}
+	if _, out, _ = c.run("tune", "--list", "--all-hosts"); !strings.Contains(out, fp16) {
+		t.Errorf("tune --list --all-hosts:\n%s", out)
 	}
 }
 
@@ -106,7 +116,7 @@ func TestTuneJSON(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	if !strings.Contains(errOut, "load 1: num_ctx 131072") {
+	if !strings.Contains(errOut, "load 1: num_ctx ") {
 		t.Errorf("progress should go to stderr with --json, got %q", errOut)
 	}
 	var raw map[string]json.RawMessage
@@ -121,13 +131,13 @@ func TestTuneJSON(t *testing.T) {
 		slices.Sort(ks)
 		return ks
 	}
-	if got := keys(raw); !slices.Equal(got, []string{"context", "loads", "model", "parallel", "probes", "step", "trained_context"}) {
+	if got := keys(raw); !slices.Equal(got, []string{"context", "host", "loads", "model", "parallel", "probes", "restored", "step", "trained_context"}) {
 		t.Errorf("keys %v", got)
 	}
 	var probes []map[string]json.RawMessage
 	json.Unmarshal(raw["probes"], &probes)
 	for _, p := range probes {
-		if got := keys(p); !slices.Equal(got, []string{"context", "size", "size_vram"}) {
+		if got := keys(p); !slices.Equal(got, []string{"context", "processor", "seconds", "size", "size_vram"}) {
 			t.Errorf("probe keys %v", got)
 		}
 	}
@@ -170,7 +180,7 @@ func TestTuneCommandFailures(t *testing.T) {
 		{"load error", "", []string{"qwen2.5:0.5b", "--host", failingLoads(t)}, 1,
 			[]string{"load qwen2.5:0.5b at num_ctx 32768", "llama runner process has terminated", "see the Ollama server log"}},
 		{"no server", "", []string{"qwen2.5:0.5b", "--host", closed}, 1, []string{"stopped answering", "ollama serve"}},
-		{"no model", "24GB", nil, 2, []string{"Usage: ctxfit tune MODEL"}},
+		{"no model", "24GB", nil, 2, []string{"name one MODEL to tune", "Run `ctxfit help tune` for usage."}},
 		{"bad step", "24GB", []string{"qwen2.5:0.5b", "--step", "0"}, 2, []string{"--step 0"}},
 		{"bad parallel", "24GB", []string{"qwen2.5:0.5b", "--parallel", "-1"}, 2, []string{"--parallel -1"}},
 	}
@@ -353,7 +363,7 @@ func TestTuneWith(t *testing.T) {
 	if !ok1 || !ok2 || alone.Joint() || joint.Context >= alone.Context || joint.Companions[0] != (state.Companion{Model: ac, Context: 4096}) {
 		t.Errorf("stored alone %+v (%v) and joint %+v (%v)", alone, ok1, joint, ok2)
 	}
-	code, out, _ = c.run("tune", "--list")
+	code, out, _ = c.run("tune", "--list", "--host", u)
 	if code != 0 || !strings.Contains(out, "alone") || !strings.Contains(out, ac+"=4096") {
 		t.Errorf("tune --list: exit %d\n%s", code, out)
 	}

@@ -73,6 +73,16 @@ type Options struct {
 	// Headless starts `ctxfit run --headless` (no tray icon; for servers)
 	// instead of the tray app, `ctxfit run`.
 	Headless bool
+	// Host is the Ollama server the started ctxfit watches, recorded as
+	// OLLAMA_HOST (Environment= in the systemd unit, EnvironmentVariables
+	// in the LaunchAgent) or, on Windows, as --host on the command line;
+	// empty records none, so ctxfit watches the default server.
+	Host string
+	// InspectOnly says that the Manager only reads, stops or removes what
+	// is installed (`ctxfit service status|uninstall|start|stop`), so that
+	// any ctxfit binary may do it, a temporary `go run` build included:
+	// Status then does not compare the installed entry with this binary.
+	InspectOnly bool
 }
 
 // Manager installs, removes, starts, stops and inspects ctxfit's start at
@@ -154,9 +164,33 @@ func (o Options) Args() []string {
 	return []string{"run"}
 }
 
-// command returns the full command line to start at login.
+// command returns the full command line to start at login, where the
+// host travels in the environment (systemd, launchd).
 func (o Options) command() []string {
 	return append([]string{o.Executable}, o.Args()...)
+}
+
+// windowsCommand returns the full command line to start at login on
+// Windows, where the Run key and the service hold no environment: the host
+// is an argument.
+func (o Options) windowsCommand() []string {
+	if o.Host == "" {
+		return o.command()
+	}
+	return append(o.command(), "--host", o.Host)
+}
+
+// hostArg returns the value of --host in a command line, or "".
+func hostArg(cmd []string) string {
+	for i, a := range cmd {
+		if (a == "--host" || a == "-host") && i+1 < len(cmd) {
+			return cmd[i+1]
+		}
+		if v, ok := strings.CutPrefix(a, "--host="); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // Options returns the options the Manager was made with, with Executable
@@ -208,6 +242,9 @@ type Status struct {
 	// Command is the command line the installed entry runs, when it could
 	// be read.
 	Command []string
+	// Host is the Ollama server the installed entry watches (its
+	// OLLAMA_HOST or --host); empty for the default.
+	Host string
 	// Current reports whether the installed entry is exactly what Install
 	// would write now: same executable, same mode, same settings. When it
 	// is false on an installed entry, installing again updates it.
@@ -268,7 +305,7 @@ func errUnsupported(goos string) error {
 
 // commandNotes explains why an installed entry is not what Install would
 // write now, and what to do about it.
-func commandNotes(st Status, o Options) []string {
+func commandNotes(st Status, o Options, want []string) []string {
 	if !st.Installed || st.Current {
 		return nil
 	}
@@ -276,9 +313,22 @@ func commandNotes(st Status, o Options) []string {
 		if _, err := os.Stat(st.Command[0]); err != nil {
 			return []string{fmt.Sprintf("It starts %s, which no longer exists; run `ctxfit service install` with the ctxfit you use.", st.Command[0])}
 		}
-		if want := o.command(); !slices.Equal(st.Command, want) {
+		if o.InspectOnly {
+			return nil // this binary is not what install would start
+		}
+		if st.Host != o.Host {
+			return []string{fmt.Sprintf("It watches %s, not %s; `ctxfit service install` replaces it.", hostOrDefault(st.Host), hostOrDefault(o.Host))}
+		}
+		if !slices.Equal(st.Command, want) {
 			return []string{fmt.Sprintf("It runs `%s`, not `%s`; `ctxfit service install` replaces it.", strings.Join(st.Command, " "), strings.Join(want, " "))}
 		}
 	}
 	return []string{"It was written by another version of ctxfit; `ctxfit service install` updates it."}
+}
+
+func hostOrDefault(h string) string {
+	if h == "" {
+		return "the default Ollama server"
+	}
+	return h
 }

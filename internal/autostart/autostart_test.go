@@ -108,9 +108,10 @@ func TestCommandNotes(t *testing.T) {
 		{"other binary", Status{Installed: true, Command: []string{other, "run"}}, "replaces it"},
 		{"other mode", Status{Installed: true, Command: []string{exe, "run", "--headless"}}, "replaces it"},
 		{"other version", Status{Installed: true, Command: []string{exe, "run"}}, "another version"},
+		{"other host", Status{Installed: true, Command: []string{exe, "run"}, Host: "http://gpu-box:11434"}, "It watches http://gpu-box:11434, not the default Ollama server"},
 	}
 	for _, tt := range tests {
-		notes := commandNotes(tt.st, o)
+		notes := commandNotes(tt.st, o, o.command())
 		switch {
 		case tt.want == "" && len(notes) != 0:
 			t.Errorf("%s: notes %q, want none", tt.name, notes)

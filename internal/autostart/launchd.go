@@ -30,6 +30,11 @@ func launchAgent(o Options) (string, error) {
 		fmt.Fprintf(&b, "\t\t<string>%s</string>\n", xmlText(a))
 	}
 	b.WriteString("\t</array>\n")
+	if o.Host != "" {
+		b.WriteString("\t<key>EnvironmentVariables</key>\n\t<dict>\n")
+		fmt.Fprintf(&b, "\t\t<key>OLLAMA_HOST</key>\n\t\t<string>%s</string>\n", xmlText(o.Host))
+		b.WriteString("\t</dict>\n")
+	}
 	b.WriteString("\t<key>RunAtLoad</key>\n\t<true/>\n")
 	b.WriteString("\t<key>KeepAlive</key>\n\t<false/>\n")
 	if !o.Headless {
@@ -185,6 +190,14 @@ func elementText(d *xml.Decoder) (string, error) {
 }
 
 // agentCommand returns the ProgramArguments of a parsed LaunchAgent.
+// agentHost returns the OLLAMA_HOST of a LaunchAgent's
+// EnvironmentVariables, or "".
+func agentHost(plist map[string]any) string {
+	env, _ := plist["EnvironmentVariables"].(map[string]any)
+	h, _ := env["OLLAMA_HOST"].(string)
+	return h
+}
+
 func agentCommand(plist map[string]any) ([]string, error) {
 	raw, ok := plist["ProgramArguments"].([]any)
 	if !ok || len(raw) == 0 {

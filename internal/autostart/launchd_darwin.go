@@ -164,6 +164,7 @@ func (l *launchAgentFile) status(ctx context.Context) (Status, error) {
 		if cmd, err := agentCommand(plist); err == nil {
 			st.Command = cmd
 		}
+		st.Host = agentHost(plist)
 		runAtLoad, _ := plist["RunAtLoad"].(bool)
 		disabled, _ := plist["Disabled"].(bool)
 		st.Enabled = answer(runAtLoad && !disabled)
@@ -179,6 +180,6 @@ func (l *launchAgentFile) status(ctx context.Context) (Status, error) {
 	out, loaded := l.list(ctx)
 	_, running := launchctlPID(out)
 	st.Running = answer(loaded && running)
-	st.Notes = append(st.Notes, commandNotes(st, l.opts)...)
+	st.Notes = append(st.Notes, commandNotes(st, l.opts, l.opts.command())...)
 	return st, nil
 }

@@ -15,6 +15,7 @@ func TestLaunchAgent(t *testing.T) {
 		{"io.github.ctxfit.plist", Options{Executable: "/Applications/ctxfit.app/Contents/MacOS/ctxfit"}, "Interactive"},
 		{"io.github.ctxfit-headless.plist", Options{Executable: "/opt/homebrew/bin/ctxfit", Headless: true}, nil},
 		{"io.github.ctxfit-odd-path.plist", Options{Executable: `/Users/ann/R&D <tools>/"ctx" 'fit'`}, "Interactive"},
+		{"io.github.ctxfit-host.plist", Options{Executable: "/opt/homebrew/bin/ctxfit", Host: "http://gpu-box:11434/a&b"}, "Interactive"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.golden, func(t *testing.T) {
@@ -37,6 +38,9 @@ func TestLaunchAgent(t *testing.T) {
 			}
 			if want := tt.opts.command(); !slices.Equal(args, want) {
 				t.Errorf("ProgramArguments = %q, want %q", args, want)
+			}
+			if got := agentHost(plist); got != tt.opts.Host {
+				t.Errorf("EnvironmentVariables OLLAMA_HOST = %q, want %q", got, tt.opts.Host)
 			}
 			if got := plist["RunAtLoad"]; got != true {
 				t.Errorf("RunAtLoad = %v, want true", got)

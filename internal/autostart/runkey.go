@@ -9,7 +9,7 @@ import (
 // start o's command: the executable always in double quotes, then each
 // argument quoted as CommandLineToArgvW and Go's os.Args read it back.
 func runKeyCommand(o Options) (string, error) {
-	return windowsCommandLine(o.command())
+	return windowsCommandLine(o.windowsCommand())
 }
 
 // windowsCommandLine joins args into a Windows command line; args[0] is the

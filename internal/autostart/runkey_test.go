@@ -16,6 +16,8 @@ func TestRunKeyCommand(t *testing.T) {
 		{Options{Executable: `C:\Program Files\ctxfit\ctxfit.exe`, Headless: true},
 			`"C:\Program Files\ctxfit\ctxfit.exe" run --headless`},
 		{Options{Executable: `D:\tools\`}, `"D:\tools\" run`},
+		{Options{Executable: `C:\Program Files\ctxfit\ctxfit.exe`, Host: "http://gpu-box:11434"},
+			`"C:\Program Files\ctxfit\ctxfit.exe" run --host http://gpu-box:11434`},
 	}
 	for _, tt := range tests {
 		got, err := runKeyCommand(tt.opts)
@@ -26,8 +28,8 @@ func TestRunKeyCommand(t *testing.T) {
 		if got != tt.want {
 			t.Errorf("runKeyCommand(%+v) = %s, want %s", tt.opts, got, tt.want)
 		}
-		if back := splitWindowsCommandLine(got); !slices.Equal(back, tt.opts.command()) {
-			t.Errorf("%s splits into %q, want %q", got, back, tt.opts.command())
+		if back := splitWindowsCommandLine(got); !slices.Equal(back, tt.opts.windowsCommand()) || hostArg(back) != tt.opts.Host {
+			t.Errorf("%s splits into %q, want %q with host %q", got, back, tt.opts.windowsCommand(), tt.opts.Host)
 		}
 	}
 	if got, err := runKeyCommand(Options{Executable: `C:\a"b.exe`}); err == nil {

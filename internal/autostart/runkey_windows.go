@@ -148,11 +148,12 @@ func (r *runKeyEntry) status(ctx context.Context) (Status, error) {
 		st.Installed = true
 		st.Current = v == r.value
 		st.Command = splitWindowsCommandLine(v)
+		st.Host = hostArg(st.Command)
 		st.Enabled = startupApproved(approved())
 		if st.Enabled == No {
 			st.Notes = append(st.Notes, "It is switched off in Task Manager's Startup tab; `ctxfit service install` switches it on again.")
 		}
 	}
-	st.Notes = append(st.Notes, commandNotes(st, r.opts)...)
+	st.Notes = append(st.Notes, commandNotes(st, r.opts, r.opts.windowsCommand())...)
 	return st, nil
 }

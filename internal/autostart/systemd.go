@@ -47,6 +47,12 @@ func systemdUnit(o Options) (string, error) {
 	}
 	b.WriteString("StartLimitIntervalSec=300\nStartLimitBurst=5\n")
 	b.WriteString("\n[Service]\n")
+	if o.Host != "" {
+		if strings.ContainsFunc(o.Host, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+			return "", fmt.Errorf("the host %q holds control characters, which a systemd unit cannot hold", o.Host)
+		}
+		fmt.Fprintf(&b, "Environment=\"OLLAMA_HOST=%s\"\n", envEscaper.Replace(o.Host))
+	}
 	fmt.Fprintf(&b, "ExecStart=%s\n", exec)
 	b.WriteString("Restart=on-failure\nRestartSec=10\n")
 	b.WriteString("\n[Install]\n")
@@ -82,6 +88,31 @@ func execStart(args []string) (string, error) {
 }
 
 var execEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, `%`, `%%`, `$`, `$$`)
+
+// envEscaper quotes the value of an Environment= assignment: systemd
+// expands specifiers there, but no variables.
+var envEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, `%`, `%%`)
+
+// unitHost returns the OLLAMA_HOST that unit's Environment= lines set, or "".
+func unitHost(unit string) string {
+	host := ""
+	for line := range strings.Lines(unit) {
+		v, ok := strings.CutPrefix(strings.TrimSpace(line), "Environment=")
+		if !ok {
+			continue
+		}
+		words, err := splitExecStart("x " + v) // the same quoting; "x" stands for the program
+		if err != nil {
+			continue
+		}
+		for _, w := range words[1:] {
+			if h, ok := strings.CutPrefix(w, "OLLAMA_HOST="); ok {
+				host = h
+			}
+		}
+	}
+	return host
+}
 
 // unitExecStart returns the command line of the ExecStart= line in unit.
 func unitExecStart(unit string) ([]string, error) {

@@ -222,6 +222,7 @@ func (u *systemdUnitFile) status(ctx context.Context) (Status, error) {
 	case err == nil:
 		st.Installed = true
 		st.Current = string(data) == u.unit
+		st.Host = unitHost(string(data))
 		if cmd, err := unitExecStart(string(data)); err == nil {
 			st.Command = cmd
 		} else {
@@ -258,7 +259,7 @@ func (u *systemdUnitFile) status(ctx context.Context) (Status, error) {
 	case a == Yes && !st.Installed:
 		st.Notes = append(st.Notes, "A ctxfit started by an earlier installation still runs; `ctxfit service stop` stops it.")
 	}
-	st.Notes = append(st.Notes, commandNotes(st, u.opts)...)
+	st.Notes = append(st.Notes, commandNotes(st, u.opts, u.opts.command())...)
 	return st, nil
 }
 

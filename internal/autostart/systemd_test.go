@@ -14,6 +14,8 @@ func TestSystemdUnitGolden(t *testing.T) {
 		{"ctxfit.service", Options{Executable: "/home/ann/.local/bin/ctxfit"}},
 		{"ctxfit-headless.service", Options{Executable: "/usr/local/bin/ctxfit", Headless: true}},
 		{"ctxfit-odd-path.service", Options{Executable: `/home/ann/my apps/100% $HOME/ctxfit`}},
+		{"ctxfit-host.service", Options{Executable: "/usr/local/bin/ctxfit", Headless: true, Host: "http://gpu-box:11434"}},
+		{"ctxfit-odd-host.service", Options{Executable: "/usr/local/bin/ctxfit", Host: `http://100%25 "x":11434/a\b`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.golden, func(t *testing.T) {
@@ -28,6 +30,9 @@ func TestSystemdUnitGolden(t *testing.T) {
 			}
 			if want := tt.opts.command(); !slices.Equal(got, want) {
 				t.Errorf("ExecStart reads back as %q, want %q", got, want)
+			}
+			if h := unitHost(unit); h != tt.opts.Host {
+				t.Errorf("Environment= reads back as OLLAMA_HOST=%q, want %q", h, tt.opts.Host)
 			}
 		})
 	}

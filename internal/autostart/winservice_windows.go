@@ -20,7 +20,7 @@ type windowsService struct {
 }
 
 func newWindowsService(o Options) (backend, error) {
-	if _, err := windowsCommandLine(o.command()); err != nil {
+	if _, err := windowsCommandLine(o.windowsCommand()); err != nil {
 		return nil, err
 	}
 	s, err := service.New(noProgram{}, &service.Config{
@@ -94,7 +94,7 @@ func (w *windowsService) install(ctx context.Context) error {
 		}
 		return nil
 	}
-	if slices.Equal(splitWindowsCommandLine(cfg.BinaryPathName), w.opts.command()) && cfg.StartType == mgr.StartAutomatic {
+	if slices.Equal(splitWindowsCommandLine(cfg.BinaryPathName), w.opts.windowsCommand()) && cfg.StartType == mgr.StartAutomatic {
 		return nil
 	}
 	// Update in place: deleting a running service only marks it for deletion.
@@ -108,7 +108,7 @@ func (w *windowsService) install(ctx context.Context) error {
 		return fmt.Errorf("open the %s service: %w", WindowsServiceName, elevated(err))
 	}
 	defer s.Close()
-	line, err := windowsCommandLine(w.opts.command())
+	line, err := windowsCommandLine(w.opts.windowsCommand())
 	if err != nil {
 		return err
 	}
@@ -167,11 +167,12 @@ func (w *windowsService) status(ctx context.Context) (Status, error) {
 	if ok {
 		st.Installed = true
 		st.Command = splitWindowsCommandLine(cfg.BinaryPathName)
-		st.Current = slices.Equal(st.Command, w.opts.command()) && cfg.StartType == mgr.StartAutomatic
+		st.Host = hostArg(st.Command)
+		st.Current = slices.Equal(st.Command, w.opts.windowsCommand()) && cfg.StartType == mgr.StartAutomatic
 		st.Enabled = answer(cfg.StartType == mgr.StartAutomatic)
 		st.Running = answer(state == svc.Running || state == svc.StartPending)
 		st.Notes = append(st.Notes, "The service runs as LocalSystem, with its own settings and log, not your user's.")
 	}
-	st.Notes = append(st.Notes, commandNotes(st, w.opts)...)
+	st.Notes = append(st.Notes, commandNotes(st, w.opts, w.opts.windowsCommand())...)
 	return st, nil
 }

@@ -37,6 +37,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /api/generate", s.handleGenerate)
 	mux.HandleFunc("POST /api/chat", s.handleChat)
 	mux.HandleFunc("POST /api/create", s.handleCreate)
+	mux.HandleFunc("DELETE /api/delete", s.handleDelete)
 	mux.HandleFunc("GET "+unified.SimulatedPath, s.handleUnified)
 	mux.HandleFunc("POST "+unified.SimulatedPath, s.handleUnified)
 	s.routesV1(mux)
@@ -236,6 +237,25 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	stream(w, r, progress)
+}
+
+// handleDelete removes a model, as `ollama rm` asks: 200 with no body, or
+// 404 "model 'x' not found".
+func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
+	var req api.DeleteRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	name := cmp.Or(req.Model, req.Name)
+	s.mu.Lock()
+	_, ok := s.models[canonicalName(name)]
+	delete(s.models, canonicalName(name))
+	s.mu.Unlock()
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("model '%s' not found", name))
+		return
+	}
+	w.WriteHeader(http.StatusOK)
 }
 
 // stream writes msgs as newline-delimited JSON, flushing each.

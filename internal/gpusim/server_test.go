@@ -925,3 +925,27 @@ func BenchmarkPs(b *testing.B) {
 		}
 	}
 }
+
+func TestDelete(t *testing.T) {
+	sim := gpusim.New(gpusim.Config{})
+	u, err := sim.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	del := func(model string) int {
+		req, _ := http.NewRequest(http.MethodDelete, u+"/api/delete", strings.NewReader(`{"model":"`+model+`"}`))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := del("qwen2.5:0.5b"); code != http.StatusOK {
+		t.Errorf("delete: HTTP %d", code)
+	}
+	if code := del("qwen2.5:0.5b"); code != http.StatusNotFound {
+		t.Errorf("second delete: HTTP %d, want 404", code)
+	}
+}
