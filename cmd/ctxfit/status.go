@@ -55,6 +55,7 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	var snap watch.Snapshot
 	var tunes []hub.Tune
 	var daemonPID int
+	var daemonState *hub.State
 	data, _ := store.Load()
 	if data == nil {
 		data = &state.Data{}
@@ -64,6 +65,7 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	if c, h := e.daemon(ctx, store, u, "status"); c != nil {
 		if st, err := c.State(ctx); err == nil && st.Snapshot.Reachable {
 			snap, tunes, settings, daemonPID = st.Snapshot, st.Tunes, st.Settings, h.PID
+			daemonState = &st
 		}
 	}
 	if daemonPID == 0 {
@@ -81,7 +83,7 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	if !snap.Reachable {
 		return failf(1, "%s", snap.Error)
 	}
-	e.writeStatus(e.stdout, u, snap, data, parallel)
+	e.writeStatus(e.stdout, u, snap, data, parallel, daemonState)
 	if isMac {
 		fmt.Fprintf(e.stdout, "\nApple Silicon: the %s; `%s` says what more would buy.\n", mac, e.hint(u, "gpu-limit"))
 		for _, t := range tunedOn(e, u) {
@@ -213,7 +215,9 @@ func writeStatusJSON(w io.Writer, snap watch.Snapshot, data *state.Data, key str
 	return nil
 }
 
-func (e *env) writeStatus(w io.Writer, u *url.URL, snap watch.Snapshot, data *state.Data, parallel int) {
+// writeStatus prints snap; st, the running daemon's state (nil without
+// one), says which clients still ask a spilled model for too much.
+func (e *env) writeStatus(w io.Writer, u *url.URL, snap watch.Snapshot, data *state.Data, parallel int, st *hub.State) {
 	hostKey := ollamahost.Key(u)
 	// What the server says goes to the terminal escaped.
 	snap.Version = termtext.Clean(snap.Version)
@@ -258,6 +262,10 @@ func (e *env) writeStatus(w io.Writer, u *url.URL, snap watch.Snapshot, data *st
 		switch {
 		case m.RAMWarning != "":
 			hints = append(hints, e.reprog(m.RAMWarning))
+		case m.Spilled && m.TunedContext != nil && st != nil && len(st.TooLarge(m.Name)) == 0:
+			// The clients are fixed already; the model still runs at the
+			// context it was loaded with until a client asks again.
+			hints = append(hints, fmt.Sprintf("%s still runs at context %d, loaded before its clients were fixed; they ask for at most %d now, so its next request reloads it on the GPU (or %s unloads it now).", m.Name, m.ContextLength, *m.TunedContext, "`ollama stop "+m.Name+"`"))
 		case m.Spilled && m.TunedContext != nil:
 			hints = append(hints, fmt.Sprintf("%s spilled at context %d; %d stays on the GPU: %s writes it into your clients (%s shows which ask for more).", m.Name, m.ContextLength, *m.TunedContext, e.cmdline(u, "fix", "all"), e.cmdline(u, "clients")))
 		case m.Spilled:
