@@ -63,6 +63,11 @@ type Config struct {
 	// GPUBudget returns the GPU's share of unified memory when Host is an
 	// Apple Silicon Mac, else 0; recorded with each tune. nil: 0.
 	GPUBudget func(ctx context.Context) int64
+	// GPUShare describes the GPU's share of unified memory when Host is
+	// an Apple Silicon Mac (hub.State.GPUShare), else ""; asked at start
+	// and whenever the server answers again, since a restart of Ollama is
+	// when a new iogpu.wired_limit_mb takes effect. nil: never.
+	GPUShare func(ctx context.Context) string
 	// RAM returns the memory this machine can give a model without
 	// swapping, for a tune of a server on this machine (its first load
 	// must not swap it). nil: MemAvailable, else half the RAM.
@@ -168,6 +173,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		events := &watch.EventLog{Logger: d.logger}
 		for u := range updates {
 			for _, e := range u.Events {
+				if e.Kind == watch.EventReachable && d.cfg.GPUShare != nil {
+					go d.hub.SetGPUShare(d.cfg.GPUShare(ctx))
+				}
 				if hub.Own(e.Kind) {
 					hub.LogEvent(d.logger, e)
 				} else {

@@ -102,6 +102,9 @@ type State struct {
 	Settings state.Settings `json:"settings"`
 	Tunes    []Tune         `json:"tunes"`
 	Clients  []Client       `json:"clients"`
+	// GPUShare describes, on an Apple Silicon server, the GPU's share of
+	// unified memory ("GPU may use 21.3 GiB of 32.0 GiB"); "" elsewhere.
+	GPUShare string `json:"gpu_share,omitempty"`
 }
 
 // Tuning returns the running tune of model.
@@ -219,6 +222,17 @@ func (h *Hub) SetSettings(s state.Settings) {
 	defer h.mu.Unlock()
 	if !reflect.DeepEqual(s, h.st.Settings) {
 		h.st.Settings = s
+		h.publish(nil)
+	}
+}
+
+// SetGPUShare records the GPU's share of unified memory (State.GPUShare);
+// consumers hear of a change.
+func (h *Hub) SetGPUShare(share string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if share != h.st.GPUShare {
+		h.st.GPUShare = share
 		h.publish(nil)
 	}
 }

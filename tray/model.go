@@ -334,7 +334,7 @@ func (s *state) view() view {
 	v := view{Icon: s.icon(), Tooltip: s.tooltip(), Attention: s.attention()}
 
 	v.Title = itemView{Title: "ctxfit " + s.versionOr() + " · " + s.overall(), Disabled: true}
-	v.Header = itemView{Title: "Ollama" + version(snap.Version) + at(snap.Host), Disabled: true}
+	v.Header = itemView{Title: "Ollama" + version(snap.Version) + at(snap.Host) + share(s.hs.GPUShare), Disabled: true}
 	v.Status = itemView{Disabled: true, Hidden: true}
 	switch {
 	case !s.polled || !snap.Reachable && snap.Error == "":
@@ -666,6 +666,15 @@ func version(v string) string {
 		return ""
 	}
 	return " " + v
+}
+
+// share adds an Apple Silicon server's GPU share of unified memory to its
+// line: " · GPU may use 21.3 GiB of 32.0 GiB".
+func share(s string) string {
+	if s == "" {
+		return ""
+	}
+	return " · " + s
 }
 
 func at(host string) string {

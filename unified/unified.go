@@ -51,6 +51,12 @@ func (i Info) String() string {
 		format.HumanBytes2(uint64(i.Budget())), format.HumanBytes2(uint64(i.RAM)), how)
 }
 
+// Short describes the budget in a few words, for the tray's server line:
+// "GPU may use 21.3 GiB of 32.0 GiB".
+func (i Info) Short() string {
+	return fmt.Sprintf("GPU may use %s of %s", format.HumanBytes2(uint64(i.Budget())), format.HumanBytes2(uint64(i.RAM)))
+}
+
 // DefaultBudget returns Metal's recommended working set on a Mac with ram
 // bytes of memory when iogpu.wired_limit_mb is 0: about 2/3 of it, 3/4 from
 // 36 GiB up.

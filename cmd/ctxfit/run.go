@@ -172,6 +172,12 @@ func (e *env) newDaemon(store *state.Store, logger *slog.Logger, m *metrics.Coll
 			}
 			return 0
 		},
+		GPUShare: func(ctx context.Context) string {
+			if _, mac, ok := e.unifiedInfo(ctx, u); ok {
+				return mac.Short()
+			}
+			return ""
+		},
 		RAM: e.localRAM,
 	})
 }
