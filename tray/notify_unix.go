@@ -89,7 +89,11 @@ func (d *dbusNotifier) connect() error {
 	return nil
 }
 
-// follow passes actions on and forgets closed notifications.
+// follow passes actions on and forgets closed notifications, and those
+// acted on: servers close a notification once one of its actions is
+// invoked, and a later notification with the same key must be a new one,
+// not a replacement of one that is gone (which some servers update in
+// place, unseen).
 func (d *dbusNotifier) follow(signals <-chan *dbus.Signal) {
 	for sig := range signals {
 		if len(sig.Body) < 2 {
@@ -99,7 +103,7 @@ func (d *dbusNotifier) follow(signals <-chan *dbus.Signal) {
 		d.mu.Lock()
 		key, known := d.keys[id]
 		switch sig.Name {
-		case notifyIface + ".NotificationClosed":
+		case notifyIface + ".NotificationClosed", notifyIface + ".ActionInvoked":
 			if known {
 				delete(d.keys, id)
 				if d.ids[key] == id {

@@ -468,6 +468,9 @@ func TestTrayNotificationActions(t *testing.T) {
 	if err := sim.Load(simModel, fitCtx, gpusim.Forever); err != nil {
 		t.Fatal(err)
 	}
+	// The status may read Active already (a tune ended); the watcher must
+	// have seen the fit before the next spill, or it sees no change.
+	p.WaitMenu("the model back on the GPU", hasLine(simModel+" · ", "100% GPU"))
 	p.WaitStatus("Active")
 	// The end of the cancelled tune judged the model afresh: still spilled
 	// then, so told again; the fit withdraws that notification too.
@@ -504,4 +507,25 @@ func TestTrayNotificationActions(t *testing.T) {
 	if code != 0 {
 		t.Errorf("after Quit the tray exited with %d:\n%s", code, out)
 	}
+}
+
+// hasLine returns a menu test for a visible line holding every one of parts.
+func hasLine(parts ...string) func(*traytest.Node) bool {
+	var find func(*traytest.Node) bool
+	find = func(n *traytest.Node) bool {
+		for _, c := range n.Children {
+			if !c.Visible {
+				continue
+			}
+			all := true
+			for _, p := range parts {
+				all = all && strings.Contains(c.Label, p)
+			}
+			if all || find(c) {
+				return true
+			}
+		}
+		return false
+	}
+	return find
 }
