@@ -36,7 +36,7 @@ func Lock(ctx context.Context, path string) (*Held, error) {
 		return nil, fmt.Errorf("open the lock %s: %w", path, err)
 	}
 	for pause := time.Millisecond; ; pause = min(2*pause, 50*time.Millisecond) {
-		if err := tryLock(f); err == nil {
+		if err := TryLock(f); err == nil {
 			return &Held{f: f}, nil
 		}
 		select {
@@ -53,7 +53,7 @@ func (h *Held) Unlock() {
 	if h == nil || h.f == nil {
 		return
 	}
-	unlock(h.f)
+	UnlockFile(h.f)
 	h.f.Close()
 	h.f = nil
 }

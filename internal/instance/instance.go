@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/ctxfit/ctxfit/internal/filelock"
 )
 
 // ErrRunning reports that another process holds the lock.
@@ -35,7 +37,7 @@ func Acquire(dir, key string) (*Lock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open ctxfit's lock %s: %w", path, err)
 	}
-	if err := lockFile(f); err != nil {
+	if err := filelock.TryLock(f); err != nil {
 		b := make([]byte, 32)
 		n, _ := f.ReadAt(b, 0)
 		f.Close()
@@ -55,7 +57,7 @@ func (l *Lock) Release() error {
 	if l == nil || l.f == nil {
 		return nil
 	}
-	unlockFile(l.f)
+	filelock.UnlockFile(l.f)
 	err := l.f.Close()
 	l.f = nil
 	return err
