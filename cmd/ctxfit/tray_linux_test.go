@@ -139,9 +139,10 @@ func TestTrayRealApp(t *testing.T) {
 
 	p := traytest.Start(t, mainCommand(h.vars, "run", "--host", u, "--tray-wait", "300ms"))
 	it := w.Attach(t, p.Done())
+	// The simulated 32 GB Mac: the server line shows the GPU's share of its memory.
 	it.WaitMenu("the header and an idle server", func(n *traytest.Node) bool {
 		hd := n.Find("Ollama ")
-		return hd != nil && hd.Label == "Ollama 0.17.4 at "+u && n.Find("No model loaded") != nil
+		return hd != nil && hd.Label == "Ollama 0.17.4 at "+u+" · GPU may use 21.3 GiB of 32.0 GiB" && n.Find("No model loaded") != nil
 	})
 	it.WaitIcon(assets.OK)
 
