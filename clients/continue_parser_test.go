@@ -8,25 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// clientsDir returns the directory of the real clients from npm
-// (scripts/clients-for-tests), skipping the test when they are absent, or
-// failing it when CTXFIT_REQUIRE_CLIENTS is set (CI).
-func clientsDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("CTXFIT_CLIENTS_DIR")
-	if dir == "" {
-		if os.Getenv("CTXFIT_REQUIRE_CLIENTS") != "" {
-			t.Fatal("CTXFIT_CLIENTS_DIR is not set; run export CTXFIT_CLIENTS_DIR=$(scripts/clients-for-tests)")
-		}
-		t.Skip("the real clients are not installed; export CTXFIT_CLIENTS_DIR=$(scripts/clients-for-tests) to run this test")
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Fatalf("CTXFIT_CLIENTS_DIR is set but node is not on PATH: %v", err)
-	}
-	return dir
-}
+	"github.com/ctxfit/ctxfit/internal/clientstest"
+)
 
 // TestContinueParserAcceptsFixedFiles runs Continue's own parser and
 // validator (npm @continuedev/config-yaml) over every config.yaml ctxfit
@@ -35,7 +19,7 @@ func clientsDir(t *testing.T) string {
 // before the fix it must accept after it. The fixtures are fragments, so
 // the name and version Continue requires are added when they lack them.
 func TestContinueParserAcceptsFixedFiles(t *testing.T) {
-	dir := clientsDir(t)
+	dir := clientstest.Dir(t)
 	tmp := t.TempDir()
 	type pair struct{ in, out []string }
 	var cases []pair

@@ -11,27 +11,10 @@ import (
 
 	"github.com/ollama/ollama/api"
 
+	"github.com/ctxfit/ctxfit/internal/clientstest"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
 	"github.com/ctxfit/ctxfit/ollama"
 )
-
-// realClients returns the directory of the real clients from npm
-// (scripts/clients-for-tests): a skip that says how to get them, or a
-// failure when CTXFIT_REQUIRE_CLIENTS is set (CI).
-func realClients(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("CTXFIT_CLIENTS_DIR")
-	if dir == "" {
-		if os.Getenv("CTXFIT_REQUIRE_CLIENTS") != "" {
-			t.Fatal("CTXFIT_CLIENTS_DIR is not set; run export CTXFIT_CLIENTS_DIR=$(scripts/clients-for-tests)")
-		}
-		t.Skip("the real clients are not installed; export CTXFIT_CLIENTS_DIR=$(scripts/clients-for-tests) to run this test")
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Fatalf("CTXFIT_CLIENTS_DIR is set but node is not on PATH: %v", err)
-	}
-	return dir
-}
 
 // TestRealClientsRunAtTheTunedContext fixes the configs of Continue's CLI,
 // opencode and Codex CLI, the real programs from npm, runs each once with a
@@ -43,7 +26,7 @@ func realClients(t *testing.T) string {
 // gibberish keeps the agents generating and calling tools until they are
 // killed, so that their loads cannot be told apart; see issue 20's note.)
 func TestRealClientsRunAtTheTunedContext(t *testing.T) {
-	dir := realClients(t)
+	dir := clientstest.Dir(t)
 	t.Run("simulator", func(t *testing.T) {
 		_, u := startSim(t, "mac32", nil)
 		runRealClients(t, dir, u, ollama.NewClient(ollamahost.Parse(u)), "qwen2.5:0.5b", 12288)
