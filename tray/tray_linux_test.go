@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -469,8 +470,10 @@ func TestTrayNotificationActions(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The status may read Active already (a tune ended); the watcher must
-	// have seen the fit before the next spill, or it sees no change.
-	p.WaitMenu("the model back on the GPU", hasLine(simModel+" · ", "100% GPU"))
+	// have seen the fit before the next spill, or it sees no change. The
+	// model's line, not the tune's progress ("tuning: 8192: 100% GPU"),
+	// must say so.
+	p.WaitMenu("the model back on the GPU", hasLine(simModel+" · ", fmt.Sprintf("100%% GPU · context %d", fitCtx)))
 	p.WaitStatus("Active")
 	// The end of the cancelled tune judged the model afresh: still spilled
 	// then, so told again; the fit withdraws that notification too.
