@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -304,7 +305,20 @@ func (d *Data) GPU(host string, local ollama.GPUPresence) ollama.GPUPresence {
 type Store struct {
 	dir string
 	mu  sync.Mutex
+
+	// What Peek read last, and the file it read it from: Peek reads the
+	// file again only when it changed.
+	peeked   *Data
+	peekInfo fs.FileInfo // nil: no file then
+	peekAt   time.Time
+	writes   int // Updates through this Store
+	peekGen  int // writes when peeked was read
 }
+
+// peekMaxAge bounds how long Peek trusts an unchanged file's size, time and
+// identity: a file system with coarse timestamps could show two writes of
+// the same size in one tick, and a freed file ID can be reused at once.
+const peekMaxAge = 30 * time.Second
 
 // OpenStore returns the store in dir. Nothing is read or created until used.
 func OpenStore(dir string) *Store { return &Store{dir: dir} }
@@ -319,6 +333,40 @@ func (s *Store) Load() (*Data, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.load()
+}
+
+// Peek returns the current data as Load does, for readers that look every
+// second (the watcher): it reads and parses the file again only when its
+// size, modification time or identity changed, this Store wrote it, or
+// peekMaxAge passed. The Data is shared by every caller of Peek: read it,
+// never modify it (use Update to change the state).
+func (s *Store) Peek() (*Data, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	info, err := os.Stat(s.path())
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read ctxfit state: %w", err)
+	}
+	now := time.Now()
+	if s.peeked != nil && s.peekGen == s.writes && now.Sub(s.peekAt) < peekMaxAge && sameFile(info, s.peekInfo) {
+		return s.peeked, nil
+	}
+	d, err := s.load()
+	if err != nil {
+		s.peeked = nil
+		return nil, err
+	}
+	s.peeked, s.peekInfo, s.peekAt, s.peekGen = d, info, now, s.writes
+	return d, nil
+}
+
+// sameFile reports whether a and b (nil: no file) describe the same
+// unchanged file.
+func sameFile(a, b fs.FileInfo) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime()) && a.Mode() == b.Mode()
 }
 
 func (s *Store) load() (*Data, error) {
@@ -399,6 +447,7 @@ func (s *Store) Update(fn func(*Data) error) error {
 	if err := fn(d); err != nil {
 		return err
 	}
+	s.writes++ // a Peek now reads the file again, even if it looks the same
 	b, err := json.MarshalIndent(d, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode ctxfit state: %w", err)

@@ -235,3 +235,57 @@ func TestTunedSet(t *testing.T) {
 		t.Errorf("SetKey = %q", k)
 	}
 }
+
+// Peek reads the file again exactly when it changed: through this Store,
+// through another (a CLI in another process), or when it was removed; an
+// unchanged file is not parsed again.
+func TestPeek(t *testing.T) {
+	dir := t.TempDir()
+	s, other := OpenStore(dir), OpenStore(dir)
+	d, err := s.Peek()
+	if err != nil || len(d.Tuned) != 0 {
+		t.Fatalf("Peek of no file: %+v, %v", d, err)
+	}
+	put := func(st *Store, ctx int) {
+		t.Helper()
+		if err := st.Update(func(d *Data) error {
+			d.PutTuned(Tuned{Host: "http://h:1", Model: "m", Parallel: 1, Context: ctx, Step: 1024})
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tuned := func() int {
+		t.Helper()
+		d, err := s.Peek()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tu, _ := d.TunedFor("http://h:1", "m", "")
+		return tu.Context
+	}
+	put(s, 8192)
+	if got := tuned(); got != 8192 {
+		t.Fatalf("after this Store's write: %d, want 8192", got)
+	}
+	first, _ := s.Peek()
+	if again, _ := s.Peek(); again != first {
+		t.Error("an unchanged file was parsed again")
+	}
+	put(other, 16384) // same size, maybe the same modification time
+	if got := tuned(); got != 16384 {
+		t.Fatalf("after another Store's write: %d, want 16384", got)
+	}
+	if err := os.Remove(filepath.Join(dir, "state.json")); err != nil {
+		t.Fatal(err)
+	}
+	if got := tuned(); got != 0 {
+		t.Fatalf("after removal: %d, want 0", got)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "state.json"), []byte("{damaged"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Peek(); err == nil {
+		t.Error("a damaged file peeked without an error")
+	}
+}
