@@ -115,6 +115,7 @@ type Update struct {
 	// Data is ctxfit's state as this poll read it (nil without a store or
 	// when it could not be read), so that the one consumer that needs the
 	// settings, the tuned values and the tune leases reads no file again.
+	// It is shared (state.Store.Peek): read it, never modify it.
 	Data *state.Data
 }
 
@@ -124,6 +125,14 @@ type Options struct {
 	// with how long it took (the metrics' poll duration).
 	ObservePoll  func(time.Duration)
 	FastInterval time.Duration // while models are loaded or just changed; default 1 s
+	// SteadyInterval is the poll interval once models have stayed loaded
+	// unchanged for SteadyAfter; default twice FastInterval. A reload
+	// takes a model out of /api/ps, which the next poll sees, and the
+	// watcher then polls every FastInterval again, so a spill is still
+	// seen within FastInterval of the end of any load that took longer
+	// than SteadyInterval: a steady server costs half the polls.
+	SteadyInterval time.Duration
+	SteadyAfter    time.Duration // default 30 s
 	// ReloadGrace is how long a model may be missing from /api/ps before it
 	// counts as unloaded: Ollama lists a reloading model only once the new
 	// load is done, which takes seconds to minutes. Default 2 minutes.
@@ -152,6 +161,12 @@ func (o *Options) defaults() {
 	}
 	if o.IdleInterval <= 0 {
 		o.IdleInterval = 2500 * time.Millisecond
+	}
+	if o.SteadyInterval <= 0 {
+		o.SteadyInterval = 2 * o.FastInterval
+	}
+	if o.SteadyAfter <= 0 {
+		o.SteadyAfter = 30 * time.Second
 	}
 	if o.ReloadGrace <= 0 {
 		o.ReloadGrace = 2 * time.Minute
@@ -275,9 +290,11 @@ func (w *Watcher) Snapshot() Snapshot {
 	return cloneSnapshot(w.snap)
 }
 
-// Run polls until ctx is done: about every FastInterval while models are
-// loaded or something just changed, every IdleInterval otherwise, and with
-// exponential backoff up to MaxBackoff while the server does not answer.
+// Run polls until ctx is done: every FastInterval while something changed
+// in the last SteadyAfter or a model is reloading, every SteadyInterval
+// while models stay loaded unchanged, every IdleInterval while none is
+// loaded, and with exponential backoff up to MaxBackoff while the server
+// does not answer.
 // While nothing listens at the server's address (Ollama stopped or
 // restarting) it also tries a bare TCP connection every FastInterval and
 // polls as soon as one succeeds, so that a server that comes back is seen
@@ -285,21 +302,14 @@ func (w *Watcher) Snapshot() Snapshot {
 // It returns ctx's error; failures of the server are events, not errors.
 func (w *Watcher) Run(ctx context.Context) error {
 	backoff := w.opts.FastInterval
+	var changed time.Time // when a poll last saw a change
 	for {
 		u := w.Poll(ctx)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		var wait time.Duration
-		switch {
-		case !u.Snapshot.Reachable:
-			wait = backoff
-			backoff = min(backoff*2, w.opts.MaxBackoff)
-		case len(u.Snapshot.Models) > 0 || len(u.Events) > 0 || w.reloading():
-			wait, backoff = w.opts.FastInterval, w.opts.FastInterval
-		default:
-			wait, backoff = w.opts.IdleInterval, w.opts.FastInterval
-		}
+		wait, backoff, changed = w.interval(u, backoff, changed, w.opts.Now())
 		w.mu.Lock()
 		probe := !u.Snapshot.Reachable && w.refused
 		w.mu.Unlock()
@@ -307,6 +317,23 @@ func (w *Watcher) Run(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// interval returns how long Run waits after the poll that gave u, the
+// backoff for the next failure, and when a poll last saw a change.
+func (w *Watcher) interval(u Update, backoff time.Duration, changed, now time.Time) (time.Duration, time.Duration, time.Time) {
+	fast := w.opts.FastInterval
+	switch {
+	case !u.Snapshot.Reachable:
+		return backoff, min(backoff*2, w.opts.MaxBackoff), changed
+	case len(u.Events) > 0 || w.reloading():
+		return fast, fast, now
+	case len(u.Snapshot.Models) > 0 && now.Sub(changed) < w.opts.SteadyAfter:
+		return fast, fast, changed
+	case len(u.Snapshot.Models) > 0:
+		return w.opts.SteadyInterval, fast, changed
+	}
+	return w.opts.IdleInterval, fast, changed
 }
 
 // Kick makes Run poll now instead of at its next tick; it never blocks.
@@ -420,11 +447,16 @@ func (w *Watcher) poll(ctx context.Context) (u Update, told bool) {
 	}
 	var data *state.Data
 	if w.store != nil {
-		data, _ = w.store.Load() // a damaged state file must not stop the watcher
+		// Peek: the file is parsed again only when it changed, since
+		// this runs every second. A damaged state file must not stop the
+		// watcher.
+		data, _ = w.store.Peek()
 	}
 	if err == nil && data != nil && anyInVRAM(ps.Models) && !gpuSeen(data.Hosts[w.key]) {
-		w.store.Update(func(d *state.Data) error { d.Host(w.key).GPUSeen = true; return nil })
-		data.Host(w.key).GPUSeen = true
+		// data is shared: record the GPU, then read the state again.
+		if w.store.Update(func(d *state.Data) error { d.Host(w.key).GPUSeen = true; return nil }) == nil {
+			data, _ = w.store.Peek()
+		}
 	}
 
 	w.mu.Lock()

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -673,5 +674,94 @@ func TestTunedBeside(t *testing.T) {
 	m := w.Poll(context.Background()).Snapshot.Models[0]
 	if m.TunedContext == nil || *m.TunedContext != 24576 || m.TunedBeside != nil {
 		t.Errorf("alone: tuned %v beside %q, want 24576 alone", m.TunedContext, m.TunedBeside)
+	}
+}
+
+// A server whose models stay loaded unchanged is polled every
+// SteadyInterval; any change, or a model out of /api/ps for a reload,
+// brings back FastInterval at once, and SteadyAfter later the steady pace.
+func TestWatcherInterval(t *testing.T) {
+	const fast, steady, idle, after = time.Second, 2 * time.Second, 3 * time.Second, 30 * time.Second
+	w := New(nil, &url.URL{Scheme: "http", Host: "127.0.0.1:1"}, nil, Options{FastInterval: fast, SteadyInterval: steady, IdleInterval: idle, SteadyAfter: after, MaxBackoff: 8 * time.Second})
+	t0 := time.Date(2026, 12, 2, 1, 0, 0, 0, time.UTC)
+	loaded := Snapshot{Reachable: true, Models: []Model{{Name: "m"}}}
+	event := []Event{{Kind: EventLoaded, Model: "m"}}
+	tests := []struct {
+		name        string
+		u           Update
+		reloading   bool
+		changed     time.Time // when a poll last saw a change
+		now         time.Time
+		wait        time.Duration
+		wantChanged time.Time
+	}{
+		{"a load", Update{Snapshot: loaded, Events: event}, false, time.Time{}, t0, fast, t0},
+		{"loaded, changed just now", Update{Snapshot: loaded}, false, t0, t0.Add(10 * time.Second), fast, t0},
+		{"loaded, steady", Update{Snapshot: loaded}, false, t0, t0.Add(after), steady, t0},
+		{"steady, then a spill", Update{Snapshot: loaded, Events: []Event{{Kind: EventSpillStarted, Model: "m"}}}, false, t0, t0.Add(time.Hour), fast, t0.Add(time.Hour)},
+		{"steady, then out for a reload", Update{Snapshot: Snapshot{Reachable: true}}, true, t0, t0.Add(time.Hour), fast, t0.Add(time.Hour)},
+		{"nothing loaded", Update{Snapshot: Snapshot{Reachable: true}}, false, t0, t0.Add(time.Hour), idle, t0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w.mu.Lock()
+			w.gone = map[string]goneModel{}
+			if tt.reloading {
+				w.gone["m"] = goneModel{}
+			}
+			w.mu.Unlock()
+			wait, backoff, changed := w.interval(tt.u, 4*time.Second, tt.changed, tt.now)
+			if wait != tt.wait || backoff != fast || !changed.Equal(tt.wantChanged) {
+				t.Errorf("interval = %v, backoff %v, changed %v; want %v, %v, %v", wait, backoff, changed, tt.wait, fast, tt.wantChanged)
+			}
+		})
+	}
+	// Unreachable: the backoff doubles up to MaxBackoff.
+	if wait, backoff, _ := w.interval(Update{}, 4*time.Second, t0, t0); wait != 4*time.Second || backoff != 8*time.Second {
+		t.Errorf("unreachable: wait %v, backoff %v; want 4s, 8s", wait, backoff)
+	}
+	if _, backoff, _ := w.interval(Update{}, 8*time.Second, t0, t0); backoff != 8*time.Second {
+		t.Errorf("unreachable: backoff %v past MaxBackoff 8s", backoff)
+	}
+}
+
+// After a steady spell, a reload that spills is still told within about
+// FastInterval of its end: the model's absence during the reload is seen
+// at the steady pace and brings back the fast one.
+func TestWatcherSteadyThenSpill(t *testing.T) {
+	f := &fakeOllama{}
+	const fast, steady = 20 * time.Millisecond, 400 * time.Millisecond
+	w, _ := newTestWatcher(t, f, Options{FastInterval: fast, SteadyInterval: steady, SteadyAfter: 100 * time.Millisecond})
+	ch, cancel := w.Subscribe()
+	defer cancel()
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	f.set(psModel("qwen2.5-coder:7b", 6*gib, 6*gib, 8192))
+	var polls atomic.Int64
+	w.opts.ObservePoll = func(time.Duration) { polls.Add(1) }
+	go w.Run(ctx)
+	time.Sleep(time.Second) // loaded, steady for most of it
+	if n := polls.Load(); n > 10 {
+		t.Errorf("%d polls in 1 s of a steady server; want about 100ms/20ms + 900ms/400ms = 7", n)
+	}
+	f.set()                // the client asks for a larger context: Ollama reloads
+	time.Sleep(2 * steady) // the absence is seen
+	before := polls.Load()
+	time.Sleep(300 * time.Millisecond)
+	if n := polls.Load() - before; n < 5 {
+		t.Errorf("%d polls in 300ms while the model reloads; want the fast pace (about 15)", n)
+	}
+	f.set(psModel("qwen2.5-coder:7b", 10*gib, 8*gib, 32768))
+	for deadline := time.After(5 * time.Second); ; {
+		select {
+		case u := <-ch:
+			for _, e := range u.Events {
+				if e.Kind == EventSpillStarted {
+					return
+				}
+			}
+		case <-deadline:
+			t.Fatal("no spill told")
+		}
 	}
 }
