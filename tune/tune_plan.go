@@ -48,6 +48,52 @@ type tunePlan struct {
 	// widths holds the number of unproven candidates each time next chose
 	// a load.
 	widths []int
+
+	// What was known before the first load (see usePrior): evidence that
+	// chooses loads but never proves an answer. priors are loads the
+	// server made before the tune (the model as /api/ps listed it);
+	// hostLo and hostUp bound the GPU's usable memory as earlier tunes on
+	// this host measured it (hostUp +Inf when unbounded). Once the tune's
+	// own loads contradict them, or a prediction made with them fails,
+	// priorsOff drops them for good.
+	priors         []priorProbe
+	hostLo, hostUp float64
+	hasHost        bool
+	priorsOff      bool
+}
+
+// priorProbe is a load the server made before the tune. alone says no
+// other model was loaded beside it: only then does its spill bound the
+// GPU from above (with others loaded, the server may free their memory
+// for the tune's loads).
+type priorProbe struct {
+	Probe
+	alone bool
+}
+
+// addPrior records pr, a load measured before the tune, as a prior.
+func (p *tunePlan) addPrior(pr Probe, alone bool) {
+	if pr.Context <= 0 || pr.Size <= 0 || pr.Refused != "" {
+		return
+	}
+	p.priors = append(p.priors, priorProbe{pr, alone})
+}
+
+// setHostBound records that earlier tunes on this host found its GPU's
+// usable memory in [lo, up) (up <= 0: no upper bound), as a prior.
+func (p *tunePlan) setHostBound(lo, up float64) {
+	if up <= 0 {
+		up = math.Inf(1)
+	}
+	if lo < 0 || up <= lo {
+		return
+	}
+	p.hostLo, p.hostUp, p.hasHost = lo, up, true
+}
+
+// usePrior reports whether the priors still count.
+func (p *tunePlan) usePrior() bool {
+	return !p.priorsOff && (len(p.priors) > 0 || p.hasHost)
 }
 
 // newTunePlan returns the plan for a model of architecture ma tuned at
@@ -87,6 +133,7 @@ func (p *tunePlan) add(pr Probe) {
 		lo, hi := p.bracket()
 		if hi-p.step < p.expect[0] || lo > p.expect[1] {
 			p.surprises++
+			p.priorsOff = true // if they misled the prediction
 		}
 	}
 	p.expecting = false
@@ -130,7 +177,7 @@ func (p *tunePlan) lastFitAt(c int) bool {
 // candidate spilled) with lo+step proven to spill or lo == max, and, when
 // lo > 0, the last load a fit at lo.
 func (p *tunePlan) next() (ctx int, done bool) {
-	if len(p.probes) == 0 {
+	if len(p.probes) == 0 && !p.usePrior() {
 		return p.max, false // a fit here ends the tune in one load
 	}
 	lo, hi := p.bracket()
@@ -160,9 +207,10 @@ func (p *tunePlan) next() (ctx int, done bool) {
 		if !p.joint() {
 			prob = p.mixedPrior(cands, thr)
 		}
-		refused := p.probes[len(p.probes)-1].Refused != "" // a risk scout took knowingly
+		refused := len(p.probes) > 0 && p.probes[len(p.probes)-1].Refused != "" // a risk scout took knowingly
 		if p.scouted > 0 && !refused && 2*window(prob) > p.scouted {
 			p.surprises++
+			p.priorsOff = true
 		}
 	}
 	p.scouted = 0
@@ -414,11 +462,62 @@ func (p *tunePlan) mixedPrior(cands []int, thr []float64) []float64 {
 }
 
 // capacity returns the interval [lo, up) in which the GPU's usable memory
-// lies according to the probes, and whether there is one.
+// lies according to the probes, narrowed by the priors while they agree
+// with the probes, and whether there is one.
 func (p *tunePlan) capacity() (lo, up float64, ok bool) {
+	lo, up, soft := p.evidence(p.probes, nil)
+	if p.usePrior() {
+		var plo, pup float64
+		var psoft []float64
+		pp := make([]Probe, len(p.priors))
+		alone := make([]bool, len(p.priors))
+		for i, q := range p.priors {
+			pp[i], alone[i] = q.Probe, q.alone
+		}
+		plo, pup, psoft = p.evidence(pp, alone)
+		if p.hasHost {
+			plo, pup = math.Max(plo, p.hostLo), math.Min(pup, p.hostUp)
+		}
+		if l, u := math.Max(lo, plo), math.Min(up, pup); u > l {
+			lo, up = l, u
+			soft = append(soft, psoft...)
+		} else {
+			p.priorsOff = true // the loads disagree: the GPU changed
+		}
+	}
+	if math.IsInf(up, 1) || up <= lo {
+		return 0, 0, false
+	}
+	for _, s := range soft {
+		if s > lo { // a bound below proven memory was a wrong guess
+			up = math.Min(up, s)
+		}
+	}
+	return lo, up, true
+}
+
+// gpuBound returns what the tune's own loads prove of the GPU's usable
+// memory, lo (0 when nothing), and what they suggest as its upper end,
+// up (+Inf when nothing): the bound a later tune on the same host may
+// start from (setHostBound).
+func (p *tunePlan) gpuBound() (lo, up float64) {
+	lo, up, soft := p.evidence(p.probes, nil)
+	for _, s := range soft {
+		if s > lo {
+			up = math.Min(up, s)
+		}
+	}
+	return lo, up
+}
+
+// evidence returns the bounds of the GPU's memory that the loads probes
+// give: a hard lower one, a hard upper one (+Inf when none) and the soft
+// upper ones of spills with layers in VRAM. alone, when not nil, says for
+// each load whether it was alone on the server; one that was not gives a
+// lower bound only.
+func (p *tunePlan) evidence(probes []Probe, alone []bool) (lo, up float64, soft []float64) {
 	up = math.Inf(1)
-	var soft []float64
-	for _, pr := range p.probes {
+	for i, pr := range probes {
 		if pr.Fits() {
 			lo = math.Max(lo, float64(pr.Size))
 			continue
@@ -434,20 +533,15 @@ func (p *tunePlan) capacity() (lo, up float64, ok bool) {
 		if !p.graphOnly(pr) {
 			lo = math.Max(lo, float64(pr.SizeVRAM))
 		}
+		if alone != nil && !alone[i] {
+			continue
+		}
 		up = math.Min(up, float64(pr.Size))
 		if s := p.spillBound(pr); s > 0 {
 			soft = append(soft, s)
 		}
 	}
-	if math.IsInf(up, 1) || up <= lo {
-		return 0, 0, false
-	}
-	for _, s := range soft {
-		if s > lo { // a bound below proven memory was a wrong guess
-			up = math.Min(up, s)
-		}
-	}
-	return lo, up, true
+	return lo, up, soft
 }
 
 // layerMargin widens the one-layer bound of a spill: the layer's size is
@@ -551,6 +645,11 @@ func (p *tunePlan) sizeAt(c int) float64 {
 // newest winning; refused loads measured nothing.
 func (p *tunePlan) points() []Probe {
 	by := map[int]Probe{}
+	if !p.priorsOff {
+		for _, q := range p.priors {
+			by[q.Context] = q.Probe
+		}
+	}
 	for _, pr := range p.probes {
 		if pr.Refused == "" {
 			by[pr.Context] = pr
