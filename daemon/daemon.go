@@ -592,13 +592,16 @@ func (d *Daemon) Tune(ctx context.Context, model string, progress func(string)) 
 	// user's answer, or a model seen in VRAM; not this machine's hardware,
 	// a guess that a known-absent GPU would turn into a refusal.
 	gpu := ollama.GPUUnknown
+	var hostGPU *state.GPUBound
 	if data, err := d.cfg.Store.Load(); err == nil {
 		gpu = data.GPU(d.key, "")
+		hostGPU = data.GPUBound(d.key)
 	}
 	opts := tune.Options{
 		Model:      model,
 		Parallel:   parallel,
 		GPU:        gpu,
+		HostGPU:    hostGPU,
 		Companions: with,
 		Progress: func(p tune.Probe) {
 			line := tune.ProbeLine(p)

@@ -115,6 +115,46 @@ type HostState struct {
 	// GPU is the user's own answer ("present" or "absent"); it beats
 	// everything ctxfit infers. Empty when the user said nothing.
 	GPU ollama.GPUPresence `json:"gpu,omitempty"`
+	// GPUBound is what the tunes on this host measured of the GPU's
+	// usable memory; nil until one did. The tuner takes it as a hint for
+	// choosing its loads, never as proof: the user may have changed
+	// OLLAMA_GPU_OVERHEAD or closed a program that used VRAM since.
+	GPUBound *GPUBound `json:"gpu_bound,omitempty"`
+}
+
+// GPUBound bounds the GPU memory an Ollama server lends a model: at least
+// Lo bytes (a load of that size ran 100% on the GPU, or that much of a
+// spilled one did) and probably less than Up (a load of that size spilled,
+// or one more layer would not fit); Up is 0 when unbounded.
+type GPUBound struct {
+	Lo int64 `json:"lo"`
+	Up int64 `json:"up,omitempty"`
+	// MeasuredAt is when the last tune that changed it ran.
+	MeasuredAt time.Time `json:"measured_at"`
+	// Beside is the ollama.ModelKey of each other model loaded on the
+	// server when it was measured, sorted; empty when there were none.
+	// Their memory was not the tuned model's to take.
+	Beside []string `json:"beside,omitempty"`
+}
+
+// Merge returns the bound after a newer measurement n: n where the two
+// disagree or were measured beside different models (the GPU changed),
+// else their intersection.
+func (b *GPUBound) Merge(n GPUBound) GPUBound {
+	if b == nil || !slices.Equal(b.Beside, n.Beside) {
+		return n
+	}
+	lo, up := max(b.Lo, n.Lo), b.Up
+	switch {
+	case up == 0:
+		up = n.Up
+	case n.Up > 0:
+		up = min(up, n.Up)
+	}
+	if up > 0 && up <= lo {
+		return n
+	}
+	return GPUBound{Lo: lo, Up: up, MeasuredAt: n.MeasuredAt, Beside: n.Beside}
 }
 
 // Tuned is the result of one tune: the largest context, a multiple of Step,
@@ -280,6 +320,15 @@ func (d *Data) Host(host string) *HostState {
 	return h
 }
 
+// GPUBound returns what tunes measured of host's GPU memory, nil when
+// nothing.
+func (d *Data) GPUBound(host string) *GPUBound {
+	if h := d.Hosts[host]; h != nil {
+		return h.GPUBound
+	}
+	return nil
+}
+
 // GPU returns what ctxfit knows about host's GPU: the user's setting, else
 // present when a model was once seen in VRAM there, else local (the evidence
 // from this machine's own hardware, GPUUnknown when host is remote).
@@ -406,6 +455,9 @@ func (d *Data) canonicalHosts() {
 			o.GPUSeen = o.GPUSeen || h.GPUSeen
 			if o.GPU == "" {
 				o.GPU = h.GPU
+			}
+			if b := h.GPUBound; b != nil && (o.GPUBound == nil || b.MeasuredAt.After(o.GPUBound.MeasuredAt)) {
+				o.GPUBound = b
 			}
 		}
 		d.Hosts = hosts

@@ -289,3 +289,50 @@ func TestPeek(t *testing.T) {
 		t.Error("a damaged file peeked without an error")
 	}
 }
+
+func TestGPUBoundMerge(t *testing.T) {
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	b := func(lo, up int64, beside ...string) GPUBound {
+		return GPUBound{Lo: lo, Up: up, MeasuredAt: t0, Beside: beside}
+	}
+	for _, c := range []struct {
+		name      string
+		old       *GPUBound
+		new, want GPUBound
+	}{
+		{"first", nil, b(5, 9), b(5, 9)},
+		{"narrower", &GPUBound{Lo: 4, Up: 10}, b(5, 9), b(5, 9)},
+		{"intersect", &GPUBound{Lo: 6, Up: 10}, b(5, 9), b(6, 9)},
+		{"new has no upper end", &GPUBound{Lo: 6, Up: 10}, b(7, 0), b(7, 10)},
+		{"old has no upper end", &GPUBound{Lo: 6}, b(5, 9), b(6, 9)},
+		{"disagree: the GPU changed", &GPUBound{Lo: 6, Up: 8}, b(9, 12), b(9, 12)},
+		{"measured beside another model", &GPUBound{Lo: 6, Up: 10, Beside: []string{"gemma2:9b"}}, b(3, 4), b(3, 4)},
+	} {
+		got := c.old.Merge(c.new)
+		if got.Lo != c.want.Lo || got.Up != c.want.Up || !got.MeasuredAt.Equal(t0) || len(got.Beside) != len(c.want.Beside) {
+			t.Errorf("%s: %+v merged with %+v = %+v, want %+v", c.name, c.old, c.new, got, c.want)
+		}
+	}
+}
+
+func TestGPUBoundRoundTrip(t *testing.T) {
+	s := OpenStore(t.TempDir())
+	key := "http://127.0.0.1:11434"
+	err := s.Update(func(d *Data) error {
+		d.Host(key).GPUBound = &GPUBound{Lo: 7 << 30, Up: 8 << 30, MeasuredAt: time.Now().UTC(), Beside: []string{"gemma2:9b"}}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := d.GPUBound(key); b == nil || b.Lo != 7<<30 || b.Up != 8<<30 || len(b.Beside) != 1 {
+		t.Errorf("reloaded bound %+v", b)
+	}
+	if b := d.GPUBound("http://10.0.0.2:11434"); b != nil {
+		t.Errorf("another host has bound %+v", b)
+	}
+}

@@ -91,7 +91,12 @@ func Record(store *state.Store, key string, res *Result, budget int64) error {
 			GPUBudget:      budget,
 			Companions:     storedCompanions(res.Companions),
 		})
-		d.Host(key).GPUSeen = true // the answer loaded into VRAM
+		h := d.Host(key)
+		h.GPUSeen = true // the answer loaded into VRAM
+		if res.GPU != nil && len(res.Companions) == 0 {
+			b := h.GPUBound.Merge(*res.GPU)
+			h.GPUBound = &b
+		}
 		return nil
 	})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/ollama/ollama/format"
 
 	"github.com/ctxfit/ctxfit/ollama"
+	"github.com/ctxfit/ctxfit/state"
 )
 
 // DefaultStep is the granularity of a tuned context when none is given.
@@ -66,6 +68,12 @@ type Options struct {
 	// nothing for that long ends the tune with ollama.ErrStalled. Zero
 	// fields mean ollama's defaults.
 	Timeout ollama.Progress
+	// HostGPU is what earlier tunes on this server measured of its GPU
+	// (state.HostState.GPUBound), nil when nothing. It only chooses loads,
+	// and only while the models loaded beside the tuned one are those it
+	// was measured beside and the loads agree with it: the answer is
+	// proven by loads alone.
+	HostGPU *state.GPUBound
 	// Companions, when set, make the tune joint: the answer is the
 	// largest context at which Model and every companion, each at its own
 	// context, are loaded 100% on the GPU at the same time. Models outside
@@ -141,6 +149,10 @@ type Result struct {
 	// LargestFit and SmallestSpill bracket the answer with what loads
 	// proved so far; 0 when no load fit or none spilled.
 	LargestFit, SmallestSpill int
+	// GPU is what this tune's loads measured of the GPU's usable memory,
+	// for later tunes on the server (Record keeps it); nil when they tell
+	// nothing or the tune was joint.
+	GPU *state.GPUBound
 	// Companions are the models of a joint tune that run beside Model,
 	// as /api/ps listed them last; nil for a tune of Model alone.
 	Companions []CompanionLoad
@@ -260,6 +272,7 @@ func Tune(ctx context.Context, client *api.Client, opts Options) (res *Result, e
 		res.Before = &Probe{Context: m.ContextLength, Size: m.Size, SizeVRAM: m.SizeVRAM, Loaded: m.ContextLength}
 		res.Digest = m.Digest
 	}
+	beside := besideKeys(ps, opts.Model)
 
 	sctx, cancel := opts.Timeout.Request(ctx, "show "+opts.Model)
 	show, err := client.Show(sctx, &api.ShowRequest{Model: opts.Model})
@@ -298,6 +311,25 @@ func Tune(ctx context.Context, client *api.Client, opts Options) (res *Result, e
 		// tuneJoint); only a tune of the model alone puts it back.
 		return tuneJoint(ctx, client, opts, res, p)
 	}
+	// What the server showed before the first load chooses loads too.
+	if b := opts.HostGPU; b != nil && slices.Equal(b.Beside, beside) {
+		p.setHostBound(float64(b.Lo), float64(b.Up))
+	}
+	priorBefore := func(first *Probe) {
+		if pr, ok := beforePrior(res.Before, first, opts.Parallel); ok {
+			p.addPrior(pr, len(beside) == 0)
+		}
+	}
+	priorBefore(nil)
+	defer func() {
+		if lo, up := p.gpuBound(); lo > 0 || !math.IsInf(up, 1) {
+			res.GPU = &state.GPUBound{Lo: int64(lo), MeasuredAt: time.Now().UTC(), Beside: beside}
+			if !math.IsInf(up, 1) {
+				res.GPU.Up = int64(up)
+			}
+		}
+	}()
+
 	attempted := false // a load was sent, so the model may have changed
 	defer func() {
 		switch {
@@ -309,7 +341,7 @@ func Tune(ctx context.Context, client *api.Client, opts Options) (res *Result, e
 		}
 	}()
 
-	gpuSeen := opts.GPU == ollama.GPUPresent
+	gpuSeen := opts.GPU == ollama.GPUPresent || res.Before != nil && res.Before.SizeVRAM > 0
 	checkGPU := false // the next load is at the smallest context, to tell a CPU-only server
 	for {
 		next, done := p.next()
@@ -345,6 +377,9 @@ func Tune(ctx context.Context, client *api.Client, opts Options) (res *Result, e
 		res.Probes = append(res.Probes, pr)
 		res.Digest = cmp.Or(digest, res.Digest)
 		p.add(pr)
+		if res.Loads == 1 && opts.Parallel > 1 {
+			priorBefore(&pr)
+		}
 		res.bracket(p)
 		if opts.Progress != nil {
 			opts.Progress(pr)
@@ -393,6 +428,49 @@ func Tune(ctx context.Context, client *api.Client, opts Options) (res *Result, e
 	}
 	res.Context = lo
 	return res, nil
+}
+
+// beforePrior returns the load before, the model as /api/ps listed it
+// before the tune, as a load at the num_ctx it was asked for; false when
+// that is not known. /api/ps reports the context in context_length, which
+// some versions of Ollama multiply by the parallel slots: with one slot it
+// is num_ctx either way; with more, the tune's first load (first, nil
+// before it) shows how this server reports it.
+func beforePrior(before, first *Probe, parallel int) (Probe, bool) {
+	if before == nil || before.Context <= 0 || before.Size <= 0 {
+		return Probe{}, false
+	}
+	pr := Probe{Context: before.Context, Size: before.Size, SizeVRAM: before.SizeVRAM, Loaded: before.Loaded}
+	switch {
+	case parallel <= 1:
+		return pr, true
+	case first == nil || first.Refused != "" || first.Loaded <= 0:
+		return Probe{}, false
+	case first.Loaded == first.Context:
+		return pr, true
+	case first.Loaded == first.Context*parallel && before.Context%parallel == 0:
+		pr.Context /= parallel
+		return pr, true
+	}
+	return Probe{}, false // clamped, or reported some other way
+}
+
+// besideKeys returns the ollama.ModelKey of every model in ps but model,
+// sorted; nil when there is none.
+func besideKeys(ps *api.ProcessResponse, model string) []string {
+	var keys []string
+	if ps == nil {
+		return nil
+	}
+	self := ollama.ModelKey(model)
+	for _, m := range ps.Models {
+		k := ollama.ModelKey(cmp.Or(m.Model, m.Name))
+		if k != self && !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // safeContext returns the largest candidate context whose load p predicts

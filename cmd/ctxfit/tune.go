@@ -69,8 +69,10 @@ func runTune(ctx context.Context, e *env, args []string) error {
 	}
 	key := ollamahost.Key(u)
 	gpu := ollama.GPUUnknown
+	var hostGPU *state.GPUBound
 	if data, err := store.Load(); err == nil {
 		gpu = data.GPU(key, "")
+		hostGPU = data.GPUBound(key)
 	}
 	model := pos[0]
 	if gpu == ollama.GPUAbsent {
@@ -115,6 +117,7 @@ func runTune(ctx context.Context, e *env, args []string) error {
 		Step:       *step,
 		Parallel:   p,
 		GPU:        gpu,
+		HostGPU:    hostGPU,
 		Timeout:    *timeout,
 		Companions: with,
 		Progress: func(probe tune.Probe) {
