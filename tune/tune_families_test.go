@@ -429,9 +429,9 @@ func TestTuneFamilies(t *testing.T) {
 		mean  float64
 		worst int
 	}{
-		"cold":          {2.6, 10},
-		"after a spill": {2.6, 10},
-		"known host":    {2.6, 10},
+		"cold":          {2.46, 9},
+		"after a spill": {1.98, 7},
+		"known host":    {1.59, 6},
 	}
 	for _, start := range famStarts() {
 		var stats []famStats

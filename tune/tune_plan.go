@@ -118,9 +118,9 @@ func newTunePlan(ma modelArch, step, parallel int, weights float64) *tunePlan {
 const maxSurprises = 2
 
 // The dynamic program plans over windows of up to scoutOutcomes possible
-// answers. Wider windows are narrowed by scout, or, when it lacks the sizes
-// it needs, split at their median (up to maxDPOutcomes the program still
-// plans them, slower).
+// answers. Wider windows are narrowed by scout while it applies (see
+// scouting), else planned too up to maxDPOutcomes (slower), else split at
+// their median.
 const (
 	scoutOutcomes = 8
 	maxDPOutcomes = 48
@@ -682,7 +682,7 @@ func (p *tunePlan) choose(cands []int, thr, prob []float64, lo int) int {
 	if last-first < n && measured { // a prediction, not the whole bracket
 		p.expect, p.expecting = [2]int{lo + first*p.step, lo + last*p.step}, true
 	}
-	if last-first+1 > scoutOutcomes && p.surprises < maxSurprises {
+	if p.scouting() && last-first+1 > scoutOutcomes && p.surprises < maxSurprises {
 		if c, ok := p.scout(cands, thr); ok {
 			if measured {
 				p.scouted = last - first + 1
@@ -712,6 +712,17 @@ func (p *tunePlan) choose(cands []int, thr, prob []float64, lo int) int {
 	}
 	_, k := s.cost(planState{first, last, low, last == n})
 	return cands[k]
+}
+
+// scouting reports whether choose may scout: only while a load the server
+// made before the tune (a spill at a client's context, usually far above
+// the answer) informs the plan. Measured over the physics families
+// (tune_families_test.go), scouting from the tune's own loads or from a
+// host's bound costs more loads than planning the window directly, or
+// splitting it at its median: its guess of how much a spill will tell is
+// too often wrong on servers unlike the simulator.
+func (p *tunePlan) scouting() bool {
+	return len(p.priors) > 0 && !p.priorsOff
 }
 
 // medianOutcome returns the outcome k in (first, last] that splits the probability
