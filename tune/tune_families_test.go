@@ -442,8 +442,8 @@ func TestTuneFamilies(t *testing.T) {
 				t.Logf("%s start, %s: worst %s", start.name, st.name, st.worstCase)
 			}
 		}
-		if ms := loadMeasured(t); len(ms) > 0 && start.name == "cold" {
-			st := runMeasured(t, ms)
+		if ms := loadMeasured(t); len(ms) > 0 && start.name != "known host" {
+			st := runMeasured(t, ms, start.name == "after a spill")
 			stats = append(stats, st)
 			if testing.Verbose() {
 				t.Logf("%s start, %s: worst %s", start.name, st.name, st.worstCase)
@@ -511,8 +511,12 @@ func loadMeasured(t testing.TB) []measured {
 }
 
 // runMeasured tunes each measured curve at every multiple of its sweep's
-// step that the sweep can answer, replaying the recorded loads.
-func runMeasured(t testing.TB, ms []measured) famStats {
+// step that the sweep can answer, replaying the recorded loads. With
+// before, the tune starts from the sweep's load at its largest context
+// as the model left there by a client, when that spilled with something
+// in VRAM. (A known host's bound needs another model's curve on the same
+// server, which testdata/realsched does not hold.)
+func runMeasured(t testing.TB, ms []measured, before bool) famStats {
 	st := famStats{name: "real scheduler (replayed)"}
 	for _, m := range ms {
 		sh := m.Shape
@@ -531,6 +535,13 @@ func runMeasured(t testing.TB, ms []measured) famStats {
 		for _, step := range []int{m.Sweep.Step, 2 * m.Sweep.Step} {
 			p := newTunePlan(parseModelArch(info), step, 1, float64(m.Weights))
 			p.max = min(p.max, m.Sweep.Max/step*step)
+			if before {
+				pt := by[m.Sweep.Max]
+				if pt.Fits() || pt.SizeVRAM <= 0 {
+					continue
+				}
+				p.addPrior(Probe{Context: pt.Context, Size: pt.Size, SizeVRAM: pt.SizeVRAM}, true)
+			}
 			want := 0
 			for c := step; c <= p.max; c += step {
 				if by[c].Fits() {
@@ -550,7 +561,11 @@ func runMeasured(t testing.TB, ms []measured) famStats {
 			got, _ := p.bracket()
 			st.tunes++
 			st.loads += loads
-			st.floor += floorLoads(want, p.max, step)
+			if before {
+				st.floor += knownFloor(want, p.max, step)
+			} else {
+				st.floor += floorLoads(want, p.max, step)
+			}
 			if loads > st.worst {
 				st.worst, st.worstCase = loads, fmt.Sprintf("%s step %d: %s", m.Engine, step, probeTrace(p.probes))
 			}
