@@ -84,6 +84,11 @@ func TestTuneCommand(t *testing.T) {
 	if !data.Hosts[data.Tuned[0].Host].GPUSeen {
 		t.Error("the host's GPU was not recorded")
 	}
+	// What the loads measured of the GPU is kept for the next tune.
+	g, _ := gpusim.LookupGPU("mac32")
+	if b := data.GPUBound(data.Tuned[0].Host); b == nil || b.Lo <= 0 || b.Lo > g.VRAM || b.Up != 0 && b.Up <= g.VRAM*9/10 {
+		t.Errorf("stored GPU bound %+v; the GPU lends %d bytes", b, g.VRAM)
+	}
 
 	// --list shows it; ctxfit status too.
 	code, out, _ = c.run("tune", "--list", "--host", u)
