@@ -458,6 +458,9 @@ func (w *Watcher) poll(ctx context.Context) (u Update, told bool) {
 			data, _ = w.store.Peek()
 		}
 	}
+	if err == nil && data != nil {
+		data = w.learnGPU(ps.Models, data, now)
+	}
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -486,6 +489,44 @@ func (w *Watcher) poll(ctx context.Context) (u Update, told bool) {
 		w.subs.Publish(u)
 	}
 	return u, told
+}
+
+// learnGPU narrows the host's GPU bound (state.HostState.GPUBound), which
+// later tunes start from, by what /api/ps shows of a model loaded alone: at
+// 100% GPU its size fits, so the GPU lends at least that much; spilled, its
+// size did not fit. (size_vram of a spill is no bound: some servers put a
+// compute graph larger than the GPU on it.) Both are hints, not proof: a
+// Modelfile's num_gpu can keep a model that would fit partly on the CPU,
+// and the tuner drops a bound its loads contradict. The store is written
+// only when the bound changes; data is shared (Peek), so learnGPU returns
+// the state as read again after a write.
+func (w *Watcher) learnGPU(ms []api.ProcessModelResponse, data *state.Data, now time.Time) *state.Data {
+	if len(ms) != 1 || ms[0].Size <= 0 || ms[0].SizeVRAM <= 0 {
+		return data
+	}
+	n := state.GPUBound{MeasuredAt: now.UTC()}
+	switch s, _ := ollama.Classify(ms[0].Size, ms[0].SizeVRAM); s {
+	case ollama.StateGPU:
+		n.Lo = ms[0].Size
+	case ollama.StatePartial:
+		n.Up = ms[0].Size
+	default:
+		return data
+	}
+	old := data.GPUBound(w.key)
+	if b := old.Merge(n); old != nil && old.Lo == b.Lo && old.Up == b.Up && len(old.Beside) == 0 {
+		return data
+	}
+	if w.store.Update(func(d *state.Data) error {
+		nb := d.GPUBound(w.key).Merge(n)
+		d.Host(w.key).GPUBound = &nb
+		return nil
+	}) == nil {
+		if again, err := w.store.Peek(); err == nil {
+			return again
+		}
+	}
+	return data
 }
 
 func anyInVRAM(ms []api.ProcessModelResponse) bool {

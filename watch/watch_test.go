@@ -765,3 +765,39 @@ func TestWatcherSteadyThenSpill(t *testing.T) {
 		}
 	}
 }
+
+// TestWatcherLearnsTheGPU: a model alone at 100% GPU raises the host's GPU
+// bound to its size, a spill alone caps it below its size; two models
+// loaded together, or one on the CPU, say nothing of it.
+func TestWatcherLearnsTheGPU(t *testing.T) {
+	f := &fakeOllama{}
+	w, store := newTestWatcher(t, f, Options{})
+	ctx := context.Background()
+	for _, s := range []struct {
+		name   string
+		models []api.ProcessModelResponse
+		lo, up int64
+	}{
+		{"nothing loaded", nil, -1, -1},
+		{"on the CPU", []api.ProcessModelResponse{psModel("a", 5*gib, 0, 4096)}, -1, -1},
+		{"fits", []api.ProcessModelResponse{psModel("a", 5*gib, 5*gib, 4096)}, 5 * gib, 0},
+		{"spills", []api.ProcessModelResponse{psModel("a", 9*gib, 7*gib, 32768)}, 5 * gib, 9 * gib},
+		{"two models", []api.ProcessModelResponse{psModel("a", 6*gib, 6*gib, 4096), psModel("b", 2*gib, 1*gib, 4096)}, 5 * gib, 9 * gib},
+		{"a larger fit", []api.ProcessModelResponse{psModel("a", 7*gib, 7*gib, 16384)}, 7 * gib, 9 * gib},
+		{"a fit above the old cap: the GPU changed", []api.ProcessModelResponse{psModel("a", 10*gib, 10*gib, 16384)}, 10 * gib, 0},
+	} {
+		f.set(s.models...)
+		w.Poll(ctx)
+		d, err := store.Load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := d.GPUBound(w.key)
+		switch {
+		case s.lo < 0 && b != nil:
+			t.Errorf("%s: bound %+v, want none", s.name, b)
+		case s.lo >= 0 && (b == nil || b.Lo != s.lo || b.Up != s.up || b.MeasuredAt.IsZero()):
+			t.Errorf("%s: bound %+v, want [%d, %d)", s.name, b, s.lo, s.up)
+		}
+	}
+}
