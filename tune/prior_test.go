@@ -113,6 +113,20 @@ func TestBeforePrior(t *testing.T) {
 			t.Errorf("%s: prior at %d (%v), want %d", c.name, pr.Context, ok, c.want)
 		}
 	}
+	for _, c := range []struct {
+		first Probe
+		want  bool
+	}{
+		{Probe{Context: 8192, Loaded: 8192}, true},
+		{Probe{Context: 262144, Loaded: 131072}, true}, // clamped
+		{Probe{Context: 8192}, true},                   // not reported: the prior is not checked
+		{Probe{Context: 8192, Loaded: 16384}, false},
+		{Probe{Context: 1024, Loaded: 2048}, false},
+	} {
+		if got := reportsNumCtx(c.first); got != c.want {
+			t.Errorf("reportsNumCtx(%+v) = %v, want %v", c.first, got, c.want)
+		}
+	}
 	if _, ok := beforePrior(nil, nil, 1); ok {
 		t.Error("a model not loaded before gave a prior")
 	}

@@ -377,8 +377,11 @@ func Tune(ctx context.Context, client *api.Client, opts Options) (res *Result, e
 		res.Probes = append(res.Probes, pr)
 		res.Digest = cmp.Or(digest, res.Digest)
 		p.add(pr)
-		if res.Loads == 1 && opts.Parallel > 1 {
+		switch {
+		case res.Loads == 1 && opts.Parallel > 1:
 			priorBefore(&pr)
+		case res.Loads == 1 && !reportsNumCtx(pr):
+			p.priors = nil
 		}
 		res.bracket(p)
 		if opts.Progress != nil {
@@ -453,6 +456,15 @@ func beforePrior(before, first *Probe, parallel int) (Probe, bool) {
 		return pr, true
 	}
 	return Probe{}, false // clamped, or reported some other way
+}
+
+// reportsNumCtx reports whether the server listed the load first at the
+// num_ctx it was asked for, or less (clamped to the trained context), as
+// context_length in /api/ps. One that lists more (parallel slots ctxfit
+// was not told of, or a raised minimum) did not list num_ctx before the
+// tune either, so the model it showed then is no load at a known context.
+func reportsNumCtx(first Probe) bool {
+	return first.Loaded <= first.Context
 }
 
 // besideKeys returns the ollama.ModelKey of every model in ps but model,
