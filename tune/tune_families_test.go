@@ -423,15 +423,18 @@ func famTable(stats []famStats) string {
 // From a cold start that is out of reach (the floor, a tuner that knew
 // each answer but still started at the trained context, needs 1.91 on
 // average, since that first load so often spills with nothing in VRAM);
-// the warm starts meet it. The bounds are what the tuner reaches today.
+// the warm starts meet the mean but not yet the worst (padding steps and
+// graphs that grow with the square of the context still cost 6 or 7 loads
+// now and then). The bounds are today's figures, the means rounded up at
+// the third decimal.
 func TestTuneFamilies(t *testing.T) {
 	bounds := map[string]struct {
 		mean  float64
 		worst int
 	}{
-		"cold":          {2.46, 9},
-		"after a spill": {1.98, 7},
-		"known host":    {1.59, 6},
+		"cold":          {2.431, 9},
+		"after a spill": {1.919, 6},
+		"known host":    {1.573, 7},
 	}
 	for _, start := range famStarts() {
 		var stats []famStats
@@ -458,7 +461,7 @@ func TestTuneFamilies(t *testing.T) {
 		}
 		b := bounds[start.name]
 		if mean := float64(loads) / float64(tunes); mean > b.mean || worst > b.worst {
-			t.Errorf("%s start, over the families: mean %.2f loads, worst %d; want at most %.2f and %d", start.name, mean, worst, b.mean, b.worst)
+			t.Errorf("%s start, over the families: mean %.3f loads, worst %d; want at most %.3f and %d", start.name, mean, worst, b.mean, b.worst)
 		}
 	}
 }

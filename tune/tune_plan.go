@@ -54,8 +54,9 @@ type tunePlan struct {
 	// server made before the tune (the model as /api/ps listed it);
 	// hostLo and hostUp bound the GPU's usable memory as earlier tunes on
 	// this host measured it (hostUp +Inf when unbounded). Once the tune's
-	// own loads contradict them, or a prediction made with them fails,
-	// priorsOff drops them for good.
+	// own loads contradict the GPU bounds they give, priorsOff drops them
+	// for good. (A failed prediction is no contradiction: it counts as a
+	// surprise, like any other; the sizes, not the memory, were wrong.)
 	priors         []priorProbe
 	hostLo, hostUp float64
 	hasHost        bool
@@ -133,7 +134,6 @@ func (p *tunePlan) add(pr Probe) {
 		lo, hi := p.bracket()
 		if hi-p.step < p.expect[0] || lo > p.expect[1] {
 			p.surprises++
-			p.priorsOff = true // if they misled the prediction
 		}
 	}
 	p.expecting = false
@@ -210,15 +210,18 @@ func (p *tunePlan) next() (ctx int, done bool) {
 		refused := len(p.probes) > 0 && p.probes[len(p.probes)-1].Refused != "" // a risk scout took knowingly
 		if p.scouted > 0 && !refused && 2*window(prob) > p.scouted {
 			p.surprises++
-			p.priorsOff = true
 		}
 	}
 	p.scouted = 0
 	// Whatever the predictions say, three loads must at least halve the
 	// bracket; when they did not, the next load bisects it, so that a
 	// server unlike every shape costs a logarithmic number of loads.
+	// While priors bound the GPU (and the loads agree with them), fits
+	// that climb towards the boundary they predict are progress even
+	// when the bracket above stays wide: the rule waits, and surprises
+	// still fall back to a uniform plan.
 	p.widths = append(p.widths, n)
-	if w := p.widths; len(w) >= 4 && 2*w[len(w)-1] > w[len(w)-4] {
+	if w := p.widths; !p.usePrior() && len(w) >= 4 && 2*w[len(w)-1] > w[len(w)-4] {
 		return cands[medianOutcome(uniform(n+1), 0, n)-1], false
 	}
 	if p.surprises >= maxSurprises {
@@ -628,6 +631,7 @@ func (p *tunePlan) sizeAt(c int) float64 {
 		return float64(pts[0].Size) + p.slope*float64(c-pts[0].Context)
 	}
 	i := sort.Search(len(pts), func(i int) bool { return pts[i].Context >= c })
+	outside := i == 0 || i == len(pts)
 	switch {
 	case i < len(pts) && pts[i].Context == c:
 		return float64(pts[i].Size)
@@ -638,6 +642,15 @@ func (p *tunePlan) sizeAt(c int) float64 {
 	}
 	a, b := pts[i-1], pts[i]
 	k := float64(b.Size-a.Size) / float64(b.Context-a.Context)
+	if outside && k <= 0 && p.slope > 0 {
+		// Two loads of one size: a padded block of the KV cache or of
+		// the graph, which ends somewhere beyond them.
+		k = p.slope
+		if c < a.Context {
+			return float64(a.Size) + k*float64(c-a.Context)
+		}
+		return float64(b.Size) + k*float64(c-b.Context)
+	}
 	return float64(a.Size) + k*float64(c-a.Context)
 }
 
@@ -772,12 +785,15 @@ type planSolver struct {
 // (outcome k loads cands[k-1]) to load first.
 func (s *planSolver) cost(st planState) (float64, int) {
 	if st.a == st.b {
-		// Prove the spill above first, then load the answer last.
+		// Prove the spill above first, then load the answer last: after
+		// that spill, a fit proven before is no longer the last load.
 		c, k := 0.0, -1
+		low := st.low
 		if !st.high {
 			c, k = 1, st.a // cands[a] is the candidate above outcome a
+			low = lowKnown
 		}
-		if st.low != lowLast && !(st.a == 0 && s.noneOK) {
+		if low != lowLast && !(st.a == 0 && s.noneOK) {
 			if k < 0 {
 				k = st.a - 1
 			}
@@ -800,6 +816,12 @@ func (s *planSolver) cost(st planState) (float64, int) {
 		demote = lowKnown
 	}
 	best, move := math.Inf(1), -1
+	if !st.high {
+		// Prove the spill above the window first: the answer's fit can
+		// then be the last load.
+		above, _ := s.cost(planState{st.a, st.b, demote, true})
+		best, move = 1+above, st.b
+	}
 	for k := st.a + 1; k <= st.b; k++ {
 		fit, _ := s.cost(planState{k, st.b, lowLast, st.high})
 		spill, _ := s.cost(planState{st.a, k - 1, demote, true})
