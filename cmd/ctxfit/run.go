@@ -16,6 +16,7 @@ import (
 	"github.com/ctxfit/ctxfit/internal/autostart"
 	"github.com/ctxfit/ctxfit/internal/instance"
 	"github.com/ctxfit/ctxfit/internal/logfile"
+	"github.com/ctxfit/ctxfit/internal/memlimit"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
 	"github.com/ctxfit/ctxfit/metrics"
 	"github.com/ctxfit/ctxfit/state"
@@ -114,6 +115,8 @@ func (e *env) watch(ctx context.Context, o runOptions) error {
 		return err
 	}
 	defer closeLog()
+	// A daemon runs for days: give back what collection freed.
+	memlimit.Govern(ctx)
 	if o.autoFix.set {
 		if err := store.Update(func(d *state.Data) error { d.Settings.AutoFix = o.autoFix.on; return nil }); err != nil {
 			return err
