@@ -355,13 +355,12 @@ type Store struct {
 	dir string
 	mu  sync.Mutex
 
-	// What Peek read last, and the file it read it from: Peek reads the
-	// file again only when it changed.
+	// What Peek read last (nil: nothing, or an Update since), and the
+	// file it read it from: Peek reads the file again only when it
+	// changed.
 	peeked   *Data
 	peekInfo fs.FileInfo // nil: no file then
 	peekAt   time.Time
-	writes   int // Updates through this Store
-	peekGen  int // writes when peeked was read
 }
 
 // peekMaxAge bounds how long Peek trusts an unchanged file's size, time and
@@ -397,7 +396,7 @@ func (s *Store) Peek() (*Data, error) {
 		return nil, fmt.Errorf("read ctxfit state: %w", err)
 	}
 	now := time.Now()
-	if s.peeked != nil && s.peekGen == s.writes && now.Sub(s.peekAt) < peekMaxAge && sameFile(info, s.peekInfo) {
+	if s.peeked != nil && now.Sub(s.peekAt) < peekMaxAge && sameFile(info, s.peekInfo) {
 		return s.peeked, nil
 	}
 	d, err := s.load()
@@ -405,7 +404,7 @@ func (s *Store) Peek() (*Data, error) {
 		s.peeked = nil
 		return nil, err
 	}
-	s.peeked, s.peekInfo, s.peekAt, s.peekGen = d, info, now, s.writes
+	s.peeked, s.peekInfo, s.peekAt = d, info, now
 	return d, nil
 }
 
@@ -499,7 +498,7 @@ func (s *Store) Update(fn func(*Data) error) error {
 	if err := fn(d); err != nil {
 		return err
 	}
-	s.writes++ // a Peek now reads the file again, even if it looks the same
+	s.peeked = nil // a Peek now reads the file again, even if it looks the same
 	b, err := json.MarshalIndent(d, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode ctxfit state: %w", err)

@@ -452,12 +452,6 @@ func (w *Watcher) poll(ctx context.Context) (u Update, told bool) {
 		// watcher.
 		data, _ = w.store.Peek()
 	}
-	if err == nil && data != nil && anyInVRAM(ps.Models) && !gpuSeen(data.Hosts[w.key]) {
-		// data is shared: record the GPU, then read the state again.
-		if w.store.Update(func(d *state.Data) error { d.Host(w.key).GPUSeen = true; return nil }) == nil {
-			data, _ = w.store.Peek()
-		}
-	}
 	if err == nil && data != nil {
 		data = w.learnGPU(ps.Models, data, now)
 	}
@@ -491,18 +485,48 @@ func (w *Watcher) poll(ctx context.Context) (u Update, told bool) {
 	return u, told
 }
 
-// learnGPU narrows the host's GPU bound (state.HostState.GPUBound), which
-// later tunes start from, by what /api/ps shows of a model loaded alone: at
-// 100% GPU its size fits, so the GPU lends at least that much; spilled, its
-// size did not fit. (size_vram of a spill is no bound: some servers put a
-// compute graph larger than the GPU on it.) Both are hints, not proof: a
+// learnGPU records what /api/ps shows of the host's GPU, in one write and
+// only when it changes the state: that there is one (a model in VRAM), and
+// a narrower bound on its memory (state.HostState.GPUBound), which later
+// tunes start from, from a model loaded alone: at 100% GPU its size fits,
+// so the GPU lends at least that much; spilled, its size did not fit.
+// (size_vram of a spill is no bound: some servers put a compute graph
+// larger than the GPU on it.) The bound is a hint, not proof: a
 // Modelfile's num_gpu can keep a model that would fit partly on the CPU,
-// and the tuner drops a bound its loads contradict. The store is written
-// only when the bound changes; data is shared (Peek), so learnGPU returns
-// the state as read again after a write.
+// and the tuner drops a bound its loads contradict. data is shared (Peek),
+// so learnGPU returns the state as read again after a write.
 func (w *Watcher) learnGPU(ms []api.ProcessModelResponse, data *state.Data, now time.Time) *state.Data {
-	if len(ms) != 1 || ms[0].Size <= 0 || ms[0].SizeVRAM <= 0 {
+	seen := anyInVRAM(ms) && !gpuSeen(data.Hosts[w.key])
+	n, narrows := aloneBound(ms, now)
+	if narrows {
+		old := data.GPUBound(w.key)
+		b := old.Merge(n)
+		narrows = old == nil || old.Lo != b.Lo || old.Up != b.Up || len(old.Beside) > 0
+	}
+	if !seen && !narrows {
 		return data
+	}
+	if w.store.Update(func(d *state.Data) error {
+		h := d.Host(w.key)
+		h.GPUSeen = h.GPUSeen || seen
+		if narrows {
+			nb := h.GPUBound.Merge(n)
+			h.GPUBound = &nb
+		}
+		return nil
+	}) == nil {
+		if again, err := w.store.Peek(); err == nil {
+			return again
+		}
+	}
+	return data
+}
+
+// aloneBound returns what a model loaded alone in ms says of the GPU's
+// memory (see learnGPU); false when ms is not one model on the GPU.
+func aloneBound(ms []api.ProcessModelResponse, now time.Time) (state.GPUBound, bool) {
+	if len(ms) != 1 || ms[0].Size <= 0 || ms[0].SizeVRAM <= 0 {
+		return state.GPUBound{}, false
 	}
 	n := state.GPUBound{MeasuredAt: now.UTC()}
 	switch s, _ := ollama.Classify(ms[0].Size, ms[0].SizeVRAM); s {
@@ -511,22 +535,9 @@ func (w *Watcher) learnGPU(ms []api.ProcessModelResponse, data *state.Data, now 
 	case ollama.StatePartial:
 		n.Up = ms[0].Size
 	default:
-		return data
+		return state.GPUBound{}, false
 	}
-	old := data.GPUBound(w.key)
-	if b := old.Merge(n); old != nil && old.Lo == b.Lo && old.Up == b.Up && len(old.Beside) == 0 {
-		return data
-	}
-	if w.store.Update(func(d *state.Data) error {
-		nb := d.GPUBound(w.key).Merge(n)
-		d.Host(w.key).GPUBound = &nb
-		return nil
-	}) == nil {
-		if again, err := w.store.Peek(); err == nil {
-			return again
-		}
-	}
-	return data
+	return n, true
 }
 
 func anyInVRAM(ms []api.ProcessModelResponse) bool {

@@ -17,15 +17,7 @@ func TestWriteTinyModel(t *testing.T) {
 	if err := WriteTinyModel(path); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	m, err := ggml.Decode(f, -1)
-	if err != nil {
-		t.Fatalf("decode: %v", err)
-	}
+	m := decodeModel(t, path)
 	kv := m.KV()
 	if got := kv.Architecture(); got != "llama" {
 		t.Errorf("architecture %q, want llama", got)
@@ -56,7 +48,7 @@ func TestWriteTinyModel(t *testing.T) {
 	if got, want := len(m.Tensors().Items()), 3+9*TinyLayers; got != want {
 		t.Errorf("%d tensors, want %d", got, want)
 	}
-	fi, _ := f.Stat()
+	fi, _ := os.Stat(path)
 	if fi.Size() < 5<<20 || fi.Size() > 20<<20 {
 		t.Errorf("file is %d bytes, want a few MB", fi.Size())
 	}
@@ -119,15 +111,7 @@ func TestWriteModelShape(t *testing.T) {
 	if err := WriteModel(path, sh); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	m, err := ggml.Decode(f, -1)
-	if err != nil {
-		t.Fatalf("decode: %v", err)
-	}
+	m := decodeModel(t, path)
 	kv := m.KV()
 	if kv.BlockCount() != 3 || kv.ContextLength() != 4096 || kv.HeadCountKVMax() != 2 || kv.EmbeddingLength() != 128 {
 		t.Errorf("decoded %d blocks, context %d, %d KV heads, embedding %d; want 3, 4096, 2, 128",
@@ -149,4 +133,19 @@ func TestWriteModelShape(t *testing.T) {
 	if got, want := sh.KVBytesPerToken(), 2*3*2*32*2; got != want {
 		t.Errorf("KVBytesPerToken = %d, want %d", got, want)
 	}
+}
+
+// decodeModel decodes the GGUF file at path as Ollama does.
+func decodeModel(t *testing.T, path string) *ggml.GGML {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := ggml.Decode(f, -1)
+	if err != nil {
+		t.Fatalf("decode %s: %v", path, err)
+	}
+	return m
 }
