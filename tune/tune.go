@@ -17,6 +17,7 @@ import (
 
 	"github.com/ollama/ollama/api"
 	"github.com/ollama/ollama/format"
+	"github.com/ollama/ollama/fs/ggml"
 
 	"github.com/ctxfit/ctxfit/ollama"
 	"github.com/ctxfit/ctxfit/state"
@@ -289,6 +290,7 @@ func Tune(ctx context.Context, client *api.Client, opts Options) (res *Result, e
 		return res, tuneServerError(ctx, "show "+opts.Model, err)
 	}
 	ma := parseModelArch(show.ModelInfo)
+	ma.output = outputBytes(show.Tensors)
 	res.TrainedContext = ma.contextLength
 	// The weights' size sharpens the predictions; without it the tune
 	// only takes a load or two more.
@@ -674,6 +676,7 @@ type modelArch struct {
 	heads           int
 	contextLength   int
 	kvBytesPerToken float64 // f16 K and V of one token in one slot
+	output          float64 // see outputBytes; 0 when unknown
 }
 
 // slope predicts the bytes a load grows by per context token with parallel
@@ -720,6 +723,40 @@ func parseModelArch(info map[string]any) modelArch {
 		a.kvBytesPerToken += kv * (k + v) * 2 // f16
 	}
 	return a
+}
+
+// outputBytes returns the bytes of the weights Ollama places on the GPU
+// after every repeating layer, as its output layer (memoryLayerOutput in
+// its llm/memory.go): output_norm and output, or the token embeddings
+// where the output shares them. It reads /api/show's tensors; 0 when it
+// lists none, or one of them has a type this version of Ollama's ggml
+// package does not know.
+func outputBytes(tensors []api.Tensor) float64 {
+	size := func(name string) (float64, bool) {
+		for _, t := range tensors {
+			if t.Name != name {
+				continue
+			}
+			kind, err := ggml.ParseTensorType(t.Type)
+			if err != nil || len(t.Shape) == 0 {
+				return 0, false
+			}
+			n := float64(kind.RowSize(t.Shape[0]))
+			for _, d := range t.Shape[1:] {
+				n *= float64(d)
+			}
+			return n, true
+		}
+		return 0, false
+	}
+	out, ok := size("output.weight")
+	if !ok {
+		if out, ok = size("token_embd.weight"); !ok {
+			return 0
+		}
+	}
+	norm, _ := size("output_norm.weight")
+	return out + norm
 }
 
 // perLayerValues returns a per-layer value that model_info gives either as one

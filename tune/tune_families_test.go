@@ -212,7 +212,9 @@ type famResult struct {
 
 // newFamPlan returns the plan Tune makes for c.
 func newFamPlan(c famCase) *tunePlan {
-	return newTunePlan(parseModelArch(modelInfo(c.model)), c.step, c.parallel, float64(c.model.Size()))
+	ma := parseModelArch(modelInfo(c.model))
+	ma.output = outputBytes(c.model.Tensors())
+	return newTunePlan(ma, c.step, c.parallel, float64(c.model.Size()))
 }
 
 // A famStart is what the tuner knows before its first load: prep gives
@@ -324,8 +326,8 @@ func runFamCase(ph physics, c famCase, start famStart) (famResult, bool) {
 	r.loads = tuneFam(ph, c, p)
 	r.probes = p.probes
 	r.answer, _ = p.bracket()
-	if r.answer > 0 && !p.lastFitAt(r.answer) {
-		r.answer = -r.answer // not left loaded at the answer: wrong
+	if !provenAnswer(p, r.answer) {
+		r.answer = -r.answer // not proven by the loads: wrong
 	}
 	return r, true
 }
@@ -536,7 +538,9 @@ func runMeasured(t testing.TB, ms []measured, before bool) famStats {
 			by[p.Context] = p
 		}
 		for _, step := range []int{m.Sweep.Step, 2 * m.Sweep.Step} {
-			p := newTunePlan(parseModelArch(info), step, 1, float64(m.Weights))
+			ma := parseModelArch(info)
+			ma.output = outputBytes(sh.Tensors())
+			p := newTunePlan(ma, step, 1, float64(m.Weights))
 			p.max = min(p.max, m.Sweep.Max/step*step)
 			if before {
 				pt := by[m.Sweep.Max]
@@ -572,7 +576,7 @@ func runMeasured(t testing.TB, ms []measured, before bool) famStats {
 			if loads > st.worst {
 				st.worst, st.worstCase = loads, fmt.Sprintf("%s step %d: %s", m.Engine, step, probeTrace(p.probes))
 			}
-			if got != want || want > 0 && !p.lastFitAt(want) {
+			if got != want || !provenAnswer(p, want) {
 				st.wrong++
 				t.Errorf("%s engine, step %d: answer %d, exhaustive %d (%s)", m.Engine, step, got, want, probeTrace(p.probes))
 			}

@@ -20,18 +20,26 @@ import (
 // suggests less than size_vram plus one more layer, since Ollama offloads
 // whole layers. With the memory spread over that interval (see capShare),
 // each candidate answer gets a probability, and a small dynamic program
-// picks the load that minimises the expected number of loads still needed,
-// counting the rule that the last load must be a fit at the answer (so the
-// model stays loaded there). While the interval is wide, scout picks loads
+// picks the load that minimises the expected number of loads still needed
+// (with confirm, counting the rule that the last load must be a fit at the
+// answer). While the interval is wide, scout picks loads
 // that narrow it instead, and when predictions keep failing the plan falls
 // back to bisection.
 type tunePlan struct {
-	step, max int     // candidate contexts are step, 2·step, …, max
-	layers    int     // transformer blocks; 0 when unknown
-	slope     float64 // predicted bytes per context token; 0 when unknown
-	kvSlope   float64 // predicted KV cache bytes per context token, all layers
-	weights   float64 // the model's weights in bytes (/api/tags); 0 when unknown
-	probes    []Probe // in the order they were loaded
+	step, max int // candidate contexts are step, 2·step, …, max
+	// confirm asks for the last load to be a fit at the answer, for a
+	// joint tune, which leaves the set loaded as tuned. A tune of one
+	// model puts it back as it found it whatever it loaded last (see
+	// restore), so the order of the fit at the answer and the spill
+	// above it does not matter there, and asking for it costs a load
+	// whenever the fit came first.
+	confirm bool
+	layers  int     // transformer blocks; 0 when unknown
+	slope   float64 // predicted bytes per context token; 0 when unknown
+	kvSlope float64 // predicted KV cache bytes per context token, all layers
+	weights float64 // the model's weights in bytes (/api/tags); 0 when unknown
+	output  float64 // the weights placed after the repeating layers; 0 when unknown
+	probes  []Probe // in the order they were loaded
 
 	// expect is the range of answers the prediction allowed when it chose
 	// the last load, if expecting. A load that rules the whole range out
@@ -112,6 +120,7 @@ func newTunePlan(ma modelArch, step, parallel int, weights float64) *tunePlan {
 		slope:   ma.slope(parallel),
 		kvSlope: ma.kvBytesPerToken * float64(parallel),
 		weights: weights,
+		output:  ma.output,
 	}
 }
 
@@ -163,6 +172,12 @@ func (p *tunePlan) probed(c int) bool {
 	return false
 }
 
+// settled reports whether the fit proven at c needs no reload: without
+// confirm any fit does; with it, only the most recent load.
+func (p *tunePlan) settled(c int) bool {
+	return !p.confirm || p.lastFitAt(c)
+}
+
 // lastFitAt reports whether the most recent load was a fit at context c.
 func (p *tunePlan) lastFitAt(c int) bool {
 	if len(p.probes) == 0 {
@@ -174,8 +189,8 @@ func (p *tunePlan) lastFitAt(c int) bool {
 
 // next returns the context to load next, or done when the loads so far
 // decide the answer: the largest proven fit lo (0 when even the smallest
-// candidate spilled) with lo+step proven to spill or lo == max, and, when
-// lo > 0, the last load a fit at lo.
+// candidate spilled) with lo+step proven to spill or lo == max, and, with
+// confirm and lo > 0, the last load a fit at lo.
 func (p *tunePlan) next() (ctx int, done bool) {
 	if len(p.probes) == 0 && !p.usePrior() {
 		return p.max, false // a fit here ends the tune in one load
@@ -190,23 +205,17 @@ func (p *tunePlan) next() (ctx int, done bool) {
 	}
 	n := (hi-lo)/p.step - 1 // unproven candidates strictly between lo and hi
 	if n <= 0 {
-		if lo == 0 || p.lastFitAt(lo) {
+		if lo == 0 || p.settled(lo) {
 			return 0, true
 		}
-		return lo, false // reload the answer so the model stays there
+		return lo, false // with confirm: reload the answer, the set stays there
 	}
 	cands := make([]int, n)
-	thr := make([]float64, n)
 	for i := range cands {
 		cands[i] = lo + (i+1)*p.step
-		thr[i] = p.sizeAt(cands[i])
 	}
-	var prob []float64
+	thr, prob := p.predict(cands)
 	if p.surprises < maxSurprises {
-		prob = p.prior(thr)
-		if !p.joint() {
-			prob = p.mixedPrior(cands, thr)
-		}
 		refused := len(p.probes) > 0 && p.probes[len(p.probes)-1].Refused != "" // a risk scout took knowingly
 		if p.scouted > 0 && !refused && 2*window(prob) > p.scouted {
 			p.surprises++
@@ -397,13 +406,16 @@ func abs(n int) int {
 }
 
 // shapeWeights returns how much to trust each shape: its prior times how
-// well it predicted each measured point from the others.
+// well it predicted each measured point from the others (from one other,
+// through the weights: a shape through the weights and one load already
+// tells a graph that grows with the square of the context from one that
+// does not grow).
 func (p *tunePlan) shapeWeights(pts []Probe) []float64 {
 	w := make([]float64, len(shapes))
 	total := 0.0
 	for k, sh := range shapes {
 		w[k] = sh.prior
-		if len(pts) >= 3 {
+		if len(pts) >= 2 {
 			for i, pr := range pts {
 				pred := p.shapeSizeAt(sh, pts, i, pr.Context)
 				if math.IsNaN(pred) {
@@ -563,9 +575,26 @@ func (p *tunePlan) spillBound(pr Probe) float64 {
 		// An eviction of a joint tune's companion is not an offload.
 		return 0
 	case pr.SizeVRAM > 0 && !p.graphOnly(pr):
+		if p.capped(pr) {
+			// Every repeating layer was on the GPU and only the output
+			// weights were not: what did not fit was the output, and
+			// the GPU holds less than size_vram plus the output, which
+			// is no more than the load's size says.
+			return 0
+		}
 		return float64(pr.SizeVRAM) + layer*layerMargin
 	}
 	return p.gpuFloor(pr)
+}
+
+// capped reports whether the spilled load pr had every repeating layer on
+// the GPU, only the output weights off it: what stayed on the CPU is less
+// than the output and half a layer.
+func (p *tunePlan) capped(pr Probe) bool {
+	if p.output <= 0 {
+		return false
+	}
+	return float64(pr.Size-pr.SizeVRAM) < p.output+p.layerAt(pr)/2
 }
 
 // graphOnly reports whether the spilled load pr had no layer in VRAM,
@@ -592,9 +621,10 @@ func (p *tunePlan) layerAt(pr Probe) float64 {
 		return 0
 	}
 	if p.weights > 0 && p.kvSlope > 0 {
-		// The weights' share includes the embeddings and output weights,
-		// which are not per layer: a little too much, as intended.
-		return (p.weights + p.kvSlope*float64(pr.Context)) / float64(p.layers)
+		// Without the output's size, the weights' share includes the
+		// embeddings and output weights, which are not per layer: a
+		// little too much, as intended.
+		return (p.weights - p.output + p.kvSlope*float64(pr.Context)) / float64(p.layers)
 	}
 	// The share of the whole load: more so, with the graph's share.
 	return float64(pr.Size) / float64(p.layers)
@@ -652,6 +682,19 @@ func (p *tunePlan) sizeAt(c int) float64 {
 		return float64(b.Size) + k*float64(c-b.Context)
 	}
 	return float64(a.Size) + k*float64(c-a.Context)
+}
+
+// predict returns the predicted size of each candidate and the outcome
+// probabilities (see prior), mixed over the shapes.
+func (p *tunePlan) predict(cands []int) (thr, prob []float64) {
+	thr = make([]float64, len(cands))
+	for i, c := range cands {
+		thr[i] = p.sizeAt(c)
+	}
+	if p.joint() {
+		return thr, p.prior(thr)
+	}
+	return thr, p.mixedPrior(cands, thr)
 }
 
 // points returns one measured size per context, sorted by context, the
@@ -713,7 +756,8 @@ func (p *tunePlan) choose(cands []int, thr, prob []float64, lo int) int {
 	s := planSolver{
 		cum:     cum,
 		noneOK:  lo == 0,
-		lastFit: p.lastFitAt(lo),
+		lastFit: p.settled(lo),
+		confirm: p.confirm,
 		memo:    map[planState]float64{},
 	}
 	low := lowUnknown
@@ -759,8 +803,8 @@ func medianOutcome(prob []float64, first, last int) int {
 // What is proven about the fit just below a window of outcomes.
 const (
 	lowUnknown = iota // not loaded yet
-	lowKnown          // proven to fit, but not the last load
-	lowLast           // proven to fit by the last load
+	lowKnown          // proven to fit, but not the last load (with confirm)
+	lowLast           // proven to fit by the last load, or by any without confirm
 )
 
 // planState is a window [a, b] of outcomes still possible, what is proven at
@@ -778,6 +822,7 @@ type planSolver struct {
 	cum     []float64 // cum[j] is the probability of outcomes before j
 	noneOK  bool      // outcome 0 with nothing fitting ends the tune (does not fit)
 	lastFit bool
+	confirm bool // see tunePlan.confirm
 	memo    map[planState]float64
 }
 
@@ -785,13 +830,16 @@ type planSolver struct {
 // (outcome k loads cands[k-1]) to load first.
 func (s *planSolver) cost(st planState) (float64, int) {
 	if st.a == st.b {
-		// Prove the spill above first, then load the answer last: after
-		// that spill, a fit proven before is no longer the last load.
+		// Prove the spill above, and load the answer unless it is
+		// proven (with confirm, last: after that spill, a fit proven
+		// before is no longer the last load).
 		c, k := 0.0, -1
 		low := st.low
 		if !st.high {
 			c, k = 1, st.a // cands[a] is the candidate above outcome a
-			low = lowKnown
+			if s.confirm && low == lowLast {
+				low = lowKnown
+			}
 		}
 		if low != lowLast && !(st.a == 0 && s.noneOK) {
 			if k < 0 {
@@ -812,13 +860,13 @@ func (s *planSolver) cost(st planState) (float64, int) {
 		return s.sum(a, b) / total
 	}
 	demote := st.low
-	if demote == lowLast {
+	if s.confirm && demote == lowLast {
 		demote = lowKnown
 	}
 	best, move := math.Inf(1), -1
 	if !st.high {
-		// Prove the spill above the window first: the answer's fit can
-		// then be the last load.
+		// Prove the spill above the window first: with confirm, the
+		// answer's fit can then be the last load.
 		above, _ := s.cost(planState{st.a, st.b, demote, true})
 		best, move = 1+above, st.b
 	}
@@ -880,10 +928,16 @@ func (p *tunePlan) scout(cands []int, thr []float64) (int, bool) {
 		pFit := capShare(math.Max(s, lo), up, lo, up)
 		score := pFit * cost(count(math.Max(s, lo), up))
 		// A spill with layers in VRAM leaves the answers within one layer
-		// above its size_vram.
-		if a, b := math.Max(gl, lo), math.Min(s, up); b > a {
+		// above its size_vram; one with every layer on the GPU (capped),
+		// those between its size less the output and its size.
+		cb := s - p.output
+		if a, b := math.Max(gl, lo), math.Min(cb, up); b > a {
 			r := refuse(s - (a+b)/2)
 			score += capShare(a, b, lo, up) * ((1-r)*cost(count(a, math.Min(b, a+layer))) + r*below)
+		}
+		if a, b := math.Max(math.Max(cb, gl), lo), math.Min(s, up); b > a {
+			r := refuse(s - (a+b)/2)
+			score += capShare(a, b, lo, up) * ((1-r)*cost(count(a, b)) + r*below)
 		}
 		if b := math.Min(gl, up); b > lo {
 			r := refuse(s)

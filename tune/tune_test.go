@@ -1,10 +1,12 @@
 package tune
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand"
 	"net/http"
 	"net/http/httptest"
@@ -490,8 +492,9 @@ func TestParseModelArch(t *testing.T) {
 
 // TestPlanExact drives the planner alone over random monotone servers: any
 // size curve (steps, kinks, plateaus), any memory, wrong predictions. The
-// answer must be the exhaustive search's, the last load a fit at it, and
-// the search must end.
+// answer must be the exhaustive search's, proven by a fit at it and a
+// spill above it (with confirm, as a joint tune plans, the last load a fit
+// at it), and the search must end.
 func TestPlanExact(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
 	total, worst := 0, 0
@@ -518,7 +521,8 @@ func TestPlanExact(t *testing.T) {
 			}
 		}
 		p := &tunePlan{step: step, max: top, layers: layers,
-			slope: float64(rng.Intn(1 << 20)), kvSlope: float64(rng.Intn(1 << 19)), weights: float64(rng.Intn(1 << 32))}
+			slope: float64(rng.Intn(1 << 20)), kvSlope: float64(rng.Intn(1 << 19)), weights: float64(rng.Intn(1 << 32)),
+			confirm: i%2 == 1}
 		loads := 0
 		for {
 			c, done := p.next()
@@ -544,10 +548,30 @@ func TestPlanExact(t *testing.T) {
 		if got != want {
 			t.Fatalf("case %d: answer %d, exhaustive %d (probes %+v)", i, got, want, p.probes)
 		}
-		if want > 0 && !p.lastFitAt(want) {
-			t.Fatalf("case %d: last load is not a fit at %d (probes %+v)", i, want, p.probes)
+		if !provenAnswer(p, want) {
+			t.Fatalf("case %d (confirm %v): %d is not proven by the loads (probes %+v)", i, p.confirm, want, p.probes)
 		}
 	}
+}
+
+// provenAnswer reports whether p's loads prove the answer want: a spill at
+// the smallest context when want is 0, else a fit at want (with confirm,
+// the last load) and a spill at want+step unless want is the largest
+// candidate.
+func provenAnswer(p *tunePlan, want int) bool {
+	fit, spill := false, want == p.max
+	for _, pr := range p.probes {
+		switch {
+		case pr.Context == want && pr.Fits():
+			fit = true
+		case pr.Context == want+p.step && !pr.Fits():
+			spill = true
+		}
+	}
+	if want == 0 {
+		return spill
+	}
+	return fit && spill && (!p.confirm || p.lastFitAt(want))
 }
 
 // flakyServer answers like Ollama, but each load fits or spills at random,
@@ -585,8 +609,8 @@ func (f *flakyServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // TestTuneFlakyServer: a server whose answers contradict each other ends
-// the tune within MaxLoads, with an answer that its last load confirmed or
-// with ErrInconsistent.
+// the tune within MaxLoads, with an answer that a fit at it and a spill
+// above it (or the trained context) support, or with ErrInconsistent.
 func TestTuneFlakyServer(t *testing.T) {
 	for seed := int64(0); seed < 20; seed++ {
 		client := simClient(t, &flakyServer{rng: rand.New(rand.NewSource(seed))})
@@ -597,8 +621,13 @@ func TestTuneFlakyServer(t *testing.T) {
 		case res.Loads > MaxLoads:
 			t.Errorf("seed %d: %d loads", seed, res.Loads)
 		case err == nil:
-			if last := res.Probes[len(res.Probes)-1]; last.Context != res.Context || !last.Fits() {
-				t.Errorf("seed %d: answer %d, but the last load was %+v", seed, res.Context, last)
+			fit, spill := false, res.Context == cmp.Or(res.TrainedContext, UnknownTrainedContext)/res.Step*res.Step
+			for _, pr := range res.Probes {
+				fit = fit || pr.Context == res.Context && pr.Fits()
+				spill = spill || pr.Context == res.Context+res.Step && !pr.Fits()
+			}
+			if !fit || !spill {
+				t.Errorf("seed %d: answer %d, but the loads were %s", seed, res.Context, probeTrace(res.Probes))
 			}
 		case !errors.Is(err, ErrInconsistent) && !errors.Is(err, ErrDoesNotFit):
 			t.Errorf("seed %d: %v", seed, err)
@@ -675,5 +704,37 @@ func TestTuneRestoresTheModel(t *testing.T) {
 				t.Errorf("after the tune /api/ps lists %+v, want %s at %d as before", m, model, before)
 			}
 		})
+	}
+}
+
+func TestOutputBytes(t *testing.T) {
+	norm := api.Tensor{Name: "output_norm.weight", Type: "F32", Shape: []uint64{4096}}
+	for _, tt := range []struct {
+		name    string
+		tensors []api.Tensor
+		want    float64
+	}{
+		{"output and its norm", []api.Tensor{
+			{Name: "token_embd.weight", Type: "Q4_K", Shape: []uint64{4096, 128256}},
+			norm,
+			{Name: "output.weight", Type: "Q6_K", Shape: []uint64{4096, 128256}},
+			{Name: "blk.0.attn_q.weight", Type: "Q4_K", Shape: []uint64{4096, 4096}},
+		}, 4096*4 + 4096/256*210*128256},
+		{"tied to the token embeddings", []api.Tensor{
+			{Name: "token_embd.weight", Type: "F16", Shape: []uint64{896, 151936}},
+			{Name: "output_norm.weight", Type: "F32", Shape: []uint64{896}},
+		}, 896*151936*2 + 896*4},
+		{"a type Ollama's ggml does not parse", []api.Tensor{norm, {Name: "output.weight", Type: "IQ2_XXS", Shape: []uint64{4096, 128256}}}, 0},
+		{"no tensors (an older server)", nil, 0},
+	} {
+		if got := outputBytes(tt.tensors); got != tt.want {
+			t.Errorf("%s: outputBytes = %.0f, want %.0f", tt.name, got, tt.want)
+		}
+	}
+	// The simulator's tensors say what its memory model places last.
+	for _, m := range gpusim.Models() {
+		if got, want := outputBytes(m.Tensors()), float64(m.OutputBytes); math.Abs(got-want) > 4*float64(m.EmbeddingLength) {
+			t.Errorf("%s: outputBytes of the simulator's tensors = %.0f, want about %.0f", m.Name, got, want)
+		}
 	}
 }

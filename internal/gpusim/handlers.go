@@ -196,6 +196,7 @@ func (s *Server) handleShow(w http.ResponseWriter, r *http.Request) {
 		Template:     "{{ .Prompt }}",
 		Details:      e.details(),
 		ModelInfo:    info,
+		Tensors:      e.Tensors(),
 		Capabilities: []model.Capability{model.CapabilityCompletion},
 		ModifiedAt:   e.modified,
 	})

@@ -3,10 +3,12 @@ package gpusim
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/ctxfit/ctxfit/unified"
+	"github.com/ollama/ollama/api"
 )
 
 const (
@@ -136,6 +138,22 @@ type Model struct {
 
 // Size returns the model's weights in bytes, as /api/tags reports them.
 func (m Model) Size() int64 { return int64(m.Layers)*m.LayerBytes + m.OutputBytes }
+
+// Tensors returns the tensors /api/show lists for m, as f32 weights of
+// the sizes its memory model places: one per repeating layer, and the
+// token embeddings, which the output shares (so Ollama places them last,
+// as the output layer).
+func (m Model) Tensors() []api.Tensor {
+	emb := uint64(max(m.EmbeddingLength, 1))
+	f32 := func(name string, bytes int64) api.Tensor {
+		return api.Tensor{Name: name, Type: "F32", Shape: []uint64{emb, uint64(bytes) / 4 / emb}}
+	}
+	ts := []api.Tensor{f32("token_embd.weight", m.OutputBytes)}
+	for i := range m.Layers {
+		ts = append(ts, f32(fmt.Sprintf("blk.%d.ffn_down.weight", i), m.LayerBytes))
+	}
+	return ts
+}
 
 // HeadDim returns the size of one attention head: KeyLength when the model
 // sets it, else EmbeddingLength / HeadCount.

@@ -198,6 +198,15 @@ func tinyVocabulary() (tokens []string, scores []float32, types []int32) {
 	return tokens, scores, types
 }
 
+// Tensors returns the tensors of the model, as /api/show lists them.
+func (sh Shape) Tensors() []api.Tensor {
+	var out []api.Tensor
+	for _, t := range sh.tensors() {
+		out = append(out, api.Tensor{Name: t.Name, Type: t.Type(), Shape: t.Shape})
+	}
+	return out
+}
+
 func (sh Shape) tensors() []*ggml.Tensor {
 	e, kv, ff := uint64(sh.Embedding), uint64(sh.Embedding/sh.Heads*sh.KVHeads), uint64(sh.FeedForward)
 	w := sh.kind()
