@@ -132,7 +132,10 @@ func (f *Fixer) Fix(ctx context.Context, c Client, t Target, dryRun bool) (*Repo
 			return rep, nil
 		}
 		if dryRun {
-			rep.Diff = edit.Diff(p.files.Config, p.files.Config+" (fixed)", p.src, p.res.Out)
+			// Redacted whole before the diff, so that a hunk that starts
+			// inside a secret's block scalar hides it too.
+			before, after := []byte(Redact(string(p.src))), []byte(Redact(string(p.res.Out)))
+			rep.Diff = edit.Diff(p.files.Config, p.files.Config+" (fixed)", before, after)
 			if r, ok := c.(diffRedacter); ok { // the file holds secrets: show only the changed values
 				rep.Diff = r.redactDiff(rep.Diff)
 			}

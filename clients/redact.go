@@ -16,24 +16,113 @@ const Redacted = "<redacted>"
 // (k: v, - k: v) and k=v form, wherever it stands on a line and however
 // many there are, and every bearer string (Bearer xxx) and well-known key
 // format (sk-…, ghp_…, github_pat_…, hf_…) anywhere in the text. It keeps
-// quotes, commas and comments, so a diff stays readable. A secret written
-// as a YAML block scalar (key: | on its own line) is not recognised on the
-// lines that follow.
+// quotes, commas and comments, so a diff stays readable. A value on the
+// lines after its key is replaced too: a YAML block scalar (key: | or
+// key: >, every line indented deeper than the key), a plain YAML scalar
+// on the lines below (key: alone), and a JSON value after a line break
+// ("key": alone). A diff's "+", "-" or " " in front of each line is read
+// as part of the indentation.
 func Redact(text string) string {
 	if text == "" {
 		return text
 	}
 	lines := strings.SplitAfter(text, "\n")
+	var follow valueFollows
 	for i, l := range lines {
-		lines[i] = redactLine(l)
+		if follow.kind != followNone {
+			var done bool
+			if lines[i], done = follow.redact(l); !done {
+				continue
+			}
+			follow = valueFollows{}
+		}
+		lines[i], follow = redactLine(l)
 	}
 	return strings.Join(lines, "")
+}
+
+// A valueFollows is a secret key whose value starts on the next line.
+type valueFollows struct {
+	kind   int
+	indent int  // the key line's indentation
+	json   bool // a quoted key: the value is the next line's, whatever its indentation
+	seen   bool // a line of the value was redacted
+}
+
+const (
+	followNone  = iota
+	followBlock // a YAML block scalar: every deeper line
+	followValue // a scalar on the next line (YAML: and its deeper continuations)
+)
+
+// redact replaces line's part of the value, or reports done when line is
+// no longer part of it (it is then redacted as any other line).
+func (f *valueFollows) redact(line string) (out string, done bool) {
+	body := strings.TrimRight(line, "\r\n")
+	if strings.TrimLeft(body, " \t+-") == "" {
+		return line, false // blank lines belong to a block scalar
+	}
+	ind := indentOf(body)
+	content := body[ind:]
+	switch {
+	case f.kind == followBlock:
+		if ind <= f.indent {
+			return "", true
+		}
+	case f.json:
+		if f.seen {
+			return "", true
+		}
+		n := valueLen(content)
+		if n == 0 {
+			return "", true // an object or a list: its keys are redacted as usual
+		}
+		f.seen = true
+		return body[:ind] + redactValue(content[:n]) + content[n:] + line[len(body):], false
+	default:
+		// A plain scalar: deeper than its key, and neither a key nor
+		// a list item nor a flow collection of its own.
+		if ind <= f.indent || strings.HasPrefix(content, "- ") || content[0] == '{' || content[0] == '[' ||
+			!f.seen && redactKey.MatchString(" "+content) {
+			return "", true
+		}
+		f.seen = true
+	}
+	return body[:ind] + Redacted + line[len(body):], false
+}
+
+// indentOf returns the column where line's content starts: after a diff's
+// leading "+" or "-", the indentation, and YAML list markers ("- "), so
+// that a key in a list item is as deep as its siblings below it.
+func indentOf(line string) int {
+	i := 0
+	if i < len(line) && (line[i] == '+' || line[i] == '-') && (len(line) == 1 || line[1] == ' ' || line[1] == '\t') {
+		i++
+	}
+	for {
+		for i < len(line) && (line[i] == ' ' || line[i] == '\t') {
+			i++
+		}
+		if i+1 < len(line) && line[i] == '-' && (line[i+1] == ' ' || line[i+1] == '\t') {
+			i++
+			continue
+		}
+		return i
+	}
+}
+
+// redactValue returns the scalar v redacted, keeping its quotes.
+func redactValue(v string) string {
+	if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+		return v[:1] + Redacted + v[:1]
+	}
+	return Redacted
 }
 
 // redactKey matches a key and its separator: a quoted key and a colon, or a
 // bare key at the start of a line, after "- ", "{", "," or a space, then ":"
 // plus space (YAML) or "=".
-var redactKey = regexp.MustCompile(`"((?:[^"\\]|\\.)*)"\s*:\s*|'([^']*)'\s*:\s*|(?:^|[\s{,])(?:-\s+)?([A-Za-z0-9_.-]+)(?::[ \t]+|:$|\s*=\s*)`)
+var redactKey = regexp.MustCompile(`"((?:[^"\\]|\\.)*)"\s*:\s*|'([^']*)'\s*:\s*|(?:^|[\s{,])(?:-\s+)?([A-Za-z0-9_.-]+)(?::[ \t]+|:(?:\r?\n)?$|\s*=\s*)`)
 
 // redactToken matches secrets recognisable by their form alone.
 var redactToken = regexp.MustCompile(`(?i)\b(bearer|token|basic)(\s+)[A-Za-z0-9._~+/=-]{8,}|\b(?:sk-[A-Za-z0-9_-]{12,}|ghp_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|hf_[A-Za-z0-9]{20,})`)
@@ -55,8 +144,11 @@ func secretKey(key string) bool {
 	return strings.HasSuffix(k, "token") || k == "auth" || k == "key"
 }
 
-func redactLine(line string) string {
+// redactLine redacts one line, and says whether a secret key on it has
+// its value on the lines that follow.
+func redactLine(line string) (string, valueFollows) {
 	var b strings.Builder
+	var follow valueFollows
 	rest := line
 	for {
 		m := redactKey.FindStringSubmatchIndex(rest)
@@ -77,15 +169,10 @@ func redactLine(line string) string {
 		}
 		n := valueLen(rest)
 		if n == 0 {
+			follow = followsFrom(line, rest, m[2] >= 0)
 			continue
 		}
-		v := rest[:n]
-		switch {
-		case len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0]:
-			b.WriteString(v[:1] + Redacted + v[:1])
-		default:
-			b.WriteString(Redacted)
-		}
+		b.WriteString(redactValue(rest[:n]))
 		rest = rest[n:]
 	}
 	return redactToken.ReplaceAllStringFunc(b.String(), func(s string) string {
@@ -93,7 +180,26 @@ func redactLine(line string) string {
 			return m[1] + m[2] + Redacted
 		}
 		return Redacted
-	})
+	}), follow
+}
+
+// followsFrom returns what follows a secret key on line whose value, rest,
+// did not start on the line: a block scalar's indicator (| or >, with its
+// chomping and indentation marks, and a comment), or nothing at all.
+// quoted says the key was in double quotes (JSON).
+func followsFrom(line, rest string, quoted bool) valueFollows {
+	v := strings.TrimRight(rest, " \t\r\n")
+	if i := strings.Index(v, " #"); i >= 0 {
+		v = strings.TrimRight(v[:i], " \t")
+	}
+	f := valueFollows{indent: indentOf(line), json: quoted}
+	switch {
+	case v == "":
+		f.kind = followValue
+	case (v[0] == '|' || v[0] == '>') && strings.Trim(v[1:], "+-0123456789") == "":
+		f.kind, f.json = followBlock, false
+	}
+	return f
 }
 
 // valueLen returns the length of the scalar value at the start of s: a

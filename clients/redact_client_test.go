@@ -50,6 +50,22 @@ models:
       headers:
         Authorization: Bearer SECRETVALUE-3
 `},
+		// The hunk starts inside the block scalar: the key line is out of it.
+		{"continue yaml block scalar", continueClient{}, ".continue/config.yaml", `name: Local
+version: 1.0.0
+schema: v1
+models:
+  - name: Llama
+    provider: ollama
+    model: llama3.1:8b-instruct-fp16
+    apiKey: |
+      SECRETVALUE-1
+      SECRETVALUE-2
+      SECRETVALUE-3
+      SECRETVALUE-4
+    defaultCompletionOptions:
+      contextLength: 131072
+`},
 		{"zed", zedClient{}, ".config/zed/settings.json", `{
   "language_models": {
     "ollama": {

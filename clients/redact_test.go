@@ -32,3 +32,29 @@ func TestRedact(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactFollowingLines: a secret whose value starts on a later line.
+func TestRedactFollowingLines(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"YAML literal block", "models:\n  - name: x\n    apiKey: |\n      sk-line-one\n      line-two\n\n      line-three\n    model: llama3\n",
+			"models:\n  - name: x\n    apiKey: |\n      <redacted>\n      <redacted>\n\n      <redacted>\n    model: llama3\n"},
+		{"YAML folded block with chomping and a comment", "apiKey: >- # prod\n  abc\n  def\nmodel: m\n",
+			"apiKey: >- # prod\n  <redacted>\n  <redacted>\nmodel: m\n"},
+		{"a list item's key", "- apiKey: |\n    abc\n  model: m\n", "- apiKey: |\n    <redacted>\n  model: m\n"},
+		{"YAML plain scalar on the next lines", "env:\n  OPENAI_API_KEY:\n    abc\n    def\n  OTHER: 1\n",
+			"env:\n  OPENAI_API_KEY:\n    <redacted>\n    <redacted>\n  OTHER: 1\n"},
+		{"YAML key with a nested map", "auth:\n  user: me\n  password: pw\n", "auth:\n  user: me\n  password: <redacted>\n"},
+		{"JSON value after a line break", "{\n  \"apiKey\":\n    \"abc\",\n  \"model\": \"m\"\n}\n",
+			"{\n  \"apiKey\":\n    \"<redacted>\",\n  \"model\": \"m\"\n}\n"},
+		{"JSON object value", "{\"secret\":\n  {\"a\": 1, \"token\": \"t\"}\n}", "{\"secret\":\n  {\"a\": 1, \"token\": \"<redacted>\"}\n}"},
+		{"a diff", "   models:\n-    apiKey: |\n-      old\n+    apiKey: |\n+      new\n     model: m\n",
+			"   models:\n-    apiKey: |\n-      <redacted>\n+    apiKey: |\n+      <redacted>\n     model: m\n"},
+		{"CRLF", "apiKey: |\r\n  abc\r\nmodel: m\r\n", "apiKey: |\r\n  <redacted>\r\nmodel: m\r\n"},
+		{"not a secret", "description: |\n  my key is here\n", "description: |\n  my key is here\n"},
+	}
+	for _, tt := range tests {
+		if got := Redact(tt.in); got != tt.want {
+			t.Errorf("%s: Redact(%q)\n = %q\nwant %q", tt.name, tt.in, got, tt.want)
+		}
+	}
+}
