@@ -34,6 +34,10 @@ const (
 	// openFailsEnv set to 1 makes every open fail, as xdg-open does when
 	// no program is registered for the file.
 	openFailsEnv = "CTXFIT_TRAY_TEST_OPEN_FAILS"
+	// ollama2Env, when set, is a second simulated Ollama the tray watches
+	// (Options.Others), with its state, Continue's config and call log
+	// under the directory's "second".
+	ollama2Env = "CTXFIT_TRAY_TEST_OLLAMA2"
 )
 
 func TestMain(m *testing.M) {
@@ -66,22 +70,20 @@ func child(scenario string) int {
 	var err error
 	switch scenario {
 	case "watcher":
-		u, perr := url.Parse(os.Getenv(ollamaEnv))
+		b, perr := watched(ctx, os.Getenv(ollamaEnv), dir, calls)
 		if perr != nil {
 			fmt.Println(perr)
 			return 2
 		}
-		store := ctxstate.OpenStore(dir)
-		b := &scripted{Hub: hub.New(u.String(), nil), host: u, store: store, dir: dir, calls: calls}
-		w := watch.New(ollama.NewClient(u), u, store, watch.Options{
-			FastInterval: 50 * time.Millisecond, IdleInterval: 50 * time.Millisecond,
-			LocalGPU: func() ollama.GPUPresence { return ollama.GPUPresent },
-			// As the daemon does when a tune is stored, the asks follow
-			// the tuned values.
-			OnUpdate: func(u watch.Update) { b.refreshContinue(); b.Watched(u) },
-		})
-		b.refreshContinue()
-		go w.Run(ctx)
+		if second := os.Getenv(ollama2Env); second != "" {
+			d2 := filepath.Join(dir, "second")
+			b2, perr := watched(ctx, second, d2, &callLog{path: filepath.Join(d2, "calls")})
+			if perr != nil {
+				fmt.Println(perr)
+				return 2
+			}
+			opts.Others = []Backend{b2}
+		}
 		err = Run(ctx, b, opts)
 	case "stuck":
 		err = Run(ctx, stuck{}, opts)
@@ -104,6 +106,27 @@ func child(scenario string) int {
 		return 3
 	}
 	return 1
+}
+
+// watched returns a scripted backend over a running watcher of the
+// simulated Ollama at rawURL, keeping its state in dir.
+func watched(ctx context.Context, rawURL, dir string, calls *callLog) (*scripted, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	store := ctxstate.OpenStore(dir)
+	b := &scripted{Hub: hub.New(u.String(), nil), host: u, store: store, dir: dir, calls: calls}
+	w := watch.New(ollama.NewClient(u), u, store, watch.Options{
+		FastInterval: 50 * time.Millisecond, IdleInterval: 50 * time.Millisecond,
+		LocalGPU: func() ollama.GPUPresence { return ollama.GPUPresent },
+		// As the daemon does when a tune is stored, the asks follow
+		// the tuned values.
+		OnUpdate: func(u watch.Update) { b.refreshContinue(); b.Watched(u) },
+	})
+	b.refreshContinue()
+	go w.Run(ctx)
+	return b, nil
 }
 
 // callLog records what the tray asked of the backend, the notifier and

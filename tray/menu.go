@@ -466,34 +466,42 @@ func (m *menu) notifyLoop() {
 	}
 }
 
-// action acts on a notification's button: key names the notification,
-// id the action ("fix", "tune"), as the menu items of that model would:
-// "fix" fixes every client that asks the model for more than fits.
+// action acts on a notification's button: key names the notification
+// (prefixed with the server's name for another server's, see watchOther),
+// id the action ("fix", "tune"), as the menu items of that model on that
+// server would: "fix" fixes every client that asks the model for more
+// than fits.
 func (m *menu) action(key, id string) {
 	defer m.recoverTo("act on a notification")
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	defer m.signal()
+	srv := m.server(0)
+	for i, st := range m.others {
+		if rest, ok := strings.CutPrefix(key, serverName(st.snap.Host)+" "); ok {
+			srv, key = m.server(i+1), rest
+		}
+	}
 	k, ok := strings.CutPrefix(key, "spill ")
 	if !ok {
 		return
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	defer m.signal()
 	var name string
-	for _, md := range m.st.listed() {
+	for _, md := range srv.st.listed() {
 		if ollama.ModelKey(md.Name) == k {
 			name = md.Name
 		}
 	}
-	m.opts.Logger.Info("tray: notification action", "action", id, "model", name)
+	m.opts.Logger.Info("tray: notification action", "action", id, "model", name, "host", srv.st.snap.Host)
 	switch {
 	case name == "":
 		return // unloaded since
 	case id == "fix":
-		for _, c := range m.st.clientsAsking(name) {
-			m.startFix(m.server(0), name, c)
+		for _, c := range srv.st.clientsAsking(name) {
+			m.startFix(srv, name, c)
 		}
 	case id == "tune":
-		m.startTune(m.server(0), name)
+		m.startTune(srv, name)
 	}
 }
 

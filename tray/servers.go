@@ -68,8 +68,8 @@ func serverName(host string) string {
 
 // watchOther follows the updates of another server this tray watches
 // (Options.Others): its state counts for the icon and the tooltip, and
-// its notifications are shown, naming the server, without buttons (the
-// menu's Fix and Tune items act on the menu's own server).
+// its notifications are shown naming the server, their keys prefixed with
+// its name so that their buttons act on it (see menu.action).
 func (m *menu) watchOther(i int, b Backend) {
 	defer m.recoverTo("follow another server")
 	ch, stop := b.Subscribe()
@@ -84,7 +84,6 @@ func (m *menu) watchOther(i int, b Backend) {
 		m.mu.Unlock()
 		for _, n := range notes {
 			n.Title += " · " + name
-			n.Actions = nil
 			if n.Key != "" {
 				n.Key = name + " " + n.Key
 			}

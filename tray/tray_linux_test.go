@@ -532,3 +532,102 @@ func hasLine(parts ...string) func(*traytest.Node) bool {
 	}
 	return find
 }
+
+// TestTrayOtherServerActions: a notification of another server the tray
+// watches (Options.Others) names that server, and its buttons tune and fix
+// there, as the items of that server's section would; the own server is
+// left alone.
+func TestTrayOtherServerActions(t *testing.T) {
+	addr := traytest.StartBus(t)
+	w := traytest.NewWatcher(t, traytest.Connect(t, addr))
+	notes := traytest.NewNotifications(t, traytest.Connect(t, addr))
+
+	gpu, _ := gpusim.LookupGPU("8GB")
+	var sims [2]*gpusim.Server
+	var urls [2]string
+	for i := range sims {
+		sims[i] = gpusim.New(gpusim.Config{GPU: gpu})
+		u, err := sims[i].Start("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { sims[i].Close() })
+		urls[i] = u
+	}
+	// The own server's model fits at another context than the second's, so
+	// that the menu's lines of the two differ.
+	const ownCtx = 4096
+	if err := sims[0].Load(simModel, ownCtx, gpusim.Forever); err != nil {
+		t.Fatal(err)
+	}
+	if err := sims[1].Load(simModel, fitCtx, gpusim.Forever); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	second := filepath.Join(dir, "second")
+	continuePath := filepath.Join(second, "continue", "config.json")
+	os.MkdirAll(filepath.Dir(continuePath), 0o755)
+	os.WriteFile(continuePath, []byte(`{"models": [{"title": "Qwen coder", "provider": "ollama", "model": "`+simModel+`", "contextLength": 32768}]}`), 0o644)
+
+	p := startChild(t, addr, "watcher", dir, ollamaEnv+"="+urls[0], ollama2Env+"="+urls[1], busNotifyEnv+"=1")
+	p.attach(w)
+	p.WaitIcon(assets.OK)
+	p2 := *p
+	p2.calls = filepath.Join(second, "calls")
+	name := serverName(ollamahost.Parse(urls[1]).String())
+
+	// Not tuned there: Tune in the notification tunes on that server.
+	if err := sims[1].Load(simModel, spillCtx, gpusim.Forever); err != nil {
+		t.Fatal(err)
+	}
+	spill := notes.Wait(simModel+" spilled onto the CPU · "+name, 0)
+	if got := strings.Join(spill.Actions, "|"); got != "tune|Tune" {
+		t.Errorf("actions %q, want tune|Tune", got)
+	}
+	p.WaitStatus("NeedsAttention")
+	notes.Invoke(spill.ID, "tune")
+	p2.waitCalls("tune "+simModel, 1)
+	p.WaitMenu("the tune the notification started", func(n *traytest.Node) bool { return n.Find("Cancel tuning") != nil })
+	p.Click("Cancel tuning")
+	p2.waitCalls("tune-cancelled "+simModel, 1)
+
+	// Tuned there now; Continue on that server asks for more: Fix now in
+	// the notification fixes that server's Continue.
+	if err := ctxstate.OpenStore(second).Update(func(d *ctxstate.Data) error {
+		d.PutTuned(ctxstate.Tuned{Host: ollamahost.Key(ollamahost.Parse(urls[1])), Model: simModel, Parallel: 1, Context: tunedCtx, Step: 1024, MeasuredAt: time.Now()})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sims[1].Load(simModel, fitCtx, gpusim.Forever); err != nil {
+		t.Fatal(err)
+	}
+	p.WaitMenu("the second server's model back on the GPU", hasLine(simModel+" · ", fmt.Sprintf("100%% GPU · context %d", fitCtx)))
+	p.WaitStatus("Active")
+	before := len(notes.Shown())
+	if err := sims[1].Load(simModel, spillCtx, gpusim.Forever); err != nil {
+		t.Fatal(err)
+	}
+	spill = notes.Wait(simModel+" spilled onto the CPU · "+name, before)
+	if got := strings.Join(spill.Actions, "|"); got != "fix|Fix now" {
+		t.Errorf("actions %q, want fix|Fix now", got)
+	}
+	notes.Invoke(spill.ID, "fix")
+	p2.waitCalls("fix Continue", 1)
+	for deadline := time.Now().Add(traytest.Patience); ; time.Sleep(50 * time.Millisecond) {
+		if data, _ := os.ReadFile(continuePath); strings.Contains(string(data), fmt.Sprintf(`"contextLength": %d`, tunedCtx)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Fix now in the second server's notification did not fix its Continue config")
+		}
+	}
+	for _, own := range []string{"tune " + simModel, "fix Continue"} {
+		if n := p.count(own); n != 0 {
+			t.Errorf("the own server got %d calls %q; the buttons were the second server's", n, own)
+		}
+	}
+	if code, out := p.quit(); code != 0 {
+		t.Errorf("after Quit the tray exited with %d:\n%s", code, out)
+	}
+}
