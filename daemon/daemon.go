@@ -9,6 +9,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/ollama/ollama/api"
+	"github.com/ollama/ollama/format"
 
 	"github.com/ctxfit/ctxfit/clients"
 	"github.com/ctxfit/ctxfit/hub"
@@ -66,8 +68,13 @@ type Config struct {
 	// GPUShare describes the GPU's share of unified memory when Host is
 	// an Apple Silicon Mac (hub.State.GPUShare), else ""; asked at start
 	// and whenever the server answers again, since a restart of Ollama is
-	// when a new iogpu.wired_limit_mb takes effect. nil: never.
+	// when a new iogpu.wired_limit_mb takes effect, and every
+	// GPULimitInterval on a Mac. nil: never.
 	GPUShare func(ctx context.Context) string
+	// GPULimitInterval is how often the GPU's share is read again on an
+	// Apple Silicon Mac (a restart of Ollama is not always seen: one that
+	// takes less than a poll); 0: every 30 s.
+	GPULimitInterval time.Duration
 	// RAM returns the memory this machine can give a model without
 	// swapping, for a tune of a server on this machine (its first load
 	// must not swap it). nil: MemAvailable, else half the RAM.
@@ -92,6 +99,68 @@ type Daemon struct {
 	// beside holds, by ModelKey, the models that keep unloading a model
 	// (eviction thrash): its next tune from the tray leaves room for them.
 	beside map[string][]tune.Companion
+	// staleTold holds, by ModelKey, the GPU budget for which a tune
+	// measured under another was last told out of date (see checkStale).
+	staleTold map[string]int64
+}
+
+// followGPULimit reads the GPU's share of unified memory every
+// GPULimitInterval while the host is an Apple Silicon Mac, and says so
+// when a tune is out of date (checkStale). It ends at once elsewhere.
+func (d *Daemon) followGPULimit(ctx context.Context) {
+	every := cmp.Or(d.cfg.GPULimitInterval, 30*time.Second)
+	if d.cfg.GPUBudget(ctx) <= 0 {
+		return // not a Mac
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if d.cfg.GPUShare != nil {
+			d.hub.SetGPUShare(d.cfg.GPUShare(ctx))
+		}
+		d.checkStale(ctx)
+	}
+}
+
+// staleSlack is how far apart two GPU budgets may be and still count as
+// the same (Ollama's own reading of the limit rounds).
+const staleSlack = 64 << 20
+
+// checkStale publishes, once per model and budget, an EventTuneStale for
+// every tune on this server measured under another GPU budget than the
+// one cfg.GPUBudget reports now: on an Apple Silicon Mac whose GPU limit
+// changed (`ctxfit gpu-limit set`), a re-tune finds the new largest
+// context.
+func (d *Daemon) checkStale(ctx context.Context) {
+	budget := d.cfg.GPUBudget(ctx)
+	data, err := d.cfg.Store.Load()
+	if budget <= 0 || err != nil {
+		return
+	}
+	for _, t := range data.Tuned {
+		if t.Host != d.key || t.GPUBudget <= 0 || len(t.Companions) > 0 || max(t.GPUBudget-budget, budget-t.GPUBudget) <= staleSlack {
+			continue
+		}
+		k := ollama.ModelKey(t.Model)
+		d.mu.Lock()
+		told := d.staleTold[k] == budget
+		if d.staleTold == nil {
+			d.staleTold = map[string]int64{}
+		}
+		d.staleTold[k] = budget
+		d.mu.Unlock()
+		if told {
+			continue
+		}
+		d.hub.Publish(hub.Event{Event: watch.Event{Kind: hub.EventTuneStale, Model: t.Model, ContextLength: t.Context,
+			Message: fmt.Sprintf("%s was tuned to %d with %s for the GPU, and the GPU may use %s now: run `ctxfit tune %s` to find its largest context under the new limit (restart Ollama first if it still runs with the old one)",
+				t.Model, t.Context, format.HumanBytes2(uint64(t.GPUBudget)), format.HumanBytes2(uint64(budget)), t.Model)}})
+	}
 }
 
 // fixed is one fix the keeper made.
@@ -176,6 +245,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 				if e.Kind == watch.EventReachable && d.cfg.GPUShare != nil {
 					go d.hub.SetGPUShare(d.cfg.GPUShare(ctx))
 				}
+				if e.Kind == watch.EventReachable && d.cfg.GPUBudget != nil {
+					// Ollama reads the GPU limit when it starts: a
+					// server that answers again may have a new one.
+					go d.checkStale(ctx)
+				}
 				if hub.Own(e.Kind) {
 					hub.LogEvent(d.logger, e)
 				} else {
@@ -190,6 +264,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	})
 	run(func() { d.followState(ctx) })
+	if d.cfg.GPUBudget != nil {
+		run(func() { d.followGPULimit(ctx) })
+	}
 	stopMetrics := func() {}
 	if m := d.cfg.Metrics; m != nil {
 		var metered <-chan hub.Update

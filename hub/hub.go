@@ -39,6 +39,10 @@ const (
 	EventConfigWarning  watch.EventKind = "config_warning"  // a client asks for too much, or its config cannot be fixed
 	EventConfigRestored watch.EventKind = "config_restored" // an undo put a config back; auto-fix leaves it alone
 	EventSettingChanged watch.EventKind = "setting_changed" // the user changed a setting
+	// EventTuneStale: a stored tune was measured under another GPU budget
+	// than the server has now (an Apple Silicon Mac whose GPU limit
+	// changed): its context is out of date until a re-tune.
+	EventTuneStale watch.EventKind = "tune_stale"
 )
 
 // Warning reports whether events of kind k are warnings: something the user
@@ -56,7 +60,8 @@ func Warning(k watch.EventKind) bool {
 // settings), not the watcher's.
 func Own(k watch.EventKind) bool {
 	switch k {
-	case EventTuneStarted, EventTuned, EventTuneFailed, EventConfigFixed, EventConfigWarning, EventConfigRestored, EventSettingChanged:
+	case EventTuneStarted, EventTuned, EventTuneFailed, EventConfigFixed, EventConfigWarning, EventConfigRestored, EventSettingChanged,
+		EventTuneStale:
 		return true
 	}
 	return false

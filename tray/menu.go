@@ -470,7 +470,8 @@ func (m *menu) notifyLoop() {
 // (prefixed with the server's name for another server's, see watchOther),
 // id the action ("fix", "tune"), as the menu items of that model on that
 // server would: "fix" fixes every client that asks the model for more
-// than fits.
+// than fits; "tune" on a re-tune's notification tunes its model, loaded
+// or not.
 func (m *menu) action(key, id string) {
 	defer m.recoverTo("act on a notification")
 	m.mu.Lock()
@@ -481,6 +482,13 @@ func (m *menu) action(key, id string) {
 		if rest, ok := strings.CutPrefix(key, serverName(st.snap.Host)+" "); ok {
 			srv, key = m.server(i+1), rest
 		}
+	}
+	if model, ok := strings.CutPrefix(key, "retune "); ok {
+		m.opts.Logger.Info("tray: notification action", "action", id, "model", model, "host", srv.st.snap.Host)
+		if id == "tune" {
+			m.startTune(srv, model)
+		}
+		return
 	}
 	k, ok := strings.CutPrefix(key, "spill ")
 	if !ok {

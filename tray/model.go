@@ -131,6 +131,8 @@ func (s *state) apply(u hub.Update, now time.Time) []Notification {
 			}
 		case hub.EventTuned:
 			notes = append(notes, s.tunedNote(e))
+		case hub.EventTuneStale:
+			notes = append(notes, staleNote(e))
 		}
 	}
 	if u.Snapshot.Reachable { // a server that stops answering ends no spill
@@ -254,6 +256,21 @@ func (s *state) tunedNote(e hub.Event) Notification {
 	}
 	return Notification{Title: "Tune finished", Message: msg, Icon: assets.OK}
 }
+
+// staleNote offers the re-tune of a model whose tune was measured under
+// another GPU limit; its button tunes the model (see menu.action).
+func staleNote(e hub.Event) Notification {
+	return Notification{
+		Title:   "Re-tune " + e.Model + " for the new GPU limit",
+		Message: e.Message,
+		Icon:    assets.OK,
+		Key:     retuneKey(e.Model),
+		Actions: []Action{{ID: "tune", Label: "Re-tune"}}, // the message names the command
+	}
+}
+
+// retuneKey is the notification key of the re-tune offered for model.
+func retuneKey(model string) string { return "retune " + model }
 
 // tooLargeText says which clients ask model for more than fits:
 // "Continue asks 131072; 25600 fits".

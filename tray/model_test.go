@@ -203,6 +203,10 @@ func TestNotifications(t *testing.T) {
 				ev(watch.EventLoaded, "llama3.1:8b", ""), ev(watch.EventUnreachable, "", ""), ev(hub.EventTuneStarted, "llama3.1:8b", "")),
 				want: []string{"llama3.1:8b keeps reloading", "llama3.1:8b will not fit in memory", "Tune finished"}},
 		}},
+		{"a tune made under another GPU limit", []step{
+			{u: upd(snap(llamaGPU), ev(hub.EventTuneStale, "llama3.1:8b", "tuned with 21.3 GiB for the GPU")),
+				want: []string{"Re-tune llama3.1:8b for the new GPU limit"}},
+		}},
 		{"eviction thrash", []step{
 			{u: upd(snap(llamaGPU), hub.Event{Event: watch.Event{Kind: watch.EventEvictionThrash, Model: "llama3.1:8b", Companions: []string{"qwen2.5-coder:7b=4096"}, Message: "unloaded each other"}}),
 				want: []string{"llama3.1:8b and qwen2.5-coder:7b=4096 keep unloading each other"}},
