@@ -237,6 +237,10 @@ func capMaxTokens(cur, def, ceiling int) int {
 // and the README.
 const MaxTokensRule = "maxTokens becomes half the context where it is larger (or unset while the client's default is larger), a quarter in Continue's config.yaml when its CLI cn (whose default is 35% of the context) is on the PATH; a smaller value is kept, since in Continue the prompt gets contextLength − maxTokens"
 
+// OutputLimitRule says the same rule for the other clients, which call
+// the answer's share of the context by other names.
+const OutputLimitRule = "the answer's share of the context (max tokens, output limit) becomes half the context where it is larger or unset; a smaller value is kept, since the client keeps that share of the context for the answer"
+
 // Result is what Edit did.
 type Result struct {
 	Out      []byte   // the new content; equal to the input when nothing changed

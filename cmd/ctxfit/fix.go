@@ -246,8 +246,11 @@ func (e *env) printReport(w io.Writer, u *url.URL, rep *clients.Report) {
 	}
 	switch {
 	case rep.DryRun:
-		if maxTokens || strings.EqualFold(rep.Client, "continue") {
+		switch {
+		case strings.EqualFold(rep.Client, "continue"):
 			fmt.Fprintf(w, "The maxTokens rule: %s.\n", clients.MaxTokensRule)
+		case maxTokens:
+			fmt.Fprintf(w, "The output rule: %s.\n", clients.OutputLimitRule)
 		}
 		fmt.Fprintln(w, "Dry run: nothing was written.")
 	case rep.Backup != "":
