@@ -252,8 +252,13 @@ func (s *Server) Load(model string, numCtx int, keepAlive time.Duration) error {
 	return err
 }
 
-// Unload unloads model if it is loaded.
+// Unload unloads model if it is loaded. Like a request with keep_alive 0
+// to Ollama's scheduler, it waits for a load in progress (of any model,
+// since loads are serialized) to end first, so that a load its client
+// abandoned does not come back after the unload.
 func (s *Server) Unload(model string) {
+	s.loadMu.Lock()
+	defer s.loadMu.Unlock()
 	s.mu.Lock()
 	delete(s.loaded, canonicalName(model))
 	s.mu.Unlock()
