@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -271,7 +272,8 @@ func tuneJoint(ctx context.Context, client *api.Client, opts Options, res *Resul
 		if pr.SizeVRAM > 0 {
 			j.gpuSeen = true
 		}
-		if !j.gpuSeen && (opts.GPU == ollama.GPUAbsent || pr.Context == p.step) {
+		if !j.gpuSeen && pr.Refused == "" && (opts.GPU == ollama.GPUAbsent || pr.Context == p.step) {
+			// (A load refused for lack of RAM says nothing of a GPU.)
 			return res, fmt.Errorf("%w: %s and its companions loaded with nothing in VRAM; "+
 				"ctxfit tunes for a GPU (if this server has one, check that Ollama finds it: see its log)", ErrCPUOnly, opts.Model)
 		}
@@ -288,6 +290,21 @@ func tuneJoint(ctx context.Context, client *api.Client, opts Options, res *Resul
 		if res.Probes[i].Context == p.step {
 			last = &res.Probes[i]
 		}
+	}
+	if last != nil && last.Refused != "" {
+		// The server had not the memory for it at the smallest context.
+		if !j.gpuSeen {
+			// No load showed a GPU yet: the companions, loaded alone,
+			// tell whether there is one (ErrCPUOnly when not).
+			if err := j.loadCompanions(ctx); err != nil && !errors.Is(err, ErrDoesNotFit) {
+				return res, err
+			}
+		}
+		e := &DoesNotFitError{Model: opts.Model, Context: p.step, Size: int64(p.weights), Refused: last.Refused, GPU: j.gpuMax}
+		if s := p.sizeAt(p.step); !math.IsNaN(s) {
+			e.Size = int64(s)
+		}
+		return res, e
 	}
 	if last != nil && len(last.Evicted) == len(j.comps) && !aloneFits(*last) {
 		// Alone on the GPU and still spilling: the model itself is too big.
