@@ -300,7 +300,7 @@ func tuneJoint(ctx context.Context, client *api.Client, opts Options, res *Resul
 				return res, err
 			}
 		}
-		e := &DoesNotFitError{Model: opts.Model, Context: p.step, Size: int64(p.weights), Refused: last.Refused, GPU: j.gpuMax}
+		e := &DoesNotFitError{Model: opts.Model, Context: p.step, Size: int64(p.weights), Refused: last.Refused}
 		if s := p.sizeAt(p.step); !math.IsNaN(s) {
 			e.Size = int64(s)
 		}

@@ -359,3 +359,25 @@ func TestParseCompanion(t *testing.T) {
 		}
 	}
 }
+
+// TestTuneJointRefused: a model the server refuses for lack of RAM even at
+// the smallest context, before any load showed a GPU, is told as too big
+// for the memory, not as a CPU-only server; the companions, loaded alone,
+// tell a server without a GPU.
+func TestTuneJointRefused(t *testing.T) {
+	for _, tt := range []struct {
+		gpu  string
+		want error
+		says string
+	}{
+		{"8GB", ErrDoesNotFit, "the server refused the load: model requires more system memory"},
+		{"none", ErrCPUOnly, "loaded with nothing in VRAM"},
+	} {
+		g, _ := gpusim.LookupGPU(tt.gpu)
+		sim := gpusim.New(gpusim.Config{GPU: g})
+		res, err := Tune(context.Background(), simClient(t, sim), Options{Model: "llama3.1:70b", Companions: []Companion{{Model: "qwen2.5:0.5b", Context: 2048}}})
+		if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.says) {
+			t.Errorf("%s: Tune = %v (loads %s); want %v saying %q", tt.gpu, err, probeTrace(res.Probes), tt.want, tt.says)
+		}
+	}
+}
