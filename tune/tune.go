@@ -343,20 +343,15 @@ func Tune(ctx context.Context, client *api.Client, opts Options) (res *Result, e
 		}
 	}()
 
-	gpuSeen := opts.GPU == ollama.GPUPresent || res.Before != nil && res.Before.SizeVRAM > 0
-	checkGPU := false // the next load is at the smallest context, to tell a CPU-only server
+	guard := gpuGuard{
+		seen:   opts.GPU == ollama.GPUPresent || res.Before != nil && res.Before.SizeVRAM > 0,
+		absent: opts.GPU == ollama.GPUAbsent,
+		ram:    opts.RAM,
+	}
 	for {
-		next, done := p.next()
-		if checkGPU {
-			next, done = p.step, false
-		}
+		next, done := guard.next(p)
 		if done {
 			break
-		}
-		if res.Loads == 0 && !gpuSeen {
-			// Nothing says there is a GPU: the first load must not
-			// swap the machine if it turns out to be CPU-only.
-			next = min(next, safeContext(p, opts.RAM))
 		}
 		if err := ctx.Err(); err != nil {
 			res.bracket(p)
@@ -390,24 +385,10 @@ func Tune(ctx context.Context, client *api.Client, opts Options) (res *Result, e
 			opts.Progress(pr)
 		}
 
-		checkGPU = false
-		switch {
-		case pr.SizeVRAM > 0:
-			gpuSeen = true
-		case gpuSeen:
-		case pr.Refused != "":
-			// Too big for RAM, and no sign of a GPU yet: the smallest
-			// context tells whether there is one.
-			checkGPU = res.Loads == 1 && !p.probed(p.step)
-		case opts.GPU == ollama.GPUAbsent || pr.Context == p.step || p.gpuFloor(pr) < minGPU:
-			// Any GPU would have held a layer of this load.
+		if guard.after(p, pr) {
 			return res, fmt.Errorf("%w: %s loaded with nothing in VRAM at num_ctx %d (size %s); "+
 				"ctxfit tunes for a GPU (if this server has one, check that Ollama finds it: see its log)",
 				ErrCPUOnly, opts.Model, pr.Context, format.HumanBytes(pr.Size))
-		default:
-			// Nothing in VRAM, but this load's graph and one layer would
-			// not fit a small GPU: ask at the smallest context.
-			checkGPU = !p.probed(p.step)
 		}
 	}
 
@@ -503,6 +484,55 @@ func safeContext(p *tunePlan, ram int64) int {
 		safe = c
 	}
 	return safe
+}
+
+// gpuGuard keeps a tune safe on a server whose GPU is not known yet: the
+// first load is at a context that cannot swap the machine should it be
+// CPU-only (see safeContext), and a load with nothing in VRAM either tells
+// a CPU-only server (any GPU would have held a layer of it) or is followed
+// by a load at the smallest context, which tells.
+type gpuGuard struct {
+	seen   bool  // a load had something in VRAM, or the caller knows a GPU is there
+	absent bool  // the caller knows there is none
+	ram    int64 // what the machine can give a load; 0 when unknown (a remote server)
+	check  bool  // the next load is at the smallest context
+	loads  int
+}
+
+// next returns the context to load next from p, as the guard allows it.
+func (g *gpuGuard) next(p *tunePlan) (ctx int, done bool) {
+	ctx, done = p.next()
+	if g.check {
+		ctx, done = p.step, false
+	}
+	if !done && g.loads == 0 && !g.seen {
+		ctx = min(ctx, safeContext(p, g.ram))
+	}
+	return ctx, done
+}
+
+// after takes the load pr, which p has recorded, and reports whether it
+// shows a CPU-only server.
+func (g *gpuGuard) after(p *tunePlan, pr Probe) (cpuOnly bool) {
+	g.loads++
+	g.check = false
+	switch {
+	case pr.SizeVRAM > 0:
+		g.seen = true
+	case g.seen:
+	case pr.Refused != "":
+		// Too big for RAM, and no sign of a GPU yet: the smallest
+		// context tells whether there is one.
+		g.check = g.loads == 1 && !p.probed(p.step)
+	case g.absent || pr.Context == p.step || p.gpuFloor(pr) < minGPU:
+		// Any GPU would have held a layer of this load.
+		return true
+	default:
+		// Nothing in VRAM, but this load's graph and one layer would
+		// not fit a small GPU: ask at the smallest context.
+		g.check = !p.probed(p.step)
+	}
+	return false
 }
 
 // restoreTimeout bounds the load or unload that puts a model back after a
