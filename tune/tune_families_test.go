@@ -441,9 +441,9 @@ func TestTuneFamilies(t *testing.T) {
 		mean  float64
 		worst int
 	}{
-		"cold":          {2.000, 8},
+		"cold":          {1.886, 8},
 		"after a spill": {1.743, 5},
-		"known host":    {1.488, 6},
+		"known host":    {1.487, 6},
 	}
 	for _, start := range famStarts() {
 		var stats []famStats
