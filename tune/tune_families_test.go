@@ -442,8 +442,8 @@ func TestTuneFamilies(t *testing.T) {
 		worst int
 	}{
 		"cold":          {1.886, 8},
-		"after a spill": {1.743, 5},
-		"known host":    {1.487, 6},
+		"after a spill": {1.741, 5},
+		"known host":    {1.485, 6},
 	}
 	for _, start := range famStarts() {
 		var stats []famStats

@@ -39,6 +39,7 @@ type tunePlan struct {
 	kvSlope float64 // predicted KV cache bytes per context token, all layers
 	weights float64 // the model's weights in bytes (/api/tags); 0 when unknown
 	output  float64 // the weights placed after the repeating layers; 0 when unknown
+	pad     int     // the block size predictions assume (see predict); 0: none
 	probes  []Probe // in the order they were loaded
 
 	// expect is the range of answers the prediction allowed when it chose
@@ -360,6 +361,9 @@ func (p *tunePlan) shapeSizeAt(sh shape, pts []Probe, skip, c int) float64 {
 	if kv <= 0 || len(use) == 0 {
 		return math.NaN()
 	}
+	if s, ok := p.paddedAt(use, c); ok {
+		return s
+	}
 	// The two points nearest to c, around it when there are.
 	i := sort.Search(len(use), func(i int) bool { return use[i].Context >= c })
 	var a, b Probe
@@ -663,6 +667,9 @@ func (p *tunePlan) gpuFloor(pr Probe) float64 {
 // known.
 func (p *tunePlan) sizeAt(c int) float64 {
 	pts := p.points()
+	if s, ok := p.paddedAt(pts, c); ok {
+		return s
+	}
 	switch len(pts) {
 	case 0:
 		if p.weights <= 0 || p.slope <= 0 {
@@ -700,16 +707,93 @@ func (p *tunePlan) sizeAt(c int) float64 {
 }
 
 // predict returns the predicted size of each candidate and the outcome
-// probabilities (see prior), mixed over the shapes.
+// probabilities (see prior), mixed over the shapes and, when the sizes
+// show padding, over the block sizes that agree with them.
 func (p *tunePlan) predict(cands []int) (thr, prob []float64) {
 	thr = make([]float64, len(cands))
 	for i, c := range cands {
 		thr[i] = p.sizeAt(c)
 	}
-	if p.joint() {
-		return thr, p.prior(thr)
+	outcomes := func(thr []float64) []float64 {
+		if p.joint() {
+			return p.prior(thr)
+		}
+		return p.mixedPrior(cands, thr)
 	}
-	return thr, p.mixedPrior(cands, thr)
+	hyps := padHyps(p.points(), p.step)
+	if len(hyps) == 0 {
+		return thr, outcomes(thr)
+	}
+	prob = make([]float64, len(cands)+1)
+	total := 0.0
+	for _, b := range hyps {
+		total += 1 / float64(b)
+	}
+	for _, b := range hyps {
+		p.pad = b
+		t := make([]float64, len(cands))
+		for i, c := range cands {
+			t[i] = p.sizeAt(c)
+		}
+		w := 1 / float64(b) / total
+		for j, q := range outcomes(t) {
+			prob[j] += w * q
+		}
+	}
+	p.pad = 0
+	return thr, prob
+}
+
+// Padding: some servers round the context (or the compute graph) up to a
+// block, so that the size is a step function of the context: every
+// context in a block (start, end] of B tokens, B a power of two, loads
+// the same size. Two measured neighbours of one size show it; which B the
+// server uses is not known, so each B that agrees with every measured
+// pair (one size exactly when in one block) is a hypothesis, and predict
+// mixes their predictions, a block twice as large half as likely (the
+// smallest block that explains the sizes is the likeliest). Measured over
+// the padding family: warm tunes over 4 loads 12 → 8, no family worse.
+
+// padHyps returns the block sizes that agree with the measured points
+// pts (sorted by context), none when no two neighbours have one size.
+func padHyps(pts []Probe, step int) []int {
+	plateau := 0
+	for i := 1; i < len(pts); i++ {
+		if pts[i].Size == pts[i-1].Size {
+			plateau = max(plateau, pts[i].Context-pts[i-1].Context)
+		}
+	}
+	if plateau == 0 {
+		return nil
+	}
+	var hyps []int
+	for b := 2 * step; b <= 8*(plateau+step); b *= 2 {
+		ok := true
+		for i := 1; i < len(pts) && ok; i++ {
+			same := (pts[i].Context+b-1)/b == (pts[i-1].Context+b-1)/b
+			ok = same == (pts[i].Size == pts[i-1].Size)
+		}
+		if ok {
+			hyps = append(hyps, b)
+		}
+	}
+	return hyps
+}
+
+// paddedAt returns the size at context c when blocks are p.pad tokens:
+// that of a measured point in c's block; false when there is none (or no
+// padding is assumed).
+func (p *tunePlan) paddedAt(pts []Probe, c int) (float64, bool) {
+	if p.pad <= 0 {
+		return 0, false
+	}
+	blk := (c + p.pad - 1) / p.pad
+	for _, q := range pts {
+		if (q.Context+p.pad-1)/p.pad == blk {
+			return float64(q.Size), true
+		}
+	}
+	return 0, false
 }
 
 // points returns one measured size per context, sorted by context, the

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -736,5 +737,35 @@ func TestOutputBytes(t *testing.T) {
 		if got, want := outputBytes(m.Tensors()), float64(m.OutputBytes); math.Abs(got-want) > 4*float64(m.EmbeddingLength) {
 			t.Errorf("%s: outputBytes of the simulator's tensors = %.0f, want about %.0f", m.Name, got, want)
 		}
+	}
+}
+
+// TestPadHyps: two neighbours of one size show padding; the block sizes
+// kept are those under which exactly the neighbours of one size share a
+// block.
+func TestPadHyps(t *testing.T) {
+	pt := func(c int, gb float64) Probe { return Probe{Context: c, Size: int64(gb * (1 << 30))} }
+	for _, tt := range []struct {
+		name string
+		pts  []Probe
+		want []int
+	}{
+		{"no plateau", []Probe{pt(20480, 7), pt(24576, 8)}, nil},
+		{"a plateau inside a 4096 block", []Probe{pt(29696, 24.92), pt(30720, 24.92), pt(33792, 25.99)}, []int{2048, 4096, 8192, 16384}},
+		{"the point below ends the block", []Probe{pt(24576, 24.13), pt(26624, 25.76), pt(27648, 25.76), pt(33792, 29.01)}, []int{4096, 8192}},
+		{"a plateau across 2048 blocks", []Probe{pt(22528, 32.27), pt(23552, 33.9), pt(24576, 33.9)}, []int{2048}},
+	} {
+		if got := padHyps(tt.pts, 1024); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: padHyps = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	// Under a block size, a candidate in a measured point's block has its
+	// size; others are predicted as without padding.
+	p := &tunePlan{step: 1024, max: 32768, pad: 4096, probes: []Probe{pt(29696, 24.92), pt(30720, 24.92)}}
+	if s, ok := p.paddedAt(p.points(), 32768); !ok || s != float64(pt(0, 24.92).Size) {
+		t.Errorf("paddedAt(32768) = %v, %v; want the block's size", s, ok)
+	}
+	if _, ok := p.paddedAt(p.points(), 33792); ok {
+		t.Error("paddedAt(33792): the next block has no measured size")
 	}
 }
