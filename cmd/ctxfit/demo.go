@@ -61,8 +61,8 @@ Try, in another terminal:
 
 The Mac's GPU may use only 2/3 of its 32 GB. After the tune, ctxfit says what
 a larger share buys; apply it, and tune again:
-  go run ./cmd/ctxfit gpu-limit set 24576 --host %[1]s
-  go run ./cmd/ctxfit tune %[2]s --host %[1]s
+  %[4]s gpu-limit set 24576 --host %[1]s
+  %[4]s tune %[2]s --host %[1]s
 
 Press Ctrl-C to stop.
 

@@ -79,14 +79,14 @@ A simulated user switches between them every %[7]s: the two do not fit
 together, so each switch unloads the other, and ctxfit reports it.
 
 Try, in another terminal:
-  go run ./cmd/ctxfit tune %[3]s --with %[5]s=%[6]d --host %[1]s
-  CONTINUE_GLOBAL_DIR=%[8]s go run ./cmd/ctxfit fix continue --host %[1]s
-  go run ./cmd/ctxfit status --host %[1]s
+  %[9]s tune %[3]s --with %[5]s=%[6]d --host %[1]s
+  CONTINUE_GLOBAL_DIR=%[8]s %[9]s fix continue --host %[1]s
+  %[9]s status --host %[1]s
 and both models stay loaded, 100%% on the GPU.
 
 Press Ctrl-C to stop.
 
-`, base, config, togetherChatModel, alone, togetherACModel, togetherACContext, every, dir)
+`, base, config, togetherChatModel, alone, togetherACModel, togetherACContext, every, dir, e.progOrDefault())
 
 	u, err := url.Parse(base)
 	if err != nil {

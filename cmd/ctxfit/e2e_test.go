@@ -409,3 +409,39 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestDemoHintsUseProgName starts both demos as an installed `ctxfit`
+// would be: every command they suggest must use that name, not `go run`.
+func TestDemoHintsUseProgName(t *testing.T) {
+	for _, args := range [][]string{
+		{"demo", "--headless", "--listen", "127.0.0.1:0"},
+		{"demo", "--together", "--headless", "--listen", "127.0.0.1:0"},
+	} {
+		t.Run(strings.Join(args[:len(args)-3], " "), func(t *testing.T) {
+			x := newE2E(t, "")
+			ctx, cancel := context.WithCancel(context.Background())
+			var out lockedBuffer
+			done := make(chan int, 1)
+			go func() {
+				done <- (&env{stdout: &out, stderr: &out, getenv: x.getenv, prog: "ctxfit"}).main(ctx, args)
+			}()
+			deadline := time.Now().Add(20 * time.Second)
+			for !strings.Contains(out.String(), "Press Ctrl-C to stop.") && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Errorf("ctxfit %s did not stop within 10 s of its context ending", strings.Join(args, " "))
+			}
+			s := out.String()
+			if !strings.Contains(s, "Press Ctrl-C to stop.") {
+				t.Fatalf("ctxfit %s printed no instructions within 20 s:\n%s", strings.Join(args, " "), s)
+			}
+			if strings.Contains(s, "go run") {
+				t.Errorf("started as `ctxfit`, the demo suggests `go run` commands:\n%s", s)
+			}
+		})
+	}
+}
