@@ -144,6 +144,7 @@ func TestJSONGolden(t *testing.T) {
 		{"error_host", []string{"status", "--host", "not a url"}, 2},
 		{"error_client", []string{"fix", "emacs"}, 2},
 		{"error_unreachable", []string{"status", "--host", "127.0.0.1:1"}, 1},
+		{"error_flag", []string{"tune", "--nosuch"}, 2},
 	}
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {

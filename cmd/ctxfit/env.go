@@ -75,7 +75,7 @@ func parse(fs *flag.FlagSet, args []string) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return &helpRequest{fs}
 		}
-		return &usageError{sub: subcommand(fs)}
+		return &usageError{sub: subcommand(fs), flagErr: err.Error()}
 	}
 	return nil
 }

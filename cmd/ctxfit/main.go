@@ -131,7 +131,15 @@ func (e *env) exit(name string, args []string, err error) int {
 		return int(code) // the command said it all
 	case errors.As(err, &usage):
 		if wantsJSON(args) {
-			writeIndentedJSON(e.stdout, errorJSON{usage.msg})
+			msg := usage.msg
+			if msg == "" {
+				why := usage.flagErr
+				if why == "" {
+					why = "wrong arguments"
+				}
+				msg = fmt.Sprintf("%s; run `%s help %s` for usage", why, e.prog, usage.cmd(name))
+			}
+			writeIndentedJSON(e.stdout, errorJSON{msg})
 			return 2
 		}
 		if usage.msg != "" {
@@ -209,6 +217,9 @@ var errUsage = &usageError{}
 type usageError struct {
 	msg string
 	sub string // a subcommand ("ollama" of `fix ollama`) for the help hint
+	// flagErr is the flag package's explanation, which it printed on
+	// stderr already; --json repeats it in {"error": …}.
+	flagErr string
 }
 
 func (e *usageError) Error() string {
