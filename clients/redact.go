@@ -15,7 +15,8 @@ const Redacted = "<redacted>"
 // credentials, private keys; not maxTokens), in JSON ("k": "v"), YAML
 // (k: v, - k: v) and k=v form, wherever it stands on a line and however
 // many there are, and every bearer string (Bearer xxx) and well-known key
-// format (sk-…, ghp_…, github_pat_…, hf_…) anywhere in the text. It keeps
+// format (sk-…, ghp_…, github_pat_…, hf_…) and the password of every URL
+// (https://user:password@host) anywhere in the text. It keeps
 // quotes, commas and comments, so a diff stays readable. A value on the
 // lines after its key is replaced too: a YAML block scalar (key: | or
 // key: >, every line indented deeper than the key), a plain YAML scalar
@@ -127,6 +128,10 @@ var redactKey = regexp.MustCompile(`"((?:[^"\\]|\\.)*)"\s*:\s*|'([^']*)'\s*:\s*|
 // redactToken matches secrets recognisable by their form alone.
 var redactToken = regexp.MustCompile(`(?i)\b(bearer|token|basic)(\s+)[A-Za-z0-9._~+/=-]{8,}|\b(?:sk-[A-Za-z0-9_-]{12,}|ghp_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|hf_[A-Za-z0-9]{20,})`)
 
+// redactURLPassword matches the password in a URL's user information:
+// scheme://user:password@ (an apiBase such as https://me:pw@proxy/).
+var redactURLPassword = regexp.MustCompile(`\b([A-Za-z][A-Za-z0-9+.-]*://[^/\s:@"'<>]*:)[^/\s@"'<>]+@`)
+
 // secretKey reports whether a config key names a secret.
 func secretKey(key string) bool {
 	var b strings.Builder
@@ -175,12 +180,13 @@ func redactLine(line string) (string, valueFollows) {
 		b.WriteString(redactValue(rest[:n]))
 		rest = rest[n:]
 	}
-	return redactToken.ReplaceAllStringFunc(b.String(), func(s string) string {
+	out := redactToken.ReplaceAllStringFunc(b.String(), func(s string) string {
 		if m := redactToken.FindStringSubmatch(s); m[1] != "" {
 			return m[1] + m[2] + Redacted
 		}
 		return Redacted
-	}), follow
+	})
+	return redactURLPassword.ReplaceAllString(out, "${1}"+Redacted+"@"), follow
 }
 
 // followsFrom returns what follows a secret key on line whose value, rest,

@@ -25,6 +25,9 @@ func TestRedact(t *testing.T) {
 		{`  apiBase: http://localhost:11434`, `  apiBase: http://localhost:11434`},
 		{`  model: llama3.1:8b-instruct-fp16`, `  model: llama3.1:8b-instruct-fp16`},
 		{"  \"apiKey\": \"abc\"\r\n", "  \"apiKey\": \"<redacted>\"\r\n"},
+		{`  "apiBase": "https://me:pw-1234@proxy.example/v1",`, `  "apiBase": "https://me:<redacted>@proxy.example/v1",`},
+		{`    apiBase: http://:pw@10.0.0.2:11434 # a, b`, `    apiBase: http://:<redacted>@10.0.0.2:11434 # a, b`},
+		{`  api_base: http://10.0.0.2:11434/x@y`, `  api_base: http://10.0.0.2:11434/x@y`},
 	}
 	for _, tt := range tests {
 		if got := Redact(tt.in); got != tt.want {
