@@ -118,7 +118,7 @@ func runGPULimit(ctx context.Context, e *env, args []string) error {
 	after := unified.Info{RAM: info.RAM, WiredLimitMB: mb}
 	fmt.Fprintf(e.stdout, "iogpu.wired_limit_mb is now %d: the %s.\n", mb, after)
 	if sub == "set" {
-		fmt.Fprintln(e.stdout, "It lasts until the Mac restarts; `ctxfit gpu-limit persist` keeps it.")
+		fmt.Fprintf(e.stdout, "It lasts until the Mac restarts; %s keeps it.\n", e.cmdline(u, "gpu-limit", "persist", strconv.Itoa(mb)))
 	}
 	if src.Restarts() {
 		fmt.Fprintln(e.stdout, "The simulated Ollama restarted with the new limit.")

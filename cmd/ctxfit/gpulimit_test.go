@@ -51,6 +51,9 @@ func TestGPULimitStory(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "iogpu.wired_limit_mb is now 24576") || !strings.Contains(out, "Then re-tune: ctxfit tune "+fp16) {
 		t.Fatalf("gpu-limit set: exit %d\n%s%s", code, out, errOut)
 	}
+	if want := "`ctxfit gpu-limit persist 24576 --host " + strings.TrimSuffix(u, "/") + "` keeps it"; !strings.Contains(out, want) {
+		t.Errorf("gpu-limit set does not name the command that keeps the limit, %s:\n%s", want, out)
+	}
 	if info, _ := sim.UnifiedMemory(); info.WiredLimitMB != 24576 {
 		t.Fatalf("the simulator's limit is %d", info.WiredLimitMB)
 	}
