@@ -54,6 +54,7 @@ const (
 	followNone  = iota
 	followBlock // a YAML block scalar: every deeper line
 	followValue // a scalar on the next line (YAML: and its deeper continuations)
+	followList  // the rest of a flow list ([ …) left open on the key's line
 )
 
 // redact replaces line's part of the value, or reports done when line is
@@ -66,6 +67,19 @@ func (f *valueFollows) redact(line string) (out string, done bool) {
 	ind := indentOf(body)
 	content := body[ind:]
 	switch {
+	case f.kind == followList:
+		if content[0] == ']' || content[0] == '{' || content[0] == '[' {
+			return "", true // the end, or a nested collection: redacted as usual
+		}
+		if loc := redactKey.FindStringIndex(content); loc != nil && loc[0] == 0 {
+			return "", true // a key: the list ended without its bracket (a diff)
+		}
+		red, n, open := redactFlowList(content, 0)
+		if open {
+			return body[:ind] + red + line[len(body):], false
+		}
+		rest, _ := redactLine(content[n:] + line[len(body):])
+		return body[:ind] + red + rest, false
 	case f.kind == followBlock:
 		if ind <= f.indent {
 			return "", true
@@ -173,6 +187,15 @@ func redactLine(line string) (string, valueFollows) {
 			continue
 		}
 		n := valueLen(rest)
+		if n == 0 && strings.HasPrefix(rest, "[") {
+			red, n, open := redactFlowList(rest, 1)
+			b.WriteString(red)
+			rest = rest[n:]
+			if open {
+				follow = valueFollows{kind: followList}
+			}
+			continue
+		}
 		if n == 0 {
 			follow = followsFrom(line, rest, m[2] >= 0)
 			continue
@@ -206,6 +229,39 @@ func followsFrom(line, rest string, quoted bool) valueFollows {
 		f.kind, f.json = followBlock, false
 	}
 	return f
+}
+
+// redactFlowList redacts the scalars of a flow list ([a, "b"]) that is the
+// value of a secret key: s from its opening bracket (start 1) or from a line
+// that continues it (start 0). It returns the redacted text, how much of s
+// it covers, and whether the list goes on past the end of the line. It stops
+// at a nested list or object, whose keys are redacted as any other.
+func redactFlowList(s string, start int) (out string, n int, open bool) {
+	var b strings.Builder
+	b.WriteString(s[:start])
+	i := start
+	for {
+		for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == ',') {
+			b.WriteByte(s[i])
+			i++
+		}
+		switch {
+		case i >= len(s) || s[i] == '\r' || s[i] == '\n' || s[i] == '#':
+			b.WriteString(s[i:])
+			return b.String(), len(s), true
+		case s[i] == ']':
+			b.WriteByte(']')
+			return b.String(), i + 1, false
+		case s[i] == '{' || s[i] == '[':
+			return b.String(), i, false
+		}
+		v := valueLen(s[i:])
+		if v == 0 {
+			return b.String(), i, false
+		}
+		b.WriteString(redactValue(s[i : i+v]))
+		i += v
+	}
 }
 
 // valueLen returns the length of the scalar value at the start of s: a

@@ -54,6 +54,14 @@ func TestRedactFollowingLines(t *testing.T) {
 			"   models:\n-    apiKey: |\n-      <redacted>\n+    apiKey: |\n+      <redacted>\n     model: m\n"},
 		{"CRLF", "apiKey: |\r\n  abc\r\nmodel: m\r\n", "apiKey: |\r\n  <redacted>\r\nmodel: m\r\n"},
 		{"not a secret", "description: |\n  my key is here\n", "description: |\n  my key is here\n"},
+		{"YAML flow list", "apiKeys: [abc, 'def'] # two\nmodel: m\n", "apiKeys: [<redacted>, '<redacted>'] # two\nmodel: m\n"},
+		{"JSON list on one line", "{\"apiKeys\": [\"abc\", \"def\"], \"model\": \"m\"}\n", "{\"apiKeys\": [\"<redacted>\", \"<redacted>\"], \"model\": \"m\"}\n"},
+		{"JSON list over lines", "{\n  \"apiKeys\": [\n    \"abc\",\n    \"def\"\n  ],\n  \"model\": \"m\"\n}\n",
+			"{\n  \"apiKeys\": [\n    \"<redacted>\",\n    \"<redacted>\"\n  ],\n  \"model\": \"m\"\n}\n"},
+		{"JSON list ending on a line with more", "\"apiKeys\": [\"abc\",\n  \"def\"], \"secret\": \"ghi\", \"model\": \"m\"\n",
+			"\"apiKeys\": [\"<redacted>\",\n  \"<redacted>\"], \"secret\": \"<redacted>\", \"model\": \"m\"\n"},
+		{"a list of objects", "apiKeys: [{key: abc, note: n}]\n", "apiKeys: [{key: <redacted>, note: n}]\n"},
+		{"a diff of a list", "-  \"apiKeys\": [\n-    \"abc\"\n+  \"apiKeys\": [\n+    \"def\"\n   ],\n", "-  \"apiKeys\": [\n-    \"<redacted>\"\n+  \"apiKeys\": [\n+    \"<redacted>\"\n   ],\n"},
 	}
 	for _, tt := range tests {
 		if got := Redact(tt.in); got != tt.want {
