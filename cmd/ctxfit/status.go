@@ -199,6 +199,12 @@ func writeStatusJSON(w io.Writer, snap watch.Snapshot, data *state.Data, key str
 		if t, ok := data.TunedForParallel(key, m.Name, m.Digest, parallel); ok {
 			j.Tuned, j.TunedParallel = t.Context, t.Parallel
 		}
+		if len(m.TunedBeside) > 0 && m.TunedContext != nil {
+			j.Tuned = *m.TunedContext // the joint tune of what is loaded now
+			if t, ok := data.TunedSet(key, append([]string{m.Name}, m.TunedBeside...)); ok {
+				j.TunedParallel = t.Parallel
+			}
+		}
 		out.Models = append(out.Models, j)
 	}
 	for _, t := range data.Tuned {
@@ -247,8 +253,10 @@ func (e *env) writeStatus(w io.Writer, u *url.URL, snap watch.Snapshot, data *st
 				tuned = fmt.Sprint(t.Context)
 				m.TunedContext = &t.Context
 			}
-			if len(m.TunedBeside) > 0 {
-				tuned += " beside " + strings.Join(m.TunedBeside, ", ")
+			if len(m.TunedBeside) > 0 && m.TunedContext != nil {
+				// The joint tune of what is loaded now applies (the
+				// watcher chose it), whether or not one alone exists.
+				tuned = fmt.Sprintf("%d beside %s", *m.TunedContext, strings.Join(m.TunedBeside, ", "))
 			}
 			if m.Spilled {
 				state += ", spilled"

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"net/url"
 	"os"
@@ -187,6 +188,27 @@ func TestChatAndAutocompleteE2E(t *testing.T) {
 	code, out, _ = x.ctxfit("status")
 	if code != 0 || !strings.Contains(out, strconv.Itoa(joint.Context)+" beside "+togetherACModel) {
 		t.Errorf("status does not show the joint value beside %s:\n%s", togetherACModel, out)
+	}
+	// In the table too: the TUNED column of each loaded model gives the
+	// joint value that applies, though neither was tuned alone.
+	for model, want := range map[string]string{
+		togetherChatModel: fmt.Sprintf("%d beside %s", joint.Context, togetherACModel),
+		togetherACModel:   fmt.Sprintf("4096 beside %s", togetherChatModel),
+	} {
+		row := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(model) + ` .*\S  +(\S.*)$`).FindStringSubmatch(out)
+		if row == nil || row[1] != want {
+			t.Errorf("status: the TUNED column of %s is %q, want %q:\n%s", model, row, want, out)
+		}
+	}
+	code, out, _ = x.ctxfit("status", "--json")
+	var st statusJSON
+	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil {
+		t.Fatalf("status --json: exit %d, %v\n%s", code, err, out)
+	}
+	for _, m := range st.Models {
+		if want := map[string]int{togetherChatModel: joint.Context, togetherACModel: 4096}[m.Model]; m.Tuned != want || m.TunedParallel != 1 {
+			t.Errorf("status --json: %s tuned %d (parallel %d), want the joint %d (parallel 1)", m.Model, m.Tuned, m.TunedParallel, want)
+		}
 	}
 }
 
