@@ -12,14 +12,22 @@ import (
 // Listen opens addr for Serve. It fails at once, with a message saying what
 // to do, when the address is taken or malformed.
 func Listen(addr string) (net.Listener, error) {
-	if _, _, err := net.SplitHostPort(addr); err != nil {
-		return nil, fmt.Errorf("metrics address %q: use HOST:PORT, such as 127.0.0.1:9464: %w", addr, err)
+	if err := CheckAddr(addr); err != nil {
+		return nil, err
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("serve metrics on %s (choose another --metrics-addr): %w", addr, err)
 	}
 	return ln, nil
+}
+
+// CheckAddr reports whether addr has the HOST:PORT form Listen takes.
+func CheckAddr(addr string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("metrics address %q: use HOST:PORT, such as 127.0.0.1:9464: %w", addr, err)
+	}
+	return nil
 }
 
 // Serve serves c's metrics at /metrics on ln until ctx ends.

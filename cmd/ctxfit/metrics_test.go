@@ -97,6 +97,11 @@ func TestRunMetricsAddrTaken(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "use HOST:PORT") {
 		t.Errorf("exit %d: %s", code, errOut)
 	}
+	// An address that is none is not remembered: the next `ctxfit run`
+	// (the tray at login) would fail with it.
+	if data, _ := state.OpenStore(f.stateDir).Load(); data.Settings.MetricsAddr == "9464" {
+		t.Errorf("a refused --metrics-addr was remembered: %q", data.Settings.MetricsAddr)
+	}
 }
 
 func freePort(t *testing.T) string {

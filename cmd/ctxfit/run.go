@@ -127,6 +127,13 @@ func (e *env) watch(ctx context.Context, o runOptions) error {
 		if addr == "off" {
 			addr = ""
 		}
+		if addr != "" {
+			// Remember no address that is not one: it would stop
+			// every later start too (the tray at login).
+			if err := metrics.CheckAddr(addr); err != nil {
+				return err
+			}
+		}
 		if err := store.Update(func(d *state.Data) error { d.Settings.MetricsAddr = addr; return nil }); err != nil {
 			return err
 		}
