@@ -103,6 +103,9 @@ type Probe struct {
 	// fit.
 	Evicted          []string `json:"evicted,omitempty"`
 	CompanionSpilled bool     `json:"companion_spilled,omitempty"`
+	// ExpiresAt is when /api/ps said the model would unload, for the
+	// model as the tune found it (Result.Before): restore keeps it.
+	ExpiresAt time.Time `json:"-"`
 }
 
 // Fits reports whether the load was 100% on the GPU, beside every
@@ -270,7 +273,7 @@ func Tune(ctx context.Context, client *api.Client, opts Options) (res *Result, e
 		return res, err
 	}
 	if m := findRunning(ps, opts.Model); m != nil {
-		res.Before = &Probe{Context: m.ContextLength, Size: m.Size, SizeVRAM: m.SizeVRAM, Loaded: m.ContextLength}
+		res.Before = &Probe{Context: m.ContextLength, Size: m.Size, SizeVRAM: m.SizeVRAM, Loaded: m.ContextLength, ExpiresAt: m.ExpiresAt}
 		res.Digest = m.Digest
 	}
 	beside := besideKeys(ps, opts.Model)
@@ -555,7 +558,8 @@ func restore(ctx context.Context, client *api.Client, model string, before *Prob
 		return err
 	}
 	if before != nil && before.Context > 0 {
-		req := &api.GenerateRequest{Model: model, Options: map[string]any{"num_ctx": before.Context}}
+		req := &api.GenerateRequest{Model: model, Options: map[string]any{"num_ctx": before.Context},
+			KeepAlive: keepAliveUntil(before.ExpiresAt, time.Now())}
 		if err := generate(req); err != nil {
 			return fmt.Sprintf("could not reload it at num_ctx %d: %v", before.Context, err)
 		}
@@ -581,6 +585,23 @@ func restore(ctx context.Context, client *api.Client, model string, before *Prob
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// keepAliveUntil returns the keep_alive that makes a model reloaded at now
+// unload when one that expires at exp would have: -1 for a model kept
+// loaded for ever (Ollama lists it as expiring centuries ahead), else the
+// time left. nil (the server's default) when exp is unknown or close.
+func keepAliveUntil(exp, now time.Time) *api.Duration {
+	if exp.IsZero() {
+		return nil
+	}
+	switch left := exp.Sub(now); {
+	case left > 100*365*24*time.Hour:
+		return &api.Duration{Duration: -1}
+	case left > time.Minute:
+		return &api.Duration{Duration: left.Truncate(time.Second)}
+	}
+	return nil
 }
 
 // defaultUnloadWait bounds the wait for an unloaded model to leave /api/ps.

@@ -703,8 +703,32 @@ func TestTuneRestoresTheModel(t *testing.T) {
 			}
 			if m := findRunning(ps, model); m == nil || m.ContextLength != before {
 				t.Errorf("after the tune /api/ps lists %+v, want %s at %d as before", m, model, before)
+			} else if left := time.Until(m.ExpiresAt); left < 100*365*24*time.Hour {
+				// It was loaded with keep_alive -1: it must not
+				// expire after the server's default 5 minutes now.
+				t.Errorf("after the tune %s expires in %s; it was kept loaded forever before", model, left.Round(time.Second))
 			}
 		})
+	}
+}
+
+func TestKeepAliveUntil(t *testing.T) {
+	now := time.Date(2026, 12, 2, 4, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		name string
+		exp  time.Time
+		want *api.Duration
+	}{
+		{"unknown", time.Time{}, nil},
+		{"kept forever", now.Add(time.Duration(math.MaxInt64)), &api.Duration{Duration: -1}},
+		{"the rest of its keep-alive", now.Add(90*time.Minute + 400*time.Millisecond), &api.Duration{Duration: 90 * time.Minute}},
+		{"about to expire", now.Add(10 * time.Second), nil},
+		{"expired", now.Add(-time.Second), nil},
+	} {
+		got := keepAliveUntil(tt.exp, now)
+		if (got == nil) != (tt.want == nil) || got != nil && got.Duration != tt.want.Duration {
+			t.Errorf("%s: keepAliveUntil = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }
 
