@@ -89,9 +89,25 @@ func TestRunMetricsAddrTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	code, _, errOut := (&cli{t: t, vars: f.vars}).run("run", "--headless", "--metrics-addr", l.Addr().String())
+	busy := l.Addr().String()
+	code, _, errOut := (&cli{t: t, vars: f.vars}).run("run", "--headless", "--metrics-addr", busy)
 	if code != 1 || !strings.Contains(errOut, "choose another --metrics-addr") {
 		t.Errorf("exit %d: %s", code, errOut)
+	}
+	if data, _ := state.OpenStore(f.stateDir).Load(); data.Settings.MetricsAddr == busy {
+		t.Errorf("a --metrics-addr that could not be served was remembered: %q", busy)
+	}
+	// A remembered address that another program took since: ctxfit
+	// watches on without metrics, and says so.
+	if err := state.OpenStore(f.stateDir).Update(func(d *state.Data) error { d.Settings.MetricsAddr = busy; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	_, logs, stop := startCommand(t, f.vars, "run", "--headless")
+	waitFor(t, "the watcher, without metrics", func() bool {
+		return strings.Contains(logs.String(), "event=reachable") && strings.Contains(logs.String(), "no Prometheus metrics this time")
+	})
+	if code := stop(); code != 0 {
+		t.Errorf("with a busy remembered address: exit %d:\n%s", code, logs)
 	}
 	code, _, errOut = (&cli{t: t, vars: f.vars}).run("run", "--headless", "--metrics-addr", "9464")
 	if code != 1 || !strings.Contains(errOut, "use HOST:PORT") {

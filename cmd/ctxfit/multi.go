@@ -164,7 +164,7 @@ func (e *env) watchMany(ctx context.Context, o runOptions, store *state.Store, l
 		fmt.Fprintf(e.stderr, "Other ctxfit processes watch every one of these servers.\nUse those (their tray icons, or `ctxfit status`), or stop them first.\n")
 		return exitError(1)
 	}
-	m, err := e.serveMetrics(ctx, store, logger)
+	m, err := e.serveMetrics(ctx, store, logger, o.metricsAddr)
 	if err != nil {
 		return err
 	}

@@ -122,19 +122,17 @@ func (e *env) watch(ctx context.Context, o runOptions) error {
 			return err
 		}
 	}
-	if o.metricsAddr != "" {
-		addr := o.metricsAddr
-		if addr == "off" {
-			addr = ""
+	switch o.metricsAddr {
+	case "":
+	case "off":
+		if err := store.Update(func(d *state.Data) error { d.Settings.MetricsAddr = ""; return nil }); err != nil {
+			return err
 		}
-		if addr != "" {
-			// Remember no address that is not one: it would stop
-			// every later start too (the tray at login).
-			if err := metrics.CheckAddr(addr); err != nil {
-				return err
-			}
-		}
-		if err := store.Update(func(d *state.Data) error { d.Settings.MetricsAddr = addr; return nil }); err != nil {
+	default:
+		// Remembered only once it serves (see serveMetrics): an address
+		// that is none, or busy, would stop every later start too (the
+		// tray at login).
+		if err := metrics.CheckAddr(o.metricsAddr); err != nil {
 			return err
 		}
 	}
@@ -152,7 +150,7 @@ func (e *env) watch(ctx context.Context, o runOptions) error {
 		return err
 	}
 	defer lock.Release()
-	m, err := e.serveMetrics(ctx, store, logger)
+	m, err := e.serveMetrics(ctx, store, logger, o.metricsAddr)
 	if err != nil {
 		return err
 	}
@@ -192,17 +190,34 @@ func (e *env) newDaemon(store *state.Store, logger *slog.Logger, m *metrics.Coll
 	})
 }
 
-// serveMetrics starts the Prometheus endpoint when the settings ask for one
-// and returns its collector; nil when metrics are off.
-func (e *env) serveMetrics(ctx context.Context, store *state.Store, logger *slog.Logger) (*metrics.Collector, error) {
-	data, err := store.Load()
-	if err != nil || data.Settings.MetricsAddr == "" {
-		return nil, nil // a damaged state file is reported by the watcher
+// serveMetrics starts the Prometheus endpoint at flag (--metrics-addr,
+// remembered once it serves), else at the address the settings remember,
+// and returns its collector; nil when metrics are off. An address given
+// now that cannot be served is an error; a remembered one that cannot
+// (another program took the port since) is logged, and ctxfit watches on
+// without metrics.
+func (e *env) serveMetrics(ctx context.Context, store *state.Store, logger *slog.Logger, flag string) (*metrics.Collector, error) {
+	addr := flag
+	if flag == "" || flag == "off" {
+		data, err := store.Load()
+		if err != nil || data.Settings.MetricsAddr == "" {
+			return nil, nil // a damaged state file is reported by the watcher
+		}
+		addr, flag = data.Settings.MetricsAddr, ""
 	}
-	addr := data.Settings.MetricsAddr
 	ln, err := metrics.Listen(addr)
-	if err != nil {
+	if err != nil && flag != "" {
 		return nil, err
+	}
+	if err != nil {
+		logger.Warn("no Prometheus metrics this time: "+err.Error()+"; ctxfit watches on without them", "addr", addr)
+		return nil, nil
+	}
+	if flag != "" {
+		if err := store.Update(func(d *state.Data) error { d.Settings.MetricsAddr = addr; return nil }); err != nil {
+			ln.Close()
+			return nil, err
+		}
 	}
 	m := metrics.New(buildVersion())
 	go func() {
