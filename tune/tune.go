@@ -150,6 +150,11 @@ type Result struct {
 	// did not report), or "could not …" with the reason. Empty when no
 	// load was made.
 	Restored string
+	// Unloaded are the other models /api/ps listed before the tune and no
+	// longer lists after it: Ollama unloaded them to make room for the
+	// tune's loads. They load again on their next request. Empty for a
+	// joint tune, which reloads its companions.
+	Unloaded []string
 	// LargestFit and SmallestSpill bracket the answer with what loads
 	// proved so far; 0 when no load fit or none spilled.
 	LargestFit, SmallestSpill int
@@ -277,6 +282,14 @@ func Tune(ctx context.Context, client *api.Client, opts Options) (res *Result, e
 		res.Digest = m.Digest
 	}
 	beside := besideKeys(ps, opts.Model)
+	var others []string // the other models loaded now, by name
+	if ps != nil {
+		for _, m := range ps.Models {
+			if !ollama.SameModel(cmp.Or(m.Model, m.Name), opts.Model) {
+				others = append(others, m.Name)
+			}
+		}
+	}
 
 	sctx, cancel := opts.Timeout.Request(ctx, "show "+opts.Model)
 	show, err := client.Show(sctx, &api.ShowRequest{Model: opts.Model})
@@ -343,6 +356,7 @@ func Tune(ctx context.Context, client *api.Client, opts Options) (res *Result, e
 			res.Restored = "could not put it back: the server stopped answering"
 		default:
 			res.Restored = restore(ctx, client, opts.Model, res.Before, cmp.Or(opts.unloadWait, defaultUnloadWait), opts.Timeout)
+			res.Unloaded = gone(ctx, client, others, opts.Timeout)
 		}
 	}()
 
@@ -602,6 +616,27 @@ func keepAliveUntil(exp, now time.Time) *api.Duration {
 		return &api.Duration{Duration: left.Truncate(time.Second)}
 	}
 	return nil
+}
+
+// gone returns the models of names that /api/ps no longer lists (none
+// when it does not answer).
+func gone(ctx context.Context, client *api.Client, names []string, timeout ollama.Progress) []string {
+	if len(names) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), restoreTimeout)
+	defer cancel()
+	ps, err := listRunning(ctx, client, timeout)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, n := range names {
+		if findRunning(ps, n) == nil {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // defaultUnloadWait bounds the wait for an unloaded model to leave /api/ps.

@@ -793,3 +793,30 @@ func TestPadHyps(t *testing.T) {
 		t.Error("paddedAt(33792): the next block has no measured size")
 	}
 }
+
+// TestTuneSaysWhatItUnloaded: the other models Ollama unloads to make
+// room for the tune's loads are named, since the tune does not put them
+// back.
+func TestTuneSaysWhatItUnloaded(t *testing.T) {
+	gpu, _ := gpusim.LookupGPU("8GB")
+	sim := gpusim.New(gpusim.Config{GPU: gpu})
+	if err := sim.Load("qwen2.5:0.5b", 4096, gpusim.Forever); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Tune(context.Background(), simClient(t, sim), Options{Model: "qwen2.5-coder:7b", GPU: ollama.GPUPresent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Unloaded, []string{"qwen2.5:0.5b"}) {
+		t.Errorf("Unloaded = %v after %s; want qwen2.5:0.5b, which the tune's loads evicted", res.Unloaded, probeTrace(res.Probes))
+	}
+	// A model that stays loaded beside the tuned one is not named.
+	sim = gpusim.New(gpusim.Config{GPU: gpu})
+	if err := sim.Load("qwen2.5:0.5b", 4096, gpusim.Forever); err != nil {
+		t.Fatal(err)
+	}
+	res, err = Tune(context.Background(), simClient(t, sim), Options{Model: "qwen2.5:0.5b", GPU: ollama.GPUPresent})
+	if err != nil || len(res.Unloaded) != 0 {
+		t.Errorf("tuning the only loaded model: Unloaded = %v, %v; want none", res.Unloaded, err)
+	}
+}

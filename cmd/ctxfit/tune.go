@@ -138,6 +138,13 @@ func runTune(ctx context.Context, e *env, args []string) error {
 	if res != nil && res.Restored != "" {
 		fmt.Fprintln(e.stderr, restoredLine(res))
 	}
+	if res != nil && len(res.Unloaded) > 0 {
+		they := "they load"
+		if len(res.Unloaded) == 1 {
+			they = "it loads"
+		}
+		fmt.Fprintf(e.stderr, "To make room for the tune's loads Ollama unloaded %s; %s again on its next request.\n", strings.Join(res.Unloaded, ", "), they)
+	}
 	if err != nil {
 		msg := fmt.Sprintf("tuning %s failed: %v", model, err)
 		if b := tune.Bracket(res); b != "" {
@@ -289,6 +296,9 @@ type tuneJSON struct {
 	Parallel       int         `json:"parallel"`
 	Probes         []probeJSON `json:"probes"`
 	Restored       string      `json:"restored"` // how the model was left: "unloaded", "reloaded at num_ctx N"; "" for a joint tune
+	// Unloaded names the other models Ollama unloaded to make room for
+	// the tune's loads; they load again on their next request.
+	Unloaded []string `json:"unloaded,omitempty"`
 	// Companions and CompanionLoads only for a joint tune (--with).
 	Companions     []tune.CompanionLoad `json:"companions,omitempty"`
 	CompanionLoads int                  `json:"companion_loads,omitempty"`
@@ -304,7 +314,7 @@ type probeJSON struct {
 }
 
 func writeTuneJSON(w io.Writer, u *url.URL, res *tune.Result) error {
-	out := tuneJSON{u.String(), res.Model, res.Context, res.Step, res.Loads, res.TrainedContext, res.Parallel, []probeJSON{}, res.Restored, res.Companions, res.CompanionLoads}
+	out := tuneJSON{u.String(), res.Model, res.Context, res.Step, res.Loads, res.TrainedContext, res.Parallel, []probeJSON{}, res.Restored, res.Unloaded, res.Companions, res.CompanionLoads}
 	for _, p := range res.Probes {
 		out.Probes = append(out.Probes, probeJSON{p.Context, p.Size, p.SizeVRAM, p.Processor(), p.Seconds, p.Evicted})
 	}
