@@ -89,6 +89,15 @@ var ErrNotRegular = atomicfile.ErrNotRegular
 // maxConfig is the largest config ctxfit reads.
 const maxConfig = 16 << 20
 
+// skipError is a message that wraps err without repeating its text.
+type skipError struct {
+	msg string
+	err error
+}
+
+func (e *skipError) Error() string { return e.msg }
+func (e *skipError) Unwrap() error { return e.err }
+
 // readConfig reads a config file, path, reached through the name shown
 // (the same path, or a symlink to it): a regular file only, never blocking
 // on a FIFO. The error names the file and what it is.
@@ -99,7 +108,7 @@ func readConfig(client, shown, path string) ([]byte, fs.FileInfo, error) {
 	}
 	switch {
 	case errors.Is(err, atomicfile.ErrNotRegular):
-		return nil, info, fmt.Errorf("%s's config %s is %s, not a regular file; ctxfit reads only regular files and skips it: %w", client, shown, atomicfile.Kind(info.Mode()), ErrNotRegular)
+		return nil, info, &skipError{fmt.Sprintf("%s's config %s is %s, not a regular file; ctxfit reads only regular files and skips it", client, shown, atomicfile.Kind(info.Mode())), ErrNotRegular}
 	case errors.Is(err, atomicfile.ErrTooLarge):
 		return nil, info, fmt.Errorf("%s's config %s is too large for a config file; ctxfit skips it: %w", client, shown, err)
 	case err != nil:

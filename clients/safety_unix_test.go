@@ -48,7 +48,8 @@ func TestSpecialFileAtConfigPath(t *testing.T) {
 				go func() { done <- run() }()
 				select {
 				case err := <-done:
-					if !errors.Is(err, ErrNotRegular) || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), tt.kind) {
+					if !errors.Is(err, ErrNotRegular) || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), tt.kind) ||
+						strings.Count(err.Error(), "not a regular file") != 1 {
 						t.Errorf("%s: %v; want ErrNotRegular naming %s and %q", what, err, p, tt.kind)
 					}
 				case <-time.After(5 * time.Second):

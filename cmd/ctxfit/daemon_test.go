@@ -330,7 +330,8 @@ func TestUndoThroughDaemonSticks(t *testing.T) {
 	waitAPI(t, f.stateDir, f.u)
 	c := newCLI(t, f.vars)
 	code, out, errOut := c.run("undo", "continue")
-	if code != 0 || !strings.Contains(out, "restored") || !strings.Contains(out, "leaves this file alone until you change it again") {
+	if code != 0 || !strings.Contains(out, "restored") || !strings.Contains(out, "leaves this file alone until you change it again") ||
+		!strings.Contains(out, "fix continue") {
 		t.Fatalf("undo: exit %d\n%s%s", code, out, errOut)
 	}
 	if !strings.Contains(f.read(f.cont), "contextLength: 131072") {

@@ -344,8 +344,12 @@ func runUndo(ctx context.Context, e *env, args []string) error {
 	case n == 0 && all && len(failed) == 0:
 		fmt.Fprintln(e.stdout, "ctxfit has made no fix to undo.")
 	case n > 0 && d != nil:
+		client := "all"
+		if n == 1 {
+			client = strings.ToLower(undone[0].Client)
+		}
 		fmt.Fprintf(e.stdout, "The running ctxfit (pid %d) leaves %s alone until you change %s again; %s writes the tuned values back.\n",
-			hello.PID, plural2(n, "this file", "these files"), plural2(n, "it", "them"), e.cmdline(u, "fix", "CLIENT"))
+			hello.PID, plural2(n, "this file", "these files"), plural2(n, "it", "them"), e.cmdline(u, "fix", client))
 	case n > 0 && data.Settings.AutoFix:
 		fmt.Fprintf(e.stderr, "warning: auto-fix is on. No ctxfit answers for %s here, but one running as another user, or started later, puts the tuned values back when the file next changes; %s keeps this version.\n", u.Redacted(), e.cmdline(nil, "set", "auto-fix", "off"))
 	}
