@@ -211,6 +211,9 @@ func (e *env) printReport(w io.Writer, u *url.URL, rep *clients.Report) {
 	maxTokens := false
 	for _, c := range rep.Changes {
 		line := fmt.Sprintf("  %s: context %s → %d", c.Label(), tokensOrUnset(c.OldContext), c.NewContext)
+		if c.OldContext == c.NewContext {
+			line = fmt.Sprintf("  %s: context %d kept", c.Label(), c.NewContext) // another value changes
+		}
 		switch {
 		case c.NewMaxTokens != c.OldMaxTokens && c.NewMaxTokens > 0:
 			share := "half"

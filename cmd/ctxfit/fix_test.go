@@ -318,3 +318,16 @@ func TestFixAll(t *testing.T) {
 		t.Errorf("second fix all: exit %d\n%s", code, out)
 	}
 }
+
+// A change that keeps the context (another value of the entry changes)
+// says so, not "context 4096 → 4096".
+func TestPrintReportContextKept(t *testing.T) {
+	var b strings.Builder
+	e := &env{stdout: &b, stderr: &b, getenv: func(string) string { return "" }}
+	e.printReport(&b, nil, &clients.Report{Client: "Continue", Path: "/home/u/.continue/config.yaml", DryRun: true, Changes: []clients.Change{
+		{Where: "models[0]", Title: "Llama", Model: "llama3.1:8b", OldContext: 4096, NewContext: 4096, OldMaxTokens: 4096, NewMaxTokens: 2048},
+	}})
+	if got := b.String(); strings.Contains(got, "4096 → 4096") || !strings.Contains(got, "context 4096 kept, max tokens 4096 → 2048") {
+		t.Errorf("report:\n%s", got)
+	}
+}
