@@ -379,7 +379,7 @@ func TestTrayTuneAutoFixOff(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("tune: exit %d", code)
 	}
-	if !strings.Contains(out, "Continue asks "+llama+" 131072; 25600 fits") || !strings.Contains(out, "ctxfit set auto-fix on") {
+	if !strings.Contains(out, "Continue asks "+llama+" for 131072 tokens; 25600 fits") || !strings.Contains(out, "ctxfit set auto-fix on") {
 		t.Errorf("the CLI does not say who still asks for too much and what to do:\n%s", out)
 	}
 	m := it.WaitMenu("the Fix items after the tune", func(n *traytest.Node) bool {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -382,16 +383,22 @@ func printApplied(e *env, u *url.URL, done *localapi.TuneEnded) {
 	for _, r := range done.Fixed {
 		fmt.Fprintf(e.stdout, "The running ctxfit fixed %s (%s).\n", r.Client, r.Path)
 	}
-	seen := map[string]bool{}
+	var asking []string // the clients that ask too much, in order
 	for _, a := range done.TooLarge {
-		fmt.Fprintf(e.stdout, "%s asks %s %d; %d fits.\n", a.Client, a.Model, a.Context, a.Tuned)
-		seen[a.Client] = true
+		fmt.Fprintf(e.stdout, "%s asks %s for %d tokens; %d fits.\n", a.Client, a.Model, a.Context, a.Tuned)
+		if c := strings.ToLower(a.Client); !slices.Contains(asking, c) {
+			asking = append(asking, c)
+		}
+	}
+	fixCmd := e.cmdline(u, "fix", "all")
+	if len(asking) == 1 {
+		fixCmd = e.cmdline(u, "fix", asking[0])
 	}
 	switch {
 	case len(done.TooLarge) > 0 && !done.AutoFix:
 		fmt.Fprintf(e.stdout, "Stored; %s (or Fix now in the tray) writes it, or %s keeps every client fixed.\n", e.cmdline(u, "fix", "all"), e.cmdline(u, "set", "auto-fix", "on"))
 	case len(done.TooLarge) > 0:
-		fmt.Fprintf(e.stdout, "Stored; auto-fix leaves those configs alone since you undid its fix: %s writes it.\n", e.cmdline(u, "fix", "CLIENT"))
+		fmt.Fprintf(e.stdout, "Stored; auto-fix leaves those configs alone since you undid its fix: %s writes it.\n", fixCmd)
 	case len(done.Fixed) == 0:
 		fmt.Fprintln(e.stdout, "Stored; every client config ctxfit knows already asks for no more than that.")
 	default:
