@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ctxfit/ctxfit/internal/hint"
 )
 
 // Keeper keeps clients' configs asking for the tuned values. It watches
@@ -99,10 +101,15 @@ type Notice struct {
 	Recovered string
 }
 
-// String says what happened in one line, secrets redacted (Redact).
-func (n Notice) String() string { return Redact(n.string()) }
+// String says what happened in one line, secrets redacted (Redact), naming
+// the tray's items and commands without --host (Text with zero Hints).
+func (n Notice) String() string { return n.Text(hint.Hints{}) }
 
-func (n Notice) string() string {
+// Text is String with the commands of h: a daemon for another server than
+// the default one, or one without a tray, says what to run there.
+func (n Notice) Text(h hint.Hints) string { return Redact(n.string(h)) }
+
+func (n Notice) string(h hint.Hints) string {
 	switch n.Kind {
 	case NoticeFixed:
 		var parts []string
@@ -123,8 +130,8 @@ func (n Notice) string() string {
 	case NoticeRecovered:
 		return fmt.Sprintf("%s: a version of a config that another program wrote while a ctxfit was stopped in the middle of a fix was at %s; ctxfit kept it in %s — compare it with the config and keep what you want", n.Client, n.Path, n.Recovered)
 	case NoticeBackedOff:
-		return fmt.Sprintf("%s: something keeps changing %s back (more than %d times in a minute); ctxfit leaves it alone until %s — fix it by hand, or use Fix %s now when that program is done",
-			n.Client, n.Path, maxReverts, n.Until.Format("15:04"), n.Client)
+		return fmt.Sprintf("%s: something keeps changing %s back (more than %d times in a minute); ctxfit leaves it alone until %s — fix it by hand, or %s when that program is done",
+			n.Client, n.Path, maxReverts, n.Until.Format("15:04"), h.UseFix(n.Client))
 	}
 	return fmt.Sprintf("%s: %v", n.Client, n.Err)
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/ctxfit/ctxfit/clients"
 	"github.com/ctxfit/ctxfit/hub"
 	"github.com/ctxfit/ctxfit/internal/autostart"
+	"github.com/ctxfit/ctxfit/internal/hint"
 	"github.com/ctxfit/ctxfit/internal/logfile"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
 	"github.com/ctxfit/ctxfit/localapi"
@@ -79,6 +80,11 @@ type Config struct {
 	// swapping, for a tune of a server on this machine (its first load
 	// must not swap it). nil: MemAvailable, else half the RAM.
 	RAM func() int64
+	// Headless reports whether no tray shows this daemon (`ctxfit run
+	// --headless`): its messages then name commands (`ctxfit fix all`)
+	// instead of tray items (Fix now). RunWithTray without a tray host
+	// switches to headless too.
+	Headless bool
 }
 
 // Daemon is ctxfit running for one Ollama server.
@@ -158,8 +164,8 @@ func (d *Daemon) checkStale(ctx context.Context) {
 			continue
 		}
 		d.hub.Publish(hub.Event{Event: watch.Event{Kind: hub.EventTuneStale, Model: t.Model, ContextLength: t.Context,
-			Message: fmt.Sprintf("%s was tuned to %d with %s for the GPU, and the GPU may use %s now: run `ctxfit tune %s` to find its largest context under the new limit (restart Ollama first if it still runs with the old one)",
-				t.Model, t.Context, format.HumanBytes2(uint64(t.GPUBudget)), format.HumanBytes2(uint64(budget)), t.Model)}})
+			Message: fmt.Sprintf("%s was tuned to %d with %s for the GPU, and the GPU may use %s now: run %s to find its largest context under the new limit (restart Ollama first if it still runs with the old one)",
+				t.Model, t.Context, format.HumanBytes2(uint64(t.GPUBudget)), format.HumanBytes2(uint64(budget)), d.hub.Hints().Cmd("tune", t.Model))}})
 	}
 }
 
@@ -197,8 +203,12 @@ func New(cfg Config) *Daemon {
 		tunes:  map[string]time.Time{},
 		beside: map[string][]tune.Companion{},
 	}
+	// Every command a message names repeats --host when the CLI's hints
+	// would (hint.HostFlag), so that it reaches this server as given.
+	d.hub.SetHints(hint.For(cfg.Host, cfg.Headless))
 	wo := cfg.Watch
 	wo.OnUpdate = d.watched
+	wo.Hints = hint.For(cfg.Host, cfg.Headless)
 	if m := cfg.Metrics; m != nil && wo.ObservePoll == nil {
 		host := cfg.Host.String()
 		wo.ObservePoll = func(dur time.Duration) { m.ObservePoll(host, dur) }
@@ -475,7 +485,8 @@ func (d *Daemon) refreshClient(c clients.Client, held bool) {
 
 // noticed turns what the keeper did or found into events.
 func (d *Daemon) noticed(n clients.Notice) {
-	e := hub.Event{Event: watch.Event{Kind: hub.EventConfigWarning, Message: n.String()}, Client: n.Client}
+	hs := d.hub.Hints()
+	e := hub.Event{Event: watch.Event{Kind: hub.EventConfigWarning, Message: n.Text(hs)}, Client: n.Client}
 	switch n.Kind {
 	case clients.NoticeFixed:
 		e.Kind = hub.EventConfigFixed
@@ -486,7 +497,7 @@ func (d *Daemon) noticed(n clients.Notice) {
 		}
 		d.mu.Unlock()
 	case clients.NoticeTooLarge:
-		e.Message = tooLargeText(n.Asks) + fmt.Sprintf(". Fix now in the tray, or `ctxfit fix %s`, writes the tuned value", strings.ToLower(n.Client))
+		e.Message = tooLargeText(n.Asks) + ". " + hs.FixWrites(n.Client)
 	}
 	if len(n.Asks) > 0 {
 		e.Model = n.Asks[0].Model

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/ctxfit/ctxfit/internal/hint"
 	"github.com/ctxfit/ctxfit/tray"
 )
 
@@ -27,6 +28,9 @@ func (d *Daemon) RunWithTray(ctx context.Context, hostWait time.Duration, others
 	err := tray.Run(ctx, d, opts)
 	if errors.Is(err, tray.ErrNoTray) {
 		d.logger.Warn("no system tray here, so ctxfit carries on headless (use `ctxfit run --headless` to skip the tray)", "reason", err.Error())
+		for _, x := range append([]*Daemon{d}, others...) {
+			x.hub.SetHints(hint.For(x.cfg.Host, true)) // no Fix now to click
+		}
 		return <-done
 	}
 	cancel() // Quit was chosen, or ctx ended

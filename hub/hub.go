@@ -25,6 +25,7 @@ import (
 
 	"github.com/ctxfit/ctxfit/clients"
 	"github.com/ctxfit/ctxfit/internal/fanout"
+	"github.com/ctxfit/ctxfit/internal/hint"
 	"github.com/ctxfit/ctxfit/ollama"
 	"github.com/ctxfit/ctxfit/state"
 	"github.com/ctxfit/ctxfit/watch"
@@ -166,9 +167,10 @@ type Hub struct {
 	host string
 	now  func() time.Time
 
-	mu   sync.Mutex
-	st   State
-	subs *fanout.Fanout[Update]
+	mu    sync.Mutex
+	st    State
+	hints hint.Hints // the commands messages name (SetHints)
+	subs  *fanout.Fanout[Update]
 }
 
 // New returns the hub of the server at host, its state empty until the
@@ -182,6 +184,23 @@ func New(host string, now func() time.Time) *Hub {
 		st:   State{Snapshot: watch.Snapshot{Host: host, GPU: ollama.GPUUnknown}, Tunes: []Tune{}, Clients: []Client{}},
 		subs: fanout.New(mergeUpdates),
 	}
+}
+
+// SetHints sets how the hub's messages name commands: with --host for a
+// server other than the default one, and commands instead of tray items
+// when no tray shows the daemon. The zero Hints (until SetHints) names
+// commands without --host, beside the tray's items.
+func (h *Hub) SetHints(hs hint.Hints) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.hints = hs
+}
+
+// Hints returns what SetHints set.
+func (h *Hub) Hints() hint.Hints {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.hints
 }
 
 // State returns the current state.
@@ -332,7 +351,7 @@ func (h *Hub) EndTune(model string, result *Event) {
 		// The spill the tune found, put back as it was, is no new spill.
 		restored := before > 0 && m.ContextLength == before
 		if ollama.SameModel(m.Name, model) && m.Spilled && h.st.Snapshot.Reachable && !restored {
-			events = append(events, h.explain(Event{Event: watch.SpillEvent(m)}))
+			events = append(events, h.explain(Event{Event: watch.SpillEvent(m, h.hints)}))
 		}
 	}
 	h.publish(events)
@@ -347,7 +366,7 @@ func (h *Hub) explain(e Event) Event {
 			parts = append(parts, a.String())
 		}
 		if len(parts) > 0 {
-			e.Message += ". " + strings.Join(parts, "; ") + ". " + fixAdvice(h.st.Settings)
+			e.Message += ". " + strings.Join(parts, "; ") + ". " + fixAdvice(h.st.Settings, h.hints)
 		}
 	case watch.EventThrash:
 		if msg := h.thrashCulprits(e.Model); msg != "" {
@@ -357,12 +376,13 @@ func (h *Hub) explain(e Event) Event {
 	return e
 }
 
-// fixAdvice says how to write the tuned value, by what the user can do.
-func fixAdvice(s state.Settings) string {
+// fixAdvice says how to write the tuned value, by what the user can do,
+// with the commands of hs.
+func fixAdvice(s state.Settings, hs hint.Hints) string {
 	if s.AutoFix {
-		return "ctxfit keeps client configs fixed; a config it has not fixed was undone or changed by hand: Fix now in the tray, or `ctxfit fix all`, writes the tuned value"
+		return "ctxfit keeps client configs fixed; a config it has not fixed was undone or changed by hand: " + hs.FixWrites("all")
 	}
-	return "Fix now in the tray, or `ctxfit fix all`, writes the tuned value"
+	return hs.FixWrites("all")
 }
 
 // thrashCulprits names the clients whose configs ask for different
@@ -405,9 +425,9 @@ func (h *Hub) thrashCulprits(model string) string {
 		parts = append(parts, fmt.Sprintf("%s asks for %s", c, strings.Join(ns, " and ")))
 	}
 	sort.Strings(parts)
-	fix := fmt.Sprintf("run `ctxfit tune %s`, then `ctxfit fix all` gives them all the same context", model)
+	fix := fmt.Sprintf("run %s, then %s gives them all the same context", h.hints.Cmd("tune", model), h.hints.Cmd("fix", "all"))
 	if tuned > 0 {
-		fix = fmt.Sprintf("`ctxfit fix all` gives them all %d, which stays on the GPU", tuned)
+		fix = fmt.Sprintf("%s gives them all %d, which stays on the GPU", h.hints.Cmd("fix", "all"), tuned)
 	}
 	return fmt.Sprintf("%s reloads because clients disagree: %s; %s.", model, strings.Join(parts, ", "), fix)
 }

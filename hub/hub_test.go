@@ -7,6 +7,7 @@ import (
 
 	"github.com/ctxfit/ctxfit/clients"
 	"github.com/ctxfit/ctxfit/internal/fanout"
+	"github.com/ctxfit/ctxfit/internal/hint"
 	"github.com/ctxfit/ctxfit/ollama"
 	"github.com/ctxfit/ctxfit/state"
 	"github.com/ctxfit/ctxfit/watch"
@@ -27,7 +28,7 @@ func snap(ms ...watch.Model) watch.Snapshot {
 }
 
 func spill(m watch.Model) watch.Event {
-	e := watch.SpillEvent(m)
+	e := watch.SpillEvent(m, hint.Hints{})
 	e.Host = host
 	return e
 }
@@ -215,5 +216,50 @@ func TestThrashWithoutDisagreement(t *testing.T) {
 	us := recv(ch)
 	if len(us) != 1 || us[0].Events[0].Message != "m was reloaded 3 times" {
 		t.Fatalf("updates %+v", us)
+	}
+}
+
+// The hub's messages name commands by its hints: --host for another
+// server, and the command instead of the tray's Fix now when headless.
+func TestMessagesNameTheHost(t *testing.T) {
+	const other = " --host http://127.0.0.1:18790"
+	tests := []struct {
+		name           string
+		hints          hint.Hints
+		spill, culprit string // the ends of the spill's and the thrash's messages
+	}{
+		{"default with tray", hint.Hints{},
+			"Fix now in the tray, or `ctxfit fix all`, writes the tuned value",
+			"; `ctxfit fix all` gives them all 24576, which stays on the GPU."},
+		{"default headless", hint.Hints{Headless: true},
+			". `ctxfit fix all` writes the tuned value",
+			"; `ctxfit fix all` gives them all 24576, which stays on the GPU."},
+		{"other host with tray", hint.Hints{Host: other},
+			". Fix now in the tray, or `ctxfit fix all" + other + "`, writes the tuned value",
+			"; `ctxfit fix all" + other + "` gives them all 24576, which stays on the GPU."},
+		{"other host headless", hint.Hints{Host: other, Headless: true},
+			". `ctxfit fix all" + other + "` writes the tuned value",
+			"; `ctxfit fix all" + other + "` gives them all 24576, which stays on the GPU."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := New(host, nil)
+			h.SetHints(tt.hints)
+			h.SetClient(Client{Name: "Continue", Installed: true, Asks: []clients.Ask{{Client: "Continue", Model: "m", Context: 131072, Tuned: 24576}}})
+			h.SetClient(Client{Name: "Zed", Installed: true, Asks: []clients.Ask{{Client: "Zed", Model: "m", Context: 8192, Tuned: 24576}}})
+			ch, stop := h.Subscribe()
+			defer stop()
+			h.Watched(watch.Update{Snapshot: snap(model("m", true, 131072)), Events: []watch.Event{spill(model("m", true, 131072)),
+				{Kind: watch.EventThrash, Model: "m", Message: "m was reloaded 3 times"}}})
+			var msgs []string
+			for _, u := range recv(ch) {
+				for _, e := range u.Events {
+					msgs = append(msgs, e.Message)
+				}
+			}
+			if len(msgs) != 2 || !strings.HasSuffix(msgs[0], tt.spill) || !strings.HasSuffix(msgs[1], tt.culprit) {
+				t.Errorf("messages %q\nwant the spill's to end in %q and the thrash's in %q", msgs, tt.spill, tt.culprit)
+			}
+		})
 	}
 }

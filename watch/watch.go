@@ -19,6 +19,7 @@ import (
 	"github.com/ollama/ollama/format"
 
 	"github.com/ctxfit/ctxfit/internal/fanout"
+	"github.com/ctxfit/ctxfit/internal/hint"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
 	"github.com/ctxfit/ctxfit/internal/termtext"
 	"github.com/ctxfit/ctxfit/ollama"
@@ -153,6 +154,10 @@ type Options struct {
 	// while another poll runs). The daemon's hub is fed this way, so that a
 	// poll it asks for is judged before the poll returns.
 	OnUpdate func(Update)
+	// Hints builds the ctxfit commands that messages name; the daemon sets
+	// it for its server (hint.For), so that each repeats --host for a
+	// server other than the default one. Zero: commands without --host.
+	Hints hint.Hints
 }
 
 func (o *Options) defaults() {
@@ -689,7 +694,7 @@ func (w *Watcher) diff(snap Snapshot, now time.Time) []Event {
 			w.noteLoad(k, m.ContextLength, now)
 		}
 		if m.Spilled && (!was || !old.Spilled) {
-			add(SpillEvent(m))
+			add(SpillEvent(m, w.opts.Hints))
 		}
 		if was && old.Spilled && !m.Spilled {
 			add(Event{Kind: EventSpillEnded, Model: m.Name, Processor: m.Processor, Size: m.Size, ContextLength: m.ContextLength,
@@ -853,7 +858,7 @@ func (w *Watcher) noteSwap(m Model, cur map[string]Model, now time.Time) (Event,
 			continue
 		}
 		w.evicted[p] = now
-		return evictionEvent(latest[p[0]], latest[p[1]], n, cur), true
+		return evictionEvent(latest[p[0]], latest[p[1]], n, cur, w.opts.Hints), true
 	}
 	return Event{}, false
 }
@@ -869,8 +874,8 @@ func pairKey(a, b string) [2]string {
 
 // evictionEvent describes n swaps of a and b, with what the GPU holds now,
 // and names the joint tune that would end them: the larger model beside
-// the smaller at the context it ran with.
-func evictionEvent(a, b Model, n int, cur map[string]Model) Event {
+// the smaller at the context it ran with, with the commands of h.
+func evictionEvent(a, b Model, n int, cur map[string]Model, h hint.Hints) Event {
 	big, small := a, b
 	if small.Size > big.Size {
 		big, small = small, big
@@ -885,9 +890,9 @@ func evictionEvent(a, b Model, n int, cur map[string]Model) Event {
 	}
 	slices.Sort(holds)
 	msg := fmt.Sprintf("%s (%s%s) and %s (%s%s) unloaded each other %d times in %s: they do not fit on the GPU together, so every switch between them reloads one. "+
-		"The GPU now holds %s. `ctxfit tune %s --with %s` finds the context that leaves room for both; then `ctxfit fix all`",
+		"The GPU now holds %s. %s finds the context that leaves room for both; then %s",
 		big.Name, format.HumanBytes(big.Size), ctxText(big.ContextLength), small.Name, format.HumanBytes(small.Size), ctxText(small.ContextLength),
-		n, thrashWindow, strings.Join(holds, ", "), big.Name, with)
+		n, thrashWindow, strings.Join(holds, ", "), h.Cmd("tune", big.Name, "--with", with), h.Cmd("fix", "all"))
 	return Event{Kind: EventEvictionThrash, Model: big.Name, Size: big.Size, ContextLength: big.ContextLength,
 		Companions: []string{with}, Message: msg}
 }
@@ -933,8 +938,8 @@ func (w *Watcher) checkThrash(k, name string, now time.Time) (Event, bool) {
 		parts[i] = fmt.Sprint(c)
 	}
 	return Event{Kind: EventThrash, Model: name, Contexts: ctxs,
-		Message: fmt.Sprintf("%s was reloaded %d times in %s with context lengths %s: two clients ask for different num_ctx, and every switch reloads the model. Give them the same context (ctxfit fix all)",
-			name, len(ls), thrashWindow, strings.Join(parts, ", "))}, true
+		Message: fmt.Sprintf("%s was reloaded %d times in %s with context lengths %s: two clients ask for different num_ctx, and every switch reloads the model. Give them the same context (%s)",
+			name, len(ls), thrashWindow, strings.Join(parts, ", "), w.opts.Hints.Line("fix", "all"))}, true
 }
 
 func ctxText(n int) string {
@@ -944,19 +949,20 @@ func ctxText(n int) string {
 	return fmt.Sprintf(", context %d", n)
 }
 
-// SpillEvent is the spill_started event for m (without time and host).
-// The daemon uses it too, to judge a model afresh after a tune.
-func SpillEvent(m Model) Event {
+// SpillEvent is the spill_started event for m (without time and host),
+// naming the commands of h. The daemon uses it too, to judge a model
+// afresh after a tune.
+func SpillEvent(m Model, h hint.Hints) Event {
 	return Event{Kind: EventSpillStarted, Model: m.Name, Processor: m.Processor, Size: m.Size, ContextLength: m.ContextLength,
-		Message: spillText(m)}
+		Message: spillText(m, h)}
 }
 
-func spillText(m Model) string {
+func spillText(m Model, h hint.Hints) string {
 	s := fmt.Sprintf("%s spilled onto the CPU: %s, %s%s", m.Name, format.HumanBytes(m.Size), m.Processor, ctxText(m.ContextLength))
 	if m.TunedContext != nil {
 		s += fmt.Sprintf("; %d stays on the GPU", *m.TunedContext)
 	} else {
-		s += fmt.Sprintf("; run `ctxfit tune %s` to find the largest context that stays on the GPU", m.Name)
+		s += fmt.Sprintf("; run %s to find the largest context that stays on the GPU", h.Cmd("tune", m.Name))
 	}
 	return s
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/ollama/ollama/api"
 
 	"github.com/ctxfit/ctxfit/internal/fanout"
+	"github.com/ctxfit/ctxfit/internal/hint"
+	"github.com/ctxfit/ctxfit/internal/ollamahost"
 	"github.com/ctxfit/ctxfit/ollama"
 	"github.com/ctxfit/ctxfit/state"
 )
@@ -799,5 +801,54 @@ func TestWatcherLearnsTheGPU(t *testing.T) {
 		case s.lo >= 0 && (b == nil || b.Lo != s.lo || b.Up != s.up || b.MeasuredAt.IsZero()):
 			t.Errorf("%s: bound %+v, want [%d, %d)", s.name, b, s.lo, s.up)
 		}
+	}
+}
+
+// TestMessagesNameTheHost: the commands in the watcher's messages repeat
+// Options.Hints' --host, and only that: without it they are as before.
+func TestMessagesNameTheHost(t *testing.T) {
+	other := hint.For(ollamahost.Parse("127.0.0.1:18790"), true)
+	spilled := Model{Name: "qwen2.5-coder:7b", Size: 8 << 30, Processor: "20%/80% CPU/GPU", ContextLength: 32768, Spilled: true}
+	small := Model{Name: "llama3.2:3b", Size: 3 << 30, Processor: "100% GPU", ContextLength: 4096}
+	tests := []struct {
+		name string
+		got  string
+		want string
+	}{
+		{"spill, default", SpillEvent(spilled, hint.Hints{}).Message,
+			"qwen2.5-coder:7b spilled onto the CPU: 8.6 GB, 20%/80% CPU/GPU, context 32768; run `ctxfit tune qwen2.5-coder:7b` to find the largest context that stays on the GPU"},
+		{"spill, other host", SpillEvent(spilled, other).Message,
+			"qwen2.5-coder:7b spilled onto the CPU: 8.6 GB, 20%/80% CPU/GPU, context 32768; run `ctxfit tune qwen2.5-coder:7b --host http://127.0.0.1:18790` to find the largest context that stays on the GPU"},
+		{"eviction, default", evictionEvent(spilled, small, 3, map[string]Model{"a": small}, hint.Hints{}).Message,
+			"qwen2.5-coder:7b (8.6 GB, context 32768) and llama3.2:3b (3.2 GB, context 4096) unloaded each other 3 times in 10m0s: they do not fit on the GPU together, so every switch between them reloads one. " +
+				"The GPU now holds llama3.2:3b (3.2 GB, 100% GPU). `ctxfit tune qwen2.5-coder:7b --with llama3.2:3b=4096` finds the context that leaves room for both; then `ctxfit fix all`"},
+		{"eviction, other host", evictionEvent(spilled, small, 3, map[string]Model{"a": small}, other).Message,
+			"qwen2.5-coder:7b (8.6 GB, context 32768) and llama3.2:3b (3.2 GB, context 4096) unloaded each other 3 times in 10m0s: they do not fit on the GPU together, so every switch between them reloads one. " +
+				"The GPU now holds llama3.2:3b (3.2 GB, 100% GPU). `ctxfit tune qwen2.5-coder:7b --with llama3.2:3b=4096 --host http://127.0.0.1:18790` finds the context that leaves room for both; then `ctxfit fix all --host http://127.0.0.1:18790`"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.got != tt.want {
+				t.Errorf("got  %q\nwant %q", tt.got, tt.want)
+			}
+		})
+	}
+
+	// Reload thrash, through a watcher given the hints.
+	f := &fakeOllama{}
+	c := newClock()
+	w, _ := newTestWatcher(t, f, Options{Now: c.now, Hints: other})
+	var thrash []string
+	for _, ctx := range []int{8192, 32768, 8192, 32768} {
+		f.set(psModel("qwen2.5-coder:7b", 5*gib, 5*gib, ctx))
+		c.advance(10 * time.Second)
+		for _, e := range w.Poll(context.Background()).Events {
+			if e.Kind == EventThrash {
+				thrash = append(thrash, e.Message)
+			}
+		}
+	}
+	if len(thrash) != 1 || !strings.HasSuffix(thrash[0], "Give them the same context (ctxfit fix all --host http://127.0.0.1:18790)") {
+		t.Errorf("thrash messages %q; want one ending in the fix with --host", thrash)
 	}
 }

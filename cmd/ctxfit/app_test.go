@@ -146,6 +146,14 @@ func TestSpillWarningNamesTheClient(t *testing.T) {
 	if n := strings.Count(logs.String(), "event=spill_started"); n != 1 {
 		t.Errorf("%d spill_started events for one spill:\n%s", n, logs)
 	}
+	// Headless, on a server at another port than Ollama's: the fix is a
+	// command with --host, not the tray's Fix now.
+	fix := "`ctxfit fix all --host " + f.u + "` writes the tuned value"
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "event=spill_started") && (!strings.Contains(line, fix) || strings.Contains(line, "tray")) {
+			t.Errorf("spill line %s\nwant it to name %s and no tray", line, fix)
+		}
+	}
 	if !strings.Contains(f.read(f.cont), "contextLength: 131072") {
 		t.Error("with auto-fix off the config was changed")
 	}
@@ -167,7 +175,9 @@ func TestThrashNamesTheClients(t *testing.T) {
 			return strings.Count(logs.String(), "event=loaded")+strings.Count(logs.String(), "event=context_changed") >= n
 		})
 	}
-	want := "clients disagree: Continue asks for 131072, Zed asks for 8192; `ctxfit fix all` gives them all 24576"
+	// The simulator listens on another port than Ollama's: the command
+	// names it, as the CLI's hints do.
+	want := "clients disagree: Continue asks for 131072, Zed asks for 8192; `ctxfit fix all --host " + f.u + "` gives them all 24576"
 	waitFor(t, "the thrash warning naming both clients", func() bool { return strings.Contains(logs.String(), want) })
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ollama/ollama/api"
 
+	"github.com/ctxfit/ctxfit/internal/hint"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
 	"github.com/ctxfit/ctxfit/ollama"
 	"github.com/ctxfit/ctxfit/state"
@@ -103,11 +104,7 @@ func (e *env) host(flagValue string) (*url.URL, error) {
 // was started as, args, and --host when u is not the default server, so
 // that the hint works as given.
 func (e *env) cmdline(u *url.URL, args ...string) string {
-	s := "`" + strings.Join(append([]string{e.progOrDefault()}, args...), " ")
-	if u != nil && !ollamahost.Same(u, ollamahost.Parse("")) {
-		s += " --host " + u.String()
-	}
-	return s + "`"
+	return "`" + strings.Join(append([]string{e.progOrDefault()}, args...), " ") + hint.HostFlag(u) + "`"
 }
 
 func (e *env) progOrDefault() string {

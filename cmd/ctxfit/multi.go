@@ -170,7 +170,7 @@ func (e *env) watchMany(ctx context.Context, o runOptions, store *state.Store, l
 	}
 	ds := make([]*daemon.Daemon, len(watched))
 	for i, u := range watched {
-		ds[i] = e.newDaemon(store, logger.With("server", u.Redacted()), m, u)
+		ds[i] = e.newDaemon(store, logger.With("server", u.Redacted()), m, u, o.headless)
 		logger.Info("ctxfit watching Ollama", "host", u.String(), "state", store.Dir(), "control_socket", e.socket(store, u))
 	}
 	err = autostart.Serve(ctx, func(ctx context.Context) error {

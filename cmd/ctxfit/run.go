@@ -154,7 +154,7 @@ func (e *env) watch(ctx context.Context, o runOptions) error {
 	if err != nil {
 		return err
 	}
-	d := e.newDaemon(store, logger, m, u)
+	d := e.newDaemon(store, logger, m, u, o.headless)
 	logger.Info("ctxfit watching Ollama", "host", u.String(), "state", store.Dir(), "control_socket", e.socket(store, u))
 	err = autostart.Serve(ctx, func(ctx context.Context) error {
 		if o.headless {
@@ -166,10 +166,11 @@ func (e *env) watch(ctx context.Context, o runOptions) error {
 	return err
 }
 
-// newDaemon returns the daemon of server u, with the CLI's fixer and target.
-func (e *env) newDaemon(store *state.Store, logger *slog.Logger, m *metrics.Collector, u *url.URL) *daemon.Daemon {
+// newDaemon returns the daemon of server u, with the CLI's fixer and target;
+// headless: no tray shows it.
+func (e *env) newDaemon(store *state.Store, logger *slog.Logger, m *metrics.Collector, u *url.URL, headless bool) *daemon.Daemon {
 	return daemon.New(daemon.Config{
-		Host: u, Client: e.client(u), Store: store, Logger: logger, Getenv: e.getenv,
+		Host: u, Client: e.client(u), Store: store, Logger: logger, Getenv: e.getenv, Headless: headless,
 		Socket:  e.socket(store, u),
 		Metrics: m,
 		Target:  func(d *state.Data) clients.Target { return tunedTarget(d, u, e.serverParallel(u)) },

@@ -80,6 +80,11 @@ func TestRunHeadlessLogsEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the spill event", func() bool { return strings.Contains(stderr.String(), `"event":"spill_started"`) })
+	// The simulator is not at Ollama's default address: the hint names it,
+	// as the CLI's hints do.
+	if want := "run `ctxfit tune llama3.1:8b-instruct-fp16 --host " + u + "` to find the largest context"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("the spill's hint lacks %q:\n%s", want, stderr)
+	}
 	// Another client asks for less: the context changes and the spill ends.
 	if err := sim.Load("llama3.1:8b-instruct-fp16", 8192, time.Hour); err != nil {
 		t.Fatal(err)
