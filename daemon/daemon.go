@@ -687,6 +687,7 @@ func (d *Daemon) Tune(ctx context.Context, model string, progress func(string)) 
 	}
 	opts := tune.Options{
 		Model:      model,
+		Hints:      d.hub.Hints(),
 		Parallel:   parallel,
 		GPU:        gpu,
 		HostGPU:    hostGPU,

@@ -27,7 +27,13 @@ func (d *Daemon) RunWithTray(ctx context.Context, hostWait time.Duration, others
 	}
 	err := tray.Run(ctx, d, opts)
 	if errors.Is(err, tray.ErrNoTray) {
-		d.logger.Warn("no system tray here, so ctxfit carries on headless (use `ctxfit run --headless` to skip the tray)", "reason", err.Error())
+		// One server's daemon names it; several are the list `ctxfit run`
+		// remembers, so the bare command watches them all again.
+		run := hint.Hints{}.Cmd("run", "--headless")
+		if len(others) == 0 {
+			run = hint.For(d.cfg.Host, true).Cmd("run", "--headless")
+		}
+		d.logger.Warn("no system tray here, so ctxfit carries on headless (use "+run+" to skip the tray)", "reason", err.Error())
 		for _, x := range append([]*Daemon{d}, others...) {
 			x.hub.SetHints(hint.For(x.cfg.Host, true)) // no Fix now to click
 		}

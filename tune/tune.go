@@ -19,6 +19,7 @@ import (
 	"github.com/ollama/ollama/format"
 	"github.com/ollama/ollama/fs/ggml"
 
+	"github.com/ctxfit/ctxfit/internal/hint"
 	"github.com/ctxfit/ctxfit/ollama"
 	"github.com/ctxfit/ctxfit/state"
 )
@@ -34,6 +35,9 @@ const UnknownTrainedContext = 262144
 type Options struct {
 	// Model is the Ollama model name, as `ollama run` takes it.
 	Model string
+	// Hints builds the ctxfit commands that errors name (with --host for
+	// a server other than the default one); zero: without --host.
+	Hints hint.Hints
 	// Step is the granularity of the answer: a multiple of it. 0 means
 	// DefaultStep.
 	Step int
@@ -269,8 +273,8 @@ func Tune(ctx context.Context, client *api.Client, opts Options) (res *Result, e
 		// Refuse before loading anything: a load at the model's full
 		// context can push a CPU-only machine into swap.
 		return res, fmt.Errorf("%w: ctxfit was told this server has no GPU, and tunes for one; "+
-			"`ctxfit bench %s` measures the speed on the CPU (if the server does have a GPU now: `ctxfit status --set-gpu auto`)",
-			ErrCPUOnly, opts.Model)
+			"%s measures the speed on the CPU (if the server does have a GPU now: %s)",
+			ErrCPUOnly, opts.Hints.Cmd("bench", opts.Model), opts.Hints.Cmd("status", "--set-gpu", "auto"))
 	}
 
 	ps, err := listRunning(ctx, client, opts.Timeout)

@@ -20,6 +20,8 @@ import (
 	"github.com/ollama/ollama/api"
 
 	"github.com/ctxfit/ctxfit/internal/gpusim"
+	"github.com/ctxfit/ctxfit/internal/hint"
+	"github.com/ctxfit/ctxfit/internal/ollamahost"
 	"github.com/ctxfit/ctxfit/ollama"
 )
 
@@ -291,6 +293,30 @@ func TestTuneCPUOnly(t *testing.T) {
 			}
 			if ps, _ := simClient(t, sim).ListRunning(context.Background()); len(ps.Models) != 0 {
 				t.Errorf("after the tune %+v is loaded, want nothing", ps.Models)
+			}
+		})
+	}
+}
+
+// A tune refused on a server without a GPU names the commands to run
+// there, with --host for a server other than the default one.
+func TestTuneCPUOnlyNamesTheHost(t *testing.T) {
+	none, _ := gpusim.LookupGPU("none")
+	tests := []struct {
+		name  string
+		hints hint.Hints
+		want  string
+	}{
+		{"default", hint.Hints{}, "`ctxfit bench gemma2:9b` measures the speed on the CPU (if the server does have a GPU now: `ctxfit status --set-gpu auto`)"},
+		{"other host", hint.For(ollamahost.Parse("gpubox"), false),
+			"`ctxfit bench gemma2:9b --host http://gpubox:11434` measures the speed on the CPU (if the server does have a GPU now: `ctxfit status --set-gpu auto --host http://gpubox:11434`)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sim := gpusim.New(gpusim.Config{GPU: none})
+			_, err := Tune(context.Background(), simClient(t, sim), Options{Model: "gemma2:9b", GPU: ollama.GPUAbsent, Hints: tt.hints})
+			if !errors.Is(err, ErrCPUOnly) || !strings.HasSuffix(err.Error(), tt.want) {
+				t.Errorf("Tune: %v\nwant ErrCPUOnly ending in %q", err, tt.want)
 			}
 		})
 	}
