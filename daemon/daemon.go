@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -628,9 +629,17 @@ func (d *Daemon) EndTune(ctx context.Context, end localapi.TuneEnd) (localapi.Tu
 			}
 		}
 		d.mu.Unlock()
+		// Entries that ask too much for other models are not this tune's.
+		out.TooLarge = slices.DeleteFunc(out.TooLarge, func(a clients.Ask) bool { return !tunedBy(a, end.Model) })
 		d.logger.Info("tune applied", "model", end.Model, "fixed", len(out.Fixed), "still_too_large", len(out.TooLarge), "after", time.Since(start).Round(time.Millisecond).String())
 	}
 	return out, nil
+}
+
+// tunedBy reports whether a's tuned value comes from a tune of model: a
+// asks for model, or for a model whose value was tuned beside it.
+func tunedBy(a clients.Ask, model string) bool {
+	return ollama.SameModel(a.Model, model) || slices.ContainsFunc(a.Beside, func(m string) bool { return ollama.SameModel(m, model) })
 }
 
 // applyTune brings every client in line with the tuned values: with

@@ -95,7 +95,17 @@ Press Ctrl-C to stop.
 	user := api.NewClient(u, &http.Client{Transport: demoUserTransport{}})
 	go demoUser(ctx, user, others, config, every)
 	o.host, o.hosts = base, nil // the simulator alone, whatever --host said
-	return e.watch(ctx, o)
+	// The demo's ctxfit reads the demo's Continue config, not the user's:
+	// without it, it would see no client asking the simulator for anything,
+	// and a tune would report every config as already fitting.
+	de := *e
+	de.getenv = func(k string) string {
+		if k == "CONTINUE_GLOBAL_DIR" {
+			return dir
+		}
+		return e.getenv(k)
+	}
+	return de.watch(ctx, o)
 }
 
 // demoUserHeader marks the simulated user's requests.

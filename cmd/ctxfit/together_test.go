@@ -255,11 +255,26 @@ func TestDemoTogetherE2E(t *testing.T) {
 	y := &e2e{t: t, vars: maps.Clone(x.vars)}
 	y.vars["OLLAMA_HOST"] = host
 	y.vars["CONTINUE_GLOBAL_DIR"] = dir
-	if code, _, _ := y.ctxfit("tune", togetherChatModel, "--with", togetherACModel+"=4096"); code != 0 {
+	code, tuned, _ := y.ctxfit("tune", togetherChatModel, "--with", togetherACModel+"=4096")
+	if code != 0 {
 		t.Fatalf("tune --with: exit %d", code)
 	}
+	// The demo's ctxfit knows the demo's Continue config: it says that the
+	// chat entry asks for more than the joint value, the value fix writes.
+	asked, _ := continueContexts(t, filepath.Join(dir, "config.json"))
+	m := regexp.MustCompile(`Continue asks ` + regexp.QuoteMeta(togetherChatModel) + ` for ([0-9]+) tokens; ([0-9]+) fits\.`).FindStringSubmatch(tuned)
+	if m == nil || m[1] != strconv.Itoa(asked) {
+		t.Errorf("tune --with does not say that Continue's chat entry asks %d, more than the joint value:\n%s", asked, tuned)
+	}
+	if n := strings.Count(tuned, " asks "); n != 1 {
+		t.Errorf("tune --with names %d entries that ask too much, want Continue's chat entry alone:\n%s", n, tuned)
+	}
+	wait("the daemon's count", regexp.MustCompile(`"tune applied".* still_too_large=1 `), time.Second)
 	if code, _, _ := y.ctxfit("fix", "continue"); code != 0 {
 		t.Fatalf("fix continue: exit %d", code)
+	}
+	if chat, _ := continueContexts(t, filepath.Join(dir, "config.json")); m != nil && m[2] != strconv.Itoa(chat) {
+		t.Errorf("tune --with said %s fits, fix continue wrote %d", m[2], chat)
 	}
 	time.Sleep(4 * time.Second) // four switches of the simulated user
 	code, status, _ := y.ctxfit("status")
