@@ -2,12 +2,16 @@ package daemon
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/ctxfit/ctxfit/clients"
 	"github.com/ctxfit/ctxfit/hub"
 	"github.com/ctxfit/ctxfit/internal/gpusim"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/localapi"
 	"github.com/ctxfit/ctxfit/ollama"
 	"github.com/ctxfit/ctxfit/state"
 	"github.com/ctxfit/ctxfit/watch"
@@ -93,5 +97,65 @@ func TestTuneAfterEvictionThrash(t *testing.T) {
 	joint, ok := data.TunedSet(d.key, []string{llama, ac})
 	if !ok || joint.Context <= 0 || joint.Companions[0].Context != 4096 {
 		t.Errorf("stored %+v, %v; want a joint tune beside %s at 4096", joint, ok, ac)
+	}
+}
+
+// A tune's answer and its "tune applied" count name only the entries that
+// ask too much for the tuned model, not those of other models.
+func TestEndTuneTooLargeOfTheTunedModel(t *testing.T) {
+	dir := t.TempDir()
+	src := `{"models": [
+  {"title": "A", "provider": "ollama", "model": "llama3.1:8b", "apiBase": "http://127.0.0.1:1", "contextLength": 32768},
+  {"title": "B", "provider": "ollama", "model": "qwen2.5:7b", "apiBase": "http://127.0.0.1:1", "contextLength": 32768},
+]}
+`
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	u := ollamahost.Parse("http://127.0.0.1:1")
+	store := state.OpenStore(t.TempDir())
+	now := time.Now()
+	if err := store.Update(func(data *state.Data) error {
+		data.PutTuned(state.Tuned{Host: ollamahost.Key(u), Model: "llama3.1:8b", Context: 8192, MeasuredAt: now})
+		data.PutTuned(state.Tuned{Host: ollamahost.Key(u), Model: "qwen2.5:7b", Context: 8192, MeasuredAt: now})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	d := New(Config{Host: u, Client: ollama.NewClient(u), Store: store, Getenv: func(k string) string {
+		if k == "CONTINUE_GLOBAL_DIR" {
+			return dir
+		}
+		return ""
+	}})
+	if err := d.BeginTune("llama3.1:8b", "test"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := d.EndTune(ctx, localapi.TuneEnd{Model: "llama3.1:8b", Context: 8192, Message: "tuned"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.TooLarge) != 1 || out.TooLarge[0].Model != "llama3.1:8b" || out.TooLarge[0].Tuned != 8192 {
+		t.Errorf("too large after the tune of llama3.1:8b: %+v, want its entry alone", out.TooLarge)
+	}
+}
+
+func TestTunedBy(t *testing.T) {
+	tests := []struct {
+		a    clients.Ask
+		want bool
+	}{
+		{clients.Ask{Model: "llama3.1:8b"}, true},
+		{clients.Ask{Model: "llama3.1:8b-instruct-q4_K_M"}, false},
+		{clients.Ask{Model: "qwen2.5-coder:7b", Beside: []string{"llama3.1:8b"}}, true},
+		{clients.Ask{Model: "qwen2.5-coder:7b", Beside: []string{"gemma2:9b"}}, false},
+		{clients.Ask{Model: "qwen2.5-coder:7b"}, false},
+	}
+	for _, tt := range tests {
+		if got := tunedBy(tt.a, "llama3.1:8b"); got != tt.want {
+			t.Errorf("tunedBy(%s beside %v, llama3.1:8b) = %v, want %v", tt.a.Model, tt.a.Beside, got, tt.want)
+		}
 	}
 }
