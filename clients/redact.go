@@ -2,6 +2,7 @@ package clients
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -29,6 +30,7 @@ func Redact(text string) string {
 	}
 	lines := strings.SplitAfter(text, "\n")
 	var follow valueFollows
+	named := -1 // the column of a secret's name (name: OPENAI_API_KEY) whose value: may follow
 	for i, l := range lines {
 		if follow.kind != followNone {
 			var done bool
@@ -37,9 +39,46 @@ func Redact(text string) string {
 			}
 			follow = valueFollows{}
 		}
-		lines[i], follow = redactLine(l)
+		col := indentOf(strings.TrimRight(l, "\r\n"))
+		var name nameSeen
+		lines[i], follow, name = redactLine(l, named == col)
+		switch {
+		case name == secretNamed:
+			named = col
+		case name == otherNamed:
+			named = -1 // the next entry names something else
+		case strings.TrimSpace(strings.TrimLeft(l, "+-")) != "" && col < named:
+			named = -1 // the mapping that held the name ended
+		}
 	}
 	return strings.Join(lines, "")
+}
+
+// nameKeys are the keys of an entry that names a variable or header whose
+// value stands under a valueKeys key beside it (name: OPENAI_API_KEY,
+// value: sk-…): when the name is a secret's, so is the value.
+var (
+	nameKeys  = []string{"name", "key", "env", "var", "variable", "header"}
+	valueKeys = []string{"value", "val"}
+)
+
+// nameSeen says what name key a line held last (see nameKeys).
+type nameSeen int
+
+const (
+	noName      nameSeen = iota
+	otherNamed           // a name, not a secret's
+	secretNamed          // a secret's name: the value beside it is secret
+)
+
+// secretName reports whether the scalar v at the start of s, the value of
+// a name key, names a secret.
+func secretName(s string) bool {
+	n := valueLen(s)
+	if n == 0 {
+		return false
+	}
+	return secretKey(strings.Trim(s[:n], `"'`))
 }
 
 // A valueFollows is a secret key whose value starts on the next line.
@@ -78,7 +117,7 @@ func (f *valueFollows) redact(line string) (out string, done bool) {
 		if open {
 			return body[:ind] + red + line[len(body):], false
 		}
-		rest, _ := redactLine(content[n:] + line[len(body):])
+		rest, _, _ := redactLine(content[n:]+line[len(body):], false)
 		return body[:ind] + red + rest, false
 	case f.kind == followBlock:
 		if ind <= f.indent {
@@ -164,10 +203,13 @@ func secretKey(key string) bool {
 }
 
 // redactLine redacts one line, and says whether a secret key on it has
-// its value on the lines that follow.
-func redactLine(line string) (string, valueFollows) {
+// its value on the lines that follow, and what it names last (see
+// nameKeys): a secret's name makes the value keys beside it, on this line
+// or the next ones, secret. valueSecret says a line before named one.
+func redactLine(line string, valueSecret bool) (string, valueFollows, nameSeen) {
 	var b strings.Builder
 	var follow valueFollows
+	name := noName
 	rest := line
 	for {
 		m := redactKey.FindStringSubmatchIndex(rest)
@@ -183,7 +225,14 @@ func redactLine(line string) (string, valueFollows) {
 		}
 		b.WriteString(rest[:m[1]])
 		rest = rest[m[1]:]
-		if !secretKey(key) {
+		lk := strings.ToLower(key)
+		if slices.Contains(nameKeys, lk) {
+			name, valueSecret = otherNamed, secretName(rest)
+			if valueSecret {
+				name = secretNamed
+			}
+		}
+		if !secretKey(key) && !(valueSecret && slices.Contains(valueKeys, lk)) {
 			continue
 		}
 		n := valueLen(rest)
@@ -209,7 +258,7 @@ func redactLine(line string) (string, valueFollows) {
 		}
 		return Redacted
 	})
-	return redactURLPassword.ReplaceAllString(out, "${1}"+Redacted+"@"), follow
+	return redactURLPassword.ReplaceAllString(out, "${1}"+Redacted+"@"), follow, name
 }
 
 // followsFrom returns what follows a secret key on line whose value, rest,

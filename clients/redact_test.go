@@ -69,3 +69,23 @@ func TestRedactFollowingLines(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactNamedValues: a value whose sibling name names a secret
+// (name: OPENAI_API_KEY, value: …), in YAML and JSON, on one line or on
+// the next.
+func TestRedactNamedValues(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"YAML env list", "env:\n  - name: OPENAI_API_KEY\n    value: sk-abc123\n  - name: MODEL\n    value: llama3\n",
+			"env:\n  - name: OPENAI_API_KEY\n    value: <redacted>\n  - name: MODEL\n    value: llama3\n"},
+		{"JSON on one line", `[{"name": "Authorization", "value": "xyz"}, {"name": "X-Model", "value": "m"}]`,
+			`[{"name": "Authorization", "value": "<redacted>"}, {"name": "X-Model", "value": "m"}]`},
+		{"JSON over lines", "{\n  \"name\": \"GITHUB_TOKEN\",\n  \"value\": \"abc\"\n}\n", "{\n  \"name\": \"GITHUB_TOKEN\",\n  \"value\": \"<redacted>\"\n}\n"},
+		{"the mapping ended", "- name: API_KEY\n  other: 1\nvalue: kept\n", "- name: API_KEY\n  other: 1\nvalue: kept\n"},
+		{"not a secret's name", "- name: model\n  value: llama3\n", "- name: model\n  value: llama3\n"},
+	}
+	for _, tt := range tests {
+		if got := Redact(tt.in); got != tt.want {
+			t.Errorf("%s: Redact(%q)\n = %q\nwant %q", tt.name, tt.in, got, tt.want)
+		}
+	}
+}
