@@ -148,6 +148,9 @@ func runTune(ctx context.Context, e *env, args []string) error {
 	}
 	if err != nil {
 		msg := fmt.Sprintf("tuning %s failed: %v", model, err)
+		if errors.Is(err, context.Canceled) {
+			msg = fmt.Sprintf("the tune of %s was stopped (Ctrl-C) after %d loads", model, res.Loads)
+		}
 		if b := tune.Bracket(res); b != "" {
 			msg += "; " + b
 		}

@@ -393,3 +393,29 @@ func TestTuneWithErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestTuneInterruptTellsTheDaemon: a tune stopped with Ctrl-C ends its
+// registration with the running ctxfit saying so, not "context canceled".
+func TestTuneInterruptTellsTheDaemon(t *testing.T) {
+	f := newAppFixture(t, 4096, 0)
+	_, logs, stop := startCommand(t, f.vars, "run", "--headless")
+	defer stop()
+	waitAPI(t, f.stateDir, f.u)
+	if err := f.sim.Load(llama, 131072, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := &cancelAfter{s: "load 1:", cancel: cancel}
+	var errb bytes.Buffer
+	e := &env{stdout: out, stderr: &errb, getenv: func(k string) string { return f.vars[k] }, loc: time.UTC}
+	if code := e.main(ctx, []string{"tune", llama}); code != 130 {
+		t.Fatalf("exit %d, want 130:\n%s%s", code, out.buf.String(), errb.String())
+	}
+	waitFor(t, "the daemon's tune_failed", func() bool { return strings.Contains(logs.String(), "event=tune_failed") })
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "event=tune_failed") && (!strings.Contains(line, "stopped (Ctrl-C)") || strings.Contains(line, "context canceled")) {
+			t.Errorf("tune_failed: %s", line)
+		}
+	}
+}
