@@ -203,6 +203,9 @@ func tuneJoint(ctx context.Context, client *api.Client, opts Options, res *Resul
 	if err := j.unloadOthers(ctx); err != nil {
 		return res, err
 	}
+	if opts.Starting != nil {
+		opts.Starting()
+	}
 	p.confirm = true // the set stays loaded as tuned
 	probes := 0
 	var err error

@@ -67,6 +67,10 @@ type Options struct {
 	// unloadWait bounds the wait for the model to leave /api/ps after the
 	// tune unloaded it; 0 means defaultUnloadWait (tests shorten it).
 	unloadWait time.Duration
+	// Starting, when set, is called once before the first load, when the
+	// server answered and knows Model: a tune that ends before (an
+	// unknown model, a server that does not answer) never calls it.
+	Starting func()
 	// Progress, when set, is called after each load of Model.
 	Progress func(Probe)
 	// Timeout is the progress timeout of each load: a server that sends
@@ -381,6 +385,9 @@ func Tune(ctx context.Context, client *api.Client, opts Options) (res *Result, e
 		if res.Loads == MaxLoads {
 			res.bracket(p)
 			return res, fmt.Errorf("%w: %d loads of %s did not settle, as if other models were loading meanwhile; try again when the server is idle", ErrInconsistent, res.Loads, opts.Model)
+		}
+		if !attempted && opts.Starting != nil {
+			opts.Starting()
 		}
 		attempted = true
 		pr, digest, err := loadProbe(ctx, client, opts.Model, next, opts.KeepAlive, opts.Timeout)

@@ -111,7 +111,8 @@ func runTune(ctx context.Context, e *env, args []string) error {
 	if len(with) > 0 {
 		beside = " beside " + companionList(with)
 	}
-	fmt.Fprintf(out, "Tuning %s%s on %s: step %d, %d parallel slot%s.\n", model, beside, u.Redacted(), *step, p, plural(p))
+	// Said once the server answered and knows the model (see Starting).
+	header := fmt.Sprintf("Tuning %s%s on %s: step %d, %d parallel slot%s.\n", model, beside, u.Redacted(), *step, p, plural(p))
 	n := 0
 	opts := tune.Options{
 		Model:      model,
@@ -121,6 +122,11 @@ func runTune(ctx context.Context, e *env, args []string) error {
 		HostGPU:    hostGPU,
 		Timeout:    *timeout,
 		Companions: with,
+		Starting: func() {
+			pr.done()
+			io.WriteString(out, header)
+			pr.start("load 1")
+		},
 		Progress: func(probe tune.Probe) {
 			n++
 			pr.done()

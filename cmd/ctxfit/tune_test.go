@@ -210,6 +210,12 @@ func TestTuneCommandFailures(t *testing.T) {
 			if data, _ := state.OpenStore(c.vars[state.StateDirEnv]).Load(); len(data.Tuned) != 0 {
 				t.Errorf("stored %+v after a failed tune", data.Tuned)
 			}
+			// No "Tuning …" header for a tune that never got to a load.
+			if tt.name == "unknown model" || tt.name == "no server" {
+				if strings.Contains(out+errOut, "Tuning ") {
+					t.Errorf("the header was printed before the failure:\n%s%s", out, errOut)
+				}
+			}
 		})
 	}
 }
