@@ -631,6 +631,15 @@ func (d *Daemon) EndTune(ctx context.Context, end localapi.TuneEnd) (localapi.Tu
 		d.mu.Unlock()
 		// Entries that ask too much for other models are not this tune's.
 		out.TooLarge = slices.DeleteFunc(out.TooLarge, func(a clients.Ask) bool { return !tunedBy(a, end.Model) })
+		asking := 0
+		for _, c := range d.hub.State().Clients {
+			for _, a := range c.Asks {
+				if tunedBy(a, end.Model) {
+					asking++
+				}
+			}
+		}
+		out.Asking = &asking
 		d.logger.Info("tune applied", "model", end.Model, "fixed", len(out.Fixed), "still_too_large", len(out.TooLarge), "after", time.Since(start).Round(time.Millisecond).String())
 	}
 	return out, nil

@@ -95,6 +95,9 @@ type TuneEnded struct {
 	// or a config held after an undo).
 	TooLarge []clients.Ask `json:"too_large"`
 	AutoFix  bool          `json:"auto_fix"`
+	// Asking counts the client entries that ask for the tuned model (or
+	// run beside it), whatever they ask; nil from a daemon that predates it.
+	Asking *int `json:"asking,omitempty"`
 }
 
 // Setting is the body of POST /v1/settings: one setting to change.

@@ -408,6 +408,8 @@ func printApplied(e *env, u *url.URL, done *localapi.TuneEnded) {
 		fmt.Fprintf(e.stdout, "Stored; %s (or Fix now in the tray) writes it, or %s keeps every client fixed.\n", e.cmdline(u, "fix", "all"), e.cmdline(u, "set", "auto-fix", "on"))
 	case len(done.TooLarge) > 0:
 		fmt.Fprintf(e.stdout, "Stored; auto-fix leaves those configs alone since you undid its fix: %s writes it.\n", fixCmd)
+	case len(done.Fixed) == 0 && done.Asking != nil && *done.Asking == 0:
+		fmt.Fprintf(e.stdout, "Stored; no client config ctxfit knows asks for this model (%s lists what each asks for).\n", e.cmdline(u, "clients"))
 	case len(done.Fixed) == 0:
 		fmt.Fprintln(e.stdout, "Stored; every client config ctxfit knows already asks for no more than that.")
 	default:

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -423,5 +424,22 @@ func TestTuneInterruptTellsTheDaemon(t *testing.T) {
 		if strings.Contains(line, "event=tune_failed") && (!strings.Contains(line, "stopped (Ctrl-C)") || strings.Contains(line, "context canceled")) {
 			t.Errorf("tune_failed: %s", line)
 		}
+	}
+}
+
+// TestTuneNoClientAsks: with no client config asking for the model, the
+// tune through a running ctxfit says so, not that every config asks for no
+// more.
+func TestTuneNoClientAsks(t *testing.T) {
+	f := newAppFixture(t, 4096, 0)
+	if err := os.Remove(f.cont); err != nil {
+		t.Fatal(err)
+	}
+	_, _, stop := startCommand(t, f.vars, "run", "--headless")
+	defer stop()
+	waitAPI(t, f.stateDir, f.u)
+	code, out, errOut := newCLI(t, f.vars).run("tune", "qwen2.5:0.5b")
+	if code != 0 || !strings.Contains(out, "Stored; no client config ctxfit knows asks for this model") || strings.Contains(out, "already asks") {
+		t.Errorf("exit %d:\n%s%s", code, out, errOut)
 	}
 }
