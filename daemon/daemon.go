@@ -514,7 +514,7 @@ func (d *Daemon) noticed(n clients.Notice) {
 func tooLargeText(asks []clients.Ask) string {
 	parts := make([]string, len(asks))
 	for i, a := range asks {
-		parts[i] = fmt.Sprintf("%s asks %s %d; %d fits", a.Client, a.Model, a.Context, a.Tuned)
+		parts[i] = fmt.Sprintf("%s asks %s for %d tokens; %d fits", a.Client, a.Model, a.Context, a.Tuned)
 	}
 	return strings.Join(parts, "; ")
 }

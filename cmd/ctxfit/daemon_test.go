@@ -391,7 +391,7 @@ func TestSetTakesEffectWithoutRestart(t *testing.T) {
 	defer stop()
 	waitAPI(t, f.stateDir, f.u)
 	waitFor(t, "the warning that Continue asks for too much", func() bool {
-		return strings.Contains(logs.String(), "Continue asks "+llama+" 131072; 24576 fits")
+		return strings.Contains(logs.String(), "Continue asks "+llama+" for 131072 tokens; 24576 fits")
 	})
 	time.Sleep(500 * time.Millisecond)
 	if !strings.Contains(f.read(f.cont), "contextLength: 131072") {

@@ -393,7 +393,7 @@ func TestTrayTuneAutoFixOff(t *testing.T) {
 	}
 	logged := 0
 	for _, r := range f.records(t) {
-		if r.Event == "config_warning" && strings.Contains(r.Msg, "asks "+llama+" 131072; 25600 fits") {
+		if r.Event == "config_warning" && strings.Contains(r.Msg, "asks "+llama+" for 131072 tokens; 25600 fits") {
 			logged++
 		}
 	}
