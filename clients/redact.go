@@ -183,6 +183,11 @@ var redactToken = regexp.MustCompile(`(?i)\b(bearer|token|basic)(\s+)[A-Za-z0-9.
 
 // redactURLPassword matches the password in a URL's user information:
 // scheme://user:password@ (an apiBase such as https://me:pw@proxy/).
+// redactHeaderString matches a header written as one string ("Authorization:
+// xyz", as lists of headers hold them) whose name names a secret: group 1
+// is the name and its colon, group 2 the value up to the string's end.
+var redactHeaderString = regexp.MustCompile(`(?i)(["']\s*[A-Za-z0-9_-]+\s*:\s*)([^"'\r\n]+)`)
+
 var redactURLPassword = regexp.MustCompile(`\b([A-Za-z][A-Za-z0-9+.-]*://[^/\s:@"'<>]*:)[^/\s@"'<>]+@`)
 
 // secretKey reports whether a config key names a secret.
@@ -257,6 +262,14 @@ func redactLine(line string, valueSecret bool) (string, valueFollows, nameSeen) 
 			return m[1] + m[2] + Redacted
 		}
 		return Redacted
+	})
+	out = redactHeaderString.ReplaceAllStringFunc(out, func(h string) string {
+		m := redactHeaderString.FindStringSubmatch(h)
+		name := strings.TrimSpace(strings.TrimRight(strings.TrimLeft(m[1], `"' `), ": \t"))
+		if !secretKey(name) || strings.Contains(m[2], Redacted) {
+			return h
+		}
+		return m[1] + Redacted
 	})
 	return redactURLPassword.ReplaceAllString(out, "${1}"+Redacted+"@"), follow, name
 }

@@ -82,6 +82,10 @@ func TestRedactNamedValues(t *testing.T) {
 		{"JSON over lines", "{\n  \"name\": \"GITHUB_TOKEN\",\n  \"value\": \"abc\"\n}\n", "{\n  \"name\": \"GITHUB_TOKEN\",\n  \"value\": \"<redacted>\"\n}\n"},
 		{"the mapping ended", "- name: API_KEY\n  other: 1\nvalue: kept\n", "- name: API_KEY\n  other: 1\nvalue: kept\n"},
 		{"not a secret's name", "- name: model\n  value: llama3\n", "- name: model\n  value: llama3\n"},
+		{"header strings in a list", `"headers": ["Authorization: xyz", "X-Api-Key:abc", "Accept: text/plain"],`,
+			`"headers": ["Authorization: <redacted>", "X-Api-Key:<redacted>", "Accept: text/plain"],`},
+		{"a YAML header string", "  - 'Proxy-Authorization: Basic QWxhZGRpbjpvcGVu'\n", "  - 'Proxy-Authorization: Basic <redacted>'\n"},
+		{"a model name with a colon", `"model": "llama3.1:8b"`, `"model": "llama3.1:8b"`},
 	}
 	for _, tt := range tests {
 		if got := Redact(tt.in); got != tt.want {
