@@ -330,8 +330,8 @@ func TestTrayCLITune(t *testing.T) {
 }
 
 // A tune from the tray's menu: its progress in the menu, no warning for
-// the model, and with auto-fix on every client fixed within 1 s of the
-// result.
+// the model, and with auto-fix on every client fixed at once after the
+// result (see maxFixDelay).
 func TestTrayTune(t *testing.T) {
 	t.Parallel()
 	f := newDaemonFixture(t)
@@ -354,8 +354,10 @@ func TestTrayTune(t *testing.T) {
 			t.Errorf("warning during the tray's tune: %s %s: %s", w.Event, w.Model, w.Msg)
 		}
 	}
-	if rep.fixedIn > time.Second {
-		t.Errorf("configs fixed %v after the tune's result, want within 1 s", rep.fixedIn)
+	// Applied at the tune's end or at the state's change; the time is
+	// logged below, and bounded here loosely enough for a loaded machine.
+	if rep.fixedIn > maxFixDelay {
+		t.Errorf("configs fixed %v after the tune's result, want within %v", rep.fixedIn, maxFixDelay)
 	}
 	t.Logf("tune via the tray: loads of %v each; events logged from its start: %s; both configs fixed %v after the tune stored its result",
 		slowLoad, strings.Join(rep.events, " "), rep.fixedIn.Round(time.Millisecond))
