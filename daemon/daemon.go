@@ -127,9 +127,17 @@ func (d *Daemon) followGPULimit(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if d.cfg.GPUShare != nil {
-			d.hub.SetGPUShare(d.cfg.GPUShare(ctx))
-		}
+		d.readGPULimit(ctx)
+	}
+}
+
+// readGPULimit reads the GPU's share of unified memory again: the hub's
+// GPUShare, and the tunes it makes out of date (checkStale).
+func (d *Daemon) readGPULimit(ctx context.Context) {
+	if d.cfg.GPUShare != nil {
+		d.hub.SetGPUShare(d.cfg.GPUShare(ctx))
+	}
+	if d.cfg.GPUBudget != nil {
 		d.checkStale(ctx)
 	}
 }
@@ -253,13 +261,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 		events := &watch.EventLog{Logger: d.logger}
 		for u := range updates {
 			for _, e := range u.Events {
-				if e.Kind == watch.EventReachable && d.cfg.GPUShare != nil {
-					go d.hub.SetGPUShare(d.cfg.GPUShare(ctx))
-				}
-				if e.Kind == watch.EventReachable && d.cfg.GPUBudget != nil {
+				if e.Kind == watch.EventReachable {
 					// Ollama reads the GPU limit when it starts: a
 					// server that answers again may have a new one.
-					go d.checkStale(ctx)
+					go d.readGPULimit(ctx)
 				}
 				if hub.Own(e.Kind) {
 					hub.LogEvent(d.logger, e)
@@ -620,22 +625,27 @@ func (d *Daemon) EndTune(ctx context.Context, end localapi.TuneEnd) (localapi.Tu
 	d.mu.Unlock()
 	var out localapi.TuneEnded
 	if end.Context > 0 {
-		out = d.applyTune(ctx)
+		d.applyTune(ctx)
+		out.AutoFix = d.hub.State().Settings.AutoFix
+		out.Fixed, out.TooLarge = []clients.Report{}, []clients.Ask{}
 		d.mu.Lock()
-		out.Fixed = out.Fixed[:0]
 		for _, f := range d.fixes {
 			if !f.at.Before(began) {
 				out.Fixed = append(out.Fixed, f.rep)
 			}
 		}
 		d.mu.Unlock()
-		// Entries that ask too much for other models are not this tune's.
-		out.TooLarge = slices.DeleteFunc(out.TooLarge, func(a clients.Ask) bool { return !tunedBy(a, end.Model) })
+		// What is left of this tune's model (or set): entries that ask too
+		// much for other models are not this tune's.
 		asking := 0
 		for _, c := range d.hub.State().Clients {
 			for _, a := range c.Asks {
-				if tunedBy(a, end.Model) {
-					asking++
+				if !tunedBy(a, end.Model) {
+					continue
+				}
+				asking++
+				if a.TooLarge() {
+					out.TooLarge = append(out.TooLarge, a)
 				}
 			}
 		}
@@ -654,28 +664,14 @@ func tunedBy(a clients.Ask, model string) bool {
 // applyTune brings every client in line with the tuned values: with
 // auto-fix on it fixes every config asking for something else (those held
 // after an undo aside); with it off the keeper warns about each that asks
-// for more than fits. It returns what it did and what is left.
-func (d *Daemon) applyTune(ctx context.Context) localapi.TuneEnded {
+// for more than fits.
+func (d *Daemon) applyTune(ctx context.Context) {
 	if data, err := d.cfg.Store.Load(); err == nil {
 		d.setTuned(tunedKey(data, d.key))
 	}
-	var out localapi.TuneEnded
-	out.Fixed, out.TooLarge = []clients.Report{}, []clients.Ask{}
-	out.AutoFix = d.hub.State().Settings.AutoFix
 	for _, c := range clients.All() {
-		rep := d.keeper.CheckClient(ctx, c)
-		if rep != nil && rep.Written {
-			out.Fixed = append(out.Fixed, *rep)
-		}
+		d.keeper.CheckClient(ctx, c)
 	}
-	for _, c := range d.hub.State().Clients {
-		for _, a := range c.Asks {
-			if a.TooLarge() {
-				out.TooLarge = append(out.TooLarge, a)
-			}
-		}
-	}
-	return out
 }
 
 // Tune runs a tune inside the daemon (the tray's Tune context), registered

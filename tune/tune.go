@@ -289,15 +289,8 @@ func Tune(ctx context.Context, client *api.Client, opts Options) (res *Result, e
 		res.Before = &Probe{Context: m.ContextLength, Size: m.Size, SizeVRAM: m.SizeVRAM, Loaded: m.ContextLength, ExpiresAt: m.ExpiresAt}
 		res.Digest = m.Digest
 	}
-	beside := besideKeys(ps, opts.Model)
-	var others []string // the other models loaded now, by name
-	if ps != nil {
-		for _, m := range ps.Models {
-			if !ollama.SameModel(cmp.Or(m.Model, m.Name), opts.Model) {
-				others = append(others, m.Name)
-			}
-		}
-	}
+	others := otherModels(ps, opts.Model)
+	beside := besideKeys(others)
 
 	sctx, cancel := opts.Timeout.Request(ctx, "show "+opts.Model)
 	show, err := client.Show(sctx, &api.ShowRequest{Model: opts.Model})
@@ -478,17 +471,27 @@ func reportsNumCtx(first Probe) bool {
 	return first.Loaded <= first.Context
 }
 
-// besideKeys returns the ollama.ModelKey of every model in ps but model,
-// sorted; nil when there is none.
-func besideKeys(ps *api.ProcessResponse, model string) []string {
-	var keys []string
+// otherModels returns the name of every model in ps but model.
+func otherModels(ps *api.ProcessResponse, model string) []string {
 	if ps == nil {
 		return nil
 	}
+	var names []string
 	self := ollama.ModelKey(model)
 	for _, m := range ps.Models {
-		k := ollama.ModelKey(cmp.Or(m.Model, m.Name))
-		if k != self && !slices.Contains(keys, k) {
+		if ollama.ModelKey(cmp.Or(m.Model, m.Name)) != self {
+			names = append(names, m.Name)
+		}
+	}
+	return names
+}
+
+// besideKeys returns the ollama.ModelKey of each of names, sorted, each
+// once; nil when there is none.
+func besideKeys(names []string) []string {
+	var keys []string
+	for _, n := range names {
+		if k := ollama.ModelKey(n); !slices.Contains(keys, k) {
 			keys = append(keys, k)
 		}
 	}
