@@ -138,8 +138,11 @@ func TestTrayOverWatcher(t *testing.T) {
 	// Continue asks for more than the tuned value: it will spill the model
 	// at its next request, so the fix is offered already and the icon is
 	// amber.
+	// The tray sets the submenu's items one by one: wait for the last of
+	// them too, or the menu may be read between two of them.
 	m = p.WaitMenu("Continue's Fix item", func(n *traytest.Node) bool {
-		return n.Find(line) != nil && n.Find(line).Find("Fix Continue now: 32768 → 16384") != nil
+		return n.Find(line) != nil && n.Find(line).Find("Fix Continue now: 32768 → 16384") != nil &&
+			n.Find(line).Find("Tuned: context 16384 stays on the GPU") != nil
 	})
 	for _, want := range []string{"Tune context", "Fix Continue now: 32768 → 16384", "Tuned: context 16384 stays on the GPU"} {
 		if m.Find(line).Find(want) == nil {

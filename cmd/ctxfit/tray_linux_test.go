@@ -154,7 +154,10 @@ func TestTrayRealApp(t *testing.T) {
 	m := it.WaitMenu("the spill", func(n *traytest.Node) bool {
 		l := n.Find("⚠ " + llama + " · ")
 		f, z := n.Find(fixContinue), n.Find(fixZed)
-		return l != nil && strings.HasSuffix(l.Label, " · 56%/44% CPU/GPU · context 131072") && f != nil && f.Enabled && z != nil && z.Enabled
+		// The tray sets the submenu's items one by one: wait for the last
+		// of them too, or the menu may be read between two of them.
+		return l != nil && strings.HasSuffix(l.Label, " · 56%/44% CPU/GPU · context 131072") && f != nil && f.Enabled && z != nil && z.Enabled &&
+			n.Find("Tuned: context 24576 stays on the GPU") != nil
 	})
 	for _, want := range []string{"Tune context", fixContinue, fixZed, "Tuned: context 24576 stays on the GPU"} {
 		if m.Find("⚠ "+llama).Find(want) == nil {
