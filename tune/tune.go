@@ -53,7 +53,8 @@ type Options struct {
 	// GPUUnknown makes the first load one that cannot swap the machine
 	// (see RAM) and decides by it: its compute graph and one layer need
 	// less than any GPU holds (minGPU), or it is already the smallest
-	// context; else the next load is at the smallest context, to tell.
+	// context; else the next load is at the largest context whose graph
+	// and one layer any GPU would hold, to tell.
 	GPU ollama.GPUPresence
 	// RAM is the memory the server's machine can give the model without
 	// swapping, when known (the server runs on this machine: its free
@@ -521,12 +522,12 @@ func safeContext(p *tunePlan, ram int64) int {
 // first load is at a context that cannot swap the machine should it be
 // CPU-only (see safeContext), and a load with nothing in VRAM either tells
 // a CPU-only server (any GPU would have held a layer of it) or is followed
-// by a load at the smallest context, which tells.
+// by a load that tells (checkContext).
 type gpuGuard struct {
 	seen   bool  // a load had something in VRAM, or the caller knows a GPU is there
 	absent bool  // the caller knows there is none
 	ram    int64 // what the machine can give a load; 0 when unknown (a remote server)
-	check  bool  // the next load is at the smallest context
+	check  bool  // the next load is at checkContext
 	loads  int
 }
 
@@ -534,12 +535,32 @@ type gpuGuard struct {
 func (g *gpuGuard) next(p *tunePlan) (ctx int, done bool) {
 	ctx, done = p.next()
 	if g.check {
-		ctx, done = p.step, false
+		ctx, done = checkContext(p), false
+		if p.probed(ctx) {
+			ctx = p.step // a load there did not tell after all
+		}
 	}
 	if !done && g.loads == 0 && !g.seen {
 		ctx = min(ctx, safeContext(p, g.ram))
 	}
 	return ctx, done
+}
+
+// checkContext returns the largest candidate context whose load p
+// predicts any GPU to hold a layer of, with room to spare (its graph and
+// one layer in half of minGPU), so that nothing in VRAM there tells a
+// CPU-only server as the smallest context would, while a GPU measures
+// itself there better; the smallest candidate when nothing predicts.
+func checkContext(p *tunePlan) int {
+	safe := p.step
+	for c := 2 * p.step; c <= p.max; c += p.step {
+		s := p.sizeAt(c)
+		if math.IsNaN(s) || p.gpuFloor(Probe{Context: c, Size: int64(s)}) > minGPU/2 {
+			break
+		}
+		safe = c
+	}
+	return safe
 }
 
 // after takes the load pr, which p has recorded, and reports whether it
@@ -552,15 +573,15 @@ func (g *gpuGuard) after(p *tunePlan, pr Probe) (cpuOnly bool) {
 		g.seen = true
 	case g.seen:
 	case pr.Refused != "":
-		// Too big for RAM, and no sign of a GPU yet: the smallest
-		// context tells whether there is one.
+		// Too big for RAM, and no sign of a GPU yet: a smaller load
+		// tells whether there is one.
 		g.check = g.loads == 1 && !p.probed(p.step)
 	case g.absent || pr.Context == p.step || p.gpuFloor(pr) < minGPU:
 		// Any GPU would have held a layer of this load.
 		return true
 	default:
 		// Nothing in VRAM, but this load's graph and one layer would
-		// not fit a small GPU: ask at the smallest context.
+		// not fit a small GPU: ask where any GPU would.
 		g.check = !p.probed(p.step)
 	}
 	return false

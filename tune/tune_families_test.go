@@ -441,7 +441,7 @@ func TestTuneFamilies(t *testing.T) {
 		mean  float64
 		worst int
 	}{
-		"cold":          {1.886, 8},
+		"cold":          {1.879, 8},
 		"after a spill": {1.741, 5},
 		"known host":    {1.485, 6},
 	}

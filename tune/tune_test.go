@@ -692,6 +692,50 @@ func TestTuneSafeFirstLoad(t *testing.T) {
 	}
 }
 
+// TestTuneCheckLoad: when a first load put nothing in VRAM although its
+// graph and one layer would not fit a small GPU, the load that tells
+// whether the server has a GPU is the largest one any GPU would hold a
+// layer of, not the smallest context: on a CPU-only server it says so as
+// surely, and on a GPU it bounds the GPU closer (over the families, cold
+// tunes of the simulator's physics took at most 5 loads instead of 6).
+func TestTuneCheckLoad(t *testing.T) {
+	tests := []struct {
+		gpu      string
+		cpuOnly  bool
+		maxLoads int
+	}{
+		{"none", true, 2},
+		{"8GB", false, 4},
+	}
+	const model, parallel = "qwen2.5-coder:7b", 4
+	for _, tt := range tests {
+		t.Run(tt.gpu, func(t *testing.T) {
+			g, _ := gpusim.LookupGPU(tt.gpu)
+			sim := gpusim.New(gpusim.Config{GPU: g, Parallel: parallel})
+			res, err := Tune(context.Background(), simClient(t, sim), Options{Model: model, Parallel: parallel, RAM: 40 << 30})
+			if got := errors.Is(err, ErrCPUOnly); got != tt.cpuOnly {
+				t.Fatalf("Tune = %s, %v; want CPU-only %v", probeTrace(res.Probes), err, tt.cpuOnly)
+			}
+			if len(res.Probes) < 2 || res.Probes[0].SizeVRAM != 0 {
+				t.Fatalf("loads %s: want a first load with nothing in VRAM, then one that tells", probeTrace(res.Probes))
+			}
+			check := res.Probes[1]
+			if check.Context <= DefaultStep {
+				t.Errorf("loads %s: the load that tells was at the smallest context", probeTrace(res.Probes))
+			}
+			if res.Loads > tt.maxLoads {
+				t.Errorf("loads %s: want at most %d", probeTrace(res.Probes), tt.maxLoads)
+			}
+			if !tt.cpuOnly {
+				m, _ := gpusim.LookupModel(model)
+				if want := exhaustive(t, sim, m, DefaultStep, parallel); res.Context != want {
+					t.Errorf("Tune = %d (%s), exhaustive %d", res.Context, probeTrace(res.Probes), want)
+				}
+			}
+		})
+	}
+}
+
 // TestTuneRestoresTheModel: a model loaded before the tune is loaded again
 // at its context afterwards, whether the tune succeeds, fails or is
 // cancelled during a load.
