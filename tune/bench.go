@@ -70,6 +70,12 @@ const (
 // BenchPhases is BenchTokensN, calling phase (when not nil) as each phase
 // begins: PhaseLoad, PhaseFirst, PhaseGenerate.
 func BenchPhases(ctx context.Context, client *api.Client, model string, numCtx, tokens int, timeout ollama.Progress, phase func(string)) (*BenchResult, error) {
+	return bench(ctx, client, model, numCtx, tokens, nil, timeout, phase)
+}
+
+// bench is BenchPhases sending keepAlive with its requests (nil: the
+// server's default).
+func bench(ctx context.Context, client *api.Client, model string, numCtx, tokens int, keepAlive *api.Duration, timeout ollama.Progress, phase func(string)) (*BenchResult, error) {
 	if phase == nil {
 		phase = func(string) {}
 	}
@@ -82,7 +88,7 @@ func BenchPhases(ctx context.Context, client *api.Client, model string, numCtx, 
 	phase(PhaseLoad)
 	start := time.Now()
 	wctx, progressed, stop := timeout.Watch(ctx, "load "+model)
-	err := client.Generate(wctx, &api.GenerateRequest{Model: model, Options: opts}, func(api.GenerateResponse) error { progressed(); return nil })
+	err := client.Generate(wctx, &api.GenerateRequest{Model: model, Options: opts, KeepAlive: keepAlive}, func(api.GenerateResponse) error { progressed(); return nil })
 	stalled := ollama.Stalled(wctx)
 	stop()
 	if stalled != nil {
@@ -102,7 +108,7 @@ func BenchPhases(ctx context.Context, client *api.Client, model string, numCtx, 
 	phase(PhaseFirst)
 	start = time.Now()
 	wctx, progressed, stop = timeout.Watch(ctx, "generate with "+model)
-	err = client.Generate(wctx, &api.GenerateRequest{Model: model, Prompt: BenchPrompt, Options: genOpts, Stream: &stream}, func(r api.GenerateResponse) error {
+	err = client.Generate(wctx, &api.GenerateRequest{Model: model, Prompt: BenchPrompt, Options: genOpts, Stream: &stream, KeepAlive: keepAlive}, func(r api.GenerateResponse) error {
 		progressed()
 		if res.FirstToken == 0 && (r.Response != "" || r.Thinking != "") {
 			res.FirstToken = time.Since(start)
@@ -157,8 +163,11 @@ func benchError(ctx context.Context, model, what string, err error) error {
 // BenchBeforeAfter measures what a tune paid off when the model had spilled
 // before it: tokens per second at the context the model had then, and at
 // the tuned context, measured in the reverse order so that the model ends
-// loaded at its earlier context, as Tune left it. Both are nil when there is nothing to compare: the model
-// was not loaded before, ran whole on the GPU, or already at the answer.
+// loaded at its earlier context with what was left of its keep-alive, as
+// Tune left it. The load at the tuned context is marked as the tune's (see
+// ollama.ProbeKeepAlive). Both are nil when there is nothing to compare:
+// the model was not loaded before, ran whole on the GPU, or already at the
+// answer.
 func BenchBeforeAfter(ctx context.Context, client *api.Client, res *Result, timeout ollama.Progress) (before, after *BenchResult, err error) {
 	b := res.Before
 	if b == nil || res.Context <= 0 || b.Context <= 0 || b.Context == res.Context {
@@ -169,10 +178,10 @@ func BenchBeforeAfter(ctx context.Context, client *api.Client, res *Result, time
 	}
 	// After first, so that the model ends at its earlier context, as the
 	// tune left it.
-	if after, err = Bench(ctx, client, res.Model, res.Context, timeout); err != nil {
+	if after, err = bench(ctx, client, res.Model, res.Context, BenchTokens, probeKeepAlive(nil), timeout, nil); err != nil {
 		return nil, nil, err
 	}
-	if before, err = Bench(ctx, client, res.Model, b.Context, timeout); err != nil {
+	if before, err = bench(ctx, client, res.Model, b.Context, BenchTokens, keepAliveUntil(b.ExpiresAt, time.Now()), timeout, nil); err != nil {
 		return nil, after, err
 	}
 	return before, after, nil

@@ -62,29 +62,56 @@ func TestBenchErrors(t *testing.T) {
 }
 
 // TestBenchBeforeAfter: the proof that a tune paid off, and the model left
-// as the user had it.
+// as the user had it, its keep-alive included; every load of the tune and
+// of the comparison but the last reads as ctxfit's own (a probe) to a
+// ctxfit watching the server from elsewhere, and the last does not.
 func TestBenchBeforeAfter(t *testing.T) {
 	gpu, _ := gpusim.LookupGPU("mac32")
+	const model = "llama3.1:8b-instruct-fp16"
+	for name, keep := range map[string]time.Duration{"an hour": time.Hour, "forever": gpusim.Forever, "near the probes' mark": ollama.ProbeKeepAlive + 2*time.Second} {
+		t.Run(name, func(t *testing.T) {
+			sim := gpusim.New(gpusim.Config{GPU: gpu})
+			client := simClient(t, sim)
+			if err := sim.Load(model, 32768, keep); err != nil { // spills on this Mac
+				t.Fatal(err)
+			}
+			probes := 0
+			res, err := Tune(context.Background(), client, Options{Model: model, Progress: func(Probe) {
+				ps, _ := client.ListRunning(context.Background())
+				if m := findRunning(ps, model); m == nil || !ollama.IsProbeLoad(m.ExpiresAt, time.Now()) {
+					t.Errorf("a tune's load is not marked as a probe: %+v", m)
+				}
+				probes++
+			}})
+			if err != nil || probes == 0 {
+				t.Fatal(res, err)
+			}
+			before, after, err := BenchBeforeAfter(context.Background(), client, res, ollama.Progress{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if before == nil || after == nil || before.Context != 32768 || after.Context != res.Context || before.TokensPerSecond >= after.TokensPerSecond {
+				t.Fatalf("before %+v, after %+v: want a slower spilled run at 32768 and a faster one at %d", before, after, res.Context)
+			}
+			ps, _ := client.ListRunning(context.Background())
+			m := findRunning(ps, model)
+			if m == nil || m.ContextLength != 32768 {
+				t.Fatalf("after the comparison /api/ps lists %+v, want the model at 32768 as before", m)
+			}
+			left := time.Until(m.ExpiresAt)
+			if ollama.IsProbeLoad(m.ExpiresAt, time.Now()) || left < keep-time.Minute || keep < time.Hour && left > keep+2*time.Minute {
+				t.Errorf("after the comparison the model expires in %v; it was loaded for %v (and must not read as a probe)", left, keep)
+			}
+		})
+	}
 	sim := gpusim.New(gpusim.Config{GPU: gpu})
 	client := simClient(t, sim)
-	const model = "llama3.1:8b-instruct-fp16"
-	if err := sim.Load(model, 32768, 0); err != nil { // spills on this Mac
+	if err := sim.Load(model, 32768, 0); err != nil {
 		t.Fatal(err)
 	}
 	res, err := Tune(context.Background(), client, Options{Model: model})
 	if err != nil {
 		t.Fatal(err)
-	}
-	before, after, err := BenchBeforeAfter(context.Background(), client, res, ollama.Progress{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if before == nil || after == nil || before.Context != 32768 || after.Context != res.Context || before.TokensPerSecond >= after.TokensPerSecond {
-		t.Fatalf("before %+v, after %+v: want a slower spilled run at 32768 and a faster one at %d", before, after, res.Context)
-	}
-	ps, _ := client.ListRunning(context.Background())
-	if m := findRunning(ps, model); m == nil || m.ContextLength != 32768 {
-		t.Errorf("after the comparison /api/ps lists %+v, want the model at 32768 as before", m)
 	}
 
 	// Nothing to compare when the model ran whole on the GPU before.

@@ -45,8 +45,11 @@ type Options struct {
 	// (OLLAMA_NUM_PARALLEL). It only sharpens the first prediction, since no
 	// API reports it; 0 means 1.
 	Parallel int
-	// KeepAlive is sent with every load; nil leaves the server's default,
-	// so the tuned model stays loaded as long as the user configured.
+	// KeepAlive is sent with every load; nil sends ollama.ProbeKeepAlive,
+	// which tells a ctxfit that watches the server from another machine
+	// that the loads are a tune's (a joint tune, whose set stays loaded as
+	// tuned, sends the server's default). Whatever the loads ask, the tune
+	// puts the model back as it found it, keep-alive included.
 	KeepAlive *api.Duration
 	// GPU is what is known about the server's GPU (Data.GPU). GPUAbsent
 	// ends the tune with ErrCPUOnly before any load; GPUPresent never does.
@@ -384,7 +387,7 @@ func Tune(ctx context.Context, client *api.Client, opts Options) (res *Result, e
 			opts.Starting()
 		}
 		attempted = true
-		pr, digest, err := loadProbe(ctx, client, opts.Model, next, opts.KeepAlive, opts.Timeout)
+		pr, digest, err := loadProbe(ctx, client, opts.Model, next, probeKeepAlive(opts.KeepAlive), opts.Timeout)
 		if err != nil {
 			res.bracket(p)
 			if ctx.Err() != nil {
@@ -648,9 +651,17 @@ func keepAliveUntil(exp, now time.Time) *api.Duration {
 	case left > 100*365*24*time.Hour:
 		return &api.Duration{Duration: -1}
 	case left > time.Minute:
-		return &api.Duration{Duration: left.Truncate(time.Second)}
+		return &api.Duration{Duration: ollama.NotProbeKeepAlive(left.Truncate(time.Second))}
 	}
 	return nil
+}
+
+// probeKeepAlive returns keepAlive, or ollama.ProbeKeepAlive for nil.
+func probeKeepAlive(keepAlive *api.Duration) *api.Duration {
+	if keepAlive != nil {
+		return keepAlive
+	}
+	return &api.Duration{Duration: ollama.ProbeKeepAlive}
 }
 
 // gone returns the models of names that /api/ps no longer lists (none
