@@ -101,6 +101,7 @@ type Daemon struct {
 	mu     sync.Mutex
 	tuned  string                     // the tuned values last seen, to notice a new tune
 	leases map[string]state.TuneLease // tunes known by their lease, by ModelKey
+	probed map[string]probed          // tunes known by their loads (syncProbes), by ModelKey
 	tunes  map[string]time.Time       // registered tunes by ModelKey: when each began
 	fixes  []fixed                    // the keeper's recent fixes, for EndTune's answer
 	// beside holds, by ModelKey, the models that keep unloading a model
@@ -209,6 +210,7 @@ func New(cfg Config) *Daemon {
 		hub:    hub.New(cfg.Host.String(), nil),
 		logger: cfg.Logger,
 		leases: map[string]state.TuneLease{},
+		probed: map[string]probed{},
 		tunes:  map[string]time.Time{},
 		beside: map[string][]tune.Companion{},
 	}
@@ -335,6 +337,10 @@ func (d *Daemon) watched(u watch.Update) {
 		}
 		d.hub.BeginTune(hub.Tune{Model: l.Model, By: by + ", seen by its lease", Started: l.Started, Lease: true})
 	}
+	probesBegan, probesEnded := d.syncProbes(u.Snapshot)
+	for _, m := range probesBegan {
+		d.hub.BeginTune(hub.Tune{Model: m, By: probedBy})
+	}
 	for _, e := range u.Events {
 		if e.Kind != watch.EventEvictionThrash {
 			continue
@@ -358,6 +364,11 @@ func (d *Daemon) watched(u watch.Update) {
 	for _, l := range ended {
 		d.watcher.Forget(l.Model)
 		d.hub.EndTune(l.Model, leaseResult(u.Data, d.key, l))
+	}
+	for _, m := range probesEnded {
+		d.watcher.Forget(m)
+		d.hub.EndTune(m, &hub.Event{Event: watch.Event{Kind: hub.EventTuneEnded, Model: m,
+			Message: fmt.Sprintf("the tune of %s by ctxfit elsewhere is over (its loads stopped); its result is stored where it ran", m)}})
 	}
 	if u.Data != nil {
 		if k := tunedKey(u.Data, d.key); d.setTuned(k) || len(ended) > 0 {
@@ -571,14 +582,18 @@ func (d *Daemon) BeginTune(model, by string) error {
 		return &hub.ErrTuning{Tune: hub.Tune{Model: model, By: "another front-end"}}
 	}
 	_, leased := d.leases[k]
-	if leased {
-		// The same tuner left a lease before reaching us: the hub knows
-		// the tune already, and it now ends through the API.
+	_, probing := d.probed[k]
+	if leased || probing {
+		// The same tuner left a lease before reaching us, or loads
+		// marked as a tune's are still listed (another machine's tune,
+		// or what one left): the hub knows a tune already, and this
+		// one now ends through the API.
 		delete(d.leases, k)
+		delete(d.probed, k)
 	}
 	d.tunes[k] = time.Now()
 	d.mu.Unlock()
-	if leased {
+	if leased || probing {
 		d.hub.TuneProgress(model, "registered by "+by)
 		return nil
 	}

@@ -36,6 +36,7 @@ const (
 	EventTuneStarted    watch.EventKind = "tune_started"    // a front-end began a tune
 	EventTuned          watch.EventKind = "tuned"           // a tune found the largest context that fits
 	EventTuneFailed     watch.EventKind = "tune_failed"     // a tune failed or was cancelled
+	EventTuneEnded      watch.EventKind = "tune_ended"      // a tune known only by its loads stopped loading; its result is elsewhere
 	EventConfigFixed    watch.EventKind = "config_fixed"    // ctxfit rewrote a client's config
 	EventConfigWarning  watch.EventKind = "config_warning"  // a client asks for too much, or its config cannot be fixed
 	EventConfigRestored watch.EventKind = "config_restored" // an undo put a config back; auto-fix leaves it alone
@@ -61,7 +62,7 @@ func Warning(k watch.EventKind) bool {
 // settings), not the watcher's.
 func Own(k watch.EventKind) bool {
 	switch k {
-	case EventTuneStarted, EventTuned, EventTuneFailed, EventConfigFixed, EventConfigWarning, EventConfigRestored, EventSettingChanged,
+	case EventTuneStarted, EventTuned, EventTuneFailed, EventTuneEnded, EventConfigFixed, EventConfigWarning, EventConfigRestored, EventSettingChanged,
 		EventTuneStale:
 		return true
 	}

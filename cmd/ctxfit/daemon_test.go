@@ -507,3 +507,73 @@ func TestCLISaysDaemonVersionDiffers(t *testing.T) {
 		t.Errorf("settings beside a newer daemon: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 }
+
+// A tune run on another machine reaches neither the daemon's socket nor
+// its state: the daemon knows its loads by their keep-alive (see
+// ollama.ProbeKeepAlive), raises no warning and logs no load for them,
+// tells the tune's start and end, and a client's load after it is told.
+func TestCLITuneFromElsewhere(t *testing.T) {
+	t.Parallel()
+	f := newDaemonFixture(t)
+	f.startDaemon(t, f.vars)
+	count := func(kind string) int {
+		n := 0
+		for _, r := range f.records(t) {
+			if r.Event == kind {
+				n++
+			}
+		}
+		return n
+	}
+	// Continue loads the model at 131072: a true spill, told once.
+	if err := f.sim.Load(llama, 131072, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the true spill", func() bool { return count("spill_started") == 1 })
+	other := t.TempDir()
+	elsewhere := map[string]string{
+		"HOME":                filepath.Join(other, "home"),
+		"CONTINUE_GLOBAL_DIR": filepath.Join(other, "continue"),
+		"OLLAMA_HOST":         f.u,
+		state.StateDirEnv:     filepath.Join(other, "state"),
+		"CTXFIT_LOG_DIR":      filepath.Join(other, "logs"),
+	}
+	start := time.Now()
+	code, out := ctxfitProc(t, elsewhere, "tune", llama)
+	if code != 0 || strings.Contains(out, "The running ctxfit") || !strings.Contains(out, "stays 100% on the GPU") {
+		t.Fatalf("tune from elsewhere: exit %d\n%s", code, out)
+	}
+	// The model is back as it was, with a client's keep-alive: the tune
+	// ends after probeSettle (10 s).
+	for deadline := time.Now().Add(20 * time.Second); count("tune_ended") == 0 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if count("tune_ended") != 1 {
+		t.Errorf("the daemon did not log the tune's end once within 20 s")
+	}
+	started := false
+	var seen []string
+	for _, r := range f.records(t) {
+		if r.Time.Before(start) || r.Event == "" {
+			continue
+		}
+		seen = append(seen, r.Event)
+		switch {
+		case r.Event == "tune_started":
+			started = strings.Contains(r.Msg, "ctxfit elsewhere, seen by its loads")
+		case r.Event == "tune_ended":
+		default:
+			t.Errorf("the daemon logged %s for a tune's load: %s", r.Event, r.Msg)
+		}
+	}
+	if !started {
+		t.Errorf("no tune_started naming a tune from elsewhere; events since the tune began: %v", seen)
+	}
+	t.Logf("events since the tune began: %v", seen)
+
+	// A client's load after the tune is a client's again.
+	if err := f.sim.Load(llama, 65536, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the client's reload after the tune", func() bool { return count("context_changed") == 1 })
+}
