@@ -494,14 +494,19 @@ func BenchmarkTuneFamilies(b *testing.B) {
 
 // measured is a load curve measured on Ollama's real scheduler: the GPU
 // tests' exhaustive search (ollamatest.Sweep) on the software GPU, with the
-// model's shape, kept under testdata/realsched/ so that the tuner is
-// measured on it without a server.
+// model's shape and the server's configuration, kept under
+// testdata/realsched/ (written by TestMeasureRealSched) so that the tuner
+// is measured on it without a server.
 type measured struct {
-	Engine  string           `json:"engine"`
-	Version string           `json:"version"`
-	Weights int64            `json:"weights"` // /api/tags size
-	Shape   ollamatest.Shape `json:"shape"`
-	Sweep   ollamatest.Sweep `json:"sweep"`
+	Engine  string `json:"engine"`
+	Version string `json:"version"`
+	Weights int64  `json:"weights"` // /api/tags size
+	// Overhead is the server's OLLAMA_GPU_OVERHEAD and FlashAttention its
+	// OLLAMA_FLASH_ATTENTION: with Engine, the server's configuration.
+	Overhead       int64            `json:"overhead"`
+	FlashAttention bool             `json:"flash_attention,omitempty"`
+	Shape          ollamatest.Shape `json:"shape"`
+	Sweep          ollamatest.Sweep `json:"sweep"`
 }
 
 // loadMeasured reads testdata/realsched/*.json.

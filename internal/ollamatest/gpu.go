@@ -33,6 +33,13 @@ type GPUOptions struct {
 	// Ollama keeps free beyond its own minimum of 457 MiB. More overhead
 	// moves the boundary to smaller contexts, whose loads are faster.
 	Overhead int64
+	// FlashAttention sets OLLAMA_FLASH_ATTENTION=1. Ollama v0.17.4 passes
+	// it to both runners, but only the new engine's placement sees it (it
+	// measures the graph it reserves); the llama.cpp runner's placement
+	// is Ollama's estimate, which ignores flash attention for llama. Left
+	// out of SweepKey's hash when false, so that the keys of sweeps
+	// measured before it existed stay the same.
+	FlashAttention bool `json:",omitempty"`
 }
 
 // DefaultGPUOverhead leaves about 570 MiB of lavapipe's 2 GiB to models:
@@ -42,13 +49,17 @@ const DefaultGPUOverhead = 1 << 30
 // Env returns the environment that starts Ollama on the software GPU with
 // these options.
 func (o GPUOptions) Env() []string {
-	return []string{
+	env := []string{
 		"OLLAMA_VULKAN=1",
 		// ggml skips Vulkan devices of type CPU, lavapipe's, unless listed.
 		"GGML_VK_VISIBLE_DEVICES=0",
 		"OLLAMA_GPU_OVERHEAD=" + strconv.FormatInt(o.Overhead, 10),
 		"OLLAMA_NEW_ENGINE=" + strconv.FormatBool(o.Engine == EngineOllama),
 	}
+	if o.FlashAttention {
+		env = append(env, "OLLAMA_FLASH_ATTENTION=1")
+	}
+	return env
 }
 
 // GPUStartTimeout bounds how long StartGPU waits for the server and its

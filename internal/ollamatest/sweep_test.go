@@ -2,6 +2,7 @@ package ollamatest
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -45,6 +46,7 @@ func TestSweepKey(t *testing.T) {
 		"overhead": SweepKey(GPUOptions{Engine: EngineLlamaCpp, Overhead: 1}, GPUShape, 4096),
 		"shape":    SweepKey(base, other, 4096),
 		"step":     SweepKey(base, GPUShape, 2048),
+		"flash":    SweepKey(GPUOptions{Engine: EngineLlamaCpp, Overhead: DefaultGPUOverhead, FlashAttention: true}, GPUShape, 4096),
 	} {
 		if k2 == k {
 			t.Errorf("a different %s gives the same key %s", name, k)
@@ -61,5 +63,11 @@ func TestGPUOptionsEnv(t *testing.T) {
 	}
 	if env := (GPUOptions{Engine: EngineLlamaCpp}).Env(); !slices.Contains(env, "OLLAMA_NEW_ENGINE=false") {
 		t.Errorf("the llama.cpp engine's env %v does not turn the new engine off", env)
+	}
+	if env := (GPUOptions{Engine: EngineLlamaCpp, FlashAttention: true}).Env(); !slices.Contains(env, "OLLAMA_FLASH_ATTENTION=1") {
+		t.Errorf("the env %v with flash attention does not set OLLAMA_FLASH_ATTENTION=1", env)
+	}
+	if env := (GPUOptions{Engine: EngineLlamaCpp}).Env(); slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "OLLAMA_FLASH_ATTENTION=") }) {
+		t.Errorf("the env %v without flash attention sets it (Ollama's default is auto)", env)
 	}
 }
