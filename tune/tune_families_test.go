@@ -435,7 +435,9 @@ func famTable(stats []famStats) string {
 // nothing in VRAM it bounds the GPU only from above, so an answer below
 // needs a load that measures the GPU (a spill with layers in VRAM, or the
 // smallest context), then a spill above the answer and a fit at it. The
-// bounds are today's figures, the means rounded up at the third decimal.
+// families include the real scheduler's curves (runMeasured), replayed
+// from every start. The bounds are today's figures, the means rounded up
+// at the third decimal.
 func TestTuneFamilies(t *testing.T) {
 	bounds := map[string]struct {
 		mean  float64
@@ -445,6 +447,7 @@ func TestTuneFamilies(t *testing.T) {
 		"after a spill": {1.741, 5},
 		"known host":    {1.485, 6},
 	}
+	ms := loadMeasured(t)
 	for _, start := range famStarts() {
 		var stats []famStats
 		for _, ph := range families() {
@@ -454,8 +457,9 @@ func TestTuneFamilies(t *testing.T) {
 				t.Logf("%s start, %s: worst %s", start.name, st.name, st.worstCase)
 			}
 		}
-		if ms := loadMeasured(t); len(ms) > 0 && start.name != "known host" {
-			st := runMeasured(t, ms, start.name == "after a spill")
+		// The known host start needs two curves of one server
+		// configuration, so it may have no tune.
+		if st := runMeasured(t, ms, start.name); st.tunes > 0 {
 			stats = append(stats, st)
 			if testing.Verbose() {
 				t.Logf("%s start, %s: worst %s", start.name, st.name, st.worstCase)
@@ -507,9 +511,17 @@ type measured struct {
 	FlashAttention bool             `json:"flash_attention,omitempty"`
 	Shape          ollamatest.Shape `json:"shape"`
 	Sweep          ollamatest.Sweep `json:"sweep"`
+
+	file string // the file's base name
 }
 
-// loadMeasured reads testdata/realsched/*.json.
+// opts returns the server configuration m was measured on.
+func (m measured) opts() ollamatest.GPUOptions {
+	return ollamatest.GPUOptions{Engine: ollamatest.Engine(m.Engine), Overhead: m.Overhead, FlashAttention: m.FlashAttention}
+}
+
+// loadMeasured reads testdata/realsched/*.json and checks that each
+// curve is whole and monotone and that its key names its configuration.
 func loadMeasured(t testing.TB) []measured {
 	files, _ := filepath.Glob(filepath.Join("testdata", "realsched", "*.json"))
 	var out []measured
@@ -522,67 +534,162 @@ func loadMeasured(t testing.TB) []measured {
 		if err := json.Unmarshal(b, &m); err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
+		m.file = filepath.Base(f)
+		sw := m.Sweep
+		switch {
+		case m.Overhead <= 0:
+			t.Fatalf("%s: no overhead recorded; the replay groups curves by server configuration", f)
+		case sw.Step <= 0 || len(sw.Points) != sw.Max/sw.Step:
+			t.Fatalf("%s: %d points for a sweep to %d by %d", f, len(sw.Points), sw.Max, sw.Step)
+		case !sw.Monotone():
+			t.Fatalf("%s: not monotone (a fit above a spill); the tuner assumes it is", f)
+		case m.Version == ollamatest.Version && sw.Key != ollamatest.SweepKey(m.opts(), m.Shape, sw.Step):
+			t.Fatalf("%s: key %s does not name the recorded engine, overhead, flash attention, shape and step (want %s)",
+				f, sw.Key, ollamatest.SweepKey(m.opts(), m.Shape, sw.Step))
+		}
+		for i, p := range sw.Points {
+			if p.Context != (i+1)*sw.Step {
+				t.Fatalf("%s: point %d at %d, want %d", f, i, p.Context, (i+1)*sw.Step)
+			}
+		}
 		out = append(out, m)
+	}
+	if len(out) == 0 {
+		t.Fatal("no measured curves in testdata/realsched (TestMeasureRealSched writes them)")
 	}
 	return out
 }
 
-// runMeasured tunes each measured curve at every multiple of its sweep's
-// step that the sweep can answer, replaying the recorded loads. With
-// before, the tune starts from the sweep's load at its largest context
-// as the model left there by a client, when that spilled with something
-// in VRAM; without, as Tune starts on the machine that measured it. (A
-// known host's bound needs another model's curve on the same server,
-// which testdata/realsched does not hold.)
-func runMeasured(t testing.TB, ms []measured, before bool) famStats {
+// measuredSteps are the steps the replay tunes each curve at, where its
+// sweep can answer.
+var measuredSteps = []int{1024, 2048, 4096}
+
+// plan returns the plan Tune makes for m's model at step, its range cut
+// to the sweep's; false when the sweep did not load every multiple of
+// step.
+func (m measured) plan(step int) (*tunePlan, bool) {
+	if step%m.Sweep.Step != 0 || m.Sweep.Max < step {
+		return nil, false
+	}
+	sh := m.Shape
+	info := map[string]any{
+		"general.architecture":          "llama",
+		"llama.block_count":             float64(sh.Layers),
+		"llama.context_length":          float64(sh.ContextLength),
+		"llama.embedding_length":        float64(sh.Embedding),
+		"llama.attention.head_count":    float64(sh.Heads),
+		"llama.attention.head_count_kv": float64(sh.KVHeads),
+	}
+	ma := parseModelArch(info)
+	ma.output = outputBytes(sh.Tensors())
+	p := newTunePlan(ma, step, 1, float64(m.Weights))
+	p.max = min(p.max, m.Sweep.Max/step*step)
+	return p, true
+}
+
+// load returns the sweep's load at context c; false when it has none.
+func (m measured) load(c int) (Probe, bool) {
+	if c <= 0 || c%m.Sweep.Step != 0 || c > m.Sweep.Max {
+		return Probe{}, false
+	}
+	pt := m.Sweep.Points[c/m.Sweep.Step-1]
+	return Probe{Context: c, Size: pt.Size, SizeVRAM: pt.SizeVRAM}, true
+}
+
+// replay runs p over m's sweep under the guard g, as Tune runs it, and
+// returns the loads and whether the guard took the server for CPU-only
+// (wrong: the software GPU is a GPU). A load the sweep did not make fails
+// the test.
+func (m measured) replay(t testing.TB, p *tunePlan, g gpuGuard) (loads int, cpuOnly bool) {
+	for {
+		c, done := g.next(p)
+		if done {
+			return loads, false
+		}
+		if loads++; loads > MaxLoads {
+			return loads, false
+		}
+		pr, ok := m.load(c)
+		if !ok {
+			t.Fatalf("%s step %d: the tune loads %d, which the sweep did not (%s)", m.file, p.step, c, probeTrace(p.probes))
+		}
+		p.add(pr)
+		if g.after(p, pr) {
+			return loads, true
+		}
+	}
+}
+
+// measuredCold is the guard of a tune on the machine that measured the
+// sweeps (24 GiB of RAM), before it has seen the GPU.
+func measuredCold() gpuGuard { return gpuGuard{ram: 24 << 30} }
+
+// measuredHostBound returns the GPU bound a cold tune at step of another
+// curve measured on the same server configuration (engine, overhead,
+// flash attention) learned, as Tune would store it: the first other curve,
+// in the files' order after ms[i], whose tune bounded the GPU from above,
+// as hostBound chooses for the simulated families; false when none did.
+func measuredHostBound(t testing.TB, ms []measured, i, step int) (lo, up float64, ok bool) {
+	for k := 1; k < len(ms); k++ {
+		o := ms[(i+k)%len(ms)]
+		if o.opts() != ms[i].opts() {
+			continue
+		}
+		p, ok := o.plan(step)
+		if !ok {
+			continue
+		}
+		o.replay(t, p, measuredCold())
+		if lo, up := p.gpuBound(); !math.IsInf(up, 1) {
+			return lo, up, true
+		}
+	}
+	return 0, 0, false
+}
+
+// runMeasured tunes each measured curve at each of measuredSteps that its
+// sweep can answer, replaying the recorded loads, from start (see
+// famStarts): cold, as Tune starts on the machine that measured it; after
+// a spill, from the sweep's load at its largest context as the model left
+// there by a client, when that spilled with something in VRAM; or from
+// the GPU bound a tune of another curve on the same server configuration
+// learned (measuredHostBound), when one did.
+func runMeasured(t testing.TB, ms []measured, start string) famStats {
 	st := famStats{name: "real scheduler (replayed)"}
-	for _, m := range ms {
-		sh := m.Shape
-		info := map[string]any{
-			"general.architecture":          "llama",
-			"llama.block_count":             float64(sh.Layers),
-			"llama.context_length":          float64(sh.ContextLength),
-			"llama.embedding_length":        float64(sh.Embedding),
-			"llama.attention.head_count":    float64(sh.Heads),
-			"llama.attention.head_count_kv": float64(sh.KVHeads),
-		}
-		by := map[int]ollamatest.Point{}
-		for _, p := range m.Sweep.Points {
-			by[p.Context] = p
-		}
-		for _, step := range []int{m.Sweep.Step, 2 * m.Sweep.Step} {
-			ma := parseModelArch(info)
-			ma.output = outputBytes(sh.Tensors())
-			p := newTunePlan(ma, step, 1, float64(m.Weights))
-			p.max = min(p.max, m.Sweep.Max/step*step)
-			if before {
-				pt := by[m.Sweep.Max]
-				if pt.Fits() || pt.SizeVRAM <= 0 {
+	for i, m := range ms {
+		for _, step := range measuredSteps {
+			p, ok := m.plan(step)
+			if !ok {
+				continue
+			}
+			var g gpuGuard
+			switch start {
+			case "cold":
+				g = measuredCold()
+			case "after a spill":
+				pr, _ := m.load(m.Sweep.Max)
+				if pr.Fits() || pr.SizeVRAM <= 0 {
 					continue
 				}
-				p.addPrior(Probe{Context: pt.Context, Size: pt.Size, SizeVRAM: pt.SizeVRAM}, true)
+				p.addPrior(pr, true)
+				g = gpuGuard{seen: true}
+			case "known host":
+				lo, up, ok := measuredHostBound(t, ms, i, step)
+				if !ok {
+					continue
+				}
+				p.setHostBound(lo, up)
+				g = gpuGuard{seen: true}
+			default:
+				t.Fatalf("runMeasured: unknown start %q", start)
 			}
 			want := 0
 			for c := step; c <= p.max; c += step {
-				if by[c].Fits() {
+				if pr, _ := m.load(c); pr.Fits() {
 					want = c
 				}
 			}
-			// Cold, as on the machine that measured the sweep (24 GiB of
-			// RAM, the GPU not known yet); warm, with the GPU seen.
-			g := gpuGuard{ram: 24 << 30, seen: before}
-			loads, cpuOnly := 0, false
-			for !cpuOnly {
-				c, done := g.next(p)
-				if done || loads > MaxLoads {
-					break
-				}
-				loads++
-				pt := by[c]
-				pr := Probe{Context: c, Size: pt.Size, SizeVRAM: pt.SizeVRAM}
-				p.add(pr)
-				cpuOnly = g.after(p, pr)
-			}
+			loads, cpuOnly := m.replay(t, p, g)
 			got, _ := p.bracket()
 			if cpuOnly {
 				got = -1 // wrong: the software GPU is a GPU
@@ -591,11 +698,19 @@ func runMeasured(t testing.TB, ms []measured, before bool) famStats {
 			st.loads += loads
 			st.floor += knownFloor(want, p.max, step)
 			if loads > st.worst {
-				st.worst, st.worstCase = loads, fmt.Sprintf("%s step %d: %s", m.Engine, step, probeTrace(p.probes))
+				st.worst, st.worstCase = loads, fmt.Sprintf("%s step %d: %s", m.file, step, probeTrace(p.probes))
 			}
-			if got != want || !provenAnswer(p, want) {
+			switch {
+			case got != want || !provenAnswer(p, want):
 				st.wrong++
-				t.Errorf("%s engine, step %d: answer %d, exhaustive %d (%s)", m.Engine, step, got, want, probeTrace(p.probes))
+				t.Errorf("real scheduler, %s start, %s step %d: answer %d, exhaustive %d (%s)", start, m.file, step, got, want, probeTrace(p.probes))
+			case want == 0:
+				st.doesNotFit++
+			case want == p.max:
+				st.atMax++
+			}
+			if testing.Verbose() {
+				t.Logf("real scheduler, %s start, %s step %d: %d loads, answer %d (%s)", start, m.file, step, loads, got, probeTrace(p.probes))
 			}
 		}
 	}
