@@ -443,9 +443,9 @@ func TestTuneFamilies(t *testing.T) {
 		mean  float64
 		worst int
 	}{
-		"cold":          {1.879, 8},
-		"after a spill": {1.741, 5},
-		"known host":    {1.485, 6},
+		"cold":          {1.895, 8},
+		"after a spill": {1.751, 5},
+		"known host":    {1.501, 6},
 	}
 	ms := loadMeasured(t)
 	for _, start := range famStarts() {
