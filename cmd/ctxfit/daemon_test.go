@@ -371,6 +371,51 @@ func TestUndoThroughDaemonSticks(t *testing.T) {
 	}
 }
 
+// A second `ctxfit undo`, after the first put back a version that a client
+// wrote between two fixes, says plainly that nothing of ctxfit's is left to
+// undo and changes nothing, standalone and through a running ctxfit.
+func TestSecondUndoSaysNothingMore(t *testing.T) {
+	for _, daemon := range []bool{false, true} {
+		name := map[bool]string{false: "standalone", true: "through run --headless"}[daemon]
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f := newAppFixture(t, 131072, 0)
+			f.tune(24576)
+			c := newCLI(t, f.vars)
+			edited := strings.Replace(strings.Replace(continueConfig(f.u, 65536), "# Continue", "# Continue, rewritten by the client", 1), "4096", "2048", 1)
+			if daemon {
+				_, _, stop := startCommand(t, f.vars, "run", "--headless", "--auto-fix", "on")
+				defer stop()
+				waitFor(t, "the fix at start", func() bool { return strings.Contains(f.read(f.cont), "contextLength: 24576") })
+				waitAPI(t, f.stateDir, f.u)
+				f.write(f.cont, edited)
+				waitFor(t, "the fix after the client's rewrite", func() bool { return strings.Contains(f.read(f.cont), "contextLength: 24576") })
+			} else {
+				if code, out, errOut := c.run("fix", "continue"); code != 0 {
+					t.Fatalf("fix: exit %d\n%s%s", code, out, errOut)
+				}
+				f.write(f.cont, edited)
+				if code, out, errOut := c.run("fix", "continue"); code != 0 {
+					t.Fatalf("second fix: exit %d\n%s%s", code, out, errOut)
+				}
+			}
+			code, out, errOut := c.run("undo", "continue")
+			if code != 0 || !strings.Contains(out, "Continue: restored") || f.read(f.cont) != edited {
+				t.Fatalf("first undo: exit %d\n%s%s\nthe file:\n%s", code, out, errOut, f.read(f.cont))
+			}
+			code, out, errOut = c.run("undo", "continue")
+			if code != 1 || out != "" || !strings.Contains(errOut, "nothing more to undo for Continue") ||
+				!strings.Contains(errOut, "holds what that undo put back") || strings.Contains(errOut, "changed after ctxfit's fix") {
+				t.Errorf("second undo: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+			}
+			time.Sleep(300 * time.Millisecond) // a running ctxfit must not act on it either
+			if got := f.read(f.cont); got != edited {
+				t.Errorf("the second undo changed the file:\n%s", got)
+			}
+		})
+	}
+}
+
 // Standalone, undo warns when auto-fix is on.
 func TestUndoStandaloneWarns(t *testing.T) {
 	f := newAppFixture(t, 131072, 0)

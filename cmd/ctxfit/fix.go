@@ -302,8 +302,8 @@ func runUndo(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	d, hello := e.daemon(ctx, store, u, "undo")
 	fixer := &clients.Fixer{Env: clients.NewEnv(e.getenv), StateDir: store.Dir()}
+	d, hello := e.daemon(ctx, store, u, "undo")
 	cleanLeftovers(ctx, e, fixer)
 	undone, failed := []undoJSON{}, []string{}
 	for _, c := range targets {
@@ -312,8 +312,9 @@ func runUndo(ctx context.Context, e *env, args []string) error {
 			var out localapi.Undone
 			out, err = d.Undo(ctx, c.Name())
 			res = &out.Undone
-			if localapi.IsCode(err, localapi.CodeNothingToUndo) {
-				err = clients.ErrNothingToUndo
+			var le *localapi.Error
+			if localapi.IsCode(err, localapi.CodeNothingToUndo) && errors.As(err, &le) {
+				err = clients.NothingToUndo(le.Message) // the daemon's words, not the code's
 			}
 		} else {
 			res, err = fixer.Undo(ctx, c)
@@ -328,10 +329,13 @@ func runUndo(ctx context.Context, e *env, args []string) error {
 			}
 			continue
 		}
-		undone = append(undone, undoJSON{Client: c.Name(), Path: res.Path, FixedAt: res.FixedAt})
+		j := undoJSON{Client: c.Name(), Path: res.Path, FixedAt: res.FixedAt}
+		if !res.LaterUndone.IsZero() {
+			j.LaterUndone = &res.LaterUndone
+		}
+		undone = append(undone, j)
 		if !*asJSON {
-			fmt.Fprintf(e.stdout, "%s: restored %s as it was before ctxfit's fix of %s.\n",
-				c.Name(), res.Path, e.local(res.FixedAt).Format(time.DateTime))
+			fmt.Fprintf(e.stdout, "%s: restored %s as it was before %s.\n", c.Name(), res.Path, e.undoneFix(res))
 		}
 	}
 	if *asJSON {
@@ -345,7 +349,7 @@ func runUndo(ctx context.Context, e *env, args []string) error {
 	}
 	switch n := len(undone); {
 	case n == 0 && all && len(failed) == 0:
-		fmt.Fprintln(e.stdout, "ctxfit has made no fix to undo.")
+		fmt.Fprintln(e.stdout, "ctxfit has no fix to undo in any client's config.")
 	case n > 0 && d != nil:
 		client := "all"
 		if n == 1 {
@@ -362,11 +366,26 @@ func runUndo(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
+// undoneFix names the fix an undo takes back: "ctxfit's fix of TIME", and
+// when an earlier undo took back a later fix, says that this one goes
+// further back.
+func (e *env) undoneFix(u *clients.Undone) string {
+	s := "ctxfit's fix of " + e.local(u.FixedAt).Format(time.DateTime)
+	if !u.LaterUndone.IsZero() {
+		s = fmt.Sprintf("ctxfit's earlier fix of %s (its later fix, of %s, was undone already; the file still held exactly what the earlier one wrote)",
+			e.local(u.FixedAt).Format(time.DateTime), e.local(u.LaterUndone).Format(time.DateTime))
+	}
+	return s
+}
+
 // undoJSON is `ctxfit undo CLIENT --json`, and each entry of `undo all`'s.
 type undoJSON struct {
 	Client  string    `json:"client"`
 	Path    string    `json:"path"`
 	FixedAt time.Time `json:"fixed_at"` // when the fix that was undone was made
+	// LaterUndone is when ctxfit's later fix, undone before, was made: this
+	// undo went one fix further back. Absent for the last fix.
+	LaterUndone *time.Time `json:"later_undone,omitempty"`
 }
 
 // undoAllJSON is `ctxfit undo all --json`.

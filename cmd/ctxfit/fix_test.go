@@ -103,7 +103,7 @@ func TestFixContinue(t *testing.T) {
 		t.Errorf("undo left:\n%s", b)
 	}
 	code, _, errOut = c.run("undo", "continue")
-	if code != 1 || !strings.Contains(errOut, "no fix of Continue to undo") {
+	if code != 1 || !strings.Contains(errOut, "nothing more to undo for Continue: ctxfit's only fix of "+config) {
 		t.Errorf("second undo: exit %d, %q", code, errOut)
 	}
 }

@@ -94,10 +94,12 @@ model tuned on this server gets its copy. --undo removes the copies of MODEL.`,
 		},
 		"undo": {
 			usage: []string{"undo CLIENT|all [--host URL] [--json]"},
-			about: `Restores CLIENT's config as it was before ctxfit's last fix; run it again to go
-further back. It refuses when the file was edited after the fix. A running
-ctxfit (for --host) then leaves the file alone, auto-fix or not, until you
-change it again.
+			about: `Restores CLIENT's config as it was before ctxfit's last fix. It refuses when
+the file was edited after the fix. Run again, it goes one fix further back
+only while the file holds exactly what that earlier fix wrote; otherwise it
+says that nothing more of ctxfit's is left to undo and names the older
+backup. A running ctxfit (for --host) leaves a restored file alone, auto-fix
+or not, until you change it again.
 
 ` + wrapText("CLIENT is one of: "+strings.Join(clientNames(), ", ")+", or all.", 80),
 			examples: []string{"undo continue", "undo all --json"},
