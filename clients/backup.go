@@ -204,7 +204,7 @@ func (f *Fixer) dropBackup(c Client, file string) {
 	}
 }
 
-// Undone says what Undo restored.
+// Undone says what Undo restored, or with UndoDryRun would restore.
 type Undone struct {
 	Path    string    `json:"path"`     // the config file restored
 	FixedAt time.Time `json:"fixed_at"` // when the fix that was undone was made
@@ -215,6 +215,12 @@ type Undone struct {
 	// was made: this undo went one fix further back, to before an earlier
 	// fix whose values the config still held.
 	LaterUndone time.Time `json:"later_undone,omitzero"`
+	// Diff is the change from the config to the version restored, secrets
+	// redacted (UndoDryRun only).
+	Diff string `json:"diff,omitempty"`
+	// Before and After are the config as it is and as the undo leaves it
+	// (UndoDryRun only), for UndoChanges.
+	Before, After []byte `json:"-"`
 }
 
 // Undo restores c's config as it was before ctxfit's last fix. It refuses,
@@ -225,6 +231,16 @@ type Undone struct {
 // undo put back, or the user's edit of it, is not ctxfit's, and it reports
 // ErrNothingToUndo, saying so.
 func (f *Fixer) Undo(ctx context.Context, c Client) (*Undone, error) {
+	return f.undo(ctx, c, false)
+}
+
+// UndoDryRun says what Undo would restore, with the diff, and writes
+// nothing; it refuses as Undo would.
+func (f *Fixer) UndoDryRun(ctx context.Context, c Client) (*Undone, error) {
+	return f.undo(ctx, c, true)
+}
+
+func (f *Fixer) undo(ctx context.Context, c Client, dryRun bool) (*Undone, error) {
 	dir := f.backupDir(c)
 	held, err := f.lock(ctx, c)
 	if err != nil {
@@ -282,6 +298,11 @@ func (f *Fixer) Undo(ctx context.Context, c Client) (*Undone, error) {
 		u := &Undone{Path: last.Path, FixedAt: last.Time, Backup: file}
 		if undone != nil {
 			u.LaterUndone = undone.FixedAt
+		}
+		if dryRun {
+			u.Diff = redactedDiff(c, last.Path, last.Path+" (restored)", cur, old)
+			u.Before, u.After = cur, old
+			return u, nil
 		}
 		p := &plan{files: Files{Config: last.Path}, real: real, mode: info.Mode().Perm(), src: cur}
 		if _, err := f.replace(c, p, old, false); errors.Is(err, errChanged) {
@@ -462,6 +483,43 @@ func matching(dir string, match func(string) bool) []string {
 		if e.Type().IsRegular() && match(e.Name()) {
 			out = append(out, filepath.Join(dir, e.Name()))
 		}
+	}
+	return out
+}
+
+// UndoChanges lists what restoring u (from UndoDryRun) changes in what
+// c's entries for the models on t.Host ask for (Asks), matched by where
+// they are: Old* is the config's value now, New* the restored one (0 for
+// an entry the fix added, which the undo removes), and Derived the model
+// name restored when it differs. Entries that ask for the same are left
+// out, and so are values that do not change what an entry asks for (Zed's
+// max_tokens under a context_window): u.Diff shows every byte.
+func (f *Fixer) UndoChanges(c Client, u *Undone, t Target) []Change {
+	in := func(src []byte) Input { return Input{Path: u.Path, Src: src, Getenv: f.Env.Getenv} }
+	now, err1 := c.Asks(in(u.Before), t)
+	then, err2 := c.Asks(in(u.After), t)
+	if err1 != nil || err2 != nil {
+		return nil
+	}
+	restored := map[string]Ask{}
+	for _, a := range then {
+		restored[a.Where] = a
+	}
+	var out []Change
+	for _, a := range now {
+		r, ok := restored[a.Where]
+		if !ok {
+			r = Ask{Model: a.Model} // added by the fix
+		}
+		if r.Context == a.Context && r.MaxTokens == a.MaxTokens && r.Model == a.Model {
+			continue
+		}
+		ch := Change{Where: a.Where, Title: a.Title, Model: a.Model, OldContext: a.Context, NewContext: r.Context,
+			OldMaxTokens: a.MaxTokens, NewMaxTokens: r.MaxTokens}
+		if r.Model != a.Model {
+			ch.Derived = r.Model
+		}
+		out = append(out, ch)
 	}
 	return out
 }

@@ -498,6 +498,22 @@ func conformFixer(t *testing.T, c Client, m conformance) {
 			if again, err := f.Fix(ctx, c, clientTarget(), false); err != nil || again.Written {
 				t.Errorf("second fix = %+v, %v; want nothing to do", again, err)
 			}
+			// undo --dry-run: the diff back to the original, no secret,
+			// nothing written.
+			fixed := readFile(t, path)
+			plan, err := f.UndoDryRun(ctx, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if plan.Diff == "" || plan.Path != path || !bytes.Equal(readFile(t, path), fixed) || !bytes.Equal(plan.After, in.Src) {
+				t.Fatalf("undo dry run: %+v; the file changed or the plan does not restore the original", plan)
+			}
+			for _, ch := range f.UndoChanges(c, plan, clientTarget()) {
+				if ch.OldContext == ch.NewContext && ch.OldMaxTokens == ch.NewMaxTokens && ch.Derived == "" {
+					t.Errorf("undo dry run lists an entry it does not change: %+v", ch)
+				}
+			}
+			checkNoSecret(t, m, "the undo dry run's diff", plan.Diff)
 			if _, err := f.Undo(ctx, c); err != nil {
 				t.Fatal(err)
 			}

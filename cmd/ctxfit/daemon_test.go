@@ -531,6 +531,45 @@ func TestLogs(t *testing.T) {
 	}
 }
 
+// `ctxfit logs --json` prints each record as one JSON object per line,
+// whichever --log-format wrote it, with -n and -f too.
+func TestLogsJSON(t *testing.T) {
+	dir := t.TempDir()
+	c := newCLI(t, map[string]string{"CTXFIT_LOG_DIR": dir})
+	if code, out, _ := c.run("logs", "--json"); code != 1 || !strings.Contains(out, `"error": "no log yet`) {
+		t.Errorf("logs --json without a log: exit %d %q", code, out)
+	}
+	p := filepath.Join(dir, "ctxfit.log")
+	os.WriteFile(p, []byte(`time=2026-12-02T05:46:28.174Z level=INFO msg="ctxfit watching Ollama" host=http://127.0.0.1:11434`+"\n"+
+		`{"time":"2026-12-02T05:46:29Z","level":"WARN","msg":"a spill","context":131072}`+"\n"), 0o644)
+	want := `{"time":"2026-12-02T05:46:28.174Z","level":"INFO","msg":"ctxfit watching Ollama","host":"http://127.0.0.1:11434"}` + "\n" +
+		`{"time":"2026-12-02T05:46:29Z","level":"WARN","msg":"a spill","context":131072}` + "\n"
+	if code, out, _ := c.run("logs", "--json"); code != 0 || out != want {
+		t.Errorf("logs --json: exit %d\n%s\nwant\n%s", code, out, want)
+	}
+	if code, out, _ := c.run("logs", "-n", "1", "--json"); code != 0 || out != want[strings.Index(want, "\n")+1:] {
+		t.Errorf("logs -n 1 --json: exit %d %q", code, out)
+	}
+	var out syncBuffer
+	e := &env{stdout: &out, stderr: &out, getenv: func(k string) string { return c.vars[k] }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- e.main(ctx, []string{"logs", "-f", "--json"}) }()
+	waitFor(t, "the log so far", func() bool { return out.String() == want })
+	fh, _ := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+	fh.WriteString(`level=INFO msg="half a`) // a record caught in the middle of its write
+	time.Sleep(500 * time.Millisecond)
+	fh.WriteString(` record" n=1` + "\n")
+	fh.Close()
+	waitFor(t, "the appended record", func() bool {
+		return strings.HasSuffix(out.String(), `{"level":"INFO","msg":"half a record","n":"1"}`+"\n")
+	})
+	cancel()
+	if code := <-done; code != 0 || strings.Count(out.String(), "\n") != 3 {
+		t.Errorf("logs -f --json ended with %d\n%s", code, out.String())
+	}
+}
+
 // A CLI that meets a daemon of another API version says so clearly and
 // works standalone.
 func TestCLISaysDaemonVersionDiffers(t *testing.T) {

@@ -271,11 +271,13 @@ func tokensOrUnset(n int) string {
 // runUndo is `ctxfit undo CLIENT|all`: it restores CLIENT's config as it
 // was before ctxfit's last fix. Through a running daemon the undo sticks:
 // auto-fix leaves the file alone until the user changes it. Standalone it
-// warns when auto-fix is on.
+// warns when auto-fix is on. --dry-run shows the change as fix --dry-run
+// does (the same JSON) and writes nothing.
 func runUndo(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("undo")
 	host := fs.String("host", "", hostUsage)
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
+	dryRun := fs.Bool("dry-run", false, "print the change as a unified diff and write nothing")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -303,6 +305,9 @@ func runUndo(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	fixer := &clients.Fixer{Env: clients.NewEnv(e.getenv), StateDir: store.Dir()}
+	if *dryRun {
+		return undoDryRun(ctx, e, fixer, targets, u, all, *asJSON)
+	}
 	d, hello := e.daemon(ctx, store, u, "undo")
 	cleanLeftovers(ctx, e, fixer)
 	undone, failed := []undoJSON{}, []string{}
@@ -376,6 +381,69 @@ func (e *env) undoneFix(u *clients.Undone) string {
 			e.local(u.FixedAt).Format(time.DateTime), e.local(u.LaterUndone).Format(time.DateTime))
 	}
 	return s
+}
+
+// undoDryRun is `ctxfit undo CLIENT|all --dry-run`: what each undo would
+// restore, as a diff and the values it changes back, in the shape of `fix
+// --dry-run` (and its JSON). It writes nothing, so it asks no daemon.
+func undoDryRun(ctx context.Context, e *env, fixer *clients.Fixer, targets []clients.Client, u *url.URL, all, asJSON bool) error {
+	out := fixJSON{Host: u.String(), Clients: []clientFixJSON{}, Ollama: []derivedJSON{}}
+	failed, shown := false, 0
+	t := clients.Target{Host: u}
+	for _, c := range targets {
+		res, err := fixer.UndoDryRun(ctx, c)
+		switch {
+		case all && errors.Is(err, clients.ErrNothingToUndo):
+			continue
+		case err != nil:
+			failed = true
+			path := ""
+			if files, ferr := c.Files(fixer.Env); ferr == nil {
+				path = files.Config
+			}
+			out.Clients = append(out.Clients, clientFixJSON{Client: c.Name(), Installed: path != "", Path: path, Changes: []clients.Change{}, Warnings: []string{},
+				DryRun: true, Error: clients.Redact(err.Error())})
+			if !asJSON {
+				fmt.Fprintf(e.stderr, "%s undo: %v\n", e.progOrDefault(), err)
+			}
+			continue
+		}
+		changes := fixer.UndoChanges(c, res, t)
+		if changes == nil {
+			changes = []clients.Change{}
+		}
+		out.Clients = append(out.Clients, clientFixJSON{Client: c.Name(), Installed: true, Path: res.Path, Changes: changes, Warnings: []string{},
+			DryRun: true, Diff: res.Diff, Backup: res.Backup})
+		shown++
+		if asJSON {
+			continue
+		}
+		io.WriteString(e.stdout, res.Diff)
+		fmt.Fprintf(e.stdout, "\n%s: would restore %s from %s, as it was before %s\n", c.Name(), res.Path, res.Backup, e.undoneFix(res))
+		for _, ch := range changes {
+			line := fmt.Sprintf("  %s: context %s → %s", ch.Label(), tokensOrUnset(ch.OldContext), tokensOrUnset(ch.NewContext))
+			if ch.OldMaxTokens != ch.NewMaxTokens {
+				line += fmt.Sprintf(", max tokens %s → %s", tokensOrUnset(ch.OldMaxTokens), tokensOrUnset(ch.NewMaxTokens))
+			}
+			if ch.Derived != "" {
+				line += ", model → " + ch.Derived
+			}
+			fmt.Fprintln(e.stdout, line)
+		}
+	}
+	if asJSON {
+		if err := writeIndentedJSON(e.stdout, out); err != nil {
+			return err
+		}
+	} else if len(out.Clients) == 0 {
+		fmt.Fprintln(e.stdout, "ctxfit has no fix to undo in any client's config.")
+	} else if shown > 0 {
+		fmt.Fprintln(e.stdout, "Dry run: nothing was written.")
+	}
+	if failed {
+		return exitError(1)
+	}
+	return nil
 }
 
 // undoJSON is `ctxfit undo CLIENT --json`, and each entry of `undo all`'s.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -95,6 +96,15 @@ func TestFixContinue(t *testing.T) {
 		t.Errorf("second fix: exit %d, %q; want 0 and nothing to change", code, out)
 	}
 
+	code, out, errOut = c.run("undo", "continue", "--dry-run")
+	if code != 0 {
+		t.Fatalf("undo --dry-run: exit %d\n%s%s", code, out, errOut)
+	}
+	golden(t, "undo_continue_dry_run.txt", regexp.MustCompile(`\d{4}-\d\d-\d\d \d\d:\d\d:\d\d`).ReplaceAllString(c.scrub(out), "TIME"))
+	if b, _ := os.ReadFile(config); string(b) != string(fixed) {
+		t.Fatal("undo --dry-run wrote the file")
+	}
+
 	code, out, errOut = c.run("undo", "continue")
 	if code != 0 || !strings.Contains(out, "restored") {
 		t.Fatalf("undo: exit %d\n%s%s", code, out, errOut)
@@ -105,6 +115,9 @@ func TestFixContinue(t *testing.T) {
 	code, _, errOut = c.run("undo", "continue")
 	if code != 1 || !strings.Contains(errOut, "nothing more to undo for Continue: ctxfit's only fix of "+config) {
 		t.Errorf("second undo: exit %d, %q", code, errOut)
+	}
+	if code, out, errOut := c.run("undo", "continue", "--dry-run"); code != 1 || out != "" || !strings.Contains(errOut, "nothing more to undo for Continue") {
+		t.Errorf("undo --dry-run with nothing to undo: exit %d, %q, %q", code, out, errOut)
 	}
 }
 
