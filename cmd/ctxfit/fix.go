@@ -52,9 +52,10 @@ func runFix(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(tunedModels(data, ollamahost.Key(u))) == 0 {
+	if len(tunedModels(data, ollamahost.Key(u), true)) == 0 {
 		return failf(1, "no model is tuned on %s yet, so there is nothing to write; run %s first", u, e.cmdline(u, "tune", "MODEL"))
 	}
+	e.daemonHints(ctx, store, u)
 	fixer := newFixer(e, store.Dir(), u)
 	fixer.Force = *force
 	if !*dryRun {
@@ -153,7 +154,18 @@ func fixAll(ctx context.Context, e *env, fixer *clients.Fixer, t clients.Target,
 	} else {
 		fmt.Fprintln(e.stdout)
 	}
-	derived, err := e.fixOllama(ctx, w, u, nil, 0, dryRun)
+	var derived []derivedJSON
+	var err error
+	if _, data, serr := e.state(); serr == nil && len(tunedModels(data, ollamahost.Key(u), false)) == 0 {
+		// Only joint tunes: a copy's context would depend on what runs
+		// beside it, so there is none to make.
+		fmt.Fprintf(w, "No derived model for clients that send no num_ctx: the models on %s were tuned only beside others (%s tunes one alone).\n", u, e.cmdline(u, "tune", "MODEL"))
+	} else {
+		derived, err = e.fixOllama(ctx, w, u, nil, 0, dryRun)
+	}
+	if derived == nil {
+		derived = []derivedJSON{}
+	}
 	out.Ollama = derived
 	if err != nil {
 		failed = true
@@ -509,6 +521,7 @@ func runClients(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	e.daemonHints(ctx, store, u)
 	fixer := newFixer(e, store.Dir(), u)
 	t := tunedTarget(data, u, e.serverParallel(u))
 
@@ -610,7 +623,7 @@ func askLabel(a clients.Ask) string {
 // the values of their joint tune.
 func tunedTarget(d *state.Data, host *url.URL, parallel int) clients.Target {
 	key := ollamahost.Key(host)
-	return clients.Target{Host: host, Models: tunedModels(d, key), Derive: ollama.DerivedName,
+	return clients.Target{Host: host, Models: tunedModels(d, key, true), Derive: ollama.DerivedName,
 		Tuned: func(model string) (int, bool) {
 			t, ok := d.TunedForParallel(key, model, "", parallel)
 			if !ok { // a derived copy runs the base's weights: the base's value holds
