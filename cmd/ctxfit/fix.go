@@ -571,6 +571,10 @@ func runClients(ctx context.Context, e *env, args []string) error {
 		}
 		differs := false
 		for _, a := range r.Entries {
+			if a.NotNumber != "" {
+				fmt.Fprintf(e.stdout, "  %s: %s, not a whole number of tokens; fix leaves it alone: write a number there, or remove the key\n", askLabel(a), a.NotNumber)
+				continue
+			}
 			asks := "its default context"
 			if a.Context > 0 {
 				asks = fmt.Sprintf("%d tokens", a.Context)
