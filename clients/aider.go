@@ -117,6 +117,9 @@ type aiderEntry struct {
 	model  string // "llama3.1:8b"
 	numCtx int    // 0 when unset
 	hasCtx bool
+	// notNumber says what extra_params.num_ctx holds when it is not a
+	// number (Ask.NotNumber).
+	notNumber string
 }
 
 // aiderSettings is what ctxfit reads of a settings file.
@@ -216,6 +219,7 @@ func parseAider(path string, src []byte, host *ollamaHost, defaultBase string) (
 			where: fmt.Sprintf("[%d]", i), index: i, node: item,
 			name: name, model: model,
 			numCtx: edit.Integer(extra, "num_ctx"), hasCtx: k != nil,
+			notNumber: isNot("extra_params.num_ctx", edit.NotNumberYAML(extra, "num_ctx")),
 		})
 	}
 	return a, nil
@@ -240,6 +244,10 @@ func (c aiderClient) Edit(in Input, t Target) (Result, error) {
 	for _, e := range a.entries {
 		n, ok := t.tuned(e.model)
 		if !ok || (e.hasCtx && e.numCtx == n) {
+			continue
+		}
+		if e.notNumber != "" {
+			res.Warnings = append(res.Warnings, notNumberWarning(e.where, e.name, e.model, e.notNumber, n))
 			continue
 		}
 		if err := a.yd.Set(e.node, []any{e.index}, n, "extra_params", "num_ctx"); err != nil {
@@ -399,7 +407,11 @@ func (c aiderClient) Asks(in Input, t Target) ([]Ask, error) {
 		if a.global > 0 {
 			ctx = a.global
 		}
-		asks = append(asks, Ask{Client: c.Name(), Path: in.Path, Where: e.where, Title: e.name, Model: e.model, Context: ctx, Tuned: n})
+		ask := Ask{Client: c.Name(), Path: in.Path, Where: e.where, Title: e.name, Model: e.model, Context: ctx, Tuned: n}
+		if a.global <= 0 { // aider/extra_params' num_ctx, when set, is what aider sends
+			ask.NotNumber = e.notNumber
+		}
+		asks = append(asks, ask)
 	}
 	if !newOllamaHost(t).matchesAider(defaultBase) {
 		return asks, nil // the models .aider.conf.yml names talk to another server

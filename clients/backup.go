@@ -20,7 +20,9 @@ import (
 // <state>/backups/<client>/, listed in index.json there with the hash of
 // what ctxfit wrote, newest last. Undo restores the newest one, but only
 // while the config still holds what ctxfit wrote: later edits are never
-// overwritten.
+// overwritten. The index then remembers the undo (what it put back), so
+// that the next Undo can say plainly that nothing of ctxfit's is left to
+// undo rather than call the version it restored a change.
 //
 // index.lock beside index.json is held (across processes) by every fix,
 // undo and cleanup of the client, so that parallel fixes keep every entry.
@@ -30,12 +32,36 @@ import (
 // removes what a killed ctxfit left: temporary files beside the configs and
 // in the backup directory, and backups that no entry lists.
 
-// ErrNothingToUndo reports that ctxfit has no fix of a client to undo.
+// ErrNothingToUndo reports that ctxfit has no fix of a client to undo:
+// none was made, or the config no longer holds one (errors.Is matches the
+// errors that say which).
 var ErrNothingToUndo = errors.New("no fix to undo")
+
+// nothingToUndo is an ErrNothingToUndo that says why in its own words.
+type nothingToUndo struct{ msg string }
+
+func (e *nothingToUndo) Error() string        { return e.msg }
+func (e *nothingToUndo) Is(target error) bool { return target == ErrNothingToUndo }
+
+// NothingToUndo returns an error that errors.Is matches with
+// ErrNothingToUndo and that says msg, for a message that comes from
+// elsewhere (a running ctxfit's answer).
+func NothingToUndo(msg string) error { return &nothingToUndo{msg} }
 
 // backupIndex is index.json in a client's backup directory.
 type backupIndex struct {
 	Backups []backupEntry `json:"backups"`
+	// Undone is the fix the last Undo took back; it counts only while no
+	// fix came after it (undoneLast).
+	Undone *undoneEntry `json:"undone,omitempty"`
+}
+
+// undoneEntry is what an Undo did, kept until the next fix.
+type undoneEntry struct {
+	Path     string    `json:"path"`     // the config restored
+	FixedAt  time.Time `json:"fixed_at"` // when the fix that was undone was made
+	At       time.Time `json:"at"`       // when it was undone
+	Restored string    `json:"restored"` // SHA-256 of what the undo put back
 }
 
 type backupEntry struct {
@@ -178,17 +204,43 @@ func (f *Fixer) dropBackup(c Client, file string) {
 	}
 }
 
-// Undone says what Undo restored.
+// Undone says what Undo restored, or with UndoDryRun would restore.
 type Undone struct {
 	Path    string    `json:"path"`     // the config file restored
 	FixedAt time.Time `json:"fixed_at"` // when the fix that was undone was made
+	// Backup is the file of ctxfit's backup directory that holds the
+	// version restored.
+	Backup string `json:"backup"`
+	// LaterUndone, when set, is when ctxfit's later fix (undone before)
+	// was made: this undo went one fix further back, to before an earlier
+	// fix whose values the config still held.
+	LaterUndone time.Time `json:"later_undone,omitzero"`
+	// Diff is the change from the config to the version restored, secrets
+	// redacted (UndoDryRun only).
+	Diff string `json:"diff,omitempty"`
+	// Before and After are the config as it is and as the undo leaves it
+	// (UndoDryRun only), for UndoChanges.
+	Before, After []byte `json:"-"`
 }
 
 // Undo restores c's config as it was before ctxfit's last fix. It refuses,
 // changing nothing, when the config was edited after that fix, and names the
-// backup so that the user can copy it by hand. Each Undo goes one fix
-// further back.
+// backup so that the user can copy it by hand. After an undo, another Undo
+// goes one fix further back only when the config still holds exactly what
+// that earlier fix wrote (consecutive fixes); otherwise the version the
+// undo put back, or the user's edit of it, is not ctxfit's, and it reports
+// ErrNothingToUndo, saying so.
 func (f *Fixer) Undo(ctx context.Context, c Client) (*Undone, error) {
+	return f.undo(ctx, c, false)
+}
+
+// UndoDryRun says what Undo would restore, with the diff, and writes
+// nothing; it refuses as Undo would.
+func (f *Fixer) UndoDryRun(ctx context.Context, c Client) (*Undone, error) {
+	return f.undo(ctx, c, true)
+}
+
+func (f *Fixer) undo(ctx context.Context, c Client, dryRun bool) (*Undone, error) {
 	dir := f.backupDir(c)
 	held, err := f.lock(ctx, c)
 	if err != nil {
@@ -207,8 +259,13 @@ func (f *Fixer) Undo(ctx context.Context, c Client) (*Undone, error) {
 		if err != nil {
 			return nil, err
 		}
+		undone := idx.undoneLast()
 		if len(idx.Backups) == 0 {
-			return nil, fmt.Errorf("ctxfit has made no fix of %s to undo: %w", c.Name(), ErrNothingToUndo)
+			if undone != nil {
+				return nil, &nothingToUndo{fmt.Sprintf("nothing more to undo for %s: ctxfit's only fix of %s (made %s) was undone at %s, and ctxfit has fixed nothing since",
+					c.Name(), undone.Path, when(undone.FixedAt), when(undone.At))}
+			}
+			return nil, &nothingToUndo{fmt.Sprintf("ctxfit has made no fix of %s to undo", c.Name())}
 		}
 		last := idx.Backups[len(idx.Backups)-1]
 		if !slices.Contains(append([]string{files.Config}, files.Watch...), last.Path) {
@@ -232,8 +289,20 @@ func (f *Fixer) Undo(ctx context.Context, c Client) (*Undone, error) {
 			return nil, f.writable(c, last.Path, real, info)
 		}
 		if hash(cur) != last.Wrote {
+			if undone != nil {
+				return nil, nothingMore(c, undone, last, hash(cur), file)
+			}
 			return nil, fmt.Errorf("%s changed after ctxfit's fix of %s, so ctxfit leaves it alone; the version before the fix is in %s — copy it back by hand if you want it",
 				last.Path, last.Time.Local().Format("2006-01-02 15:04"), file)
+		}
+		u := &Undone{Path: last.Path, FixedAt: last.Time, Backup: file}
+		if undone != nil {
+			u.LaterUndone = undone.FixedAt
+		}
+		if dryRun {
+			u.Diff = redactedDiff(c, last.Path, last.Path+" (restored)", cur, old)
+			u.Before, u.After = cur, old
+			return u, nil
 		}
 		p := &plan{files: Files{Config: last.Path}, real: real, mode: info.Mode().Perm(), src: cur}
 		if _, err := f.replace(c, p, old, false); errors.Is(err, errChanged) {
@@ -242,14 +311,46 @@ func (f *Fixer) Undo(ctx context.Context, c Client) (*Undone, error) {
 			return nil, err
 		}
 		idx.Backups = idx.Backups[:len(idx.Backups)-1]
+		idx.Undone = &undoneEntry{Path: last.Path, FixedAt: last.Time, At: time.Now().UTC(), Restored: hash(old)}
 		if err := f.saveIndex(dir, idx); err != nil {
 			return nil, fmt.Errorf("%s was restored, but the list of backups could not be updated: %w", last.Path, err)
 		}
 		os.Remove(file)
-		return &Undone{Path: last.Path, FixedAt: last.Time}, nil
+		u.Backup = ""
+		return u, nil
 	}
 	return nil, fmt.Errorf("%s kept changing while ctxfit tried to restore it; try again", c.Name())
 }
+
+// undoneLast returns the undo recorded in the index when no fix came after
+// it (the newest fix listed is older), else nil.
+func (idx *backupIndex) undoneLast() *undoneEntry {
+	u := idx.Undone
+	if u == nil {
+		return nil
+	}
+	if n := len(idx.Backups); n > 0 && !idx.Backups[n-1].Time.Before(u.At) {
+		return nil
+	}
+	return u
+}
+
+// nothingMore is the answer of an Undo after an undo, when the config does
+// not hold what the earlier fix (last) wrote: the version the undo put
+// back, or an edit of it, is not ctxfit's to take back. It names the
+// earlier backup for a user who wants it anyway.
+func nothingMore(c Client, undone *undoneEntry, last backupEntry, cur, file string) error {
+	state := "the file holds what that undo put back, not what ctxfit's earlier fix wrote, so going further back would also undo edits that are not ctxfit's"
+	if cur != undone.Restored {
+		state = "the file changed after that undo, and ctxfit leaves your edits alone"
+	}
+	return &nothingToUndo{fmt.Sprintf("nothing more to undo for %s: ctxfit's last fix of %s (made %s) was undone at %s, and %s. "+
+		"The version from before ctxfit's earlier fix (made %s) is in %s — copy it back by hand only if you want to lose every edit made since",
+		c.Name(), undone.Path, when(undone.FixedAt), when(undone.At), state, when(last.Time), file)}
+}
+
+// when formats a time of ctxfit's for messages: local time to the second.
+func when(t time.Time) string { return t.Local().Format(time.DateTime) }
 
 // Cleaned is one leftover that Clean dealt with.
 type Cleaned struct {
@@ -382,6 +483,43 @@ func matching(dir string, match func(string) bool) []string {
 		if e.Type().IsRegular() && match(e.Name()) {
 			out = append(out, filepath.Join(dir, e.Name()))
 		}
+	}
+	return out
+}
+
+// UndoChanges lists what restoring u (from UndoDryRun) changes in what
+// c's entries for the models on t.Host ask for (Asks), matched by where
+// they are: Old* is the config's value now, New* the restored one (0 for
+// an entry the fix added, which the undo removes), and Derived the model
+// name restored when it differs. Entries that ask for the same are left
+// out, and so are values that do not change what an entry asks for (Zed's
+// max_tokens under a context_window): u.Diff shows every byte.
+func (f *Fixer) UndoChanges(c Client, u *Undone, t Target) []Change {
+	in := func(src []byte) Input { return Input{Path: u.Path, Src: src, Getenv: f.Env.Getenv} }
+	now, err1 := c.Asks(in(u.Before), t)
+	then, err2 := c.Asks(in(u.After), t)
+	if err1 != nil || err2 != nil {
+		return nil
+	}
+	restored := map[string]Ask{}
+	for _, a := range then {
+		restored[a.Where] = a
+	}
+	var out []Change
+	for _, a := range now {
+		r, ok := restored[a.Where]
+		if !ok {
+			r = Ask{Model: a.Model} // added by the fix
+		}
+		if r.Context == a.Context && r.MaxTokens == a.MaxTokens && r.Model == a.Model {
+			continue
+		}
+		ch := Change{Where: a.Where, Title: a.Title, Model: a.Model, OldContext: a.Context, NewContext: r.Context,
+			OldMaxTokens: a.MaxTokens, NewMaxTokens: r.MaxTokens}
+		if r.Model != a.Model {
+			ch.Derived = r.Model
+		}
+		out = append(out, ch)
 	}
 	return out
 }

@@ -301,13 +301,55 @@ type Ask struct {
 	// Tuned; 0 when the fix leaves the entry's limit alone (Zed and aider
 	// have none, Cline's is lowered only when it would not fit).
 	WantMaxTokens int `json:"-"`
+	// NotNumber says what the entry's context key holds when that is not a
+	// whole number ctxfit can read: `contextLength is the string "abc"`.
+	// Context is 0 then, and a fix leaves the entry alone (NotNumberText).
+	NotNumber string `json:"not_a_number,omitempty"`
 }
 
 // Differs reports whether the entry's values are not the tuned ones, so that
-// a fix would change them.
+// a fix would change them. An entry whose context is not a number is left
+// alone by the fix, so it does not differ.
 func (a Ask) Differs() bool {
-	return a.Tuned > 0 && (a.Context != a.Tuned || (a.WantMaxTokens > 0 && a.MaxTokens != a.WantMaxTokens) ||
+	return a.Tuned > 0 && a.NotNumber == "" && (a.Context != a.Tuned || (a.WantMaxTokens > 0 && a.MaxTokens != a.WantMaxTokens) ||
 		(a.Derived != "" && a.Derived != a.Model))
+}
+
+// NotNumberText says, for an entry whose context key is not a number, what
+// it holds and what to do, naming the file: the warning of status, clients
+// and the daemon ("" when the value is a number or unset).
+func (a Ask) NotNumberText() string {
+	if a.NotNumber == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s: %s %s in %s: %s", a.Client, a.Where, label(a.Title, a.Model, ""), a.Path, notNumberAdvice(a.NotNumber, a.Tuned))
+}
+
+// notNumberAdvice says that a context value (what: `contextLength is the
+// string "abc"`) is not a number, that the fix leaves the entry alone, and
+// what to write instead (the tuned value n, when there is one).
+func notNumberAdvice(what string, n int) string {
+	todo := "write a whole number of tokens there, or remove the key for the client's default"
+	if n > 0 {
+		todo = fmt.Sprintf("write a whole number of tokens there (%d stays on the GPU), or remove the key, and the next fix writes the tuned value", n)
+	}
+	return fmt.Sprintf("%s, not a whole number of tokens: ctxfit leaves the entry alone rather than overwrite what you wrote; %s", what, todo)
+}
+
+// isNot joins a key and the description of its value from edit's
+// NotNumber functions ("contextLength is the string \"abc\""); "" when
+// the value is fine.
+func isNot(key, desc string) string {
+	if desc == "" {
+		return ""
+	}
+	return key + " is " + desc
+}
+
+// notNumberWarning is the warning of a fix that leaves an entry alone
+// because its context value is not a number.
+func notNumberWarning(where, title, model, what string, n int) string {
+	return fmt.Sprintf("%s %s: %s", where, label(title, model, ""), notNumberAdvice(what, n))
 }
 
 // TooLarge reports whether the entry asks for more context than stays on

@@ -70,6 +70,7 @@ type clineSettings struct {
 	model     string
 	context   int // contextWindow; 0 when unset
 	maxTokens int
+	notNumber string   // what contextWindow holds when it is not a number (Ask.NotNumber)
 	openAI    []string // ids of OpenAI-compatible providers pointed at the host's /v1
 }
 
@@ -106,6 +107,7 @@ func parseCline(path string, src []byte, host *ollamaHost) (*clineSettings, erro
 			c.model = edit.Str(s, "model")
 			c.context = edit.Num(s, "contextWindow")
 			c.maxTokens = edit.Num(s, "maxTokens")
+			c.notNumber = isNot("contextWindow", edit.NotNumberJSON(s, "contextWindow"))
 		case id != "ollama" && id != "" && edit.Str(s, "baseUrl") != "" && host.matches("ollama", strings.TrimSuffix(strings.TrimSuffix(edit.Str(s, "baseUrl"), "/"), "/v1"), true):
 			c.openAI = append(c.openAI, id)
 		}
@@ -147,6 +149,10 @@ func (c clineClient) Edit(in Input, t Target) (Result, error) {
 	if !ok {
 		return res, nil
 	}
+	if s.notNumber != "" {
+		res.Warnings = append(res.Warnings, notNumberWarning(clineWhere, "", s.model, s.notNumber, n))
+		return res, nil
+	}
 	maxTokens := s.maxTokens
 	if s.context != n {
 		if err := s.jd.Set(s.settings, s.path, n, "contextWindow"); err != nil {
@@ -184,7 +190,7 @@ func (c clineClient) Asks(in Input, t Target) ([]Ask, error) {
 		return nil, nil
 	}
 	n, _ := t.tuned(s.model)
-	a := Ask{Client: c.Name(), Path: in.Path, Where: clineWhere, Model: s.model, Context: s.context, MaxTokens: s.maxTokens, Tuned: n}
+	a := Ask{Client: c.Name(), Path: in.Path, Where: clineWhere, Model: s.model, Context: s.context, MaxTokens: s.maxTokens, Tuned: n, NotNumber: s.notNumber}
 	a.WantMaxTokens = WantMaxTokens(s.maxTokens, 0, n)
 	return []Ask{a}, nil
 }

@@ -59,6 +59,9 @@ type codexEntry struct {
 	model  string
 	window int  // model_context_window; 0 when unset
 	own    bool // the table sets model itself (a profile may inherit it)
+	// notNumber says what model_context_window holds when it is not a
+	// number (Ask.NotNumber).
+	notNumber string
 }
 
 // codexOSSBase is where Codex's built-in "ollama" provider talks to.
@@ -88,7 +91,8 @@ func codexEntries(path string, src []byte, host *ollamaHost, getenv func(string)
 	rootProvider := d.GetString("model_provider")
 	var out []codexEntry
 	if m := d.GetString("model"); m != "" && onHost(rootProvider) {
-		out = append(out, codexEntry{where: "model", model: m, window: d.GetInt("model_context_window"), own: true})
+		out = append(out, codexEntry{where: "model", model: m, window: d.GetInt("model_context_window"), own: true,
+			notNumber: isNot("model_context_window", d.NotNumber("model_context_window"))})
 	}
 	for _, name := range d.Tables("profiles") {
 		t := []string{"profiles", name}
@@ -105,7 +109,8 @@ func codexEntries(path string, src []byte, host *ollamaHost, getenv func(string)
 			continue
 		}
 		out = append(out, codexEntry{where: "profiles." + name, table: t, model: m, own: own,
-			window: d.GetInt(append(t, "model_context_window")...)})
+			window:    d.GetInt(append(t, "model_context_window")...),
+			notNumber: isNot(strings.Join(append(t, "model_context_window"), "."), d.NotNumber(append(t, "model_context_window")...))})
 	}
 	return d, out, nil
 }
@@ -121,6 +126,10 @@ func (c codexClient) Edit(in Input, t Target) (Result, error) {
 	for _, e := range entries {
 		n, ok := t.tuned(e.model)
 		if !ok {
+			continue
+		}
+		if e.notNumber != "" {
+			res.Warnings = append(res.Warnings, notNumberWarning(e.where, "", e.model, e.notNumber, n))
 			continue
 		}
 		want := t.derived(e.model, n)
@@ -181,7 +190,7 @@ func (c codexClient) Asks(in Input, t Target) ([]Ask, error) {
 	var asks []Ask
 	for _, e := range entries {
 		n, _ := t.tuned(e.model)
-		a := Ask{Client: c.Name(), Path: in.Path, Where: e.where, Model: e.model, Context: e.window, Tuned: n}
+		a := Ask{Client: c.Name(), Path: in.Path, Where: e.where, Model: e.model, Context: e.window, Tuned: n, NotNumber: e.notNumber}
 		if n > 0 {
 			a.Derived = t.derived(e.model, n)
 		}

@@ -167,6 +167,61 @@ func TestConformance(t *testing.T) {
 			t.Run("broken", func(t *testing.T) { conformBroken(t, c, m) })
 			t.Run("files", func(t *testing.T) { conformFiles(t, c, m) })
 			t.Run("fixer", func(t *testing.T) { conformFixer(t, c, m) })
+			t.Run("not a number", func(t *testing.T) { conformNotNumber(t, c, m) })
+		})
+	}
+}
+
+// conformNotNumber checks the golden inputs named not_a_number.*, which
+// every client has: one entry's context key holds notanumber. The fix
+// leaves that value as it is, with a warning that names the key, says it
+// is not a number and what to do, and fixes the other entries; Asks marks
+// the entry (Ask.NotNumber) and does not count it as one a fix would change.
+func conformNotNumber(t *testing.T, c Client, m conformance) {
+	var files []string
+	for _, file := range goldenInputs(t, c) {
+		if strings.HasPrefix(filepath.Base(file), "not_a_number.") {
+			files = append(files, file)
+		}
+	}
+	if len(files) == 0 {
+		t.Fatalf("%s has no golden input not_a_number.* whose context key holds notanumber", fixtureDir(c))
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			in := m.input(t, file)
+			res, err := c.Edit(in, clientTarget())
+			if err != nil {
+				t.Fatalf("Edit: %v", err)
+			}
+			if !bytes.Contains(res.Out, []byte("notanumber")) {
+				t.Errorf("the fix overwrote the value it cannot read:\n%s", res.Out)
+			}
+			warned := slices.ContainsFunc(res.Warnings, func(w string) bool {
+				return strings.Contains(w, `"notanumber", not a whole number of tokens`) && strings.Contains(w, "leaves the entry alone") &&
+					strings.Contains(w, "write a whole number of tokens there")
+			})
+			if !warned {
+				t.Errorf("no warning says the value is not a number and what to do: %q", res.Warnings)
+			}
+			asks, err := c.Asks(in, clientTarget())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(asks) > 1 && len(res.Changes) == 0 {
+				t.Error("the other entries were not fixed")
+			}
+			i := slices.IndexFunc(asks, func(a Ask) bool { return strings.Contains(a.NotNumber, "notanumber") })
+			if i < 0 {
+				t.Fatalf("Asks does not mark the entry: %+v", asks)
+			}
+			a := asks[i]
+			if a.Differs() || a.TooLarge() || a.Context != 0 {
+				t.Errorf("Asks counts the entry as one to fix: %+v", a)
+			}
+			if txt := a.NotNumberText(); !strings.Contains(txt, in.Path) || !strings.Contains(txt, a.Where) || !strings.Contains(txt, "not a whole number") {
+				t.Errorf("NotNumberText names no file, entry or problem: %q", txt)
+			}
 		})
 	}
 }
@@ -220,6 +275,9 @@ func asksReport(asks []Ask) string {
 		}
 		if a.Differs() {
 			b.WriteString(", differs")
+		}
+		if a.NotNumber != "" {
+			fmt.Fprintf(&b, ", not a number: %s", a.NotNumber)
 		}
 		b.WriteByte('\n')
 	}
@@ -498,6 +556,22 @@ func conformFixer(t *testing.T, c Client, m conformance) {
 			if again, err := f.Fix(ctx, c, clientTarget(), false); err != nil || again.Written {
 				t.Errorf("second fix = %+v, %v; want nothing to do", again, err)
 			}
+			// undo --dry-run: the diff back to the original, no secret,
+			// nothing written.
+			fixed := readFile(t, path)
+			plan, err := f.UndoDryRun(ctx, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if plan.Diff == "" || plan.Path != path || !bytes.Equal(readFile(t, path), fixed) || !bytes.Equal(plan.After, in.Src) {
+				t.Fatalf("undo dry run: %+v; the file changed or the plan does not restore the original", plan)
+			}
+			for _, ch := range f.UndoChanges(c, plan, clientTarget()) {
+				if ch.OldContext == ch.NewContext && ch.OldMaxTokens == ch.NewMaxTokens && ch.Derived == "" {
+					t.Errorf("undo dry run lists an entry it does not change: %+v", ch)
+				}
+			}
+			checkNoSecret(t, m, "the undo dry run's diff", plan.Diff)
 			if _, err := f.Undo(ctx, c); err != nil {
 				t.Fatal(err)
 			}

@@ -89,6 +89,9 @@ type continueEntry struct {
 	maxTokens int  // 0 when unset
 	options   bool // requestOptions.extraBodyProperties.options is set
 	numCtx    int  // num_ctx in those options
+	// notNumber says what the context key that wins holds when it is not
+	// a whole number (Ask.NotNumber); "" otherwise.
+	notNumber string
 	obj       *hujson.Value
 	node      *yaml.Node
 }
@@ -135,8 +138,10 @@ func jsonEntries(d *edit.JSON, host *ollamaHost) []continueEntry {
 			context:   edit.Num(v, "contextLength"),
 			maxTokens: edit.Num(edit.Member(v, "completionOptions"), "maxTokens"),
 		}
+		e.notNumber = isNot("contextLength", edit.NotNumberJSON(v, "contextLength"))
 		if opts := edit.Member(edit.Member(edit.Member(v, "requestOptions"), "extraBodyProperties"), "options"); edit.Object(opts) != nil {
 			e.options, e.numCtx = true, edit.Num(opts, "num_ctx")
+			e.notNumber = isNot("requestOptions.extraBodyProperties.options.num_ctx", edit.NotNumberJSON(opts, "num_ctx"))
 		}
 		out = append(out, e)
 	}
@@ -206,13 +211,16 @@ func yamlEntries(d *edit.YAML, host *ollamaHost) (out []continueEntry, notes []s
 			context:   edit.Integer(dco, "contextLength"),
 			maxTokens: edit.Integer(dco, "maxTokens"),
 		}
+		e.notNumber = isNot("defaultCompletionOptions.contextLength", edit.NotNumberYAML(dco, "contextLength"))
 		if k, _ := edit.Get(view, "contextLength"); k != nil {
 			e.context = edit.Integer(view, "contextLength")
+			e.notNumber = isNot("contextLength", edit.NotNumberYAML(view, "contextLength"))
 		}
 		_, ro := edit.Get(m, "requestOptions")
 		_, eb := edit.Get(ro, "extraBodyProperties")
 		if _, opts := edit.Get(eb, "options"); edit.Mapping(opts) != nil {
 			e.options, e.numCtx = true, edit.Integer(opts, "num_ctx")
+			e.notNumber = isNot("requestOptions.extraBodyProperties.options.num_ctx", edit.NotNumberYAML(opts, "num_ctx"))
 		}
 		out = append(out, e)
 	}
@@ -301,6 +309,10 @@ func (c continueClient) Edit(in Input, t Target) (Result, error) {
 			continue
 		}
 		titles = append(titles, e.title)
+		if e.notNumber != "" {
+			res.Warnings = append(res.Warnings, notNumberWarning(e.where, e.title, e.model, e.notNumber, n))
+			continue
+		}
 		model := e.model
 		if yd != nil && len(in.V1Readers) > 0 { // Continue's CLI reads only config.yaml and sends no num_ctx
 			model = t.derived(e.model, n)
@@ -496,7 +508,7 @@ func (c continueClient) Asks(in Input, t Target) ([]Ask, error) {
 	for _, e := range entries {
 		n, _ := t.tuned(e.model)
 		a := Ask{Client: c.Name(), Path: in.Path, Where: e.where, Title: e.title,
-			Model: e.model, Context: e.asks(), MaxTokens: e.maxTokens, Tuned: n, WantMaxTokens: continueWantMaxTokens(in, e.maxTokens, n)}
+			Model: e.model, Context: e.asks(), MaxTokens: e.maxTokens, Tuned: n, WantMaxTokens: continueWantMaxTokens(in, e.maxTokens, n), NotNumber: e.notNumber}
 		if n > 0 && isYAML(in.Path) && len(in.V1Readers) > 0 {
 			a.Derived = t.derived(e.model, n)
 		}

@@ -100,14 +100,19 @@ func copilotEntries(path string, src []byte, host *ollamaHost) (*edit.JSON, []v1
 			in := edit.Num(m, "maxInputTokens")
 			window := edit.Member(m, "contextWindow") != nil
 			ctx := edit.Num(m, "contextWindow")
+			notNumber := isNot("contextWindow", edit.NotNumberJSON(m, "contextWindow"))
 			if !window {
 				ctx = in + output
+				notNumber = isNot("maxInputTokens", edit.NotNumberJSON(m, "maxInputTokens"))
+			}
+			if notNumber != "" {
+				ctx = 0 // unknown
 			}
 			out = append(out, v1Entry{
 				where: fmt.Sprintf("[%d].models[%d]", i, j),
 				path:  []any{i, "models", j},
 				obj:   m, title: edit.Str(m, "name"), model: edit.Str(m, "id"),
-				context: ctx, output: output,
+				context: ctx, output: output, notNumber: notNumber,
 				sets: func(n int, model string) []jsonSet {
 					o := outputReserve(output, n)
 					s := []jsonSet{

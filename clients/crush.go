@@ -105,6 +105,7 @@ func crushEntries(path string, src []byte, host *ollamaHost) (*edit.JSON, []v1En
 				path:  []any{"providers", p.key, "models", j},
 				obj:   m, title: edit.Str(m, "name"), model: id,
 				context: edit.Num(m, "context_window"), output: output,
+				notNumber: isNot("context_window", edit.NotNumberJSON(m, "context_window")),
 				sets: func(n int, model string) []jsonSet {
 					s := []jsonSet{
 						{keys: []string{"id"}, value: model},

@@ -143,12 +143,7 @@ func (f *Fixer) Fix(ctx context.Context, c Client, t Target, dryRun bool) (*Repo
 		if dryRun {
 			// Redacted whole before the diff, so that a hunk that starts
 			// inside a secret's block scalar hides it too.
-			before, after := []byte(Redact(string(p.src))), []byte(Redact(string(p.res.Out)))
-			rep.Diff = edit.Diff(p.files.Config, p.files.Config+" (fixed)", before, after)
-			if r, ok := c.(diffRedacter); ok { // the file holds secrets: show only the changed values
-				rep.Diff = r.redactDiff(rep.Diff)
-			}
-			rep.Diff = Redact(rep.Diff)
+			rep.Diff = redactedDiff(c, p.files.Config, p.files.Config+" (fixed)", p.src, p.res.Out)
 			return rep, nil
 		}
 		if err := f.derive(ctx, p.res.Changes); err != nil {
@@ -174,6 +169,18 @@ func (f *Fixer) Fix(ctx context.Context, c Client, t Target, dryRun bool) (*Repo
 		return rep, nil
 	}
 	return nil, fmt.Errorf("%s kept changing while ctxfit tried to fix it; try again when the program that writes it is done", c.Name())
+}
+
+// redactedDiff is the unified diff from before to after that a dry run
+// shows, secrets redacted: the texts are redacted whole before the diff,
+// so that a hunk that starts inside a secret's block scalar hides it too,
+// and a client whose file holds secrets shows only the changed values.
+func redactedDiff(c Client, aName, bName string, before, after []byte) string {
+	d := edit.Diff(aName, bName, []byte(Redact(string(before))), []byte(Redact(string(after))))
+	if r, ok := c.(diffRedacter); ok {
+		d = r.redactDiff(d)
+	}
+	return Redact(d)
 }
 
 // derive creates the derived models that changes select.

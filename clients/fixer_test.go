@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
 )
@@ -286,6 +287,121 @@ func TestUndo(t *testing.T) {
 	}
 	if _, err := f.Undo(ctx, continueClient{}); !errors.Is(err, ErrNothingToUndo) {
 		t.Errorf("second Undo = %v, want ErrNothingToUndo", err)
+	}
+}
+
+// TestUndoAfterUndo undoes twice. The second undo goes one fix further
+// back only when the file still holds exactly what that earlier fix wrote;
+// otherwise (the first undo put back a version someone else wrote, or the
+// user edited the file since) it says plainly that nothing of ctxfit's is
+// left to undo, names the earlier backup, and changes no byte.
+func TestUndoAfterUndo(t *testing.T) {
+	at := func(n int) Target {
+		return Target{Host: ollamahost.Parse(""), Tuned: func(string) (int, bool) { return n, true }}
+	}
+	edit := func(t *testing.T, p string, from, to string) {
+		t.Helper()
+		b := read(t, p)
+		if !bytes.Contains(b, []byte(from)) {
+			t.Fatalf("%s does not hold %q:\n%s", p, from, b)
+		}
+		os.WriteFile(p, bytes.Replace(b, []byte(from), []byte(to), 1), 0o644)
+	}
+	tests := []struct {
+		name string
+		// between runs after the first fix and before the second (nil: no
+		// second fix); after runs after the first undo.
+		between, after func(t *testing.T, p string)
+		// stepBack: the second undo restores the original file; else it
+		// reports ErrNothingToUndo with want in its message.
+		stepBack bool
+		want     []string
+	}{
+		{name: "one fix", want: []string{"nothing more to undo for Continue", "only fix", "fixed nothing since"}},
+		{
+			name:     "consecutive fixes",
+			between:  func(t *testing.T, p string) {},
+			stepBack: true,
+		},
+		{
+			name: "the client rewrote the file between the fixes",
+			between: func(t *testing.T, p string) {
+				edit(t, p, `"contextLength": 8192`, `"contextLength": 65536`)
+				edit(t, p, `"title": "Llama local"`, `"title": "Llama, renamed in the client"`)
+			},
+			want: []string{"nothing more to undo for Continue", "holds what that undo put back", "not what ctxfit's earlier fix wrote", "copy it back by hand"},
+		},
+		{
+			name: "the user edited the file after the undo",
+			between: func(t *testing.T, p string) {
+				edit(t, p, `"contextLength": 8192`, `"contextLength": 65536`)
+			},
+			after: func(t *testing.T, p string) {
+				edit(t, p, `"title": "Llama local"`, `"title": "Llama, my edit"`)
+			},
+			want: []string{"nothing more to undo for Continue", "changed after that undo", "leaves your edits alone"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newTestHome(t)
+			p := h.put("json_several.json")
+			orig := read(t, p)
+			f := h.fixer()
+			ctx := context.Background()
+			first, err := f.Fix(ctx, continueClient{}, at(8192), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.between != nil {
+				tt.between(t, p)
+				time.Sleep(2 * time.Millisecond) // distinct backup names
+				if rep, err := f.Fix(ctx, continueClient{}, at(9216), false); err != nil || !rep.Written {
+					t.Fatalf("second fix: %+v, %v", rep, err)
+				}
+			}
+			if _, err := f.Undo(ctx, continueClient{}); err != nil {
+				t.Fatalf("first undo: %v", err)
+			}
+			if tt.after != nil {
+				tt.after(t, p)
+			}
+			before := read(t, p)
+			u, err := f.Undo(ctx, continueClient{})
+			if tt.stepBack {
+				if err != nil {
+					t.Fatalf("second undo: %v", err)
+				}
+				if !bytes.Equal(read(t, p), orig) {
+					t.Errorf("the second undo did not restore the original:\n%s", read(t, p))
+				}
+				if u.LaterUndone.IsZero() || !u.LaterUndone.After(u.FixedAt) {
+					t.Errorf("the second undo does not say it went past an undone fix: %+v", u)
+				}
+				return
+			}
+			if !errors.Is(err, ErrNothingToUndo) {
+				t.Fatalf("second undo = %v, %v; want ErrNothingToUndo", u, err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("second undo says %q; want it to say %q", err, w)
+				}
+			}
+			if tt.between != nil && !strings.Contains(err.Error(), filepath.Base(first.Backup)) {
+				t.Errorf("second undo does not name the earlier backup %s: %v", first.Backup, err)
+			}
+			if !bytes.Equal(read(t, p), before) {
+				t.Errorf("the refused undo changed the file:\n%s", read(t, p))
+			}
+			// A fix after the undo is undone as any other.
+			if rep, err := f.Fix(ctx, continueClient{}, at(10240), false); err != nil || !rep.Written {
+				t.Fatalf("fix after the undo: %+v, %v", rep, err)
+			}
+			if u, err := f.Undo(ctx, continueClient{}); err != nil || !u.LaterUndone.IsZero() || !bytes.Equal(read(t, p), before) {
+				t.Errorf("undo of a fix made after an undo: %+v, %v\n%s", u, err, read(t, p))
+			}
+		})
 	}
 }
 

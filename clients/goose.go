@@ -62,6 +62,7 @@ type gooseEntry struct {
 	where, modelKey, limitKey string
 	model                     string
 	limit                     int
+	notNumber                 string // what limitKey holds when it is not a number (Ask.NotNumber)
 }
 
 // gooseEntries returns the models Goose runs on t.Host.
@@ -85,7 +86,8 @@ func gooseEntries(path string, src []byte, host *ollamaHost) (*edit.YAML, []goos
 	var out []gooseEntry
 	if strings.EqualFold(provider, "ollama") && edit.Text(root, "GOOSE_MODEL") != "" {
 		out = append(out, gooseEntry{where: "GOOSE_MODEL", modelKey: "GOOSE_MODEL", limitKey: "GOOSE_CONTEXT_LIMIT",
-			model: edit.Text(root, "GOOSE_MODEL"), limit: edit.Integer(root, "GOOSE_CONTEXT_LIMIT")})
+			model: edit.Text(root, "GOOSE_MODEL"), limit: edit.Integer(root, "GOOSE_CONTEXT_LIMIT"),
+			notNumber: isNot("GOOSE_CONTEXT_LIMIT", edit.NotNumberYAML(root, "GOOSE_CONTEXT_LIMIT"))})
 	}
 	lead := edit.Text(root, "GOOSE_LEAD_PROVIDER")
 	if lead == "" {
@@ -93,7 +95,8 @@ func gooseEntries(path string, src []byte, host *ollamaHost) (*edit.YAML, []goos
 	}
 	if strings.EqualFold(lead, "ollama") && edit.Text(root, "GOOSE_LEAD_MODEL") != "" {
 		out = append(out, gooseEntry{where: "GOOSE_LEAD_MODEL", modelKey: "GOOSE_LEAD_MODEL", limitKey: "GOOSE_LEAD_CONTEXT_LIMIT",
-			model: edit.Text(root, "GOOSE_LEAD_MODEL"), limit: edit.Integer(root, "GOOSE_LEAD_CONTEXT_LIMIT")})
+			model: edit.Text(root, "GOOSE_LEAD_MODEL"), limit: edit.Integer(root, "GOOSE_LEAD_CONTEXT_LIMIT"),
+			notNumber: isNot("GOOSE_LEAD_CONTEXT_LIMIT", edit.NotNumberYAML(root, "GOOSE_LEAD_CONTEXT_LIMIT"))})
 	}
 	return yd, out, nil
 }
@@ -110,6 +113,10 @@ func (c gooseClient) Edit(in Input, t Target) (Result, error) {
 	for _, e := range entries {
 		n, ok := t.tuned(e.model)
 		if !ok {
+			continue
+		}
+		if e.notNumber != "" {
+			res.Warnings = append(res.Warnings, notNumberWarning(e.where, "", e.model, e.notNumber, n))
 			continue
 		}
 		want := t.derived(e.model, n)
@@ -160,7 +167,7 @@ func (c gooseClient) Asks(in Input, t Target) ([]Ask, error) {
 	var asks []Ask
 	for _, e := range entries {
 		n, _ := t.tuned(e.model)
-		a := Ask{Client: c.Name(), Path: in.Path, Where: e.where, Model: e.model, Context: e.limit, Tuned: n}
+		a := Ask{Client: c.Name(), Path: in.Path, Where: e.where, Model: e.model, Context: e.limit, Tuned: n, NotNumber: e.notNumber}
 		if n > 0 {
 			a.Derived = t.derived(e.model, n)
 		}

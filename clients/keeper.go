@@ -62,6 +62,7 @@ type keptFile struct {
 	fixes  []time.Time // when Keeper put the values back after a revert, within the last minute
 	paused time.Time   // Keeper leaves the file alone until then
 	warned string      // the last "asks for more" warning, so it is said once
+	nan    string      // the last "not a number" warning, so it is said once
 	failed string      // the content and error of the last failure, so it is said once
 	// held is the hash of what an Undo put back: Keeper leaves the file
 	// alone while it holds exactly that, and keeps it fixed again once the
@@ -86,6 +87,9 @@ const (
 	NoticeBackedOff NoticeKind = "backed-off" // something keeps reverting a config; Keeper leaves it alone for now
 	NoticeFailed    NoticeKind = "failed"     // a config could not be read or fixed
 	NoticeRecovered NoticeKind = "recovered"  // a version left by a killed fix was kept in the backup directory
+	// NoticeNotNumber: entries whose context value is not a number, which
+	// a fix leaves alone (Asks: the entries, Ask.NotNumber set).
+	NoticeNotNumber NoticeKind = "not-a-number"
 )
 
 // Notice is one thing Keeper did or found, for the tray and the log.
@@ -125,6 +129,12 @@ func (n Notice) string(h hint.Hints) string {
 		parts := make([]string, len(n.Asks))
 		for i, a := range n.Asks {
 			parts[i] = a.String()
+		}
+		return strings.Join(parts, "; ")
+	case NoticeNotNumber:
+		parts := make([]string, len(n.Asks))
+		for i, a := range n.Asks {
+			parts[i] = a.NotNumberText()
 		}
 		return strings.Join(parts, "; ")
 	case NoticeRecovered:
@@ -315,13 +325,28 @@ func (k *Keeper) check(ctx context.Context, c Client, reason why) (*Report, erro
 		return fail(files.Config, err)
 	}
 
+	// Entries whose context is not a number: said once per content,
+	// whether or not auto-fix is on, since no fix changes them.
+	in := Input{Path: files.Config, Src: src, Overrides: readOverrides(files), V1Readers: files.V1Readers, Getenv: k.Fixer.Env.Getenv}
+	ct, _, _ := t.forClient(c, in)
+	asks, asksErr := c.Asks(in, ct)
+	var nan []Ask
+	for _, a := range asks {
+		if a.NotNumber != "" {
+			nan = append(nan, a)
+		}
+	}
+	if key := fmt.Sprint(nan); key != st.nan {
+		st.nan = key
+		if len(nan) > 0 {
+			k.notify(Notice{Kind: NoticeNotNumber, Client: c.Name(), Path: files.Config, Asks: nan})
+		}
+	}
+
 	auto := k.AutoFix == nil || k.AutoFix()
 	if !auto && reason != userAsked {
-		in := Input{Path: files.Config, Src: src, Overrides: readOverrides(files), V1Readers: files.V1Readers, Getenv: k.Fixer.Env.Getenv}
-		t, _, _ := t.forClient(c, in)
-		asks, err := c.Asks(in, t)
-		if err != nil {
-			return fail(files.Config, err)
+		if asksErr != nil {
+			return fail(files.Config, asksErr)
 		}
 		var over []Ask
 		for _, a := range asks {

@@ -377,3 +377,47 @@ func TestKeeperUndoHoldsUntilTheUserEdits(t *testing.T) {
 		t.Errorf("after the edit the file was not fixed (or the edit was lost):\n%s", read(t, p))
 	}
 }
+
+// A context value that is not a number is said once, naming the file, the
+// entry and what to do, whether or not auto-fix is on; auto-fix leaves it
+// as it is, fixes the other entries, and takes it up once the user writes a
+// number there.
+func TestKeeperSaysNotANumber(t *testing.T) {
+	for _, auto := range []bool{true, false} {
+		t.Run(map[bool]string{true: "auto-fix on", false: "auto-fix off"}[auto], func(t *testing.T) {
+			h := newTestHome(t)
+			p := h.put("not_a_number.yaml")
+			r := startKeeper(t, h, auto)
+			n := r.wait(NoticeNotNumber)
+			text := n.String()
+			for _, want := range []string{"Continue: models[0] Llama (llama3.1:8b-instruct-fp16) in " + p, `defaultCompletionOptions.contextLength is the string "notanumber", not a whole number of tokens`, "24576 stays on the GPU"} {
+				if !strings.Contains(text, want) {
+					t.Errorf("notice %q does not say %q", text, want)
+				}
+			}
+			writes := int32(0)
+			if auto {
+				if fixed := r.wait(NoticeFixed); len(fixed.Report.Changes) != 1 || fixed.Report.Changes[0].Model != "qwen2.5-coder:1.5b" {
+					t.Errorf("auto-fix changed %+v, want Qwen's entry alone", fixed.Report.Changes)
+				}
+				writes = 1
+			} else if over := r.wait(NoticeTooLarge); len(over.Asks) != 1 || over.Asks[0].Model != "qwen2.5-coder:1.5b" {
+				t.Errorf("too large: %s; want Qwen's entry alone", over)
+			}
+			if !bytes.Contains(read(t, p), []byte("contextLength: notanumber")) {
+				t.Fatalf("the value was overwritten:\n%s", read(t, p))
+			}
+			r.quiet(writes) // said once
+
+			os.WriteFile(p, bytes.Replace(read(t, p), []byte("contextLength: notanumber"), []byte("contextLength: 65536"), 1), 0o644)
+			if auto {
+				r.wait(NoticeFixed)
+				if !bytes.Contains(read(t, p), []byte("contextLength: 24576")) {
+					t.Errorf("a number written there is not fixed:\n%s", read(t, p))
+				}
+			} else {
+				r.wait(NoticeTooLarge)
+			}
+		})
+	}
+}

@@ -95,6 +95,7 @@ func opencodeEntries(path string, src []byte, host *ollamaHost) (*edit.JSON, []v
 				path:  []any{"provider", p.key, "models", m.key},
 				obj:   m.val, title: edit.Str(m.val, "name"), model: model,
 				context: ctx, output: output,
+				notNumber: isNot("limit.context", edit.NotNumberJSON(m.val, "limit", "context")),
 				sets: func(n int, model string) []jsonSet {
 					return []jsonSet{
 						{keys: []string{"id"}, value: model},

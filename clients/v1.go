@@ -72,6 +72,9 @@ type v1Entry struct {
 	model   string // the Ollama model it names
 	context int    // the client's context key; 0 when unset
 	output  int    // its output limit; 0 when unset or none
+	// notNumber says what the context key holds when it is not a number
+	// (Ask.NotNumber); the fix leaves the entry alone then.
+	notNumber string
 	// sets returns the values the fix writes for context n, the entry
 	// naming model.
 	sets func(n int, model string) []jsonSet
@@ -110,6 +113,10 @@ func fixV1JSON(jd *edit.JSON, entries []v1Entry, t Target) ([]Change, []string) 
 	for _, e := range entries {
 		n, ok := t.tuned(e.model)
 		if !ok {
+			continue
+		}
+		if e.notNumber != "" {
+			warns = append(warns, notNumberWarning(e.where, e.title, e.model, e.notNumber, n))
 			continue
 		}
 		want := t.derived(e.model, n)
@@ -191,7 +198,7 @@ func v1Asks(client, path string, entries []v1Entry, t Target) []Ask {
 	asks := make([]Ask, 0, len(entries))
 	for _, e := range entries {
 		n, _ := t.tuned(e.model)
-		a := Ask{Client: client, Path: path, Where: e.where, Title: e.title, Model: e.model, Context: e.context, MaxTokens: e.output, Tuned: n}
+		a := Ask{Client: client, Path: path, Where: e.where, Title: e.title, Model: e.model, Context: e.context, MaxTokens: e.output, Tuned: n, NotNumber: e.notNumber}
 		if n > 0 {
 			a.Derived = t.derived(e.model, n)
 			if e.output > 0 || hasOutput(e.sets(n, a.Derived)) {

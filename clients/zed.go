@@ -87,7 +87,8 @@ type zedEntry struct {
 	obj       *hujson.Value
 	name      string
 	display   string
-	maxTokens int // 0 when unset
+	maxTokens int    // 0 when unset
+	notNumber string // what max_tokens holds when it is not a number (Ask.NotNumber)
 }
 
 // zedPick is a model that a Zed setting selects.
@@ -127,6 +128,7 @@ func parseZed(path string, src []byte, host *ollamaHost) (*zedSettings, error) {
 				name:      edit.Str(v, "name"),
 				display:   edit.Str(v, "display_name"),
 				maxTokens: edit.Num(v, "max_tokens"),
+				notNumber: isNot("max_tokens", edit.NotNumberJSON(v, "max_tokens")),
 			})
 		}
 	}
@@ -215,6 +217,10 @@ func (c zedClient) Edit(in Input, t Target) (Result, error) {
 		if !ok || e.maxTokens == n {
 			continue
 		}
+		if e.notNumber != "" {
+			res.Warnings = append(res.Warnings, notNumberWarning(e.where, e.display, e.name, e.notNumber, n))
+			continue
+		}
 		if err := z.jd.Set(e.obj, e.path, n, "max_tokens"); err != nil {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("%s %s: left as it is, because %v; set max_tokens %d by hand", e.where, e.name, err, n))
 			continue
@@ -296,7 +302,11 @@ func (c zedClient) Asks(in Input, t Target) ([]Ask, error) {
 		if z.window > 0 {
 			ctx = z.window
 		}
-		asks = append(asks, Ask{Client: c.Name(), Path: in.Path, Where: e.where, Title: e.display, Model: e.name, Context: ctx, Tuned: n})
+		a := Ask{Client: c.Name(), Path: in.Path, Where: e.where, Title: e.display, Model: e.name, Context: ctx, Tuned: n}
+		if z.window <= 0 { // context_window, when set, is what Zed sends
+			a.NotNumber = e.notNumber
+		}
+		asks = append(asks, a)
 	}
 	for _, p := range z.picked {
 		if z.listed(p.model) {

@@ -86,6 +86,16 @@ type Config struct {
 	// instead of tray items (Fix now). RunWithTray without a tray host
 	// switches to headless too.
 	Headless bool
+	// HintEnv lists the environment assignments ("NAME=value") under which
+	// this daemon reads the client configs, when they differ from the
+	// user's (`ctxfit demo --together` points Continue at its own folder):
+	// every command its messages name carries them, and so do the hints
+	// of the commands that talk to it (localapi.Hello.Env).
+	HintEnv []string
+	// HintProg is the name ctxfit was started as, for the commands its
+	// messages name; "" is "ctxfit". The demo sets it, so that what it
+	// prints works as printed.
+	HintProg string
 }
 
 // Daemon is ctxfit running for one Ollama server.
@@ -179,6 +189,17 @@ func (d *Daemon) checkStale(ctx context.Context) {
 	}
 }
 
+// hints returns how this daemon's messages name commands: with --host
+// for its server, its HintEnv and HintProg, and tray items unless
+// headless.
+func (d *Daemon) hints(headless bool) hint.Hints {
+	h := hint.For(d.cfg.Host, headless)
+	if len(d.cfg.HintEnv) > 0 || d.cfg.HintProg != "" {
+		h.Prefix = hint.Prefix(d.cfg.HintEnv, d.cfg.HintProg)
+	}
+	return h
+}
+
 // fixed is one fix the keeper made.
 type fixed struct {
 	at  time.Time
@@ -216,10 +237,10 @@ func New(cfg Config) *Daemon {
 	}
 	// Every command a message names repeats --host when the CLI's hints
 	// would (hint.HostFlag), so that it reaches this server as given.
-	d.hub.SetHints(hint.For(cfg.Host, cfg.Headless))
+	d.hub.SetHints(d.hints(cfg.Headless))
 	wo := cfg.Watch
 	wo.OnUpdate = d.watched
-	wo.Hints = hint.For(cfg.Host, cfg.Headless)
+	wo.Hints = d.hints(cfg.Headless)
 	if m := cfg.Metrics; m != nil && wo.ObservePoll == nil {
 		host := cfg.Host.String()
 		wo.ObservePoll = func(dur time.Duration) { m.ObservePoll(host, dur) }
@@ -293,7 +314,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	if d.cfg.Socket != "" {
 		run(func() {
-			err := localapi.Serve(ctx, d.cfg.Socket, localapi.Handler(d, d.cfg.Host.String()))
+			err := localapi.Serve(ctx, d.cfg.Socket, localapi.Handler(d, d.cfg.Host.String(), d.cfg.HintEnv))
 			if err != nil && ctx.Err() == nil {
 				d.logger.Warn("no control API: `ctxfit` commands in a terminal work without this daemon (tunes leave a mark in the state instead)", "err", err)
 			}

@@ -31,11 +31,11 @@ func (d *Daemon) RunWithTray(ctx context.Context, hostWait time.Duration, others
 		// remembers, so the bare command watches them all again.
 		run := hint.Hints{}.Cmd("run", "--headless")
 		if len(others) == 0 {
-			run = hint.For(d.cfg.Host, true).Cmd("run", "--headless")
+			run = d.hints(true).Cmd("run", "--headless")
 		}
 		d.logger.Warn("no system tray here, so ctxfit carries on headless (use "+run+" to skip the tray)", "reason", err.Error())
 		for _, x := range append([]*Daemon{d}, others...) {
-			x.hub.SetHints(hint.For(x.cfg.Host, true)) // no Fix now to click
+			x.hub.SetHints(x.hints(true)) // no Fix now to click
 		}
 		return <-done
 	}

@@ -62,6 +62,11 @@ type Hello struct {
 	Version string `json:"version"` // ctxfit's build version
 	PID     int    `json:"pid"`
 	Host    string `json:"host"` // the Ollama server it watches
+	// Env lists environment assignments ("NAME=value") under which the
+	// daemon reads client configs, when they differ from the user's (the
+	// demo's Continue folder): a command the CLI suggests carries them, so
+	// that it sees the same files. Absent for a plain daemon.
+	Env []string `json:"env,omitempty"`
 }
 
 // TuneBegin is the body of POST /v1/tunes/begin.

@@ -80,7 +80,7 @@ func serve(t *testing.T, h http.Handler) string {
 
 func TestRoundTrip(t *testing.T) {
 	f := &fake{h: hub.New("http://127.0.0.1:11434", nil)}
-	path := serve(t, Handler(f, "http://127.0.0.1:11434"))
+	path := serve(t, Handler(f, "http://127.0.0.1:11434", nil))
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("socket mode %v (%v), want 0600", fi.Mode().Perm(), err)
 	}
@@ -176,7 +176,7 @@ func TestVersionMismatch(t *testing.T) {
 	}
 	// And the daemon refuses a client of another version.
 	f := &fake{h: hub.New("h", nil)}
-	path := serve(t, Handler(f, "h"))
+	path := serve(t, Handler(f, "h", nil))
 	c := NewClient(path)
 	req, _ := http.NewRequest(http.MethodGet, "http://ctxfit/v1/state", nil)
 	req.Header.Set(APIHeader, "7")

@@ -34,10 +34,10 @@ type Backend interface {
 }
 
 // Handler returns the API's HTTP handler over b; host names the watched
-// server in Hello.
-func Handler(b Backend, host string) http.Handler {
+// server in Hello, and env the environment its commands need (Hello.Env).
+func Handler(b Backend, host string, env []string) http.Handler {
 	mux := http.NewServeMux()
-	hello := Hello{API: Version, Version: buildVersion(), PID: os.Getpid(), Host: host}
+	hello := Hello{API: Version, Version: buildVersion(), PID: os.Getpid(), Host: host, Env: env}
 	mux.HandleFunc("GET /v1/hello", func(w http.ResponseWriter, r *http.Request) { reply(w, hello) })
 	mux.HandleFunc("GET /v1/state", func(w http.ResponseWriter, r *http.Request) { reply(w, b.State()) })
 	mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) { stream(w, r, b) })

@@ -122,6 +122,34 @@ func TestRunAutoFixKeepsContinueFixed(t *testing.T) {
 	}
 }
 
+// The daemon's config warnings say when a client's context value is not a
+// number, naming the file, the entry and what to do, with auto-fix on or
+// off; auto-fix leaves the value as the user wrote it.
+func TestRunWarnsContextNotANumber(t *testing.T) {
+	for _, auto := range []string{"on", "off"} {
+		t.Run("auto-fix "+auto, func(t *testing.T) {
+			t.Parallel()
+			f := newAppFixture(t, 131072, 0)
+			f.tune(24576)
+			bad := strings.Replace(continueConfig(f.u, 131072), "contextLength: 131072", "contextLength: notanumber", 1)
+			f.write(f.cont, bad)
+			_, logs, stop := startCommand(t, f.vars, "run", "--headless", "--auto-fix", auto)
+			defer stop()
+			want := "Continue: models[0] Llama (" + llama + ") in " + f.cont + `: defaultCompletionOptions.contextLength is the string \"notanumber\", not a whole number of tokens`
+			waitFor(t, "the warning in the log", func() bool {
+				return strings.Contains(logs.String(), want) && strings.Contains(logs.String(), "event=config_warning")
+			})
+			time.Sleep(300 * time.Millisecond)
+			if got := f.read(f.cont); got != bad {
+				t.Errorf("the config was changed:\n%s", got)
+			}
+			if n := strings.Count(logs.String(), "not a whole number"); n != 1 {
+				t.Errorf("the warning was logged %d times, want once:\n%s", n, logs)
+			}
+		})
+	}
+}
+
 func TestSpillWarningNamesTheClient(t *testing.T) {
 	f := newAppFixture(t, 131072, 0)
 	f.tune(24576)

@@ -136,6 +136,7 @@ func TestJSONGolden(t *testing.T) {
 		{"fix_continue_dry_run", []string{"fix", "continue", "--dry-run"}, 0},
 		{"fix_all_dry_run", []string{"fix", "all", "--dry-run"}, 0},
 		{"fix_continue", []string{"fix", "continue"}, 0},
+		{"undo_dry_run", []string{"undo", "continue", "--dry-run"}, 0},
 		{"undo", []string{"undo", "continue"}, 0},
 		{"fix_ollama", []string{"fix", "ollama", "qwen2.5:0.5b"}, 0},
 		{"fix_ollama_undo", []string{"fix", "ollama", "--undo", "qwen2.5:0.5b"}, 0},

@@ -371,6 +371,51 @@ func TestUndoThroughDaemonSticks(t *testing.T) {
 	}
 }
 
+// A second `ctxfit undo`, after the first put back a version that a client
+// wrote between two fixes, says plainly that nothing of ctxfit's is left to
+// undo and changes nothing, standalone and through a running ctxfit.
+func TestSecondUndoSaysNothingMore(t *testing.T) {
+	for _, daemon := range []bool{false, true} {
+		name := map[bool]string{false: "standalone", true: "through run --headless"}[daemon]
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f := newAppFixture(t, 131072, 0)
+			f.tune(24576)
+			c := newCLI(t, f.vars)
+			edited := strings.Replace(strings.Replace(continueConfig(f.u, 65536), "# Continue", "# Continue, rewritten by the client", 1), "4096", "2048", 1)
+			if daemon {
+				_, _, stop := startCommand(t, f.vars, "run", "--headless", "--auto-fix", "on")
+				defer stop()
+				waitFor(t, "the fix at start", func() bool { return strings.Contains(f.read(f.cont), "contextLength: 24576") })
+				waitAPI(t, f.stateDir, f.u)
+				f.write(f.cont, edited)
+				waitFor(t, "the fix after the client's rewrite", func() bool { return strings.Contains(f.read(f.cont), "contextLength: 24576") })
+			} else {
+				if code, out, errOut := c.run("fix", "continue"); code != 0 {
+					t.Fatalf("fix: exit %d\n%s%s", code, out, errOut)
+				}
+				f.write(f.cont, edited)
+				if code, out, errOut := c.run("fix", "continue"); code != 0 {
+					t.Fatalf("second fix: exit %d\n%s%s", code, out, errOut)
+				}
+			}
+			code, out, errOut := c.run("undo", "continue")
+			if code != 0 || !strings.Contains(out, "Continue: restored") || f.read(f.cont) != edited {
+				t.Fatalf("first undo: exit %d\n%s%s\nthe file:\n%s", code, out, errOut, f.read(f.cont))
+			}
+			code, out, errOut = c.run("undo", "continue")
+			if code != 1 || out != "" || !strings.Contains(errOut, "nothing more to undo for Continue") ||
+				!strings.Contains(errOut, "holds what that undo put back") || strings.Contains(errOut, "changed after ctxfit's fix") {
+				t.Errorf("second undo: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+			}
+			time.Sleep(300 * time.Millisecond) // a running ctxfit must not act on it either
+			if got := f.read(f.cont); got != edited {
+				t.Errorf("the second undo changed the file:\n%s", got)
+			}
+		})
+	}
+}
+
 // Standalone, undo warns when auto-fix is on.
 func TestUndoStandaloneWarns(t *testing.T) {
 	f := newAppFixture(t, 131072, 0)
@@ -483,6 +528,45 @@ func TestLogs(t *testing.T) {
 	cancel()
 	if code := <-done; code != 0 {
 		t.Errorf("logs -f ended with %d", code)
+	}
+}
+
+// `ctxfit logs --json` prints each record as one JSON object per line,
+// whichever --log-format wrote it, with -n and -f too.
+func TestLogsJSON(t *testing.T) {
+	dir := t.TempDir()
+	c := newCLI(t, map[string]string{"CTXFIT_LOG_DIR": dir})
+	if code, out, _ := c.run("logs", "--json"); code != 1 || !strings.Contains(out, `"error": "no log yet`) {
+		t.Errorf("logs --json without a log: exit %d %q", code, out)
+	}
+	p := filepath.Join(dir, "ctxfit.log")
+	os.WriteFile(p, []byte(`time=2026-12-02T05:46:28.174Z level=INFO msg="ctxfit watching Ollama" host=http://127.0.0.1:11434`+"\n"+
+		`{"time":"2026-12-02T05:46:29Z","level":"WARN","msg":"a spill","context":131072}`+"\n"), 0o644)
+	want := `{"time":"2026-12-02T05:46:28.174Z","level":"INFO","msg":"ctxfit watching Ollama","host":"http://127.0.0.1:11434"}` + "\n" +
+		`{"time":"2026-12-02T05:46:29Z","level":"WARN","msg":"a spill","context":131072}` + "\n"
+	if code, out, _ := c.run("logs", "--json"); code != 0 || out != want {
+		t.Errorf("logs --json: exit %d\n%s\nwant\n%s", code, out, want)
+	}
+	if code, out, _ := c.run("logs", "-n", "1", "--json"); code != 0 || out != want[strings.Index(want, "\n")+1:] {
+		t.Errorf("logs -n 1 --json: exit %d %q", code, out)
+	}
+	var out syncBuffer
+	e := &env{stdout: &out, stderr: &out, getenv: func(k string) string { return c.vars[k] }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- e.main(ctx, []string{"logs", "-f", "--json"}) }()
+	waitFor(t, "the log so far", func() bool { return out.String() == want })
+	fh, _ := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+	fh.WriteString(`level=INFO msg="half a`) // a record caught in the middle of its write
+	time.Sleep(500 * time.Millisecond)
+	fh.WriteString(` record" n=1` + "\n")
+	fh.Close()
+	waitFor(t, "the appended record", func() bool {
+		return strings.HasSuffix(out.String(), `{"level":"INFO","msg":"half a record","n":"1"}`+"\n")
+	})
+	cancel()
+	if code := <-done; code != 0 || strings.Count(out.String(), "\n") != 3 {
+		t.Errorf("logs -f --json ended with %d\n%s", code, out.String())
 	}
 }
 

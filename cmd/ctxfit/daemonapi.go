@@ -34,6 +34,7 @@ func (e *env) daemon(ctx context.Context, store *state.Store, u *url.URL, cmd st
 	}
 	switch {
 	case err == nil:
+		e.useHintEnv(h.Env)
 		return c, h
 	case errors.Is(err, localapi.ErrNoDaemon):
 	case localapi.IsCode(err, localapi.CodeVersion):
@@ -42,6 +43,20 @@ func (e *env) daemon(ctx context.Context, store *state.Store, u *url.URL, cmd st
 		fmt.Fprintf(e.stderr, "%s %s: the running ctxfit does not answer (%v); going on without it.\n", e.progOrDefault(), cmd, err)
 	}
 	return nil, h
+}
+
+// daemonHints makes hints carry the environment the running ctxfit for u
+// reads the client configs under (localapi.Hello.Env), for a command that
+// otherwise works without it; nothing is said when none answers.
+func (e *env) daemonHints(ctx context.Context, store *state.Store, u *url.URL) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	for _, path := range []string{e.socket(store, u), localapi.SocketPath("", store.Dir(), ollamahost.Key(u))} {
+		if h, err := localapi.NewClient(path).Hello(ctx); err == nil {
+			e.useHintEnv(h.Env)
+			return
+		}
+	}
 }
 
 // tuneMark tells a daemon that watches the server about a tune this

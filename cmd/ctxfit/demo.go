@@ -68,7 +68,9 @@ Press Ctrl-C to stop.
 
 `, url, demoModel, demoContext, e.progOrDefault())
 	o.host, o.hosts = url, nil // the simulator alone, whatever --host said
-	return e.watch(ctx, o)
+	de := *e
+	de.demo = true // its ctxfit's messages name commands as it was started
+	return de.watch(ctx, o)
 }
 
 func isAddrInUse(err error) bool {

@@ -72,32 +72,16 @@ func runDemoTogether(ctx context.Context, e *env, o runOptions, listen string, e
 		return fmt.Errorf("write the demo's Continue config: %w", err)
 	}
 
-	fmt.Fprintf(e.stdout, `ctxfit demo --together: a simulated Ollama with a 24 GB GPU listens at %[1]s
-Continue's config (%[2]s) uses %[3]s for chat at contextLength %[4]d,
-the value a tune of it alone finds, and %[5]s for autocomplete at %[6]d.
-A simulated user switches between them every %[7]s: the two do not fit
-together, so each switch unloads the other, and ctxfit reports it.
-
-Try, in another terminal:
-  %[9]s tune %[3]s --with %[5]s=%[6]d --host %[1]s
-  CONTINUE_GLOBAL_DIR=%[8]s %[9]s fix continue --host %[1]s
-  %[9]s status --host %[1]s
-and both models stay loaded, 100%% on the GPU.
-
-Press Ctrl-C to stop.
-
-`, base, config, togetherChatModel, alone, togetherACModel, togetherACContext, every, dir, e.progOrDefault())
-
 	u, err := url.Parse(base)
 	if err != nil {
 		return err
 	}
-	user := api.NewClient(u, &http.Client{Transport: demoUserTransport{}})
-	go demoUser(ctx, user, others, config, every)
-	o.host, o.hosts = base, nil // the simulator alone, whatever --host said
 	// The demo's ctxfit reads the demo's Continue config, not the user's:
 	// without it, it would see no client asking the simulator for anything,
-	// and a tune would report every config as already fitting.
+	// and a tune would report every config as already fitting. Every
+	// command the demo names, and its ctxfit's messages and the hints of
+	// the commands that talk to it (localapi.Hello.Env), carry the same
+	// variable, so that each works when copied as printed.
 	de := *e
 	de.getenv = func(k string) string {
 		if k == "CONTINUE_GLOBAL_DIR" {
@@ -105,6 +89,29 @@ Press Ctrl-C to stop.
 		}
 		return e.getenv(k)
 	}
+	de.demo, de.hintEnv = true, []string{"CONTINUE_GLOBAL_DIR=" + dir}
+
+	fmt.Fprintf(e.stdout, `ctxfit demo --together: a simulated Ollama with a 24 GB GPU listens at %[1]s
+Continue's config (%[2]s) uses %[3]s for chat at contextLength %[4]d,
+the value a tune of it alone finds, and %[5]s for autocomplete at %[6]d.
+A simulated user switches between them every %[7]s: the two do not fit
+together, so each switch unloads the other, and ctxfit reports it.
+
+Try, in another terminal:
+  %[8]s
+  %[9]s
+  %[10]s
+and both models stay loaded, 100%% on the GPU.
+
+Press Ctrl-C to stop.
+
+`, base, config, togetherChatModel, alone, togetherACModel, togetherACContext, every,
+		de.hint(u, "tune", togetherChatModel, "--with", fmt.Sprintf("%s=%d", togetherACModel, togetherACContext)),
+		de.hint(u, "fix", "continue"), de.hint(u, "status"))
+
+	user := api.NewClient(u, &http.Client{Transport: demoUserTransport{}})
+	go demoUser(ctx, user, others, config, every)
+	o.host, o.hosts = base, nil // the simulator alone, whatever --host said
 	return de.watch(ctx, o)
 }
 

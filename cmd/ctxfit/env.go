@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,6 +36,15 @@ type env struct {
 	// loc is the time zone of times shown to the user; nil means the
 	// machine's (tests use UTC without touching the global time.Local).
 	loc *time.Location
+	// hintEnv lists environment assignments ("NAME=value") that every
+	// command a hint names carries: the environment under which the demo,
+	// or the running ctxfit a command talks to (localapi.Hello.Env), reads
+	// the client configs, so that a hint copied as printed sees the same
+	// files.
+	hintEnv []string
+	// demo reports whether this is `ctxfit demo`, whose daemon's messages
+	// name commands as ctxfit was started, with hintEnv.
+	demo bool
 }
 
 // local returns t in the user's time zone.
@@ -104,7 +114,18 @@ func (e *env) host(flagValue string) (*url.URL, error) {
 // was started as, args, and --host when u is not the default server, so
 // that the hint works as given.
 func (e *env) cmdline(u *url.URL, args ...string) string {
-	return "`" + strings.Join(append([]string{e.progOrDefault()}, args...), " ") + hint.HostFlag(u) + "`"
+	return "`" + strings.Join(append([]string{hint.Prefix(e.hintEnv, e.progOrDefault())}, args...), " ") + hint.HostFlag(u) + "`"
+}
+
+// useHintEnv makes hints carry the assignments of env (a running ctxfit's
+// Hello.Env), even those this process has too: they may have been given
+// for this command alone, and the next shell lacks them.
+func (e *env) useHintEnv(env []string) {
+	for _, kv := range env {
+		if k, _, ok := strings.Cut(kv, "="); ok && k != "" && !slices.Contains(e.hintEnv, kv) {
+			e.hintEnv = append(e.hintEnv, kv)
+		}
+	}
 }
 
 func (e *env) progOrDefault() string {

@@ -52,9 +52,10 @@ func runFix(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(tunedModels(data, ollamahost.Key(u))) == 0 {
+	if len(tunedModels(data, ollamahost.Key(u), true)) == 0 {
 		return failf(1, "no model is tuned on %s yet, so there is nothing to write; run %s first", u, e.cmdline(u, "tune", "MODEL"))
 	}
+	e.daemonHints(ctx, store, u)
 	fixer := newFixer(e, store.Dir(), u)
 	fixer.Force = *force
 	if !*dryRun {
@@ -153,7 +154,18 @@ func fixAll(ctx context.Context, e *env, fixer *clients.Fixer, t clients.Target,
 	} else {
 		fmt.Fprintln(e.stdout)
 	}
-	derived, err := e.fixOllama(ctx, w, u, nil, 0, dryRun)
+	var derived []derivedJSON
+	var err error
+	if _, data, serr := e.state(); serr == nil && len(tunedModels(data, ollamahost.Key(u), false)) == 0 {
+		// Only joint tunes: a copy's context would depend on what runs
+		// beside it, so there is none to make.
+		fmt.Fprintf(w, "No derived model for clients that send no num_ctx: the models on %s were tuned only beside others (%s tunes one alone).\n", u, e.cmdline(u, "tune", "MODEL"))
+	} else {
+		derived, err = e.fixOllama(ctx, w, u, nil, 0, dryRun)
+	}
+	if derived == nil {
+		derived = []derivedJSON{}
+	}
 	out.Ollama = derived
 	if err != nil {
 		failed = true
@@ -271,11 +283,13 @@ func tokensOrUnset(n int) string {
 // runUndo is `ctxfit undo CLIENT|all`: it restores CLIENT's config as it
 // was before ctxfit's last fix. Through a running daemon the undo sticks:
 // auto-fix leaves the file alone until the user changes it. Standalone it
-// warns when auto-fix is on.
+// warns when auto-fix is on. --dry-run shows the change as fix --dry-run
+// does (the same JSON) and writes nothing.
 func runUndo(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("undo")
 	host := fs.String("host", "", hostUsage)
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
+	dryRun := fs.Bool("dry-run", false, "print the change as a unified diff and write nothing")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -302,8 +316,11 @@ func runUndo(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	d, hello := e.daemon(ctx, store, u, "undo")
 	fixer := &clients.Fixer{Env: clients.NewEnv(e.getenv), StateDir: store.Dir()}
+	if *dryRun {
+		return undoDryRun(ctx, e, fixer, targets, u, all, *asJSON)
+	}
+	d, hello := e.daemon(ctx, store, u, "undo")
 	cleanLeftovers(ctx, e, fixer)
 	undone, failed := []undoJSON{}, []string{}
 	for _, c := range targets {
@@ -312,8 +329,9 @@ func runUndo(ctx context.Context, e *env, args []string) error {
 			var out localapi.Undone
 			out, err = d.Undo(ctx, c.Name())
 			res = &out.Undone
-			if localapi.IsCode(err, localapi.CodeNothingToUndo) {
-				err = clients.ErrNothingToUndo
+			var le *localapi.Error
+			if localapi.IsCode(err, localapi.CodeNothingToUndo) && errors.As(err, &le) {
+				err = clients.NothingToUndo(le.Message) // the daemon's words, not the code's
 			}
 		} else {
 			res, err = fixer.Undo(ctx, c)
@@ -328,10 +346,13 @@ func runUndo(ctx context.Context, e *env, args []string) error {
 			}
 			continue
 		}
-		undone = append(undone, undoJSON{Client: c.Name(), Path: res.Path, FixedAt: res.FixedAt})
+		j := undoJSON{Client: c.Name(), Path: res.Path, FixedAt: res.FixedAt}
+		if !res.LaterUndone.IsZero() {
+			j.LaterUndone = &res.LaterUndone
+		}
+		undone = append(undone, j)
 		if !*asJSON {
-			fmt.Fprintf(e.stdout, "%s: restored %s as it was before ctxfit's fix of %s.\n",
-				c.Name(), res.Path, e.local(res.FixedAt).Format(time.DateTime))
+			fmt.Fprintf(e.stdout, "%s: restored %s as it was before %s.\n", c.Name(), res.Path, e.undoneFix(res))
 		}
 	}
 	if *asJSON {
@@ -345,7 +366,7 @@ func runUndo(ctx context.Context, e *env, args []string) error {
 	}
 	switch n := len(undone); {
 	case n == 0 && all && len(failed) == 0:
-		fmt.Fprintln(e.stdout, "ctxfit has made no fix to undo.")
+		fmt.Fprintln(e.stdout, "ctxfit has no fix to undo in any client's config.")
 	case n > 0 && d != nil:
 		client := "all"
 		if n == 1 {
@@ -362,11 +383,89 @@ func runUndo(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
+// undoneFix names the fix an undo takes back: "ctxfit's fix of TIME", and
+// when an earlier undo took back a later fix, says that this one goes
+// further back.
+func (e *env) undoneFix(u *clients.Undone) string {
+	s := "ctxfit's fix of " + e.local(u.FixedAt).Format(time.DateTime)
+	if !u.LaterUndone.IsZero() {
+		s = fmt.Sprintf("ctxfit's earlier fix of %s (its later fix, of %s, was undone already; the file still held exactly what the earlier one wrote)",
+			e.local(u.FixedAt).Format(time.DateTime), e.local(u.LaterUndone).Format(time.DateTime))
+	}
+	return s
+}
+
+// undoDryRun is `ctxfit undo CLIENT|all --dry-run`: what each undo would
+// restore, as a diff and the values it changes back, in the shape of `fix
+// --dry-run` (and its JSON). It writes nothing, so it asks no daemon.
+func undoDryRun(ctx context.Context, e *env, fixer *clients.Fixer, targets []clients.Client, u *url.URL, all, asJSON bool) error {
+	out := fixJSON{Host: u.String(), Clients: []clientFixJSON{}, Ollama: []derivedJSON{}}
+	failed, shown := false, 0
+	t := clients.Target{Host: u}
+	for _, c := range targets {
+		res, err := fixer.UndoDryRun(ctx, c)
+		switch {
+		case all && errors.Is(err, clients.ErrNothingToUndo):
+			continue
+		case err != nil:
+			failed = true
+			path := ""
+			if files, ferr := c.Files(fixer.Env); ferr == nil {
+				path = files.Config
+			}
+			out.Clients = append(out.Clients, clientFixJSON{Client: c.Name(), Installed: path != "", Path: path, Changes: []clients.Change{}, Warnings: []string{},
+				DryRun: true, Error: clients.Redact(err.Error())})
+			if !asJSON {
+				fmt.Fprintf(e.stderr, "%s undo: %v\n", e.progOrDefault(), err)
+			}
+			continue
+		}
+		changes := fixer.UndoChanges(c, res, t)
+		if changes == nil {
+			changes = []clients.Change{}
+		}
+		out.Clients = append(out.Clients, clientFixJSON{Client: c.Name(), Installed: true, Path: res.Path, Changes: changes, Warnings: []string{},
+			DryRun: true, Diff: res.Diff, Backup: res.Backup})
+		shown++
+		if asJSON {
+			continue
+		}
+		io.WriteString(e.stdout, res.Diff)
+		fmt.Fprintf(e.stdout, "\n%s: would restore %s from %s, as it was before %s\n", c.Name(), res.Path, res.Backup, e.undoneFix(res))
+		for _, ch := range changes {
+			line := fmt.Sprintf("  %s: context %s → %s", ch.Label(), tokensOrUnset(ch.OldContext), tokensOrUnset(ch.NewContext))
+			if ch.OldMaxTokens != ch.NewMaxTokens {
+				line += fmt.Sprintf(", max tokens %s → %s", tokensOrUnset(ch.OldMaxTokens), tokensOrUnset(ch.NewMaxTokens))
+			}
+			if ch.Derived != "" {
+				line += ", model → " + ch.Derived
+			}
+			fmt.Fprintln(e.stdout, line)
+		}
+	}
+	if asJSON {
+		if err := writeIndentedJSON(e.stdout, out); err != nil {
+			return err
+		}
+	} else if len(out.Clients) == 0 {
+		fmt.Fprintln(e.stdout, "ctxfit has no fix to undo in any client's config.")
+	} else if shown > 0 {
+		fmt.Fprintln(e.stdout, "Dry run: nothing was written.")
+	}
+	if failed {
+		return exitError(1)
+	}
+	return nil
+}
+
 // undoJSON is `ctxfit undo CLIENT --json`, and each entry of `undo all`'s.
 type undoJSON struct {
 	Client  string    `json:"client"`
 	Path    string    `json:"path"`
 	FixedAt time.Time `json:"fixed_at"` // when the fix that was undone was made
+	// LaterUndone is when ctxfit's later fix, undone before, was made: this
+	// undo went one fix further back. Absent for the last fix.
+	LaterUndone *time.Time `json:"later_undone,omitempty"`
 }
 
 // undoAllJSON is `ctxfit undo all --json`.
@@ -422,6 +521,7 @@ func runClients(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	e.daemonHints(ctx, store, u)
 	fixer := newFixer(e, store.Dir(), u)
 	t := tunedTarget(data, u, e.serverParallel(u))
 
@@ -471,6 +571,10 @@ func runClients(ctx context.Context, e *env, args []string) error {
 		}
 		differs := false
 		for _, a := range r.Entries {
+			if a.NotNumber != "" {
+				fmt.Fprintf(e.stdout, "  %s: %s, not a whole number of tokens; fix leaves it alone: write a number there, or remove the key\n", askLabel(a), a.NotNumber)
+				continue
+			}
 			asks := "its default context"
 			if a.Context > 0 {
 				asks = fmt.Sprintf("%d tokens", a.Context)
@@ -523,7 +627,7 @@ func askLabel(a clients.Ask) string {
 // the values of their joint tune.
 func tunedTarget(d *state.Data, host *url.URL, parallel int) clients.Target {
 	key := ollamahost.Key(host)
-	return clients.Target{Host: host, Models: tunedModels(d, key), Derive: ollama.DerivedName,
+	return clients.Target{Host: host, Models: tunedModels(d, key, true), Derive: ollama.DerivedName,
 		Tuned: func(model string) (int, bool) {
 			t, ok := d.TunedForParallel(key, model, "", parallel)
 			if !ok { // a derived copy runs the base's weights: the base's value holds

@@ -109,7 +109,9 @@ func (e *env) fixOllama(ctx context.Context, w io.Writer, u *url.URL, models []s
 		return nil, failf(1, "%s", unreachable(u, err))
 	}
 	if len(models) == 0 {
-		models = tunedModels(data, hostKey)
+		// A model tuned only beside others has no context of its own for
+		// a copy: it depends on what runs beside it.
+		models = tunedModels(data, hostKey, false)
 		if len(models) == 0 {
 			return nil, failf(1, "no model is tuned on %s yet; run %s first, or give MODEL and --context N", u, e.cmdline(u, "tune", "MODEL"))
 		}
@@ -334,11 +336,11 @@ func modifiedAt(ctx context.Context, client *api.Client, model string) time.Time
 }
 
 // tunedModels returns the models tuned on host, one name each, in the
-// store's order.
-func tunedModels(d *state.Data, host string) []string {
+// store's order; with joint false only those tuned alone.
+func tunedModels(d *state.Data, host string, joint bool) []string {
 	var out []string
 	for _, t := range d.Tuned {
-		if t.Host != host {
+		if t.Host != host || (t.Joint() && !joint) {
 			continue
 		}
 		seen := false

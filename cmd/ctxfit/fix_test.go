@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -95,6 +96,15 @@ func TestFixContinue(t *testing.T) {
 		t.Errorf("second fix: exit %d, %q; want 0 and nothing to change", code, out)
 	}
 
+	code, out, errOut = c.run("undo", "continue", "--dry-run")
+	if code != 0 {
+		t.Fatalf("undo --dry-run: exit %d\n%s%s", code, out, errOut)
+	}
+	golden(t, "undo_continue_dry_run.txt", regexp.MustCompile(`\d{4}-\d\d-\d\d \d\d:\d\d:\d\d`).ReplaceAllString(c.scrub(out), "TIME"))
+	if b, _ := os.ReadFile(config); string(b) != string(fixed) {
+		t.Fatal("undo --dry-run wrote the file")
+	}
+
 	code, out, errOut = c.run("undo", "continue")
 	if code != 0 || !strings.Contains(out, "restored") {
 		t.Fatalf("undo: exit %d\n%s%s", code, out, errOut)
@@ -103,8 +113,11 @@ func TestFixContinue(t *testing.T) {
 		t.Errorf("undo left:\n%s", b)
 	}
 	code, _, errOut = c.run("undo", "continue")
-	if code != 1 || !strings.Contains(errOut, "no fix of Continue to undo") {
+	if code != 1 || !strings.Contains(errOut, "nothing more to undo for Continue: ctxfit's only fix of "+config) {
 		t.Errorf("second undo: exit %d, %q", code, errOut)
+	}
+	if code, out, errOut := c.run("undo", "continue", "--dry-run"); code != 1 || out != "" || !strings.Contains(errOut, "nothing more to undo for Continue") {
+		t.Errorf("undo --dry-run with nothing to undo: exit %d, %q, %q", code, out, errOut)
 	}
 }
 
@@ -329,5 +342,61 @@ func TestPrintReportContextKept(t *testing.T) {
 	}})
 	if got := b.String(); strings.Contains(got, "4096 → 4096") || !strings.Contains(got, "context 4096 kept, max tokens 4096 → 2048") {
 		t.Errorf("report:\n%s", got)
+	}
+}
+
+// A context value that is not a number (contextLength: notanumber) is
+// named, with the file, the entry and what to do, by fix, fix --dry-run,
+// clients and status; fix leaves it as the user wrote it and fixes the
+// other entries.
+func TestNotANumber(t *testing.T) {
+	_, u := startSim(t, "24GB", map[string]int{"llama3.1:8b-instruct-fp16": 8192})
+	c, config := newFixCLI(t)
+	c.vars["OLLAMA_HOST"] = u
+	src := strings.ReplaceAll(strings.Replace(continueYAML, "contextLength: 131072", "contextLength: notanumber", 1),
+		"    provider: ollama\n", "    provider: ollama\n    apiBase: "+u+"\n")
+	if !strings.Contains(src, "notanumber") {
+		t.Fatal("the test config has no notanumber")
+	}
+	if err := os.WriteFile(config, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.tune(u, "llama3.1:8b-instruct-fp16", "", 24576)
+	c.tune(u, "qwen2.5-coder:1.5b", "", 32768)
+	where := `models[0] Llama (llama3.1:8b-instruct-fp16)`
+	what := `defaultCompletionOptions.contextLength is the string "notanumber", not a whole number of tokens`
+	tests := []struct {
+		name string
+		args []string
+		want []string // in stdout and stderr together
+	}{
+		{"dry run", []string{"fix", "continue", "--dry-run"}, []string{"warning: " + where + ": " + what, "leaves the entry alone", "write a whole number of tokens there (24576 stays on the GPU)", "Qwen (qwen2.5-coder:1.5b): context unset → 32768"}},
+		{"clients", []string{"clients"}, []string{"  Llama (llama3.1:8b-instruct-fp16): " + what + "; fix leaves it alone"}},
+		{"status", []string{"status"}, []string{"warning: Continue: " + where + " in " + config + ": " + what}},
+		{"fix", []string{"fix", "continue"}, []string{"warning: " + where + ": " + what, "Continue: fixed " + config}},
+		{"fix again", []string{"fix", "continue"}, []string{"Continue: nothing changed in " + config + "; the warnings below name the entries ctxfit left alone.", "warning: " + where + ": " + what}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := c.run(tt.args...)
+			if code != 0 {
+				t.Fatalf("exit %d\n%s%s", code, out, errOut)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out+errOut, w) {
+					t.Errorf("%v does not say %q:\n%s%s", tt.args, w, out, errOut)
+				}
+			}
+			if tt.name == "dry run" {
+				golden(t, "fix_not_a_number_dry_run.txt", strings.ReplaceAll(c.scrub(out+"--- stderr\n"+errOut), strings.TrimSuffix(u, "/"), "HOST"))
+			}
+			if b, _ := os.ReadFile(config); !strings.Contains(string(b), "contextLength: notanumber") {
+				t.Errorf("the value was overwritten:\n%s", b)
+			}
+		})
+	}
+	code, out, _ := c.run("clients", "--json")
+	if code != 0 || !strings.Contains(out, `"not_a_number": "defaultCompletionOptions.contextLength is the string \"notanumber\""`) {
+		t.Errorf("clients --json does not mark the entry: exit %d\n%s", code, out)
 	}
 }

@@ -63,9 +63,13 @@ func runGPULimit(ctx context.Context, e *env, args []string) error {
 	// The help is in help.go, under "gpu-limit".
 	dryRun := fs.Bool("dry-run", false, "print what would be run or written, change nothing")
 	force := fs.Bool("force", false, "allow a limit that leaves macOS less than the reserve")
+	asJSON := fs.Bool("json", false, "print the limit and what larger ones buy as one JSON object (gpu-limit alone)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
+	}
+	if *asJSON && len(pos) > 0 {
+		return usagef("--json goes with gpu-limit alone, which shows the limit; %s prints what it runs", pos[0])
 	}
 	u, err := e.host(*host)
 	if err != nil {
@@ -78,6 +82,9 @@ func runGPULimit(ctx context.Context, e *env, args []string) error {
 	info, err := src.Read(ctx)
 	if err != nil {
 		return err
+	}
+	if len(pos) == 0 && *asJSON {
+		return writeIndentedJSON(e.stdout, gpuLimitOf(e, u, info))
 	}
 	if len(pos) == 0 {
 		return showGPULimit(e, u, info)
@@ -149,6 +156,57 @@ func showGPULimit(e *env, u *url.URL, info unified.Info) error {
 		io.WriteString(e.stdout, "\n"+limitAdvice(e, u, info, t))
 	}
 	return nil
+}
+
+// gpuLimitJSON is `ctxfit gpu-limit --json`: the values showGPULimit
+// prints.
+type gpuLimitJSON struct {
+	Host         string `json:"host"`
+	RAM          int64  `json:"ram_bytes"`      // the Mac's memory
+	WiredLimitMB int    `json:"wired_limit_mb"` // iogpu.wired_limit_mb; 0 is the macOS default
+	Budget       int64  `json:"budget_bytes"`   // what the GPU may use under it
+	// OllamaBudget is what Ollama's log says it last started with, when
+	// that differs from Budget (restart Ollama); 0 otherwise.
+	OllamaBudget int64 `json:"ollama_budget_bytes"`
+	// Reserve is the memory ctxfit keeps for macOS in what it suggests.
+	Reserve int64               `json:"reserve_bytes"`
+	Models  []gpuLimitModelJSON `json:"models"`
+}
+
+// gpuLimitModelJSON is one tuned model in gpuLimitJSON.
+type gpuLimitModelJSON struct {
+	Model          string  `json:"model"`
+	Context        int     `json:"context"`
+	TrainedContext int     `json:"trained_context"`
+	BytesPerToken  float64 `json:"bytes_per_token"`
+	// TunedBudget is the GPU's share when the tune ran; Stale says it
+	// differs from the share now, so the model wants a re-tune and
+	// Options is empty.
+	TunedBudget int64 `json:"tuned_budget_bytes"`
+	Stale       bool  `json:"stale"`
+	// Options are the larger limits and the context each should fit.
+	Options []unified.Option `json:"options"`
+}
+
+// gpuLimitOf gathers what showGPULimit says, for --json.
+func gpuLimitOf(e *env, u *url.URL, info unified.Info) gpuLimitJSON {
+	out := gpuLimitJSON{Host: u.String(), RAM: info.RAM, WiredLimitMB: info.WiredLimitMB, Budget: info.Budget(),
+		Reserve: unified.Reserve(info.RAM), Models: []gpuLimitModelJSON{}}
+	if home := e.getenv("HOME"); home != "" {
+		if b, ok, _ := unified.OllamaBudgetFile(unified.OllamaLogPath(home)); ok && absDiff(b, info.Budget()) > 64<<20 {
+			out.OllamaBudget = b
+		}
+	}
+	for _, t := range tunedOn(e, u) {
+		m := gpuLimitModelJSON{Model: t.Model, Context: t.Context, TrainedContext: t.TrainedContext, BytesPerToken: t.BytesPerToken,
+			TunedBudget: t.GPUBudget, Options: []unified.Option{}}
+		m.Stale = t.GPUBudget > 0 && absDiff(t.GPUBudget, info.Budget()) > 64<<20
+		if !m.Stale {
+			m.Options = append(m.Options, unified.Advise(info, unified.Fit{Context: t.Context, Step: t.Step, Trained: t.TrainedContext, BytesPerToken: t.BytesPerToken})...)
+		}
+		out.Models = append(out.Models, m)
+	}
+	return out
 }
 
 // limitAdvice says what larger limits buy the tuned model t, or that t was

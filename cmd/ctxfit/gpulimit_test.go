@@ -1,8 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -34,6 +36,21 @@ func TestGPULimitStory(t *testing.T) {
 	data, _ := state.OpenStore(c.vars[state.StateDirEnv]).Load()
 	if len(data.Tuned) != 1 || data.Tuned[0].Context != first || data.Tuned[0].GPUBudget != unified.DefaultBudget(32<<30) || data.Tuned[0].BytesPerToken <= 0 {
 		t.Fatalf("stored %+v", data.Tuned)
+	}
+
+	// --json: the same values, as one object (docs/json.md).
+	code, out, errOut = c.run("gpu-limit", "--json", "--host", u)
+	if code != 0 {
+		t.Fatalf("gpu-limit --json: exit %d\n%s%s", code, out, errOut)
+	}
+	golden(t, filepath.Join("json", "gpu_limit.json"), strings.ReplaceAll(out, strings.TrimSuffix(u, "/"), "HOST"))
+	var lim gpuLimitJSON
+	if err := json.Unmarshal([]byte(out), &lim); err != nil || len(lim.Models) != 1 || lim.Models[0].Context != first ||
+		!slices.ContainsFunc(lim.Models[0].Options, func(o unified.Option) bool { return o.LimitMB == 24576 && o.Context == 35840 }) {
+		t.Errorf("gpu-limit --json: %v\n%s", err, out)
+	}
+	if code, out, _ := c.run("gpu-limit", "set", "24576", "--json", "--host", u); code != 2 || !strings.Contains(out, `"error"`) {
+		t.Errorf("gpu-limit set --json: exit %d %s", code, out)
 	}
 
 	// A limit that starves macOS is refused; --dry-run changes nothing.

@@ -93,14 +93,17 @@ model tuned on this server gets its copy. --undo removes the copies of MODEL.`,
 			examples: []string{"fix ollama llama3.1:8b", "fix ollama llama3.1:8b --context 8192 --dry-run", "fix ollama --undo llama3.1:8b"},
 		},
 		"undo": {
-			usage: []string{"undo CLIENT|all [--host URL] [--json]"},
-			about: `Restores CLIENT's config as it was before ctxfit's last fix; run it again to go
-further back. It refuses when the file was edited after the fix. A running
-ctxfit (for --host) then leaves the file alone, auto-fix or not, until you
-change it again.
+			usage: []string{"undo CLIENT|all [--host URL] [--dry-run] [--json]"},
+			about: `Restores CLIENT's config as it was before ctxfit's last fix. It refuses when
+the file was edited after the fix. Run again, it goes one fix further back
+only while the file holds exactly what that earlier fix wrote; otherwise it
+says that nothing more of ctxfit's is left to undo and names the older
+backup. A running ctxfit (for --host) leaves a restored file alone, auto-fix
+or not, until you change it again. --dry-run shows the change as a diff,
+as fix --dry-run does, and writes nothing.
 
 ` + wrapText("CLIENT is one of: "+strings.Join(clientNames(), ", ")+", or all.", 80),
-			examples: []string{"undo continue", "undo all --json"},
+			examples: []string{"undo continue", "undo continue --dry-run", "undo all --json"},
 		},
 		"clients": {
 			usage:    []string{"clients [--host URL] [--json]"},
@@ -123,11 +126,11 @@ stop work from any ctxfit binary.
 			examples: []string{"service install", "service install --headless --host gpu-box:11434", "service status --json"},
 		},
 		"gpu-limit": {
-			usage: []string{"gpu-limit [--host URL]", "gpu-limit set MB [--force] [--dry-run]", "gpu-limit persist MB [--force] [--dry-run]", "gpu-limit undo [--dry-run]"},
+			usage: []string{"gpu-limit [--host URL] [--json]", "gpu-limit set MB [--force] [--dry-run]", "gpu-limit persist MB [--force] [--dry-run]", "gpu-limit undo [--dry-run]"},
 			about: `On an Apple Silicon Mac the GPU may use only part of the unified memory
 (about 2/3, 3/4 from 36 GB); Ollama spills past it. With no subcommand,
 shows that share and, for each model tuned on this Mac, how much more
-context a larger share would buy.
+context a larger share would buy (--json: as one JSON object).
 
   set MB      sudo sysctl iogpu.wired_limit_mb=MB (0: the default), until reboot
   persist MB  install a LaunchDaemon that sets it at every boot, and set it now
@@ -135,7 +138,7 @@ context a larger share would buy.
 
 sudo asks for your password in this terminal; the tray never does this.
 Ollama reads the limit when it starts: restart it afterwards, then re-tune.`,
-			examples: []string{"gpu-limit", "gpu-limit set 24576 --dry-run", "gpu-limit undo"},
+			examples: []string{"gpu-limit", "gpu-limit --json", "gpu-limit set 24576 --dry-run", "gpu-limit undo"},
 		},
 		"settings": {
 			usage:    []string{"settings [--host URL] [--json]"},
@@ -152,9 +155,9 @@ either way.`,
 			examples: []string{"set auto-fix on", "set notifications off --json", "set watch-hosts localhost,gpu-box:11434"},
 		},
 		"logs": {
-			usage:    []string{"logs [-f] [-n N]"},
-			about:    "Prints the log of `ctxfit run`; with -f follows it as it grows (across\nrotations) until Ctrl-C.",
-			examples: []string{"logs -f", "logs -n 50"},
+			usage:    []string{"logs [-f] [-n N] [--json]"},
+			about:    "Prints the log of `ctxfit run`; with -f follows it as it grows (across\nrotations) until Ctrl-C. --json prints each record as one JSON object per\nline (JSON Lines), whichever --log-format wrote it.",
+			examples: []string{"logs -f", "logs -n 50", "logs -f --json"},
 		},
 		"version": {
 			usage:    []string{"version [--json]", "--version"},

@@ -169,7 +169,7 @@ func (e *env) watch(ctx context.Context, o runOptions) error {
 // newDaemon returns the daemon of server u, with the CLI's fixer and target;
 // headless: no tray shows it.
 func (e *env) newDaemon(store *state.Store, logger *slog.Logger, m *metrics.Collector, u *url.URL, headless bool) *daemon.Daemon {
-	return daemon.New(daemon.Config{
+	cfg := daemon.Config{
 		Host: u, Client: e.client(u), Store: store, Logger: logger, Getenv: e.getenv, Headless: headless,
 		Socket:  e.socket(store, u),
 		Metrics: m,
@@ -188,7 +188,11 @@ func (e *env) newDaemon(store *state.Store, logger *slog.Logger, m *metrics.Coll
 			return ""
 		},
 		RAM: e.localRAM,
-	})
+	}
+	if e.demo {
+		cfg.HintEnv, cfg.HintProg = e.hintEnv, e.progOrDefault()
+	}
+	return daemon.New(cfg)
 }
 
 // serveMetrics starts the Prometheus endpoint at flag (--metrics-addr,

@@ -191,8 +191,15 @@ func runLogs(ctx context.Context, e *env, args []string) error {
 	follow := fs.Bool("f", false, "follow: keep printing new lines until Ctrl-C")
 	fs.BoolVar(follow, "follow", false, "same as -f")
 	tail := fs.Int("n", 0, "print only the last `N` lines (0: all)")
+	asJSON := fs.Bool("json", false, "print each record as one JSON object per line, whatever --log-format wrote it")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	out := e.stdout
+	if *asJSON {
+		lines := &logfile.JSONLines{W: e.stdout}
+		defer lines.Flush()
+		out = lines
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected %q; logs takes only flags", fs.Arg(0))
@@ -216,12 +223,12 @@ func runLogs(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("read the log: %w", err)
 		}
 		off = int64(len(b))
-		e.stdout.Write(lastLines(b, *tail))
+		out.Write(lastLines(b, *tail))
 	}
 	if !*follow {
 		return nil
 	}
-	return followLog(ctx, e.stdout, path, off)
+	return followLog(ctx, out, path, off)
 }
 
 // lastLines returns the last n lines of b (all when n <= 0).

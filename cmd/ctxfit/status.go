@@ -12,6 +12,7 @@ import (
 
 	"github.com/ollama/ollama/format"
 
+	"github.com/ctxfit/ctxfit/clients"
 	"github.com/ctxfit/ctxfit/hub"
 	"github.com/ctxfit/ctxfit/internal/logfile"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
@@ -84,6 +85,27 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 		return failf(1, "%s", snap.Error)
 	}
 	e.writeStatus(e.stdout, u, snap, data, parallel, daemonState)
+	// Entries whose context is not a number: the running ctxfit's view of
+	// the configs, else our own reading of them.
+	var asks []clients.Ask
+	if daemonState != nil {
+		for _, c := range daemonState.Clients {
+			asks = append(asks, c.Asks...)
+		}
+	} else {
+		asks = newFixer(e, store.Dir(), u).AllAsks(clients.All(), tunedTarget(data, u, parallel))
+	}
+	first := true
+	for _, a := range asks {
+		if a.NotNumber == "" {
+			continue
+		}
+		if first {
+			fmt.Fprintln(e.stdout)
+			first = false
+		}
+		fmt.Fprintf(e.stdout, "warning: %s\n", a.NotNumberText())
+	}
 	if isMac {
 		fmt.Fprintf(e.stdout, "\nApple Silicon: the %s; `%s` says what more would buy.\n", mac, e.hint(u, "gpu-limit"))
 		for _, t := range tunedOn(e, u) {

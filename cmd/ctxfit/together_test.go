@@ -220,34 +220,7 @@ func TestDemoTogetherE2E(t *testing.T) {
 		t.Skip("takes about 15 s of wall time; run without -short")
 	}
 	x := newE2E(t, "")
-	ctx, cancel := context.WithCancel(context.Background())
-	var out lockedBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- (&env{stdout: &out, stderr: &out, getenv: x.getenv}).main(ctx,
-			[]string{"demo", "--together", "--headless", "--listen", "127.0.0.1:0", "--switch-every", "1s"})
-	}()
-	defer func() {
-		cancel()
-		select {
-		case code := <-done:
-			t.Logf("ctxfit demo --together → exit %d\n%s", code, out.String())
-		case <-time.After(10 * time.Second):
-			t.Errorf("ctxfit demo did not stop within 10 s of its context ending")
-		}
-	}()
-	wait := func(what string, re *regexp.Regexp, d time.Duration) []string {
-		t.Helper()
-		deadline := time.Now().Add(d)
-		for time.Now().Before(deadline) {
-			if m := re.FindStringSubmatch(out.String()); m != nil {
-				return m
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Fatalf("no %s within %s:\n%s", what, d, out.String())
-		return nil
-	}
+	wait := startDemoTogether(t, x)
 	host := wait("server address", regexp.MustCompile(`listens at (http://127\.0\.0\.1:[0-9]+)`), 20*time.Second)[1]
 	dir := wait("Continue folder", regexp.MustCompile(`CONTINUE_GLOBAL_DIR=(\S+)`), time.Second)[1]
 	wait("eviction thrash", regexp.MustCompile(`unloaded each other 3 times`), 20*time.Second)
@@ -328,4 +301,159 @@ func TestForSet(t *testing.T) {
 			t.Errorf("%+v: warning %q names no joint tune", tt.set, w)
 		}
 	}
+}
+
+// TestDemoCommandsWorkAsPrinted runs the commands `ctxfit demo --together`
+// prints, and those its tune and fix print in turn, as a user copies them
+// into another terminal whose environment knows nothing of the demo: the
+// `fix all` the tune (and the demo's thrash warning) names fixes the demo's
+// Continue config, and the `undo` that fix names restores it.
+func TestDemoCommandsWorkAsPrinted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes about 10 s of wall time; run without -short")
+	}
+	x := newE2E(t, "")
+	delete(x.vars, "CONTINUE_GLOBAL_DIR") // the user's shell: no Continue folder set
+	wait := startDemoTogether(t, x)
+	// run runs a printed command line as a POSIX shell would: leading
+	// NAME=value words set variables for it, then ctxfit and its arguments.
+	run := func(line string) (int, string) {
+		t.Helper()
+		words := shellWords(t, line)
+		y := &e2e{t: t, vars: maps.Clone(x.vars)}
+		for len(words) > 0 && strings.Contains(words[0], "=") {
+			k, v, _ := strings.Cut(words[0], "=")
+			y.vars[k] = v
+			words = words[1:]
+		}
+		if len(words) == 0 || words[0] != "ctxfit" {
+			t.Fatalf("%q does not run ctxfit", line)
+		}
+		code, stdout, stderr := y.ctxfit(words[1:]...)
+		return code, stdout + stderr
+	}
+
+	tryBlock := wait("the commands to try", regexp.MustCompile(`Try, in another terminal:\n((?:  .*\n)+)`), 20*time.Second)[1]
+	var tuneLine, statusLine string
+	for _, l := range strings.Split(strings.TrimSpace(tryBlock), "\n") {
+		l = strings.TrimSpace(l)
+		if !strings.HasPrefix(l, "CONTINUE_GLOBAL_DIR=") {
+			t.Errorf("the demo prints %q without the Continue folder it uses", l)
+		}
+		switch {
+		case strings.Contains(l, " tune "):
+			tuneLine = l
+		case strings.Contains(l, " status "):
+			statusLine = l
+		}
+	}
+	config := filepath.Join(wait("Continue folder", regexp.MustCompile(`Continue's config \((\S+)\)`), time.Second)[1])
+	before := readFileString(t, config)
+	// The demo's own thrash warning names the joint tune and fix all.
+	thrash := wait("the thrash warning's fix all", regexp.MustCompile("unloaded each other [^\n]*then `([^`]*fix all[^`]*)`"), 20*time.Second)[1]
+
+	code, tuned := run(tuneLine)
+	if code != 0 {
+		t.Fatalf("%s: exit %d\n%s", tuneLine, code, tuned)
+	}
+	want := regexp.MustCompile(`num_ctx ([0-9]+) stays 100% on the GPU beside`).FindStringSubmatch(tuned)
+	fixAll := regexp.MustCompile("`([^`]* fix all [^`]*)`").FindStringSubmatch(tuned)
+	if want == nil || fixAll == nil {
+		t.Fatalf("the tune names no result or no `fix all`:\n%s", tuned)
+	}
+	if thrash != fixAll[1] {
+		t.Errorf("the demo's warning names %q, the tune %q", thrash, fixAll[1])
+	}
+
+	code, fixed := run(fixAll[1])
+	if code != 0 {
+		t.Errorf("%s: exit %d\n%s", fixAll[1], code, fixed)
+	}
+	if chat, _ := continueContexts(t, config); strconv.Itoa(chat) != want[1] {
+		t.Fatalf("%s did not write %s into the demo's Continue config (it holds %d):\n%s", fixAll[1], want[1], chat, fixed)
+	}
+	undo := regexp.MustCompile("`([^`]* undo continue)` restores it").FindStringSubmatch(fixed)
+	if undo == nil {
+		t.Fatalf("the fix names no undo:\n%s", fixed)
+	}
+	if code, undone := run(undo[1]); code != 0 || readFileString(t, config) != before {
+		t.Errorf("%s: exit %d\n%s\nthe config:\n%s", undo[1], code, undone, readFileString(t, config))
+	}
+	if code, status := run(statusLine); code != 0 || !strings.Contains(status, "llama3.1:8b-instruct-fp16") {
+		t.Errorf("%s: exit %d\n%s", statusLine, code, status)
+	}
+}
+
+// startDemoTogether runs `ctxfit demo --together` (the user switching every
+// second) in x's environment until the test ends, and returns a function
+// that waits for its output to match re, returning the submatches.
+func startDemoTogether(t *testing.T, x *e2e) (wait func(what string, re *regexp.Regexp, d time.Duration) []string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var out lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- (&env{stdout: &out, stderr: &out, getenv: x.getenv}).main(ctx,
+			[]string{"demo", "--together", "--headless", "--listen", "127.0.0.1:0", "--switch-every", "1s"})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			t.Logf("ctxfit demo --together → exit %d\n%s", code, out.String())
+		case <-time.After(10 * time.Second):
+			t.Errorf("ctxfit demo did not stop within 10 s of its context ending")
+		}
+	})
+	return func(what string, re *regexp.Regexp, d time.Duration) []string {
+		t.Helper()
+		deadline := time.Now().Add(d)
+		for time.Now().Before(deadline) {
+			if m := re.FindStringSubmatch(out.String()); m != nil {
+				return m
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("no %s within %s:\n%s", what, d, out.String())
+		return nil
+	}
+}
+
+// shellWords splits a command line as a POSIX shell does for the words
+// ctxfit prints: spaces separate, single quotes quote.
+func shellWords(t *testing.T, line string) []string {
+	t.Helper()
+	var words []string
+	var w strings.Builder
+	in, started := false, false
+	for _, r := range line {
+		switch {
+		case r == '\'':
+			in, started = !in, true
+		case r == ' ' && !in:
+			if started {
+				words = append(words, w.String())
+				w.Reset()
+				started = false
+			}
+		default:
+			w.WriteRune(r)
+			started = true
+		}
+	}
+	if in {
+		t.Fatalf("unclosed quote in %q", line)
+	}
+	if started {
+		words = append(words, w.String())
+	}
+	return words
+}
+
+func readFileString(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

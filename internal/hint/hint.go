@@ -33,6 +33,36 @@ type Hints struct {
 	// Headless reports whether no tray shows the daemon, so that messages
 	// name commands instead of tray items.
 	Headless bool
+	// Prefix is what each command starts with in place of "ctxfit"
+	// (Prefix): the environment a command needs to see what this daemon
+	// sees and the name ctxfit was started as, for `ctxfit demo`, whose
+	// commands must work as printed. "" means "ctxfit".
+	Prefix string
+}
+
+// Prefix returns the start of a command that runs ctxfit as prog ("" for
+// "ctxfit") with the environment assignments env ("NAME=value", quoted for
+// a POSIX shell where the value needs it):
+// "CONTINUE_GLOBAL_DIR=/tmp/d go run ./cmd/ctxfit".
+func Prefix(env []string, prog string) string {
+	if prog == "" {
+		prog = "ctxfit"
+	}
+	parts := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		parts = append(parts, k+"="+ShellQuote(v))
+	}
+	return strings.Join(append(parts, prog), " ")
+}
+
+// ShellQuote returns s as one word of a POSIX shell: as it is when it
+// holds only characters that need no quoting, else in single quotes.
+func ShellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:@%+,=") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // For returns the hints of a daemon for the server at u.
@@ -40,9 +70,14 @@ func For(u *url.URL, headless bool) Hints {
 	return Hints{Host: HostFlag(u), Headless: headless}
 }
 
-// Line is the command "ctxfit ARGS" for the server, without backquotes.
+// Line is the command "ctxfit ARGS" for the server, without backquotes,
+// starting with Prefix when it is set.
 func (h Hints) Line(args ...string) string {
-	return strings.Join(append([]string{"ctxfit"}, args...), " ") + h.Host
+	start := h.Prefix
+	if start == "" {
+		start = "ctxfit"
+	}
+	return strings.Join(append([]string{start}, args...), " ") + h.Host
 }
 
 // Cmd is Line in backquotes, as messages quote a command.

@@ -54,6 +54,10 @@ func TestHints(t *testing.T) {
 		{"headless FixWrites other", For(other, true).FixWrites("Continue"), "`ctxfit fix continue --host http://127.0.0.1:18790` writes the tuned value"},
 		{"tray UseFix", For(other, false).UseFix("Continue"), "use Fix Continue now"},
 		{"headless UseFix", For(other, true).UseFix("Continue"), "run `ctxfit fix continue --host http://127.0.0.1:18790`"},
+		{"prefix Cmd", Hints{Host: " --host http://127.0.0.1:18790", Headless: true, Prefix: Prefix([]string{"CONTINUE_GLOBAL_DIR=/tmp/ctxfit-demo-continue-1"}, "go run ./cmd/ctxfit")}.Cmd("fix", "all"),
+			"`CONTINUE_GLOBAL_DIR=/tmp/ctxfit-demo-continue-1 go run ./cmd/ctxfit fix all --host http://127.0.0.1:18790`"},
+		{"prefix quotes", Prefix([]string{"A=/tmp/my dir", "B=it's", "C="}, ""), `A='/tmp/my dir' B='it'\''s' C='' ctxfit`},
+		{"prefix of nothing", Prefix(nil, ""), "ctxfit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
