@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	neturl "net/url"
+	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -51,25 +54,67 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	if err := sim.Load(demoModel, demoContext, gpusim.Forever); err != nil {
 		return fmt.Errorf("load %s in the simulator: %w", demoModel, err)
 	}
+	// Continue asks for the model's whole context, in a config of the
+	// demo's own, which its ctxfit reads and every command it names
+	// carries (see runDemoTogether).
+	dir, err := os.MkdirTemp("", "ctxfit-demo-continue-")
+	if err != nil {
+		return fmt.Errorf("create the demo's Continue folder: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	config := filepath.Join(dir, "config.yaml")
+	src := fmt.Sprintf(`# Written by ctxfit demo: Continue asks for the model's whole context,
+# which does not fit on the Mac's GPU.
+name: ctxfit demo
+version: 1.0.0
+schema: v1
+models:
+  - name: Chat
+    provider: ollama
+    model: %s
+    apiBase: %s
+    roles: [chat, edit]
+    defaultCompletionOptions:
+      contextLength: %d
+`, demoModel, url, demoContext)
+	if err := os.WriteFile(config, []byte(src), 0o644); err != nil {
+		return fmt.Errorf("write the demo's Continue config: %w", err)
+	}
+	u, err := neturl.Parse(url)
+	if err != nil {
+		return err
+	}
+	de := *e
+	de.getenv = func(k string) string {
+		if k == "CONTINUE_GLOBAL_DIR" {
+			return dir
+		}
+		return e.getenv(k)
+	}
+	// Its ctxfit's messages name commands as it was started, with the
+	// demo's Continue folder.
+	de.demo, de.hintEnv = true, []string{"CONTINUE_GLOBAL_DIR=" + dir}
 	fmt.Fprintf(e.stdout, `ctxfit demo: a simulated Ollama on a 32 GB Mac (unified memory) listens at %s
-%s is loaded at num_ctx %d, as Continue asks for it, and spills onto the CPU.
+%s is loaded at num_ctx %d, as Continue's config (%s)
+asks for it, and spills onto the CPU.
 
 Try, in another terminal:
-  %[4]s status --host %[1]s
-  %[4]s tune %[2]s --host %[1]s
-  %[4]s bench %[2]s --host %[1]s
+  %s
+  %s
+  %s
+  %s
 
 The Mac's GPU may use only 2/3 of its 32 GB. After the tune, ctxfit says what
 a larger share buys; apply it, and tune again:
-  %[4]s gpu-limit set 24576 --host %[1]s
-  %[4]s tune %[2]s --host %[1]s
+  %s
+  %s
 
 Press Ctrl-C to stop.
 
-`, url, demoModel, demoContext, e.progOrDefault())
+`, url, demoModel, demoContext, config,
+		de.hint(u, "status"), de.hint(u, "tune", demoModel), de.hint(u, "fix", "continue"), de.hint(u, "bench", demoModel),
+		de.hint(u, "gpu-limit", "set", "24576"), de.hint(u, "tune", demoModel))
 	o.host, o.hosts = url, nil // the simulator alone, whatever --host said
-	de := *e
-	de.demo = true // its ctxfit's messages name commands as it was started
 	return de.watch(ctx, o)
 }
 

@@ -389,6 +389,41 @@ func TestDemoE2E(t *testing.T) {
 	if !strings.Contains(status, "CPU/GPU") {
 		t.Errorf("status against the demo shows no model split between CPU and GPU")
 	}
+
+	// The demo's Continue config asks for the whole context; the tune and
+	// the fix it prints, run as printed, fix it.
+	config := regexp.MustCompile(`Continue's config \((\S+)\)`).FindStringSubmatch(out.String())
+	if config == nil {
+		t.Fatalf("the demo names no Continue config:\n%s", out.String())
+	}
+	for _, cmd := range []string{" tune ", " fix continue "} {
+		line := regexp.MustCompile(`(?m)^  (.*` + cmd + `.*)$`).FindStringSubmatch(out.String())
+		if line == nil {
+			t.Fatalf("the demo prints no%scommand:\n%s", cmd, out.String())
+		}
+		words := shellWords(t, line[1])
+		z := &e2e{t: t, vars: maps.Clone(x.vars)}
+		delete(z.vars, "CONTINUE_GLOBAL_DIR")
+		for len(words) > 0 && strings.Contains(words[0], "=") {
+			k, v, _ := strings.Cut(words[0], "=")
+			z.vars[k] = v
+			words = words[1:]
+		}
+		if code, _, _ := z.ctxfit(words[1:]...); code != 0 {
+			t.Fatalf("%s, as printed: exit %d", line[1], code)
+		}
+	}
+	b, err := os.ReadFile(config[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	if m := regexp.MustCompile(`contextLength: ([0-9]+)`).FindSubmatch(b); m != nil {
+		n, _ = strconv.Atoi(string(m[1]))
+	}
+	if n <= 0 || n >= demoContext {
+		t.Errorf("after the printed tune and fix, Continue's config reads:\n%s\nwant the tuned value", b)
+	}
 }
 
 // lockedBuffer is a bytes.Buffer that a running command and the test can
