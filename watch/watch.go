@@ -592,7 +592,7 @@ func (w *Watcher) models(in []api.ProcessModelResponse, gpu ollama.GPUPresence, 
 			}
 		}
 		if ram > 0 && gpu != ollama.GPUPresent && state == ollama.StateCPU {
-			m.RAMWarning = ollama.RAMWarning(name, p.Size, ram)
+			m.RAMWarning = ollama.RAMWarning(name, p.Size, ram, m.ContextLength)
 		}
 		out = append(out, m)
 	}

@@ -261,12 +261,30 @@ func TestRAMWarningClasses(t *testing.T) {
 		{gib, "No model class"},
 	}
 	for _, tt := range tests {
-		if got := ollama.RAMWarning("big", 100*gib, tt.ram); !strings.Contains(got, tt.want) {
+		if got := ollama.RAMWarning("big", 100*gib, tt.ram, 0); !strings.Contains(got, tt.want) {
 			t.Errorf("RAMWarning with %d GiB = %q, want it to mention %q", tt.ram/gib, got, tt.want)
 		}
 	}
-	if got := ollama.RAMWarning("small", gib, 16*gib); got != "" {
+	if got := ollama.RAMWarning("small", gib, 16*gib, 0); got != "" {
 		t.Errorf("a 1 GiB model on 16 GiB warned: %q", got)
+	}
+}
+
+// TestRAMWarningNamesTheBudget checks the warning for a model smaller than
+// the RAM but over the share left for models: it used to say "needs 24 GB
+// but this machine has 25 GB of RAM", which reads as a false alarm, and
+// did not say that the context was what made it too large.
+func TestRAMWarningNamesTheBudget(t *testing.T) {
+	const gb = 1_000_000_000
+	got := ollama.RAMWarning("llama3.1:8b-instruct-fp16", 24_718_622_720, 25_300_000_000, 32768)
+	want := "llama3.1:8b-instruct-fp16 needs 24 GB at context 32768, over the 21 GB of RAM left for models (of 25 GB): " +
+		"it will swap and answer very slowly. Use a smaller context or a 7–9B model at q4_K_M (about 6.4 GB), which fits; prefer q4_K_M over q8_0 or fp16."
+	if got != want {
+		t.Errorf("RAMWarning =\n%s\nwant\n%s", got, want)
+	}
+	got = ollama.RAMWarning("m", 24*gb, 25*gb, 0)
+	if !strings.Contains(got, "over the 21 GB of RAM left for models (of 25 GB)") || strings.Contains(got, "context") {
+		t.Errorf("RAMWarning without a context = %q", got)
 	}
 }
 
