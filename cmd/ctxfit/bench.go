@@ -58,6 +58,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 			TokensPerSecond:   res.TokensPerSecond,
 			EvalCount:         res.EvalCount,
 			EvalSeconds:       res.EvalDuration.Seconds(),
+			EndedEarly:        res.EndedEarly,
 		})
 	}
 	ctxText := "its default num_ctx"
@@ -66,6 +67,10 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "%s at %s (%s): first token after %.2f s, %.1f tokens/s (%d tokens in %.2f s).\n",
 		res.Model, ctxText, res.Processor(), res.FirstToken.Seconds(), res.TokensPerSecond, res.EvalCount, res.EvalDuration.Seconds())
+	if res.EndedEarly {
+		fmt.Fprintf(e.stdout, "Ollama ended the answer after %d of %d tokens without its timings (it does so when a model repeats one token over and over), so the rate is timed here, from the first token to the last.\n",
+			res.EvalCount+1, *tokens)
+	}
 	return nil
 }
 
@@ -91,4 +96,5 @@ type benchJSON struct {
 	TokensPerSecond   float64 `json:"tokens_per_second"`
 	EvalCount         int     `json:"eval_count"`
 	EvalSeconds       float64 `json:"eval_seconds"`
+	EndedEarly        bool    `json:"ended_early,omitempty"`
 }
