@@ -697,8 +697,16 @@ func (w *Watcher) diff(snap Snapshot, now time.Time) []Event {
 			add(SpillEvent(m, w.opts.Hints))
 		}
 		if was && old.Spilled && !m.Spilled {
-			add(Event{Kind: EventSpillEnded, Model: m.Name, Processor: m.Processor, Size: m.Size, ContextLength: m.ContextLength,
-				Message: fmt.Sprintf("%s is %s again%s", m.Name, m.Processor, ctxText(m.ContextLength))})
+			// "again" only for a model back on the GPU: "is Unknown
+			// again" read as if the model had been unknown before.
+			msg := fmt.Sprintf("%s is %s again%s", m.Name, m.Processor, ctxText(m.ContextLength))
+			if m.State != ollama.StateGPU {
+				msg = fmt.Sprintf("%s no longer shows a spill: %s%s", m.Name, m.Processor, ctxText(m.ContextLength))
+				if m.State == ollama.StateUnknown {
+					msg += fmt.Sprintf(" (the server reports sizes that make no sense: size %d, in VRAM %d)", m.Size, m.SizeVRAM)
+				}
+			}
+			add(Event{Kind: EventSpillEnded, Model: m.Name, Processor: m.Processor, Size: m.Size, ContextLength: m.ContextLength, Message: msg})
 		}
 		if m.RAMWarning != "" && !w.ramWarn[k] {
 			w.ramWarn[k] = true

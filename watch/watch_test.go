@@ -870,3 +870,39 @@ func TestMessagesNameTheHost(t *testing.T) {
 		t.Errorf("thrash messages %q; want one ending in the fix with --host", thrash)
 	}
 }
+
+// TestSpillEndedWording: a spill that ends because the server's sizes stop
+// making sense is not a model "Unknown again", as the log used to say.
+func TestSpillEndedWording(t *testing.T) {
+	f := &fakeOllama{}
+	w, _ := newTestWatcher(t, f, Options{LocalGPU: gpu(ollama.GPUPresent)})
+	const model = "llama3.1:8b"
+	f.set(psModel(model, 6*gib, 3*gib, 8192))
+	w.Poll(context.Background())
+	f.set(psModel(model, 6*gib, 9*gib, 8192))
+	u := w.Poll(context.Background())
+	var msg string
+	for _, e := range u.Events {
+		if e.Kind == EventSpillEnded {
+			msg = e.Message
+		}
+	}
+	want := "llama3.1:8b no longer shows a spill: Unknown, context 8192 (the server reports sizes that make no sense: size 6442450944, in VRAM 9663676416)"
+	if msg != want {
+		t.Errorf("spill ended: %q, want %q", msg, want)
+	}
+	f.set(psModel(model, 6*gib, 6*gib, 8192))
+	w.Poll(context.Background())
+	f.set(psModel(model, 6*gib, 3*gib, 8192))
+	w.Poll(context.Background())
+	f.set(psModel(model, 6*gib, 6*gib, 8192))
+	msg = ""
+	for _, e := range w.Poll(context.Background()).Events {
+		if e.Kind == EventSpillEnded {
+			msg = e.Message
+		}
+	}
+	if msg != "llama3.1:8b is 100% GPU again, context 8192" {
+		t.Errorf("back on the GPU: %q", msg)
+	}
+}
