@@ -989,11 +989,9 @@ func describe(err error, host *url.URL) string {
 		if se.StatusCode == 404 {
 			return fmt.Sprintf("%s answered 404 to /api/ps: this is not an Ollama server, or a very old one; check --host or OLLAMA_HOST", h)
 		}
-		msg := se.ErrorMessage
-		if msg == "" {
-			msg = se.Status
-		}
-		return fmt.Sprintf("Ollama at %s answered HTTP %d: %s", h, se.StatusCode, msg)
+		return fmt.Sprintf("Ollama at %s answered %v", h, ollama.StatusError{StatusError: se})
+	case errors.Is(err, ollama.ErrTooLarge):
+		return fmt.Sprintf("unexpected answer from %s: %v", h, err) // it asks already
 	}
 	return fmt.Sprintf("unexpected answer from %s: %v; is this an Ollama server?", h, err)
 }

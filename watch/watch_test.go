@@ -302,6 +302,9 @@ func TestWatcherBadServers(t *testing.T) {
 		{"truncated JSON", 200, `{"models":[{"name":"m","size":`, EventError, "is this an Ollama server"},
 		{"wrong types", 200, `{"models":"yes"}`, EventError, "is this an Ollama server"},
 		{"huge body", 200, `{"models":[],"pad":"` + strings.Repeat("x", ollama.MaxResponseBytes+10) + `"}`, EventError, "larger than"},
+		// A plain-text error body ends in a newline, which reached the log
+		// and the terminal as a literal "\n"; a server error names the log.
+		{"HTTP 500 in plain text", 500, "Internal Server Error\n", EventError, "HTTP 500: Internal Server Error. Ollama's log says why: `journalctl -u ollama`"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -312,6 +315,9 @@ func TestWatcherBadServers(t *testing.T) {
 			u := w.Poll(context.Background())
 			if u.Snapshot.Reachable || len(u.Events) != 1 || u.Events[0].Kind != tt.kind || !strings.Contains(u.Events[0].Message, tt.want) {
 				t.Fatalf("after %s: reachable=%v events=%+v; want one %s event containing %q", tt.name, u.Snapshot.Reachable, u.Events, tt.kind, tt.want)
+			}
+			if m := u.Events[0].Message; strings.Count(m, "Ollama server?") > 1 || strings.Contains(m, `\n`) {
+				t.Errorf("message %q asks twice or holds an escaped newline", m)
 			}
 			if u := w.Poll(context.Background()); len(u.Events) != 0 {
 				t.Errorf("the same failure was reported again: %+v", u.Events)
