@@ -42,8 +42,10 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	switch {
 	case errors.Is(err, context.Canceled):
 		return failf(130, "stopped.")
-	case err != nil:
+	case errors.Is(err, tune.ErrUnknownModel):
 		return failf(1, "%v", err)
+	case err != nil:
+		return failf(1, "%s", serverFailure(u, err))
 	}
 	if *asJSON {
 		return writeIndentedJSON(e.stdout, benchJSON{

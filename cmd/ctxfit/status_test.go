@@ -222,3 +222,44 @@ func TestUnknownCommandAndHelp(t *testing.T) {
 		t.Errorf("bad flag: exit %d, want 2", code)
 	}
 }
+
+// TestTuneBenchBadServers: tune and bench against a server that fails name
+// the server and say what to do, as status does. They used to print
+// "ctxfit tune: list running models: Internal Server Error\n" (no server,
+// a literal \n), and "the Ollama server stopped answering" for a server that
+// had never answered.
+func TestTuneBenchBadServers(t *testing.T) {
+	tests := []struct {
+		name  string
+		fault gpusim.Fault
+		want  []string
+	}{
+		{"HTTP 500", gpusim.Fault{Status: 500}, []string{"Ollama at HOST: ", "HTTP 500: simulated failure: internal server error. Ollama's log says why"}},
+		{"malformed", gpusim.Fault{Malformed: true}, []string{"Ollama at HOST: ", "is this address an Ollama server?"}},
+		{"huge", gpusim.Fault{Huge: ollama.MaxResponseBytes + 1000}, []string{"Ollama at HOST: ", "larger than 8 MiB; is this address an Ollama server?"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sim, u := startSim(t, "24GB", map[string]int{"qwen2.5:0.5b": 4096})
+			sim.SetFault(tt.fault)
+			c := newCLI(t, map[string]string{"OLLAMA_HOST": u})
+			for _, cmd := range []string{"tune", "bench"} {
+				code, _, errOut := c.run(cmd, "qwen2.5:0.5b")
+				errOut = strings.ReplaceAll(errOut, u, "HOST")
+				for _, w := range tt.want {
+					if code != 1 || !strings.Contains(errOut, w) || strings.Count(errOut, "Ollama server?") > 1 {
+						t.Errorf("%s: exit %d, stderr %q; want exit 1 and %q", cmd, code, errOut, w)
+					}
+				}
+			}
+		})
+	}
+	c := newCLI(t, nil)
+	for _, cmd := range []string{"tune", "bench"} {
+		code, _, errOut := c.run(cmd, "qwen2.5:0.5b", "--host", "127.0.0.1:1")
+		if code != 1 || !strings.Contains(errOut, "Ollama at http://127.0.0.1:1: ") || !strings.Contains(errOut, "nothing answers at this address (connection refused); start Ollama with `ollama serve`") ||
+			strings.Contains(errOut, "stopped answering") {
+			t.Errorf("%s on a closed port: exit %d, %q", cmd, code, errOut)
+		}
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ollama/ollama/api"
+
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
 	"github.com/ctxfit/ctxfit/internal/termtext"
 	"github.com/ctxfit/ctxfit/localapi"
@@ -292,7 +294,19 @@ func (e *env) tuneFailed(u *url.URL, res *tune.Result, err error) error {
 	if known != "" {
 		known += " Nothing stored."
 	}
-	return failf(1, "%v%s", err, known)
+	return failf(1, "%s%s", serverFailure(u, err), known)
+}
+
+// serverFailure words an error of a command that talks to the server at u:
+// one about the server (an error answer, a dropped or refused connection,
+// an answer that is not Ollama's, a stall) names the server first, as
+// `ctxfit status` does, since a tune's or bench's own text does not.
+func serverFailure(u *url.URL, err error) string {
+	var se api.StatusError
+	if errors.Is(err, tune.ErrServerGone) || errors.Is(err, tune.ErrBadAnswer) || errors.Is(err, ollama.ErrStalled) || errors.As(err, &se) {
+		return fmt.Sprintf("Ollama at %s: %v", u.Redacted(), err)
+	}
+	return err.Error()
 }
 
 // tuneJSON is `ctxfit tune --json`.
