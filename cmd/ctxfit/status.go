@@ -256,7 +256,7 @@ func (e *env) writeStatus(w io.Writer, u *url.URL, snap watch.Snapshot, data *st
 	}
 	version := snap.Version
 	if version == "" {
-		version = "unknown"
+		version = "(version unknown)" // "Ollama unknown at …" read as an unknown server
 	}
 	gpu := map[ollama.GPUPresence]string{ollama.GPUPresent: "GPU present", ollama.GPUAbsent: "no GPU (CPU only)", ollama.GPUUnknown: "GPU unknown"}[snap.GPU]
 	fmt.Fprintf(w, "Ollama %s at %s, %s\n", version, snap.Host, gpu)

@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -261,5 +264,19 @@ func TestTuneBenchBadServers(t *testing.T) {
 			strings.Contains(errOut, "stopped answering") {
 			t.Errorf("%s on a closed port: exit %d, %q", cmd, code, errOut)
 		}
+	}
+}
+
+// TestStatusNoVersion: a server whose /api/version names no version (an
+// old or odd Ollama, a proxy) was shown as "Ollama unknown at URL".
+func TestStatusNoVersion(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, "null")
+	}))
+	defer srv.Close()
+	code, out, errOut := newCLI(t, map[string]string{"OLLAMA_HOST": srv.URL}).run("status")
+	if code != 0 || !strings.HasPrefix(out, "Ollama (version unknown) at "+srv.URL+", ") {
+		t.Errorf("exit %d, stdout %q, stderr %q; want it to start with \"Ollama (version unknown) at %s, \"", code, out, errOut, srv.URL)
 	}
 }
