@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 
+	"github.com/ctxfit/ctxfit/internal/ollamahost"
 	"github.com/ctxfit/ctxfit/ollama"
 	"github.com/ctxfit/ctxfit/tune"
 )
@@ -47,8 +48,22 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	case err != nil:
 		return failf(1, "%s", serverFailure(u, err))
 	}
+	// On the CPU the question is whether the model fits in RAM, as
+	// status warns for a CPU-only host: a model that swaps is far slower
+	// than the rate of a short bench suggests.
+	ramWarning := ""
+	if res.SizeVRAM == 0 && res.Size > 0 && ollamahost.IsLocal(u) {
+		total := ollama.TotalRAM
+		if e.totalRAM != nil {
+			total = e.totalRAM
+		}
+		if ram := total(); ram > 0 {
+			ramWarning = e.reprog(ollama.RAMWarning(res.Model, res.Size, ram, res.Context))
+		}
+	}
 	if *asJSON {
 		return writeIndentedJSON(e.stdout, benchJSON{
+			RAMWarning:        ramWarning,
 			Host:              u.String(),
 			Model:             res.Model,
 			Context:           res.Context,
@@ -72,6 +87,9 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if res.EndedEarly {
 		fmt.Fprintf(e.stdout, "Ollama ended the answer after %d of %d tokens without its timings (it does so when a model repeats one token over and over), so the rate is timed here, from the first token to the last.\n",
 			res.EvalCount+1, *tokens)
+	}
+	if ramWarning != "" {
+		fmt.Fprintln(e.stdout, ramWarning)
 	}
 	return nil
 }
@@ -99,4 +117,5 @@ type benchJSON struct {
 	EvalCount         int     `json:"eval_count"`
 	EvalSeconds       float64 `json:"eval_seconds"`
 	EndedEarly        bool    `json:"ended_early,omitempty"`
+	RAMWarning        string  `json:"ram_warning,omitempty"`
 }

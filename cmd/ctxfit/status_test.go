@@ -280,3 +280,30 @@ func TestStatusNoVersion(t *testing.T) {
 		t.Errorf("exit %d, stdout %q, stderr %q; want it to start with \"Ollama (version unknown) at %s, \"", code, out, errOut, srv.URL)
 	}
 }
+
+// TestBenchRAMWarning: on a CPU-only machine bench says whether the model
+// fits in RAM, as status does; it used to print only a rate, which for a
+// model that swaps says little about how it will run.
+func TestBenchRAMWarning(t *testing.T) {
+	_, u := startSim(t, "none", nil)
+	for _, tt := range []struct {
+		ram  int64
+		want string
+	}{
+		{20e9, "llama3.1:8b-instruct-fp16 needs 17 GB at context 4096, over the 17 GB of RAM left for models (of 20 GB): it will swap"},
+		{64e9, ""},
+	} {
+		var out, errb bytes.Buffer
+		e := &env{stdout: &out, stderr: &errb, getenv: func(k string) string { return map[string]string{"OLLAMA_HOST": u}[k] }, loc: time.UTC,
+			totalRAM: func() int64 { return tt.ram }}
+		code := e.main(context.Background(), []string{"bench", "llama3.1:8b-instruct-fp16", "--context", "4096"})
+		switch {
+		case code != 0:
+			t.Errorf("RAM %d: exit %d, %s", tt.ram, code, errb.String())
+		case tt.want == "" && strings.Contains(out.String(), "swap"):
+			t.Errorf("RAM %d: a model that fits warned:\n%s", tt.ram, out.String())
+		case tt.want != "" && !strings.Contains(out.String(), tt.want):
+			t.Errorf("RAM %d: bench says\n%s\nwant %q", tt.ram, out.String(), tt.want)
+		}
+	}
+}
