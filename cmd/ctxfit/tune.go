@@ -287,7 +287,11 @@ func (e *env) tuneFailed(u *url.URL, res *tune.Result, err error) error {
 	case errors.Is(err, tune.ErrDoesNotFit):
 		return failf(1, "%v.", err)
 	case errors.Is(err, tune.ErrCPUOnly):
-		return failf(1, "%v. %s measures the speed on the CPU.", e.reprog(err.Error()), e.cmdline(u, "bench", res.Model))
+		// The tune forgets what it saw: without the setting, every model
+		// on that CPU stays "spilled" (a Mac's Ollama in Docker has no
+		// GPU while the Mac has one) and each tune loads again to learn it.
+		return failf(1, "%v. %s measures the speed on the CPU; if the server has no GPU, %s tells ctxfit so: no spill warnings for its models on the CPU, and no load at the next tune.",
+			e.reprog(err.Error()), e.cmdline(u, "bench", res.Model), e.cmdline(u, "status", "--set-gpu", "absent"))
 	case errors.Is(err, tune.ErrUnknownModel):
 		return failf(1, "%v", err)
 	}
