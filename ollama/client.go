@@ -89,4 +89,4 @@ func (e StatusError) Error() string {
 func (e StatusError) Unwrap() error { return e.StatusError }
 
 // LogHint says where Ollama's own log is, which says why it failed.
-const LogHint = "Ollama's log says why: `journalctl -u ollama` for the Linux service, ~/.ollama/logs/server.log for the desktop app, `docker logs` for a container"
+const LogHint = "Ollama's log has more: `journalctl -u ollama` for the Linux service, ~/.ollama/logs/server.log for the desktop app, `docker logs` for a container"

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/ollama/ollama/api"
@@ -180,6 +181,11 @@ func benchError(ctx context.Context, model, what string, err error) error {
 	if errors.As(err, &se) && se.StatusCode == http.StatusNotFound {
 		return fmt.Errorf("%w: %s (see `ollama list`, or `ollama pull %s`)", ErrUnknownModel, model, model)
 	}
+	if errors.As(err, &se) && strings.Contains(se.ErrorMessage, "requires more system memory") {
+		// Ollama refused the load for lack of RAM: its log says no more
+		// than this, and the way out is a smaller load.
+		return wordedError{fmt.Sprintf("%s %s: %s; try a smaller --context, or a smaller model (a q4_K_M tag)", what, model, strings.TrimSpace(se.ErrorMessage)), err}
+	}
 	return tuneServerError(ctx, what+" "+model, err)
 }
 
@@ -209,3 +215,13 @@ func BenchBeforeAfter(ctx context.Context, client *api.Client, res *Result, time
 	}
 	return before, after, nil
 }
+
+// wordedError is err in other words: errors.As and errors.Is still find
+// what err wraps (the server's api.StatusError).
+type wordedError struct {
+	msg string
+	err error
+}
+
+func (e wordedError) Error() string { return e.msg }
+func (e wordedError) Unwrap() error { return e.err }

@@ -304,7 +304,7 @@ func TestWatcherBadServers(t *testing.T) {
 		{"huge body", 200, `{"models":[],"pad":"` + strings.Repeat("x", ollama.MaxResponseBytes+10) + `"}`, EventError, "larger than"},
 		// A plain-text error body ends in a newline, which reached the log
 		// and the terminal as a literal "\n"; a server error names the log.
-		{"HTTP 500 in plain text", 500, "Internal Server Error\n", EventError, "HTTP 500: Internal Server Error. Ollama's log says why: `journalctl -u ollama`"},
+		{"HTTP 500 in plain text", 500, "Internal Server Error\n", EventError, "HTTP 500: Internal Server Error. Ollama's log has more: `journalctl -u ollama`"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

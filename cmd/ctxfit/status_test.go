@@ -237,7 +237,7 @@ func TestTuneBenchBadServers(t *testing.T) {
 		fault gpusim.Fault
 		want  []string
 	}{
-		{"HTTP 500", gpusim.Fault{Status: 500}, []string{"Ollama at HOST: ", "HTTP 500: simulated failure: internal server error. Ollama's log says why"}},
+		{"HTTP 500", gpusim.Fault{Status: 500}, []string{"Ollama at HOST: ", "HTTP 500: simulated failure: internal server error. Ollama's log has more"}},
 		{"malformed", gpusim.Fault{Malformed: true}, []string{"Ollama at HOST: ", "is this address an Ollama server?"}},
 		{"huge", gpusim.Fault{Huge: ollama.MaxResponseBytes + 1000}, []string{"Ollama at HOST: ", "larger than 8 MiB; is this address an Ollama server?"}},
 	}
@@ -305,5 +305,16 @@ func TestBenchRAMWarning(t *testing.T) {
 		case tt.want != "" && !strings.Contains(out.String(), tt.want):
 			t.Errorf("RAM %d: bench says\n%s\nwant %q", tt.ram, out.String(), tt.want)
 		}
+	}
+}
+
+// TestBenchRefusedForRAM: a load Ollama refuses for lack of RAM says what
+// to do, not "Ollama's log" for a reason the message holds already.
+func TestBenchRefusedForRAM(t *testing.T) {
+	_, u := startSim(t, "none", nil)
+	code, _, errOut := newCLI(t, map[string]string{"OLLAMA_HOST": u}).run("bench", "llama3.1:70b")
+	if code != 1 || !strings.Contains(errOut, "Ollama at "+u+": load llama3.1:70b: model requires more system memory") ||
+		!strings.Contains(errOut, "try a smaller --context, or a smaller model") || strings.Contains(errOut, "Ollama's log") {
+		t.Errorf("exit %d, stderr %q", code, errOut)
 	}
 }
