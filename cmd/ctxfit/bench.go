@@ -37,8 +37,19 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// A server that does not even say its version is hung: without this
+	// the load below waited for --load-timeout (10 minutes) to say so.
+	// Ollama answers /api/version at once, also while it loads a model.
+	client := e.client(u)
+	vctx, cancel := context.WithTimeout(ctx, ollama.RequestTimeout)
+	_, verr := client.Version(vctx)
+	cancel()
+	if verr != nil && ctx.Err() == nil && errors.Is(vctx.Err(), context.DeadlineExceeded) {
+		return failf(1, "Ollama at %s did not answer within %s (its version, which it tells at once even while it loads a model); is the server hung or overloaded, or is this the right address?",
+			u.Redacted(), ollama.RequestTimeout)
+	}
 	pr := e.progress(*quiet, *progressFlag)
-	res, err := tune.BenchPhases(ctx, e.client(u), pos[0], *numCtx, *tokens, *timeout, pr.start)
+	res, err := tune.BenchPhases(ctx, client, pos[0], *numCtx, *tokens, *timeout, pr.start)
 	pr.done()
 	switch {
 	case errors.Is(err, context.Canceled):
