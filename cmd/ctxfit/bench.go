@@ -5,6 +5,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/url"
+
+	"github.com/ollama/ollama/api"
 
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
 	"github.com/ctxfit/ctxfit/ollama"
@@ -37,16 +40,9 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	// A server that does not even say its version is hung: without this
-	// the load below waited for --load-timeout (10 minutes) to say so.
-	// Ollama answers /api/version at once, also while it loads a model.
 	client := e.client(u)
-	vctx, cancel := context.WithTimeout(ctx, ollama.RequestTimeout)
-	_, verr := client.Version(vctx)
-	cancel()
-	if verr != nil && ctx.Err() == nil && errors.Is(vctx.Err(), context.DeadlineExceeded) {
-		return failf(1, "Ollama at %s did not answer within %s (its version, which it tells at once even while it loads a model); is the server hung or overloaded, or is this the right address?",
-			u.Redacted(), ollama.RequestTimeout)
+	if err := hung(ctx, client, u); err != nil {
+		return err
 	}
 	pr := e.progress(*quiet, *progressFlag)
 	res, err := tune.BenchPhases(ctx, client, pos[0], *numCtx, *tokens, *timeout, pr.start)
@@ -101,6 +97,21 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	}
 	if ramWarning != "" {
 		fmt.Fprintln(e.stdout, ramWarning)
+	}
+	return nil
+}
+
+// hung returns an error when the server at u accepts connections but does
+// not tell its version within ollama.RequestTimeout: without this check a
+// bench's load waited for --load-timeout (10 minutes) and a tune's first
+// request for --stall-timeout to say so. Ollama answers /api/version at
+// once, also while it loads a model. Other errors are left to the command.
+func hung(ctx context.Context, client *api.Client, u *url.URL) error {
+	vctx, cancel := context.WithTimeout(ctx, ollama.RequestTimeout)
+	defer cancel()
+	if _, err := client.Version(vctx); err != nil && ctx.Err() == nil && errors.Is(vctx.Err(), context.DeadlineExceeded) {
+		return failf(1, "Ollama at %s did not answer within %s (its version, which it tells at once even while it loads a model); is the server hung or overloaded, or is this the right address?",
+			u.Redacted(), ollama.RequestTimeout)
 	}
 	return nil
 }

@@ -320,15 +320,18 @@ func TestBenchRefusedForRAM(t *testing.T) {
 }
 
 // TestBenchHungServer: against a server that answers nothing, bench used
-// to wait for --load-timeout (10 minutes) on its load; it now says within
-// seconds that the server does not answer.
+// to wait for --load-timeout (10 minutes) on its load, tune for
+// --stall-timeout; they now say within seconds that the server does not
+// answer.
 func TestBenchHungServer(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
 	defer srv.Close()
-	start := time.Now()
-	code, _, errOut := newCLI(t, map[string]string{"OLLAMA_HOST": srv.URL}).run("bench", "qwen2.5:0.5b")
-	if took := time.Since(start); code != 1 || took > ollama.RequestTimeout+5*time.Second ||
-		!strings.Contains(errOut, "Ollama at "+srv.URL+" did not answer within 5s") {
-		t.Errorf("exit %d after %v, stderr %q; want exit 1 within about %v, naming the server", code, took, errOut, ollama.RequestTimeout)
+	for _, cmd := range []string{"bench", "tune"} { // tune waited for --stall-timeout (1 minute)
+		start := time.Now()
+		code, _, errOut := newCLI(t, map[string]string{"OLLAMA_HOST": srv.URL}).run(cmd, "qwen2.5:0.5b")
+		if took := time.Since(start); code != 1 || took > ollama.RequestTimeout+5*time.Second ||
+			!strings.Contains(errOut, "Ollama at "+srv.URL+" did not answer within 5s") {
+			t.Errorf("%s: exit %d after %v, stderr %q; want exit 1 within about %v, naming the server", cmd, code, took, errOut, ollama.RequestTimeout)
+		}
 	}
 }

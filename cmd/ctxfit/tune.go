@@ -85,6 +85,9 @@ func runTune(ctx context.Context, e *env, args []string) error {
 	}
 
 	client := e.client(u)
+	if err := hung(ctx, client, u); err != nil {
+		return err
+	}
 	pr := e.progress(*quiet, *progressFlag)
 	var out io.Writer = e.stdout
 	switch {
