@@ -88,6 +88,15 @@ func TestDeployFiles(t *testing.T) {
 		}
 	}
 
+	// A command in an alert must reach the server the alert is about: a
+	// fleet's alert with a bare `ctxfit tune MODEL` tuned the server on
+	// the machine where it was pasted.
+	for _, cmd := range regexp.MustCompile("`ctxfit [^`]*`").FindAllString(string(rules), -1) {
+		if !strings.Contains(cmd, "--host {{ $labels.host }}") {
+			t.Errorf("ctxfit-alerts.yml: %s does not name the alert's server (--host {{ $labels.host }})", cmd)
+		}
+	}
+
 	var compose struct {
 		Services map[string]struct {
 			Image   string `yaml:"image"`

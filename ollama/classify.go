@@ -20,11 +20,16 @@ const (
 // Classify returns the state of a model with the given total size and the
 // part of it in VRAM, and the PROCESSOR text exactly as `ollama ps` prints it
 // (cmd/cmd.go in Ollama): "100% CPU", "100% GPU", "Unknown" or "C%/G% CPU/GPU".
-// Negative sizes, which Ollama never reports, are "Unknown".
+// Negative sizes, which Ollama never reports, are "Unknown". A size of 0
+// with nothing in VRAM prints "100% CPU", as `ollama ps` does, but its
+// state is unknown: a model that takes no memory cannot have spilled, and
+// calling it spilled raised a warning (and a tune to run) about nothing.
 func Classify(size, sizeVRAM int64) (State, string) {
 	switch {
 	case size < 0 || sizeVRAM < 0:
 		return StateUnknown, "Unknown"
+	case size == 0 && sizeVRAM == 0:
+		return StateUnknown, "100% CPU"
 	case sizeVRAM == 0:
 		return StateCPU, "100% CPU"
 	case sizeVRAM == size:

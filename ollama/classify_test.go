@@ -17,7 +17,7 @@ func TestClassify(t *testing.T) {
 		{"rounds to 100% CPU", 1000, 1, StatePartial, "100%/0% CPU/GPU"},
 		{"half", 1000, 500, StatePartial, "50%/50% CPU/GPU"},
 		{"vram above size", 100, 200, StateUnknown, "Unknown"},
-		{"zero size, zero vram is CPU as ollama ps prints it", 0, 0, StateCPU, "100% CPU"},
+		{"zero size, zero vram prints as ollama ps does, but is no spill", 0, 0, StateUnknown, "100% CPU"},
 		{"zero size with vram", 0, 10, StateUnknown, "Unknown"},
 		{"negative size", -5, 0, StateUnknown, "Unknown"},
 		{"negative vram", 100, -1, StateUnknown, "Unknown"},

@@ -41,19 +41,26 @@ var modelClasses = []modelClass{
 	{"0.5–1.5B", 3 << 29},
 }
 
-// RAMWarning returns a warning when a model of size bytes will not fit in
-// a machine with ram bytes of memory (keeping 15% for the system and other
-// programs), naming the largest model class that would; "" when it fits.
-func RAMWarning(name string, size, ram int64) string {
+// RAMWarning returns a warning when a model of size bytes, loaded at
+// context ctx (0 when unknown), will not fit in a machine with ram bytes of
+// memory (keeping 15% for the system and other programs), naming the
+// budget it exceeds and the largest model class that would fit; "" when it
+// fits. The budget is named because a model smaller than the RAM can still
+// exceed it: "needs 24 GB but this machine has 25 GB" reads as a false alarm.
+func RAMWarning(name string, size, ram int64, ctx int) string {
 	budget := ram * 85 / 100
 	if size <= budget {
 		return ""
 	}
-	msg := fmt.Sprintf("%s needs %s but this machine has %s of RAM: it will swap and answer very slowly.",
-		name, format.HumanBytes(size), format.HumanBytes(ram))
+	at, lower := "", ""
+	if ctx > 0 {
+		at, lower = fmt.Sprintf(" at context %d", ctx), "a smaller context or "
+	}
+	msg := fmt.Sprintf("%s needs %s%s, over the %s of RAM left for models (of %s): it will swap and answer very slowly.",
+		name, format.HumanBytes(size), at, format.HumanBytes(budget), format.HumanBytes(ram))
 	for _, c := range modelClasses {
 		if c.q4 <= budget {
-			return msg + fmt.Sprintf(" A %s model at q4_K_M (about %s) fits; prefer q4_K_M over q8_0 or fp16.", c.name, format.HumanBytes(c.q4))
+			return msg + fmt.Sprintf(" Use %sa %s model at q4_K_M (about %s), which fits; prefer q4_K_M over q8_0 or fp16.", lower, c.name, format.HumanBytes(c.q4))
 		}
 	}
 	return msg + " No model class fits comfortably; close other programs or use a machine with more memory."

@@ -575,6 +575,10 @@ func (s *state) fixViews(m watch.Model, tuning bool) [maxFixes]fixView {
 		switch {
 		case tuning:
 			why = "Fix now (tuning…)"
+		case m.TunedContext == nil && s.snap.GPU == ollama.GPUAbsent:
+			// "tune first" beside a Tune item greyed for want of a GPU
+			// sent the user to an action that cannot be taken.
+			why = "Fix now (no GPU to tune for)"
 		case m.TunedContext == nil:
 			why = "Fix now (tune first)"
 		}

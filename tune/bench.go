@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/ollama/ollama/api"
@@ -38,6 +39,13 @@ type BenchResult struct {
 	TokensPerSecond float64
 	EvalCount       int
 	EvalDuration    time.Duration
+	// EndedEarly reports that the server ended the answer without its
+	// final message, before the tokens asked for: Ollama does so, without
+	// an error, when a model repeats one token more than 30 times
+	// (llm/server.go, "token repeat limit"). EvalCount and EvalDuration
+	// are then ctxfit's own count of the streamed tokens and the time from
+	// the first to the last.
+	EndedEarly bool
 }
 
 // Processor returns the split as `ollama ps` prints it.
@@ -105,11 +113,20 @@ func bench(ctx context.Context, client *api.Client, model string, numCtx, tokens
 	}
 	stream := true
 	var final *api.GenerateResponse
+	var streamed int              // tokens received, one per streamed message
+	var firstAt, lastAt time.Time // when the first and the last token came
 	phase(PhaseFirst)
 	start = time.Now()
 	wctx, progressed, stop = timeout.Watch(ctx, "generate with "+model)
 	err = client.Generate(wctx, &api.GenerateRequest{Model: model, Prompt: BenchPrompt, Options: genOpts, Stream: &stream, KeepAlive: keepAlive}, func(r api.GenerateResponse) error {
 		progressed()
+		if r.Response != "" || r.Thinking != "" {
+			streamed++
+			lastAt = time.Now()
+			if streamed == 1 {
+				firstAt = lastAt
+			}
+		}
 		if res.FirstToken == 0 && (r.Response != "" || r.Thinking != "") {
 			res.FirstToken = time.Since(start)
 			phase(PhaseGenerate)
@@ -127,17 +144,24 @@ func bench(ctx context.Context, client *api.Client, model string, numCtx, tokens
 	if err != nil {
 		return nil, benchError(ctx, model, "generate", err)
 	}
-	if final == nil {
+	switch {
+	case final == nil && streamed >= 2 && lastAt.After(firstAt):
+		// Ollama ends a stream this way when the model repeats itself
+		// (see EndedEarly): the tokens that came still time the
+		// generation, by this clock.
+		res.EndedEarly = true
+		res.EvalCount, res.EvalDuration = streamed-1, lastAt.Sub(firstAt)
+	case final == nil:
 		return nil, fmt.Errorf("bench %s: %w (the answer ended before it was done)", model, ErrServerGone)
-	}
-	if final.EvalCount <= 0 || final.EvalDuration <= 0 {
+	case final.EvalCount <= 0 || final.EvalDuration <= 0:
 		return nil, fmt.Errorf("bench %s: the server reported no eval_count or eval_duration; is it Ollama?", model)
+	default:
+		res.EvalCount, res.EvalDuration = final.EvalCount, final.EvalDuration
 	}
 	if res.FirstToken == 0 {
 		res.FirstToken = time.Since(start)
 	}
-	res.EvalCount, res.EvalDuration = final.EvalCount, final.EvalDuration
-	res.TokensPerSecond = float64(final.EvalCount) / final.EvalDuration.Seconds()
+	res.TokensPerSecond = float64(res.EvalCount) / res.EvalDuration.Seconds()
 
 	ps, err := listRunning(ctx, client, timeout)
 	if err != nil {
@@ -156,6 +180,11 @@ func benchError(ctx context.Context, model, what string, err error) error {
 	var se api.StatusError
 	if errors.As(err, &se) && se.StatusCode == http.StatusNotFound {
 		return fmt.Errorf("%w: %s (see `ollama list`, or `ollama pull %s`)", ErrUnknownModel, model, model)
+	}
+	if errors.As(err, &se) && strings.Contains(se.ErrorMessage, "requires more system memory") {
+		// Ollama refused the load for lack of RAM: its log says no more
+		// than this, and the way out is a smaller load.
+		return wordedError{fmt.Sprintf("%s %s: %s; try a smaller --context, or a smaller model (a q4_K_M tag)", what, model, strings.TrimSpace(se.ErrorMessage)), err}
 	}
 	return tuneServerError(ctx, what+" "+model, err)
 }
@@ -186,3 +215,13 @@ func BenchBeforeAfter(ctx context.Context, client *api.Client, res *Result, time
 	}
 	return before, after, nil
 }
+
+// wordedError is err in other words: errors.As and errors.Is still find
+// what err wraps (the server's api.StatusError).
+type wordedError struct {
+	msg string
+	err error
+}
+
+func (e wordedError) Error() string { return e.msg }
+func (e wordedError) Unwrap() error { return e.err }

@@ -2,7 +2,9 @@ package tune
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -168,5 +170,42 @@ func TestStalledServer(t *testing.T) {
 		if _, err := Bench(ctx, client, model, 2048, timeout); err != nil {
 			t.Fatalf("Bench on a healthy server: %v", err)
 		}
+	}
+}
+
+// TestBenchRepeatingModel: Ollama ends a stream without its final message
+// and without an error when the model repeats one token more than 30 times
+// (llm/server.go, "token repeat limit reached"), as the tiny test model does
+// at temperature 0. Bench used to call that "the Ollama server stopped
+// answering" and measure nothing; the tokens that came still time it.
+func TestBenchRepeatingModel(t *testing.T) {
+	const model = "tiny"
+	mux := http.NewServeMux()
+	mux.HandleFunc("/api/generate", func(w http.ResponseWriter, r *http.Request) {
+		var req struct{ Prompt string }
+		json.NewDecoder(r.Body).Decode(&req)
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		if req.Prompt == "" {
+			json.NewEncoder(w).Encode(map[string]any{"model": model, "done": true, "done_reason": "load"})
+			return
+		}
+		for range 31 {
+			json.NewEncoder(w).Encode(map[string]any{"model": model, "response": "dg", "done": false})
+			w.(http.Flusher).Flush()
+			time.Sleep(2 * time.Millisecond)
+		}
+	})
+	mux.HandleFunc("/api/ps", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(map[string]any{"models": []map[string]any{{"name": model, "model": model, "size": 143_000_000, "size_vram": 0, "context_length": 4096}}})
+	})
+	res, err := Bench(context.Background(), simClient(t, mux), model, 0, ollama.Progress{})
+	if err != nil {
+		t.Fatalf("Bench of a model Ollama cut short: %v", err)
+	}
+	if !res.EndedEarly || res.EvalCount != 30 || res.EvalDuration < 50*time.Millisecond || res.TokensPerSecond <= 0 || res.TokensPerSecond > 600 {
+		t.Errorf("Bench = %+v: want it ended early, 30 tokens timed after the first over about 60 ms", res)
+	}
+	if res.Context != 4096 || res.Processor() != "100% CPU" {
+		t.Errorf("Bench = context %d, %s; want 4096, 100%% CPU", res.Context, res.Processor())
 	}
 }

@@ -190,6 +190,8 @@ var (
 	ErrCPUOnly = errors.New("the server runs models on the CPU only")
 	// ErrServerGone: the server stopped answering.
 	ErrServerGone = errors.New("the Ollama server stopped answering")
+	// ErrBadAnswer: the server's answer was not what Ollama sends.
+	ErrBadAnswer = errors.New("unexpected answer from the server")
 	// ErrDoesNotFit: even the smallest context spills; the error is a
 	// *DoesNotFitError with the sizes.
 	ErrDoesNotFit = errors.New("the model does not fit on the GPU")
@@ -791,16 +793,34 @@ func tuneServerError(ctx context.Context, what string, err error) error {
 	}
 	var se api.StatusError
 	if errors.As(err, &se) {
-		return fmt.Errorf("%s: %w", what, err)
+		return fmt.Errorf("%s: the server answered %w", what, ollama.StatusError{StatusError: se})
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(err.Error(), "connection refused") {
+		// Nothing listens there: it may never have answered, so not
+		// "stopped answering".
+		return fmt.Errorf("%s: %w", what, refusedError{})
 	}
 	var ne net.Error
 	var ue *url.Error
 	if errors.As(err, &ne) || errors.As(err, &ue) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) {
+		errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
 		return fmt.Errorf("%s: %w (is `ollama serve` still running?): %v", what, ErrServerGone, err)
 	}
-	return fmt.Errorf("%s: unexpected answer from the server (is this address an Ollama server?): %w", what, err)
+	if errors.Is(err, ollama.ErrTooLarge) {
+		return fmt.Errorf("%s: %w: %w", what, ErrBadAnswer, err) // it asks already
+	}
+	return fmt.Errorf("%s: %w (is this address an Ollama server?): %w", what, ErrBadAnswer, err)
 }
+
+// refusedError is a refused connection: ErrServerGone to errors.Is, in
+// words that do not say the server answered before.
+type refusedError struct{}
+
+func (refusedError) Error() string {
+	return "nothing answers at this address (connection refused); start Ollama with `ollama serve`, or check --host and OLLAMA_HOST"
+}
+
+func (refusedError) Is(target error) bool { return target == ErrServerGone }
 
 // modelArch is what the tuner uses of a model's architecture.
 type modelArch struct {

@@ -592,7 +592,7 @@ func (w *Watcher) models(in []api.ProcessModelResponse, gpu ollama.GPUPresence, 
 			}
 		}
 		if ram > 0 && gpu != ollama.GPUPresent && state == ollama.StateCPU {
-			m.RAMWarning = ollama.RAMWarning(name, p.Size, ram)
+			m.RAMWarning = ollama.RAMWarning(name, p.Size, ram, m.ContextLength)
 		}
 		out = append(out, m)
 	}
@@ -697,8 +697,16 @@ func (w *Watcher) diff(snap Snapshot, now time.Time) []Event {
 			add(SpillEvent(m, w.opts.Hints))
 		}
 		if was && old.Spilled && !m.Spilled {
-			add(Event{Kind: EventSpillEnded, Model: m.Name, Processor: m.Processor, Size: m.Size, ContextLength: m.ContextLength,
-				Message: fmt.Sprintf("%s is %s again%s", m.Name, m.Processor, ctxText(m.ContextLength))})
+			// "again" only for a model back on the GPU: "is Unknown
+			// again" read as if the model had been unknown before.
+			msg := fmt.Sprintf("%s is %s again%s", m.Name, m.Processor, ctxText(m.ContextLength))
+			if m.State != ollama.StateGPU {
+				msg = fmt.Sprintf("%s no longer shows a spill: %s%s", m.Name, m.Processor, ctxText(m.ContextLength))
+				if m.State == ollama.StateUnknown {
+					msg += fmt.Sprintf(" (the server reports sizes that make no sense: size %d, in VRAM %d)", m.Size, m.SizeVRAM)
+				}
+			}
+			add(Event{Kind: EventSpillEnded, Model: m.Name, Processor: m.Processor, Size: m.Size, ContextLength: m.ContextLength, Message: msg})
 		}
 		if m.RAMWarning != "" && !w.ramWarn[k] {
 			w.ramWarn[k] = true
@@ -981,11 +989,9 @@ func describe(err error, host *url.URL) string {
 		if se.StatusCode == 404 {
 			return fmt.Sprintf("%s answered 404 to /api/ps: this is not an Ollama server, or a very old one; check --host or OLLAMA_HOST", h)
 		}
-		msg := se.ErrorMessage
-		if msg == "" {
-			msg = se.Status
-		}
-		return fmt.Sprintf("Ollama at %s answered HTTP %d: %s", h, se.StatusCode, msg)
+		return fmt.Sprintf("Ollama at %s answered %v", h, ollama.StatusError{StatusError: se})
+	case errors.Is(err, ollama.ErrTooLarge):
+		return fmt.Sprintf("unexpected answer from %s: %v", h, err) // it asks already
 	}
 	return fmt.Sprintf("unexpected answer from %s: %v; is this an Ollama server?", h, err)
 }

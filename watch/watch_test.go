@@ -261,12 +261,30 @@ func TestRAMWarningClasses(t *testing.T) {
 		{gib, "No model class"},
 	}
 	for _, tt := range tests {
-		if got := ollama.RAMWarning("big", 100*gib, tt.ram); !strings.Contains(got, tt.want) {
+		if got := ollama.RAMWarning("big", 100*gib, tt.ram, 0); !strings.Contains(got, tt.want) {
 			t.Errorf("RAMWarning with %d GiB = %q, want it to mention %q", tt.ram/gib, got, tt.want)
 		}
 	}
-	if got := ollama.RAMWarning("small", gib, 16*gib); got != "" {
+	if got := ollama.RAMWarning("small", gib, 16*gib, 0); got != "" {
 		t.Errorf("a 1 GiB model on 16 GiB warned: %q", got)
+	}
+}
+
+// TestRAMWarningNamesTheBudget checks the warning for a model smaller than
+// the RAM but over the share left for models: it used to say "needs 24 GB
+// but this machine has 25 GB of RAM", which reads as a false alarm, and
+// did not say that the context was what made it too large.
+func TestRAMWarningNamesTheBudget(t *testing.T) {
+	const gb = 1_000_000_000
+	got := ollama.RAMWarning("llama3.1:8b-instruct-fp16", 24_718_622_720, 25_300_000_000, 32768)
+	want := "llama3.1:8b-instruct-fp16 needs 24 GB at context 32768, over the 21 GB of RAM left for models (of 25 GB): " +
+		"it will swap and answer very slowly. Use a smaller context or a 7–9B model at q4_K_M (about 6.4 GB), which fits; prefer q4_K_M over q8_0 or fp16."
+	if got != want {
+		t.Errorf("RAMWarning =\n%s\nwant\n%s", got, want)
+	}
+	got = ollama.RAMWarning("m", 24*gb, 25*gb, 0)
+	if !strings.Contains(got, "over the 21 GB of RAM left for models (of 25 GB)") || strings.Contains(got, "context") {
+		t.Errorf("RAMWarning without a context = %q", got)
 	}
 }
 
@@ -284,6 +302,9 @@ func TestWatcherBadServers(t *testing.T) {
 		{"truncated JSON", 200, `{"models":[{"name":"m","size":`, EventError, "is this an Ollama server"},
 		{"wrong types", 200, `{"models":"yes"}`, EventError, "is this an Ollama server"},
 		{"huge body", 200, `{"models":[],"pad":"` + strings.Repeat("x", ollama.MaxResponseBytes+10) + `"}`, EventError, "larger than"},
+		// A plain-text error body ends in a newline, which reached the log
+		// and the terminal as a literal "\n"; a server error names the log.
+		{"HTTP 500 in plain text", 500, "Internal Server Error\n", EventError, "HTTP 500: Internal Server Error. Ollama's log has more: `journalctl -u ollama`"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -294,6 +315,9 @@ func TestWatcherBadServers(t *testing.T) {
 			u := w.Poll(context.Background())
 			if u.Snapshot.Reachable || len(u.Events) != 1 || u.Events[0].Kind != tt.kind || !strings.Contains(u.Events[0].Message, tt.want) {
 				t.Fatalf("after %s: reachable=%v events=%+v; want one %s event containing %q", tt.name, u.Snapshot.Reachable, u.Events, tt.kind, tt.want)
+			}
+			if m := u.Events[0].Message; strings.Count(m, "Ollama server?") > 1 || strings.Contains(m, `\n`) {
+				t.Errorf("message %q asks twice or holds an escaped newline", m)
 			}
 			if u := w.Poll(context.Background()); len(u.Events) != 0 {
 				t.Errorf("the same failure was reported again: %+v", u.Events)
@@ -850,5 +874,41 @@ func TestMessagesNameTheHost(t *testing.T) {
 	}
 	if len(thrash) != 1 || !strings.HasSuffix(thrash[0], "Give them the same context (ctxfit fix all --host http://127.0.0.1:18790)") {
 		t.Errorf("thrash messages %q; want one ending in the fix with --host", thrash)
+	}
+}
+
+// TestSpillEndedWording: a spill that ends because the server's sizes stop
+// making sense is not a model "Unknown again", as the log used to say.
+func TestSpillEndedWording(t *testing.T) {
+	f := &fakeOllama{}
+	w, _ := newTestWatcher(t, f, Options{LocalGPU: gpu(ollama.GPUPresent)})
+	const model = "llama3.1:8b"
+	f.set(psModel(model, 6*gib, 3*gib, 8192))
+	w.Poll(context.Background())
+	f.set(psModel(model, 6*gib, 9*gib, 8192))
+	u := w.Poll(context.Background())
+	var msg string
+	for _, e := range u.Events {
+		if e.Kind == EventSpillEnded {
+			msg = e.Message
+		}
+	}
+	want := "llama3.1:8b no longer shows a spill: Unknown, context 8192 (the server reports sizes that make no sense: size 6442450944, in VRAM 9663676416)"
+	if msg != want {
+		t.Errorf("spill ended: %q, want %q", msg, want)
+	}
+	f.set(psModel(model, 6*gib, 6*gib, 8192))
+	w.Poll(context.Background())
+	f.set(psModel(model, 6*gib, 3*gib, 8192))
+	w.Poll(context.Background())
+	f.set(psModel(model, 6*gib, 6*gib, 8192))
+	msg = ""
+	for _, e := range w.Poll(context.Background()).Events {
+		if e.Kind == EventSpillEnded {
+			msg = e.Message
+		}
+	}
+	if msg != "llama3.1:8b is 100% GPU again, context 8192" {
+		t.Errorf("back on the GPU: %q", msg)
 	}
 }

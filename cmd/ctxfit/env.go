@@ -33,6 +33,9 @@ type env struct {
 	// ram returns the memory a model may take on this machine without
 	// swapping, for a tune of a local server; nil means localRAM.
 	ram func() int64
+	// totalRAM returns this machine's memory, which the RAM warning of a
+	// model run on the CPU measures against; nil means ollama.TotalRAM.
+	totalRAM func() int64
 	// loc is the time zone of times shown to the user; nil means the
 	// machine's (tests use UTC without touching the global time.Local).
 	loc *time.Location

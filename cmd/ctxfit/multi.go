@@ -14,6 +14,7 @@ import (
 	"github.com/ctxfit/ctxfit/internal/autostart"
 	"github.com/ctxfit/ctxfit/internal/instance"
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
+	"github.com/ctxfit/ctxfit/internal/termtext"
 	"github.com/ctxfit/ctxfit/state"
 )
 
@@ -215,7 +216,14 @@ func (e *env) statusAll(ctx context.Context, hosts []*url.URL, asJSON bool) erro
 		}
 		err := runStatus(ctx, &one, args)
 		var code exitError
-		if err != nil && !errors.As(err, &code) {
+		var fail *cmdError
+		switch {
+		case errors.As(err, &fail) && !asJSON:
+			// A server that does not answer is one server's news: the
+			// others are still shown (it used to end the whole status
+			// there, before their headers).
+			fmt.Fprintln(&errOut, termtext.Clean(fail.msg))
+		case err != nil && !errors.As(err, &code):
 			return fmt.Errorf("%s: %w", u.Redacted(), err)
 		}
 		failed = failed || err != nil

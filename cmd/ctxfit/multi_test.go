@@ -134,3 +134,20 @@ func TestRunTwoServers(t *testing.T) {
 
 // hostLabel is the metrics' host label of server URL u.
 func hostLabel(u string) string { return ollamahost.Parse(u).String() }
+
+// TestStatusAllOneDown: with remembered servers, one that does not answer
+// is shown in its place and the others after it; `ctxfit status` used to
+// stop at the first such server, printing only its error.
+func TestStatusAllOneDown(t *testing.T) {
+	_, up := startSim(t, "24GB", map[string]int{"qwen2.5:0.5b": 4096})
+	down := "http://127.0.0.1:1" // nothing listens on port 1
+	c := newCLI(t, nil)
+	if code, _, errOut := c.run("set", "watch-hosts", down+","+up); code != 0 {
+		t.Fatalf("set watch-hosts: exit %d, %s", code, errOut)
+	}
+	code, out, errOut := c.run("status")
+	id, iu := strings.Index(out, "== "+down+" =="), strings.Index(out, "== "+up+" ==")
+	if code != 1 || id < 0 || iu < id || !strings.Contains(out[id:iu], "cannot reach Ollama at "+down) || !strings.Contains(out[iu:], "qwen2.5:0.5b") || errOut != "" {
+		t.Errorf("exit %d, stdout:\n%s\nstderr: %q\nwant exit 1, the error under the first server's header, then the second server", code, out, errOut)
+	}
+}

@@ -161,12 +161,20 @@ func (e *env) serviceInstall(ctx context.Context, w io.Writer, m *autostart.Mana
 			return fmt.Errorf("installed, but stopping the old ctxfit failed: %w", err)
 		}
 	}
-	if err := m.Start(ctx); err != nil {
-		return fmt.Errorf("installed, but starting it now failed: %w", err)
+	// A second install of the same command finds it running: "Started
+	// it." would claim a start that did not happen.
+	running := before.Installed && before.Current && before.Running == autostart.Yes
+	if !running {
+		if err := m.Start(ctx); err != nil {
+			return fmt.Errorf("installed, but starting it now failed: %w", err)
+		}
 	}
-	if restart {
+	switch {
+	case restart:
 		fmt.Fprintln(w, "Restarted it with the new command line.")
-	} else {
+	case running:
+		fmt.Fprintln(w, "It was running already.")
+	default:
 		fmt.Fprintln(w, "Started it.")
 	}
 	if m.Options().Headless && st.Method == "systemd user unit" {

@@ -55,6 +55,17 @@ func TestServiceLifecycle(t *testing.T) {
 			wantCalls: []string{"--user start ctxfit.service"},
 		},
 		{
+			// The same install again, while it runs: nothing to start,
+			// and no "Started it." for a start that did not happen.
+			args:    []string{"service", "install", "--exe", exe},
+			wantOut: []string{"Installed: ctxfit starts at login", "It was running already."},
+			wantCalls: []string{
+				"--user is-enabled ctxfit.service", "--user is-active ctxfit.service",
+				"--user enable ctxfit.service",
+				"--user is-enabled ctxfit.service", "--user is-active ctxfit.service",
+			},
+		},
+		{
 			// A switch to headless while running restarts with the new unit.
 			args: []string{"service", "--exe", exe, "install", "--headless"},
 			wantOut: []string{

@@ -243,6 +243,18 @@ func writeStatusJSON(w io.Writer, snap watch.Snapshot, data *state.Data, key str
 	return nil
 }
 
+// asked reports whether a client config the daemon knows asks for model.
+func asked(st *hub.State, model string) bool {
+	for _, c := range st.Clients {
+		for _, a := range c.Asks {
+			if ollama.SameModel(a.Model, model) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // writeStatus prints snap; st, the running daemon's state (nil without
 // one), says which clients still ask a spilled model for too much.
 func (e *env) writeStatus(w io.Writer, u *url.URL, snap watch.Snapshot, data *state.Data, parallel int, st *hub.State) {
@@ -256,7 +268,7 @@ func (e *env) writeStatus(w io.Writer, u *url.URL, snap watch.Snapshot, data *st
 	}
 	version := snap.Version
 	if version == "" {
-		version = "unknown"
+		version = "(version unknown)" // "Ollama unknown at …" read as an unknown server
 	}
 	gpu := map[ollama.GPUPresence]string{ollama.GPUPresent: "GPU present", ollama.GPUAbsent: "no GPU (CPU only)", ollama.GPUUnknown: "GPU unknown"}[snap.GPU]
 	fmt.Fprintf(w, "Ollama %s at %s, %s\n", version, snap.Host, gpu)
@@ -292,6 +304,11 @@ func (e *env) writeStatus(w io.Writer, u *url.URL, snap watch.Snapshot, data *st
 		switch {
 		case m.RAMWarning != "":
 			hints = append(hints, e.reprog(m.RAMWarning))
+		case m.Spilled && m.TunedContext != nil && st != nil && !asked(st, m.Name):
+			// No client ctxfit knows names the model: nothing was fixed,
+			// and whatever loaded it (a /v1 client, Open WebUI, a script)
+			// asks for the same context again.
+			hints = append(hints, fmt.Sprintf("%s spilled at context %d; %d stays on the GPU, but no client config ctxfit knows asks for this model, so whatever loaded it will ask for %d again: %s creates a copy with the tuned context to select there.", m.Name, m.ContextLength, *m.TunedContext, m.ContextLength, e.cmdline(u, "fix", "ollama", m.Name)))
 		case m.Spilled && m.TunedContext != nil && st != nil && len(st.TooLarge(m.Name)) == 0:
 			// The clients are fixed already; the model still runs at the
 			// context it was loaded with until a client asks again.

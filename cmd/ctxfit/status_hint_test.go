@@ -26,6 +26,11 @@ func TestStatusHintAfterClientsFixed(t *testing.T) {
 	}{
 		{"fixed", []clients.Ask{{Model: llama, Context: 25600, Tuned: 25600}}, "its next request reloads it on the GPU"},
 		{"still too large", []clients.Ask{{Model: llama, Context: 131072, Tuned: 25600}}, "writes it into your clients"},
+		// No client asks for the model: nothing was fixed, and saying
+		// "loaded before its clients were fixed … its next request
+		// reloads it on the GPU" was false.
+		{"no client asks for it", []clients.Ask{{Model: "qwen2.5:0.5b", Context: 4096}},
+			"no client config ctxfit knows asks for this model, so whatever loaded it will ask for 131072 again: `ctxfit fix ollama " + llama + "` creates a copy"},
 	} {
 		st := &hub.State{Snapshot: snap, Clients: []hub.Client{{Name: "Continue", Asks: tt.asks}}}
 		var b strings.Builder

@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -220,5 +223,115 @@ func TestUnknownCommandAndHelp(t *testing.T) {
 	}
 	if code, _, _ := c.run("status", "--no-such-flag"); code != 2 {
 		t.Errorf("bad flag: exit %d, want 2", code)
+	}
+}
+
+// TestTuneBenchBadServers: tune and bench against a server that fails name
+// the server and say what to do, as status does. They used to print
+// "ctxfit tune: list running models: Internal Server Error\n" (no server,
+// a literal \n), and "the Ollama server stopped answering" for a server that
+// had never answered.
+func TestTuneBenchBadServers(t *testing.T) {
+	tests := []struct {
+		name  string
+		fault gpusim.Fault
+		want  []string
+	}{
+		{"HTTP 500", gpusim.Fault{Status: 500}, []string{"Ollama at HOST: ", "HTTP 500: simulated failure: internal server error. Ollama's log has more"}},
+		{"malformed", gpusim.Fault{Malformed: true}, []string{"Ollama at HOST: ", "is this address an Ollama server?"}},
+		{"huge", gpusim.Fault{Huge: ollama.MaxResponseBytes + 1000}, []string{"Ollama at HOST: ", "larger than 8 MiB; is this address an Ollama server?"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sim, u := startSim(t, "24GB", map[string]int{"qwen2.5:0.5b": 4096})
+			sim.SetFault(tt.fault)
+			c := newCLI(t, map[string]string{"OLLAMA_HOST": u})
+			for _, cmd := range []string{"tune", "bench"} {
+				code, _, errOut := c.run(cmd, "qwen2.5:0.5b")
+				errOut = strings.ReplaceAll(errOut, u, "HOST")
+				for _, w := range tt.want {
+					if code != 1 || !strings.Contains(errOut, w) || strings.Count(errOut, "Ollama server?") > 1 {
+						t.Errorf("%s: exit %d, stderr %q; want exit 1 and %q", cmd, code, errOut, w)
+					}
+				}
+			}
+		})
+	}
+	c := newCLI(t, nil)
+	for _, cmd := range []string{"tune", "bench"} {
+		code, _, errOut := c.run(cmd, "qwen2.5:0.5b", "--host", "127.0.0.1:1")
+		if code != 1 || !strings.Contains(errOut, "Ollama at http://127.0.0.1:1: ") || !strings.Contains(errOut, "nothing answers at this address (connection refused); start Ollama with `ollama serve`") ||
+			strings.Contains(errOut, "stopped answering") {
+			t.Errorf("%s on a closed port: exit %d, %q", cmd, code, errOut)
+		}
+	}
+}
+
+// TestStatusNoVersion: a server whose /api/version names no version (an
+// old or odd Ollama, a proxy) was shown as "Ollama unknown at URL".
+func TestStatusNoVersion(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, "null")
+	}))
+	defer srv.Close()
+	code, out, errOut := newCLI(t, map[string]string{"OLLAMA_HOST": srv.URL}).run("status")
+	if code != 0 || !strings.HasPrefix(out, "Ollama (version unknown) at "+srv.URL+", ") {
+		t.Errorf("exit %d, stdout %q, stderr %q; want it to start with \"Ollama (version unknown) at %s, \"", code, out, errOut, srv.URL)
+	}
+}
+
+// TestBenchRAMWarning: on a CPU-only machine bench says whether the model
+// fits in RAM, as status does; it used to print only a rate, which for a
+// model that swaps says little about how it will run.
+func TestBenchRAMWarning(t *testing.T) {
+	_, u := startSim(t, "none", nil)
+	for _, tt := range []struct {
+		ram  int64
+		want string
+	}{
+		{20e9, "llama3.1:8b-instruct-fp16 needs 17 GB at context 4096, over the 17 GB of RAM left for models (of 20 GB): it will swap"},
+		{64e9, ""},
+	} {
+		var out, errb bytes.Buffer
+		e := &env{stdout: &out, stderr: &errb, getenv: func(k string) string { return map[string]string{"OLLAMA_HOST": u}[k] }, loc: time.UTC,
+			totalRAM: func() int64 { return tt.ram }}
+		code := e.main(context.Background(), []string{"bench", "llama3.1:8b-instruct-fp16", "--context", "4096"})
+		switch {
+		case code != 0:
+			t.Errorf("RAM %d: exit %d, %s", tt.ram, code, errb.String())
+		case tt.want == "" && strings.Contains(out.String(), "swap"):
+			t.Errorf("RAM %d: a model that fits warned:\n%s", tt.ram, out.String())
+		case tt.want != "" && !strings.Contains(out.String(), tt.want):
+			t.Errorf("RAM %d: bench says\n%s\nwant %q", tt.ram, out.String(), tt.want)
+		}
+	}
+}
+
+// TestBenchRefusedForRAM: a load Ollama refuses for lack of RAM says what
+// to do, not "Ollama's log" for a reason the message holds already.
+func TestBenchRefusedForRAM(t *testing.T) {
+	_, u := startSim(t, "none", nil)
+	code, _, errOut := newCLI(t, map[string]string{"OLLAMA_HOST": u}).run("bench", "llama3.1:70b")
+	if code != 1 || !strings.Contains(errOut, "Ollama at "+u+": load llama3.1:70b: model requires more system memory") ||
+		!strings.Contains(errOut, "try a smaller --context, or a smaller model") || strings.Contains(errOut, "Ollama's log") {
+		t.Errorf("exit %d, stderr %q", code, errOut)
+	}
+}
+
+// TestBenchHungServer: against a server that answers nothing, bench used
+// to wait for --load-timeout (10 minutes) on its load, tune for
+// --stall-timeout; they now say within seconds that the server does not
+// answer.
+func TestBenchHungServer(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	defer srv.Close()
+	for _, cmd := range []string{"bench", "tune"} { // tune waited for --stall-timeout (1 minute)
+		start := time.Now()
+		code, _, errOut := newCLI(t, map[string]string{"OLLAMA_HOST": srv.URL}).run(cmd, "qwen2.5:0.5b")
+		if took := time.Since(start); code != 1 || took > ollama.RequestTimeout+5*time.Second ||
+			!strings.Contains(errOut, "Ollama at "+srv.URL+" did not answer within 5s") {
+			t.Errorf("%s: exit %d after %v, stderr %q; want exit 1 within about %v, naming the server", cmd, code, took, errOut, ollama.RequestTimeout)
+		}
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ollama/ollama/api"
+
 	"github.com/ctxfit/ctxfit/internal/ollamahost"
 	"github.com/ctxfit/ctxfit/internal/termtext"
 	"github.com/ctxfit/ctxfit/localapi"
@@ -83,6 +85,9 @@ func runTune(ctx context.Context, e *env, args []string) error {
 	}
 
 	client := e.client(u)
+	if err := hung(ctx, client, u); err != nil {
+		return err
+	}
 	pr := e.progress(*quiet, *progressFlag)
 	var out io.Writer = e.stdout
 	switch {
@@ -285,14 +290,30 @@ func (e *env) tuneFailed(u *url.URL, res *tune.Result, err error) error {
 	case errors.Is(err, tune.ErrDoesNotFit):
 		return failf(1, "%v.", err)
 	case errors.Is(err, tune.ErrCPUOnly):
-		return failf(1, "%v. %s measures the speed on the CPU.", e.reprog(err.Error()), e.cmdline(u, "bench", res.Model))
+		// The tune forgets what it saw: without the setting, every model
+		// on that CPU stays "spilled" (a Mac's Ollama in Docker has no
+		// GPU while the Mac has one) and each tune loads again to learn it.
+		return failf(1, "%v. %s measures the speed on the CPU; if the server has no GPU, %s tells ctxfit so: no spill warnings for its models on the CPU, and no load at the next tune.",
+			e.reprog(err.Error()), e.cmdline(u, "bench", res.Model), e.cmdline(u, "status", "--set-gpu", "absent"))
 	case errors.Is(err, tune.ErrUnknownModel):
 		return failf(1, "%v", err)
 	}
 	if known != "" {
 		known += " Nothing stored."
 	}
-	return failf(1, "%v%s", err, known)
+	return failf(1, "%s%s", serverFailure(u, err), known)
+}
+
+// serverFailure words an error of a command that talks to the server at u:
+// one about the server (an error answer, a dropped or refused connection,
+// an answer that is not Ollama's, a stall) names the server first, as
+// `ctxfit status` does, since a tune's or bench's own text does not.
+func serverFailure(u *url.URL, err error) string {
+	var se api.StatusError
+	if errors.Is(err, tune.ErrServerGone) || errors.Is(err, tune.ErrBadAnswer) || errors.Is(err, ollama.ErrStalled) || errors.As(err, &se) {
+		return fmt.Sprintf("Ollama at %s: %v", u.Redacted(), err)
+	}
+	return err.Error()
 }
 
 // tuneJSON is `ctxfit tune --json`.

@@ -181,11 +181,11 @@ func TestTuneCommandFailures(t *testing.T) {
 	}{
 		{"does not fit", "16GB", []string{"llama3.1:70b"}, 1,
 			[]string{"llama3.1:70b needs", "GB at num_ctx 1024 but the GPU holds only about", "try a smaller quantization (a q4_K_M tag) or a smaller model"}},
-		{"CPU only", "none", []string{"qwen2.5:0.5b"}, 1, []string{"runs models on the CPU only", "nothing in VRAM"}},
+		{"CPU only", "none", []string{"qwen2.5:0.5b"}, 1, []string{"runs models on the CPU only", "nothing in VRAM", "`ctxfit status --set-gpu absent --host "}},
 		{"unknown model", "24GB", []string{"nosuch:1b"}, 1, []string{"model not found: nosuch:1b", "ollama pull nosuch:1b"}},
 		{"load error", "", []string{"qwen2.5:0.5b", "--host", failingLoads(t)}, 1,
 			[]string{"load qwen2.5:0.5b at num_ctx 32768", "llama runner process has terminated", "see the Ollama server log"}},
-		{"no server", "", []string{"qwen2.5:0.5b", "--host", closed}, 1, []string{"stopped answering", "ollama serve"}},
+		{"no server", "", []string{"qwen2.5:0.5b", "--host", closed}, 1, []string{"Ollama at " + closed, "nothing answers at this address", "ollama serve"}},
 		{"no model", "24GB", nil, 2, []string{"name one MODEL to tune", "Run `ctxfit help tune` for usage."}},
 		{"bad step", "24GB", []string{"qwen2.5:0.5b", "--step", "0"}, 2, []string{"--step 0"}},
 		{"bad parallel", "24GB", []string{"qwen2.5:0.5b", "--parallel", "-1"}, 2, []string{"--parallel -1"}},

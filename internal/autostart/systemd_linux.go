@@ -95,6 +95,9 @@ func (u *systemdUnitFile) usable(ctx context.Context) error {
 		return errNoSystemd
 	}
 	if _, err := u.systemctl(ctx, "show-environment"); err != nil {
+		if u.opts.Headless {
+			return fmt.Errorf("no systemd user session: %w; start `ctxfit run --headless` from your init system instead, or beside Ollama in a container (deploy/compose.yaml)", err)
+		}
 		return fmt.Errorf("no systemd user session: %w; add `ctxfit run` to your desktop's autostart settings instead", err)
 	}
 	return nil
@@ -129,6 +132,11 @@ func (u *systemdUnitFile) install(ctx context.Context) error {
 		// Leave no empty directory that this install made.
 		for _, d := range created {
 			os.Remove(d)
+		}
+		// kardianos/service says only "exit status 1": without a user
+		// manager, say so, with systemctl's own words and what to do.
+		if uerr := u.usable(ctx); uerr != nil {
+			return fmt.Errorf("install %s: %w", u.path(), uerr)
 		}
 		return fmt.Errorf("install %s: %w (is a systemd user session running? `systemctl --user status` tells)", u.path(), err)
 	}

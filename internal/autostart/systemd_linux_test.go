@@ -140,14 +140,14 @@ func TestSystemdCalls(t *testing.T) {
 			fail:      "enable",
 			step:      step{do: "install"},
 			wantErr:   true,
-			wantCalls: []string{"enable --user ctxfit.service"},
+			wantCalls: []string{"enable --user ctxfit.service", "--user show-environment"}, // is there a user manager to blame?
 		},
 		{
 			name:      "failed daemon-reload leaves nothing behind",
 			fail:      "daemon-reload",
 			step:      step{do: "install"},
 			wantErr:   true,
-			wantCalls: []string{"enable --user ctxfit.service", "daemon-reload --user"},
+			wantCalls: []string{"enable --user ctxfit.service", "daemon-reload --user", "--user show-environment"},
 		},
 		{
 			name:      "uninstall without a user manager removes the files",
@@ -346,5 +346,28 @@ func TestSystemdUsable(t *testing.T) {
 	err := m.Usable(context.Background())
 	if err == nil || !strings.HasPrefix(err.Error(), "no systemd user session: ") || !strings.Contains(err.Error(), "autostart settings") {
 		t.Errorf("without a user manager: %v", err)
+	}
+}
+
+// TestSystemdInstallWithoutSession: where no user manager runs (a container,
+// a machine without systemd), install failed with kardianos/service's bare
+// "exit status 1"; it now says that there is no session, in systemctl's
+// words, and what to do instead, and leaves nothing behind.
+func TestSystemdInstallWithoutSession(t *testing.T) {
+	for _, headless := range []bool{false, true} {
+		e := newSystemdEnv(t)
+		e.Fail("show-environment", "enable", "daemon-reload")
+		err := e.manager(t, headless).Install(context.Background())
+		want := "add `ctxfit run` to your desktop's autostart settings instead"
+		if headless {
+			want = "start `ctxfit run --headless` from your init system instead"
+		}
+		if err == nil || !strings.Contains(err.Error(), "no systemd user session: ") || !strings.Contains(err.Error(), "Failed to connect to bus") ||
+			!strings.Contains(err.Error(), want) {
+			t.Errorf("headless %v: Install without a user manager: %v; want it to say so and %q", headless, err, want)
+		}
+		if files := e.Files(); len(files) != 0 {
+			t.Errorf("headless %v: Install without a user manager left %q", headless, files)
+		}
 	}
 }
