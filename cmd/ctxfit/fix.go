@@ -269,7 +269,7 @@ func (e *env) printReport(w io.Writer, u *url.URL, rep *clients.Report) {
 		}
 		fmt.Fprintln(w, "Dry run: nothing was written.")
 	case rep.Backup != "":
-		fmt.Fprintf(w, "The previous version is in %s; %s restores it.\n", rep.Backup, e.cmdline(nil, "undo", strings.ToLower(rep.Client)))
+		fmt.Fprintf(w, "The previous version is in %s; %s restores it.\n", rep.Backup, e.cmdline(u, "undo", strings.ToLower(rep.Client)))
 	}
 }
 

@@ -372,9 +372,13 @@ func TestDemoCommandsWorkAsPrinted(t *testing.T) {
 	if chat, _ := continueContexts(t, config); strconv.Itoa(chat) != want[1] {
 		t.Fatalf("%s did not write %s into the demo's Continue config (it holds %d):\n%s", fixAll[1], want[1], chat, fixed)
 	}
-	undo := regexp.MustCompile("`([^`]* undo continue)` restores it").FindStringSubmatch(fixed)
+	undo := regexp.MustCompile("`([^`]* undo continue[^`]*)` restores it").FindStringSubmatch(fixed)
 	if undo == nil {
 		t.Fatalf("the fix names no undo:\n%s", fixed)
+	}
+	// Through the demo's ctxfit, which then leaves the file alone.
+	if !strings.Contains(undo[1], " --host http://") {
+		t.Errorf("the fix's undo %q does not name the demo's server", undo[1])
 	}
 	if code, undone := run(undo[1]); code != 0 || readFileString(t, config) != before {
 		t.Errorf("%s: exit %d\n%s\nthe config:\n%s", undo[1], code, undone, readFileString(t, config))
