@@ -663,6 +663,7 @@ func (d *Daemon) EndTune(ctx context.Context, end localapi.TuneEnd) (localapi.Tu
 	if end.Context > 0 {
 		d.applyTune(ctx)
 		out.AutoFix = d.hub.State().Settings.AutoFix
+		out.Tray = !d.cfg.Headless
 		out.Fixed, out.TooLarge = []clients.Report{}, []clients.Ask{}
 		d.mu.Lock()
 		for _, f := range d.fixes {

@@ -103,6 +103,9 @@ type TuneEnded struct {
 	// Asking counts the client entries that ask for the tuned model (or
 	// run beside it), whatever they ask; nil from a daemon that predates it.
 	Asking *int `json:"asking,omitempty"`
+	// Tray is set when the running ctxfit shows a tray, which offers the
+	// fix too (Fix now).
+	Tray bool `json:"tray,omitempty"`
 }
 
 // Setting is the body of POST /v1/settings: one setting to change.

@@ -661,3 +661,20 @@ func TestCLITuneFromElsewhere(t *testing.T) {
 	}
 	waitFor(t, "the client's reload after the tune", func() bool { return count("context_changed") == 1 })
 }
+
+// With auto-fix off, a tune through a running ctxfit names the command
+// that writes its value, and the tray's Fix now only when that ctxfit
+// shows a tray (a headless one offers none).
+func TestCLITuneAutoFixOffHeadless(t *testing.T) {
+	t.Parallel()
+	f := newDaemonFixture(t)
+	f.startDaemon(t, f.vars, "--auto-fix", "off")
+	waitAPI(t, f.stateDir, f.u)
+	code, out := ctxfitProc(t, f.vars, "tune", llama)
+	if code != 0 {
+		t.Fatalf("tune: exit %d", code)
+	}
+	if !strings.Contains(out, "Stored; `ctxfit fix all --host "+f.u+"` writes it") || strings.Contains(out, "tray") {
+		t.Errorf("a tune beside a headless ctxfit with auto-fix off says:\n%s\nwant the fix command, and no tray", out)
+	}
+}

@@ -426,7 +426,11 @@ func printApplied(e *env, u *url.URL, done *localapi.TuneEnded) {
 	}
 	switch {
 	case len(done.TooLarge) > 0 && !done.AutoFix:
-		fmt.Fprintf(e.stdout, "Stored; %s (or Fix now in the tray) writes it, or %s keeps every client fixed.\n", e.cmdline(u, "fix", "all"), e.cmdline(u, "set", "auto-fix", "on"))
+		tray := ""
+		if done.Tray {
+			tray = " (or Fix now in the tray)"
+		}
+		fmt.Fprintf(e.stdout, "Stored; %s%s writes it, or %s keeps every client fixed.\n", e.cmdline(u, "fix", "all"), tray, e.cmdline(u, "set", "auto-fix", "on"))
 	case len(done.TooLarge) > 0:
 		fmt.Fprintf(e.stdout, "Stored; auto-fix leaves those configs alone since you undid its fix: %s writes it.\n", fixCmd)
 	case len(done.Fixed) == 0 && done.Asking != nil && *done.Asking == 0:
