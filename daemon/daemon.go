@@ -743,6 +743,7 @@ func (d *Daemon) Tune(ctx context.Context, model string, progress func(string)) 
 		GPU:        gpu,
 		HostGPU:    hostGPU,
 		Companions: with,
+		Timeout:    ollama.Progress{NoFlags: true}, // the tray has no timeout flags
 		Progress: func(p tune.Probe) {
 			line := tune.ProbeLine(p)
 			d.hub.TuneProgress(model, line)

@@ -27,6 +27,17 @@ const (
 // line is no progress. Zero fields mean the defaults.
 type Progress struct {
 	First, Stall time.Duration
+	// NoFlags is set where the timeouts are not the command line's
+	// (a tune from the tray): a stall then names no flag.
+	NoFlags bool
+}
+
+// see returns the flag a stall names, "" with NoFlags.
+func (p Progress) see(flag string) string {
+	if p.NoFlags {
+		return ""
+	}
+	return " (see " + flag + ")"
 }
 
 func (p Progress) withDefaults() Progress {
@@ -52,9 +63,9 @@ func (p Progress) Watch(ctx context.Context, what string) (wctx context.Context,
 	fire := func(d time.Duration, first bool) func() {
 		return func() {
 			if first {
-				cancel(fmt.Errorf("%s: %w: no answer within %v (see --load-timeout)", what, ErrStalled, d))
+				cancel(fmt.Errorf("%s: %w: no answer within %v%s", what, ErrStalled, d, p.see("--load-timeout")))
 			} else {
-				cancel(fmt.Errorf("%s: %w: nothing more for %v (see --stall-timeout)", what, ErrStalled, d))
+				cancel(fmt.Errorf("%s: %w: nothing more for %v%s", what, ErrStalled, d, p.see("--stall-timeout")))
 			}
 		}
 	}
@@ -88,5 +99,5 @@ func Stalled(wctx context.Context) error {
 // models"), that ends after p.Stall; Stalled then reports it.
 func (p Progress) Request(ctx context.Context, what string) (context.Context, context.CancelFunc) {
 	p = p.withDefaults()
-	return context.WithTimeoutCause(ctx, p.Stall, fmt.Errorf("%s: %w: no answer within %v (see --stall-timeout)", what, ErrStalled, p.Stall))
+	return context.WithTimeoutCause(ctx, p.Stall, fmt.Errorf("%s: %w: no answer within %v%s", what, ErrStalled, p.Stall, p.see("--stall-timeout")))
 }
