@@ -88,7 +88,7 @@ type Config struct {
 	Headless bool
 	// HintEnv lists the environment assignments ("NAME=value") under which
 	// this daemon reads the client configs, when they differ from the
-	// user's (`ctxfit demo --together` points Continue at its own folder):
+	// user's (`ctxfit demo` points Continue at a folder of its own):
 	// every command its messages name carries them, and so do the hints
 	// of the commands that talk to it (localapi.Hello.Env).
 	HintEnv []string
