@@ -3,6 +3,7 @@ package clients
 import (
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/ctxfit/ctxfit/clients/edit"
@@ -200,7 +201,10 @@ func (c codexClient) Asks(in Input, t Target) ([]Ask, error) {
 }
 
 // redactDiff hides every value of a dry run's diff but the ones ctxfit
-// writes: provider tables can hold tokens in http_headers.
+// writes: provider tables can hold tokens in http_headers. Context lines
+// stay, with their values hidden too, and table headers stay whole, so
+// that the diff says which table ([profiles.NAME] or the root) changes
+// and its hunks keep the line counts their headers give.
 func (codexClient) redactDiff(diff string) string {
 	var b strings.Builder
 	for _, line := range strings.SplitAfter(diff, "\n") {
@@ -209,18 +213,29 @@ func (codexClient) redactDiff(diff string) string {
 		case body == "":
 		case strings.HasPrefix(body, "--- ") || strings.HasPrefix(body, "+++ ") || strings.HasPrefix(body, "@@"):
 			b.WriteString(body + "\n")
-		case strings.HasPrefix(body, "-") || strings.HasPrefix(body, "+"):
+		case strings.HasPrefix(body, "-") || strings.HasPrefix(body, "+") || strings.HasPrefix(body, " "):
 			k, _, ok := strings.Cut(body[1:], "=")
-			if key := strings.TrimSpace(k); ok && (key == "model" || key == "model_context_window") {
+			header := tomlHeader.FindString(body[1:])
+			switch key := strings.TrimSpace(k); {
+			case header != "":
+				b.WriteString(body[:1] + header + "\n")
+			case ok && (key == "model" || key == "model_context_window"):
 				b.WriteString(body + "\n")
-			} else if ok {
+			case ok:
 				b.WriteString(body[:1] + k + "= …\n")
-			} else {
+			default:
 				b.WriteString(body[:1] + "…\n")
 			}
 		}
 	}
 	return b.String()
 }
+
+// tomlHeader matches a table header at the start of a line, [a.b] or
+// [[a."b c"]], without its comment. Its first key must be bare: an
+// element of a multi-line array that is itself an array holds values, and
+// a bare word there is a number, boolean or date, never a string that may
+// be a secret (["token"] does not match).
+var tomlHeader = regexp.MustCompile(`^\[\[?\s*[A-Za-z0-9_-]+(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"\\]*"))*\s*\]\]?`)
 
 var _ diffRedacter = codexClient{}
