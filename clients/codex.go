@@ -217,6 +217,8 @@ func (codexClient) redactDiff(diff string) string {
 			k, _, ok := strings.Cut(body[1:], "=")
 			header := tomlHeader.FindString(body[1:])
 			switch key := strings.TrimSpace(k); {
+			case strings.TrimSpace(body[1:]) == "":
+				b.WriteString(body[:1] + "\n") // a blank line
 			case header != "":
 				b.WriteString(body[:1] + header + "\n")
 			case ok && (key == "model" || key == "model_context_window"):
