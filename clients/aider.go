@@ -243,6 +243,9 @@ func (c aiderClient) Edit(in Input, t Target) (Result, error) {
 	res := Result{Out: in.Src}
 	for _, e := range a.entries {
 		n, ok := t.tuned(e.model)
+		if ok && e.hasCtx {
+			n = in.keepContext(e.numCtx, n)
+		}
 		if !ok || (e.hasCtx && e.numCtx == n) {
 			continue
 		}
@@ -408,6 +411,7 @@ func (c aiderClient) Asks(in Input, t Target) ([]Ask, error) {
 			ctx = a.global
 		}
 		ask := Ask{Client: c.Name(), Path: in.Path, Where: e.where, Title: e.name, Model: e.model, Context: ctx, Tuned: n}
+		ask.kept = n > 0 && in.keepContext(ctx, n) != n
 		if a.global <= 0 { // aider/extra_params' num_ctx, when set, is what aider sends
 			ask.NotNumber = e.notNumber
 		}
@@ -422,7 +426,7 @@ func (c aiderClient) Asks(in Input, t Target) ([]Ask, error) {
 		}
 		model, _ := aiderModel(name)
 		n, _ := t.tuned(model)
-		asks = append(asks, Ask{Client: c.Name(), Path: in.Path, Where: aiderConfName, Title: name, Model: model, Context: a.global, Tuned: n})
+		asks = append(asks, Ask{Client: c.Name(), Path: in.Path, Where: aiderConfName, Title: name, Model: model, Context: a.global, Tuned: n, kept: n > 0 && in.keepContext(a.global, n) != n})
 	}
 	return asks, nil
 }

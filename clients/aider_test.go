@@ -8,7 +8,7 @@ import (
 )
 
 func TestAiderOverrideWarnings(t *testing.T) {
-	src := []byte("- name: ollama_chat/llama3.1:8b-instruct-fp16\n  extra_params:\n    num_ctx: 2048\n")
+	src := []byte("- name: ollama_chat/llama3.1:8b-instruct-fp16\n  extra_params:\n    num_ctx: 131072\n")
 	in := Input{Path: "/home/u/.aider.model.settings.yml", Src: src, Overrides: map[string][]byte{
 		"/repo/.aider.model.settings.yml": []byte("- name: ollama_chat/llama3.1:8b-instruct-fp16\n  edit_format: diff\n- name: ollama_chat/other\n"),
 		"/repo/.aider.conf.yml":           []byte("model-settings-file: team-models.yml\n"),

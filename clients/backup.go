@@ -54,7 +54,15 @@ type backupIndex struct {
 	// Undone is the fix the last Undo took back; it counts only while no
 	// fix came after it (undoneLast).
 	Undone *undoneEntry `json:"undone,omitempty"`
+	// Contexts are the context values the client's fixes wrote, newest
+	// last, at most maxWrote: a later fix raises them to a larger tuned
+	// value, where it keeps a smaller one the user wrote (Input.Wrote).
+	// Kept beyond the backups, which Keep bounds.
+	Contexts []int `json:"contexts,omitempty"`
 }
+
+// maxWrote bounds backupIndex.Contexts.
+const maxWrote = 64
 
 // undoneEntry is what an Undo did, kept until the next fix.
 type undoneEntry struct {
@@ -130,6 +138,23 @@ func (f *Fixer) loadIndex(dir string) (*backupIndex, error) {
 	return idx, nil
 }
 
+// wrote returns the contexts that c's fixes wrote (backupIndex.Contexts);
+// none when the list of backups cannot be read.
+func (f *Fixer) wrote(c Client) map[int]bool {
+	if f.StateDir == "" {
+		return nil
+	}
+	idx, err := f.loadIndex(f.backupDir(c))
+	if err != nil || len(idx.Contexts) == 0 {
+		return nil
+	}
+	m := make(map[int]bool, len(idx.Contexts))
+	for _, n := range idx.Contexts {
+		m[n] = true
+	}
+	return m
+}
+
 func (f *Fixer) saveIndex(dir string, idx *backupIndex) error {
 	b, err := json.MarshalIndent(idx, "", "  ")
 	if err != nil {
@@ -141,7 +166,7 @@ func (f *Fixer) saveIndex(dir string, idx *backupIndex) error {
 // saveBackup stores src, the version of path that a fix is about to
 // replace, and drops the oldest backups of path beyond Keep. The caller
 // holds c's lock.
-func (f *Fixer) saveBackup(c Client, path string, src []byte, wrote string) (string, error) {
+func (f *Fixer) saveBackup(c Client, path string, src []byte, wrote string, contexts []int) (string, error) {
 	if f.StateDir == "" {
 		return "", errors.New("internal error: no state directory for backups")
 	}
@@ -160,6 +185,14 @@ func (f *Fixer) saveBackup(c Client, path string, src []byte, wrote string) (str
 		return "", fmt.Errorf("back up %s: %w", path, err)
 	}
 	idx.Backups = append(idx.Backups, backupEntry{Path: path, File: name, Time: now, Wrote: wrote})
+	for _, n := range contexts {
+		if n > 0 && !slices.Contains(idx.Contexts, n) {
+			idx.Contexts = append(idx.Contexts, n)
+		}
+	}
+	if len(idx.Contexts) > maxWrote {
+		idx.Contexts = idx.Contexts[len(idx.Contexts)-maxWrote:]
+	}
 
 	// Keep the newest backups of each file.
 	n := 0

@@ -119,6 +119,10 @@ type Input struct {
 	// config means something else under a variable (aider's OLLAMA_API_BASE,
 	// Codex's CODEX_OSS_BASE_URL); nil reads nothing.
 	Getenv func(string) string
+	// Wrote holds the contexts that ctxfit's fixes of this client wrote
+	// (Fixer.wrote); a smaller context than the tuned one is the user's
+	// choice, which a fix keeps, unless it is one of these.
+	Wrote map[int]bool
 }
 
 // getenv returns the variable k of the client's environment, "" without one.
@@ -305,13 +309,34 @@ type Ask struct {
 	// whole number ctxfit can read: `contextLength is the string "abc"`.
 	// Context is 0 then, and a fix leaves the entry alone (NotNumberText).
 	NotNumber string `json:"not_a_number,omitempty"`
+	// kept says that the fix keeps Context, smaller than Tuned, as the
+	// user's choice (Input.keepContext).
+	kept bool
 }
+
+// keepContext returns the context a fix writes into an entry of a client
+// that sends num_ctx itself, which asks for cur (0 when unset), when n is
+// tuned: cur where the user chose a smaller one (it stays on the GPU, and
+// may leave room for another model or be faster), else n. A smaller value
+// that an earlier fix of this client wrote (in.Wrote) is ctxfit's, not the
+// user's: it gives way to n, so that a later, larger tune reaches the file.
+// Clients that reach Ollama through /v1 get n, the derived model's num_ctx.
+func (in Input) keepContext(cur, n int) int {
+	if cur > 0 && cur < n && !in.Wrote[cur] {
+		return cur
+	}
+	return n
+}
+
+// Kept reports whether the fix keeps the entry's Context, smaller than
+// Tuned, as the user's choice.
+func (a Ask) Kept() bool { return a.kept }
 
 // Differs reports whether the entry's values are not the tuned ones, so that
 // a fix would change them. An entry whose context is not a number is left
 // alone by the fix, so it does not differ.
 func (a Ask) Differs() bool {
-	return a.Tuned > 0 && a.NotNumber == "" && (a.Context != a.Tuned || (a.WantMaxTokens > 0 && a.MaxTokens != a.WantMaxTokens) ||
+	return a.Tuned > 0 && a.NotNumber == "" && ((a.Context != a.Tuned && !a.kept) || (a.WantMaxTokens > 0 && a.MaxTokens != a.WantMaxTokens) ||
 		(a.Derived != "" && a.Derived != a.Model))
 }
 

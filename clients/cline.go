@@ -154,6 +154,7 @@ func (c clineClient) Edit(in Input, t Target) (Result, error) {
 		return res, nil
 	}
 	maxTokens := s.maxTokens
+	n = in.keepContext(s.context, n)
 	if s.context != n {
 		if err := s.jd.Set(s.settings, s.path, n, "contextWindow"); err != nil {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("%s: left as it is, because %v; set contextWindow %d in Cline's settings", clineWhere, err, n))
@@ -191,7 +192,8 @@ func (c clineClient) Asks(in Input, t Target) ([]Ask, error) {
 	}
 	n, _ := t.tuned(s.model)
 	a := Ask{Client: c.Name(), Path: in.Path, Where: clineWhere, Model: s.model, Context: s.context, MaxTokens: s.maxTokens, Tuned: n, NotNumber: s.notNumber}
-	a.WantMaxTokens = WantMaxTokens(s.maxTokens, 0, n)
+	a.kept = n > 0 && in.keepContext(s.context, n) != n
+	a.WantMaxTokens = WantMaxTokens(s.maxTokens, 0, in.keepContext(s.context, n))
 	return []Ask{a}, nil
 }
 

@@ -316,6 +316,8 @@ func (c continueClient) Edit(in Input, t Target) (Result, error) {
 		model := e.model
 		if yd != nil && len(in.V1Readers) > 0 { // Continue's CLI reads only config.yaml and sends no num_ctx
 			model = t.derived(e.model, n)
+		} else {
+			n = in.keepContext(e.asks(), n)
 		}
 		changed, err := c.editEntry(jd, yd, e, n, continueWantMaxTokens(in, e.maxTokens, n), model)
 		if err != nil {
@@ -511,6 +513,9 @@ func (c continueClient) Asks(in Input, t Target) ([]Ask, error) {
 			Model: e.model, Context: e.asks(), MaxTokens: e.maxTokens, Tuned: n, WantMaxTokens: continueWantMaxTokens(in, e.maxTokens, n), NotNumber: e.notNumber}
 		if n > 0 && isYAML(in.Path) && len(in.V1Readers) > 0 {
 			a.Derived = t.derived(e.model, n)
+		} else {
+			a.kept = n > 0 && in.keepContext(a.Context, n) != n
+			a.WantMaxTokens = continueWantMaxTokens(in, e.maxTokens, in.keepContext(a.Context, n))
 		}
 		asks = append(asks, a)
 	}

@@ -236,7 +236,7 @@ func (f *Fixer) plan(ctx context.Context, c Client, t Target) (*plan, error) {
 	if err := f.writable(c, files.Config, real, info); err != nil {
 		return nil, err
 	}
-	in := Input{Path: files.Config, Src: src, Overrides: readOverrides(files), V1Readers: files.V1Readers, Getenv: f.Env.Getenv}
+	in := Input{Path: files.Config, Src: src, Overrides: readOverrides(files), V1Readers: files.V1Readers, Getenv: f.Env.Getenv, Wrote: f.wrote(c)}
 	t, _, setWarns := t.forClient(c, in)
 	res, err := c.Edit(in, t)
 	if err != nil {
@@ -289,7 +289,7 @@ func (f *Fixer) Asks(c Client, t Target) (Files, []Ask, error) {
 	if err != nil {
 		return files, nil, err
 	}
-	in := Input{Path: files.Config, Src: src, Overrides: readOverrides(files), V1Readers: files.V1Readers, Getenv: f.Env.Getenv}
+	in := Input{Path: files.Config, Src: src, Overrides: readOverrides(files), V1Readers: files.V1Readers, Getenv: f.Env.Getenv, Wrote: f.wrote(c)}
 	t, g, _ := t.forClient(c, in)
 	asks, err := c.Asks(in, t)
 	for i := range asks {
@@ -332,7 +332,13 @@ func (f *Fixer) replace(c Client, p *plan, content []byte, backup bool) (saved s
 		return "", fmt.Errorf("close %s: %w", tmp.Name(), err)
 	}
 	if backup {
-		if saved, err = f.saveBackup(c, p.files.Config, p.src, hash(content)); err != nil {
+		var contexts []int
+		for _, ch := range p.res.Changes {
+			if ch.NewContext != ch.OldContext { // a context kept as the user's is not ctxfit's
+				contexts = append(contexts, ch.NewContext)
+			}
+		}
+		if saved, err = f.saveBackup(c, p.files.Config, p.src, hash(content), contexts); err != nil {
 			return "", err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -472,5 +473,43 @@ func TestAllAsks(t *testing.T) {
 	want := "Continue asks llama3.1:8b-instruct-fp16 for 131072 tokens; 24576 stays on the GPU"
 	if len(over) != 1 || over[0] != want {
 		t.Errorf("too large: %q, want [%q]", over, want)
+	}
+}
+
+// TestFixKeepsTheUsersSmallerContext: a context the user set below the
+// tuned one is kept, by a fix and by a later fix after a larger tune, while
+// a value ctxfit wrote itself follows the new tune; and the entry the fix
+// keeps does not count as asking for something else.
+func TestFixKeepsTheUsersSmallerContext(t *testing.T) {
+	h := newTestHome(t)
+	p := filepath.Join(h.dir, "config.json")
+	src := `{"models": [
+  {"title": "big", "provider": "ollama", "model": "llama3.1:8b-instruct-fp16", "contextLength": 131072},
+  {"title": "mine", "provider": "ollama", "model": "llama3.1:8b-instruct-fp16", "contextLength": 8192, "completionOptions": {"maxTokens": 2048}}
+]}
+`
+	if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := h.fixer()
+	at := func(n int) Target {
+		return Target{Host: ollamahost.Parse(""), Tuned: func(string) (int, bool) { return n, true }}
+	}
+	for _, n := range []int{16384, 32768} {
+		rep, err := f.Fix(context.Background(), continueClient{}, at(n), false)
+		if err != nil || !rep.Written {
+			t.Fatalf("fix at %d: %+v, %v", n, rep, err)
+		}
+		got := read(t, p)
+		if want := fmt.Sprintf(`"title": "big", "provider": "ollama", "model": "llama3.1:8b-instruct-fp16", "contextLength": %d}`, n); !bytes.Contains(got, []byte(want)) {
+			t.Errorf("after the fix at %d the big entry is not at it:\n%s", n, got)
+		}
+		if !bytes.Contains(got, []byte(`"contextLength": 8192, "completionOptions": {"maxTokens": 2048}`)) {
+			t.Errorf("the fix at %d replaced the user's smaller context:\n%s", n, got)
+		}
+		_, asks, err := f.Asks(continueClient{}, at(n))
+		if err != nil || len(asks) != 2 || asks[0].Differs() || asks[1].Differs() {
+			t.Errorf("after the fix at %d: asks %+v, %v; want two that do not differ", n, asks, err)
+		}
 	}
 }

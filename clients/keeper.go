@@ -327,7 +327,7 @@ func (k *Keeper) check(ctx context.Context, c Client, reason why) (*Report, erro
 
 	// Entries whose context is not a number: said once per content,
 	// whether or not auto-fix is on, since no fix changes them.
-	in := Input{Path: files.Config, Src: src, Overrides: readOverrides(files), V1Readers: files.V1Readers, Getenv: k.Fixer.Env.Getenv}
+	in := Input{Path: files.Config, Src: src, Overrides: readOverrides(files), V1Readers: files.V1Readers, Getenv: k.Fixer.Env.Getenv, Wrote: k.Fixer.wrote(c)}
 	ct, _, _ := t.forClient(c, in)
 	asks, asksErr := c.Asks(in, ct)
 	var nan []Ask

@@ -135,6 +135,9 @@ func TestFixTogether(t *testing.T) {
 		want    map[string]int            // contextLength per model afterwards
 		beside  map[string][]string
 		warning string
+		// kept are the models whose smaller context (4096, the user's)
+		// the fix keeps, though want, their tuned value, is larger.
+		kept map[string]bool
 	}{
 		{
 			name:  "joint tune",
@@ -147,6 +150,7 @@ func TestFixTogether(t *testing.T) {
 			name:    "never tuned together",
 			want:    map[string]int{"llama3.1:8b": 32768, "qwen2.5-coder:1.5b": 32768},
 			warning: "llama3.1:8b's tuned value 32768 was measured alone",
+			kept:    map[string]bool{"qwen2.5-coder:1.5b": true},
 		},
 	}
 	for _, tt := range tests {
@@ -198,6 +202,12 @@ func TestFixTogether(t *testing.T) {
 				got[c.Model] = c.NewContext
 			}
 			for m, n := range tt.want {
+				if tt.kept[m] {
+					if got[m] != 0 && got[m] != 4096 {
+						t.Errorf("%s: fixed to %d, want the user's smaller 4096 kept (changes %+v)", m, got[m], rep.Changes)
+					}
+					continue
+				}
 				if n == 4096 { // already asks for it: unchanged
 					continue
 				}

@@ -214,6 +214,9 @@ func (c zedClient) Edit(in Input, t Target) (Result, error) {
 	}
 	for _, e := range z.entries {
 		n, ok := t.tuned(e.name)
+		if ok {
+			n = in.keepContext(e.maxTokens, n)
+		}
 		if !ok || e.maxTokens == n {
 			continue
 		}
@@ -302,7 +305,7 @@ func (c zedClient) Asks(in Input, t Target) ([]Ask, error) {
 		if z.window > 0 {
 			ctx = z.window
 		}
-		a := Ask{Client: c.Name(), Path: in.Path, Where: e.where, Title: e.display, Model: e.name, Context: ctx, Tuned: n}
+		a := Ask{Client: c.Name(), Path: in.Path, Where: e.where, Title: e.display, Model: e.name, Context: ctx, Tuned: n, kept: n > 0 && in.keepContext(ctx, n) != n}
 		if z.window <= 0 { // context_window, when set, is what Zed sends
 			a.NotNumber = e.notNumber
 		}
@@ -313,7 +316,7 @@ func (c zedClient) Asks(in Input, t Target) ([]Ask, error) {
 			continue
 		}
 		n, _ := t.tuned(p.model)
-		asks = append(asks, Ask{Client: c.Name(), Path: in.Path, Where: p.where, Model: p.model, Context: z.window, Tuned: n})
+		asks = append(asks, Ask{Client: c.Name(), Path: in.Path, Where: p.where, Model: p.model, Context: z.window, Tuned: n, kept: n > 0 && in.keepContext(z.window, n) != n})
 	}
 	return asks, nil
 }

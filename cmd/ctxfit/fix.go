@@ -592,6 +592,9 @@ func runClients(ctx context.Context, e *env, args []string) error {
 				line += "; not tuned yet"
 			case a.Differs():
 				line += fmt.Sprintf("; tuned %d%s", a.Tuned, beside)
+				if a.Kept() {
+					line += ", its smaller context kept"
+				}
 				if a.WantMaxTokens > 0 {
 					line += fmt.Sprintf(", maxTokens %d", a.WantMaxTokens)
 				}
@@ -602,6 +605,8 @@ func runClients(ctx context.Context, e *env, args []string) error {
 					line += " (spills)"
 				}
 				differs = true
+			case a.Kept():
+				line += fmt.Sprintf("; tuned %d%s, its smaller context kept", a.Tuned, beside)
 			default:
 				line += "; tuned" + beside + ", as it should"
 			}
