@@ -509,18 +509,25 @@ func besideKeys(names []string) []string {
 // to need at most half of ram, the smallest candidate when ram is 0 or
 // nothing predicts the size.
 func safeContext(p *tunePlan, ram int64) int {
-	safe := p.step
 	if ram <= 0 {
-		return safe
+		return p.step
 	}
+	return largestPredicted(p, func(c int, size float64) bool { return size <= float64(ram)/2 })
+}
+
+// largestPredicted returns the largest candidate context up to which every
+// candidate's predicted size satisfies ok, the smallest candidate when none
+// does or nothing predicts the size.
+func largestPredicted(p *tunePlan, ok func(c int, size float64) bool) int {
+	largest := p.step
 	for c := p.step; c <= p.max; c += p.step {
 		s := p.sizeAt(c)
-		if math.IsNaN(s) || s > float64(ram)/2 {
+		if math.IsNaN(s) || !ok(c, s) {
 			break
 		}
-		safe = c
+		largest = c
 	}
-	return safe
+	return largest
 }
 
 // gpuGuard keeps a tune safe on a server whose GPU is not known yet: the
@@ -557,15 +564,9 @@ func (g *gpuGuard) next(p *tunePlan) (ctx int, done bool) {
 // CPU-only server as the smallest context would, while a GPU measures
 // itself there better; the smallest candidate when nothing predicts.
 func checkContext(p *tunePlan) int {
-	safe := p.step
-	for c := 2 * p.step; c <= p.max; c += p.step {
-		s := p.sizeAt(c)
-		if math.IsNaN(s) || p.gpuFloor(Probe{Context: c, Size: int64(s)}) > minGPU/2 {
-			break
-		}
-		safe = c
-	}
-	return safe
+	return largestPredicted(p, func(c int, size float64) bool {
+		return c == p.step || p.gpuFloor(Probe{Context: c, Size: int64(size)}) <= minGPU/2
+	})
 }
 
 // after takes the load pr, which p has recorded, and reports whether it

@@ -54,15 +54,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	if err := sim.Load(demoModel, demoContext, gpusim.Forever); err != nil {
 		return fmt.Errorf("load %s in the simulator: %w", demoModel, err)
 	}
-	// Continue asks for the model's whole context, in a config of the
-	// demo's own, which its ctxfit reads and every command it names
-	// carries (see runDemoTogether).
-	dir, err := os.MkdirTemp("", "ctxfit-demo-continue-")
-	if err != nil {
-		return fmt.Errorf("create the demo's Continue folder: %w", err)
-	}
-	defer os.RemoveAll(dir)
-	config := filepath.Join(dir, "config.yaml")
+	// Continue asks for the model's whole context.
 	src := fmt.Sprintf(`# Written by ctxfit demo: Continue asks for the model's whole context,
 # which does not fit on the Mac's GPU.
 name: ctxfit demo
@@ -77,23 +69,15 @@ models:
     defaultCompletionOptions:
       contextLength: %d
 `, demoModel, url, demoContext)
-	if err := os.WriteFile(config, []byte(src), 0o644); err != nil {
-		return fmt.Errorf("write the demo's Continue config: %w", err)
+	de, config, err := demoContinue(e, "config.yaml", src)
+	if err != nil {
+		return err
 	}
+	defer os.RemoveAll(filepath.Dir(config))
 	u, err := neturl.Parse(url)
 	if err != nil {
 		return err
 	}
-	de := *e
-	de.getenv = func(k string) string {
-		if k == "CONTINUE_GLOBAL_DIR" {
-			return dir
-		}
-		return e.getenv(k)
-	}
-	// Its ctxfit's messages name commands as it was started, with the
-	// demo's Continue folder.
-	de.demo, de.hintEnv = true, []string{"CONTINUE_GLOBAL_DIR=" + dir}
 	fmt.Fprintf(e.stdout, `ctxfit demo: a simulated Ollama on a 32 GB Mac (unified memory) listens at %s
 %s is loaded at num_ctx %d, as Continue's config (%s)
 asks for it, and spills onto the CPU.
@@ -116,6 +100,36 @@ Press Ctrl-C to stop.
 		de.hint(u, "gpu-limit", "set", "24576"), de.hint(u, "tune", demoModel))
 	o.host, o.hosts = url, nil // the simulator alone, whatever --host said
 	return de.watch(ctx, o)
+}
+
+// demoContinue writes a demo's Continue config, src, as name in a folder
+// of its own, and returns e as the demo's ctxfit runs: it reads that
+// config, not the user's (without it, it would see no client asking the
+// simulator for anything, and a tune would report every config as
+// already fitting), and every command the demo names, its ctxfit's
+// messages and the hints of the commands that talk to it
+// (localapi.Hello.Env) carry CONTINUE_GLOBAL_DIR, so that each works when
+// copied as printed. The caller removes the folder.
+func demoContinue(e *env, name, src string) (de env, config string, err error) {
+	dir, err := os.MkdirTemp("", "ctxfit-demo-continue-")
+	if err != nil {
+		return env{}, "", fmt.Errorf("create the demo's Continue folder: %w", err)
+	}
+	config = filepath.Join(dir, name)
+	if err := os.WriteFile(config, []byte(src), 0o644); err != nil {
+		os.RemoveAll(dir)
+		return env{}, "", fmt.Errorf("write the demo's Continue config: %w", err)
+	}
+	de = *e
+	de.getenv = func(k string) string {
+		if k == "CONTINUE_GLOBAL_DIR" {
+			return dir
+		}
+		return e.getenv(k)
+	}
+	// Its ctxfit's messages name commands as it was started.
+	de.demo, de.hintEnv = true, []string{"CONTINUE_GLOBAL_DIR=" + dir}
+	return de, config, nil
 }
 
 func isAddrInUse(err error) bool {

@@ -54,12 +54,6 @@ func runDemoTogether(ctx context.Context, e *env, o runOptions, listen string, e
 			alone = c
 		}
 	}
-	dir, err := os.MkdirTemp("", "ctxfit-demo-continue-")
-	if err != nil {
-		return fmt.Errorf("create the demo's Continue folder: %w", err)
-	}
-	defer os.RemoveAll(dir)
-	config := filepath.Join(dir, "config.json")
 	src := fmt.Sprintf(`{
   // Written by ctxfit demo --together: the chat model's context was tuned alone.
   "models": [
@@ -68,28 +62,15 @@ func runDemoTogether(ctx context.Context, e *env, o runOptions, listen string, e
   "tabAutocompleteModel": {"title": "Autocomplete", "provider": "ollama", "model": %q, "apiBase": %q, "contextLength": %d},
 }
 `, togetherChatModel, base, alone, togetherACModel, base, togetherACContext)
-	if err := os.WriteFile(config, []byte(src), 0o644); err != nil {
-		return fmt.Errorf("write the demo's Continue config: %w", err)
+	de, config, err := demoContinue(e, "config.json", src)
+	if err != nil {
+		return err
 	}
-
+	defer os.RemoveAll(filepath.Dir(config))
 	u, err := url.Parse(base)
 	if err != nil {
 		return err
 	}
-	// The demo's ctxfit reads the demo's Continue config, not the user's:
-	// without it, it would see no client asking the simulator for anything,
-	// and a tune would report every config as already fitting. Every
-	// command the demo names, and its ctxfit's messages and the hints of
-	// the commands that talk to it (localapi.Hello.Env), carry the same
-	// variable, so that each works when copied as printed.
-	de := *e
-	de.getenv = func(k string) string {
-		if k == "CONTINUE_GLOBAL_DIR" {
-			return dir
-		}
-		return e.getenv(k)
-	}
-	de.demo, de.hintEnv = true, []string{"CONTINUE_GLOBAL_DIR=" + dir}
 
 	fmt.Fprintf(e.stdout, `ctxfit demo --together: a simulated Ollama with a 24 GB GPU listens at %[1]s
 Continue's config (%[2]s) uses %[3]s for chat at contextLength %[4]d,
